@@ -1,0 +1,1 @@
+"""certflow: BPMN-driven workflow automation for certifying career professionals."""

@@ -1,0 +1,91 @@
+"""One settings object for every process (web, worker, beat, CLI), validated at start.
+
+Values come from the environment (``DATABASE_URL``, ``REDIS_URL`` and ``CERTFLOW_*``) or a
+``.env`` file. A production configuration that still carries a development default refuses
+to start, rather than run insecurely.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+DEV_SECRET = "dev-only-secret-change-me"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CERTFLOW_", env_file=".env", extra="ignore")
+
+    env: Literal["development", "test", "production"] = "development"
+    secret_key: str = DEV_SECRET
+    var_dir: Path = ROOT / "var"
+    processes_dir: Path = ROOT / "processes"
+
+    # Not prefixed: these are the names operators and platforms expect.
+    database_url: str = Field(default="", validation_alias="DATABASE_URL")
+    redis_url: str = Field(default="", validation_alias="REDIS_URL")
+
+    # Time may be moved forward only where it is allowed (tests, the demo).
+    clock_controllable: bool = True
+
+    job_max_attempts: int = 5
+    job_backoff_seconds: float = 2.0
+    # A job still unclaimed this long after it was written is published again.
+    sweep_after_seconds: float = 30.0
+    beat_interval_seconds: float = 2.0
+
+    certificate_validity_years: int = 3
+
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_tls: bool = False
+    smtp_user: str = ""
+    smtp_password: str = ""
+    mail_from: str = "CMI Bureau <bureau@cmi-loopbaanprofessional.example>"
+
+    supplier_name: str = "Stichting CMI"
+    supplier_address: str = "Postbus 1234, 3500 AA Utrecht, Nederland"
+    supplier_vat_id: str = "NL001234567B01"
+    supplier_kvk: str = "12345678"
+    supplier_iban: str = "NL91ABNA0417164300"
+    supplier_bic: str = "ABNANL2A"
+
+    @model_validator(mode="after")
+    def _fill_defaults_and_refuse_unsafe(self) -> "Settings":
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.var_dir / 'certflow.sqlite'}"
+        if self.env == "production":
+            if self.secret_key == DEV_SECRET:
+                raise ValueError("CERTFLOW_SECRET_KEY must be set in production")
+            if self.clock_controllable:
+                raise ValueError("CERTFLOW_CLOCK_CONTROLLABLE must be false in production")
+        return self
+
+    @property
+    def broker_url(self) -> str:
+        """Redis when configured; otherwise kombu's SQLAlchemy transport on a local SQLite file,
+        so the embedded default runs a real worker with no server to install."""
+        if self.redis_url:
+            return self.redis_url
+        return f"sqla+sqlite:///{self.var_dir / 'broker.sqlite'}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    settings = Settings()
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    return settings
+
+
+def reset_settings() -> None:
+    """Forget the cached settings (tests change the environment between cases)."""
+    get_settings.cache_clear()

@@ -1,0 +1,188 @@
+"""Runtime tables: definitions, instances and the projections derived from their state.
+
+The engine state in ``instances.state`` is the truth. ``human_tasks``, ``jobs`` (the outbox),
+``subscriptions`` and ``instances.next_due_at`` are projections rewritten from that state on
+every save (see certflow.engine.projections), so queries never deserialize an instance.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from certflow.store.base import Base, new_id
+
+
+class Definition(Base):
+    """One deployed version of one process. Immutable once written."""
+
+    __tablename__ = "definitions"
+    __table_args__ = (
+        UniqueConstraint("process_id", "version"),
+        UniqueConstraint("process_id", "content_hash"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    process_id: Mapped[str] = mapped_column(String(200), index=True)
+    version: Mapped[int]
+    name: Mapped[str] = mapped_column(String(300))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    # The source files as deployed ({relative path: text}), for the modeler and for audit.
+    sources: Mapped[dict[str, Any]]
+    # The serialized spec (SpiffWorkflow's dict form), stored once per version.
+    spec: Mapped[dict[str, Any]]
+    # JSON Schemas of the user-task forms, by form file name.
+    forms: Mapped[dict[str, Any]]
+    # Per-element metadata the runtime needs without the engine: lanes, operators, due rules.
+    elements: Mapped[dict[str, Any]]
+    deployed_at: Mapped[datetime]
+    deployed_by: Mapped[str] = mapped_column(String(100))
+
+
+class Instance(Base):
+    __tablename__ = "instances"
+    __table_args__ = (Index("ix_instances_due", "next_due_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    definition_id: Mapped[int] = mapped_column(ForeignKey("definitions.id"), index=True)
+    process_id: Mapped[str] = mapped_column(String(200), index=True)
+    business_key: Mapped[str] = mapped_column(String(200), index=True)
+    # running | completed | cancelled
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    state: Mapped[dict[str, Any]]
+    serializer_version: Mapped[str] = mapped_column(String(20))
+    # Optimistic version: bumped on every save; a save that finds another version fails.
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    next_due_at: Mapped[datetime | None]
+    has_incident: Mapped[bool] = mapped_column(default=False)
+    started_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+
+    definition: Mapped[Definition] = relationship(lazy="joined")
+
+
+class HumanTask(Base):
+    """A ready user task in the queue. Claims survive re-projection of the same task id."""
+
+    __tablename__ = "human_tasks"
+    __table_args__ = (
+        Index("ix_human_tasks_group_due", "candidate_group", "due_at"),
+        Index("ix_human_tasks_assignee_due", "assignee", "due_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # the engine task id
+    instance_id: Mapped[str] = mapped_column(
+        ForeignKey("instances.id", ondelete="CASCADE"), index=True
+    )
+    process_id: Mapped[str] = mapped_column(String(200))
+    business_key: Mapped[str] = mapped_column(String(200))
+    element_id: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(String(300))
+    candidate_group: Mapped[str | None] = mapped_column(String(100))
+    assignee: Mapped[str | None] = mapped_column(String(100))
+    form: Mapped[str | None] = mapped_column(String(200))
+    priority: Mapped[int] = mapped_column(Integer, default=50)
+    due_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    claimed_at: Mapped[datetime | None]
+
+
+class Job(Base):
+    """The transactional outbox: one row per attempt of one service task."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_status_available", "status", "available_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # instance:task:attempt — the handler's side effects are keyed by it.
+    idempotency_key: Mapped[str] = mapped_column(String(120), unique=True)
+    instance_id: Mapped[str] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"), index=True)
+    task_id: Mapped[str] = mapped_column(String(36))
+    element_id: Mapped[str] = mapped_column(String(200))
+    operator: Mapped[str] = mapped_column(String(200))
+    params: Mapped[dict[str, Any]]
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    # pending (written, not yet published) | published | done | failed | stale
+    status: Mapped[str] = mapped_column(String(20))
+    available_at: Mapped[datetime]
+    published_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+class Incident(Base):
+    __tablename__ = "incidents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    instance_id: Mapped[str] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"), index=True)
+    task_id: Mapped[str] = mapped_column(String(36))
+    element_id: Mapped[str] = mapped_column(String(200))
+    operator: Mapped[str] = mapped_column(String(200))
+    error: Mapped[str] = mapped_column(Text)
+    traceback: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer)
+    # open | retried | skipped
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    created_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]
+    resolved_by: Mapped[str | None] = mapped_column(String(100))
+
+
+class Subscription(Base):
+    """A waiting message catch event: which message, correlated on which key."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (Index("ix_subscriptions_route", "message_name", "correlation_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    instance_id: Mapped[str] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"), index=True)
+    message_name: Mapped[str] = mapped_column(String(200))
+    correlation_key: Mapped[str] = mapped_column(String(400))
+
+
+class AuditEvent(Base):
+    """Append-only: who did what to which instance and task, and when."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    instance_id: Mapped[str] = mapped_column(String(32), index=True)
+    task_id: Mapped[str | None] = mapped_column(String(36))
+    element_id: Mapped[str | None] = mapped_column(String(200))
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(50))
+    detail: Mapped[dict[str, Any]]
+    at: Mapped[datetime] = mapped_column(index=True)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    username: Mapped[str] = mapped_column(String(100), primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(200))
+    language: Mapped[str] = mapped_column(String(5), default="nl")
+    # {"street", "postal_code", "city", "country"}; invoices refuse a customer without one.
+    address: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    newsletter_opt_out: Mapped[bool] = mapped_column(default=False)
+    # SHA-256 of the API token; the token itself is shown once.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    is_staff: Mapped[bool] = mapped_column(default=False)
+    groups: Mapped[list[Any]]
+    created_at: Mapped[datetime]
+
+
+class ClockOffset(Base):
+    """The shared offset of the controllable clock (one row), so web, worker and beat agree."""
+
+    __tablename__ = "clock_offset"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    offset_seconds: Mapped[float] = mapped_column(default=0.0)
