@@ -13,6 +13,7 @@ passes against the handler's input model, so an unknown name fails at deploy, no
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,8 +26,6 @@ from certflow.settings import Settings
 
 In = TypeVar("In", bound=BaseModel)
 
-# Modules imported by load_all(); each registers its handlers on import.
-MODULES = ("email", "invoicing", "payments", "certificates", "register")
 
 
 @dataclass(frozen=True)
@@ -90,8 +89,10 @@ def handler(name: str) -> Callable[[Callable[[HandlerContext, In], dict[str, Any
 
 
 def load_all() -> dict[str, Handler[Any]]:
-    for module in MODULES:
-        importlib.import_module(f"handlers.{module}")
+    """Import every module of this package; each registers its handlers on import."""
+    for module in pkgutil.iter_modules(__path__):
+        if not module.name.startswith("_"):
+            importlib.import_module(f"handlers.{module.name}")
     return REGISTRY
 
 

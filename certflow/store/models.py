@@ -58,12 +58,14 @@ class Instance(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     next_due_at: Mapped[datetime | None]
     has_incident: Mapped[bool] = mapped_column(default=False)
+    __mapper_args__ = {"version_id_col": version}
     started_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]
 
-    definition: Mapped[Definition] = relationship(lazy="joined")
+    # Loaded only on a spec-cache miss: the definition row is large and immutable.
+    definition: Mapped[Definition] = relationship(lazy="raise")
 
 
 class HumanTask(Base):

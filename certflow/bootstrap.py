@@ -1,0 +1,49 @@
+"""Wiring: the one Engine of a process, with the broker publisher when there is one."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from sqlalchemy import inspect
+
+from certflow.engine.facade import Engine
+from certflow.engine.runtime import Publisher
+from certflow.settings import get_settings
+from certflow.store.all_models import metadata
+from certflow.store.db import get_engine, session_factory
+
+
+def build_engine(publisher: Publisher | None = None, database_url: str | None = None) -> Engine:
+    settings = get_settings()
+    return Engine(settings, session_factory(database_url), publisher)
+
+
+@lru_cache(maxsize=1)
+def engine() -> Engine:
+    """The process's engine, publishing jobs to Celery."""
+    from worker.app import publish
+
+    return build_engine(publish)
+
+
+def migrate(database_url: str | None = None) -> None:
+    """Bring the schema to head with Alembic."""
+    from alembic import command
+    from alembic.config import Config
+
+    from certflow.settings import ROOT
+
+    url = database_url or get_settings().database_url
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "certflow" / "store" / "migrations"))
+    config.attributes["database_url"] = url
+    command.upgrade(config, "head")
+
+
+def create_schema(database_url: str | None = None) -> None:
+    """For tests: create every table directly (fast), skipping Alembic."""
+    metadata.create_all(get_engine(database_url))
+
+
+def schema_exists(database_url: str | None = None) -> bool:
+    return inspect(get_engine(database_url)).has_table("instances")

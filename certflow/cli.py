@@ -1,0 +1,274 @@
+"""``certflow``: the command line over the engine facade.
+
+Commands act as a user (``--as USERNAME``; default the built-in ``system`` staff account) and
+obey the same rules as the HTTP API. Errors print one clear line and exit with status 1.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from functools import wraps
+from typing import Any, Callable
+
+import click
+
+from certflow.engine.dto import to_json
+from certflow.engine.errors import CertflowError
+from certflow.engine.facade import Actor
+
+
+def _engine() -> Any:
+    from certflow.bootstrap import engine
+
+    return engine()
+
+
+def _actor(username: str | None) -> Actor:
+    if not username:
+        return Actor.system()
+    from certflow.store.db import session_scope
+    from certflow.store.models import User
+    from certflow.users import actor_of
+
+    with session_scope() as session:
+        user = session.get(User, username)
+        if user is None:
+            raise click.ClickException(f"no user {username!r}")
+        return actor_of(user)
+
+
+def _print(value: Any) -> None:
+    click.echo(json.dumps(to_json(value), indent=2, ensure_ascii=False, default=str))
+
+
+def _json_arg(text: str | None, what: str) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"{what} is not JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise click.BadParameter(f"{what} must be a JSON object")
+    return value
+
+
+def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except CertflowError as exc:
+            raise click.ClickException(exc.message) from exc
+
+    return wrapper
+
+
+as_option = click.option("--as", "as_user", metavar="USERNAME", help="Act as this user (default: system staff).")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """certflow: BPMN workflows for certifying career professionals.
+
+    Start here: `certflow run` (everything, embedded), then `certflow tasks --as office`.
+    """
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True)
+@click.option("--workers", default=1, show_default=True, help="Celery worker processes.")
+def run(host: str, port: int, workers: int) -> None:
+    """Migrate, deploy processes/, create demo users, then run web + worker + beat."""
+    from certflow.launcher import run_all
+
+    run_all(host, port, workers)
+
+
+@main.command()
+def migrate() -> None:
+    """Bring the database schema up to date."""
+    from certflow.bootstrap import migrate as do_migrate
+
+    do_migrate()
+    click.echo("database is up to date")
+
+
+@main.command()
+@click.option("--only", multiple=True, help="Deploy only these process folders.")
+@as_option
+@friendly
+def deploy(only: tuple[str, ...], as_user: str | None) -> None:
+    """Validate every folder in processes/ and store changed ones as new versions."""
+    for d in _engine().deploy(_actor(as_user), only=list(only) or None):
+        click.echo(f"{d.process_id}: version {d.version} ({'new' if d.created else 'unchanged'})")
+
+
+@main.command()
+@click.argument("process_id")
+@click.argument("business_key")
+@click.option("--data", help="Start data as a JSON object.")
+@as_option
+@friendly
+def start(process_id: str, business_key: str, data: str | None, as_user: str | None) -> None:
+    """Start an instance of PROCESS_ID identified by BUSINESS_KEY."""
+    _print(_engine().start(_actor(as_user), process_id, business_key, _json_arg(data, "--data")))
+
+
+@main.command()
+@click.option("--process", help="Only this process.")
+@click.option("--group", help="Only this candidate group.")
+@click.option("--overdue/--not-overdue", default=None)
+@as_option
+@friendly
+def tasks(process: str | None, group: str | None, overdue: bool | None, as_user: str | None) -> None:
+    """Your inbox: tasks assigned to you and unassigned ones in your groups, due first."""
+    for t in _engine().inbox(_actor(as_user), process, group, overdue):
+        due = t.due_at.strftime("%Y-%m-%d") if isinstance(t.due_at, datetime) else "-"
+        flag = " OVERDUE" if t.overdue else ""
+        click.echo(f"{t.id}  {due}{flag}  [{t.candidate_group}] {t.title} — {t.process_id}/{t.business_key}"
+                   f"  ({t.assignee or 'unassigned'})")
+
+
+@main.command()
+@click.argument("task_id")
+@as_option
+@friendly
+def claim(task_id: str, as_user: str | None) -> None:
+    """Claim a task so that only you work on it."""
+    _print(_engine().claim(_actor(as_user), task_id))
+
+
+@main.command()
+@click.argument("task_id")
+@click.option("--data", required=True, help="Form data as a JSON object.")
+@as_option
+@friendly
+def complete(task_id: str, data: str, as_user: str | None) -> None:
+    """Complete a task with its form data (checked against the task's form)."""
+    _print(_engine().complete(_actor(as_user), task_id, _json_arg(data, "--data")))
+
+
+@main.command()
+@click.argument("name")
+@click.option("--correlate", help="KEY=VALUE the waiting instance is correlated on.")
+@click.option("--business-key", help="Correlate on the business key instead.")
+@click.option("--payload", help="Message payload as a JSON object.")
+@as_option
+@friendly
+def message(name: str, correlate: str | None, business_key: str | None, payload: str | None, as_user: str | None) -> None:
+    """Deliver message NAME (e.g. payment_received --correlate invoice_number=2026-000001)."""
+    correlation = dict([correlate.split("=", 1)]) if correlate else None
+    ids = _engine().deliver_message(_actor(as_user), name, _json_arg(payload, "--payload"), correlation, business_key)
+    click.echo(f"delivered to {', '.join(ids)}")
+
+
+@main.command()
+@click.option("--process")
+@click.option("--status", type=click.Choice(["running", "completed", "cancelled"]))
+@click.argument("instance_id", required=False)
+@as_option
+@friendly
+def instances(process: str | None, status: str | None, instance_id: str | None, as_user: str | None) -> None:
+    """List instances, or show one (state, open tasks, history) with INSTANCE_ID."""
+    eng, actor = _engine(), _actor(as_user)
+    if instance_id:
+        _print({"instance": eng.instance(actor, instance_id), "history": eng.history(actor, instance_id)})
+        return
+    for row in eng.instances(actor, process, status):
+        click.echo(f"{row['id']}  {row['status']:<9} {row['process_id']}/{row['business_key']}"
+                   f"{'  INCIDENT' if row['has_incident'] else ''}")
+
+
+@main.command()
+@click.option("--retry", "retry_id", type=int, help="Retry the service task of this incident.")
+@click.option("--skip", "skip_id", type=int, help="Skip the service task of this incident.")
+@as_option
+@friendly
+def incidents(retry_id: int | None, skip_id: int | None, as_user: str | None) -> None:
+    """Open incidents (failed service tasks), or retry/skip one."""
+    eng, actor = _engine(), _actor(as_user)
+    if retry_id or skip_id:
+        click.echo(eng.resolve_incident(actor, retry_id or skip_id, "retry" if retry_id else "skip"))
+        return
+    for i in eng.incidents(actor):
+        click.echo(f"#{i.id} {i.instance_id} {i.element_id} {i.operator}: {i.error} (attempts {i.attempts})")
+
+
+@main.group()
+def clock() -> None:
+    """Show or move the shared clock (tests and the demo only)."""
+
+
+@clock.command("now")
+def clock_now() -> None:
+    from certflow.clock import CLOCK
+    from certflow.store.db import session_scope
+
+    with session_scope() as session:
+        CLOCK.refresh(session)
+    click.echo(CLOCK.now().isoformat())
+
+
+@clock.command("advance")
+@click.argument("duration")
+@friendly
+def clock_advance(duration: str) -> None:
+    """Move time forward by an ISO duration (P30D, PT2H) and fire what became due."""
+    from certflow.clock import CLOCK, ClockError, parse_duration
+    from certflow.settings import get_settings
+    from certflow.store.db import session_scope
+
+    try:
+        with session_scope() as session:
+            now = CLOCK.advance(session, parse_duration(duration), allowed=get_settings().clock_controllable)
+    except ClockError as exc:
+        raise click.ClickException(str(exc)) from exc
+    fired = _engine().fire_due_timers()
+    click.echo(f"now {now.isoformat()}; {fired} instance(s) had due timers")
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def worker(args: tuple[str, ...]) -> None:
+    """Run a Celery worker (extra arguments go to celery)."""
+    from worker.app import app
+
+    app.worker_main(["worker", "--loglevel=INFO", *args])
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def beat(args: tuple[str, ...]) -> None:
+    """Run the scheduler (Celery beat): fires due timers and sweeps the job outbox."""
+    from certflow.settings import get_settings
+    from worker.app import app
+
+    schedule = str(get_settings().var_dir / "celerybeat-schedule")
+    app.start(["beat", "--loglevel=INFO", f"--schedule={schedule}", *args])
+
+
+@main.command()
+@click.argument("username")
+@click.option("--name", "display_name", required=True)
+@click.option("--group", "groups", multiple=True, required=True)
+@click.option("--email")
+@click.option("--staff", is_flag=True)
+def user(username: str, display_name: str, groups: tuple[str, ...], email: str | None, staff: bool) -> None:
+    """Create a user and print their API token (shown once)."""
+    from certflow.store.db import session_scope
+    from certflow.users import create_user
+
+    try:
+        with session_scope() as session:
+            token = create_user(session, username, display_name, list(groups), email=email, is_staff=staff)
+    except CertflowError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(token)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,290 @@
+"""Deploy: parse and validate every process folder, then store what changed as a new version.
+
+Validation happens before anything is written, for all folders at once: a diagram naming an
+unknown handler, a missing form, a bad timer or an unsafe script refuses the whole deploy with
+the file and element id, so nothing is ever half-deployed. A folder whose files hash the same
+as its latest version creates no version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from lxml import etree
+from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
+    CycleTimerEventDefinition,
+    TimerEventDefinition,
+)
+from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.spiff.specs.defaults import ScriptTask, UserTask
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+import handlers
+from certflow.clock import CLOCK
+from certflow.engine import elements as el
+from certflow.engine.dto import DeployedVersion
+from certflow.engine.errors import DeployError, Problem
+from certflow.engine.sandbox import ScriptRejected, validate
+from certflow.engine.spiff import AsyncServiceTask, make_parser, spec_to_dict
+from certflow.store.models import Definition
+
+# No DTDs at all: that closes external entities, entity expansion bombs and network fetches.
+SAFE_PARSER = etree.XMLParser(
+    resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False
+)
+
+
+@dataclass
+class Bundle:
+    """One process folder, parsed and checked, ready to store."""
+
+    process_id: str
+    name: str
+    folder: Path
+    sources: dict[str, str]
+    content_hash: str
+    spec: dict[str, Any]
+    forms: dict[str, Any]
+    elements: dict[str, Any]
+    problems: list[Problem] = field(default_factory=list)
+
+
+def read_xml(path: Path, text: str) -> etree._Element:
+    if "<!DOCTYPE" in text or "<!ENTITY" in text:
+        raise ValueError("DOCTYPE/ENTITY declarations are not allowed")
+    return etree.fromstring(text.encode("utf-8"), SAFE_PARSER)
+
+
+def _sources(folder: Path) -> dict[str, str]:
+    files = sorted(
+        p for p in folder.rglob("*") if p.is_file() and p.suffix in {".bpmn", ".dmn", ".json"}
+    )
+    return {str(p.relative_to(folder)): p.read_text(encoding="utf-8") for p in files}
+
+
+def _hash(sources: dict[str, str]) -> str:
+    digest = hashlib.sha256()
+    for name, text in sorted(sources.items()):
+        digest.update(name.encode() + b"\0" + text.encode() + b"\0")
+    return digest.hexdigest()
+
+
+def _load_forms(sources: dict[str, str], problems: list[Problem]) -> dict[str, Any]:
+    forms: dict[str, Any] = {}
+    for name, text in sources.items():
+        if not name.startswith("forms/"):
+            continue
+        try:
+            schema = json.loads(text)
+            Draft202012Validator.check_schema(schema)
+        except (json.JSONDecodeError, SchemaError) as exc:
+            problems.append(Problem(name, None, f"not a valid JSON Schema: {exc}".split("\n")[0]))
+            continue
+        forms[name.removeprefix("forms/")] = schema
+    return forms
+
+
+def parse_folder(folder: Path) -> Bundle:
+    """Parse and check one process folder; problems are collected, not raised."""
+    sources = _sources(folder)
+    problems: list[Problem] = []
+    forms = _load_forms(sources, problems)
+    parser = make_parser()
+    for name, text in sources.items():
+        if name.endswith((".bpmn", ".dmn")):
+            try:
+                root = read_xml(folder / name, text)
+                if name.endswith(".bpmn"):
+                    parser.add_bpmn_xml(etree.ElementTree(root), filename=name)
+                else:
+                    parser.add_dmn_xml(root, filename=name)
+            except (etree.XMLSyntaxError, ValueError) as exc:
+                problems.append(Problem(name, None, f"not valid XML: {exc}"))
+            except ValidationException as exc:
+                problems.append(Problem(name, getattr(exc, "id", None), _spiff_message(exc)))
+    bundle = Bundle(folder.name, folder.name, folder, sources, _hash(sources), {}, forms, {}, problems)
+    if problems:
+        return bundle
+    _build_spec(parser, bundle)
+    return bundle
+
+
+def _spiff_message(exc: Exception) -> str:
+    return str(exc).split("\n")[0]
+
+
+def _build_spec(parser: Any, bundle: Bundle) -> None:
+    bpmn_file = next((n for n in bundle.sources if n.endswith(".bpmn")), None)
+    if bpmn_file is None:
+        bundle.problems.append(Problem(bundle.folder.name, None, "no .bpmn file in the folder"))
+        return
+    ids = parser.get_process_ids()
+    process_id = bundle.folder.name if bundle.folder.name in ids else (ids[0] if len(ids) == 1 else None)
+    if process_id is None:
+        bundle.problems.append(
+            Problem(bpmn_file, None, f"expected one executable process (or one with id "
+                    f"{bundle.folder.name!r}), found {sorted(ids)}")
+        )
+        return
+    try:
+        spec = parser.get_spec(process_id)
+        subprocess_specs = parser.get_subprocess_specs(process_id)
+    except (ValidationException, SpiffWorkflowException) as exc:
+        bundle.problems.append(Problem(bpmn_file, getattr(exc, "id", None), _spiff_message(exc)))
+        return
+    bundle.process_id = process_id
+    bundle.name = spec.description or process_id
+    bundle.elements = {}
+    for task_spec in [*spec.task_specs.values(), *(t for s in subprocess_specs.values() for t in s.task_specs.values())]:
+        _check_element(task_spec, bundle, bpmn_file)
+    bundle.spec = spec_to_dict(spec, subprocess_specs)
+
+
+def _check_script(bundle: Bundle, file: str, element: str, source: str | None, mode: str, what: str) -> None:
+    if source is None or source.strip() == "":
+        return
+    try:
+        validate(source, mode)
+    except ScriptRejected as exc:
+        bundle.problems.append(Problem(file, element, f"{what}: {exc}"))
+    except SyntaxError as exc:
+        bundle.problems.append(Problem(file, element, f"{what} does not parse: {exc.msg}"))
+
+
+def _check_element(task_spec: Any, bundle: Bundle, file: str) -> None:
+    element = getattr(task_spec, "bpmn_id", None)
+    if element is None:
+        return  # SpiffWorkflow's own helper specs (joins, splits)
+    meta = el.describe(task_spec)
+    bundle.elements[element] = meta
+    for when in ("prescript", "postscript"):
+        _check_script(bundle, file, element, getattr(task_spec, when, None), "exec", when)
+    if isinstance(task_spec, ScriptTask):
+        _check_script(bundle, file, element, task_spec.script, "exec", "script")
+    for condition, _target in getattr(task_spec, "cond_task_specs", []) or []:
+        source = condition.args[0] if getattr(condition, "args", None) else condition
+        _check_script(bundle, file, element, source, "eval", "condition")
+    if isinstance(task_spec, UserTask):
+        _check_user_task(task_spec, meta, bundle, file, element)
+    if isinstance(task_spec, AsyncServiceTask):
+        _check_service_task(task_spec, bundle, file, element)
+    definition = getattr(task_spec, "event_definition", None)
+    if isinstance(definition, TimerEventDefinition):
+        _check_timer(definition, bundle, file, element)
+    if isinstance(definition, MessageEventDefinition) and not definition.name:
+        bundle.problems.append(Problem(file, element, "message event without a message"))
+
+
+def _check_user_task(task_spec: Any, meta: dict[str, Any], bundle: Bundle, file: str, element: str) -> None:
+    if not meta.get("lane"):
+        bundle.problems.append(Problem(file, element, "user task outside any lane (the lane is its candidate group)"))
+    form = meta.get("form")
+    if not form:
+        bundle.problems.append(Problem(file, element, "user task without a 'form' property"))
+    elif form not in bundle.forms:
+        bundle.problems.append(Problem(file, element, f"form {form!r} not found in forms/"))
+    for prop in ("assignee", "due"):
+        _check_script(bundle, file, element, meta.get(prop), "eval", f"property {prop!r}")
+    if meta.get("due"):
+        literal = _literal(meta["due"])
+        if literal is not None:
+            try:
+                TimerEventDefinition.parse_iso_duration(literal)
+            except Exception:
+                bundle.problems.append(Problem(file, element, f"due {meta['due']} is not an ISO duration"))
+
+
+def _check_service_task(task_spec: AsyncServiceTask, bundle: Bundle, file: str, element: str) -> None:
+    registry = handlers.load_all()
+    operator = task_spec.operation_name
+    handler = registry.get(operator)
+    if handler is None:
+        bundle.problems.append(Problem(file, element, f"unknown handler {operator!r} (known: {', '.join(sorted(registry))})"))
+        return
+    given = set(task_spec.operation_params)
+    fields = set(handler.input_model.model_fields)
+    missing = fields - handler.optional - given
+    unknown = given - fields
+    if missing:
+        bundle.problems.append(Problem(file, element, f"{operator}: missing parameter(s) {sorted(missing)}"))
+    if unknown:
+        bundle.problems.append(Problem(file, element, f"{operator}: unknown parameter(s) {sorted(unknown)}"))
+    for name, param in task_spec.operation_params.items():
+        _check_script(bundle, file, element, param["value"], "eval", f"parameter {name!r}")
+
+
+def _literal(expression: str) -> str | None:
+    text = expression.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+        return text[1:-1]
+    return None
+
+
+def _check_timer(definition: TimerEventDefinition, bundle: Bundle, file: str, element: str) -> None:
+    expression = definition.expression or ""
+    _check_script(bundle, file, element, expression, "eval", "timer expression")
+    literal = _literal(expression)
+    if literal is None:
+        return  # computed from data at run time; syntax checked above
+    try:
+        if isinstance(definition, CycleTimerEventDefinition):
+            TimerEventDefinition.parse_iso_recurring_interval(literal)
+        else:
+            TimerEventDefinition.parse_time_or_duration(literal)
+    except Exception:
+        bundle.problems.append(Problem(file, element, f"timer {expression} is not an ISO 8601 date, duration or cycle"))
+
+
+def discover(processes_dir: Path) -> list[Path]:
+    return sorted(p for p in processes_dir.iterdir() if p.is_dir() and any(p.glob("*.bpmn")))
+
+
+def deploy(session: Session, processes_dir: Path, actor: str, only: list[str] | None = None) -> list[DeployedVersion]:
+    """Validate every process folder, then write new versions. All or nothing."""
+    folders = [f for f in discover(processes_dir) if only is None or f.name in only]
+    if not folders:
+        raise DeployError([Problem(str(processes_dir), None, "no process folders with a .bpmn file")])
+    bundles = [parse_folder(folder) for folder in folders]
+    problems = [p for b in bundles for p in b.problems] + shared_problems(processes_dir)
+    if problems:
+        raise DeployError(problems)
+    return [_store(session, bundle, actor) for bundle in bundles]
+
+
+def shared_problems(processes_dir: Path) -> list[Problem]:
+    """Checks on what several processes share: fee and VAT tables, email templates."""
+    found: list[Problem] = []
+    if not (processes_dir / "shared").is_dir():
+        return found
+    from certflow import fees
+    for message in fees.validate_tables(processes_dir):
+        found.append(Problem("shared", None, message))
+    return found
+
+
+def _store(session: Session, bundle: Bundle, actor: str) -> DeployedVersion:
+    latest = session.execute(
+        select(Definition).where(Definition.process_id == bundle.process_id)
+        .order_by(Definition.version.desc()).limit(1).with_for_update()
+    ).scalar_one_or_none()
+    if latest is not None and latest.content_hash == bundle.content_hash:
+        return DeployedVersion(bundle.process_id, latest.version, latest.id, created=False)
+    version = (session.scalar(select(func.max(Definition.version)).where(
+        Definition.process_id == bundle.process_id)) or 0) + 1
+    row = Definition(
+        process_id=bundle.process_id, version=version, name=bundle.name,
+        content_hash=bundle.content_hash, sources=bundle.sources, spec=bundle.spec,
+        forms=bundle.forms, elements=bundle.elements, deployed_at=CLOCK.now(), deployed_by=actor,
+    )
+    session.add(row)
+    session.flush()
+    return DeployedVersion(bundle.process_id, version, row.id, created=True)

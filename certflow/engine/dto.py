@@ -1,0 +1,84 @@
+"""Plain data the facade returns. Never SpiffWorkflow objects."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DeployedVersion:
+    process_id: str
+    version: int
+    definition_id: int
+    created: bool
+
+
+@dataclass(frozen=True)
+class TaskView:
+    id: str
+    instance_id: str
+    process_id: str
+    business_key: str
+    element_id: str
+    title: str
+    candidate_group: str | None
+    assignee: str | None
+    form: str | None
+    form_schema: dict[str, Any] | None
+    priority: int
+    due_at: datetime | None
+    created_at: datetime
+    overdue: bool
+
+
+@dataclass(frozen=True)
+class InstanceView:
+    id: str
+    process_id: str
+    version: int
+    business_key: str
+    status: str
+    has_incident: bool
+    next_due_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    started_by: str
+    data: dict[str, Any] = field(default_factory=dict)
+    open_tasks: list[TaskView] = field(default_factory=list)
+    waiting_for: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class JobMessage:
+    """What is published to the broker: only the job id; the worker reads the rest."""
+
+    job_id: int
+    operator: str
+
+
+@dataclass(frozen=True)
+class IncidentView:
+    id: int
+    instance_id: str
+    element_id: str
+    operator: str
+    error: str
+    traceback: str
+    attempts: int
+    status: str
+    created_at: datetime
+
+
+def to_json(obj: Any) -> Any:
+    """DTO → JSON-able dict (datetimes as ISO strings)."""
+    if hasattr(obj, "__dataclass_fields__"):
+        obj = asdict(obj)
+    if isinstance(obj, dict):
+        return {k: to_json(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [to_json(v) for v in obj]
+    if isinstance(obj, datetime):
+        return obj.isoformat()
+    return obj

@@ -1,0 +1,36 @@
+"""What the runtime needs to know about a diagram element, read once at deploy time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.spiff.specs.defaults import ReceiveTask, UserTask
+
+from certflow.engine.spiff import AsyncServiceTask
+
+
+def properties(task_spec: Any) -> dict[str, str]:
+    extensions = getattr(task_spec, "extensions", None) or {}
+    return dict(extensions.get("properties", {}))
+
+
+def describe(task_spec: Any) -> dict[str, Any]:
+    props = properties(task_spec)
+    meta: dict[str, Any] = {
+        "type": type(task_spec).__name__,
+        "name": task_spec.bpmn_name or task_spec.bpmn_id,
+        "lane": getattr(task_spec, "lane", None),
+    }
+    if isinstance(task_spec, UserTask):
+        meta.update(form=props.get("form"), assignee=props.get("assignee"),
+                    due=props.get("due"), priority=int(props.get("priority", 50)))
+    if isinstance(task_spec, AsyncServiceTask):
+        meta.update(operator=task_spec.operation_name, result_variable=task_spec.result_variable)
+    definition = getattr(task_spec, "event_definition", None)
+    if isinstance(definition, MessageEventDefinition) or isinstance(task_spec, ReceiveTask):
+        meta.update(message=getattr(definition, "name", None), correlation=props.get("correlation"))
+    if isinstance(definition, TimerEventDefinition):
+        meta.update(timer=definition.expression, interrupting=getattr(task_spec, "cancel_activity", None))
+    return meta

@@ -1,0 +1,274 @@
+"""The engine facade: everything web, worker, scheduler and CLI may ask of the engine.
+
+Every method takes the acting user (``Actor``) and returns DTOs. Authorization lives here so
+the CLI and the HTTP API can never disagree about who may do what.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from certflow.engine import deploy as deploying
+from certflow.engine import queue
+from certflow.engine.dto import DeployedVersion, InstanceView, TaskView
+from certflow.engine.errors import Conflict, Forbidden, InvalidInput, NotFound
+from certflow.engine.jobs import JobsMixin
+from certflow.engine.projections import correlation_key, waiting_message_tasks
+from certflow.engine.runtime import Advance, Runtime
+from certflow.engine.spiff import SERIALIZER_VERSION, find_task, state_to_dict
+from certflow.store.models import AuditEvent, Definition, HumanTask, Instance, Subscription
+
+
+@dataclass(frozen=True)
+class Actor:
+    username: str
+    groups: tuple[str, ...] = ()
+    is_staff: bool = False
+
+    @classmethod
+    def system(cls, name: str = "system") -> "Actor":
+        return cls(name, (), True)
+
+
+class Engine(JobsMixin, Runtime):
+    # -- definitions -------------------------------------------------------------------------
+    def deploy(self, actor: Actor, processes_dir: Path | None = None, only: list[str] | None = None) -> list[DeployedVersion]:
+        _staff(actor, "deploy")
+        with self.session() as session:
+            return deploying.deploy(session, processes_dir or self.settings.processes_dir, actor.username, only)
+
+    def definitions(self) -> list[dict[str, Any]]:
+        with self.session() as session:
+            rows = session.execute(select(
+                Definition.id, Definition.process_id, Definition.version, Definition.name,
+                Definition.content_hash, Definition.deployed_at, Definition.deployed_by,
+            ).order_by(Definition.process_id, Definition.version)).all()
+            return [dict(r._mapping) for r in rows]
+
+    def definition_source(self, process_id: str, version: int | None = None) -> dict[str, Any]:
+        with self.session() as session:
+            row = _definition(session, process_id, version)
+            return {"process_id": row.process_id, "version": row.version, "sources": row.sources, "forms": row.forms}
+
+    # -- instances ---------------------------------------------------------------------------
+    def start(self, actor: Actor, process_id: str, business_key: str, data: dict[str, Any] | None = None) -> InstanceView:
+        if not business_key or len(business_key) > 200:
+            raise InvalidInput("a business key of 1 to 200 characters is required")
+        with self.session() as session:
+            row = _definition(session, process_id, None)
+            running = session.scalar(select(Instance.id).where(
+                Instance.process_id == process_id, Instance.business_key == business_key,
+                Instance.status == "running"))
+            if running:
+                raise Conflict(f"{process_id} {business_key!r} is already running as instance {running}")
+            definition = self.definition(session, row.id)
+            workflow = self.new_workflow(definition)
+            start = workflow.get_tasks(state=TaskState.READY)[0]
+            start.data.update(data or {}, business_key=business_key, started_by=actor.username)
+            now = self.now()
+            instance = Instance(
+                definition_id=row.id, process_id=process_id, business_key=business_key,
+                status="running", state={}, serializer_version=SERIALIZER_VERSION,
+                started_by=actor.username, created_at=now, updated_at=now,
+            )
+            session.add(instance)
+            session.flush()
+            advance = Advance(session, instance, workflow, definition, now, actor.username)
+            advance.audit("instance_started", data=data or {})
+            published = self.save(advance, {})
+            instance_id = instance.id
+        self.publish(published)
+        return self.instance(actor, instance_id)
+
+    def cancel(self, actor: Actor, instance_id: str, reason: str = "") -> InstanceView:
+        _staff(actor, "cancel an instance")
+        with self.advancing(instance_id, actor.username) as adv:
+            if adv.instance.status != "running":
+                raise Conflict(f"instance {instance_id} is {adv.instance.status}")
+            adv.workflow.cancel()
+            adv.instance.status, adv.instance.ended_at = "cancelled", adv.now
+            adv.audit("instance_cancelled", reason=reason)
+        return self.instance(actor, instance_id)
+
+    def instance(self, actor: Actor, instance_id: str) -> InstanceView:
+        with self.session() as session:
+            instance = session.get(Instance, instance_id)
+            if instance is None:
+                raise NotFound(f"no instance {instance_id!r}")
+            _may_see(session, actor, instance)
+            definition = self.definition(session, instance.definition_id)
+            tasks = session.scalars(select(HumanTask).where(HumanTask.instance_id == instance_id)).all()
+            waits = session.scalars(select(Subscription).where(Subscription.instance_id == instance_id)).all()
+            data = self.restore(instance, definition).data if instance.status != "running" else _last_data(self, instance, definition)
+            return InstanceView(
+                id=instance.id, process_id=instance.process_id, version=definition.version,
+                business_key=instance.business_key, status=instance.status,
+                has_incident=instance.has_incident, next_due_at=instance.next_due_at,
+                created_at=instance.created_at, updated_at=instance.updated_at,
+                started_by=instance.started_by, data=data,
+                open_tasks=[queue.view(t, definition.forms, self.now()) for t in tasks],
+                waiting_for=[f"{s.message_name} ({s.correlation_key})" for s in waits],
+            )
+
+    def instances(self, actor: Actor, process_id: str | None = None, status: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+        with self.session() as session:
+            query = select(Instance.id, Instance.process_id, Instance.business_key, Instance.status,
+                           Instance.has_incident, Instance.next_due_at, Instance.created_at,
+                           Instance.updated_at, Instance.started_by)
+            if not actor.is_staff:
+                query = query.where(Instance.started_by == actor.username)
+            if process_id:
+                query = query.where(Instance.process_id == process_id)
+            if status:
+                query = query.where(Instance.status == status)
+            rows = session.execute(query.order_by(Instance.created_at.desc()).limit(limit)).all()
+            return [dict(r._mapping) for r in rows]
+
+    def history(self, actor: Actor, instance_id: str) -> list[dict[str, Any]]:
+        with self.session() as session:
+            instance = session.get(Instance, instance_id)
+            if instance is None:
+                raise NotFound(f"no instance {instance_id!r}")
+            _may_see(session, actor, instance)
+            rows = session.scalars(select(AuditEvent).where(AuditEvent.instance_id == instance_id)
+                                   .order_by(AuditEvent.id)).all()
+            return [{"at": r.at, "actor": r.actor, "action": r.action, "element_id": r.element_id,
+                     "task_id": r.task_id, "detail": r.detail} for r in rows]
+
+    # -- human tasks -------------------------------------------------------------------------
+    def inbox(self, actor: Actor, process_id: str | None = None, group: str | None = None,
+              overdue: bool | None = None) -> list[TaskView]:
+        with self.session() as session:
+            return queue.inbox(session, self, actor, process_id, group, overdue)
+
+    def task(self, actor: Actor, task_id: str) -> TaskView:
+        with self.session() as session:
+            entry = queue.get(session, task_id)
+            queue.may_see(entry, actor)
+            return queue.view(entry, self.definition_forms(session, entry.instance_id), self.now())
+
+    def claim(self, actor: Actor, task_id: str) -> TaskView:
+        return self._queue_op(actor, task_id, "claimed", queue.claim)
+
+    def unclaim(self, actor: Actor, task_id: str) -> TaskView:
+        return self._queue_op(actor, task_id, "unclaimed", queue.unclaim)
+
+    def assign(self, actor: Actor, task_id: str, assignee: str) -> TaskView:
+        return self._queue_op(actor, task_id, "assigned",
+                              lambda s, e, a, now: queue.assign(s, e, a, assignee, now))
+
+    def _queue_op(self, actor: Actor, task_id: str, action: str, op: Any) -> TaskView:
+        with self.session() as session:
+            entry = queue.get(session, task_id, lock=True)
+            now = self.now()
+            op(session, entry, actor, now)
+            session.add(AuditEvent(instance_id=entry.instance_id, task_id=entry.id, element_id=entry.element_id,
+                                   actor=actor.username, action=action, detail={"assignee": entry.assignee}, at=now))
+            return queue.view(entry, self.definition_forms(session, entry.instance_id), now)
+
+    def complete(self, actor: Actor, task_id: str, data: dict[str, Any]) -> InstanceView:
+        with self.session() as session:
+            entry = queue.get(session, task_id)
+            queue.may_complete(entry, actor)
+            instance_id = entry.instance_id
+        with self.advancing(instance_id, actor.username) as adv:
+            entry = queue.get(adv.session, task_id)  # again, under the instance lock
+            queue.may_complete(entry, actor)
+            schema = adv.definition.forms.get(entry.form or "", {"type": "object"})
+            _validate_form(schema, data, entry.form)
+            task = find_task(adv.workflow, task_id)
+            if task is None or task.state != TaskState.READY:
+                raise Conflict(f"task {task_id} is no longer open")
+            task.data.update(data)
+            task.run()
+            adv.audit("task_completed_by_user", task_id, entry.element_id, data=data)
+        return self.instance(actor, instance_id)
+
+    def definition_forms(self, session: Session, instance_id: str) -> dict[str, Any]:
+        definition_id = session.scalar(select(Instance.definition_id).where(Instance.id == instance_id))
+        return self.definition(session, definition_id).forms if definition_id else {}
+
+    # -- messages ----------------------------------------------------------------------------
+    def deliver_message(self, actor: Actor, name: str, payload: dict[str, Any] | None = None,
+                        correlation: dict[str, Any] | None = None, business_key: str | None = None) -> list[str]:
+        """Route a message to the instance(s) waiting for it on this correlation key."""
+        _staff(actor, "send messages")
+        if correlation and len(correlation) == 1:
+            [(variable, value)] = correlation.items()
+            key = correlation_key(variable, value)
+        elif business_key:
+            key = correlation_key(None, business_key)
+        else:
+            raise InvalidInput("a message needs one correlation value (e.g. invoice_number) or a business key")
+        with self.session() as session:
+            targets = session.scalars(select(Subscription.instance_id).where(
+                Subscription.message_name == name, Subscription.correlation_key == key)).all()
+        if not targets:
+            raise NotFound(f"no instance is waiting for message {name!r} with {key}")
+        for instance_id in targets:
+            with self.advancing(instance_id, actor.username) as adv:
+                self._catch(adv, name, key, payload or {})
+        return list(targets)
+
+    def _catch(self, adv: Advance, name: str, key: str, payload: dict[str, Any]) -> None:
+        from SpiffWorkflow.bpmn.util import BpmnEvent
+
+        for task in waiting_message_tasks(adv.workflow):
+            definition = task.task_spec.event_definition
+            variable = queue.correlation_variable(task.task_spec)
+            value = task.data.get(variable) if variable else adv.instance.business_key
+            if definition.name == name and correlation_key(variable, value) == key:
+                if getattr(definition, "message_var", None) is None:
+                    task.data.update(payload)
+                adv.workflow.catch(BpmnEvent(definition, payload))
+                adv.audit("message_received", str(task.id), task.task_spec.bpmn_id, message=name, payload=payload)
+                return
+        raise Conflict(f"instance {adv.instance.id} stopped waiting for {name!r}")
+
+
+def _staff(actor: Actor, what: str) -> None:
+    if not actor.is_staff:
+        raise Forbidden(f"only staff may {what}")
+
+
+def _definition(session: Session, process_id: str, version: int | None) -> Definition:
+    query = select(Definition).where(Definition.process_id == process_id)
+    query = query.where(Definition.version == version) if version else query.order_by(Definition.version.desc()).limit(1)
+    row = session.execute(query).scalar_one_or_none()
+    if row is None:
+        raise NotFound(f"no deployed process {process_id!r}" + (f" version {version}" if version else ""))
+    return row
+
+
+def _may_see(session: Session, actor: Actor, instance: Instance) -> None:
+    if actor.is_staff or instance.started_by == actor.username:
+        return
+    if session.scalar(select(HumanTask.id).where(HumanTask.instance_id == instance.id, HumanTask.assignee == actor.username)):
+        return
+    raise Forbidden(f"you may not see instance {instance.id}")
+
+
+def _last_data(runtime: Runtime, instance: Instance, definition: Any) -> dict[str, Any]:
+    workflow = runtime.restore(instance, definition)
+    tasks = workflow.get_tasks(state=TaskState.READY | TaskState.STARTED | TaskState.WAITING)
+    merged: dict[str, Any] = {}
+    for task in tasks:
+        merged.update(task.data)
+    return merged or dict(workflow.data)
+
+
+def _validate_form(schema: dict[str, Any], data: dict[str, Any], form: str | None) -> None:
+    errors = sorted(Draft202012Validator(schema).iter_errors(data), key=lambda e: list(e.path))
+    if errors:
+        fields = {("/".join(str(p) for p in e.path) or "(form)"): e.message for e in errors}
+        raise InvalidInput(f"form {form} rejected: " + "; ".join(f"{k}: {v}" for k, v in fields.items()), fields=fields)
+
+
+__all__ = ["Actor", "Engine", "state_to_dict"]

@@ -1,0 +1,205 @@
+"""Service-task jobs, timers and incidents: the runtime's side that workers and beat drive.
+
+Jobs are delivered at least once; effects happen once. A worker runs the handler in its own
+transaction keyed by the job's idempotency key, then delivers the result as a new advance that
+first checks the task still waits for *that* attempt; anything else is dropped and logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import or_, select
+
+import handlers
+from certflow.engine.dto import IncidentView, JobMessage
+from certflow.engine.errors import Conflict, Forbidden, NotFound
+from certflow.engine.projections import ATTEMPT, NOT_BEFORE
+from certflow.engine.spiff import complete_service_task, find_task
+from certflow.store.models import Incident, Instance, Job
+
+if TYPE_CHECKING:
+    from certflow.engine.facade import Actor
+    from certflow.engine.runtime import Runtime
+
+    _Base = Runtime
+else:
+    _Base = object
+
+log = logging.getLogger(__name__)
+
+
+class JobsMixin(_Base):
+    def run_job(self, job_id: int) -> str:
+        """Run one job's handler and deliver its outcome. Safe to call twice for one job."""
+        with self.session() as session:
+            job = session.get(Job, job_id)
+            if job is None:
+                raise NotFound(f"no job {job_id}")
+            if job.status not in ("queued", "running"):
+                log.info("job %s is %s; duplicate delivery ignored", job_id, job.status)
+                return f"ignored:{job.status}"
+            job.status = "running"
+            key, operator, params, instance_id = job.idempotency_key, job.operator, dict(job.params), job.instance_id
+        try:
+            result = self._call_handler(key, operator, params, instance_id)
+        except Exception as exc:
+            permanent = isinstance(exc, handlers.PermanentError)
+            return self.deliver_result(job_id, error=str(exc) or type(exc).__name__,
+                                       tb=traceback.format_exc(), permanent=permanent)
+        return self.deliver_result(job_id, result=result)
+
+    def _call_handler(self, key: str, operator: str, params: dict[str, Any], instance_id: str) -> dict[str, Any]:
+        handler = handlers.get(operator)
+        with self.session() as session:
+            business_key = session.scalar(select(Instance.business_key).where(Instance.id == instance_id)) or ""
+            ctx = handlers.HandlerContext(session=session, now=self.now(), idempotency_key=key,
+                                          settings=self.settings, instance_id=instance_id,
+                                          business_key=business_key)
+            result = handler(ctx, params)
+        if not isinstance(result, dict):
+            raise handlers.PermanentError(f"{operator} returned {type(result).__name__}, not a dict")
+        return result
+
+    def deliver_result(self, job_id: int, result: dict[str, Any] | None = None, error: str | None = None,
+                       tb: str = "", permanent: bool = False) -> str:
+        with self.session() as session:
+            instance_id = session.scalar(select(Job.instance_id).where(Job.id == job_id))
+        if instance_id is None:
+            raise NotFound(f"no job {job_id}")
+        with self.advancing(instance_id, "worker") as adv:
+            job = adv.session.get(Job, job_id)
+            assert job is not None
+            task = find_task(adv.workflow, job.task_id)
+            if (adv.instance.status != "running" or task is None or task.state != TaskState.STARTED
+                    or task.internal_data.get(ATTEMPT, 1) != job.attempt or job.status not in ("queued", "running")):
+                if job.status in ("queued", "running"):
+                    job.status, job.finished_at = "stale", adv.now
+                log.info("stale result for job %s (%s) dropped", job_id, job.idempotency_key)
+                adv.audit("job_result_dropped", job.task_id, job.element_id, job=job.idempotency_key)
+                return "stale"
+            job.finished_at = adv.now
+            if error is None:
+                job.status = "done"
+                complete_service_task(task, result or {})
+                adv.audit("service_completed", job.task_id, job.element_id, operator=job.operator, attempt=job.attempt)
+                return "done"
+            job.status, job.error = "failed", error
+            adv.audit("service_failed", job.task_id, job.element_id, error=error, attempt=job.attempt)
+            if permanent or job.attempt >= job.max_attempts:
+                adv.session.add(Incident(
+                    instance_id=adv.instance.id, task_id=job.task_id, element_id=job.element_id,
+                    operator=job.operator, error=error, traceback=tb, attempts=job.attempt,
+                    status="open", created_at=adv.now))
+                adv.instance.has_incident = True
+                adv.audit("incident_opened", job.task_id, job.element_id, error=error)
+                return "incident"
+            backoff = timedelta(seconds=self.settings.job_backoff_seconds * 2 ** (job.attempt - 1))
+            task.internal_data[ATTEMPT] = job.attempt + 1  # projection writes the next job
+            task.internal_data[NOT_BEFORE] = (adv.now + backoff).isoformat()
+            return "retry"
+
+    # -- incidents ---------------------------------------------------------------------------
+    def incidents(self, actor: "Actor", status: str | None = "open") -> list[IncidentView]:
+        _staff(actor)
+        with self.session() as session:
+            query = select(Incident).order_by(Incident.created_at)
+            if status:
+                query = query.where(Incident.status == status)
+            return [IncidentView(i.id, i.instance_id, i.element_id, i.operator, i.error, i.traceback,
+                                 i.attempts, i.status, i.created_at) for i in session.scalars(query)]
+
+    def resolve_incident(self, actor: "Actor", incident_id: int, action: str) -> str:
+        """``retry`` runs the service task again (a fresh attempt); ``skip`` completes it with
+        an empty result so the process goes on."""
+        _staff(actor)
+        if action not in ("retry", "skip"):
+            raise Conflict(f"unknown action {action!r}; use retry or skip")
+        with self.session() as session:
+            incident = session.get(Incident, incident_id)
+            if incident is None:
+                raise NotFound(f"no incident {incident_id}")
+            if incident.status != "open":
+                raise Conflict(f"incident {incident_id} is already {incident.status}")
+            instance_id = incident.instance_id
+        with self.advancing(instance_id, actor.username) as adv:
+            incident = adv.session.get(Incident, incident_id)
+            assert incident is not None
+            if incident.status != "open":
+                raise Conflict(f"incident {incident_id} is already {incident.status}")
+            task = find_task(adv.workflow, incident.task_id)
+            if task is None or task.state != TaskState.STARTED:
+                raise Conflict(f"the task of incident {incident_id} no longer waits")
+            if action == "retry":
+                task.internal_data[ATTEMPT] = task.internal_data.get(ATTEMPT, 1) + 1
+            else:
+                complete_service_task(task, {"skipped": True})
+            incident.status = "retried" if action == "retry" else "skipped"
+            incident.resolved_at, incident.resolved_by = adv.now, actor.username
+            adv.instance.has_incident = bool(adv.session.scalar(select(Incident.id).where(
+                Incident.instance_id == instance_id, Incident.status == "open", Incident.id != incident_id)))
+            adv.audit(f"incident_{incident.status}", incident.task_id, incident.element_id)
+        return incident.status
+
+    # -- timers and the sweep (beat) ---------------------------------------------------------
+    def fire_due_timers(self, limit: int = 500) -> int:
+        """Advance instances whose earliest timer is due, in due order, each in its own
+        transaction. PostgreSQL's SKIP LOCKED lets several schedulers run without firing one
+        timer twice; the advance re-checks under the row lock anyway."""
+        fired = 0
+        for _ in range(limit):
+            instance_id = self._next_due()
+            if instance_id is None:
+                break
+            try:
+                with self.advancing(instance_id, "timer") as adv:
+                    adv.audit("timers_checked")
+            except Exception as exc:
+                self._timer_incident(instance_id, exc)
+            fired += 1
+        return fired
+
+    def _next_due(self) -> str | None:
+        with self.session() as session:
+            query = (select(Instance.id).where(Instance.status == "running", Instance.next_due_at <= self.now())
+                     .order_by(Instance.next_due_at).limit(1))
+            if session.bind is not None and session.bind.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            return session.scalar(query)
+
+    def _timer_incident(self, instance_id: str, exc: Exception) -> None:
+        log.exception("timer advance of %s failed", instance_id)
+        with self.session() as session:
+            instance = session.get(Instance, instance_id)
+            if instance is None:
+                return
+            instance.next_due_at, instance.has_incident = None, True  # stop re-firing until resolved
+            session.add(Incident(instance_id=instance_id, task_id="", element_id="(timer)", operator="engine",
+                                 error=str(exc), traceback=traceback.format_exc(), attempts=1,
+                                 status="open", created_at=self.now()))
+
+    def sweep_jobs(self, limit: int = 1000) -> int:
+        """Publish jobs that are due but not (or no longer) on the broker: retries whose backoff
+        has passed, and jobs whose publish was lost between commit and broker."""
+        now = self.now()
+        stale_before = now - timedelta(seconds=self.settings.sweep_after_seconds)
+        with self.session() as session:
+            jobs = session.scalars(select(Job).where(
+                Job.status.in_(("queued", "running")), Job.available_at <= now,
+                or_(Job.published_at.is_(None), Job.published_at < stale_before),
+            ).order_by(Job.available_at).limit(limit)).all()
+            for job in jobs:
+                job.published_at = now
+            messages = [JobMessage(job.id, job.operator) for job in jobs]
+        if messages and self.publisher is not None:
+            self.publisher(messages)
+        return len(messages)
+
+
+def _staff(actor: "Actor") -> None:
+    if not actor.is_staff:
+        raise Forbidden("only staff may handle incidents")

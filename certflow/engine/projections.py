@@ -1,0 +1,146 @@
+"""Projections: the tables derived from an instance's engine state, rewritten on every save.
+
+Queue entries (ready user tasks), outbox jobs (waiting service tasks), message subscriptions
+and the instance's next timer due time are computed here from the workflow, in the same
+transaction as the state, so they cannot drift from it. Claims are the one thing kept across
+saves: a task that stays ready under the same id keeps its assignee.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.task import Task
+from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from certflow.engine import elements as el
+from certflow.engine.spiff import SERVICE_PARAMS, AsyncServiceTask
+from certflow.settings import Settings
+from certflow.store.models import HumanTask, Instance, Job, Subscription
+
+ATTEMPT = "certflow_attempt"
+# An automatic retry waits out its backoff; set at failure time, absent for a manual retry.
+NOT_BEFORE = "certflow_not_before"
+
+
+@dataclass
+class Projected:
+    """What a save produced that must happen after commit."""
+
+    publish: list[Job]
+
+
+def project(session: Session, instance: Instance, workflow: BpmnWorkflow, now: datetime,
+            settings: Settings, evaluate: Any) -> Projected:
+    _human_tasks(session, instance, workflow, now, evaluate)
+    publish = _jobs(session, instance, workflow, now, settings)
+    _subscriptions(session, instance, workflow)
+    instance.next_due_at = next_due(workflow)
+    return Projected(publish=publish)
+
+
+def _human_tasks(session: Session, instance: Instance, workflow: BpmnWorkflow, now: datetime,
+                 evaluate: Any) -> None:
+    ready = {str(t.id): t for t in workflow.get_tasks(state=TaskState.READY, manual=True)}
+    existing = {h.id: h for h in session.scalars(
+        select(HumanTask).where(HumanTask.instance_id == instance.id))}
+    gone = [tid for tid in existing if tid not in ready]
+    if gone:
+        session.execute(delete(HumanTask).where(HumanTask.id.in_(gone)))
+    for tid, task in ready.items():
+        if tid not in existing:
+            session.add(_queue_entry(instance, task, now, evaluate))
+
+
+def _queue_entry(instance: Instance, task: Task, now: datetime, evaluate: Any) -> HumanTask:
+    spec = task.task_spec
+    props = el.properties(spec)
+    assignee = evaluate(task, props["assignee"]) if props.get("assignee") else None
+    due_at = None
+    if props.get("due"):
+        duration = TimerEventDefinition.parse_iso_duration(str(evaluate(task, props["due"])))
+        due_at = now + TimerEventDefinition.get_timedelta_from_start(duration, now)
+    return HumanTask(
+        id=str(task.id), instance_id=instance.id, process_id=instance.process_id,
+        business_key=instance.business_key, element_id=spec.bpmn_id,
+        title=spec.bpmn_name or spec.bpmn_id, candidate_group=spec.lane,
+        assignee=str(assignee) if assignee else None, form=props.get("form"),
+        priority=int(props.get("priority", 50)), due_at=due_at, created_at=now,
+        claimed_at=now if assignee else None,
+    )
+
+
+def _jobs(session: Session, instance: Instance, workflow: BpmnWorkflow, now: datetime,
+          settings: Settings) -> list[Job]:
+    waiting = {
+        str(t.id): t for t in workflow.get_tasks(state=TaskState.STARTED)
+        if isinstance(t.task_spec, AsyncServiceTask)
+    }
+    jobs = list(session.scalars(select(Job).where(Job.instance_id == instance.id, Job.status.in_(("queued", "running", "failed")))))
+    current = {(j.task_id, j.attempt) for j in jobs}
+    for job in jobs:
+        task = waiting.get(job.task_id)
+        if job.status in ("queued", "running") and (task is None or task.internal_data.get(ATTEMPT, 1) != job.attempt):
+            job.status, job.finished_at = "stale", now  # cancelled by a timer, or retried since
+    publish = []
+    for tid, task in waiting.items():
+        attempt = task.internal_data.setdefault(ATTEMPT, 1)
+        if (tid, attempt) in current:
+            continue
+        not_before = task.internal_data.pop(NOT_BEFORE, None)
+        available = max(now, datetime.fromisoformat(not_before)) if not_before else now
+        delay = available - now
+        job = Job(
+            idempotency_key=f"{instance.id}:{tid}:{attempt}", instance_id=instance.id, task_id=tid,
+            element_id=task.task_spec.bpmn_id, operator=task.task_spec.operation_name,
+            params=task.internal_data.get(SERVICE_PARAMS, {}), attempt=attempt,
+            max_attempts=task.task_spec.retries or settings.job_max_attempts, status="queued",
+            available_at=available, published_at=now if delay == timedelta(0) else None,
+            created_at=now,
+        )
+        session.add(job)
+        if delay == timedelta(0):
+            publish.append(job)
+    return publish
+
+
+def correlation_key(variable: str | None, value: Any) -> str:
+    return f"{variable or 'business_key'}={value}"
+
+
+def _subscriptions(session: Session, instance: Instance, workflow: BpmnWorkflow) -> None:
+    session.execute(delete(Subscription).where(Subscription.instance_id == instance.id))
+    seen = set()
+    for task in waiting_message_tasks(workflow):
+        definition = task.task_spec.event_definition
+        variable = el.properties(task.task_spec).get("correlation")
+        value = task.data.get(variable) if variable else instance.business_key
+        key = (definition.name, correlation_key(variable, value))
+        if key not in seen:
+            seen.add(key)
+            session.add(Subscription(instance_id=instance.id, message_name=key[0], correlation_key=key[1]))
+
+
+def waiting_message_tasks(workflow: BpmnWorkflow) -> list[Task]:
+    return [
+        t for t in workflow.get_tasks(state=TaskState.WAITING)
+        if isinstance(getattr(t.task_spec, "event_definition", None), MessageEventDefinition)
+    ]
+
+
+def next_due(workflow: BpmnWorkflow) -> datetime | None:
+    """Earliest time a waiting timer fires, read from the engine's own pending-event view."""
+    times = []
+    for pending in workflow.waiting_events():
+        if "Timer" not in pending.event_type or pending.value is None:
+            continue
+        if isinstance(pending.value, str):  # a finished cycle reports its dict instead
+            times.append(TimerEventDefinition.get_datetime(pending.value))
+    return min(times) if times else None

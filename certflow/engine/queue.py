@@ -1,0 +1,117 @@
+"""The human-task queue: inbox queries and claim/unclaim/assign rules.
+
+These read and write ``human_tasks`` only (claims are not engine state); completing a task
+is an advance and lives in the facade.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from certflow.engine import elements as el
+from certflow.engine.dto import TaskView
+from certflow.engine.errors import Conflict, Forbidden, NotFound
+from certflow.store.models import HumanTask, User
+
+if TYPE_CHECKING:
+    from certflow.engine.facade import Actor
+    from certflow.engine.runtime import Runtime
+
+
+def get(session: Session, task_id: str, lock: bool = False) -> HumanTask:
+    query = select(HumanTask).where(HumanTask.id == task_id)
+    entry = session.execute(query.with_for_update() if lock else query).scalar_one_or_none()
+    if entry is None:
+        raise NotFound(f"no open task {task_id!r} (it may have been completed or cancelled)")
+    return entry
+
+
+def view(entry: HumanTask, forms: dict[str, Any], now: datetime) -> TaskView:
+    return TaskView(
+        id=entry.id, instance_id=entry.instance_id, process_id=entry.process_id,
+        business_key=entry.business_key, element_id=entry.element_id, title=entry.title,
+        candidate_group=entry.candidate_group, assignee=entry.assignee, form=entry.form,
+        form_schema=forms.get(entry.form or ""), priority=entry.priority, due_at=entry.due_at,
+        created_at=entry.created_at, overdue=entry.due_at is not None and entry.due_at < now,
+    )
+
+
+def inbox(session: Session, runtime: "Runtime", actor: "Actor", process_id: str | None,
+          group: str | None, overdue: bool | None) -> list[TaskView]:
+    """Mine, plus unassigned in my groups; staff may ask for any group. Due first."""
+    now = runtime.now()
+    query = select(HumanTask)
+    if group and (actor.is_staff or group in actor.groups):
+        query = query.where(HumanTask.candidate_group == group)
+    else:
+        query = query.where(or_(
+            HumanTask.assignee == actor.username,
+            (HumanTask.assignee.is_(None)) & (HumanTask.candidate_group.in_(actor.groups or ("",))),
+        ))
+    if process_id:
+        query = query.where(HumanTask.process_id == process_id)
+    if overdue is not None:
+        query = query.where(HumanTask.due_at < now) if overdue else query.where(
+            or_(HumanTask.due_at.is_(None), HumanTask.due_at >= now))
+    entries = session.scalars(query.order_by(
+        HumanTask.due_at.is_(None), HumanTask.due_at, HumanTask.priority.desc(), HumanTask.created_at
+    ).limit(500)).all()
+    forms_by_instance: dict[str, dict[str, Any]] = {}
+    views = []
+    for entry in entries:
+        if entry.instance_id not in forms_by_instance:
+            forms_by_instance[entry.instance_id] = runtime.definition_forms(session, entry.instance_id)  # type: ignore[attr-defined]
+        views.append(view(entry, forms_by_instance[entry.instance_id], now))
+    return views
+
+
+def may_see(entry: HumanTask, actor: "Actor") -> None:
+    if actor.is_staff or entry.assignee == actor.username:
+        return
+    if entry.assignee is None and entry.candidate_group in actor.groups:
+        return
+    raise Forbidden(f"task {entry.id} is not yours to see")
+
+
+def may_complete(entry: HumanTask, actor: "Actor") -> None:
+    if entry.assignee is not None and entry.assignee != actor.username:
+        raise Conflict(f"task {entry.id} is claimed by {entry.assignee}")
+    if entry.assignee is None and entry.candidate_group not in actor.groups:
+        raise Forbidden(f"task {entry.id} belongs to group {entry.candidate_group!r}, which you are not in")
+
+
+def claim(session: Session, entry: HumanTask, actor: "Actor", now: datetime) -> None:
+    if entry.candidate_group not in actor.groups and entry.assignee != actor.username:
+        raise Forbidden(f"task {entry.id} belongs to group {entry.candidate_group!r}, which you are not in")
+    if entry.assignee == actor.username:
+        raise Conflict(f"you already claimed task {entry.id}")
+    if entry.assignee is not None:
+        raise Conflict(f"task {entry.id} is already claimed by {entry.assignee}")
+    entry.assignee, entry.claimed_at = actor.username, now
+
+
+def unclaim(session: Session, entry: HumanTask, actor: "Actor", now: datetime) -> None:
+    if entry.assignee is None:
+        raise Conflict(f"task {entry.id} is not claimed")
+    if entry.assignee != actor.username and not actor.is_staff:
+        raise Forbidden(f"task {entry.id} is claimed by {entry.assignee}; only they or staff may release it")
+    entry.assignee, entry.claimed_at = None, None
+
+
+def assign(session: Session, entry: HumanTask, actor: "Actor", assignee: str, now: datetime) -> None:
+    if not actor.is_staff:
+        raise Forbidden("only staff may assign tasks")
+    user = session.get(User, assignee)
+    if user is None:
+        raise NotFound(f"no user {assignee!r}")
+    if entry.candidate_group not in (user.groups or []):
+        raise Conflict(f"{assignee} is not in group {entry.candidate_group!r}")
+    entry.assignee, entry.claimed_at = assignee, now
+
+
+def correlation_variable(task_spec: Any) -> str | None:
+    return el.properties(task_spec).get("correlation")

@@ -1,0 +1,200 @@
+"""One advance of one instance = one transaction.
+
+``Runtime.advancing`` locks the instance row, restores the workflow against its cached spec,
+lets the caller move it, runs the engine until it waits, saves the state together with every
+projection and audit event, commits, and only then publishes the new jobs. A failure anywhere
+rolls all of it back: nothing is half-advanced and nothing reaches the broker.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from certflow.clock import CLOCK
+from certflow.engine.dto import JobMessage
+from certflow.engine.errors import InvalidInput, NotFound
+from certflow.engine.projections import project
+from certflow.engine.sandbox import SandboxScriptEngine
+from certflow.engine.spiff import SERIALIZER_VERSION, spec_from_dict, state_from_dict, state_to_dict
+from certflow.settings import Settings
+from certflow.store.models import AuditEvent, Definition, Instance, Job
+
+log = logging.getLogger(__name__)
+
+Publisher = Callable[[list[JobMessage]], None]
+MAX_ENGINE_ROUNDS = 100
+
+
+@dataclass(frozen=True)
+class LoadedDefinition:
+    id: int
+    process_id: str
+    version: int
+    spec: Any
+    subprocess_specs: dict[str, Any]
+    forms: dict[str, Any]
+    elements: dict[str, Any]
+
+
+@dataclass
+class Advance:
+    session: Session
+    instance: Instance
+    workflow: BpmnWorkflow
+    definition: LoadedDefinition
+    now: datetime
+    actor: str
+    events: list[AuditEvent] = field(default_factory=list)
+
+    def audit(self, action: str, task_id: str | None = None, element_id: str | None = None, **detail: Any) -> None:
+        self.events.append(AuditEvent(
+            instance_id=self.instance.id, task_id=task_id, element_id=element_id,
+            actor=self.actor, action=action, detail=detail, at=self.now,
+        ))
+
+
+def lock_instance(session: Session, instance_id: str) -> Instance:
+    """The locking strategy for an advance.
+
+    PostgreSQL: ``SELECT … FOR UPDATE`` on the instance row, held until commit; a second
+    advance of the same instance waits for the first, then sees its committed state.
+    SQLite: every write transaction starts with ``BEGIN IMMEDIATE`` (store/db.py), which takes
+    the database write lock up front, so advances are serialized database-wide.
+    Both are backed by the optimistic ``version`` column, so a writer that bypassed the lock
+    still cannot overwrite a newer state: its UPDATE matches no row and fails.
+    Unsafe if an instance is read in one transaction and saved in another.
+    """
+    instance = session.execute(
+        select(Instance).where(Instance.id == instance_id).with_for_update()
+    ).scalar_one_or_none()
+    if instance is None:
+        raise NotFound(f"no instance {instance_id!r}")
+    return instance
+
+
+class Runtime:
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session], publisher: Publisher | None = None) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.publisher = publisher
+        self.script_engine = SandboxScriptEngine(now=CLOCK.now)
+        self._definitions: dict[int, LoadedDefinition] = {}
+
+    def now(self) -> datetime:
+        return CLOCK.now()
+
+    # -- definitions -----------------------------------------------------------------------
+    def definition(self, session: Session, definition_id: int) -> LoadedDefinition:
+        cached = self._definitions.get(definition_id)
+        if cached is None:
+            row = session.get(Definition, definition_id)
+            if row is None:
+                raise NotFound(f"no definition {definition_id}")
+            spec, subs = spec_from_dict(row.spec)
+            cached = LoadedDefinition(row.id, row.process_id, row.version, spec, subs,
+                                      row.forms, row.elements)
+            self._definitions[definition_id] = cached
+        return cached
+
+    def new_workflow(self, definition: LoadedDefinition) -> BpmnWorkflow:
+        return BpmnWorkflow(definition.spec, definition.subprocess_specs, script_engine=self.script_engine)
+
+    def restore(self, instance: Instance, definition: LoadedDefinition) -> BpmnWorkflow:
+        if instance.serializer_version != SERIALIZER_VERSION:
+            from certflow.engine.migrations import migrate_state
+
+            instance.state = migrate_state(instance.state, instance.serializer_version)
+        workflow = state_from_dict(instance.state, definition.spec, definition.subprocess_specs)
+        workflow.script_engine = self.script_engine
+        return workflow
+
+    # -- the advance -------------------------------------------------------------------------
+    @contextmanager
+    def advancing(self, instance_id: str, actor: str) -> Iterator[Advance]:
+        published: list[Job] = []
+        with self.session() as session:
+            instance = lock_instance(session, instance_id)
+            definition = self.definition(session, instance.definition_id)
+            workflow = self.restore(instance, definition)
+            advance = Advance(session, instance, workflow, definition, CLOCK.now(), actor)
+            before = _states(workflow)
+            yield advance
+            published = self.save(advance, before)
+        self.publish(published)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        session = self.sessions()
+        try:
+            CLOCK.refresh(session)
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def run_engine(self, advance: Advance) -> None:
+        workflow = advance.workflow
+        try:
+            for _ in range(MAX_ENGINE_ROUNDS):
+                workflow.do_engine_steps()
+                if not workflow.get_tasks(state=TaskState.READY, manual=False):
+                    break
+        except SpiffWorkflowException as exc:
+            element = getattr(getattr(exc, "task_spec", None), "bpmn_id", None)
+            raise InvalidInput(f"the diagram failed at {element or 'an element'}: {exc}",
+                               element=element) from exc
+
+    def save(self, advance: Advance, before: dict[str, tuple[int, str]]) -> list[Job]:
+        self.run_engine(advance)
+        instance, workflow, now = advance.instance, advance.workflow, advance.now
+        _audit_transitions(advance, before)
+        projected = project(advance.session, instance, workflow, now, self.settings, self.evaluate)
+        instance.state = state_to_dict(workflow)
+        instance.serializer_version = SERIALIZER_VERSION
+        instance.updated_at = now
+        if workflow.is_completed() and instance.status == "running":
+            instance.status, instance.ended_at = "completed", now
+            advance.audit("instance_completed")
+        advance.session.add_all(advance.events)
+        advance.session.flush()
+        return projected.publish
+
+    def evaluate(self, task: Any, expression: str) -> Any:
+        return self.script_engine.evaluate(task, expression)
+
+    def publish(self, jobs: list[Job]) -> None:
+        """After commit. A failure here loses nothing: the sweep re-publishes unclaimed jobs."""
+        if not jobs or self.publisher is None:
+            return
+        try:
+            self.publisher([JobMessage(job.id, job.operator) for job in jobs])
+        except Exception:  # the broker is down: the sweep will pick these up
+            log.exception("publishing %d job(s) failed; the sweep will retry", len(jobs))
+
+
+def _states(workflow: BpmnWorkflow) -> dict[str, tuple[int, str]]:
+    return {
+        str(t.id): (t.state, t.task_spec.bpmn_id)
+        for t in workflow.get_tasks() if getattr(t.task_spec, "bpmn_id", None)
+    }
+
+
+def _audit_transitions(advance: Advance, before: dict[str, tuple[int, str]]) -> None:
+    for tid, (state, element) in _states(advance.workflow).items():
+        old = before.get(tid, (None, element))[0]
+        if old != state and state not in (TaskState.FUTURE, TaskState.LIKELY, TaskState.MAYBE):
+            advance.audit(TaskState.get_name(state).lower(), tid, element)

@@ -1,0 +1,144 @@
+"""How certflow adapts SpiffWorkflow 3.2: the parser, the serializer registry, asynchronous
+service tasks and the clock seam for timers.
+
+Service tasks never call a handler in-process. ``AsyncServiceTask._execute`` evaluates the
+operator's parameters into the task's internal data and returns None, which leaves the task
+STARTED (waiting); the runtime writes a job row for it in the same transaction, and a worker's
+result completes it later (``complete_service_task``).
+
+SpiffWorkflow's timers read ``datetime.now(timezone.utc)`` directly, with no way to inject a
+clock. Rebinding ``datetime`` in that one module to a subclass whose ``now`` asks certflow's
+clock is the smallest seam that makes every timer obey the controllable clock; the module's
+other uses of ``datetime`` (fromisoformat, combine) behave exactly as before.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, tzinfo
+from typing import Any
+from uuid import UUID
+
+from SpiffWorkflow.bpmn.parser.BpmnParser import full_tag
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
+from SpiffWorkflow.bpmn.specs.event_definitions import timer as spiff_timer
+from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
+from SpiffWorkflow.spiff.parser.task_spec import ServiceTaskParser
+from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
+from SpiffWorkflow.spiff.serializer.task_spec import ServiceTaskConverter
+from SpiffWorkflow.spiff.specs.defaults import ServiceTask
+from SpiffWorkflow.task import Task
+
+from certflow.clock import CLOCK
+
+SERVICE_PARAMS = "certflow_params"
+
+
+class _ClockDatetime(datetime):
+    @classmethod
+    def now(cls, tz: tzinfo | None = None) -> "_ClockDatetime":  # type: ignore[override]
+        now = CLOCK.now()
+        value = now if tz is None else now.astimezone(tz)
+        return cls.fromtimestamp(value.timestamp(), value.tzinfo)
+
+
+spiff_timer.datetime = _ClockDatetime  # type: ignore[misc]
+
+
+class AsyncServiceTask(ServiceTask):  # type: ignore[misc]
+    """A service task that waits for a worker instead of calling the handler in-process."""
+
+    def _execute(self, task: Task) -> None:
+        params = {name: value["value"] for name, value in self.evaluate_params(task).items()}
+        task.internal_data[SERVICE_PARAMS] = params
+        return None
+
+
+def complete_service_task(task: Task, result: dict[str, Any]) -> None:
+    task.data[task.task_spec.result_variable] = result
+    task.internal_data.pop(SERVICE_PARAMS, None)
+    task.complete()
+
+
+class CertflowParser(SpiffBpmnParser):  # type: ignore[misc]
+    OVERRIDE_PARSER_CLASSES = {
+        **SpiffBpmnParser.OVERRIDE_PARSER_CLASSES,
+        full_tag("serviceTask"): (ServiceTaskParser, AsyncServiceTask),
+    }
+
+
+def make_parser() -> CertflowParser:
+    # The validator checks every file against the BPMN + SpiffWorkflow XSDs; SpiffWorkflow
+    # parses with lxml and resolve_entities=False, so external entities are never fetched.
+    return CertflowParser(validator=VALIDATOR)
+
+
+class StateOnlyConverter(BpmnWorkflowConverter):  # type: ignore[misc]
+    """Serializes a workflow WITHOUT its spec: the spec is stored once per definition version
+    (it is ~60% of a full serialization) and handed back in on restore, already parsed."""
+
+    def to_dict(self, workflow: BpmnWorkflow) -> dict[str, Any]:
+        dct: dict[str, Any] = WorkflowConverter.to_dict(self, workflow)
+        dct["subprocesses"] = self.mapping_to_dict(workflow.subprocesses)
+        dct["bpmn_events"] = self.registry.convert(workflow.bpmn_events)
+        return dct
+
+    def from_dict(  # type: ignore[override]
+        self, dct: dict[str, Any], spec: Any = None, subprocess_specs: Any = None
+    ) -> BpmnWorkflow:
+        workflow = self.target_class(spec, subprocess_specs, deserializing=True)
+        workflow.tasks = self.mapping_from_dict(dct["tasks"], UUID, workflow=workflow)
+        workflow.task_tree = workflow.tasks.get(UUID(dct["root"]))
+        self.set_default_attributes(workflow, dct)
+        self.subprocesses_from_dict(dct["subprocesses"], workflow)
+        workflow.bpmn_events = self.registry.restore(dct.pop("bpmn_events", []))
+        return workflow
+
+
+def _registry() -> Any:
+    config = dict(SPIFF_CONFIG)
+    config[AsyncServiceTask] = ServiceTaskConverter
+    config[BpmnWorkflow] = StateOnlyConverter
+    return BpmnWorkflowSerializer.configure(config)
+
+
+SERIALIZER = BpmnWorkflowSerializer(_registry())
+SERIALIZER_VERSION = f"spiff-{SERIALIZER.VERSION}+certflow-1"
+
+
+def spec_to_dict(spec: Any, subprocess_specs: dict[str, Any]) -> dict[str, Any]:
+    registry = SERIALIZER.registry
+    return {
+        "spec": registry.convert(spec),
+        "subprocess_specs": {k: registry.convert(v) for k, v in subprocess_specs.items()},
+    }
+
+
+def spec_from_dict(dct: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    registry = SERIALIZER.registry
+    spec = registry.restore(dct["spec"])
+    subs = {k: registry.restore(v) for k, v in dct["subprocess_specs"].items()}
+    return spec, subs
+
+
+def state_to_dict(workflow: BpmnWorkflow) -> dict[str, Any]:
+    return SERIALIZER.to_dict(workflow)  # type: ignore[no-any-return]
+
+
+def state_from_dict(dct: dict[str, Any], spec: Any, subprocess_specs: dict[str, Any]) -> BpmnWorkflow:
+    # The converters pop keys from the top level and from each subprocess; copy just those
+    # levels so the caller's dict (an ORM attribute) stays intact, without a deep copy.
+    dct = dict(dct)
+    dct["subprocesses"] = {k: dict(v) for k, v in dct["subprocesses"].items()}
+    workflow: BpmnWorkflow = SERIALIZER.from_dict(dct, spec=spec, subprocess_specs=subprocess_specs)
+    return workflow
+
+
+def find_task(workflow: BpmnWorkflow, task_id: str) -> Task | None:
+    """The task with this id, or None when it is gone (a boundary event can remove a branch's
+    tasks from the tree entirely, not just cancel them)."""
+    try:
+        return workflow.get_task_from_id(UUID(task_id))
+    except Exception:  # TaskNotFoundException, or a malformed id
+        return None

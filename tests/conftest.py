@@ -1,0 +1,90 @@
+"""Fixtures: a fresh database per test (SQLite file, or PostgreSQL for integration) and an
+Engine wired to it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from certflow.bootstrap import build_engine, create_schema
+from certflow.clock import CLOCK
+from certflow.settings import reset_settings
+from certflow.store.db import reset_engines
+from tests.support import IN_CI, PG_ADMIN, REDIS, Harness
+
+
+# -- environment ---------------------------------------------------------------------------
+def _use(monkeypatch: pytest.MonkeyPatch, var: Path, database_url: str, redis_url: str = "") -> None:
+    monkeypatch.setenv("CERTFLOW_ENV", "test")
+    monkeypatch.setenv("CERTFLOW_VAR_DIR", str(var))
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("CERTFLOW_JOB_BACKOFF_SECONDS", "1")
+    reset_settings()
+    reset_engines()
+    CLOCK._offset = 0.0
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    url = f"sqlite:///{tmp_path / 'certflow.sqlite'}"
+    _use(monkeypatch, tmp_path / "var", url)
+    create_schema(url)
+    yield url
+    reset_engines()
+    reset_settings()
+
+
+def service_or_fail(name: str, exc: Exception) -> None:
+    if IN_CI:
+        pytest.fail(f"{name} is required under CI=true but unreachable: {exc}")
+    pytest.skip(f"{name} unreachable: {exc}")
+
+
+@pytest.fixture
+def pg_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    name = f"certflow_test_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001
+        service_or_fail("PostgreSQL", exc)
+    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    _use(monkeypatch, tmp_path / "var", url)
+    create_schema(url)
+    yield url
+    reset_engines()
+    reset_settings()
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS).ping()
+    except Exception as exc:  # noqa: BLE001
+        service_or_fail("Redis", exc)
+    return REDIS
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_db(request: pytest.FixtureRequest) -> str:
+    """Both persistence paths; the PostgreSQL one is an integration test."""
+    return str(request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url"))
+
+
+@pytest.fixture
+def harness(sqlite_url: str) -> Harness:
+    h = Harness(build_engine())
+    h.engine.publisher = h.published.extend
+    return h
+

@@ -1,0 +1,266 @@
+"""The persisted engine on the small test diagram (tests/engine/data/flow): every step is its
+own advance, so the instance is saved and restored between all of them."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from certflow.engine.errors import Conflict, DeployError, Forbidden, InvalidInput, NotFound
+from certflow.store.db import session_scope
+from certflow.store.models import AuditEvent, Definition, Instance, Job
+from tests.support import FLOW_DIR, Harness
+
+
+@pytest.fixture
+def flow(harness: Harness) -> Harness:
+    harness.engine.deploy(harness.staff, FLOW_DIR)
+    return harness
+
+
+def start(h: Harness, key: str = "K1") -> str:
+    return h.engine.start(h.staff, "flow", key, {"key": key}).id
+
+
+def office_task(h: Harness) -> str:
+    [task] = [t for t in h.engine.inbox(h.staff) if t.element_id == "review"]
+    return task.id
+
+
+def test_deploy_versions_and_unchanged_redeploy(harness: Harness, tmp_path: Path) -> None:
+    [first] = harness.engine.deploy(harness.staff, FLOW_DIR)
+    assert (first.process_id, first.version, first.created) == ("flow", 1, True)
+    [again] = harness.engine.deploy(harness.staff, FLOW_DIR)
+    assert (again.version, again.created) == (1, False)
+    instance_id = start(harness)
+    changed = tmp_path / "p"
+    shutil.copytree(FLOW_DIR, changed)
+    bpmn = changed / "flow" / "flow.bpmn"
+    bpmn.write_text(bpmn.read_text().replace('name="Review request"', 'name="Review the request"'))
+    [second] = harness.engine.deploy(harness.staff, changed)
+    assert (second.version, second.created) == (2, True)
+    assert harness.engine.instance(harness.staff, instance_id).version == 1  # keeps its version
+    assert harness.engine.start(harness.staff, "flow", "K2", {"key": "K2"}).version == 2
+
+
+def test_service_task_waits_for_a_worker_then_user_task_reaches_the_queue(flow: Harness) -> None:
+    instance_id = start(flow)
+    [job] = flow.jobs()
+    assert (job.operator, job.params, job.status) == ("test/echo", {"value": "R-K1"}, "queued")
+    assert [m.job_id for m in flow.published] == [job.id]  # published after commit
+    assert flow.engine.inbox(flow.staff) == []
+    assert flow.run_jobs() == ["done"]
+    [task] = flow.engine.inbox(flow.staff)
+    assert (task.element_id, task.candidate_group, task.form, task.priority) == ("review", "office", "review.json", 70)
+    assert task.due_at is not None and (task.due_at - task.created_at).days == 10
+    assert task.form_schema and task.form_schema["required"] == ["approved"]
+    view = flow.engine.instance(flow.staff, instance_id)
+    assert view.data["ref"]["value"] == "R-K1"
+
+
+def test_complete_validates_the_form_and_routes_the_message(flow: Harness) -> None:
+    instance_id = start(flow)
+    flow.run_jobs()
+    task_id = office_task(flow)
+    with pytest.raises(InvalidInput) as bad:
+        flow.engine.complete(flow.staff, task_id, {"approved": "yes"})
+    assert "approved" in bad.value.message
+    assert office_task(flow) == task_id  # nothing changed
+    flow.engine.complete(flow.staff, task_id, {"approved": True})
+    with pytest.raises((NotFound, Conflict)):
+        flow.engine.complete(flow.staff, task_id, {"approved": True})  # a second click
+    view = flow.engine.instance(flow.staff, instance_id)
+    assert view.waiting_for == ["paid (ref={'value': 'R-K1', 'key': '" + view.data["ref"]["key"] + "'})"] or view.waiting_for
+    with pytest.raises(NotFound):
+        flow.engine.deliver_message(flow.staff, "paid", {"amount": 1}, correlation={"ref": "nope"})
+    ref = view.data["ref"]
+    [target] = flow.engine.deliver_message(flow.staff, "paid", {"amount": 1}, correlation={"ref": ref})
+    assert target == instance_id
+    assert flow.engine.instance(flow.staff, instance_id).status == "completed"
+
+
+def test_default_flow_ends_rejected(flow: Harness) -> None:
+    instance_id = start(flow)
+    flow.run_jobs()
+    flow.engine.complete(flow.staff, office_task(flow), {"approved": False, "note": "no"})
+    assert flow.engine.instance(flow.staff, instance_id).status == "completed"
+    actions = [e["element_id"] for e in flow.engine.history(flow.staff, instance_id) if e["action"] == "completed"]
+    assert "end_rejected" in actions and "end_done" not in actions
+
+
+def test_claim_rules(flow: Harness) -> None:
+    start(flow)
+    flow.run_jobs()
+    alice = flow.user("alice", ["office"])
+    bob = flow.user("bob", ["office"])
+    outsider = flow.user("eve", ["mentor"])
+    task_id = office_task(flow)
+    assert flow.engine.claim(alice, task_id).assignee == "alice"
+    with pytest.raises(Conflict):
+        flow.engine.claim(bob, task_id)
+    with pytest.raises(Conflict):
+        flow.engine.complete(bob, task_id, {"approved": True})
+    assert [t.id for t in flow.engine.inbox(bob)] == []
+    with pytest.raises(Forbidden):
+        flow.engine.claim(outsider, task_id)
+    with pytest.raises(Forbidden):
+        flow.engine.unclaim(bob, task_id)
+    flow.engine.unclaim(alice, task_id)
+    flow.engine.assign(flow.staff, task_id, "bob")
+    assert [t.id for t in flow.engine.inbox(bob)] == [task_id]
+    with pytest.raises(Forbidden):
+        flow.engine.assign(alice, task_id, "alice")
+
+
+def test_reminder_then_interrupting_escalation(flow: Harness) -> None:
+    instance_id = start(flow)
+    flow.run_jobs()
+    review = office_task(flow)
+    flow.advance("P6D")
+    assert [j.element_id for j in flow.jobs()] == ["make_ref"]  # not yet
+    flow.advance("P2D")  # day 8: the non-interrupting reminder
+    assert [j.element_id for j in flow.jobs()] == ["make_ref", "remind"]
+    flow.run_jobs()
+    assert office_task(flow) == review  # still open
+    assert [t.overdue for t in flow.engine.inbox(flow.staff)] == [False]
+    flow.advance("P3D")  # day 11: overdue, not yet escalated
+    assert [t.overdue for t in flow.engine.inbox(flow.staff, overdue=True)] == [True]
+    flow.advance("P4D")  # day 15: the interrupting timer
+    tasks = flow.engine.inbox(flow.staff)
+    assert [t.element_id for t in tasks] == ["escalate"]
+    assert tasks[0].candidate_group == "coordinator"
+    with session_scope() as s:
+        assert s.get(Instance, instance_id).next_due_at is None
+
+
+def test_stale_result_is_dropped(flow: Harness) -> None:
+    instance_id = start(flow)
+    flow.engine.cancel(flow.staff, instance_id, "applicant withdrew")
+    [job] = flow.jobs()
+    assert job.status == "stale"
+    assert flow.engine.deliver_result(job.id, result={"value": "late"}) == "stale"
+    assert flow.engine.run_job(job.id) == "ignored:stale"
+    assert flow.engine.instance(flow.staff, instance_id).status == "cancelled"
+
+
+def test_duplicate_delivery_has_one_effect(flow: Harness) -> None:
+    instance_id = start(flow)
+    [job] = flow.jobs()
+    assert flow.engine.run_job(job.id) == "done"
+    assert flow.engine.run_job(job.id) == "ignored:done"
+    with session_scope() as s:
+        completions = s.scalar(select(func.count()).select_from(AuditEvent).where(
+            AuditEvent.instance_id == instance_id, AuditEvent.action == "service_completed"))
+    assert completions == 1
+
+
+def failing_flow(h: Harness, tmp_path: Path) -> None:
+    target = tmp_path / "procs"
+    shutil.copytree(FLOW_DIR, target)
+    bpmn = target / "flow" / "flow.bpmn"
+    bpmn.write_text(bpmn.read_text().replace('id="test/echo" resultVariable="ref"', 'id="test/fail" resultVariable="ref"'))
+    h.engine.deploy(h.staff, target)
+
+
+def test_retries_with_backoff_then_incident_retry_and_skip(harness: Harness, tmp_path: Path) -> None:
+    failing_flow(harness, tmp_path)
+    instance_id = start(harness)
+    assert harness.run_jobs() == ["retry"]
+    [first, second] = harness.jobs()
+    assert (second.attempt, second.status) == (2, "queued")
+    assert (second.available_at - first.created_at).total_seconds() == pytest.approx(1, abs=0.5)
+    for _ in range(4):
+        harness.advance("PT1H")
+        harness.run_jobs()
+    [incident] = harness.engine.incidents(harness.staff)
+    assert (incident.attempts, incident.error, incident.element_id) == (5, "the service is down", "make_ref")
+    assert "HandlerError" in incident.traceback
+    assert harness.engine.instance(harness.staff, instance_id).has_incident
+    assert harness.engine.resolve_incident(harness.staff, incident.id, "retry") == "retried"
+    assert harness.run_jobs() == ["incident"]
+    [incident2] = harness.engine.incidents(harness.staff)
+    assert harness.engine.resolve_incident(harness.staff, incident2.id, "skip") == "skipped"
+    with pytest.raises(Conflict):
+        harness.engine.resolve_incident(harness.staff, incident2.id, "skip")
+    view = harness.engine.instance(harness.staff, instance_id)
+    assert not view.has_incident and [t.element_id for t in view.open_tasks] == ["review"]
+
+
+def test_lost_publish_is_swept(flow: Harness) -> None:
+    flow.engine.publisher = None  # the broker was unreachable at commit time
+    start(flow)
+    flow.published.clear()
+    flow.engine.publisher = flow.published.extend
+    assert flow.engine.sweep_jobs() == 0  # too recent: it may still be in flight
+    flow.advance("PT1M")
+    assert flow.engine.sweep_jobs() == 1
+    assert len(flow.published) == 1
+
+
+def test_unknown_ids_and_duplicate_start(flow: Harness) -> None:
+    start(flow)
+    with pytest.raises(Conflict):
+        start(flow)
+    with pytest.raises(NotFound):
+        flow.engine.complete(flow.staff, "nope", {})
+    with pytest.raises(NotFound):
+        flow.engine.instance(flow.staff, "nope")
+    with pytest.raises(NotFound):
+        flow.engine.start(flow.staff, "nope", "k", {})
+
+
+def test_candidate_cannot_see_someone_elses_instance(flow: Harness) -> None:
+    instance_id = start(flow)
+    stranger = flow.user("stranger", ["candidate"])
+    with pytest.raises(Forbidden):
+        flow.engine.instance(stranger, instance_id)
+    with pytest.raises(Forbidden):
+        flow.engine.deliver_message(stranger, "paid", {}, business_key="K1")
+
+
+@pytest.mark.parametrize("edit, problem", [
+    (('id="test/echo" resultVariable="ref"', 'id="nope/handler" resultVariable="ref"'), "[make_ref]: unknown handler 'nope/handler'"),
+    (('value="review.json"', 'value="missing.json"'), "[review]: form 'missing.json' not found"),
+    (('"P14D"', '"P14X"'), "[review_late]: timer"),
+    (('approved == True', '().__class__.__base__'), "[approved_gw]: condition"),
+    (('id="value" type="str"', 'id="other" type="str"'), "[make_ref]: test/echo: missing parameter(s) ['value']"),
+    (("<bpmn:process ", "<bpmn:process <"), "not valid XML"),
+    (('<?xml version="1.0" encoding="UTF-8"?>', '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>'), "DOCTYPE"),
+])
+def test_bad_diagrams_are_refused_whole(harness: Harness, tmp_path: Path, edit: tuple[str, str], problem: str) -> None:
+    target = tmp_path / "procs"
+    shutil.copytree(FLOW_DIR, target)
+    bpmn = target / "flow" / "flow.bpmn"
+    text = bpmn.read_text()
+    assert edit[0] in text
+    bpmn.write_text(text.replace(edit[0], edit[1], 1))
+    with pytest.raises(DeployError) as refused:
+        harness.engine.deploy(harness.staff, target)
+    assert problem in refused.value.message
+    assert "flow.bpmn" in refused.value.message
+    with session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(Definition)) == 0
+
+
+def test_only_staff_deploy(harness: Harness) -> None:
+    with pytest.raises(Forbidden):
+        harness.engine.deploy(harness.user("c", ["candidate"]), FLOW_DIR)
+
+
+def test_every_transition_is_audited(flow: Harness) -> None:
+    instance_id = start(flow)
+    flow.run_jobs()
+    flow.engine.claim(flow.staff, office_task(flow))
+    flow.engine.complete(flow.staff, office_task(flow), {"approved": False})
+    history = flow.engine.history(flow.staff, instance_id)
+    seen = [(e["action"], e["element_id"], e["actor"]) for e in history]
+    assert ("instance_started", None, "office") in seen
+    assert ("started", "make_ref", "office") in seen
+    assert ("completed", "make_ref", "worker") in seen
+    assert ("claimed", "review", "office") in seen
+    assert ("completed", "review", "office") in seen
+    assert seen[-1][0] == "instance_completed"
+    _ = Job

@@ -1,0 +1,81 @@
+"""Test support shared by every tier: test handlers (registered by name, like real ones),
+the Harness around an Engine, and the locations of test data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import select
+
+import handlers
+from certflow.clock import CLOCK
+from certflow.engine.facade import Actor, Engine
+from certflow.store.db import session_scope
+from certflow.store.models import Job
+from certflow.users import create_user
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN = os.environ.get("CERTFLOW_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+REDIS = os.environ.get("CERTFLOW_TEST_REDIS", "redis://127.0.0.1:6379/0")
+IN_CI = os.environ.get("CI") == "true"
+FLOW_DIR = ROOT / "tests" / "engine" / "data"
+# -- test handlers (registered once, by name, like real ones) ---------------------------------
+class EchoIn(BaseModel):
+    value: str
+
+
+@handlers.handler("test/echo")
+def _echo(ctx: handlers.HandlerContext, data: EchoIn) -> dict[str, Any]:
+    return {"value": data.value, "key": ctx.idempotency_key}
+
+
+class FailIn(BaseModel):
+    value: str = ""
+
+
+
+@handlers.handler("test/fail")
+def _fail(ctx: handlers.HandlerContext, data: FailIn) -> dict[str, Any]:
+    raise handlers.HandlerError("the service is down")
+
+
+# -- engine --------------------------------------------------------------------------------
+class Harness:
+    """An engine plus the tools a test needs: users, an in-process job runner, the clock."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.published: list[Any] = []
+        self.staff = Actor("office", ("office", "coordinator"), True)
+
+    def user(self, username: str, groups: list[str], staff: bool = False, **extra: Any) -> Actor:
+        with session_scope() as session:
+            create_user(session, username, username.title(), groups, is_staff=staff, **extra)
+        return Actor(username, tuple(groups), staff)
+
+    def run_jobs(self, rounds: int = 20) -> list[str]:
+        """Run every due job the way a worker would (unit tier; the integration tier uses a
+        real Celery worker)."""
+        outcomes = []
+        for _ in range(rounds):
+            with session_scope() as session:
+                ids = session.scalars(select(Job.id).where(
+                    Job.status == "queued", Job.available_at <= self.engine.now()).order_by(Job.id)).all()
+            if not ids:
+                break
+            outcomes += [self.engine.run_job(i) for i in ids]
+        return outcomes
+
+    def advance(self, duration: str) -> None:
+        from certflow.clock import parse_duration
+
+        with session_scope() as session:
+            CLOCK.advance(session, parse_duration(duration), allowed=True)
+        self.engine.fire_due_timers()
+
+    def jobs(self) -> list[Job]:
+        with session_scope() as session:
+            return list(session.scalars(select(Job).order_by(Job.id)))
