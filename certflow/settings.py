@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     beat_interval_seconds: float = 2.0
 
     certificate_validity_years: int = 3
+    # Extra modules that register handlers (a deployment's own, or tests'), comma-separated.
+    handler_modules: str = ""
 
     smtp_host: str = ""
     smtp_port: int = 25

@@ -90,9 +90,13 @@ def handler(name: str) -> Callable[[Callable[[HandlerContext, In], dict[str, Any
 
 def load_all() -> dict[str, Handler[Any]]:
     """Import every module of this package; each registers its handlers on import."""
+    from certflow.settings import get_settings
+
     for module in pkgutil.iter_modules(__path__):
         if not module.name.startswith("_"):
             importlib.import_module(f"handlers.{module.name}")
+    for extra in filter(None, (m.strip() for m in get_settings().handler_modules.split(","))):
+        importlib.import_module(extra)
     return REGISTRY
 
 

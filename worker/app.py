@@ -8,29 +8,43 @@ re-queue, and the engine makes redelivery harmless (see certflow.engine.jobs).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from celery import Celery
 from celery.signals import worker_process_init
 
 from certflow.engine.dto import JobMessage
-from certflow.settings import get_settings
+from certflow.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
-settings = get_settings()
 
-app = Celery("certflow", broker=settings.broker_url)
-app.conf.update(
-    task_acks_late=True,
-    task_reject_on_worker_lost=True,
-    worker_prefetch_multiplier=1,
-    task_ignore_result=True,
-    broker_connection_retry_on_startup=True,
-    broker_transport_options={"polling_interval": 0.2},
-    beat_schedule={
-        "certflow-tick": {"task": "certflow.tick", "schedule": settings.beat_interval_seconds},
-    },
-    timezone="UTC",
-)
+
+def make_app(settings: Settings) -> Celery:
+    celery = Celery("certflow", broker=settings.broker_url)
+    celery.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        broker_connection_retry_on_startup=True,
+        beat_schedule={
+            "certflow-tick": {"task": "certflow.tick", "schedule": settings.beat_interval_seconds},
+        },
+        timezone="UTC",
+    )
+    return celery
+
+
+def make_publisher(celery: Celery) -> Callable[[list[JobMessage]], None]:
+    def publish(messages: list[JobMessage]) -> None:
+        for message in messages:
+            celery.send_task("certflow.run_job", args=[message.job_id])
+
+    return publish
+
+
+app = make_app(get_settings())
+publish = make_publisher(app)
 
 
 @worker_process_init.connect
@@ -55,8 +69,3 @@ def tick() -> dict[str, int]:
 
     eng = engine()
     return {"timers": eng.fire_due_timers(), "jobs": eng.sweep_jobs()}
-
-
-def publish(messages: list[JobMessage]) -> None:
-    for message in messages:
-        run_job.apply_async(args=[message.job_id])

@@ -51,6 +51,17 @@ class InstanceView:
 
 
 @dataclass(frozen=True)
+class Completed:
+    """What completing a task tells the user: it is done, where the instance stands, and what
+    in that instance is theirs to do next (not the instance's data: it may not be theirs)."""
+
+    task_id: str
+    instance_id: str
+    instance_status: str
+    next_tasks: list[TaskView]
+
+
+@dataclass(frozen=True)
 class JobMessage:
     """What is published to the broker: only the job id; the worker reads the rest."""
 

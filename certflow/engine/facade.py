@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from certflow.engine import deploy as deploying
 from certflow.engine import queue
-from certflow.engine.dto import DeployedVersion, InstanceView, TaskView
+from certflow.engine.dto import Completed, DeployedVersion, InstanceView, TaskView
 from certflow.engine.errors import Conflict, Forbidden, InvalidInput, NotFound
 from certflow.engine.jobs import JobsMixin
 from certflow.engine.projections import correlation_key, waiting_message_tasks
@@ -173,7 +173,7 @@ class Engine(JobsMixin, Runtime):
                                    actor=actor.username, action=action, detail={"assignee": entry.assignee}, at=now))
             return queue.view(entry, self.definition_forms(session, entry.instance_id), now)
 
-    def complete(self, actor: Actor, task_id: str, data: dict[str, Any]) -> InstanceView:
+    def complete(self, actor: Actor, task_id: str, data: dict[str, Any]) -> Completed:
         with self.session() as session:
             entry = queue.get(session, task_id)
             queue.may_complete(entry, actor)
@@ -189,7 +189,9 @@ class Engine(JobsMixin, Runtime):
             task.data.update(data)
             task.run()
             adv.audit("task_completed_by_user", task_id, entry.element_id, data=data)
-        return self.instance(actor, instance_id)
+            status = adv.instance.status
+        mine = [t for t in self.inbox(actor) if t.instance_id == instance_id]
+        return Completed(task_id, instance_id, status, mine)
 
     def definition_forms(self, session: Session, instance_id: str) -> dict[str, Any]:
         definition_id = session.scalar(select(Instance.definition_id).where(Instance.id == instance_id))

@@ -1,0 +1,110 @@
+"""Handler benchmarks: what one invoice (number, amounts, PDF and UBL) and one email cost.
+
+    python bench/handlers.py --n 200
+
+Prints figures and asserts nothing about time. The last line is machine-readable:
+``bench-handlers: invoice_ms=<x> email_ms=<y>`` (``n/a`` while a part is not written yet).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# Run as a script, this folder comes first on sys.path and this very file would shadow the
+# real ``handlers`` package: put the project root first instead.
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+
+from sqlalchemy import create_engine  # noqa: E402
+from sqlalchemy.orm import Session  # noqa: E402
+
+import certflow.store.all_models  # noqa: E402,F401  (registers every table)
+from certflow.settings import Settings  # noqa: E402
+from certflow.store.base import Base  # noqa: E402
+from certflow.store.billing import Invoice  # noqa: E402
+from certflow.store.models import User  # noqa: E402
+from handlers import HandlerContext  # noqa: E402
+from handlers.invoice_pdf import render_pdf  # noqa: E402
+from handlers.invoicing import CreateInvoiceInput, create_invoice  # noqa: E402
+from handlers.ubl import build_ubl  # noqa: E402
+
+NOW = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)
+PRODUCTS = ("certification", "recertification", "register_fee", "english_certificate", "book")
+WARMUP = 5
+
+
+def _customer(session: Session) -> None:
+    session.add(User(username="bench", display_name="Bea Bench", email="bea@example.nl",
+                     address={"street": "Oudegracht 1", "postal_code": "3511 AA",
+                              "city": "Utrecht", "country": "NL"},
+                     token_hash="bench", groups=[], created_at=NOW))
+    session.commit()
+
+
+def bench_invoices(n: int) -> float:
+    """Mean milliseconds per invoice over a batch of ``n``, each in its own committed
+    transaction on a SQLite file: lock and number, amounts, PDF with QR, UBL, insert."""
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = create_engine(f"sqlite:///{tmp}/bench.sqlite")
+        Base.metadata.create_all(engine)
+        settings = Settings(_env_file=None, var_dir=Path(tmp))  # type: ignore[call-arg]
+        with Session(engine) as session:
+            _customer(session)
+        timings = []
+        for i in range(n + WARMUP):
+            started = time.perf_counter()
+            with Session(engine) as session:
+                ctx = HandlerContext(session=session, now=NOW, idempotency_key=uuid.uuid4().hex,
+                                     settings=settings)
+                create_invoice(ctx, CreateInvoiceInput(customer="bench",
+                                                       product=PRODUCTS[i % len(PRODUCTS)]))
+                session.commit()
+            if i >= WARMUP:
+                timings.append((time.perf_counter() - started) * 1000)
+        mean = statistics.fmean(timings)
+        print(f"invoices: n={n} mean={mean:.2f}ms median={statistics.median(timings):.2f}ms "
+              f"p95={sorted(timings)[int(len(timings) * 0.95) - 1]:.2f}ms")
+        with Session(engine) as session:
+            _render_breakdown(session.get_one(Invoice, 1), settings)
+        engine.dispose()
+    print(f"invoice_ms={mean:.2f}")
+    return mean
+
+
+def _render_breakdown(invoice: Invoice, settings: Settings, rounds: int = 20) -> None:
+    """Where an invoice's time goes: the PDF (with its QR image) versus the UBL."""
+    renderers: tuple[tuple[str, Callable[[Invoice, Settings], object]], ...] = (
+        ("pdf", render_pdf), ("ubl", build_ubl))
+    for name, render in renderers:
+        started = time.perf_counter()
+        for _ in range(rounds):
+            render(invoice, settings)
+        print(f"  {name}: {(time.perf_counter() - started) * 1000 / rounds:.2f}ms per document")
+
+
+def bench_emails(n: int) -> float | None:
+    """Mean milliseconds per email (render + send), or None until the email benchmark is
+    written. Its owner fills this in; main() already prints whatever it returns."""
+    return None
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=200, help="documents per batch")
+    args = parser.parse_args(argv)
+    invoice_ms = bench_invoices(args.n)
+    email_ms = bench_emails(args.n)
+    email = f"{email_ms:.2f}" if email_ms is not None else "n/a"
+    print(f"bench-handlers: invoice_ms={invoice_ms:.2f} email_ms={email}")
+
+
+if __name__ == "__main__":
+    main()

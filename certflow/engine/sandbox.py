@@ -1,0 +1,294 @@
+"""The script engine for Python snippets inside BPMN diagrams.
+
+Script tasks, gateway conditions, timer expressions, service-task parameters and pre/post
+scripts are written by process owners, but certflow treats them as untrusted: a diagram must
+not be able to reach the operating system or the interpreter's internals, nor hang a worker.
+
+Why not RestrictedPython: it accepts most of Python and its safety depends on the host wiring
+up guard hooks (``_getattr_``, ``_write_``, ``_getiter_`` ...) and builtins correctly; it has
+had several published escapes (through generator frames, ``str.format``, shadowed guard
+hooks), and one code path that reaches plain ``exec`` lets ``().__class__.__base__
+.__subclasses__()`` find ``os.popen``. This module instead accepts a deliberately small
+*whitelisted* subset of Python, which is all conditions and small scripts need:
+
+1. ``validate`` parses the source with ``ast`` and rejects every node type, call target and
+   attribute not explicitly allowed, and every name/attribute/keyword starting with ``_``
+   (``ScriptRejected`` names the construct and line).
+2. ``sandbox_builtins.Guard`` rewrites size-sensitive operations into calls of the guards in
+   ``sandbox_builtins`` so ``'a' * 10**9`` or ``2 ** 10**10`` are refused before allocating.
+3. The code runs with ``{"__builtins__": <small dict>}`` under a ``sys.settrace`` time limit
+   (per thread, so it works in worker threads where ``signal.alarm`` cannot).
+
+Residual risk: a single C-level operation cannot be interrupted by the tracer, and some can be
+made slow or large from small inputs: comparing, hashing, printing or JSON-serialising
+containers with *shared* members (``[list(range(100000))] * 100000`` is small in memory, huge
+as text). Run workers with an OS memory limit and a task time limit as well.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import re
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from types import CodeType, FrameType
+from typing import Any, NoReturn
+
+from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
+from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
+
+from certflow.engine import sandbox_builtins as sb
+from certflow.engine.sandbox_builtins import ScriptLimitExceeded
+
+__all__ = [
+    "ScriptLimitExceeded", "ScriptRejected", "SandboxEnvironment", "SandboxScriptEngine",
+    "SAFE_ATTRIBUTES", "CALLABLE_NAMES", "DEFAULT_TIME_LIMIT", "compile_script", "validate",
+]
+
+MODES = ("eval", "exec")  # "eval": one expression (conditions, timers); "exec": a script
+DEFAULT_TIME_LIMIT = 0.5  # seconds per evaluate/execute
+MAX_SOURCE_LENGTH = 50_000
+CODE_CACHE_SIZE = 2048
+SCRIPT_FILENAME = "<string>"  # what SpiffWorkflow looks for to report the failing line
+_CHECK_EVERY = 32  # trace events between clock reads
+
+SAFE_ATTRIBUTES = frozenset({
+    # dict
+    "get", "keys", "values", "items", "pop", "update", "setdefault", "copy", "clear",
+    # list
+    "append", "extend", "insert", "remove", "index", "count", "sort", "reverse",
+    # set
+    "add", "discard", "union", "intersection", "difference", "issubset", "issuperset",
+    # str
+    "lower", "upper", "strip", "lstrip", "rstrip", "split", "rsplit", "splitlines", "join",
+    "replace", "startswith", "endswith", "title", "capitalize", "find", "isdigit", "isalpha",
+    "isalnum", "isspace", "removeprefix", "removesuffix",
+    # date / datetime / timedelta
+    "isoformat", "year", "month", "day", "hour", "minute", "second", "weekday", "isoweekday",
+    "date", "days", "seconds", "total_seconds",
+})
+CALLABLE_NAMES = frozenset(sb.SAFE_BUILTINS) | frozenset(sb.DATE_HELPER_NAMES)
+
+_ALLOWED_NODES: tuple[type[ast.AST], ...] = (
+    ast.Module, ast.Expression, ast.Assign, ast.AugAssign, ast.For, ast.If, ast.Expr, ast.Pass,
+    ast.Break, ast.Continue, ast.Delete, ast.BoolOp, ast.BinOp, ast.UnaryOp, ast.Compare,
+    ast.IfExp, ast.Call, ast.keyword, ast.Constant, ast.Name, ast.Attribute, ast.Subscript,
+    ast.Slice, ast.Starred, ast.List, ast.Tuple, ast.Dict, ast.Set, ast.ListComp, ast.SetComp,
+    ast.DictComp, ast.GeneratorExp, ast.comprehension, ast.JoinedStr, ast.FormattedValue,
+    ast.Load, ast.Store, ast.Del, ast.And, ast.Or, ast.Add, ast.Sub, ast.Mult, ast.Div,
+    ast.FloorDiv, ast.Mod, ast.Pow, ast.LShift, ast.RShift, ast.BitOr, ast.BitXor, ast.BitAnd,
+    ast.UAdd, ast.USub, ast.Not, ast.Invert, ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt,
+    ast.GtE, ast.Is, ast.IsNot, ast.In, ast.NotIn,
+)
+_FRIENDLY = {
+    "Import": "an import statement", "ImportFrom": "an import statement", "Lambda": "a lambda",
+    "FunctionDef": "a function definition", "AsyncFunctionDef": "a function definition",
+    "ClassDef": "a class definition", "While": "a while loop (use 'for ... in range(...)')",
+    "Try": "a try statement", "TryStar": "a try statement", "With": "a with statement",
+    "AsyncWith": "a with statement", "AsyncFor": "an async for loop", "Global": "'global'",
+    "Nonlocal": "'nonlocal'", "Yield": "'yield'", "YieldFrom": "'yield'", "Await": "'await'",
+    "NamedExpr": "an assignment expression (:=)", "Return": "'return'", "Raise": "'raise'",
+    "Assert": "'assert'", "AnnAssign": "an annotated assignment", "MatMult": "the @ operator",
+    "Match": "a match statement",
+}
+_FORMAT_SPEC = re.compile(r"\d{4,}")  # f"{x:>1000000000}" would allocate a huge string
+
+
+class ScriptRejected(SyntaxError):
+    """The script uses a construct outside the sandbox's whitelist.
+
+    A ``SyntaxError`` so that SpiffWorkflow reports its line and DMN's parse probing treats it as
+    unparseable; ``msg`` says what was rejected, ``lineno`` where.
+    """
+
+    def __init__(self, message: str, lineno: int | None = None) -> None:
+        super().__init__(message, (SCRIPT_FILENAME, lineno, None, None))
+
+    def __str__(self) -> str:
+        return f"{self.msg} (line {self.lineno})" if self.lineno else str(self.msg)
+
+
+def _reject(node: ast.AST, lineno: int, message: str) -> NoReturn:
+    raise ScriptRejected(message, getattr(node, "lineno", lineno))
+
+
+def _check_name(node: ast.AST, lineno: int, name: str | None, what: str) -> None:
+    if name is not None and name.startswith("_"):
+        _reject(node, lineno, f"{what} {name!r} is not allowed (names starting with '_' are reserved)")
+
+
+def _check_attribute(node: ast.Attribute, lineno: int) -> None:
+    _check_name(node, lineno, node.attr, "attribute")
+    if node.attr in ("format", "format_map"):
+        _reject(node, lineno, f"str.{node.attr}() is not allowed; use an f-string")
+    if node.attr not in SAFE_ATTRIBUTES:
+        _reject(node, lineno, f"attribute {node.attr!r} is not allowed")
+    if not isinstance(node.ctx, ast.Load):
+        _reject(node, lineno, f"assigning or deleting attribute {node.attr!r} is not allowed")
+
+
+def _check_call(node: ast.Call, lineno: int) -> None:
+    func = node.func
+    if isinstance(func, ast.Name) and func.id not in CALLABLE_NAMES and not func.id.startswith("_"):
+        _reject(node, lineno, f"calling {func.id}() is not allowed")
+    if not isinstance(func, (ast.Name, ast.Attribute)):
+        _reject(node, lineno, "only whitelisted functions and methods can be called")
+
+
+def _check_format_spec(node: ast.FormattedValue, lineno: int) -> None:
+    spec = node.format_spec
+    if spec is None:
+        return
+    parts = spec.values if isinstance(spec, ast.JoinedStr) else [spec]
+    texts = [p.value for p in parts if isinstance(p, ast.Constant) and isinstance(p.value, str)]
+    if len(texts) != len(parts):
+        _reject(node, lineno, "f-string format specs must be literal (no nested {...})")
+    if any(_FORMAT_SPEC.search(text) for text in texts):
+        _reject(node, lineno, "f-string format width/precision must be below 1000")
+
+
+def _check_node(node: ast.AST, lineno: int) -> None:
+    if not isinstance(node, _ALLOWED_NODES):
+        kind = type(node).__name__
+        _reject(node, lineno, f"{_FRIENDLY.get(kind, f'the {kind} construct')} is not allowed")
+    if isinstance(node, ast.Name):
+        _check_name(node, lineno, node.id, "name")
+    elif isinstance(node, ast.Attribute):
+        _check_attribute(node, lineno)
+    elif isinstance(node, ast.Call):
+        _check_call(node, lineno)
+    elif isinstance(node, ast.keyword):
+        _check_name(node, lineno, node.arg, "keyword argument")
+    elif isinstance(node, ast.comprehension) and node.is_async:
+        _reject(node, lineno, "async comprehensions are not allowed")
+    elif isinstance(node, ast.FormattedValue):
+        _check_format_spec(node, lineno)
+    elif isinstance(node, (ast.Assign, ast.AugAssign)):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        if any(isinstance(t, ast.Subscript) and isinstance(t.slice, ast.Slice) for t in targets):
+            _reject(node, lineno, "assigning to a slice is not allowed")
+
+
+def _check_tree(node: ast.AST, lineno: int = 1) -> None:
+    lineno = getattr(node, "lineno", lineno)
+    _check_node(node, lineno)
+    for child in ast.iter_child_nodes(node):
+        _check_tree(child, lineno)
+
+
+def _parse(source: str, mode: str) -> ast.AST:
+    """Parse and whitelist-check; a parse error propagates as a plain ``SyntaxError``."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+    if len(source) > MAX_SOURCE_LENGTH:
+        raise ScriptRejected(f"script is longer than {MAX_SOURCE_LENGTH} characters", 1)
+    tree = ast.parse(source.strip() if mode == "eval" else source, SCRIPT_FILENAME, mode)
+    try:
+        _check_tree(tree)
+    except RecursionError:
+        raise ScriptRejected("script is nested too deeply", 1) from None
+    return tree
+
+
+def validate(source: str, mode: str = "exec") -> None:
+    """Raise ``ScriptRejected`` (or ``SyntaxError`` if it does not parse) unless ``source`` is allowed."""
+    _parse(source, mode)
+
+
+@functools.lru_cache(maxsize=CODE_CACHE_SIZE)
+def compile_script(source: str, mode: str) -> CodeType:
+    """Validate, guard and compile ``source``; cached by (source, mode) since the same
+    conditions are evaluated over and over."""
+    tree = ast.fix_missing_locations(sb.Guard().visit(_parse(source, mode)))
+    return compile(tree, SCRIPT_FILENAME, mode)
+
+
+class _TimeLimit:
+    """A ``sys.settrace`` hook that counts call/line events and checks the clock every few."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.deadline = time.monotonic() + seconds
+        self.events = 0
+
+    def trace(self, frame: FrameType, event: str, arg: Any) -> Callable[..., Any] | None:
+        self.events += 1
+        if self.events % _CHECK_EVERY == 0 and time.monotonic() > self.deadline:
+            raise ScriptLimitExceeded(f"script ran longer than {self.seconds}s")
+        return self.trace if frame.f_code.co_filename == SCRIPT_FILENAME else None
+
+
+def _run(code: CodeType, scope: dict[str, Any], seconds: float) -> Any:
+    """Run ``code`` (``eval`` runs exec-mode code too) under the time limit, in this thread."""
+    previous = sys.gettrace()
+    sys.settrace(_TimeLimit(seconds).trace)
+    try:
+        return eval(code, scope)  # noqa: S307 - validated, guarded, sandbox builtins only
+    finally:
+        sys.settrace(previous)
+
+
+class SandboxEnvironment(BasePythonScriptEngineEnvironment):
+    """Evaluates/executes diagram code against task data, like SpiffWorkflow's
+    ``TaskDataEnvironment``, but validated, size-guarded, time-limited and with sandbox builtins."""
+
+    def __init__(self, now: Callable[[], datetime] | None = None, time_limit: float = DEFAULT_TIME_LIMIT) -> None:
+        super().__init__({})
+        self.time_limit = time_limit
+        self.builtins = sb.make_builtins(now or (lambda: datetime.now(timezone.utc)))
+
+    def _scope(self, context: dict[str, Any], external_context: dict[str, Any] | None) -> dict[str, Any]:
+        scope = {**self.globals, **(external_context or {}), **context}
+        scope["__builtins__"] = self.builtins
+        return scope
+
+    def evaluate(self, expression: str, context: dict[str, Any], external_context: dict[str, Any] | None = None) -> Any:
+        code = compile_script(expression, "eval")
+        return _run(code, self._scope(context, external_context), self.time_limit)
+
+    def execute(self, script: str, context: dict[str, Any], external_context: dict[str, Any] | None = None) -> bool:
+        external = external_context or {}
+        self._check_for_overwrite(context, external)
+        code = compile_script(script, "exec")
+        scope = self._scope(context, external)
+        try:
+            _run(code, scope, self.time_limit)
+        finally:
+            self._write_back(scope, context, external)
+        return True
+
+    def _write_back(self, scope: dict[str, Any], context: dict[str, Any], external: dict[str, Any]) -> None:
+        """Task data becomes the script's variables, minus builtins, functions and external context."""
+        context.clear()
+        context.update({
+            key: value for key, value in scope.items()
+            if key != "__builtins__" and key not in self.globals and key not in external and not callable(value)
+        })
+
+    def _check_for_overwrite(self, context: dict[str, Any], external: dict[str, Any]) -> None:
+        clashes = (set(self.globals) | set(external)) & set(context)
+        if clashes:
+            raise ValueError(
+                "You have task data that overwrites a predefined function(s). Please change the "
+                f"following variable or field name(s) to something else: {clashes}"
+            )
+
+    def call_service(self, context: dict[str, Any], **kwargs: Any) -> Any:
+        raise NotImplementedError("service tasks are dispatched by certflow, not the script engine")
+
+
+class SandboxScriptEngine(PythonScriptEngine):
+    """SpiffWorkflow script engine running every diagram snippet in the sandbox."""
+
+    def __init__(self, now: Callable[[], datetime] | None = None, time_limit: float = DEFAULT_TIME_LIMIT) -> None:
+        super().__init__(environment=SandboxEnvironment(now=now, time_limit=time_limit))
+
+    def validate(self, expression: str) -> None:
+        validate(expression, "exec")
+
+    def call_service(self, task: Any, **kwargs: Any) -> Any:
+        # PythonScriptEngine.call_service's error path references an undefined name; skip it.
+        return self.environment.call_service(task.data, **kwargs)

@@ -1,0 +1,327 @@
+"""Fees and VAT rates as effective-dated data: the DMN tables in ``processes/shared/``.
+
+Process owners edit ``fees.dmn`` and ``vat.dmn`` (the date convention is in
+``processes/shared/README.md``: a closed range ``[date("A")..date("B")]`` per row). Prices and
+rates change over time and old invoices must stay reproducible, so nothing here is a constant:
+this module reads the tables with a hardened parser, answers "what does product X cost on day
+D, at which VAT rate", and lists what is wrong with them so deploy can refuse a broken table
+with the file and rule to fix.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Callable, TypeVar
+
+from lxml import etree
+
+FEES_FILE = "fees.dmn"
+VAT_FILE = "vat.dmn"
+SHARED = "shared"
+FEE_COLUMNS = ("product", "date", "net", "vat_category", "vat_inclusive", "description_nl",
+               "description_en")
+VAT_COLUMNS = ("category", "date", "rate")
+
+_DATE_RANGE = re.compile(
+    r'^\[\s*date\(\s*"(\d{4}-\d{2}-\d{2})"\s*\)\s*\.\.\s*date\(\s*"(\d{4}-\d{2}-\d{2})"\s*\)\s*\]$'
+)
+_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
+_STRING = re.compile(r'^"((?:[^"\\]|\\.)*)"$')
+
+
+class FeeTableError(ValueError):
+    """The tables cannot be used; ``problems`` lists each one with its file and rule."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+class NoPriceError(LookupError):
+    """No row covers the product (or VAT category) on the date asked."""
+
+
+@dataclass(frozen=True)
+class Price:
+    """A product's price on one day.
+
+    ``net`` is the amount as the table states it: excluding VAT, or, when ``vat_inclusive``,
+    including VAT (the invoice then derives the net so the gross stays exactly that amount).
+    ``vat_rate`` is in percent (``Decimal("21")``).
+    """
+
+    net: Decimal
+    vat_rate: Decimal
+    vat_category: str
+    description_nl: str
+    description_en: str
+    vat_inclusive: bool
+
+
+@dataclass(frozen=True)
+class FeeRow:
+    rule_id: str
+    row: int
+    product: str
+    valid_from: date
+    valid_until: date
+    net: Decimal
+    vat_category: str
+    vat_inclusive: bool
+    description_nl: str
+    description_en: str
+
+
+@dataclass(frozen=True)
+class VatRow:
+    rule_id: str
+    row: int
+    category: str
+    valid_from: date
+    valid_until: date
+    rate: Decimal
+
+
+@dataclass(frozen=True)
+class FeeTables:
+    fees: tuple[FeeRow, ...]
+    vat: tuple[VatRow, ...]
+
+    @property
+    def products(self) -> frozenset[str]:
+        return frozenset(r.product for r in self.fees)
+
+    def vat_rate(self, category: str, on: date) -> Decimal:
+        for row in self.vat:
+            if row.category == category and row.valid_from <= on <= row.valid_until:
+                return row.rate
+        raise NoPriceError(f"{VAT_FILE}: no VAT rate for category {category!r} on {on}")
+
+    def price(self, product: str, on: date) -> Price:
+        for row in self.fees:
+            if row.product == product and row.valid_from <= on <= row.valid_until:
+                return Price(
+                    net=row.net,
+                    vat_rate=self.vat_rate(row.vat_category, on),
+                    vat_category=row.vat_category,
+                    description_nl=row.description_nl,
+                    description_en=row.description_en,
+                    vat_inclusive=row.vat_inclusive,
+                )
+        known = ", ".join(sorted(self.products))
+        raise NoPriceError(f"{FEES_FILE}: no fee for product {product!r} on {on} (known: {known})")
+
+
+_Row = TypeVar("_Row", "FeeRow", "VatRow")
+
+
+@dataclass(frozen=True)
+class _Rule:
+    rule_id: str
+    row: int
+    cells: dict[str, str]
+
+
+def _shared_dir(processes_dir: Path) -> Path:
+    """Accept the processes root or the shared folder itself."""
+    processes_dir = Path(processes_dir)
+    return processes_dir if (processes_dir / FEES_FILE).exists() else processes_dir / SHARED
+
+
+def _parse_xml(path: Path) -> etree._Element:
+    # Process owners' files are untrusted input: no entity expansion, no network, no DTD.
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
+                             remove_comments=True)
+    return etree.parse(str(path), parser).getroot()
+
+
+def _local(el: etree._Element) -> str:
+    return etree.QName(el).localname if isinstance(el.tag, str) else ""
+
+
+def _children(el: etree._Element, name: str) -> list[etree._Element]:
+    return [c for c in el if _local(c) == name]
+
+
+def _read_rules(path: Path, columns: tuple[str, ...]) -> tuple[list[_Rule], list[str]]:
+    """The table's rows as {column: cell text}; file-level problems instead if it is malformed."""
+    try:
+        root = _parse_xml(path)
+    except (OSError, etree.XMLSyntaxError) as exc:
+        return [], [f"{path.name}: malformed file: {exc}"]
+    ns = etree.QName(root).namespace or ""
+    if _local(root) != "definitions" or "omg.org/spec/DMN/" not in ns:
+        return [], [f"{path.name}: malformed file: root is not a DMN <definitions> element"]
+    tables = [t for t in root.iter() if _local(t) == "decisionTable"]
+    if len(tables) != 1:
+        return [], [f"{path.name}: malformed file: expected one decisionTable, found {len(tables)}"]
+    table = tables[0]
+    names = [_input_name(i) for i in _children(table, "input")]
+    names += [o.get("name", "") for o in _children(table, "output")]
+    if sorted(names) != sorted(columns):
+        return [], [f"{path.name}: malformed file: columns {names}, expected {list(columns)}"]
+    rules, problems = [], []
+    for row, rule in enumerate(_children(table, "rule"), start=1):
+        texts = [_cell_text(e) for e in rule if _local(e) in ("inputEntry", "outputEntry")]
+        rule_id = rule.get("id") or f"#{row}"
+        if len(texts) != len(names):
+            problems.append(f"{path.name}: rule {rule_id!r} (row {row}): has {len(texts)} cells, "
+                            f"expected {len(names)}")
+            continue
+        rules.append(_Rule(rule_id, row, dict(zip(names, texts))))
+    return rules, problems
+
+
+def _input_name(inp: etree._Element) -> str:
+    expr = _children(inp, "inputExpression")
+    text = _cell_text(expr[0]) if expr else ""
+    return text or inp.get("label", "")
+
+
+def _cell_text(el: etree._Element) -> str:
+    texts = _children(el, "text")
+    return (texts[0].text or "").strip() if texts else ""
+
+
+def _string(text: str) -> str:
+    match = _STRING.match(text)
+    if not match:
+        raise ValueError(f"expected a quoted string, got {text!r}")
+    return re.sub(r"\\(.)", r"\1", match.group(1))
+
+
+def _number(text: str) -> Decimal:
+    if not _NUMBER.match(text):
+        raise ValueError(f"expected a decimal number, got {text!r}")
+    return Decimal(text)
+
+
+def _boolean(text: str) -> bool:
+    if text not in ("true", "false"):
+        raise ValueError(f"expected true or false, got {text!r}")
+    return text == "true"
+
+
+def _date_range(text: str) -> tuple[date, date]:
+    match = _DATE_RANGE.match(text)
+    if not match:
+        raise ValueError(f'expected [date("YYYY-MM-DD")..date("YYYY-MM-DD")], got {text!r}')
+    start, end = date.fromisoformat(match.group(1)), date.fromisoformat(match.group(2))
+    if end < start:
+        raise ValueError(f"range ends ({end}) before it starts ({start})")
+    return start, end
+
+
+def _fee_row(rule: _Rule) -> FeeRow:
+    c = rule.cells
+    start, end = _date_range(c["date"])
+    net = _number(c["net"])
+    if net < 0:
+        raise ValueError(f"net must not be negative, got {net}")
+    return FeeRow(rule.rule_id, rule.row, _string(c["product"]), start, end, net,
+                  _string(c["vat_category"]), _boolean(c["vat_inclusive"]),
+                  _string(c["description_nl"]), _string(c["description_en"]))
+
+
+def _vat_row(rule: _Rule) -> VatRow:
+    c = rule.cells
+    start, end = _date_range(c["date"])
+    rate = _number(c["rate"])
+    if not Decimal(0) <= rate < Decimal(100):
+        raise ValueError(f"rate must be a percentage 0..100, got {rate}")
+    return VatRow(rule.rule_id, rule.row, _string(c["category"]), start, end, rate)
+
+
+def _where(fname: str, row: FeeRow | VatRow) -> str:
+    return f"{fname}: rule {row.rule_id!r} (row {row.row})"
+
+
+def _period_problems(fname: str, rows: list[FeeRow] | list[VatRow]) -> list[str]:
+    """Overlaps and gaps between consecutive periods of the same product/category."""
+    groups: dict[str, list[FeeRow | VatRow]] = {}
+    for r in rows:
+        groups.setdefault(r.product if isinstance(r, FeeRow) else r.category, []).append(r)
+    problems = []
+    for key, group in groups.items():
+        group.sort(key=lambda r: r.valid_from)
+        for a, b in zip(group, group[1:]):
+            if b.valid_from <= a.valid_until:
+                problems.append(f"{_where(fname, b)}: {key!r} from {b.valid_from} overlaps rule "
+                                f"{a.rule_id!r} (row {a.row}) which runs until {a.valid_until}")
+            elif b.valid_from > a.valid_until + timedelta(days=1):
+                problems.append(f"{_where(fname, b)}: gap for {key!r}: rule {a.rule_id!r} "
+                                f"(row {a.row}) ends {a.valid_until} but this starts {b.valid_from}")
+    return problems
+
+
+def _vat_coverage_problems(fees: list[FeeRow], vat: list[VatRow]) -> list[str]:
+    """Every fee must have a VAT rate for its category throughout its period."""
+    problems = []
+    for fee in fees:
+        spans = [v for v in vat if v.category == fee.vat_category]
+        if not spans:
+            known = ", ".join(sorted({v.category for v in vat}))
+            problems.append(f"{_where(FEES_FILE, fee)}: unknown VAT category "
+                            f"{fee.vat_category!r} (known in {VAT_FILE}: {known})")
+        elif (min(v.valid_from for v in spans) > fee.valid_from
+              or max(v.valid_until for v in spans) < fee.valid_until):
+            problems.append(f"{_where(FEES_FILE, fee)}: {VAT_FILE} has no {fee.vat_category!r} "
+                            f"rate for all of {fee.valid_from}..{fee.valid_until}")
+    return problems
+
+
+def _convert(fname: str, rules: list[_Rule], convert: Callable[[_Rule], _Row],
+             problems: list[str]) -> list[_Row]:
+    """Typed rows from raw ones; a bad cell becomes a problem naming the rule, not a crash."""
+    out = []
+    for rule in rules:
+        try:
+            out.append(convert(rule))
+        except ValueError as exc:
+            problems.append(f"{fname}: rule {rule.rule_id!r} (row {rule.row}): {exc}")
+    return out
+
+
+def _parse(processes_dir: Path) -> tuple[FeeTables, list[str]]:
+    shared = _shared_dir(processes_dir)
+    fee_rules, problems = _read_rules(shared / FEES_FILE, FEE_COLUMNS)
+    vat_rules, vat_problems = _read_rules(shared / VAT_FILE, VAT_COLUMNS)
+    problems += vat_problems
+    fees = _convert(FEES_FILE, fee_rules, _fee_row, problems)
+    vat = _convert(VAT_FILE, vat_rules, _vat_row, problems)
+    problems += _period_problems(FEES_FILE, fees) + _period_problems(VAT_FILE, vat)
+    if vat:
+        problems += _vat_coverage_problems(fees, vat)
+    return FeeTables(tuple(fees), tuple(vat)), problems
+
+
+def validate_tables(processes_dir: Path) -> list[str]:
+    """Everything wrong with fees.dmn and vat.dmn, each naming the file and rule; [] if fine."""
+    return _parse(processes_dir)[1]
+
+
+def load_tables(processes_dir: Path) -> FeeTables:
+    """Parse both tables; refuse (FeeTableError) rather than price from a broken table."""
+    tables, problems = _parse(processes_dir)
+    if problems:
+        raise FeeTableError(problems)
+    return tables
+
+
+_CACHE: dict[Path, tuple[tuple[int, int], FeeTables]] = {}
+
+
+def cached_tables(processes_dir: Path) -> FeeTables:
+    """``load_tables`` once per version of the files: an edit is picked up by the next
+    invoice without re-parsing the XML for every invoice of a batch."""
+    shared = _shared_dir(processes_dir).resolve()
+    stamp = ((shared / FEES_FILE).stat().st_mtime_ns, (shared / VAT_FILE).stat().st_mtime_ns)
+    hit = _CACHE.get(shared)
+    if hit is None or hit[0] != stamp:
+        hit = (stamp, load_tables(shared))
+        _CACHE[shared] = hit
+    return hit[1]

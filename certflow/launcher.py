@@ -1,0 +1,70 @@
+"""``certflow run``: the whole system from one command, as plain processes.
+
+The same topology as docker-compose.yml (web, worker, beat), started as child processes of
+this one; Ctrl-C stops them all. On the embedded default the broker is a SQLite file, so no
+server needs to be installed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import click
+
+from certflow.settings import get_settings
+
+
+def prepare() -> dict[str, str]:
+    """Migrate, deploy processes/, create demo users. Returns the new users' tokens."""
+    from certflow.bootstrap import engine, migrate
+    from certflow.engine.facade import Actor
+    from certflow.store.db import session_scope
+    from certflow.users import ensure_demo_users
+
+    migrate()
+    for d in engine().deploy(Actor.system()):
+        click.echo(f"deployed {d.process_id} v{d.version} ({'new' if d.created else 'unchanged'})")
+    with session_scope() as session:
+        return ensure_demo_users(session)
+
+
+def commands(host: str, port: int, workers: int) -> dict[str, list[str]]:
+    python = sys.executable
+    return {
+        "web": [python, "-m", "uvicorn", "certflow.web.app:app", "--host", host, "--port", str(port)],
+        "worker": [python, "-m", "certflow.cli", "worker", f"--concurrency={workers}", "--without-gossip",
+                   "--without-mingle", "--without-heartbeat"],
+        "beat": [python, "-m", "certflow.cli", "beat"],
+    }
+
+
+def run_all(host: str, port: int, workers: int) -> None:
+    settings = get_settings()
+    tokens = prepare()
+    if tokens:
+        click.echo("\nDemo users (API tokens are shown this once; keep them):")
+        for username, token in tokens.items():
+            click.echo(f"  {username:<12} {token}")
+    click.echo(f"\nDatabase: {settings.database_url}\nBroker:   {settings.broker_url}")
+    click.echo(f"API:      http://{host}:{port}/docs   (Authorization: Bearer <token>)\n")
+    procs = {name: subprocess.Popen(cmd, env=os.environ.copy()) for name, cmd in commands(host, port, workers).items()}
+    try:
+        while all(p.poll() is None for p in procs.values()):
+            time.sleep(0.5)
+        dead = [n for n, p in procs.items() if p.poll() is not None]
+        click.echo(f"{', '.join(dead)} stopped; stopping the rest", err=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs.values():
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()

@@ -1,0 +1,365 @@
+"""Email to people, from Jinja2 templates, in their own language.
+
+Operators
+---------
+``email/send``
+    input:  ``{recipient: str (username), template: str (e.g. "certification/granted"),
+    context: dict = {}}``
+    result: ``{email_id, status: "sent", to, subject, template, language, sent_at}``
+
+Templates are ``handlers/templates/email/<template>.<lang>.txt`` and ``.<lang>.html``; the
+first line of the .txt file is ``Subject: ...``. Besides the context passed in, every
+template sees ``recipient_name`` (the user's display name), ``organisation``, ``iban`` and
+``language``, and the filters ``money`` and ``long_date``. StrictUndefined turns a missing
+variable into an error rather than a blank in a letter. The recipient's language picks the
+file ('nl' or 'en'); a template without that language falls back to Dutch.
+``samples.json`` beside the templates holds a sample context per template, and
+``check_templates()`` renders them all, so a broken text is caught by a test, not a person.
+
+Delivery is SMTP when ``settings.smtp_host`` is set; otherwise the maildir ``var_dir/mail``,
+so a development machine loses nothing.
+
+Exactly once as far as SMTP allows: the message row (unique on the idempotency key) is
+written and flushed before sending and marked sent after, so a redelivered job finds it and
+sends nothing. The gap left: the mail went out but the caller's transaction then failed to
+commit, and a retry sends it again. A duplicate mail is better than a lost one.
+
+``send_newsletter(...)`` mails everyone who did not opt out, keyed per issue and person.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import mailbox
+import re
+import smtplib
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from email.message import EmailMessage as MimeMessage
+from email.utils import format_datetime, formataddr, parseaddr
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import (
+    Environment,
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateError,
+    TemplateNotFound,
+    pass_context,
+    select_autoescape,
+)
+from jinja2.runtime import Context
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from certflow.settings import Settings
+from certflow.store.communications import EmailMessage
+from certflow.store.models import User
+from handlers import HandlerContext, HandlerError, PermanentError, handler
+
+log = logging.getLogger(__name__)
+
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates" / "email"
+LANGUAGES = ("nl", "en")
+DEFAULT_LANGUAGE = "nl"
+SMTP_TIMEOUT = 30.0
+# Variables every template gets from the sender, with the values check_templates() uses.
+SAMPLE_BASE = {"recipient_name": "Anna de Vries", "organisation": "Stichting CMI",
+               "iban": "NL91 ABNA 0417 1643 00"}
+MONTHS = {
+    "nl": ("januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus",
+           "september", "oktober", "november", "december"),
+    "en": ("January", "February", "March", "April", "May", "June", "July", "August",
+           "September", "October", "November", "December"),
+}
+
+
+class SendEmail(BaseModel):
+    recipient: str = Field(min_length=1)
+    # Slash-separated lowercase names only: a template name never walks out of the folder.
+    template: str = Field(pattern=r"^[a-z0-9_]+(/[a-z0-9_]+)*$")
+    context: dict[str, Any] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str
+    language: str
+
+
+# --- presentation helpers (also used on certificates) ------------------------------------
+
+def long_date(value: date | str, language: str = DEFAULT_LANGUAGE) -> str:
+    """'1 maart 2026' / '1 March 2026': unambiguous in both languages, unlike 01-03-2026."""
+    day = value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+    months = MONTHS.get(language, MONTHS[DEFAULT_LANGUAGE])
+    return f"{day.day} {months[day.month - 1]} {day.year}"
+
+
+def money(value: Any, language: str = DEFAULT_LANGUAGE) -> str:
+    """'€ 1.234,50' in Dutch, '€1,234.50' in English; amounts arrive as numbers or strings."""
+    try:
+        amount = Decimal(str(value)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    except InvalidOperation:
+        raise ValueError(f"not an amount: {value!r}") from None
+    text = f"{amount:,.2f}"
+    if language == "en":
+        return f"€{text}"
+    return "€ " + text.translate(str.maketrans(",.", ".,"))
+
+
+@pass_context
+def _money_filter(ctx: Context, value: Any) -> str:
+    return money(value, ctx.get("language", DEFAULT_LANGUAGE))
+
+
+@pass_context
+def _date_filter(ctx: Context, value: Any) -> str:
+    return long_date(value, ctx.get("language", DEFAULT_LANGUAGE))
+
+
+# --- rendering ---------------------------------------------------------------------------
+
+@lru_cache(maxsize=8)
+def _environment(template_dir: Path) -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(template_dir),
+        undefined=StrictUndefined,
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,  # a text mail ends with a line break, as mail readers expect
+    )
+    env.filters["money"] = _money_filter
+    env.filters["long_date"] = _date_filter
+    return env
+
+
+def render(template: str, language: str, context: Mapping[str, Any],
+           template_dir: Path = TEMPLATE_DIR, fallback: bool = True) -> Rendered:
+    """Render subject, text and HTML. Raises jinja2 errors or ValueError on a broken template."""
+    lang = language if language in LANGUAGES else DEFAULT_LANGUAGE
+    if fallback and not (template_dir / f"{template}.{lang}.txt").is_file():
+        lang = DEFAULT_LANGUAGE
+    env = _environment(template_dir)
+    values = {**context, "language": lang}
+    name = f"{template}.{lang}.txt"
+    first, _, text = env.get_template(name).render(values).partition("\n")
+    if not first.startswith("Subject:") or not first[len("Subject:"):].strip():
+        raise ValueError(f"{name}: the first line must be 'Subject: ...'")
+    html = env.get_template(f"{template}.{lang}.html").render(values)
+    return Rendered(first[len("Subject:"):].strip(), text.lstrip("\n"), html, lang)
+
+
+def check_templates(template_dir: Path = TEMPLATE_DIR) -> list[str]:
+    """Render every template in every language with its sample context; return the problems."""
+    try:
+        samples = json.loads((template_dir / "samples.json").read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        return [f"samples.json: {exc}"]
+    names = _template_names(template_dir)
+    problems = [f"samples.json: no template {n!r}" for n in sorted(set(samples) - names)]
+    for name in sorted(names):
+        if name not in samples:
+            problems.append(f"{name}: no sample context in samples.json")
+            continue
+        for lang in LANGUAGES:
+            try:
+                render(name, lang, {**SAMPLE_BASE, **samples[name]}, template_dir, fallback=False)
+            except TemplateNotFound as exc:
+                problems.append(f"{name}.{lang}: missing {exc.name}")
+            except (TemplateError, ValueError, TypeError) as exc:
+                problems.append(f"{name}.{lang}: {exc}")
+    return problems
+
+
+def _template_names(template_dir: Path) -> set[str]:
+    names = set()
+    for path in template_dir.rglob("*.*.*"):
+        rel = path.relative_to(template_dir)
+        if path.suffix in (".txt", ".html") and not any(p.startswith("_") for p in rel.parts):
+            names.add(rel.as_posix().rsplit(".", 2)[0])
+    return names
+
+
+# --- delivery ----------------------------------------------------------------------------
+
+def _mime(row: EmailMessage, display_name: str, settings: Settings, now: datetime) -> MimeMessage:
+    msg = MimeMessage()
+    msg["From"] = settings.mail_from
+    msg["To"] = formataddr((display_name, row.to_address))
+    msg["Subject"] = row.subject
+    msg["Date"] = format_datetime(now)
+    # Stable across retries, so a receiving system can recognise a resent duplicate.
+    domain = parseaddr(settings.mail_from)[1].rpartition("@")[2] or "certflow.invalid"
+    msg["Message-ID"] = f"<{row.id}@{domain}>"
+    # RFC 3834: out-of-office robots should not answer.
+    msg["Auto-Submitted"] = "auto-generated"
+    msg.set_content(row.body_text)
+    msg.add_alternative(row.body_html, subtype="html")
+    return msg
+
+
+def deliver(msg: MimeMessage, settings: Settings) -> None:
+    """Hand the message to the SMTP server, or to the maildir when none is configured."""
+    if not settings.smtp_host:
+        _to_maildir(msg, settings.var_dir / "mail")
+        return
+    where = f"{settings.smtp_host}:{settings.smtp_port}"
+    try:
+        with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=SMTP_TIMEOUT) as smtp:
+            if settings.smtp_tls:
+                smtp.starttls(context=ssl.create_default_context())
+            if settings.smtp_user:
+                smtp.login(settings.smtp_user, settings.smtp_password)
+            smtp.send_message(msg)
+    except smtplib.SMTPRecipientsRefused as exc:
+        detail = "; ".join(f"{rcpt}: {code} {reply!r}"
+                           for rcpt, (code, reply) in exc.recipients.items())
+        # A 5xx refusal (no such mailbox) will not heal by retrying; a 4xx one may.
+        if all(500 <= code < 600 for code, _ in exc.recipients.values()):
+            raise PermanentError(f"mail server {where} refused the recipient: {detail}") from exc
+        raise HandlerError(f"mail server {where} deferred the recipient: {detail}") from exc
+    except (smtplib.SMTPException, OSError) as exc:
+        raise HandlerError(f"could not send email via {where}: {exc}") from exc
+
+
+def _to_maildir(msg: MimeMessage, path: Path) -> None:
+    try:
+        # Maildir(create=True) makes only the last directory; make the whole tree ourselves.
+        for sub in ("tmp", "new", "cur"):
+            (path / sub).mkdir(parents=True, exist_ok=True)
+        mailbox.Maildir(path, create=False).add(msg)
+    except OSError as exc:
+        raise HandlerError(f"could not write email to maildir {path}: {exc}") from exc
+
+
+# --- the operator ------------------------------------------------------------------------
+
+@handler("email/send")
+def send_email(ctx: HandlerContext, data: SendEmail) -> dict[str, Any]:
+    row = _by_key(ctx.session, ctx.idempotency_key)
+    if row is None:
+        user = _recipient(ctx.session, data.recipient)
+        rendered = _render_for(user, data.template, data.context, ctx.settings)
+        row = _queue(ctx.session, ctx.idempotency_key, user, data.template, rendered, ctx.now)
+    if row.status != "sent":
+        _send_row(ctx.session, row, ctx.settings, ctx.now)
+    return _result(row)
+
+
+def _by_key(session: Session, key: str) -> EmailMessage | None:
+    return session.scalar(select(EmailMessage).where(EmailMessage.idempotency_key == key))
+
+
+def _recipient(session: Session, username: str) -> User:
+    user = session.get(User, username)
+    if user is None:
+        raise PermanentError(f"email/send: no user {username!r}; nothing was sent")
+    if not user.email or "@" not in user.email:
+        raise PermanentError(
+            f"email/send: user {username!r} has no valid email address; add one and retry"
+        )
+    return user
+
+
+def _render_for(user: User, template: str, context: Mapping[str, Any],
+                settings: Settings) -> Rendered:
+    # The sender's own variables win: a process cannot address someone by another name.
+    values = {**context, "recipient_name": user.display_name,
+              "organisation": settings.supplier_name, "iban": _grouped(settings.supplier_iban)}
+    try:
+        return render(template, user.language, values)
+    except TemplateNotFound as exc:
+        raise PermanentError(f"email/send: no email template {template!r} ({exc.name})") from exc
+    except (TemplateError, ValueError, TypeError) as exc:
+        raise PermanentError(f"email/send: template {template!r} failed: {exc}") from exc
+
+
+def _grouped(iban: str) -> str:
+    """IBANs are read and typed over in groups of four; that is how people expect them."""
+    compact = iban.replace(" ", "")
+    return " ".join(compact[i:i + 4] for i in range(0, len(compact), 4))
+
+
+def _queue(session: Session, key: str, user: User, template: str, rendered: Rendered,
+           now: datetime) -> EmailMessage:
+    row = EmailMessage(
+        idempotency_key=key, recipient=user.username, to_address=user.email,
+        subject=rendered.subject, template=template, language=rendered.language,
+        body_text=rendered.text, body_html=rendered.html, status="queued", created_at=now,
+    )
+    try:
+        # A savepoint, so losing the race on the unique key leaves the caller's work intact.
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        existing = _by_key(session, key)
+        if existing is None:
+            raise
+        return existing
+    return row
+
+
+def _send_row(session: Session, row: EmailMessage, settings: Settings, now: datetime) -> None:
+    user = session.get(User, row.recipient)
+    msg = _mime(row, user.display_name if user else "", settings, now)
+    try:
+        deliver(msg, settings)
+    except HandlerError as exc:
+        row.status, row.error = "failed", str(exc)
+        session.flush()
+        raise
+    row.status, row.sent_at, row.error = "sent", now, None
+    session.flush()
+
+
+def _result(row: EmailMessage) -> dict[str, Any]:
+    return {
+        "email_id": row.id, "status": row.status, "to": row.to_address, "subject": row.subject,
+        "template": row.template, "language": row.language,
+        "sent_at": row.sent_at.isoformat() if row.sent_at else None,
+    }
+
+
+# --- newsletter --------------------------------------------------------------------------
+
+def send_newsletter(session: Session, now: datetime, settings: Settings, subject: str,
+                    template: str, context: Mapping[str, Any], *, issue: str | None = None) -> int:
+    """Mail one newsletter issue to everyone who did not opt out; return how many went out now.
+
+    Each message is keyed ``newsletter:<issue>:<username>`` (the issue defaults to the subject),
+    so after an interruption a rerun mails only those not yet reached. ``subject`` is passed to
+    the template as ``subject``. A person whose data is unusable is logged and skipped rather
+    than stopping the issue; a server failure (HandlerError) stops it, to be rerun.
+    """
+    issue_key = issue or re.sub(r"[^a-z0-9]+", "-", subject.lower()).strip("-")[:80]
+    readers = session.scalars(
+        select(User).where(User.newsletter_opt_out.is_(False)).order_by(User.username)
+    ).all()
+    sent = 0
+    for user in readers:
+        key = f"newsletter:{issue_key}:{user.username}"
+        done = _by_key(session, key)
+        if done is not None and done.status == "sent":
+            continue
+        ctx = HandlerContext(session=session, now=now, idempotency_key=key, settings=settings)
+        data = SendEmail(recipient=user.username, template=template,
+                         context={**context, "subject": subject})
+        try:
+            send_email(ctx, data)
+        except PermanentError as exc:
+            log.warning("newsletter %s: skipped %s: %s", issue_key, user.username, exc)
+            continue
+        sent += 1
+    return sent

@@ -1,0 +1,210 @@
+"""Invoices and credit notes: the Dutch legal document, its PDF and its UBL e-invoice.
+
+Operators:
+
+``invoicing/create_invoice``
+    input  ``{customer: str (username), product: str, quantity: int = 1,
+             reference: str = "" (shown on the invoice, e.g. the application key),
+             supply_date: "YYYY-MM-DD" | null = null (defaults to the issue date)}``
+    result ``{invoice_id, invoice_number, payment_reference, net, vat, total, issue_date,
+             due_date}`` (amounts as strings, "786.50"; dates ISO)
+``invoicing/credit_note``
+    input  ``{invoice_number: str, reason: str}``
+    result the same shape for the credit note (negative amounts) plus
+           ``credits_invoice_number``; the original's status becomes ``credited``.
+
+Both are idempotent on ``ctx.idempotency_key`` (a unique column): a redelivered job gets the
+document made the first time, and consumes no second number. Prices and VAT come from
+``processes/shared/fees.dmn`` and ``vat.dmn`` for the supply date.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from certflow.fees import FeeTableError, NoPriceError, cached_tables
+from certflow.store.billing import Invoice, InvoiceLine
+from certflow.store.models import User
+from handlers import HandlerContext, HandlerError, PermanentError, handler
+from handlers.invoice_pdf import PAYMENT_TERM_DAYS, render_pdf
+from handlers.invoicing_numbers import format_number, lock_sequence, payment_reference, take_number
+from handlers.invoicing_totals import amount_text, price_line, totals
+from handlers.ubl import build_ubl
+
+# Invoice dates are Dutch calendar dates: 23:30 UTC on 31 December is already next year.
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+REQUIRED_ADDRESS = ("street", "postal_code", "city")
+
+
+class CreateInvoiceInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    customer: str = Field(min_length=1, max_length=100)
+    product: str = Field(min_length=1, max_length=100)
+    quantity: int = Field(default=1, ge=1, le=999)
+    reference: str = Field(default="", max_length=200)
+    supply_date: date | None = None
+
+
+class CreditNoteInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    invoice_number: str = Field(min_length=1, max_length=20)
+    reason: str = Field(min_length=1, max_length=500)
+
+
+def local_date(moment: datetime) -> date:
+    return moment.astimezone(AMSTERDAM).date()
+
+
+def invoice_by_key(session: Session, key: str) -> Invoice | None:
+    return session.execute(select(Invoice).where(Invoice.idempotency_key == key)).scalar_one_or_none()
+
+
+def invoice_by_number(session: Session, number: str, *, lock: bool = False) -> Invoice | None:
+    stmt = select(Invoice).where(Invoice.number == number.strip())
+    return session.execute(stmt.with_for_update() if lock else stmt).scalar_one_or_none()
+
+
+def _customer(session: Session, username: str) -> User:
+    """The customer, refusing (permanently) one the invoice could not legally name."""
+    user = session.get(User, username)
+    if user is None:
+        raise PermanentError(f"invoicing: customer {username!r} is unknown")
+    address = user.address or {}
+    missing = [f"address.{f}" for f in REQUIRED_ADDRESS if not str(address.get(f) or "").strip()]
+    if not user.display_name.strip():
+        missing.insert(0, "display_name")
+    if missing:
+        raise PermanentError(f"invoicing: customer {username!r} has no {', '.join(missing)}; "
+                             "complete the account before invoicing")
+    return user
+
+
+def _result(invoice: Invoice) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "invoice_id": invoice.id,
+        "invoice_number": invoice.number,
+        "payment_reference": invoice.payment_reference,
+        "net": amount_text(invoice.net_total),
+        "vat": amount_text(invoice.vat_total),
+        "total": amount_text(invoice.gross_total),
+        "issue_date": invoice.issue_date.isoformat(),
+        "due_date": invoice.due_date.isoformat(),
+    }
+    if invoice.kind == "credit_note" and invoice.credits_invoice is not None:
+        result["credits_invoice_number"] = invoice.credits_invoice.number
+    return result
+
+
+def _store(ctx: HandlerContext, invoice: Invoice) -> Invoice:
+    """Number, insert and render ``invoice`` in the caller's transaction; or return the
+    document an earlier run under the same key committed while we waited for the lock."""
+    year = invoice.issue_date.year
+    sequence = lock_sequence(ctx.session, year)
+    earlier = invoice_by_key(ctx.session, ctx.idempotency_key)
+    if earlier is not None:  # checked under the lock, before a number is taken
+        return earlier
+    seq = take_number(sequence)
+    invoice.year, invoice.seq, invoice.number = year, seq, format_number(year, seq)
+    invoice.payment_reference = payment_reference(year, seq)
+    computed = totals(invoice.lines)
+    invoice.net_total, invoice.vat_total = computed.net, computed.vat
+    invoice.gross_total = computed.gross
+    ctx.session.add(invoice)
+    try:
+        ctx.session.flush()
+    except IntegrityError as exc:  # a concurrent run of this job won the race: retry finds it
+        raise HandlerError(f"invoicing: concurrent insert for key {ctx.idempotency_key!r}") from exc
+    invoice.pdf = render_pdf(invoice, ctx.settings)
+    invoice.ubl_xml = build_ubl(invoice, ctx.settings)
+    ctx.session.flush()
+    return invoice
+
+
+def _new_invoice(ctx: HandlerContext, user: User, data: CreateInvoiceInput) -> Invoice:
+    issue = local_date(ctx.now)
+    supply = data.supply_date or issue
+    try:
+        price = cached_tables(ctx.settings.processes_dir).price(data.product, supply)
+    except (NoPriceError, FeeTableError) as exc:
+        raise PermanentError(f"invoicing: {exc}") from exc
+    english = user.language == "en"
+    description = price.description_en if english else price.description_nl
+    priced = price_line(price, data.quantity)
+    invoice = Invoice(
+        idempotency_key=ctx.idempotency_key, kind="invoice", customer_username=user.username,
+        customer_name=user.display_name, customer_address=dict(user.address),
+        customer_email=user.email, language="en" if english else "nl", issue_date=issue,
+        supply_date=supply, due_date=issue + timedelta(days=PAYMENT_TERM_DAYS),
+        description=description, reference=data.reference, currency="EUR", status="open",
+        created_at=ctx.now,
+    )
+    invoice.lines.append(InvoiceLine(
+        position=1, product=data.product, description=description, quantity=priced.quantity,
+        unit_price=priced.unit_price, vat_inclusive=priced.vat_inclusive, unit_net=priced.unit_net,
+        vat_rate=priced.vat_rate, vat_category=priced.vat_category, line_net=priced.line_net))
+    return invoice
+
+
+@handler("invoicing/create_invoice")
+def create_invoice(ctx: HandlerContext, data: CreateInvoiceInput) -> dict[str, Any]:
+    """Invoice ``customer`` for ``quantity`` x ``product`` at today's fee."""
+    existing = invoice_by_key(ctx.session, ctx.idempotency_key)
+    if existing is not None:
+        return _result(existing)
+    user = _customer(ctx.session, data.customer)
+    return _result(_store(ctx, _new_invoice(ctx, user, data)))
+
+
+def _credit_for(ctx: HandlerContext, original: Invoice, reason: str) -> Invoice:
+    """A mirror of ``original`` with negated amounts. A refund is owed only if it was paid."""
+    issue = local_date(ctx.now)
+    english = original.language == "en"
+    prefix = "Credit note for invoice" if english else "Creditnota voor factuur"
+    note = Invoice(
+        idempotency_key=ctx.idempotency_key, kind="credit_note", credits_invoice=original,
+        customer_username=original.customer_username, customer_name=original.customer_name,
+        customer_address=dict(original.customer_address), customer_email=original.customer_email,
+        language=original.language, issue_date=issue, supply_date=original.supply_date,
+        due_date=issue, description=f"{prefix} {original.number}"[:300], note=reason,
+        reference=original.reference, currency=original.currency,
+        status="open" if original.status == "paid" else "paid", created_at=ctx.now,
+    )
+    for line in original.lines:
+        note.lines.append(InvoiceLine(
+            position=line.position, product=line.product, description=line.description,
+            quantity=line.quantity, unit_price=-line.unit_price, vat_inclusive=line.vat_inclusive,
+            unit_net=-line.unit_net, vat_rate=line.vat_rate, vat_category=line.vat_category,
+            line_net=-line.line_net))
+    return note
+
+
+@handler("invoicing/credit_note")
+def credit_note(ctx: HandlerContext, data: CreditNoteInput) -> dict[str, Any]:
+    """Reverse an invoice in full with a credit note; the original becomes ``credited``."""
+    existing = invoice_by_key(ctx.session, ctx.idempotency_key)
+    if existing is not None:
+        return _result(existing)
+    original = invoice_by_number(ctx.session, data.invoice_number, lock=True)
+    if original is None:
+        raise PermanentError(f"invoicing: no invoice numbered {data.invoice_number!r}")
+    # Again under the row lock: a concurrent run of this job may have just credited it.
+    existing = invoice_by_key(ctx.session, ctx.idempotency_key)
+    if existing is not None:
+        return _result(existing)
+    if original.kind != "invoice":
+        raise PermanentError(f"invoicing: {original.number} is a credit note, not an invoice")
+    if original.status in ("credited", "cancelled"):
+        raise PermanentError(f"invoicing: invoice {original.number} is already {original.status}")
+    note = _store(ctx, _credit_for(ctx, original, data.reason))
+    original.status = "credited"
+    ctx.session.flush()
+    return _result(note)

@@ -1,0 +1,185 @@
+"""Payments received: registered by staff, reported through the API, or imported from the
+bank's CAMT.053 statement, and matched to invoices.
+
+Public functions (plain Python, called by the web and engine code; no operators here):
+
+``register_payment(session, now, *, invoice_number=None | payment_reference=None, amount,
+source, external_id, actor, payer_name="", booked_date=None, currency="EUR") -> PaymentOutcome``
+``import_camt053(session, now, xml_bytes, actor) -> ImportResult``
+``open_payment_issues(session) -> list[Payment]``
+
+A payment that completes its invoice marks it paid and says so (``invoice_paid`` with the
+``invoice_number``): the caller then delivers the ``payment_received`` message to the process
+waiting on that invoice; this module knows nothing of the engine. Everything else (too little,
+no recognisable reference, an invoice already settled) stays in the payments table with its
+status for the office queue. Registering is idempotent on (source, external_id), so a statement
+imported twice, or an API call retried, changes nothing the second time. Nothing here commits.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from certflow.store.billing import Invoice, Payment
+from handlers.camt import parse_camt053
+from handlers.invoicing_numbers import is_valid_payment_reference
+
+SOURCES = ("staff", "api", "camt")
+ISSUES = ("unmatched", "partial", "overpaid")
+_INVOICE_NUMBER = re.compile(r"(?<!\d)(\d{4}-\d{6})(?!\d)")
+# 16 digits, optionally grouped by spaces or dots as people type them over.
+_REFERENCE = re.compile(r"(?<!\d)(\d(?:[ .]?\d){15})(?!\d)")
+
+
+@dataclass(frozen=True)
+class PaymentOutcome:
+    payment_id: int
+    status: str  # matched | partial | unmatched | overpaid
+    amount: Decimal
+    invoice_number: str | None
+    # True when THIS payment completed the invoice: deliver "payment_received" for it.
+    invoice_paid: bool
+    duplicate: bool
+    source: str
+    external_id: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "amount": f"{self.amount:.2f}"}
+
+
+@dataclass
+class ImportResult:
+    matched: list[PaymentOutcome] = field(default_factory=list)
+    unmatched: list[PaymentOutcome] = field(default_factory=list)
+    partial: list[PaymentOutcome] = field(default_factory=list)
+    duplicates: list[PaymentOutcome] = field(default_factory=list)
+    overpaid: list[PaymentOutcome] = field(default_factory=list)
+
+    def add(self, outcome: PaymentOutcome) -> None:
+        bucket = "duplicates" if outcome.duplicate else outcome.status
+        getattr(self, bucket).append(outcome)
+
+    @property
+    def paid_invoice_numbers(self) -> list[str]:
+        """Invoices this import completed, each once: the messages to deliver."""
+        return [o.invoice_number for o in self.matched if o.invoice_paid and o.invoice_number]
+
+
+def _locked_invoice(session: Session, *conditions: Any) -> Invoice | None:
+    stmt = select(Invoice).where(*conditions).with_for_update()
+    return session.execute(stmt).scalar_one_or_none()
+
+
+def find_invoice(session: Session, *, invoice_number: str | None = None,
+                 payment_reference: str | None = None) -> Invoice | None:
+    """The invoice a payment is for: by number, else by a betalingskenmerk or invoice number
+    found anywhere in the reference text (payers write "factuur 2026-000012" or the kenmerk
+    in groups of four). Locked, since paying it changes its status."""
+    if invoice_number:
+        return _locked_invoice(session, Invoice.number == invoice_number.strip())
+    text = payment_reference or ""
+    for match in _REFERENCE.finditer(text):
+        digits = re.sub(r"\D", "", match.group(1))
+        if is_valid_payment_reference(digits):
+            found = _locked_invoice(session, Invoice.payment_reference == digits)
+            if found is not None:
+                return found
+    for match in _INVOICE_NUMBER.finditer(text):
+        found = _locked_invoice(session, Invoice.number == match.group(1))
+        if found is not None:
+            return found
+    return None
+
+
+def amount_received(session: Session, invoice: Invoice) -> Decimal:
+    """What has come in for ``invoice`` so far (reminders can say what is still to pay)."""
+    total = session.execute(select(func.coalesce(func.sum(Payment.amount), 0)).where(
+        Payment.invoice_id == invoice.id, Payment.status.in_(("matched", "partial")))).scalar_one()
+    return Decimal(total)
+
+
+def _settle(session: Session, now: datetime, invoice: Invoice | None, amount: Decimal,
+            currency: str) -> tuple[str, bool]:
+    """(status, invoice just paid). Partial payments add up: the one that reaches the total
+    pays the invoice and resolves the earlier partial ones."""
+    if invoice is None or invoice.kind != "invoice" or currency != invoice.currency:
+        return "unmatched", False
+    if invoice.status != "open":
+        return "overpaid", False
+    if amount_received(session, invoice) + amount < invoice.gross_total:
+        return "partial", False
+    invoice.status, invoice.paid_at = "paid", now
+    for earlier in session.execute(select(Payment).where(
+            Payment.invoice_id == invoice.id, Payment.status == "partial")).scalars():
+        earlier.status = "matched"
+    return "matched", True
+
+
+def _outcome(payment: Payment, invoice_paid: bool, duplicate: bool) -> PaymentOutcome:
+    number = payment.invoice.number if payment.invoice is not None else None
+    return PaymentOutcome(payment.id, payment.status, payment.amount, number, invoice_paid,
+                          duplicate, payment.source, payment.external_id)
+
+
+def _check(amount: Decimal, source: str, external_id: str) -> Decimal:
+    if source not in SOURCES:
+        raise ValueError(f"payment source must be one of {SOURCES}, got {source!r}")
+    if not external_id.strip() or len(external_id) > 200:
+        raise ValueError("payment external_id must be 1..200 characters")
+    amount = Decimal(amount)
+    if amount <= 0 or amount != amount.quantize(Decimal("0.01")):
+        raise ValueError(f"payment amount must be positive whole cents, got {amount}")
+    return amount
+
+
+def register_payment(session: Session, now: datetime, *, invoice_number: str | None = None,
+                     payment_reference: str | None = None, amount: Decimal, source: str,
+                     external_id: str, actor: str, payer_name: str = "",
+                     booked_date: date | None = None, currency: str = "EUR") -> PaymentOutcome:
+    """Record one payment and match it. The same (source, external_id) again returns the first
+    outcome with ``duplicate=True`` and changes nothing. Two sessions inserting the same payment
+    at the same moment: the second fails on the unique constraint at flush and rolls back."""
+    amount = _check(amount, source, external_id)
+    existing = session.execute(select(Payment).where(
+        Payment.source == source, Payment.external_id == external_id)).scalar_one_or_none()
+    if existing is not None:
+        return _outcome(existing, invoice_paid=False, duplicate=True)
+    invoice = find_invoice(session, invoice_number=invoice_number,
+                           payment_reference=payment_reference)
+    status, paid = _settle(session, now, invoice, amount, currency)
+    payment = Payment(
+        source=source, external_id=external_id, amount=amount, currency=currency,
+        payment_reference=(payment_reference or invoice_number or "")[:2000],
+        payer_name=payer_name[:200], booked_date=booked_date,
+        invoice=invoice if status != "unmatched" else None, status=status,
+        registered_by=actor, created_at=now)
+    session.add(payment)
+    session.flush()
+    return _outcome(payment, invoice_paid=paid, duplicate=False)
+
+
+def import_camt053(session: Session, now: datetime, xml_bytes: bytes, actor: str) -> ImportResult:
+    """Register every incoming payment of a CAMT.053 statement. The whole file is parsed and
+    checked first, so bad input raises ValueError with nothing written."""
+    entries = parse_camt053(xml_bytes)
+    result = ImportResult()
+    for entry in entries:
+        result.add(register_payment(
+            session, now, payment_reference=entry.reference, amount=entry.amount, source="camt",
+            external_id=entry.external_id, actor=actor, payer_name=entry.payer_name,
+            booked_date=entry.booked_date, currency=entry.currency))
+    return result
+
+
+def open_payment_issues(session: Session) -> list[Payment]:
+    """Payments the office must look at: unmatched, partial or overpaid, oldest first."""
+    stmt = select(Payment).where(Payment.status.in_(ISSUES)).order_by(Payment.created_at, Payment.id)
+    return list(session.execute(stmt).scalars())
+

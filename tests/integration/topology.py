@@ -1,0 +1,62 @@
+"""Start the production topology (worker, beat, optionally web) as plain processes, the way
+docker-compose.yml would, for integration tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.support import ROOT
+
+
+class Topology:
+    def __init__(self, var: Path, extra_env: dict[str, str] | None = None) -> None:
+        self.var = var
+        self.env = {**os.environ, "CERTFLOW_HANDLER_MODULES": "tests.support",
+                    "CERTFLOW_BEAT_INTERVAL_SECONDS": "0.5", "PYTHONPATH": str(ROOT), **(extra_env or {})}
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str, args: list[str]) -> None:
+        log = open(self.var / f"{name}.log", "wb")
+        self.procs[name] = subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env=self.env,
+                                            stdout=log, stderr=subprocess.STDOUT)
+
+    def worker(self, name: str = "worker", concurrency: int = 2) -> None:
+        self.start(name, ["certflow.cli", "worker", f"--concurrency={concurrency}", "--without-gossip",
+                          "--without-mingle", "--without-heartbeat", f"--hostname={name}@%h"])
+
+    def beat(self) -> None:
+        self.start("beat", ["certflow.cli", "beat"])
+
+    def kill(self, name: str) -> None:
+        proc = self.procs.pop(name)
+        proc.kill()
+        proc.wait(10)
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        self.procs.clear()
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in self.var.glob("*.log"))
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 30.0, what: str = "condition", topology: Topology | None = None) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}" + (f"\n{topology.logs()}" if topology else ""))

@@ -1,0 +1,71 @@
+"""Drive a whole process the way people and workers would: users complete tasks from their
+own inbox, jobs run (in-process on SQLite, or on a real Celery worker on PostgreSQL + Redis),
+and the clock moves instead of sleeping."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from certflow.clock import CLOCK, parse_duration
+from certflow.engine.dto import TaskView
+from certflow.engine.facade import Actor
+from certflow.store.communications import EmailMessage
+from certflow.store.db import session_scope
+from certflow.store.models import Job
+from tests.integration.topology import Topology, wait_for
+from tests.support import ROOT, Harness
+
+PROCESSES = ROOT / "processes"
+
+
+class Driver:
+    def __init__(self, harness: Harness, topology: Topology | None = None) -> None:
+        self.h = harness
+        self.engine = harness.engine
+        self.topology = topology
+        self.people: dict[str, Actor] = {}
+
+    def person(self, username: str, groups: list[str], staff: bool = False, **extra: Any) -> Actor:
+        self.people[username] = self.h.user(username, groups, staff, **extra)
+        return self.people[username]
+
+    def settle(self) -> None:
+        """Let every due job finish."""
+        if self.topology is None:
+            self.h.run_jobs()
+            return
+        wait_for(lambda: not self._pending(), timeout=60, what="jobs to finish", topology=self.topology)
+
+    def _pending(self) -> bool:
+        with session_scope() as s:
+            return bool(s.scalar(select(Job.id).where(Job.status.in_(("queued", "running")),
+                                                      Job.available_at <= self.engine.now()).limit(1)))
+
+    def later(self, duration: str) -> None:
+        with session_scope() as s:
+            CLOCK.advance(s, parse_duration(duration), allowed=True)
+        self.engine.fire_due_timers()
+        self.settle()
+
+    def inbox(self, username: str) -> list[TaskView]:
+        return self.engine.inbox(self.people[username])
+
+    def do(self, username: str, element_id: str, data: dict[str, Any]) -> None:
+        """The user finds the task in their inbox, claims it if needed, and completes it."""
+        actor = self.people[username]
+        matches = [t for t in self.engine.inbox(actor) if t.element_id == element_id]
+        assert matches, f"{username} has no {element_id} task; inbox: {[t.element_id for t in self.engine.inbox(actor)]}"
+        task = matches[0]
+        if task.assignee is None:
+            self.engine.claim(actor, task.id)
+        self.engine.complete(actor, task.id, data)
+        self.settle()
+
+    def emails(self, recipient: str | None = None) -> list[str]:
+        with session_scope() as s:
+            query = select(EmailMessage).order_by(EmailMessage.created_at)
+            if recipient:
+                query = query.where(EmailMessage.recipient == recipient)
+            return [m.template for m in s.scalars(query)]
