@@ -22,6 +22,7 @@ PG_ADMIN = os.environ.get("CERTFLOW_TEST_PG", "postgresql+psycopg://postgres@127
 REDIS = os.environ.get("CERTFLOW_TEST_REDIS", "redis://127.0.0.1:6379/0")
 IN_CI = os.environ.get("CI") == "true"
 FLOW_DIR = ROOT / "tests" / "engine" / "data"
+MESSAGING_DIR = ROOT / "tests" / "engine" / "data_messaging"
 # -- test handlers (registered once, by name, like real ones) ---------------------------------
 class EchoIn(BaseModel):
     value: str
@@ -40,6 +41,21 @@ class FailIn(BaseModel):
 @handlers.handler("test/fail")
 def _fail(ctx: handlers.HandlerContext, data: FailIn) -> dict[str, Any]:
     raise handlers.HandlerError("the service is down")
+
+
+class FanOutIn(BaseModel):
+    count: int
+
+
+@handlers.handler("test/fanout")
+def _fanout(ctx: handlers.HandlerContext, data: FanOutIn) -> dict[str, Any]:
+    from certflow.engine.messaging import emit
+
+    year = ctx.now.year
+    for n in range(data.count):
+        emit(ctx.session, "hello", {"business_key": f"Y{year}-{n}", "key": str(n)}, ctx.now,
+             idempotency_key=f"{ctx.idempotency_key}:{n}")
+    return {"count": data.count}
 
 
 # -- engine --------------------------------------------------------------------------------
@@ -64,7 +80,7 @@ class Harness:
             with session_scope() as session:
                 ids = session.scalars(select(Job.id).where(
                     Job.status == "queued", Job.available_at <= self.engine.now()).order_by(Job.id)).all()
-            if not ids:
+            if not ids and not self.engine.drain_messages():
                 break
             outcomes += [self.engine.run_job(i) for i in ids]
         return outcomes

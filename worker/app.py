@@ -64,8 +64,8 @@ def run_job(job_id: int) -> str:
 
 @app.task(name="certflow.tick")
 def tick() -> dict[str, int]:
-    """Beat's heartbeat: fire due timers, publish due and lost jobs."""
+    """Beat's heartbeat: fire due timers, route pending messages, publish due and lost jobs."""
     from certflow.bootstrap import engine
 
     eng = engine()
-    return {"timers": eng.fire_due_timers(), "jobs": eng.sweep_jobs()}
+    return {"timers": eng.fire_due_timers(), "messages": eng.drain_messages(), "jobs": eng.sweep_jobs()}

@@ -31,6 +31,7 @@ class TaskView:
     due_at: datetime | None
     created_at: datetime
     overdue: bool
+    context: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from certflow.engine import queue
 from certflow.engine.dto import Completed, DeployedVersion, InstanceView, TaskView
 from certflow.engine.errors import Conflict, Forbidden, InvalidInput, NotFound
 from certflow.engine.jobs import JobsMixin
+from certflow.engine.messaging import MessagingMixin
 from certflow.engine.projections import correlation_key, waiting_message_tasks
 from certflow.engine.runtime import Advance, Runtime
 from certflow.engine.spiff import SERIALIZER_VERSION, find_task, state_to_dict
@@ -37,12 +38,36 @@ class Actor:
         return cls(name, (), True)
 
 
-class Engine(JobsMixin, Runtime):
+class Engine(MessagingMixin, JobsMixin, Runtime):
     # -- definitions -------------------------------------------------------------------------
     def deploy(self, actor: Actor, processes_dir: Path | None = None, only: list[str] | None = None) -> list[DeployedVersion]:
         _staff(actor, "deploy")
         with self.session() as session:
-            return deploying.deploy(session, processes_dir or self.settings.processes_dir, actor.username, only)
+            deployed = deploying.deploy(session, processes_dir or self.settings.processes_dir, actor.username, only)
+        self.ensure_schedules()
+        return deployed
+
+    def ensure_schedules(self) -> list[str]:
+        """Every process whose start event is a timer gets one standing instance on its latest
+        version, waiting for that timer (business key ``schedule``); an older version's one is
+        cancelled. Each firing of a cycle runs the process once more inside that instance."""
+        started = []
+        with self.session() as session:
+            latest: dict[str, Definition] = {}
+            for row in session.scalars(select(Definition).order_by(Definition.version)):
+                latest[row.process_id] = row
+            timed = {pid: row.id for pid, row in latest.items()
+                     if any(m.get("type") == "StartEvent" and m.get("timer") for m in row.elements.values())}
+            running = session.execute(select(Instance.id, Instance.process_id, Instance.definition_id).where(
+                Instance.business_key == SCHEDULE, Instance.status == "running")).all()
+        current = {pid for _, pid, did in running if timed.get(pid) == did}
+        for instance_id, pid, did in running:
+            if pid in timed and timed[pid] != did:
+                self.cancel(Actor.system("deploy"), instance_id, "superseded by a new version")
+        for pid in timed:
+            if pid not in current:
+                started.append(self.start(Actor.system("deploy"), pid, SCHEDULE, {}).id)
+        return started
 
     def definitions(self) -> list[dict[str, Any]]:
         with self.session() as session:
@@ -59,6 +84,15 @@ class Engine(JobsMixin, Runtime):
 
     # -- instances ---------------------------------------------------------------------------
     def start(self, actor: Actor, process_id: str, business_key: str, data: dict[str, Any] | None = None) -> InstanceView:
+        instance_id = self._start(actor.username, process_id, business_key, data or {})
+        return self.instance(actor, instance_id)
+
+    def start_by_message(self, process_id: str, business_key: str, message: str,
+                         payload: dict[str, Any], message_id: int | None = None) -> str:
+        return self._start(f"message:{message}", process_id, business_key, {}, (message, payload, message_id))
+
+    def _start(self, username: str, process_id: str, business_key: str, data: dict[str, Any],
+               message: tuple[str, dict[str, Any], int | None] | None = None) -> str:
         if not business_key or len(business_key) > 200:
             raise InvalidInput("a business key of 1 to 200 characters is required")
         with self.session() as session:
@@ -71,21 +105,39 @@ class Engine(JobsMixin, Runtime):
             definition = self.definition(session, row.id)
             workflow = self.new_workflow(definition)
             start = workflow.get_tasks(state=TaskState.READY)[0]
-            start.data.update(data or {}, business_key=business_key, started_by=actor.username)
+            start.data.update(data, business_key=business_key, started_by=username)
             now = self.now()
             instance = Instance(
                 definition_id=row.id, process_id=process_id, business_key=business_key,
                 status="running", state={}, serializer_version=SERIALIZER_VERSION,
-                started_by=actor.username, created_at=now, updated_at=now,
+                started_by=username, created_at=now, updated_at=now,
             )
             session.add(instance)
             session.flush()
-            advance = Advance(session, instance, workflow, definition, now, actor.username)
-            advance.audit("instance_started", data=data or {})
+            advance = Advance(session, instance, workflow, definition, now, username)
+            advance.audit("instance_started", data=data)
+            if message is not None:
+                self._catch_start_message(advance, *message)
             published = self.save(advance, {})
             instance_id = instance.id
-        self.publish(published)
-        return self.instance(actor, instance_id)
+        self.after_commit(advance, published)
+        return instance_id
+
+    def _catch_start_message(self, adv: Advance, name: str, payload: dict[str, Any], message_id: int | None) -> None:
+        from SpiffWorkflow.bpmn.util import BpmnEvent
+
+        from certflow.engine.messaging import _mark
+
+        self.run_engine(adv)
+        for task in waiting_message_tasks(adv.workflow):
+            if task.task_spec.event_definition.name == name:
+                task.data.update(payload)
+                adv.workflow.catch(BpmnEvent(task.task_spec.event_definition, payload))
+                adv.audit("message_received", str(task.id), task.task_spec.bpmn_id, message=name, payload=payload)
+                if message_id is not None:
+                    _mark(adv.session, message_id, "started", f"started {adv.instance.id}", adv.now)
+                return
+        raise Conflict(f"{adv.instance.process_id} does not start on message {name!r}")
 
     def cancel(self, actor: Actor, instance_id: str, reason: str = "") -> InstanceView:
         _staff(actor, "cancel an instance")
@@ -106,7 +158,10 @@ class Engine(JobsMixin, Runtime):
             definition = self.definition(session, instance.definition_id)
             tasks = session.scalars(select(HumanTask).where(HumanTask.instance_id == instance_id)).all()
             waits = session.scalars(select(Subscription).where(Subscription.instance_id == instance_id)).all()
-            data = self.restore(instance, definition).data if instance.status != "running" else _last_data(self, instance, definition)
+            # The instance's data is for staff; others see their own tasks with what those show.
+            data = _last_data(self, instance, definition) if actor.is_staff else {}
+            if not actor.is_staff:
+                tasks = [t for t in tasks if t.assignee == actor.username]
             return InstanceView(
                 id=instance.id, process_id=instance.process_id, version=definition.version,
                 business_key=instance.business_key, status=instance.status,
@@ -235,6 +290,9 @@ class Engine(JobsMixin, Runtime):
         raise Conflict(f"instance {adv.instance.id} stopped waiting for {name!r}")
 
 
+SCHEDULE = "schedule"
+
+
 def _staff(actor: Actor, what: str) -> None:
     if not actor.is_staff:
         raise Forbidden(f"only staff may {what}")
@@ -259,6 +317,8 @@ def _may_see(session: Session, actor: Actor, instance: Instance) -> None:
 
 def _last_data(runtime: Runtime, instance: Instance, definition: Any) -> dict[str, Any]:
     workflow = runtime.restore(instance, definition)
+    if workflow.is_completed() and workflow.last_task is not None:
+        return dict(workflow.last_task.data)
     tasks = workflow.get_tasks(state=TaskState.READY | TaskState.STARTED | TaskState.WAITING)
     merged: dict[str, Any] = {}
     for task in tasks:

@@ -61,6 +61,9 @@ class JobsMixin(_Base):
                                           settings=self.settings, instance_id=instance_id,
                                           business_key=business_key)
             result = handler(ctx, params)
+            emitted = session.info.pop("emitted", 0)
+        if emitted:
+            self.drain_messages()
         if not isinstance(result, dict):
             raise handlers.PermanentError(f"{operator} returned {type(result).__name__}, not a dict")
         return result

@@ -73,8 +73,13 @@ def _queue_entry(instance: Instance, task: Task, now: datetime, evaluate: Any) -
         title=spec.bpmn_name or spec.bpmn_id, candidate_group=spec.lane,
         assignee=str(assignee) if assignee else None, form=props.get("form"),
         priority=int(props.get("priority", 50)), due_at=due_at, created_at=now,
-        claimed_at=now if assignee else None,
+        claimed_at=now if assignee else None, context=shown(task),
     )
+
+
+def shown(task: Task) -> dict[str, Any]:
+    names = [n.strip() for n in el.properties(task.task_spec).get("show", "").split(",") if n.strip()]
+    return {name: task.data.get(name) for name in names}
 
 
 def _jobs(session: Session, instance: Instance, workflow: BpmnWorkflow, now: datetime,

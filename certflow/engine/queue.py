@@ -37,6 +37,7 @@ def view(entry: HumanTask, forms: dict[str, Any], now: datetime) -> TaskView:
         candidate_group=entry.candidate_group, assignee=entry.assignee, form=entry.form,
         form_schema=forms.get(entry.form or ""), priority=entry.priority, due_at=entry.due_at,
         created_at=entry.created_at, overdue=entry.due_at is not None and entry.due_at < now,
+        context=entry.context or {},
     )
 
 

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select
@@ -28,7 +29,7 @@ from certflow.engine.projections import project
 from certflow.engine.sandbox import SandboxScriptEngine
 from certflow.engine.spiff import SERIALIZER_VERSION, spec_from_dict, state_from_dict, state_to_dict
 from certflow.settings import Settings
-from certflow.store.models import AuditEvent, Definition, Instance, Job
+from certflow.store.models import AuditEvent, Definition, Instance, Job, Message
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class Advance:
     now: datetime
     actor: str
     events: list[AuditEvent] = field(default_factory=list)
+    thrown: int = 0
 
     def audit(self, action: str, task_id: str | None = None, element_id: str | None = None, **detail: Any) -> None:
         self.events.append(AuditEvent(
@@ -131,7 +133,15 @@ class Runtime:
             before = _states(workflow)
             yield advance
             published = self.save(advance, before)
+        self.after_commit(advance, published)
+
+    def after_commit(self, advance: Advance, published: list[Job]) -> None:
         self.publish(published)
+        if advance.thrown:
+            self.drain_messages()
+
+    def drain_messages(self, limit: int = 10_000) -> int:  # messaging.py; here for the type
+        return 0
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -162,6 +172,7 @@ class Runtime:
         self.run_engine(advance)
         instance, workflow, now = advance.instance, advance.workflow, advance.now
         _audit_transitions(advance, before)
+        _store_thrown_messages(advance)
         projected = project(advance.session, instance, workflow, now, self.settings, self.evaluate)
         instance.state = state_to_dict(workflow)
         instance.serializer_version = SERIALIZER_VERSION
@@ -184,6 +195,19 @@ class Runtime:
             self.publisher([JobMessage(job.id, job.operator) for job in jobs])
         except Exception:  # the broker is down: the sweep will pick these up
             log.exception("publishing %d job(s) failed; the sweep will retry", len(jobs))
+
+
+def _store_thrown_messages(advance: Advance) -> None:
+    """Messages the diagram threw that nothing inside it caught leave through the outbox."""
+    for event in advance.workflow.get_events():
+        definition = event.event_definition
+        if not isinstance(definition, MessageEventDefinition):
+            continue
+        payload = event.payload if isinstance(event.payload, dict) else {"value": event.payload}
+        advance.session.add(Message(name=definition.name, payload=payload, status="pending",
+                                    source_instance_id=advance.instance.id, created_at=advance.now))
+        advance.audit("message_sent", message=definition.name, payload=payload)
+        advance.thrown += 1
 
 
 def _states(workflow: BpmnWorkflow) -> dict[str, tuple[int, str]]:

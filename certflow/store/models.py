@@ -92,6 +92,9 @@ class HumanTask(Base):
     due_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     claimed_at: Mapped[datetime | None]
+    # What the assignee is shown: the task data named by the task's `show` property. The
+    # rest of the instance's data stays with staff (an assessor never sees the other verdict).
+    context: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
 class Job(Base):
@@ -147,6 +150,27 @@ class Subscription(Base):
     instance_id: Mapped[str] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"), index=True)
     message_name: Mapped[str] = mapped_column(String(200))
     correlation_key: Mapped[str] = mapped_column(String(400))
+
+
+class Message(Base):
+    """A message on its way to a process: thrown by a diagram and not caught inside it, or
+    emitted by a handler (a fan-out). Routed after commit to the instance waiting for it, or
+    to a process whose start event catches it; kept with the outcome."""
+
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_status_id", "status", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # Set when the sender may send twice (a retried handler): the second is not stored.
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[dict[str, Any]]
+    source_instance_id: Mapped[str | None] = mapped_column(String(32))
+    # pending | delivered | started | unrouted | failed
+    status: Mapped[str] = mapped_column(String(20))
+    outcome: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    handled_at: Mapped[datetime | None]
 
 
 class AuditEvent(Base):

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 12:37:36.673104
+Create Date: 2026-11-28 12:40:28.751188
 """
 from alembic import op
 import sqlalchemy as sa
@@ -122,6 +122,22 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_invoices_credits_invoice_id'), ['credits_invoice_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_invoices_customer_username'), ['customer_username'], unique=False)
         batch_op.create_index(batch_op.f('ix_invoices_status'), ['status'], unique=False)
+
+    op.create_table('messages',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('idempotency_key', sa.String(length=200), nullable=True),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('payload', sa.JSON(), nullable=False),
+    sa.Column('source_instance_id', sa.String(length=32), nullable=True),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('outcome', sa.Text(), nullable=True),
+    sa.Column('created_at', certflow.store.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('handled_at', certflow.store.base.UTCDateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_messages')),
+    sa.UniqueConstraint('idempotency_key', name=op.f('uq_messages_idempotency_key'))
+    )
+    with op.batch_alter_table('messages', schema=None) as batch_op:
+        batch_op.create_index('ix_messages_status_id', ['status', 'id'], unique=False)
 
     op.create_table('register_counters',
     sa.Column('year', sa.Integer(), autoincrement=False, nullable=False),
@@ -256,6 +272,7 @@ def upgrade() -> None:
     sa.Column('due_at', certflow.store.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('created_at', certflow.store.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('claimed_at', certflow.store.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('context', sa.JSON(), nullable=False),
     sa.ForeignKeyConstraint(['instance_id'], ['instances.id'], name=op.f('fk_human_tasks_instance_id_instances'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_human_tasks'))
     )
@@ -417,6 +434,10 @@ def downgrade() -> None:
     op.drop_table('certificates')
     op.drop_table('users')
     op.drop_table('register_counters')
+    with op.batch_alter_table('messages', schema=None) as batch_op:
+        batch_op.drop_index('ix_messages_status_id')
+
+    op.drop_table('messages')
     with op.batch_alter_table('invoices', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_invoices_status'))
         batch_op.drop_index(batch_op.f('ix_invoices_customer_username'))

@@ -1,0 +1,138 @@
+"""Messages between processes, routed after commit.
+
+A message thrown by a diagram and not caught inside it, or emitted by a handler for a fan-out,
+is stored as a ``messages`` row in the transaction that produced it. ``drain_messages`` then
+delivers each one — to the instance waiting for it (matched on any payload value, the way a
+catch event's ``correlation`` names it), or by starting the process whose start event catches
+it (the payload's ``business_key`` names the new instance). The row's status changes in the
+same transaction as the delivery, so a crash in between delivers it again, never twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from certflow.engine.errors import CertflowError, Conflict
+from certflow.engine.projections import correlation_key
+from certflow.store.models import Definition, Instance, Message, Subscription
+
+if TYPE_CHECKING:
+    from certflow.engine.facade import Engine
+
+    _Base = Engine
+else:
+    _Base = object
+
+log = logging.getLogger(__name__)
+
+
+def candidate_keys(payload: dict[str, Any]) -> list[str]:
+    keys = [correlation_key(k, v) for k, v in payload.items() if isinstance(v, (str, int))]
+    if isinstance(payload.get("business_key"), str):
+        keys.append(correlation_key(None, payload["business_key"]))
+    return keys
+
+
+class MessagingMixin(_Base):
+    _draining = False
+
+    def drain_messages(self, limit: int = 10_000) -> int:
+        """Route pending messages, oldest first. Re-entrant calls return at once: the outer
+        loop picks up whatever the inner deliveries threw."""
+        if self._draining:
+            return 0
+        self._draining = True
+        try:
+            handled = 0
+            while handled < limit:
+                message_id = self._next_message()
+                if message_id is None:
+                    break
+                self._route(message_id)
+                handled += 1
+            return handled
+        finally:
+            self._draining = False
+
+    def _next_message(self) -> int | None:
+        with self.session() as session:
+            query = select(Message.id).where(Message.status == "pending").order_by(Message.id).limit(1)
+            if session.bind is not None and session.bind.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            return session.scalar(query)
+
+    def _route(self, message_id: int) -> None:
+        with self.session() as session:
+            message = session.get(Message, message_id)
+            if message is None or message.status != "pending":
+                return
+            name, payload = message.name, dict(message.payload)
+            targets = session.scalars(select(Subscription.instance_id).where(
+                Subscription.message_name == name,
+                Subscription.correlation_key.in_(candidate_keys(payload)))).all()
+            starts = self._message_start_process(session, name)
+        try:
+            if targets:
+                for instance_id in dict.fromkeys(targets):
+                    with self.advancing(instance_id, f"message:{name}") as adv:
+                        self._catch_any(adv, name, payload)
+                        _mark(adv.session, message_id, "delivered", f"to {instance_id}", adv.now)
+            elif starts:
+                key = payload.get("business_key")
+                if not isinstance(key, str) or not key:
+                    raise Conflict(f"message {name!r} starts {starts} but carries no business_key")
+                self.start_by_message(starts, key, name, payload, message_id)
+            else:
+                self._settle(message_id, "unrouted", f"nobody waits for {name!r} and no process starts on it")
+        except CertflowError as exc:
+            self._settle(message_id, "failed", exc.message)
+        except Exception as exc:  # a broken diagram must not stop the other messages
+            log.exception("routing message %s failed", message_id)
+            self._settle(message_id, "failed", f"{type(exc).__name__}: {exc}")
+
+    def _settle(self, message_id: int, status: str, outcome: str) -> None:
+        with self.session() as session:
+            _mark(session, message_id, status, outcome, self.now())
+
+    def _message_start_process(self, session: Any, name: str) -> str | None:
+        latest: dict[str, Definition] = {}
+        for row in session.scalars(select(Definition).order_by(Definition.version)):
+            latest[row.process_id] = row
+        for process_id, row in latest.items():
+            if any(m.get("type") == "StartEvent" and m.get("message") == name for m in row.elements.values()):
+                return process_id
+        return None
+
+    def _catch_any(self, adv: Any, name: str, payload: dict[str, Any]) -> None:
+        keys = set(candidate_keys(payload))
+        for key in keys:
+            try:
+                self._catch(adv, name, key, payload)
+                return
+            except Conflict:
+                continue
+        raise Conflict(f"instance {adv.instance.id} stopped waiting for {name!r}")
+
+
+def _mark(session: Any, message_id: int, status: str, outcome: str, now: Any) -> None:
+    message = session.get(Message, message_id)
+    if message is not None:
+        message.status, message.outcome, message.handled_at = status, outcome, now
+
+
+def emit(session: Any, name: str, payload: dict[str, Any], now: Any, idempotency_key: str | None = None,
+         source_instance_id: str | None = None) -> bool:
+    """Queue a message (a handler's fan-out). False when this key was queued before."""
+    if idempotency_key and session.scalar(select(Message.id).where(Message.idempotency_key == idempotency_key)):
+        return False
+    with session.begin_nested():
+        session.add(Message(idempotency_key=idempotency_key, name=name, payload=payload,
+                            source_instance_id=source_instance_id, status="pending", created_at=now))
+    session.info["emitted"] = session.info.get("emitted", 0) + 1  # the runner drains after commit
+    return True
+
+
+__all__ = ["MessagingMixin", "emit", "Instance"]
