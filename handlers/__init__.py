@@ -88,6 +88,23 @@ def handler(name: str) -> Callable[[Callable[[HandlerContext, In], dict[str, Any
     return register
 
 
+# Start guards: checks a process runs before an instance may start (named by the start event's
+# `guard` property). They return None to allow, or the refusal the person starting should read,
+# saying what to do instead. They read, never write.
+Guard = Callable[[Session, datetime, dict[str, Any]], "str | None"]
+GUARDS: dict[str, Guard] = {}
+
+
+def guard(name: str) -> Callable[[Guard], Guard]:
+    def register(fn: Guard) -> Guard:
+        if name in GUARDS and GUARDS[name] is not fn:
+            raise RuntimeError(f"guard {name!r} registered twice")
+        GUARDS[name] = fn
+        return fn
+
+    return register
+
+
 def load_all() -> dict[str, Handler[Any]]:
     """Import every module of this package; each registers its handlers on import."""
     from certflow.settings import get_settings

@@ -163,8 +163,11 @@ def render(template: str, language: str, context: Mapping[str, Any],
 
 def check_templates(template_dir: Path = TEMPLATE_DIR) -> list[str]:
     """Render every template in every language with its sample context; return the problems."""
+    samples: dict[str, Any] = {}
     try:
-        samples = json.loads((template_dir / "samples.json").read_text("utf-8"))
+        # One samples.json per folder, so each process keeps its own next to its templates.
+        for path in sorted(template_dir.rglob("samples.json")):
+            samples.update(json.loads(path.read_text("utf-8")))
     except (OSError, ValueError) as exc:
         return [f"samples.json: {exc}"]
     names = _template_names(template_dir)

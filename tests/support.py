@@ -58,6 +58,13 @@ def _fanout(ctx: handlers.HandlerContext, data: FanOutIn) -> dict[str, Any]:
     return {"count": data.count}
 
 
+@handlers.guard("test/key_not_blocked")
+def _guard(session: Any, now: Any, data: dict[str, Any]) -> str | None:
+    if data.get("key") == "BLOCKED":
+        return "this key is blocked; apply with another key instead"
+    return None
+
+
 # -- engine --------------------------------------------------------------------------------
 class Harness:
     """An engine plus the tools a test needs: users, an in-process job runner, the clock."""

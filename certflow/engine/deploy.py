@@ -177,6 +177,11 @@ def _check_element(task_spec: Any, bundle: Bundle, file: str) -> None:
         _check_user_task(task_spec, meta, bundle, file, element)
     if isinstance(task_spec, AsyncServiceTask):
         _check_service_task(task_spec, bundle, file, element)
+    if meta.get("guard"):
+        handlers.load_all()
+        if meta["guard"] not in handlers.GUARDS:
+            bundle.problems.append(Problem(file, element, f"unknown start guard {meta['guard']!r} "
+                                           f"(known: {', '.join(sorted(handlers.GUARDS)) or 'none'})"))
     definition = getattr(task_spec, "event_definition", None)
     if isinstance(definition, TimerEventDefinition):
         _check_timer(definition, bundle, file, element)

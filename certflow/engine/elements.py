@@ -31,6 +31,8 @@ def describe(task_spec: Any) -> dict[str, Any]:
     definition = getattr(task_spec, "event_definition", None)
     if isinstance(definition, MessageEventDefinition) or isinstance(task_spec, ReceiveTask):
         meta.update(message=getattr(definition, "name", None), correlation=props.get("correlation"))
+    if props.get("guard"):
+        meta["guard"] = props["guard"]
     if isinstance(definition, TimerEventDefinition):
         meta.update(timer=definition.expression, interrupting=getattr(task_spec, "cancel_activity", None))
     return meta

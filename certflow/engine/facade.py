@@ -103,6 +103,7 @@ class Engine(MessagingMixin, JobsMixin, Runtime):
             if running:
                 raise Conflict(f"{process_id} {business_key!r} is already running as instance {running}")
             definition = self.definition(session, row.id)
+            _check_guards(session, definition.elements, self.now(), data)
             workflow = self.new_workflow(definition)
             start = workflow.get_tasks(state=TaskState.READY)[0]
             start.data.update(data, business_key=business_key, started_by=username)
@@ -291,6 +292,18 @@ class Engine(MessagingMixin, JobsMixin, Runtime):
 
 
 SCHEDULE = "schedule"
+
+
+def _check_guards(session: Session, elements: dict[str, Any], now: Any, data: dict[str, Any]) -> None:
+    import handlers
+
+    handlers.load_all()
+    for meta in elements.values():
+        name = meta.get("guard") if meta.get("type") == "StartEvent" else None
+        if name:
+            refusal = handlers.GUARDS[name](session, now, data)
+            if refusal:
+                raise InvalidInput(refusal, guard=name)
 
 
 def _staff(actor: Actor, what: str) -> None:

@@ -160,6 +160,7 @@ def create_app() -> FastAPI:
     def resolve(incident_id: int, action: str, actor: ActorDep, engine: EngineDep) -> Any:
         return {"status": engine.resolve_incident(actor, incident_id, action)}
 
+    app.include_router(__import__("certflow.web.records", fromlist=["router"]).router())  # deferred: records uses this module's dependencies
     return app
 
 

@@ -264,3 +264,28 @@ def test_every_transition_is_audited(flow: Harness) -> None:
     assert ("completed", "review", "office") in seen
     assert seen[-1][0] == "instance_completed"
     _ = Job
+
+
+def _guarded(h: Harness, tmp_path: Path, guard: str) -> Path:
+    target = tmp_path / "procs"
+    shutil.copytree(FLOW_DIR, target)
+    bpmn = target / "flow" / "flow.bpmn"
+    bpmn.write_text(bpmn.read_text().replace(
+        '<bpmn:startEvent id="start">',
+        '<bpmn:startEvent id="start"><bpmn:extensionElements><spiffworkflow:properties>'
+        f'<spiffworkflow:property name="guard" value="{guard}"/></spiffworkflow:properties></bpmn:extensionElements>'))
+    return target
+
+
+def test_start_guard_refuses_with_its_message_and_starts_nothing(harness: Harness, tmp_path: Path) -> None:
+    harness.engine.deploy(harness.staff, _guarded(harness, tmp_path, "test/key_not_blocked"))
+    with pytest.raises(InvalidInput, match="apply with another key instead"):
+        harness.engine.start(harness.staff, "flow", "B1", {"key": "BLOCKED"})
+    with session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(Instance)) == 0
+    assert harness.engine.start(harness.staff, "flow", "B2", {"key": "fine"}).status == "running"
+
+
+def test_unknown_start_guard_is_refused_at_deploy(harness: Harness, tmp_path: Path) -> None:
+    with pytest.raises(DeployError, match=r"\[start\]: unknown start guard 'nope'"):
+        harness.engine.deploy(harness.staff, _guarded(harness, tmp_path, "nope"))

@@ -3,58 +3,22 @@ handlers — in-process jobs on SQLite, and a real Celery worker on PostgreSQL +
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import date
 
 import pytest
 from sqlalchemy import select
 
-from certflow.bootstrap import build_engine
 from certflow.settings import get_settings
 from certflow.store.billing import Invoice
 from certflow.store.db import session_scope
 from certflow.store.register import Certificate, RegisterEntry
-from tests.integration.topology import Topology
-from tests.processes.driver import PROCESSES, Driver
-from tests.support import Harness
-from worker.app import make_app, make_publisher
-
-ADDRESS = {"street": "Oudegracht 1", "postal_code": "3511 AA", "city": "Utrecht", "country": "NL"}
+from tests.processes.conftest import ADDRESS
+from tests.processes.driver import Driver
 DOSSIER = {"knowledge": "Theorie", "tasks": "Begeleiding", "competences": "Coaching", "hours_spent": 35}
 
 
-@pytest.fixture(params=["inprocess-sqlite", pytest.param("worker-postgres-redis", marks=pytest.mark.integration)])
-def cert(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Driver]:
-    topology = None
-    if request.param == "inprocess-sqlite":
-        request.getfixturevalue("sqlite_url")
-        harness = Harness(build_engine())
-    else:
-        request.getfixturevalue("pg_url")
-        redis = request.getfixturevalue("redis_url")
-        monkeypatch.setenv("REDIS_URL", redis.rsplit("/", 1)[0] + "/15")
-        from certflow.settings import reset_settings
-
-        reset_settings()
-        import redis as redis_lib
-
-        redis_lib.Redis.from_url(get_settings().redis_url).flushdb()
-        harness = Harness(build_engine(make_publisher(make_app(get_settings()))))
-        topology = Topology(get_settings().var_dir)
-        topology.worker()
-    driver = Driver(harness, topology)
-    harness.engine.deploy(harness.staff, PROCESSES, only=["certification"])
-    driver.person("cas", ["candidate"], address=ADDRESS)
-    driver.person("olga", ["office"], staff=True)
-    driver.person("mila", ["mentor"])
-    driver.person("kees", ["committee"])
-    driver.person("cato", ["certifier"], staff=True)
-    driver.person("cor", ["coordinator"], staff=True)
-    try:
-        yield driver
-    finally:
-        if topology:
-            topology.stop()
+@pytest.fixture
+def cert(driver: Driver) -> Driver:
+    return driver
 
 
 def apply(d: Driver, key: str = "APP-1") -> str:
@@ -182,4 +146,3 @@ def test_candidate_sees_only_their_own(cert: Driver) -> None:
     assert [r["business_key"] for r in cert.engine.instances(other)] == ["APP-2"]
     with pytest.raises(Exception, match="may not see"):
         cert.engine.instance(cert.people["cas"], view.id)
-    _ = date
