@@ -10,7 +10,10 @@ Operators
 Templates are ``handlers/templates/email/<template>.<lang>.txt`` and ``.<lang>.html``; the
 first line of the .txt file is ``Subject: ...``. Besides the context passed in, every
 template sees ``recipient_name`` (the user's display name), ``organisation``, ``iban`` and
-``language``, and the filters ``money`` and ``long_date``. StrictUndefined turns a missing
+``language``, and the filters ``money`` and ``long_date``. A context key ending in
+``_username`` also gives the template that person's display name under ``<prefix>_name``
+(``{"mentor_username": "jan"}`` → ``mentor_name`` = "Jan Jansen"): letters name people, never
+their login. StrictUndefined turns a missing
 variable into an error rather than a blank in a letter. The recipient's language picks the
 file ('nl' or 'en'); a template without that language falls back to Dutch.
 ``samples.json`` beside the templates holds a sample context per template, and
@@ -254,7 +257,8 @@ def send_email(ctx: HandlerContext, data: SendEmail) -> dict[str, Any]:
     row = _by_key(ctx.session, ctx.idempotency_key)
     if row is None:
         user = _recipient(ctx.session, data.recipient)
-        rendered = _render_for(user, data.template, data.context, ctx.settings)
+        context = _with_display_names(ctx.session, data.context)
+        rendered = _render_for(user, data.template, context, ctx.settings)
         row = _queue(ctx.session, ctx.idempotency_key, user, data.template, rendered, ctx.now)
     if row.status != "sent":
         _send_row(ctx.session, row, ctx.settings, ctx.now)
@@ -274,6 +278,17 @@ def _recipient(session: Session, username: str) -> User:
             f"email/send: user {username!r} has no valid email address; add one and retry"
         )
     return user
+
+
+def _with_display_names(session: Session, context: Mapping[str, Any]) -> dict[str, Any]:
+    values = dict(context)
+    for key, username in context.items():
+        if key.endswith("_username") and isinstance(username, str):
+            person = session.get(User, username)
+            if person is None:
+                raise PermanentError(f"email/send: {key}: no user {username!r}; nothing was sent")
+            values[key.removesuffix("_username") + "_name"] = person.display_name
+    return values
 
 
 def _render_for(user: User, template: str, context: Mapping[str, Any],

@@ -11,6 +11,8 @@ Operators (each idempotent by key: a replay returns the first result and changes
 ``register/lapse``                    ``{holder}``                  expired unrecertified
 ``register/suspend``                  ``{holder, reason}``
 ``register/withdraw``                 ``{holder, reason}``
+``register/set_relations``            ``{holder, mentor?, supervisor?}`` who guided them (kept
+                                      to refuse conflicted assessors); no history row
 
 Every result: ``{entry_id, history_id, holder, action, certificate_id, register_number,
 status, valid_until}`` (valid_until ISO), describing the entry right after that change.
@@ -90,6 +92,41 @@ def suspend(ctx: HandlerContext, data: WithReason) -> dict[str, Any]:
 @handler("register/withdraw")
 def withdraw(ctx: HandlerContext, data: WithReason) -> dict[str, Any]:
     return _record(ctx, "withdrawn", data.holder, reason=data.reason)
+
+
+class Relations(BaseModel):
+    holder: str = Field(min_length=1)
+    mentor: str | None = None
+    supervisor: str | None = None
+
+
+@handler("register/set_relations")
+def set_relations(ctx: HandlerContext, data: Relations) -> dict[str, Any]:
+    """Setting the same values again changes nothing, so a replay is harmless."""
+    entry = ctx.session.scalar(select(RegisterEntry).where(RegisterEntry.holder == data.holder).with_for_update())
+    if entry is None:
+        raise PermanentError(f"{data.holder} has no register entry")
+    if data.mentor is not None:
+        entry.mentor = data.mentor
+    if data.supervisor is not None:
+        entry.supervisor = data.supervisor
+    return {"holder": entry.holder, "mentor": entry.mentor, "supervisor": entry.supervisor}
+
+
+def relations_conflicts(session: Session, holder: str, assessors: list[str]) -> list[str]:
+    """Why each of these assessors may not assess this holder (empty when all may)."""
+    entry = session.scalar(select(RegisterEntry).where(RegisterEntry.holder == holder))
+    problems = []
+    for name in assessors:
+        if name == holder:
+            problems.append(f"{name} cannot assess themselves")
+        elif entry is not None and name == entry.mentor:
+            problems.append(f"{name} was {holder}'s mentor")
+        elif entry is not None and name == entry.supervisor:
+            problems.append(f"{name} is {holder}'s supervisor")
+    if len(set(assessors)) < len(assessors):
+        problems.append("the assessors must be different people")
+    return problems
 
 
 def _record(ctx: HandlerContext, action: str, holder: str, *, certificate_id: str | None = None,

@@ -84,15 +84,17 @@ class Engine(MessagingMixin, JobsMixin, Runtime):
 
     # -- instances ---------------------------------------------------------------------------
     def start(self, actor: Actor, process_id: str, business_key: str, data: dict[str, Any] | None = None) -> InstanceView:
-        instance_id = self._start(actor.username, process_id, business_key, data or {})
-        return self.instance(actor, instance_id)
+        views: list[InstanceView] = []
+        self._start(actor.username, process_id, business_key, data or {}, view=(actor, views))
+        return views[0]
 
     def start_by_message(self, process_id: str, business_key: str, message: str,
                          payload: dict[str, Any], message_id: int | None = None) -> str:
         return self._start(f"message:{message}", process_id, business_key, {}, (message, payload, message_id))
 
     def _start(self, username: str, process_id: str, business_key: str, data: dict[str, Any],
-               message: tuple[str, dict[str, Any], int | None] | None = None) -> str:
+               message: tuple[str, dict[str, Any], int | None] | None = None,
+               view: tuple[Actor, list[InstanceView]] | None = None) -> str:
         if not business_key or len(business_key) > 200:
             raise InvalidInput("a business key of 1 to 200 characters is required")
         with self.session() as session:
@@ -121,6 +123,9 @@ class Engine(MessagingMixin, JobsMixin, Runtime):
                 self._catch_start_message(advance, *message)
             published = self.save(advance, {})
             instance_id = instance.id
+            if view is not None:
+                view[1].append(self._view(session, instance, definition, view[0], workflow))
+        self._checkin(instance, workflow)
         self.after_commit(advance, published)
         return instance_id
 
@@ -156,22 +161,25 @@ class Engine(MessagingMixin, JobsMixin, Runtime):
             if instance is None:
                 raise NotFound(f"no instance {instance_id!r}")
             _may_see(session, actor, instance)
-            definition = self.definition(session, instance.definition_id)
-            tasks = session.scalars(select(HumanTask).where(HumanTask.instance_id == instance_id)).all()
-            waits = session.scalars(select(Subscription).where(Subscription.instance_id == instance_id)).all()
-            # The instance's data is for staff; others see their own tasks with what those show.
-            data = _last_data(self, instance, definition) if actor.is_staff else {}
-            if not actor.is_staff:
-                tasks = [t for t in tasks if t.assignee == actor.username]
-            return InstanceView(
-                id=instance.id, process_id=instance.process_id, version=definition.version,
-                business_key=instance.business_key, status=instance.status,
-                has_incident=instance.has_incident, next_due_at=instance.next_due_at,
-                created_at=instance.created_at, updated_at=instance.updated_at,
-                started_by=instance.started_by, data=data,
-                open_tasks=[queue.view(t, definition.forms, self.now()) for t in tasks],
-                waiting_for=[f"{s.message_name} ({s.correlation_key})" for s in waits],
-            )
+            return self._view(session, instance, self.definition(session, instance.definition_id), actor)
+
+    def _view(self, session: Session, instance: Instance, definition: Any, actor: Actor,
+              workflow: Any = None) -> InstanceView:
+        tasks = session.scalars(select(HumanTask).where(HumanTask.instance_id == instance.id)).all()
+        waits = session.scalars(select(Subscription).where(Subscription.instance_id == instance.id)).all()
+        # The instance's data is for staff; others see their own tasks with what those show.
+        data = _current_data(workflow or self.restore(instance, definition)) if actor.is_staff else {}
+        if not actor.is_staff:
+            tasks = [t for t in tasks if t.assignee == actor.username]
+        return InstanceView(
+            id=instance.id, process_id=instance.process_id, version=definition.version,
+            business_key=instance.business_key, status=instance.status,
+            has_incident=instance.has_incident, next_due_at=instance.next_due_at,
+            created_at=instance.created_at, updated_at=instance.updated_at,
+            started_by=instance.started_by, data=data,
+            open_tasks=[queue.view(t, definition.forms, self.now()) for t in tasks],
+            waiting_for=[f"{s.message_name} ({s.correlation_key})" for s in waits],
+        )
 
     def instances(self, actor: Actor, process_id: str | None = None, status: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
         with self.session() as session:
@@ -230,12 +238,9 @@ class Engine(MessagingMixin, JobsMixin, Runtime):
             return queue.view(entry, self.definition_forms(session, entry.instance_id), now)
 
     def complete(self, actor: Actor, task_id: str, data: dict[str, Any]) -> Completed:
-        with self.session() as session:
-            entry = queue.get(session, task_id)
-            queue.may_complete(entry, actor)
-            instance_id = entry.instance_id
-        with self.advancing(instance_id, actor.username) as adv:
-            entry = queue.get(adv.session, task_id)  # again, under the instance lock
+        answer: list[Completed] = []
+        with self.advancing(lambda session: queue.get(session, task_id).instance_id, actor.username) as adv:
+            entry = queue.get(adv.session, task_id)  # under the instance lock
             queue.may_complete(entry, actor)
             schema = adv.definition.forms.get(entry.form or "", {"type": "object"})
             _validate_form(schema, data, entry.form)
@@ -245,9 +250,10 @@ class Engine(MessagingMixin, JobsMixin, Runtime):
             task.data.update(data)
             task.run()
             adv.audit("task_completed_by_user", task_id, entry.element_id, data=data)
-            status = adv.instance.status
-        mine = [t for t in self.inbox(actor) if t.instance_id == instance_id]
-        return Completed(task_id, instance_id, status, mine)
+            adv.on_saved.append(lambda: answer.append(Completed(
+                task_id, adv.instance.id, adv.instance.status,
+                queue.mine(adv.session, actor, adv.instance.id, adv.definition.forms, adv.now))))
+        return answer[0]
 
     def definition_forms(self, session: Session, instance_id: str) -> dict[str, Any]:
         definition_id = session.scalar(select(Instance.definition_id).where(Instance.id == instance_id))
@@ -328,8 +334,7 @@ def _may_see(session: Session, actor: Actor, instance: Instance) -> None:
     raise Forbidden(f"you may not see instance {instance.id}")
 
 
-def _last_data(runtime: Runtime, instance: Instance, definition: Any) -> dict[str, Any]:
-    workflow = runtime.restore(instance, definition)
+def _current_data(workflow: Any) -> dict[str, Any]:
     if workflow.is_completed() and workflow.last_task is not None:
         return dict(workflow.last_task.data)
     tasks = workflow.get_tasks(state=TaskState.READY | TaskState.STARTED | TaskState.WAITING)

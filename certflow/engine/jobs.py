@@ -35,45 +35,47 @@ log = logging.getLogger(__name__)
 
 class JobsMixin(_Base):
     def run_job(self, job_id: int) -> str:
-        """Run one job's handler and deliver its outcome. Safe to call twice for one job."""
+        """Run one job's handler and deliver its outcome. Safe to call twice for one job.
+
+        The handler runs in the transaction that claims the job, inside a savepoint, so a
+        failing handler leaves no half-written effect and the claim still commits."""
+        failure: tuple[str, str, bool] | None = None
+        result: dict[str, Any] = {}
         with self.session() as session:
-            job = session.get(Job, job_id)
-            if job is None:
+            row = session.execute(select(Job, Instance.business_key).join(Instance, Instance.id == Job.instance_id)
+                                  .where(Job.id == job_id)).first()
+            if row is None:
                 raise NotFound(f"no job {job_id}")
+            job, business_key = row
             if job.status not in ("queued", "running"):
                 log.info("job %s is %s; duplicate delivery ignored", job_id, job.status)
                 return f"ignored:{job.status}"
             job.status = "running"
-            key, operator, params, instance_id = job.idempotency_key, job.operator, dict(job.params), job.instance_id
-        try:
-            result = self._call_handler(key, operator, params, instance_id)
-        except Exception as exc:
-            permanent = isinstance(exc, handlers.PermanentError)
-            return self.deliver_result(job_id, error=str(exc) or type(exc).__name__,
-                                       tb=traceback.format_exc(), permanent=permanent)
-        return self.deliver_result(job_id, result=result)
-
-    def _call_handler(self, key: str, operator: str, params: dict[str, Any], instance_id: str) -> dict[str, Any]:
-        handler = handlers.get(operator)
-        with self.session() as session:
-            business_key = session.scalar(select(Instance.business_key).where(Instance.id == instance_id)) or ""
-            ctx = handlers.HandlerContext(session=session, now=self.now(), idempotency_key=key,
-                                          settings=self.settings, instance_id=instance_id,
-                                          business_key=business_key)
-            result = handler(ctx, params)
+            instance_id = job.instance_id
+            ctx = handlers.HandlerContext(session=session, now=self.now(), idempotency_key=job.idempotency_key,
+                                          settings=self.settings, instance_id=instance_id, business_key=business_key)
+            try:
+                with session.begin_nested():
+                    result = handlers.get(job.operator)(ctx, dict(job.params))
+                    if not isinstance(result, dict):
+                        raise handlers.PermanentError(f"{job.operator} returned {type(result).__name__}, not a dict")
+            except Exception as exc:
+                failure = (str(exc) or type(exc).__name__, traceback.format_exc(), isinstance(exc, handlers.PermanentError))
             emitted = session.info.pop("emitted", 0)
         if emitted:
             self.drain_messages()
-        if not isinstance(result, dict):
-            raise handlers.PermanentError(f"{operator} returned {type(result).__name__}, not a dict")
-        return result
+        if failure is not None:
+            error, tb, permanent = failure
+            return self.deliver_result(job_id, error=error, tb=tb, permanent=permanent, instance_id=instance_id)
+        return self.deliver_result(job_id, result=result, instance_id=instance_id)
 
     def deliver_result(self, job_id: int, result: dict[str, Any] | None = None, error: str | None = None,
-                       tb: str = "", permanent: bool = False) -> str:
-        with self.session() as session:
-            instance_id = session.scalar(select(Job.instance_id).where(Job.id == job_id))
+                       tb: str = "", permanent: bool = False, instance_id: str | None = None) -> str:
         if instance_id is None:
-            raise NotFound(f"no job {job_id}")
+            with self.session() as session:
+                instance_id = session.scalar(select(Job.instance_id).where(Job.id == job_id))
+            if instance_id is None:
+                raise NotFound(f"no job {job_id}")
         with self.advancing(instance_id, "worker") as adv:
             job = adv.session.get(Job, job_id)
             assert job is not None

@@ -39,17 +39,35 @@ class Projected:
 
 def project(session: Session, instance: Instance, workflow: BpmnWorkflow, now: datetime,
             settings: Settings, evaluate: Any) -> Projected:
-    _human_tasks(session, instance, workflow, now, evaluate)
-    publish = _jobs(session, instance, workflow, now, settings)
-    _subscriptions(session, instance, workflow)
+    """Rewrite the projections that changed since the last save (compared by signature)."""
+    before = instance.projected or {}
+    ready = {str(t.id): t for t in workflow.get_tasks(state=TaskState.READY, manual=True)}
+    waiting = {
+        str(t.id): t for t in workflow.get_tasks(state=TaskState.STARTED)
+        if isinstance(t.task_spec, AsyncServiceTask)
+    }
+    subscriptions = _wanted_subscriptions(instance, workflow)
+    after = {
+        "human": sorted(ready),
+        "jobs": sorted([tid, t.internal_data.setdefault(ATTEMPT, 1)] for tid, t in waiting.items()),
+        "subs": sorted([name, key] for name, key in subscriptions),
+    }
+    new = not instance.state  # a just-started instance has no rows yet: nothing to read
+    publish: list[Job] = []
+    if new or after["human"] != before.get("human"):
+        _human_tasks(session, instance, ready, now, evaluate, new)
+    if new or after["jobs"] != before.get("jobs"):
+        publish = _jobs(session, instance, waiting, now, settings, new)
+    if new or after["subs"] != before.get("subs"):
+        _subscriptions(session, instance, subscriptions, new)
+    instance.projected = after
     instance.next_due_at = next_due(workflow)
     return Projected(publish=publish)
 
 
-def _human_tasks(session: Session, instance: Instance, workflow: BpmnWorkflow, now: datetime,
-                 evaluate: Any) -> None:
-    ready = {str(t.id): t for t in workflow.get_tasks(state=TaskState.READY, manual=True)}
-    existing = {h.id: h for h in session.scalars(
+def _human_tasks(session: Session, instance: Instance, ready: dict[str, Task], now: datetime,
+                 evaluate: Any, new: bool) -> None:
+    existing = {} if new else {h.id: h for h in session.scalars(
         select(HumanTask).where(HumanTask.instance_id == instance.id))}
     gone = [tid for tid in existing if tid not in ready]
     if gone:
@@ -82,13 +100,10 @@ def shown(task: Task) -> dict[str, Any]:
     return {name: task.data.get(name) for name in names}
 
 
-def _jobs(session: Session, instance: Instance, workflow: BpmnWorkflow, now: datetime,
-          settings: Settings) -> list[Job]:
-    waiting = {
-        str(t.id): t for t in workflow.get_tasks(state=TaskState.STARTED)
-        if isinstance(t.task_spec, AsyncServiceTask)
-    }
-    jobs = list(session.scalars(select(Job).where(Job.instance_id == instance.id, Job.status.in_(("queued", "running", "failed")))))
+def _jobs(session: Session, instance: Instance, waiting: dict[str, Task], now: datetime,
+          settings: Settings, new: bool) -> list[Job]:
+    jobs = [] if new else list(session.scalars(select(Job).where(
+        Job.instance_id == instance.id, Job.status.in_(("queued", "running", "failed")))))
     current = {(j.task_id, j.attempt) for j in jobs}
     for job in jobs:
         task = waiting.get(job.task_id)
@@ -120,17 +135,20 @@ def correlation_key(variable: str | None, value: Any) -> str:
     return f"{variable or 'business_key'}={value}"
 
 
-def _subscriptions(session: Session, instance: Instance, workflow: BpmnWorkflow) -> None:
-    session.execute(delete(Subscription).where(Subscription.instance_id == instance.id))
-    seen = set()
+def _wanted_subscriptions(instance: Instance, workflow: BpmnWorkflow) -> set[tuple[str, str]]:
+    wanted = set()
     for task in waiting_message_tasks(workflow):
-        definition = task.task_spec.event_definition
         variable = el.properties(task.task_spec).get("correlation")
         value = task.data.get(variable) if variable else instance.business_key
-        key = (definition.name, correlation_key(variable, value))
-        if key not in seen:
-            seen.add(key)
-            session.add(Subscription(instance_id=instance.id, message_name=key[0], correlation_key=key[1]))
+        wanted.add((task.task_spec.event_definition.name, correlation_key(variable, value)))
+    return wanted
+
+
+def _subscriptions(session: Session, instance: Instance, wanted: set[tuple[str, str]], new: bool) -> None:
+    if not new:
+        session.execute(delete(Subscription).where(Subscription.instance_id == instance.id))
+    for name, key in sorted(wanted):
+        session.add(Subscription(instance_id=instance.id, message_name=name, correlation_key=key))
 
 
 def waiting_message_tasks(workflow: BpmnWorkflow) -> list[Task]:

@@ -70,6 +70,15 @@ def inbox(session: Session, runtime: "Runtime", actor: "Actor", process_id: str 
     return views
 
 
+def mine(session: Session, actor: "Actor", instance_id: str, forms: dict[str, Any], now: datetime) -> list[TaskView]:
+    """What in this instance the actor can pick up next."""
+    entries = session.scalars(select(HumanTask).where(HumanTask.instance_id == instance_id, or_(
+        HumanTask.assignee == actor.username,
+        HumanTask.assignee.is_(None) & HumanTask.candidate_group.in_(actor.groups or ("",)),
+    ))).all()
+    return [view(e, forms, now) for e in entries]
+
+
 def may_see(entry: HumanTask, actor: "Actor") -> None:
     if actor.is_staff or entry.assignee == actor.username:
         return

@@ -9,6 +9,7 @@ rolls all of it back: nothing is half-advanced and nothing reaches the broker.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 
 Publisher = Callable[[list[JobMessage]], None]
 MAX_ENGINE_ROUNDS = 100
+LIVE_WORKFLOWS = 512
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,8 @@ class Advance:
     actor: str
     events: list[AuditEvent] = field(default_factory=list)
     thrown: int = 0
+    # Run after the save, before commit, in the same transaction (answers built from it).
+    on_saved: list[Callable[[], None]] = field(default_factory=list)
 
     def audit(self, action: str, task_id: str | None = None, element_id: str | None = None, **detail: Any) -> None:
         self.events.append(AuditEvent(
@@ -92,6 +96,10 @@ class Runtime:
         self.publisher = publisher
         self.script_engine = SandboxScriptEngine(now=CLOCK.now)
         self._definitions: dict[int, LoadedDefinition] = {}
+        # Workflows this process saved last, by instance id, with the version they were saved
+        # as. The version is the optimistic lock's, so a hit is exactly the stored state; any
+        # other writer bumps it and the entry is simply not used.
+        self._live: OrderedDict[str, tuple[int, BpmnWorkflow]] = OrderedDict()
 
     def now(self) -> datetime:
         return CLOCK.now()
@@ -123,17 +131,38 @@ class Runtime:
 
     # -- the advance -------------------------------------------------------------------------
     @contextmanager
-    def advancing(self, instance_id: str, actor: str) -> Iterator[Advance]:
+    def advancing(self, instance_id: str | Callable[[Session], str], actor: str) -> Iterator[Advance]:
+        """``instance_id`` may be a function that finds it in the advance's own session (from a
+        task id, say), saving a transaction."""
         published: list[Job] = []
         with self.session() as session:
+            if callable(instance_id):
+                instance_id = instance_id(session)
             instance = lock_instance(session, instance_id)
             definition = self.definition(session, instance.definition_id)
-            workflow = self.restore(instance, definition)
+            workflow = self._checkout(instance, definition)
             advance = Advance(session, instance, workflow, definition, CLOCK.now(), actor)
             before = _states(workflow)
             yield advance
             published = self.save(advance, before)
+            for hook in advance.on_saved:
+                hook()
+        self._checkin(instance, workflow)
         self.after_commit(advance, published)
+
+    def _checkout(self, instance: Instance, definition: LoadedDefinition) -> BpmnWorkflow:
+        # Taken out of the cache: an advance that fails half-way must not leave it behind.
+        cached = self._live.pop(instance.id, None)
+        if cached is not None and cached[0] == instance.version:
+            return cached[1]
+        return self.restore(instance, definition)
+
+    def _checkin(self, instance: Instance, workflow: BpmnWorkflow) -> None:
+        if instance.status != "running":
+            return
+        self._live[instance.id] = (instance.version, workflow)
+        while len(self._live) > LIVE_WORKFLOWS:
+            self._live.popitem(last=False)
 
     def after_commit(self, advance: Advance, published: list[Job]) -> None:
         self.publish(published)
@@ -147,7 +176,8 @@ class Runtime:
     def session(self) -> Iterator[Session]:
         session = self.sessions()
         try:
-            CLOCK.refresh(session)
+            if self.settings.clock_controllable:  # a fixed clock needs no read
+                CLOCK.refresh(session)
             yield session
             session.commit()
         except BaseException:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from certflow.store.base import Base, new_id
@@ -58,6 +58,9 @@ class Instance(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     next_due_at: Mapped[datetime | None]
     has_incident: Mapped[bool] = mapped_column(default=False)
+    # What the last save projected (ready task ids, waiting jobs, subscriptions): a save that
+    # projects the same leaves those tables alone.
+    projected: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     __mapper_args__ = {"version_id_col": version}
     started_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime]

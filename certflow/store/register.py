@@ -68,6 +68,9 @@ class RegisterEntry(Base):
     status: Mapped[str] = mapped_column(String(30))
     valid_until: Mapped[date] = mapped_column(Date)
     updated_at: Mapped[datetime]
+    # Who guided this professional: an assessor may be neither (conflict of interest).
+    mentor: Mapped[str | None] = mapped_column(String(100))
+    supervisor: Mapped[str | None] = mapped_column(String(100))
 
 
 class RegisterHistory(Base):

@@ -1,0 +1,252 @@
+"""Engine benchmark: N first-certification lifecycles (granted path)
+
+  (a) on bare SpiffWorkflow in memory (its own script engine, no persistence),
+  (b) through the persisted engine on SQLite in one process (jobs run in-process),
+  (c) end to end on PostgreSQL + Redis with separate Celery worker processes.
+
+Handlers are the same fast fakes in (b) and (c) (bench/fake_handlers.py), and (a) feeds the
+same results, so the ratios measure the engine and its persistence. Prints figures; asserts
+nothing about time. Last line:
+  bench-engine: a_ms=<x> b_ms=<y> c_ms=<z> b/a=<r> c/a=<r> c_per_s=<n>
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # this file is bench/engine.py; make `handlers` the package
+
+PROCESS = ROOT / "processes"
+START = {"candidate": "cas", "eligibility_route": "hbo_diploma", "motivation": "bench"}
+STEPS: list[tuple[str, dict[str, Any]]] = [
+    ("check_eligibility", {"eligible": True, "remarks": ""}),
+    ("pay", {}),
+    ("assign_mentor", {"mentor": "mila"}),
+    ("write_dossier", {"knowledge": "k", "tasks": "t", "competences": "c", "hours_spent": 30}),
+    ("review_dossier", {"approved": True, "feedback": "ok"}),
+    ("oral_assessment", {"advice": "positive", "notes": "ok"}),
+    ("decide_certification", {"granted": True, "reason": "ok"}),
+]
+
+
+# -- (a) bare SpiffWorkflow ------------------------------------------------------------------
+def bare(n: int) -> float:
+    from SpiffWorkflow.bpmn import BpmnWorkflow
+    from SpiffWorkflow.bpmn.util import BpmnEvent
+    from SpiffWorkflow.util.task import TaskState
+
+    from bench.fake_handlers import FAKE_RESULTS
+    from certflow.engine.spiff import AsyncServiceTask, complete_service_task, make_parser
+
+    parser = make_parser()
+    for path in sorted((PROCESS / "certification").glob("*.bpmn")):
+        parser.add_bpmn_file(str(path))
+    spec, subs = parser.get_spec("certification"), parser.get_subprocess_specs("certification")
+
+    def settle(wf: Any) -> None:
+        while True:
+            wf.do_engine_steps()
+            started = [t for t in wf.get_tasks(state=TaskState.STARTED) if isinstance(t.task_spec, AsyncServiceTask)]
+            if not started:
+                return
+            for task in started:
+                complete_service_task(task, dict(FAKE_RESULTS.get(task.task_spec.operation_name, {"ok": True})))
+
+    began = time.perf_counter()
+    for i in range(n):
+        wf = BpmnWorkflow(spec, subs)
+        wf.get_tasks(state=TaskState.READY)[0].data.update(START, business_key=f"A{i}")
+        settle(wf)
+        for element, data in STEPS:
+            if element == "pay":
+                [task] = [t for t in wf.get_tasks(state=TaskState.WAITING) if t.task_spec.bpmn_id == "wait_payment"]
+                wf.catch(BpmnEvent(task.task_spec.event_definition, {"amount": "786.50"}))
+            else:
+                [task] = [t for t in wf.get_tasks(state=TaskState.READY, manual=True) if t.task_spec.bpmn_id == element]
+                task.data.update(data)
+                task.run()
+            settle(wf)
+        assert wf.is_completed(), "bare lifecycle did not finish"
+    return (time.perf_counter() - began) * 1000 / n
+
+
+# -- (b) and (c): the persisted engine ---------------------------------------------------------
+def lifecycle(engine: Any, staff: Any, people: dict[str, Any], key: str, settle: Any) -> None:
+    instance_id = engine.start(people["cas"], "certification", key, START).id
+    settle(instance_id)
+    for element, data in STEPS:
+        if element == "pay":
+            engine.deliver_message(staff, "payment_received", {"amount": "786.50"},
+                                   correlation={"invoice_number": f"INV-{key}"})
+        else:
+            task = wait_task(engine, instance_id, element)
+            actor = {"write_dossier": people["cas"], "review_dossier": people["mila"]}.get(element, staff)
+            engine.complete(actor, task, data)
+        settle(instance_id)
+    status = engine.instance(staff, instance_id).status
+    assert status == "completed", f"{key} ended {status}"
+
+
+def wait_task(engine: Any, instance_id: str, element: str, timeout: float = 60) -> str:
+    from certflow.store.db import session_scope
+    from certflow.store.models import HumanTask
+    from sqlalchemy import select
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with session_scope() as s:
+            found = s.scalar(select(HumanTask.id).where(HumanTask.instance_id == instance_id,
+                                                        HumanTask.element_id == element))
+        if found:
+            return str(found)
+        time.sleep(0.005)
+    raise TimeoutError(f"{instance_id}: no {element} task")
+
+
+def setup(url: str, var: Path) -> tuple[Any, Any, dict[str, Any]]:
+    os.environ.update(DATABASE_URL=url, CERTFLOW_VAR_DIR=str(var), CERTFLOW_HANDLER_MODULES="bench.fake_handlers")
+    from certflow.bootstrap import build_engine, create_schema
+    from certflow.engine.facade import Actor
+    from certflow.settings import reset_settings
+    from certflow.store.db import reset_engines, session_scope
+    from certflow.users import create_user
+
+    reset_settings()
+    reset_engines()
+    import bench.fake_handlers  # noqa: F401
+
+    create_schema(url)
+    engine = build_engine()
+    staff = Actor("olga", ("office", "mentor", "committee", "certifier", "candidate"), True)
+    with session_scope() as s:
+        create_user(s, "cas", "Cas", ["candidate"], address={"street": "a", "postal_code": "1234 AB", "city": "U"})
+        create_user(s, "olga", "Olga", list(staff.groups), is_staff=True)
+        create_user(s, "mila", "Mila", ["mentor"])
+    engine.deploy(staff, PROCESS, only=["certification"])
+    return engine, staff, {"cas": Actor("cas", ("candidate",), False), "mila": Actor("mila", ("mentor",), False)}
+
+
+def persisted_sqlite(n: int) -> float:
+    var = Path(tempfile.mkdtemp(prefix="bench-b-"))
+    engine, staff, people = setup(f"sqlite:///{var / 'b.sqlite'}", var)
+    # An in-process worker: run exactly what the engine publishes, as it publishes it.
+    published: list[Any] = []
+    engine.publisher = published.extend
+
+    def settle(_instance_id: str) -> None:
+        while published:
+            engine.run_job(published.pop(0).job_id)
+
+    began = time.perf_counter()
+    for i in range(n):
+        lifecycle(engine, staff, people, f"B{i}", settle)
+    return (time.perf_counter() - began) * 1000 / n
+
+
+def end_to_end(n: int, workers: int, drivers: int) -> tuple[float, float]:
+    from sqlalchemy import create_engine, text
+
+    name = f"certflow_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    var = Path(tempfile.mkdtemp(prefix="bench-c-"))
+    os.environ["REDIS_URL"] = "redis://127.0.0.1:6379/14"
+    import redis
+
+    redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()
+    engine, staff, people = setup(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}", var)
+    from certflow.settings import get_settings
+    from worker.app import make_app, make_publisher
+
+    engine.publisher = make_publisher(make_app(get_settings()))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [subprocess.Popen([sys.executable, "-m", "certflow.cli", "worker", f"--concurrency={workers}",
+                               "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=WARNING"],
+                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(var / "worker.log", "wb"))]
+    try:
+        time.sleep(3)  # let the worker connect
+        settle = make_waiter(engine)
+        errors: list[BaseException] = []
+
+        def drive(keys: list[str]) -> None:
+            try:
+                for key in keys:
+                    lifecycle(engine, staff, people, key, settle)
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+
+        keys = [f"C{i}" for i in range(n)]
+        threads = [threading.Thread(target=drive, args=(keys[d::drivers],)) for d in range(drivers)]
+        began = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter() - began
+        if errors:
+            raise errors[0]
+        return elapsed * 1000 / n, n / elapsed
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(20)
+        from certflow.store.db import reset_engines
+
+        reset_engines()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def make_waiter(engine: Any) -> Any:
+    from sqlalchemy import select
+
+    from certflow.store.db import session_scope
+    from certflow.store.models import Job
+
+    def settle(instance_id: str) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with session_scope() as s:
+                busy = s.scalar(select(Job.id).where(Job.instance_id == instance_id,
+                                                     Job.status.in_(("queued", "running"))).limit(1))
+            if not busy:
+                return
+            time.sleep(0.003)
+        raise TimeoutError(f"jobs of {instance_id} did not finish")
+
+    return settle
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=30, help="lifecycles per mode (default 30)")
+    ap.add_argument("--workers", type=int, default=2, help="Celery worker processes for (c)")
+    ap.add_argument("--drivers", type=int, default=4, help="concurrent lifecycle drivers for (c)")
+    ap.add_argument("--skip-c", action="store_true", help="skip the PostgreSQL + Redis mode")
+    args = ap.parse_args()
+    a = bare(args.n)
+    print(f"(a) bare SpiffWorkflow, in memory:        {a:8.2f} ms/lifecycle")
+    b = persisted_sqlite(args.n)
+    print(f"(b) persisted engine, SQLite, 1 process:  {b:8.2f} ms/lifecycle   b/a={b / a:.2f}")
+    if args.skip_c:
+        c, per_s = float("nan"), float("nan")
+    else:
+        c, per_s = end_to_end(args.n, args.workers, args.drivers)
+        print(f"(c) PostgreSQL + Redis + {args.workers} worker procs, {args.drivers} drivers: "
+              f"{c:8.2f} ms/lifecycle (wall/n)  c/a={c / a:.2f}  {per_s:.1f} lifecycles/s")
+    print(f"bench-engine: a_ms={a:.2f} b_ms={b:.2f} c_ms={c:.2f} b/a={b / a:.2f} c/a={c / a:.2f} c_per_s={per_s:.1f}")
+
+
+if __name__ == "__main__":
+    main()
