@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 12:40:28.751188
+Create Date: 2026-11-28 12:49:07.747147
 """
 from alembic import op
 import sqlalchemy as sa
@@ -190,6 +190,7 @@ def upgrade() -> None:
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('next_due_at', certflow.store.base.UTCDateTime(timezone=True), nullable=True),
     sa.Column('has_incident', sa.Boolean(), nullable=False),
+    sa.Column('projected', sa.JSON(), nullable=True),
     sa.Column('started_by', sa.String(length=100), nullable=False),
     sa.Column('created_at', certflow.store.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', certflow.store.base.UTCDateTime(timezone=True), nullable=False),
@@ -333,6 +334,8 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=30), nullable=False),
     sa.Column('valid_until', sa.Date(), nullable=False),
     sa.Column('updated_at', certflow.store.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('mentor', sa.String(length=100), nullable=True),
+    sa.Column('supervisor', sa.String(length=100), nullable=True),
     sa.ForeignKeyConstraint(['certificate_id'], ['certificates.id'], name=op.f('fk_register_entries_certificate_id_certificates')),
     sa.ForeignKeyConstraint(['holder'], ['users.username'], name=op.f('fk_register_entries_holder_users')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_register_entries')),
