@@ -51,6 +51,10 @@ def run_all(host: str, port: int, workers: int) -> None:
             click.echo(f"  {username:<12} {token}")
     click.echo(f"\nDatabase: {settings.database_url}\nBroker:   {settings.broker_url}")
     click.echo(f"API:      http://{host}:{port}/docs   (Authorization: Bearer <token>)\n")
+    def _stop(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)  # a supervisor's stop ends the children too
     procs = {name: subprocess.Popen(cmd, env=os.environ.copy()) for name, cmd in commands(host, port, workers).items()}
     try:
         while all(p.poll() is None for p in procs.values()):
