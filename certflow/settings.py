@@ -19,7 +19,7 @@ DEV_SECRET = "dev-only-secret-change-me"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CERTFLOW_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="CERTFLOW_", env_file=".env", extra="ignore", populate_by_name=True)
 
     env: Literal["development", "test", "production"] = "development"
     secret_key: str = DEV_SECRET
