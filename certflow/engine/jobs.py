@@ -153,28 +153,34 @@ class JobsMixin(_Base):
     # -- timers and the sweep (beat) ---------------------------------------------------------
     def fire_due_timers(self, limit: int = 500) -> int:
         """Advance instances whose earliest timer is due, in due order, each in its own
-        transaction. PostgreSQL's SKIP LOCKED lets several schedulers run without firing one
-        timer twice; the advance re-checks under the row lock anyway."""
+        transaction. The due instance is picked and locked in the advance's own transaction
+        (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so schedulers running side by side each
+        take different instances and none is advanced twice for one firing."""
         fired = 0
         for _ in range(limit):
-            instance_id = self._next_due()
-            if instance_id is None:
-                break
+            picked: list[str] = []
             try:
-                with self.advancing(instance_id, "timer") as adv:
+                with self.advancing(lambda session: self._pick_due(session, picked), "timer") as adv:
                     adv.audit("timers_checked")
+            except _NothingDue:
+                break
             except Exception as exc:
-                self._timer_incident(instance_id, exc)
+                if not picked:
+                    raise
+                self._timer_incident(picked[0], exc)
             fired += 1
         return fired
 
-    def _next_due(self) -> str | None:
-        with self.session() as session:
-            query = (select(Instance.id).where(Instance.status == "running", Instance.next_due_at <= self.now())
-                     .order_by(Instance.next_due_at).limit(1))
-            if session.bind is not None and session.bind.dialect.name == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            return session.scalar(query)
+    def _pick_due(self, session: Any, picked: list[str]) -> str:
+        query = (select(Instance.id).where(Instance.status == "running", Instance.next_due_at <= self.now())
+                 .order_by(Instance.next_due_at).limit(1))
+        if session.bind is not None and session.bind.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        instance_id = session.scalar(query)
+        if instance_id is None:
+            raise _NothingDue
+        picked.append(instance_id)
+        return str(instance_id)
 
     def _timer_incident(self, instance_id: str, exc: Exception) -> None:
         log.exception("timer advance of %s failed", instance_id)
@@ -203,6 +209,10 @@ class JobsMixin(_Base):
         if messages and self.publisher is not None:
             self.publisher(messages)
         return len(messages)
+
+
+class _NothingDue(Exception):
+    """No instance has a due timer (ends a fire_due_timers loop; rolls back an empty read)."""
 
 
 def _staff(actor: "Actor") -> None:
