@@ -161,10 +161,8 @@ def end_to_end(n: int, workers: int, drivers: int) -> tuple[float, float]:
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     var = Path(tempfile.mkdtemp(prefix="bench-c-"))
-    os.environ["REDIS_URL"] = "redis://127.0.0.1:6379/14"
-    import redis
-
-    redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()
+    os.environ["REDIS_URL"] = "redis://127.0.0.1:6379/0"
+    os.environ["CERTFLOW_QUEUE"] = f"certflow-bench-{uuid.uuid4().hex[:8]}"  # this run's own queue
     engine, staff, people = setup(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}", var)
     from certflow.settings import get_settings
     from worker.app import make_app, make_publisher

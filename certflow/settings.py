@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     beat_interval_seconds: float = 2.0
 
     certificate_validity_years: int = 3
+    # The broker queue jobs and ticks travel on; separate deployments (or test runs) sharing
+    # one Redis use different names.
+    queue: str = "certflow"
     # Extra modules that register handlers (a deployment's own, or tests'), comma-separated.
     handler_modules: str = ""
 

@@ -66,14 +66,21 @@ def pg_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 
 @pytest.fixture
-def redis_url() -> str:
+def redis_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Redis, with a queue of this test's own: parallel runs on one Redis never share jobs."""
     import redis
 
     try:
-        redis.Redis.from_url(REDIS).ping()
+        client = redis.Redis.from_url(REDIS)
+        client.ping()
     except Exception as exc:  # noqa: BLE001
         service_or_fail("Redis", exc)
-    return REDIS
+    queue = f"certflow-test-{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv("REDIS_URL", REDIS)
+    monkeypatch.setenv("CERTFLOW_QUEUE", queue)
+    reset_settings()
+    yield REDIS
+    client.delete(queue)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

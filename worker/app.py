@@ -26,6 +26,7 @@ def make_app(settings: Settings) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_ignore_result=True,
+        task_default_queue=settings.queue,
         broker_connection_retry_on_startup=True,
         beat_schedule={
             "certflow-tick": {"task": "certflow.tick", "schedule": settings.beat_interval_seconds},

@@ -20,20 +20,12 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(params=["embedded", "production"])
-def stack(request: pytest.FixtureRequest, tmp_path, monkeypatch) -> Iterator[tuple[Harness, Topology]]:
+def stack(request: pytest.FixtureRequest) -> Iterator[tuple[Harness, Topology]]:
     if request.param == "embedded":
         request.getfixturevalue("sqlite_url")
     else:
         request.getfixturevalue("pg_url")
-        redis = request.getfixturevalue("redis_url")
-        db = 1 + abs(hash(str(tmp_path))) % 14  # keep parallel runs from sharing a queue
-        monkeypatch.setenv("REDIS_URL", redis.rsplit("/", 1)[0] + f"/{db}")
-        from certflow.settings import reset_settings
-
-        reset_settings()
-        import redis as redis_lib
-
-        redis_lib.Redis.from_url(get_settings().redis_url).flushdb()
+        request.getfixturevalue("redis_url")
     settings = get_settings()
     harness = Harness(build_engine(make_publisher(make_app(settings))))
     topology = Topology(settings.var_dir)

@@ -14,6 +14,15 @@ from typing import Any
 from tests.support import ROOT
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the test process dies, however it dies (Linux), so an
+    interrupted run leaves no worker behind to steal another run's jobs."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 class Topology:
     def __init__(self, var: Path, extra_env: dict[str, str] | None = None) -> None:
         self.var = var
@@ -24,7 +33,7 @@ class Topology:
     def start(self, name: str, args: list[str]) -> None:
         log = open(self.var / f"{name}.log", "wb")
         self.procs[name] = subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env=self.env,
-                                            stdout=log, stderr=subprocess.STDOUT)
+                                            stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
 
     def worker(self, name: str = "worker", concurrency: int = 2) -> None:
         self.start(name, ["certflow.cli", "worker", f"--concurrency={concurrency}", "--without-gossip",

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from certflow.bootstrap import build_engine
-from certflow.settings import get_settings, reset_settings
+from certflow.settings import get_settings
 from tests.integration.topology import Topology
 from tests.processes import coverage
 from tests.processes.driver import PROCESSES, Driver
@@ -27,12 +27,7 @@ def driver(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> I
         harness = Harness(build_engine())
     else:
         request.getfixturevalue("pg_url")
-        redis = request.getfixturevalue("redis_url")
-        monkeypatch.setenv("REDIS_URL", redis.rsplit("/", 1)[0] + "/15")
-        reset_settings()
-        import redis as redis_lib
-
-        redis_lib.Redis.from_url(get_settings().redis_url).flushdb()
+        request.getfixturevalue("redis_url")
         harness = Harness(build_engine(make_publisher(make_app(get_settings()))))
         topology = Topology(get_settings().var_dir)
         topology.worker()
