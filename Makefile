@@ -17,6 +17,7 @@ run: install
 	$(VENV)/bin/certflow run
 
 test: install
+	$(VENV)/bin/mypy certflow handlers worker
 	$(PY) -m pytest -q -p no:cacheprovider
 
 lint: install

@@ -20,9 +20,9 @@ from certflow.engine.projections import correlation_key
 from certflow.store.models import Definition, Instance, Message, Subscription
 
 if TYPE_CHECKING:
-    from certflow.engine.facade import Engine
+    from certflow.engine.runtime import Advance, Runtime
 
-    _Base = Engine
+    _Base = Runtime
 else:
     _Base = object
 
@@ -38,6 +38,13 @@ def candidate_keys(payload: dict[str, Any]) -> list[str]:
 
 class MessagingMixin(_Base):
     _draining = False
+
+    if TYPE_CHECKING:  # provided by the facade
+
+        def _catch(self, adv: Advance, name: str, key: str, payload: dict[str, Any]) -> None: ...
+
+        def start_by_message(self, process_id: str, business_key: str, message: str,
+                             payload: dict[str, Any], message_id: int | None = None) -> str: ...
 
     def drain_messages(self, limit: int = 10_000) -> int:
         """Route pending messages, oldest first. Re-entrant calls return at once: the outer
