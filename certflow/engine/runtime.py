@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from zoneinfo import ZoneInfo
 from typing import Any
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
@@ -35,6 +36,7 @@ from certflow.store.models import AuditEvent, Definition, Instance, Job, Message
 log = logging.getLogger(__name__)
 
 Publisher = Callable[[list[JobMessage]], None]
+LOCAL_TZ = ZoneInfo("Europe/Amsterdam")
 MAX_ENGINE_ROUNDS = 100
 LIVE_WORKFLOWS = 512
 
@@ -94,7 +96,8 @@ class Runtime:
         self.settings = settings
         self.sessions = sessions
         self.publisher = publisher
-        self.script_engine = SandboxScriptEngine(now=CLOCK.now)
+        # Diagrams think in Dutch calendar days: today() just after midnight is the new day.
+        self.script_engine = SandboxScriptEngine(now=lambda: CLOCK.now().astimezone(LOCAL_TZ))
         self._definitions: dict[int, LoadedDefinition] = {}
         # Workflows this process saved last, by instance id, with the version they were saved
         # as. The version is the optimistic lock's, so a hit is exactly the stored state; any
