@@ -1,0 +1,174 @@
+"""Recertification: who may sign up, which certificate is being renewed, and whether the
+assessors the office chose may assess this professional.
+
+Start guard
+-----------
+``recertification/signup_allowed``  (start data ``{candidate, level?}``)
+    Refuses, saying what to do instead, when the candidate is not in the Register, when their
+    certificate lapsed, was withdrawn or is past its valid_until (a Dutch calendar date), when
+    it is suspended, when a recertification of theirs is already running (a
+    ``recertification*`` instance started for them is still running, paid or not), when the
+    Register still says "recertification running" after an earlier one ended without a new
+    certificate (the office decides about another try), or when ``level`` is given and is not
+    ``"same"`` or ``"changed"``. Signing up later than three
+    months before expiry is allowed: ``recertification/current_certificate`` reports it as
+    ``late_signup`` so the process can warn the office and the candidate.
+
+Operators
+---------
+``recertification/current_certificate``
+    input:  ``{holder: str (username)}``
+    result: ``{certificate_id, register_number, valid_until (ISO), late_signup: bool,
+    days_left: int}`` — the certificate the Register shows for the holder now. ``late_signup``
+    is true when today (Dutch date) is later than three months before valid_until;
+    ``days_left`` counts the days from today to valid_until.
+``recertification/check_assessors``
+    input:  ``{holder: str, assessors: list[str]}``
+    result: ``{ok: bool, problems: list[str]}`` — ``ok`` only when every assessor is a known
+    user in the ``assessor`` group, none is the holder, their mentor or their supervisor
+    (``handlers.register.relations_conflicts``), and they are different people.
+
+Both operators only read, so a redelivered job simply reads again.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from certflow.store.models import AuditEvent, Instance, User
+from certflow.store.register import RegisterEntry
+from handlers import HandlerContext, PermanentError, guard, handler
+from handlers.email import long_date
+from handlers.register import relations_conflicts
+
+# The certifier's calendar: a certificate valid until 2 March is still valid on 2 March in
+# the Netherlands, whatever the UTC date is.
+LOCAL_ZONE = ZoneInfo("Europe/Amsterdam")
+# Signing up later than this many months before expiry is late (but still allowed).
+SIGNUP_MONTHS_BEFORE = 3
+LEVELS = ("same", "changed")
+# Processes that renew a certificate: only one of them may run per professional at a time.
+RECERTIFICATION_PREFIX = "recertification"
+FIRST_CERTIFICATION = "apply for first certification instead (process 'certification')"
+
+
+def dutch_today(now: datetime) -> date:
+    return now.astimezone(LOCAL_ZONE).date()
+
+
+def months_before(day: date, months: int) -> date:
+    """The same day ``months`` earlier; the 31st becomes the last day of a shorter month."""
+    index = day.year * 12 + day.month - 1 - months
+    year, month = divmod(index, 12)
+    for candidate_day in (day.day, 30, 29, 28):
+        try:
+            return date(year, month + 1, candidate_day)
+        except ValueError:
+            continue
+    raise ValueError(f"no date {months} months before {day}")  # pragma: no cover
+
+
+# --- the start guard -----------------------------------------------------------------------
+
+@guard("recertification/signup_allowed")
+def signup_allowed(session: Session, now: datetime, data: dict[str, Any]) -> str | None:
+    candidate = data.get("candidate")
+    if not isinstance(candidate, str) or not candidate:
+        return "Say who recertifies: the start data needs 'candidate' (a username)"
+    level = data.get("level", LEVELS[0])
+    if level not in LEVELS:
+        return f"level must be 'same' or 'changed', not {level!r}"
+    entry = session.scalar(select(RegisterEntry).where(RegisterEntry.holder == candidate))
+    if entry is None:
+        return "You are not in the register; apply for first certification (process 'certification')"
+    return (_entry_refusal(entry, dutch_today(now)) or _running_refusal(session, candidate)
+            or _unfinished_refusal(entry))
+
+
+def _entry_refusal(entry: RegisterEntry, today: date) -> str | None:
+    until = long_date(entry.valid_until, "en")
+    if entry.status == "withdrawn":
+        return f"Your certificate was withdrawn; recertification is not possible — {FIRST_CERTIFICATION}"
+    if entry.status == "lapsed" or entry.valid_until < today:
+        return (f"Your certificate expired on {until}; recertification is no longer possible — "
+                f"{FIRST_CERTIFICATION}")
+    if entry.status == "suspended":
+        return ("Your certificate is suspended; it cannot be recertified until the suspension "
+                "is lifted — contact the office")
+    return None
+
+
+def _running_refusal(session: Session, candidate: str) -> str | None:
+    """A recertification started for this candidate and not yet ended (before payment the
+    Register does not know about it yet). Its start data is in the instance_started audit
+    event, which is where a person starting it for someone else is recorded too."""
+    rows = session.execute(
+        select(Instance.process_id, Instance.business_key, AuditEvent.detail)
+        .join(AuditEvent, AuditEvent.instance_id == Instance.id)
+        .where(Instance.process_id.startswith(RECERTIFICATION_PREFIX),
+               Instance.status == "running", AuditEvent.action == "instance_started")
+    ).all()
+    for process_id, business_key, detail in rows:
+        started_with = (detail or {}).get("data") or {}
+        if started_with.get("candidate") == candidate:
+            return (f"A recertification for you is already running ({process_id} "
+                    f"{business_key!r}); continue that one instead of signing up again")
+    return None
+
+
+def _unfinished_refusal(entry: RegisterEntry) -> str | None:
+    """The Register still says "recertification running" although none runs: an earlier one
+    ended without a new certificate (not granted). Whether to try again is the office's call."""
+    if entry.status == "recertification_running":
+        return ("The Register shows a recertification of yours that ended without a new "
+                "certificate; contact the office before signing up again")
+    return None
+
+
+# --- operators -----------------------------------------------------------------------------
+
+class HolderIn(BaseModel):
+    holder: str = Field(min_length=1)
+
+
+class CheckAssessorsIn(BaseModel):
+    holder: str = Field(min_length=1)
+    assessors: list[str] = Field(min_length=1, max_length=5)
+
+
+@handler("recertification/current_certificate")
+def current_certificate(ctx: HandlerContext, data: HolderIn) -> dict[str, Any]:
+    entry = ctx.session.scalar(select(RegisterEntry).where(RegisterEntry.holder == data.holder))
+    if entry is None:
+        raise PermanentError(f"recertification: {data.holder!r} is not in the register")
+    if entry.status not in ("valid", "recertification_running"):
+        raise PermanentError(
+            f"recertification: the register entry of {data.holder!r} is {entry.status}; "
+            "only a valid certificate can be recertified"
+        )
+    today = dutch_today(ctx.now)
+    return {
+        "certificate_id": entry.certificate_id, "register_number": entry.register_number,
+        "valid_until": entry.valid_until.isoformat(),
+        "late_signup": today > months_before(entry.valid_until, SIGNUP_MONTHS_BEFORE),
+        "days_left": (entry.valid_until - today).days,
+    }
+
+
+@handler("recertification/check_assessors")
+def check_assessors(ctx: HandlerContext, data: CheckAssessorsIn) -> dict[str, Any]:
+    problems = []
+    for name in data.assessors:
+        user = ctx.session.get(User, name)
+        if user is None:
+            problems.append(f"{name} is not a known user")
+        elif "assessor" not in (user.groups or []):
+            problems.append(f"{name} is not in the assessor group")
+    problems += relations_conflicts(ctx.session, data.holder, data.assessors)
+    return {"ok": not problems, "problems": problems}
