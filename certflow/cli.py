@@ -161,6 +161,8 @@ def complete(task_id: str, data: str, as_user: str | None) -> None:
 @friendly
 def message(name: str, correlate: str | None, business_key: str | None, payload: str | None, as_user: str | None) -> None:
     """Deliver message NAME (e.g. payment_received --correlate invoice_number=2026-000001)."""
+    if correlate and "=" not in correlate:
+        raise click.BadParameter("use KEY=VALUE, e.g. invoice_number=2026-000001", param_hint="--correlate")
     correlation = dict([correlate.split("=", 1)]) if correlate else None
     ids = _engine().deliver_message(_actor(as_user), name, _json_arg(payload, "--payload"), correlation, business_key)
     click.echo(f"delivered to {', '.join(ids)}")
@@ -191,8 +193,9 @@ def instances(process: str | None, status: str | None, instance_id: str | None, 
 def incidents(retry_id: int | None, skip_id: int | None, as_user: str | None) -> None:
     """Open incidents (failed service tasks), or retry/skip one."""
     eng, actor = _engine(), _actor(as_user)
-    if retry_id or skip_id:
-        click.echo(eng.resolve_incident(actor, retry_id or skip_id, "retry" if retry_id else "skip"))
+    if retry_id is not None or skip_id is not None:
+        incident = retry_id if retry_id is not None else skip_id
+        click.echo(eng.resolve_incident(actor, incident, "retry" if retry_id is not None else "skip"))
         return
     for i in eng.incidents(actor):
         click.echo(f"#{i.id} {i.instance_id} {i.element_id} {i.operator}: {i.error} (attempts {i.attempts})")

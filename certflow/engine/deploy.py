@@ -177,6 +177,8 @@ def _check_element(task_spec: Any, bundle: Bundle, file: str) -> None:
         _check_user_task(task_spec, meta, bundle, file, element)
     if isinstance(task_spec, AsyncServiceTask):
         _check_service_task(task_spec, bundle, file, element)
+    if meta.get("type") == "StartEvent" and meta.get("form") and meta["form"] not in bundle.forms:
+        bundle.problems.append(Problem(file, element, f"start form {meta['form']!r} not found in forms/"))
     if meta.get("guard"):
         handlers.load_all()
         if meta["guard"] not in handlers.GUARDS:

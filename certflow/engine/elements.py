@@ -31,8 +31,11 @@ def describe(task_spec: Any) -> dict[str, Any]:
     definition = getattr(task_spec, "event_definition", None)
     if isinstance(definition, MessageEventDefinition) or isinstance(task_spec, ReceiveTask):
         meta.update(message=getattr(definition, "name", None), correlation=props.get("correlation"))
-    if props.get("guard"):
-        meta["guard"] = props["guard"]
+    for key in ("guard", "subject"):
+        if props.get(key):
+            meta[key] = props[key]
+    if type(task_spec).__name__ == "StartEvent" and props.get("form"):
+        meta["form"] = props["form"]
     if isinstance(definition, TimerEventDefinition):
         meta.update(timer=definition.expression, interrupting=getattr(task_spec, "cancel_activity", None))
     return meta

@@ -12,7 +12,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from certflow.engine import deploy as deploying
@@ -84,8 +84,15 @@ class Engine(MessagingMixin, JobsMixin, Runtime):
 
     # -- instances ---------------------------------------------------------------------------
     def start(self, actor: Actor, process_id: str, business_key: str, data: dict[str, Any] | None = None) -> InstanceView:
+        """Staff may start on someone's behalf; anyone else starts only for themselves: the
+        start event's ``subject`` variable (default ``candidate``) is set to the starter."""
+        data = dict(data or {})
+        if not actor.is_staff:
+            with self.session() as session:
+                elements = _definition(session, process_id, None).elements
+            data[_subject_variable(elements)] = actor.username
         views: list[InstanceView] = []
-        self._start(actor.username, process_id, business_key, data or {}, view=(actor, views))
+        self._start(actor.username, process_id, business_key, data, view=(actor, views))
         return views[0]
 
     def start_by_message(self, process_id: str, business_key: str, message: str,
@@ -105,6 +112,7 @@ class Engine(MessagingMixin, JobsMixin, Runtime):
             if running:
                 raise Conflict(f"{process_id} {business_key!r} is already running as instance {running}")
             definition = self.definition(session, row.id)
+            _check_start_form(definition, data)
             _check_guards(session, definition.elements, self.now(), data)
             workflow = self.new_workflow(definition)
             start = workflow.get_tasks(state=TaskState.READY)[0]
@@ -113,7 +121,8 @@ class Engine(MessagingMixin, JobsMixin, Runtime):
             instance = Instance(
                 definition_id=row.id, process_id=process_id, business_key=business_key,
                 status="running", state={}, serializer_version=SERIALIZER_VERSION,
-                started_by=username, created_at=now, updated_at=now,
+                started_by=username, subject=_subject(definition.elements, data, message),
+                created_at=now, updated_at=now,
             )
             session.add(instance)
             session.flush()
@@ -187,7 +196,7 @@ class Engine(MessagingMixin, JobsMixin, Runtime):
                            Instance.has_incident, Instance.next_due_at, Instance.created_at,
                            Instance.updated_at, Instance.started_by)
             if not actor.is_staff:
-                query = query.where(Instance.started_by == actor.username)
+                query = query.where(or_(Instance.started_by == actor.username, Instance.subject == actor.username))
             if process_id:
                 query = query.where(Instance.process_id == process_id)
             if status:
@@ -300,6 +309,28 @@ class Engine(MessagingMixin, JobsMixin, Runtime):
 SCHEDULE = "schedule"
 
 
+def _start_event(elements: dict[str, Any]) -> dict[str, Any]:
+    return next((m for m in elements.values() if m.get("type") == "StartEvent"), {})
+
+
+def _subject_variable(elements: dict[str, Any]) -> str:
+    return str(_start_event(elements).get("subject") or "candidate")
+
+
+def _subject(elements: dict[str, Any], data: dict[str, Any], message: Any) -> str | None:
+    payload = message[1] if message else {}
+    value = data.get(_subject_variable(elements)) or payload.get(_subject_variable(elements)) or payload.get("holder")
+    return str(value) if value else None
+
+
+def _check_start_form(definition: Any, data: dict[str, Any]) -> None:
+    """A start event may name a form: start data must satisfy it, so nobody can preset the
+    variables a process computes itself (``additionalProperties: false``)."""
+    form = _start_event(definition.elements).get("form")
+    if form:
+        _validate_form(definition.forms[form], data, form)
+
+
 def _check_guards(session: Session, elements: dict[str, Any], now: Any, data: dict[str, Any]) -> None:
     import handlers
 
@@ -319,7 +350,8 @@ def _staff(actor: Actor, what: str) -> None:
 
 def _definition(session: Session, process_id: str, version: int | None) -> Definition:
     query = select(Definition).where(Definition.process_id == process_id)
-    query = query.where(Definition.version == version) if version else query.order_by(Definition.version.desc()).limit(1)
+    query = (query.where(Definition.version == version) if version is not None
+             else query.order_by(Definition.version.desc()).limit(1))
     row = session.execute(query).scalar_one_or_none()
     if row is None:
         raise NotFound(f"no deployed process {process_id!r}" + (f" version {version}" if version else ""))
@@ -327,7 +359,7 @@ def _definition(session: Session, process_id: str, version: int | None) -> Defin
 
 
 def _may_see(session: Session, actor: Actor, instance: Instance) -> None:
-    if actor.is_staff or instance.started_by == actor.username:
+    if actor.is_staff or actor.username in (instance.started_by, instance.subject):
         return
     if session.scalar(select(HumanTask.id).where(HumanTask.instance_id == instance.id, HumanTask.assignee == actor.username)):
         return

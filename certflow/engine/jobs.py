@@ -17,7 +17,7 @@ from sqlalchemy import or_, select
 
 import handlers
 from certflow.engine.dto import IncidentView, JobMessage
-from certflow.engine.errors import Conflict, Forbidden, NotFound
+from certflow.engine.errors import Conflict, Forbidden, InvalidInput, NotFound
 from certflow.engine.projections import ATTEMPT, NOT_BEFORE
 from certflow.engine.spiff import complete_service_task, find_task
 from certflow.store.models import Incident, Instance, Job
@@ -123,7 +123,7 @@ class JobsMixin(_Base):
         an empty result so the process goes on."""
         _staff(actor)
         if action not in ("retry", "skip"):
-            raise Conflict(f"unknown action {action!r}; use retry or skip")
+            raise InvalidInput(f"unknown action {action!r}; use retry or skip")
         with self.session() as session:
             incident = session.get(Incident, incident_id)
             if incident is None:

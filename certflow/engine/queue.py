@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from certflow.engine import elements as el
 from certflow.engine.dto import TaskView
-from certflow.engine.errors import Conflict, Forbidden, NotFound
+from certflow.engine.errors import Conflict, Forbidden, InvalidInput, NotFound
 from certflow.store.models import HumanTask, User
 
 if TYPE_CHECKING:
@@ -119,7 +119,7 @@ def assign(session: Session, entry: HumanTask, actor: "Actor", assignee: str, no
     if user is None:
         raise NotFound(f"no user {assignee!r}")
     if entry.candidate_group not in (user.groups or []):
-        raise Conflict(f"{assignee} is not in group {entry.candidate_group!r}")
+        raise InvalidInput(f"{assignee} is not in group {entry.candidate_group!r}", field="assignee")
     entry.assignee, entry.claimed_at = assignee, now
 
 

@@ -63,6 +63,9 @@ class Instance(Base):
     projected: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     __mapper_args__ = {"version_id_col": version}
     started_by: Mapped[str] = mapped_column(String(100))
+    # The person the instance is about (the candidate, the customer): they may follow it,
+    # whoever started it (the office may start an application on someone's behalf).
+    subject: Mapped[str | None] = mapped_column(String(100), index=True)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]

@@ -3,9 +3,9 @@ user through the facade, which decides what the user may see and do."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -13,25 +13,11 @@ from sqlalchemy import text
 
 from certflow.engine.dto import to_json
 from certflow.engine.errors import CertflowError, Forbidden
-from certflow.engine.facade import Actor, Engine
 from certflow.store.db import session_scope
-from certflow.users import authenticate
+from certflow.web import records
 
 
-def get_engine() -> Engine:
-    from certflow.bootstrap import engine
-
-    return engine()
-
-
-def current_actor(authorization: Annotated[str | None, Header()] = None) -> Actor:
-    token = authorization.removeprefix("Bearer ").strip() if authorization else None
-    with session_scope() as session:
-        return authenticate(session, token)
-
-
-EngineDep = Annotated[Engine, Depends(get_engine)]
-ActorDep = Annotated[Actor, Depends(current_actor)]
+from certflow.web.deps import ActorDep, EngineDep, current_actor, get_engine  # noqa: F401  (re-exported for tests)
 
 
 class StartIn(BaseModel):
@@ -100,11 +86,7 @@ def create_app() -> FastAPI:
 
     @app.post("/api/instances", status_code=201)
     def start(body: StartIn, actor: ActorDep, engine: EngineDep) -> Any:
-        data = dict(body.data)
-        if not actor.is_staff:
-            # A candidate starts only their own application.
-            data["candidate"] = actor.username
-        return to_json(engine.start(actor, body.process_id, body.business_key, data))
+        return to_json(engine.start(actor, body.process_id, body.business_key, body.data))
 
     @app.get("/api/instances")
     def instances(actor: ActorDep, engine: EngineDep, process_id: str | None = None, status: str | None = None) -> Any:
@@ -160,7 +142,7 @@ def create_app() -> FastAPI:
     def resolve(incident_id: int, action: str, actor: ActorDep, engine: EngineDep) -> Any:
         return {"status": engine.resolve_incident(actor, incident_id, action)}
 
-    app.include_router(__import__("certflow.web.records", fromlist=["router"]).router())  # deferred: records uses this module's dependencies
+    app.include_router(records.router())
     return app
 
 

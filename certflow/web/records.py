@@ -1,20 +1,17 @@
-"""Records over HTTP: payments coming in (reported by a caller, or a bank's CAMT.053 statement),
+"""Records over HTTP: payments coming in (from a caller or a bank's CAMT.053 statement),
 invoices and certificates going out as documents, and the public Register.
 
-A payment is committed first and only then told to the process waiting on its invoice, so a
-process that is not (or no longer) waiting never undoes money received. Registering is
-idempotent on the caller's ``external_id`` (the bank's entry id for a statement): a retry
-returns the first outcome. When a retry finds its invoice paid but a process still waiting
-(the first call died between commit and delivery), the message is delivered then; otherwise
-nothing new happens.
+A payment is committed first and only then delivered to the process waiting on its invoice,
+so a process that no longer waits never undoes money received. Registering is idempotent on
+``external_id``; a retry that finds its invoice paid and a process still waiting (the first call
+died between commit and delivery) delivers then.
 
-No ``from __future__ import annotations`` here: FastAPI resolves the route annotations, and
-``ActorDep``/``EngineDep`` are only in scope inside ``router()`` (they come from app.py, which
-mounts this router while it is still being imported).
+No ``from __future__ import annotations``: FastAPI must resolve the route annotations, and
+``ActorDep``/``EngineDep`` come from certflow.web.deps.
 """
 
 from collections.abc import Callable, Iterable
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
@@ -27,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from certflow.engine.errors import CertflowError, Conflict, Forbidden, InvalidInput, NotFound
 from certflow.engine.facade import Actor, Engine
+from certflow.web.deps import ActorDep, EngineDep
 from certflow.store.billing import Invoice, Payment
 from certflow.store.register import Certificate, CertificateCopy
 from handlers.certificates import certificate_pdf
@@ -39,8 +37,8 @@ from handlers.register import public_register
 MAX_STATEMENT_BYTES = 5 * 1024 * 1024
 XML_TYPES = ("application/xml", "text/xml")
 MESSAGE = "payment_received"
-# A delivery: (invoice number, message payload).
-Delivery = tuple[str, dict[str, Any]]
+MAX_AMOUNT = Decimal(10) ** 9
+Delivery = tuple[str, dict[str, Any]]  # (invoice number, message payload)
 InvoiceNumber = Annotated[str, Path(min_length=1, max_length=20)]
 
 
@@ -71,7 +69,7 @@ class PaymentIn(BaseModel):
             amount = Decimal(value.strip())
         except InvalidOperation:
             raise ValueError(f'not a decimal amount: {value!r} (write e.g. "786.50")') from None
-        if not amount.is_finite() or amount <= 0 or amount != amount.quantize(Decimal("0.01")):
+        if not (amount.is_finite() and 0 < amount < MAX_AMOUNT) or amount % Decimal("0.01"):
             raise ValueError(f"must be a positive amount in whole cents, got {value!r}")
         return f"{amount:.2f}"
 
@@ -122,7 +120,8 @@ def _registering(engine: Engine, work: Callable[[Session], Any]) -> tuple[Any, l
     try:
         with engine.session() as session:
             result = work(session)
-            outcomes = result.matched + result.duplicates if isinstance(result, ImportResult) else [result]
+            batch = isinstance(result, ImportResult)
+            outcomes = result.matched + result.duplicates if batch else [result]
             return result, _deliverable(session, outcomes)
     except ValueError as exc:  # the handlers' word for bad input; rolled back, nothing written
         raise InvalidInput(str(exc)) from exc
@@ -130,35 +129,39 @@ def _registering(engine: Engine, work: Callable[[Session], Any]) -> tuple[Any, l
         raise Conflict("the same payment is being registered right now; retry") from exc
 
 
-def record_payment(engine: Engine, actor: Actor, body: PaymentIn, response: Response) -> dict[str, Any]:
+def record_payment(engine: Engine, actor: Actor, body: PaymentIn,
+                   response: Response) -> dict[str, Any]:
     _staff(actor, "register payments")
     outcome, deliveries = _registering(engine, lambda s: register_payment(
-        s, engine.now(), invoice_number=body.invoice_number, payment_reference=body.payment_reference,
-        amount=Decimal(body.amount), source="api", external_id=body.external_id, actor=actor.username,
-        payer_name=body.payer_name, booked_date=body.booked_date, currency=body.currency))
+        s, engine.now(), invoice_number=body.invoice_number,
+        payment_reference=body.payment_reference, amount=Decimal(body.amount), source="api",
+        external_id=body.external_id, actor=actor.username, payer_name=body.payer_name,
+        booked_date=body.booked_date, currency=body.currency))
     response.status_code = 200 if outcome.duplicate else 201
-    result: dict[str, Any] = {"payment": outcome.as_dict(), "delivered": False, "instances": []}
-    delivered = _deliver(engine, actor, deliveries)
-    if delivered:
-        result.update({k: v for k, v in delivered[0].items() if k != "invoice_number"})
+    [sent] = _deliver(engine, actor, deliveries) or [{"delivered": False}]
+    if sent["delivered"]:
+        return {"payment": outcome.as_dict(), "delivered": True, "instances": sent["instances"]}
+    if outcome.duplicate:
+        reason = f"payment {outcome.external_id!r} was registered before: nothing new to deliver"
     else:
-        result["reason"] = ("repeated payment: nothing new to deliver" if outcome.duplicate
-                            else f"payment is {outcome.status}: the invoice is not paid by it")
-    return result
+        reason = sent.get("reason") or f"payment is {outcome.status}: the invoice is not paid by it"
+    return {"payment": outcome.as_dict(), "delivered": False, "instances": [], "reason": reason}
 
 
 async def _statement_body(request: Request) -> bytes:
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type not in XML_TYPES:
-        raise UnsupportedMediaType(f"send the CAMT.053 statement as application/xml, not {media_type or 'nothing'!r}")
+        raise UnsupportedMediaType("send the CAMT.053 statement as application/xml, "
+                                   f"not {media_type or 'nothing'!r}")
+    too_large = PayloadTooLarge(f"statement is larger than {MAX_STATEMENT_BYTES // 2**20} MB")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_STATEMENT_BYTES:
-        raise PayloadTooLarge(f"statement is larger than {MAX_STATEMENT_BYTES // 2**20} MB")
+        raise too_large
     body = bytearray()
-    async for chunk in request.stream():
+    async for chunk in request.stream():  # a chunked body has no length to check up front
         body += chunk
         if len(body) > MAX_STATEMENT_BYTES:
-            raise PayloadTooLarge(f"statement is larger than {MAX_STATEMENT_BYTES // 2**20} MB")
+            raise too_large
     if not body.strip():
         raise InvalidInput("the request body is empty; send the CAMT.053 XML")
     return bytes(body)
@@ -175,14 +178,28 @@ def import_statement(engine: Engine, actor: Actor, xml: bytes) -> dict[str, Any]
 
 
 def payment_json(p: Payment) -> dict[str, Any]:
-    return {"id": p.id, "status": p.status, "amount": f"{p.amount:.2f}", "currency": p.currency,
-            "source": p.source, "external_id": p.external_id, "payment_reference": p.payment_reference,
-            "payer_name": p.payer_name, "booked_date": p.booked_date.isoformat() if p.booked_date else None,
+    return {"id": p.id, "status": p.status, "amount": money(p.amount), "currency": p.currency,
+            "source": p.source, "external_id": p.external_id,
+            "payment_reference": p.payment_reference, "payer_name": p.payer_name,
+            "booked_date": _iso(p.booked_date),
             "invoice_number": p.invoice.number if p.invoice else None,
             "registered_by": p.registered_by, "created_at": p.created_at.isoformat()}
 
 
 # -- invoices and certificates -------------------------------------------------------------------
+def money(value: Decimal) -> str:
+    return f"{value:.2f}"
+
+
+def _iso(value: date | datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _document(content: bytes, media_type: str, filename: str) -> Response:
+    return Response(content, media_type=media_type,
+                    headers={"Content-Disposition": f'inline; filename="{filename}"'})
+
+
 def invoice_of(session: Session, actor: Actor, number: str) -> Invoice:
     invoice = session.scalar(select(Invoice).where(Invoice.number == number.strip()))
     if invoice is None:
@@ -192,20 +209,15 @@ def invoice_of(session: Session, actor: Actor, number: str) -> Invoice:
     return invoice
 
 
-def money(value: Decimal) -> str:
-    return f"{value:.2f}"
-
-
 def invoice_json(session: Session, i: Invoice) -> dict[str, Any]:
     return {
         "number": i.number, "kind": i.kind, "status": i.status, "customer": i.customer_username,
         "customer_name": i.customer_name, "customer_address": i.customer_address,
-        "issue_date": i.issue_date.isoformat(), "supply_date": i.supply_date.isoformat(),
-        "due_date": i.due_date.isoformat(), "description": i.description, "reference": i.reference,
+        "issue_date": _iso(i.issue_date), "supply_date": _iso(i.supply_date),
+        "due_date": _iso(i.due_date), "description": i.description, "reference": i.reference,
         "currency": i.currency, "net_total": money(i.net_total), "vat_total": money(i.vat_total),
         "gross_total": money(i.gross_total), "amount_received": money(amount_received(session, i)),
-        "payment_reference": i.payment_reference,
-        "paid_at": i.paid_at.isoformat() if i.paid_at else None,
+        "payment_reference": i.payment_reference, "paid_at": _iso(i.paid_at),
         "credits_invoice_number": i.credits_invoice.number if i.credits_invoice else None,
         "lines": [{"position": ln.position, "product": ln.product, "description": ln.description,
                    "quantity": ln.quantity, "unit_price": money(ln.unit_price),
@@ -215,35 +227,38 @@ def invoice_json(session: Session, i: Invoice) -> dict[str, Any]:
     }
 
 
-def invoice_document(engine: Engine, actor: Actor, number: str, kind: Literal["pdf", "ubl"]) -> Response:
+def invoice_document(engine: Engine, actor: Actor, number: str, kind: str) -> Response:
     with engine.session() as session:
         invoice = invoice_of(session, actor, number)
         content = invoice.pdf if kind == "pdf" else (invoice.ubl_xml or "").encode() or None
     if content is None:
         raise NotFound(f"invoice {number} has no {kind.upper()} document")
-    media, ext = ("application/pdf", "pdf") if kind == "pdf" else ("application/xml", "xml")
-    return Response(content, media_type=media,
-                    headers={"Content-Disposition": f'inline; filename="invoice-{invoice.number}.{ext}"'})
+    if kind == "pdf":
+        return _document(content, "application/pdf", f"invoice-{invoice.number}.pdf")
+    return _document(content, "application/xml", f"invoice-{invoice.number}.xml")
 
 
 def certificates_of(engine: Engine, actor: Actor, holder: str | None) -> list[dict[str, Any]]:
     if not actor.is_staff and holder not in (None, actor.username):
         raise Forbidden("you may only list your own certificates")
+    query = select(Certificate).order_by(Certificate.valid_from.desc(),
+                                         Certificate.register_number).limit(500)
+    if holder or not actor.is_staff:
+        query = query.where(Certificate.holder == (holder or actor.username))
     with engine.session() as session:
-        query = select(Certificate).order_by(Certificate.valid_from.desc(), Certificate.register_number)
-        if holder or not actor.is_staff:
-            query = query.where(Certificate.holder == (holder or actor.username))
-        certs = session.scalars(query.limit(500)).all()
-        copies = session.execute(select(CertificateCopy.certificate_id, CertificateCopy.language)
-                                 .where(CertificateCopy.certificate_id.in_([c.id for c in certs]))).all()
-        return [{"id": c.id, "holder": c.holder, "register_number": c.register_number,
-                 "level": c.level, "specialisation": c.specialisation, "status": c.status,
-                 "valid_from": c.valid_from.isoformat(), "valid_until": c.valid_until.isoformat(),
-                 "languages": sorted({c.language} | {lang for cid, lang in copies if cid == c.id})}
-                for c in certs]
+        certs = session.scalars(query).all()
+        copies = session.execute(
+            select(CertificateCopy.certificate_id, CertificateCopy.language)
+            .where(CertificateCopy.certificate_id.in_([c.id for c in certs]))).all()
+    return [{"id": c.id, "holder": c.holder, "register_number": c.register_number,
+             "level": c.level, "specialisation": c.specialisation, "status": c.status,
+             "valid_from": _iso(c.valid_from), "valid_until": _iso(c.valid_until),
+             "languages": sorted({c.language} | {lang for cid, lang in copies if cid == c.id})}
+            for c in certs]
 
 
-def certificate_document(engine: Engine, actor: Actor, certificate_id: str, language: str | None) -> Response:
+def certificate_document(engine: Engine, actor: Actor, certificate_id: str,
+                         language: str | None) -> Response:
     with engine.session() as session:
         cert = session.get(Certificate, certificate_id)
         if cert is None:
@@ -254,21 +269,21 @@ def certificate_document(engine: Engine, actor: Actor, certificate_id: str, lang
             pdf = certificate_pdf(session, certificate_id, language)
         except LookupError as exc:
             raise NotFound(str(exc)) from exc
-        name = f"{cert.register_number}-{language or cert.language}.pdf"
-    return Response(pdf, media_type="application/pdf",
-                    headers={"Content-Disposition": f'inline; filename="{name}"'})
+        return _document(pdf, "application/pdf",
+                         f"{cert.register_number}-{language or cert.language}.pdf")
 
 
 # -- the routes ----------------------------------------------------------------------------------
 def router() -> APIRouter:  # noqa: C901 - one thin route per line of the API
     """The routes, bound to app.py's authentication and engine dependencies (overridable)."""
-    from certflow.web.app import ActorDep, EngineDep
 
     r = APIRouter()
-    xml_body = {"requestBody": {"required": True, "content": {m: {"schema": {"type": "string"}} for m in XML_TYPES}}}
+    xml_body = {"requestBody": {"required": True, "content": {
+        m: {"schema": {"type": "string"}} for m in XML_TYPES}}}
 
     @r.post("/api/payments", status_code=201, tags=["payments"])
-    def post_payment(body: PaymentIn, response: Response, actor: ActorDep, engine: EngineDep) -> Any:
+    def post_payment(body: PaymentIn, response: Response, actor: ActorDep,
+                     engine: EngineDep) -> Any:
         """Register a payment (staff); a matched one is delivered as `payment_received`."""
         return record_payment(engine, actor, body, response)
 
@@ -304,13 +319,15 @@ def router() -> APIRouter:  # noqa: C901 - one thin route per line of the API
                          holder: str | None = Query(default=None, max_length=100)) -> Any:
         return certificates_of(engine, actor, holder)
 
-    @r.get("/api/certificates/{certificate_id}/pdf", tags=["certificates"], response_class=Response)
+    @r.get("/api/certificates/{certificate_id}/pdf", tags=["certificates"],
+           response_class=Response)
     def get_certificate_pdf(certificate_id: str, actor: ActorDep, engine: EngineDep,
                             language: Literal["nl", "en"] | None = None) -> Response:
         return certificate_document(engine, actor, certificate_id, language)
 
     @r.get("/public/register", tags=["public"])
-    def get_public_register(engine: EngineDep, q: str | None = Query(default=None, max_length=100)) -> Any:
+    def get_public_register(engine: EngineDep,
+                            q: str | None = Query(default=None, max_length=100)) -> Any:
         """The public Register: name, register number, status and validity only (no login)."""
         with engine.session() as session:
             return public_register(session, q)

@@ -289,3 +289,28 @@ def test_start_guard_refuses_with_its_message_and_starts_nothing(harness: Harnes
 def test_unknown_start_guard_is_refused_at_deploy(harness: Harness, tmp_path: Path) -> None:
     with pytest.raises(DeployError, match=r"\[start\]: unknown start guard 'nope'"):
         harness.engine.deploy(harness.staff, _guarded(harness, tmp_path, "nope"))
+
+
+def test_non_staff_start_only_for_themselves(flow: Harness) -> None:
+    cas = flow.user("cas", ["candidate"])
+    view = flow.engine.start(cas, "flow", "SELF", {"key": "SELF", "candidate": "olga"})
+    with session_scope() as s:
+        assert s.get(Instance, view.id).subject == "cas"  # not who the data claimed
+    assert view.data == {}  # the instance's data is for staff
+
+
+def test_office_started_application_is_visible_to_its_candidate(flow: Harness) -> None:
+    ann = flow.user("ann", ["candidate"])
+    stranger = flow.user("bob", ["candidate"])
+    instance_id = flow.engine.start(flow.staff, "flow", "ON-BEHALF", {"key": "x", "candidate": "ann"}).id
+    assert [r["id"] for r in flow.engine.instances(ann)] == [instance_id]
+    assert flow.engine.instance(ann, instance_id).status == "running"
+    assert flow.engine.instances(stranger) == []
+    with pytest.raises(Forbidden):
+        flow.engine.instance(stranger, instance_id)
+
+
+def test_version_zero_is_not_the_latest(flow: Harness) -> None:
+    with pytest.raises(NotFound):
+        flow.engine.definition_source("flow", 0)
+    assert flow.engine.definition_source("flow", 1)["version"] == 1

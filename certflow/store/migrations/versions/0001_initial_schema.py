@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 12:49:07.747147
+Create Date: 2026-11-28 13:08:43.673621
 """
 from alembic import op
 import sqlalchemy as sa
@@ -192,6 +192,7 @@ def upgrade() -> None:
     sa.Column('has_incident', sa.Boolean(), nullable=False),
     sa.Column('projected', sa.JSON(), nullable=True),
     sa.Column('started_by', sa.String(length=100), nullable=False),
+    sa.Column('subject', sa.String(length=100), nullable=True),
     sa.Column('created_at', certflow.store.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', certflow.store.base.UTCDateTime(timezone=True), nullable=False),
     sa.Column('ended_at', certflow.store.base.UTCDateTime(timezone=True), nullable=True),
@@ -204,6 +205,7 @@ def upgrade() -> None:
         batch_op.create_index('ix_instances_due', ['next_due_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_instances_process_id'), ['process_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_instances_status'), ['status'], unique=False)
+        batch_op.create_index(batch_op.f('ix_instances_subject'), ['subject'], unique=False)
 
     op.create_table('invoice_lines',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
@@ -424,6 +426,7 @@ def downgrade() -> None:
 
     op.drop_table('invoice_lines')
     with op.batch_alter_table('instances', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_instances_subject'))
         batch_op.drop_index(batch_op.f('ix_instances_status'))
         batch_op.drop_index(batch_op.f('ix_instances_process_id'))
         batch_op.drop_index('ix_instances_due')

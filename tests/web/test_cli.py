@@ -1,0 +1,134 @@
+"""The ``certflow`` command line: every command is listed, the same rules as the API apply,
+and a mistake (bad JSON, a bad duration, an unknown task) is one clear line and a non-zero
+exit, never a traceback."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from click.testing import CliRunner, Result
+
+import certflow.bootstrap
+from certflow.bootstrap import build_engine
+from certflow.cli import main
+from certflow.clock import CLOCK
+from certflow.store.db import session_scope
+from certflow.users import create_user
+from tests.support import Harness
+
+ADDRESS = {"street": "Oudegracht 1", "postal_code": "3511 AA", "city": "Utrecht", "country": "NL"}
+APPLICATION = json.dumps({"candidate": "cas", "eligibility_route": "hbo_diploma", "motivation": "x"})
+COMMANDS = ("run", "deploy", "start", "tasks", "claim", "complete", "message", "instances",
+            "incidents", "clock", "worker", "beat")
+
+
+class Cli:
+    def __init__(self, harness: Harness) -> None:
+        self.h = harness
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str) -> Result:
+        return self.runner.invoke(main, list(args))
+
+    def ok(self, *args: str) -> str:
+        result = self(*args)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    def started(self) -> str:
+        self.ok("deploy", "--only", "certification")
+        instance = json.loads(self.ok("start", "certification", "APP-1", "--as", "cas", "--data", APPLICATION))
+        self.h.run_jobs()
+        return str(instance["id"])
+
+    def task_id(self, who: str, title: str) -> str:
+        lines = [line for line in self.ok("tasks", "--as", who).splitlines() if title in line]
+        assert lines, f"{who} has no {title!r}"
+        return lines[0].split()[0]
+
+
+@pytest.fixture
+def cli(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cli]:
+    cached = certflow.bootstrap.engine
+    cached.cache_clear()
+    engine = build_engine()  # no broker: the test runs jobs itself
+    monkeypatch.setattr(certflow.bootstrap, "engine", lambda: engine)
+    with session_scope() as session:
+        create_user(session, "olga", "Olga Office", ["office"], is_staff=True)
+        create_user(session, "cas", "Cas Kandidaat", ["candidate"], address=ADDRESS)
+    yield Cli(Harness(engine))
+    cached.cache_clear()
+
+
+def one_clear_line(result: Result, *words: str) -> None:
+    assert result.exit_code != 0
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, result.output
+    for word in words:
+        assert word in errors[0], result.output
+
+
+def test_help_lists_every_command(cli: Cli) -> None:
+    output = cli.ok("--help")
+    for command in COMMANDS:
+        assert f"  {command} " in output, command
+
+
+def test_deploy_prints_versions(cli: Cli) -> None:
+    assert cli.ok("deploy", "--only", "certification") == "certification: version 1 (new)\n"
+    assert cli.ok("deploy", "--only", "certification") == "certification: version 1 (unchanged)\n"
+    one_clear_line(cli("deploy", "--as", "cas"), "only staff may deploy")
+    one_clear_line(cli("deploy", "--as", "ghost"), "no user 'ghost'")
+
+
+def test_start_tasks_complete(cli: Cli) -> None:
+    instance_id = cli.started()
+    task = cli.task_id("olga", "Toelaatbaarheid beoordelen")
+    assert cli.ok("tasks", "--as", "cas").strip() == ""
+    one_clear_line(cli("complete", task, "--as", "olga", "--data", "{not json"), "--data is not JSON")
+    one_clear_line(cli("complete", task, "--as", "olga", "--data", "[1, 2]"), "must be a JSON object")
+    one_clear_line(cli("complete", task, "--as", "olga", "--data", '{"eligible": "yes", "remarks": ""}'),
+                   "rejected", "eligible")
+    one_clear_line(cli("complete", task, "--as", "cas", "--data", '{"eligible": true, "remarks": ""}'),
+                   "group 'office'")
+    done = json.loads(cli.ok("complete", task, "--as", "olga", "--data", '{"eligible": true, "remarks": "ok"}'))
+    assert (done["task_id"], done["instance_status"]) == (task, "running")
+    one_clear_line(cli("complete", task, "--as", "olga", "--data", '{"eligible": true, "remarks": "ok"}'),
+                   "no open task")
+    assert instance_id in cli.ok("instances", "--as", "olga")
+    shown = json.loads(cli.ok("instances", instance_id, "--as", "olga"))
+    assert shown["instance"]["id"] == instance_id and shown["history"]
+
+
+@pytest.mark.parametrize("command", [("claim", "nope"), ("complete", "nope", "--data", "{}")])
+def test_unknown_task_id_is_one_clear_line(cli: Cli, command: tuple[str, ...]) -> None:
+    one_clear_line(cli(*command, "--as", "olga"), "no open task 'nope'")
+
+
+def test_message_nobody_waits_for(cli: Cli) -> None:
+    cli.ok("deploy", "--only", "certification")
+    one_clear_line(cli("message", "payment_received", "--correlate", "invoice_number=2000-000001"),
+                   "no instance is waiting")
+    one_clear_line(cli("message", "payment_received", "--as", "cas", "--correlate", "invoice_number=1"),
+                   "only staff")
+
+
+def test_incidents(cli: Cli) -> None:
+    assert cli.ok("incidents").strip() == ""
+    one_clear_line(cli("incidents", "--as", "cas"), "staff")
+
+
+def test_clock_advance_moves_forward_only(cli: Cli) -> None:
+    before = CLOCK.offset
+    assert cli.ok("clock", "advance", "P30D").startswith("now ")
+    assert CLOCK.offset - before == timedelta(days=30)
+    refused = cli("clock", "advance", "-P1D")  # click reads it as an option: refused all the same
+    assert refused.exit_code != 0 and "Error" in refused.output
+    one_clear_line(cli("clock", "advance", "--", "-P1D"), "not an ISO 8601 duration")
+    one_clear_line(cli("clock", "advance", "soon"), "not an ISO 8601 duration", "'soon'")
+    one_clear_line(cli("clock", "advance", "P0D"), "only moves forward")
+    assert CLOCK.offset - before == timedelta(days=30)
