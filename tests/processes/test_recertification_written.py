@@ -307,3 +307,11 @@ def test_second_sign_up_while_one_runs_is_refused(recert: Driver) -> None:
         recert.engine.start(recert.people["cas"], PROCESS, "RECERT-cas-2", {"candidate": "cas", "level": "same"})
     with session_scope() as s:
         assert s.scalar(select(func.count()).select_from(Instance).where(Instance.process_id == PROCESS)) == 1
+
+
+def test_signup_data_cannot_preset_what_the_process_decides(recert) -> None:
+    with pytest.raises(Exception, match="start.json rejected"):
+        recert.engine.start(recert.people["cas"], PROCESS, "RECERT-x",
+                            {"candidate": "cas", "level": "same", "granted": True})
+    with pytest.raises(Exception, match="level"):
+        recert.engine.start(recert.people["cas"], PROCESS, "RECERT-y", {"candidate": "cas", "level": "higher"})
