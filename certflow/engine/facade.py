@@ -105,6 +105,10 @@ class Engine(MessagingMixin, JobsMixin, Runtime):
         if not business_key or len(business_key) > 200:
             raise InvalidInput("a business key of 1 to 200 characters is required")
         with self.session() as session:
+            if message is not None and message[2] is not None:
+                from certflow.engine.messaging import claim
+
+                claim(session, message[2])  # a second drainer stops here
             row = _definition(session, process_id, None)
             running = session.scalar(select(Instance.id).where(
                 Instance.process_id == process_id, Instance.business_key == business_key,

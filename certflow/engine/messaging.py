@@ -83,8 +83,12 @@ class MessagingMixin(_Base):
             starts = self._message_start_process(session, name)
         try:
             if targets:
-                for instance_id in dict.fromkeys(targets):
+                # The first delivery claims the message (pending -> delivered) in its own
+                # transaction; a drainer that loses that race delivers to nobody.
+                for n, instance_id in enumerate(dict.fromkeys(targets)):
                     with self.advancing(instance_id, f"message:{name}") as adv:
+                        if n == 0:
+                            claim(adv.session, message_id)
                         self._catch_any(adv, name, payload)
                         _mark(adv.session, message_id, "delivered", f"to {instance_id}", adv.now)
             elif starts:
@@ -94,6 +98,8 @@ class MessagingMixin(_Base):
                 self.start_by_message(starts, key, name, payload, message_id)
             else:
                 self._settle(message_id, "unrouted", f"nobody waits for {name!r} and no process starts on it")
+        except AlreadyRouted:
+            return
         except CertflowError as exc:
             self._settle(message_id, "failed", exc.message)
         except Exception as exc:  # a broken diagram must not stop the other messages
@@ -102,6 +108,10 @@ class MessagingMixin(_Base):
 
     def _settle(self, message_id: int, status: str, outcome: str) -> None:
         with self.session() as session:
+            try:
+                claim(session, message_id)
+            except AlreadyRouted:
+                return  # another drainer routed it meanwhile: its outcome stands
             _mark(session, message_id, status, outcome, self.now())
 
     def _message_start_process(self, session: Any, name: str) -> str | None:
@@ -122,6 +132,17 @@ class MessagingMixin(_Base):
             except Conflict:
                 continue
         raise Conflict(f"instance {adv.instance.id} stopped waiting for {name!r}")
+
+
+class AlreadyRouted(Exception):
+    """Another drainer took this message first."""
+
+
+def claim(session: Any, message_id: int) -> None:
+    """Lock the message row in this transaction and make sure it is still pending."""
+    status = session.scalar(select(Message.status).where(Message.id == message_id).with_for_update())
+    if status != "pending":
+        raise AlreadyRouted(message_id)
 
 
 def _mark(session: Any, message_id: int, status: str, outcome: str, now: Any) -> None:

@@ -158,11 +158,14 @@ def waiting_message_tasks(workflow: BpmnWorkflow) -> list[Task]:
     ]
 
 
+TIMER_EVENTS = frozenset({"TimeDateEventDefinition", "DurationTimerEventDefinition", "CycleTimerEventDefinition"})
+
+
 def next_due(workflow: BpmnWorkflow) -> datetime | None:
     """Earliest time a waiting timer fires, read from the engine's own pending-event view."""
     times = []
     for pending in workflow.waiting_events():
-        if "Timer" not in pending.event_type or pending.value is None:
+        if pending.event_type not in TIMER_EVENTS or pending.value is None:
             continue
         if isinstance(pending.value, str):  # a finished cycle reports its dict instead
             times.append(TimerEventDefinition.get_datetime(pending.value))

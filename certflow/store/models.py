@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from certflow.store.base import Base, new_id
@@ -44,7 +44,12 @@ class Definition(Base):
 
 class Instance(Base):
     __tablename__ = "instances"
-    __table_args__ = (Index("ix_instances_due", "next_due_at"),)
+    __table_args__ = (
+        Index("ix_instances_due", "next_due_at"),
+        # One running instance per process and business key, whatever races to start one.
+        Index("uq_instances_running_key", "process_id", "business_key", unique=True,
+              postgresql_where=text("status = 'running'"), sqlite_where=text("status = 'running'")),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     definition_id: Mapped[int] = mapped_column(ForeignKey("definitions.id"), index=True)

@@ -262,3 +262,16 @@ def test_money_and_dates_read_naturally_in_each_language() -> None:
     assert money(1234.565, "en") == "€1,234.57"
     assert long_date("2029-02-28") == "28 februari 2029"
     assert long_date("2029-02-28", "en") == "28 February 2029"
+
+
+def test_a_username_in_the_context_reaches_the_letter_as_a_name(session: Session, settings: Settings) -> None:
+    add_user(session, "anna", "Anna de Vries")
+    add_user(session, "jjansen", "Jan Jansen")
+    SEND(make_ctx(session, settings, "job-names"),
+         {"recipient": "anna", "template": "certification/mentor_assigned", "context": {"mentor_username": "jjansen"}})
+    (msg,) = list(mailbox.Maildir(settings.var_dir / "mail", create=False))
+    body = msg.get_payload(0).get_payload(decode=True).decode() if msg.is_multipart() else msg.get_payload()
+    assert "Jan Jansen" in body and "jjansen" not in body
+    with pytest.raises(PermanentError, match="no user 'ghost'"):
+        SEND(make_ctx(session, settings, "job-names-2"),
+             {"recipient": "anna", "template": "certification/mentor_assigned", "context": {"mentor_username": "ghost"}})

@@ -97,3 +97,20 @@ def test_two_schedulers_fire_each_timer_once(pg: Harness) -> None:
     with session_scope() as s:
         reminders = s.scalar(select(func.count()).select_from(Job).where(Job.element_id == "remind"))
     assert reminders == 10
+
+
+def test_two_drainers_route_each_message_once(pg: Harness) -> None:
+    from certflow.engine.messaging import emit
+    from certflow.store.models import Message
+    from tests.support import MESSAGING_DIR
+
+    pg.engine.deploy(pg.staff, MESSAGING_DIR)
+    with session_scope() as s:
+        for i in range(20):
+            emit(s, "hello", {"business_key": f"M{i}", "key": str(i)}, pg.engine.now())
+    _together(2, lambda i: pg.engine.drain_messages())
+    with session_scope() as s:
+        receivers = s.scalars(select(Instance.business_key).where(Instance.process_id == "receiver")).all()
+        statuses = Counter(s.scalars(select(Message.status)).all())
+    assert sorted(receivers) == sorted(f"M{i}" for i in range(20))  # each once
+    assert statuses == {"started": 20}

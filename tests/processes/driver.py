@@ -4,6 +4,7 @@ and the clock moves instead of sleeping."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sqlalchemy import select
@@ -13,7 +14,7 @@ from certflow.engine.dto import TaskView
 from certflow.engine.facade import Actor
 from certflow.store.communications import EmailMessage
 from certflow.store.db import session_scope
-from certflow.store.models import Job
+from certflow.store.models import Instance, Job
 from tests.integration.topology import Topology, wait_for
 from tests.support import ROOT, Harness
 
@@ -44,10 +45,22 @@ class Driver:
                                                       Job.available_at <= self.engine.now()).limit(1)))
 
     def later(self, duration: str) -> None:
+        """Move time on; return when every timer that became due has fired and every job it
+        caused has finished (beat may be firing some of them at the same moment)."""
         with session_scope() as s:
             CLOCK.advance(s, parse_duration(duration), allowed=True)
-        self.engine.fire_due_timers()
-        self.settle()
+        for _ in range(50):
+            self.engine.fire_due_timers()
+            self.settle()
+            if not self._timers_due():
+                return
+            time.sleep(0.1)
+        raise AssertionError("timers stayed due")
+
+    def _timers_due(self) -> bool:
+        with session_scope() as s:
+            return bool(s.scalar(select(Instance.id).where(
+                Instance.status == "running", Instance.next_due_at <= self.engine.now()).limit(1)))
 
     def inbox(self, username: str) -> list[TaskView]:
         return self.engine.inbox(self.people[username])

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 13:08:43.673621
+Create Date: 2026-11-28 13:13:04.845523
 """
 from alembic import op
 import sqlalchemy as sa
@@ -206,6 +206,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_instances_process_id'), ['process_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_instances_status'), ['status'], unique=False)
         batch_op.create_index(batch_op.f('ix_instances_subject'), ['subject'], unique=False)
+        batch_op.create_index('uq_instances_running_key', ['process_id', 'business_key'], unique=True, postgresql_where=sa.text("status = 'running'"), sqlite_where=sa.text("status = 'running'"))
 
     op.create_table('invoice_lines',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
@@ -426,6 +427,7 @@ def downgrade() -> None:
 
     op.drop_table('invoice_lines')
     with op.batch_alter_table('instances', schema=None) as batch_op:
+        batch_op.drop_index('uq_instances_running_key', postgresql_where=sa.text("status = 'running'"), sqlite_where=sa.text("status = 'running'"))
         batch_op.drop_index(batch_op.f('ix_instances_subject'))
         batch_op.drop_index(batch_op.f('ix_instances_status'))
         batch_op.drop_index(batch_op.f('ix_instances_process_id'))
