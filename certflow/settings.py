@@ -37,6 +37,13 @@ class Settings(BaseSettings):
     job_backoff_seconds: float = 2.0
     # A job still unclaimed this long after it was written is published again.
     sweep_after_seconds: float = 30.0
+    # A job a worker took but never finished is taken for lost (worker killed) after this long;
+    # shorter would run a long job (a big fan-out) twice at once.
+    running_lost_after_seconds: float = 900.0
+    # Messages routed inline after the job that emitted them; a bigger fan-out is left to beat,
+    # which routes them in batches of drain_batch per tick.
+    inline_drain_limit: int = 50
+    drain_batch: int = 500
     beat_interval_seconds: float = 2.0
 
     certificate_validity_years: int = 3

@@ -69,4 +69,5 @@ def tick() -> dict[str, int]:
     from certflow.bootstrap import engine
 
     eng = engine()
-    return {"timers": eng.fire_due_timers(), "messages": eng.drain_messages(), "jobs": eng.sweep_jobs()}
+    return {"timers": eng.fire_due_timers(), "messages": eng.drain_messages(eng.settings.drain_batch),
+            "jobs": eng.sweep_jobs()}

@@ -62,8 +62,8 @@ class JobsMixin(_Base):
             except Exception as exc:
                 failure = (str(exc) or type(exc).__name__, traceback.format_exc(), isinstance(exc, handlers.PermanentError))
             emitted = session.info.pop("emitted", 0)
-        if emitted:
-            self.drain_messages()
+        if 0 < emitted <= self.settings.inline_drain_limit:
+            self.drain_messages()  # a big fan-out is left to beat's batches
         if failure is not None:
             error, tb, permanent = failure
             return self.deliver_result(job_id, error=error, tb=tb, permanent=permanent, instance_id=instance_id)
@@ -197,12 +197,13 @@ class JobsMixin(_Base):
         """Publish jobs that are due but not (or no longer) on the broker: retries whose backoff
         has passed, and jobs whose publish was lost between commit and broker."""
         now = self.now()
-        stale_before = now - timedelta(seconds=self.settings.sweep_after_seconds)
+        unclaimed_before = now - timedelta(seconds=self.settings.sweep_after_seconds)
+        lost_before = now - timedelta(seconds=self.settings.running_lost_after_seconds)
         with self.session() as session:
-            jobs = session.scalars(select(Job).where(
-                Job.status.in_(("queued", "running")), Job.available_at <= now,
-                or_(Job.published_at.is_(None), Job.published_at < stale_before),
-            ).order_by(Job.available_at).limit(limit)).all()
+            jobs = session.scalars(select(Job).where(Job.available_at <= now, or_(
+                (Job.status == "queued") & or_(Job.published_at.is_(None), Job.published_at < unclaimed_before),
+                (Job.status == "running") & (Job.published_at < lost_before),
+            )).order_by(Job.available_at).limit(limit)).all()
             for job in jobs:
                 job.published_at = now
             messages = [JobMessage(job.id, job.operator) for job in jobs]

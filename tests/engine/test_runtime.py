@@ -314,3 +314,16 @@ def test_version_zero_is_not_the_latest(flow: Harness) -> None:
     with pytest.raises(NotFound):
         flow.engine.definition_source("flow", 0)
     assert flow.engine.definition_source("flow", 1)["version"] == 1
+
+
+def test_a_running_job_is_left_alone_until_its_worker_counts_as_lost(flow: Harness) -> None:
+    start(flow)
+    [job] = flow.jobs()
+    with session_scope() as s:
+        s.get(Job, job.id).status = "running"  # a worker took it and is still busy
+    flow.published.clear()
+    flow.advance("PT5M")
+    assert flow.engine.sweep_jobs() == 0  # long jobs (a big fan-out) are not run twice at once
+    flow.advance("PT15M")
+    assert flow.engine.sweep_jobs() == 1  # that worker died: run it again
+    assert [m.job_id for m in flow.published] == [job.id]

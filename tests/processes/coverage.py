@@ -52,7 +52,8 @@ def record(engine: Engine) -> None:
         for instance in instances:
             workflow = engine.restore(instance, engine.definition(session, instance.definition_id))
             walked = WALKED[instance.process_id]
-            for task in workflow.get_tasks(state=TaskState.COMPLETED):
+            # Walk the whole tree: a state filter stops at a task that is still waiting.
+            for task in (t for t in workflow.get_tasks() if t.state == TaskState.COMPLETED):
                 if isinstance(task.task_spec, BoundaryEvent):
                     walked.add(f"boundary {task.task_spec.name}")
                 parent = task.parent
