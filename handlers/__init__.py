@@ -88,6 +88,20 @@ def handler(name: str) -> Callable[[Callable[[HandlerContext, In], dict[str, Any
     return register
 
 
+# Deploy checks: a handler may check the parameters a diagram passes it as literals (a
+# template name, a product) so a typo fails at deploy with the element id, not at run time.
+DeployCheck = Callable[[dict[str, Any]], list[str]]
+DEPLOY_CHECKS: dict[str, DeployCheck] = {}
+
+
+def deploy_check(name: str) -> Callable[[DeployCheck], DeployCheck]:
+    def register(fn: DeployCheck) -> DeployCheck:
+        DEPLOY_CHECKS[name] = fn
+        return fn
+
+    return register
+
+
 # Start guards: checks a process runs before an instance may start (named by the start event's
 # `guard` property). They return None to allow, or the refusal the person starting should read,
 # saying what to do instead. They read, never write.

@@ -66,7 +66,7 @@ from sqlalchemy.orm import Session
 from certflow.settings import Settings
 from certflow.store.communications import EmailMessage
 from certflow.store.models import User
-from handlers import HandlerContext, HandlerError, PermanentError, handler
+from handlers import HandlerContext, HandlerError, PermanentError, deploy_check, handler
 
 log = logging.getLogger(__name__)
 
@@ -381,3 +381,11 @@ def send_newsletter(session: Session, now: datetime, settings: Settings, subject
             continue
         sent += 1
     return sent
+
+
+@deploy_check("email/send")
+def _check_template_exists(literals: dict[str, Any]) -> list[str]:
+    template = literals.get("template")
+    if isinstance(template, str) and template not in _template_names(TEMPLATE_DIR):
+        return [f"email/send: no template {template!r} in handlers/templates/email"]
+    return []

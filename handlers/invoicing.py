@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from certflow.fees import FeeTableError, NoPriceError, cached_tables
 from certflow.store.billing import Invoice, InvoiceLine
 from certflow.store.models import User
-from handlers import HandlerContext, HandlerError, PermanentError, handler
+from handlers import HandlerContext, HandlerError, PermanentError, deploy_check, handler
 from handlers.invoice_pdf import PAYMENT_TERM_DAYS, render_pdf
 from handlers.invoicing_numbers import format_number, lock_sequence, payment_reference, take_number
 from handlers.invoicing_totals import amount_text, price_line, totals
@@ -208,3 +208,16 @@ def credit_note(ctx: HandlerContext, data: CreditNoteInput) -> dict[str, Any]:
     original.status = "credited"
     ctx.session.flush()
     return _result(note)
+
+
+@deploy_check("invoicing/create_invoice")
+def _check_product_has_a_fee(literals: dict[str, Any]) -> list[str]:
+    from certflow.settings import get_settings
+
+    product = literals.get("product")
+    if isinstance(product, str):
+        known = cached_tables(get_settings().processes_dir).products
+        if product not in known:
+            return [f"invoicing/create_invoice: product {product!r} has no fee in processes/shared/fees.dmn "
+                    f"(known: {', '.join(sorted(known))})"]
+    return []

@@ -8,6 +8,7 @@ as its latest version creates no version.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -227,6 +228,21 @@ def _check_service_task(task_spec: AsyncServiceTask, bundle: Bundle, file: str, 
         bundle.problems.append(Problem(file, element, f"{operator}: unknown parameter(s) {sorted(unknown)}"))
     for name, param in task_spec.operation_params.items():
         _check_script(bundle, file, element, param["value"], "eval", f"parameter {name!r}")
+    check = handlers.DEPLOY_CHECKS.get(operator)
+    if check is not None:
+        literals = {name: _literal_value(param["value"]) for name, param in task_spec.operation_params.items()}
+        for message in check({k: v for k, v in literals.items() if v is not _NOT_LITERAL}):
+            bundle.problems.append(Problem(file, element, message))
+
+
+_NOT_LITERAL = object()
+
+
+def _literal_value(expression: str) -> Any:
+    try:
+        return ast.literal_eval(expression)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return _NOT_LITERAL
 
 
 def _literal(expression: str) -> str | None:
@@ -275,6 +291,10 @@ def shared_problems(processes_dir: Path) -> list[Problem]:
     from certflow import fees
     for message in fees.validate_tables(processes_dir):
         found.append(Problem("shared", None, message))
+    from handlers.email import check_templates
+
+    for message in check_templates():
+        found.append(Problem("handlers/templates/email", None, message))
     return found
 
 

@@ -327,3 +327,25 @@ def test_a_running_job_is_left_alone_until_its_worker_counts_as_lost(flow: Harne
     flow.advance("PT15M")
     assert flow.engine.sweep_jobs() == 1  # that worker died: run it again
     assert [m.job_id for m in flow.published] == [job.id]
+
+
+@pytest.mark.parametrize("edit, problem", [
+    (("'certification/application_received'", "'certification/no_such_letter'"),
+     "[send_confirmation]: email/send: no template 'certification/no_such_letter'"),
+    (("value=\"'certification'\"", "value=\"'certificaton'\""),
+     "[create_invoice]: invoicing/create_invoice: product 'certificaton' has no fee"),
+])
+def test_a_typo_in_a_handler_parameter_fails_at_deploy(harness: Harness, tmp_path: Path, edit: tuple[str, str],
+                                                       problem: str) -> None:
+    from tests.support import ROOT
+
+    target = tmp_path / "procs"
+    shutil.copytree(ROOT / "processes" / "certification", target / "certification")
+    shutil.copytree(ROOT / "processes" / "shared", target / "shared")
+    bpmn = target / "certification" / "certification.bpmn"
+    text = bpmn.read_text()
+    assert edit[0] in text
+    bpmn.write_text(text.replace(edit[0], edit[1], 1))
+    with pytest.raises(DeployError) as refused:
+        harness.engine.deploy(harness.staff, target)
+    assert problem in refused.value.message
