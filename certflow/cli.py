@@ -255,6 +255,25 @@ def beat(args: tuple[str, ...]) -> None:
 
 
 @main.command()
+@click.option("--subject", required=True, help="The issue's subject line.")
+@click.option("--template", default="newsletter/issue", show_default=True)
+@click.option("--issue", help="Issue id (default: from the subject); a rerun of one issue sends nothing twice.")
+@click.option("--context", help="Template variables as a JSON object.")
+def newsletter(subject: str, template: str, issue: str | None, context: str | None) -> None:
+    """Send the newsletter to every account holder who has not opted out."""
+    from certflow.clock import CLOCK
+    from certflow.settings import get_settings
+    from certflow.store.db import session_scope
+    from handlers.email import send_newsletter
+
+    with session_scope() as session:
+        CLOCK.refresh(session)
+        sent = send_newsletter(session, CLOCK.now(), get_settings(), subject, template,
+                               _json_arg(context, "--context"), issue=issue)
+    click.echo(f"sent to {sent} account holder(s)")
+
+
+@main.command()
 @click.argument("username")
 @click.option("--name", "display_name", required=True)
 @click.option("--group", "groups", multiple=True, required=True)

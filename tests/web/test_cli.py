@@ -132,3 +132,24 @@ def test_clock_advance_moves_forward_only(cli: Cli) -> None:
     one_clear_line(cli("clock", "advance", "soon"), "not an ISO 8601 duration", "'soon'")
     one_clear_line(cli("clock", "advance", "P0D"), "only moves forward")
     assert CLOCK.offset - before == timedelta(days=30)
+
+
+def test_newsletter_goes_to_account_holders_once_per_issue(cli: Cli) -> None:
+    import mailbox
+
+    from certflow.settings import get_settings
+    from certflow.store.db import session_scope
+    from certflow.users import create_user
+
+    with session_scope() as s:
+        create_user(s, "nina", "Nina", ["candidate"])
+        create_user(s, "otto", "Otto", ["candidate"])
+    runner = CliRunner()
+    args = ["newsletter", "--subject", "Nieuwsbrief december", "--context", '{"body": "Hallo allemaal."}']
+    first = runner.invoke(main, args)
+    assert first.exit_code == 0 and first.output.startswith("sent to ")
+    assert runner.invoke(main, args).output.strip() == "sent to 0 account holder(s)"
+    box = mailbox.Maildir(get_settings().var_dir / "mail", create=False)
+    recipients = [m["To"] for m in box]
+    assert {"Nina <nina@example.org>", "Otto <otto@example.org>"} <= set(recipients)
+    assert len(recipients) == len(set(recipients)) == int(first.output.split()[2])
