@@ -7,7 +7,8 @@ COPY handlers handlers
 COPY worker worker
 COPY processes processes
 COPY alembic.ini ./
-RUN pip install --no-cache-dir -c requirements.lock .
+# Editable: migrations, alembic.ini and processes/ are read from this source tree.
+RUN pip install --no-cache-dir -c requirements.lock -e .
 ENV CERTFLOW_ENV=production CERTFLOW_VAR_DIR=/var/lib/certflow
 USER nobody
 EXPOSE 8000
