@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Any, Callable, TypeVar
 
 from lxml import etree
 
@@ -325,3 +325,30 @@ def cached_tables(processes_dir: Path) -> FeeTables:
         hit = (stamp, load_tables(shared))
         _CACHE[shared] = hit
     return hit[1]
+
+
+def deployed_tables(session: Any, var_dir: Path, fallback: Path) -> FeeTables:
+    """The latest *deployed* fee and VAT tables (a file edited but not deployed prices
+    nothing). Each deployed pair is written once under ``var_dir`` and parsed once; with
+    nothing deployed yet (a handler's own tests) the files in ``fallback`` are used."""
+    from sqlalchemy import select
+
+    from certflow.store.models import SharedTable
+
+    latest: dict[str, Any] = {}
+    for row in session.scalars(select(SharedTable).where(SharedTable.name.in_((FEES_FILE, VAT_FILE)))
+                               .order_by(SharedTable.version)):
+        latest[row.name] = row
+    if len(latest) < 2:
+        return cached_tables(fallback)
+    folder = var_dir / "shared-tables" / f"{latest[FEES_FILE].content_hash[:16]}-{latest[VAT_FILE].content_hash[:16]}"
+    if not folder.exists():
+        tmp = folder.with_name(folder.name + ".tmp")
+        tmp.mkdir(parents=True, exist_ok=True)
+        for name, row in latest.items():
+            (tmp / name).write_text(row.content, encoding="utf-8")
+        try:
+            tmp.rename(folder)
+        except OSError:  # another worker wrote the same pair first
+            pass
+    return cached_tables(folder)

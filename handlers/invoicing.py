@@ -29,7 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from certflow.fees import FeeTableError, NoPriceError, cached_tables
+from certflow.fees import FeeTableError, NoPriceError, cached_tables, deployed_tables
 from certflow.store.billing import Invoice, InvoiceLine
 from certflow.store.models import User
 from handlers import HandlerContext, HandlerError, PermanentError, deploy_check, handler
@@ -133,7 +133,8 @@ def _new_invoice(ctx: HandlerContext, user: User, data: CreateInvoiceInput) -> I
     issue = local_date(ctx.now)
     supply = data.supply_date or issue
     try:
-        price = cached_tables(ctx.settings.processes_dir).price(data.product, supply)
+        tables = deployed_tables(ctx.session, ctx.settings.var_dir, ctx.settings.processes_dir)
+        price = tables.price(data.product, supply)
     except (NoPriceError, FeeTableError) as exc:
         raise PermanentError(f"invoicing: {exc}") from exc
     english = user.language == "en"

@@ -36,7 +36,7 @@ from certflow.engine.dto import DeployedVersion
 from certflow.engine.errors import DeployError, Problem
 from certflow.engine.sandbox import ScriptRejected, validate
 from certflow.engine.spiff import AsyncServiceTask, make_parser, spec_to_dict
-from certflow.store.models import Definition
+from certflow.store.models import Definition, SharedTable
 
 # No DTDs at all: that closes external entities, entity expansion bombs and network fetches.
 SAFE_PARSER = etree.XMLParser(
@@ -280,7 +280,33 @@ def deploy(session: Session, processes_dir: Path, actor: str, only: list[str] | 
     problems = [p for b in bundles for p in b.problems] + shared_problems(processes_dir)
     if problems:
         raise DeployError(problems)
-    return [_store(session, bundle, actor) for bundle in bundles]
+    stored = [_store(session, bundle, actor) for bundle in bundles]
+    return stored + _store_shared(session, processes_dir, actor)
+
+
+SHARED_TABLES = ("fees.dmn", "vat.dmn")
+
+
+def _store_shared(session: Session, processes_dir: Path, actor: str) -> list[DeployedVersion]:
+    """Version the shared tables (validated above) like definitions: new content, new version."""
+    done = []
+    for name in SHARED_TABLES:
+        path = processes_dir / "shared" / name
+        if not path.exists():
+            continue
+        content = path.read_text(encoding="utf-8")
+        digest = hashlib.sha256(content.encode()).hexdigest()
+        latest = session.execute(select(SharedTable).where(SharedTable.name == name)
+                                 .order_by(SharedTable.version.desc()).limit(1)).scalar_one_or_none()
+        if latest is not None and latest.content_hash == digest:
+            done.append(DeployedVersion(f"shared/{name}", latest.version, latest.id, created=False))
+            continue
+        row = SharedTable(name=name, version=(latest.version if latest else 0) + 1, content_hash=digest,
+                          content=content, deployed_at=CLOCK.now(), deployed_by=actor)
+        session.add(row)
+        session.flush()
+        done.append(DeployedVersion(f"shared/{name}", row.version, row.id, created=True))
+    return done
 
 
 def shared_problems(processes_dir: Path) -> list[Problem]:

@@ -42,6 +42,22 @@ class Definition(Base):
     deployed_by: Mapped[str] = mapped_column(String(100))
 
 
+class SharedTable(Base):
+    """A deployed version of a table several processes share (fees.dmn, vat.dmn). Invoices
+    are priced from the latest deployed version, so changing a fee is a deploy."""
+
+    __tablename__ = "shared_tables"
+    __table_args__ = (UniqueConstraint("name", "version"), UniqueConstraint("name", "content_hash"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100))
+    version: Mapped[int]
+    content_hash: Mapped[str] = mapped_column(String(64))
+    content: Mapped[str] = mapped_column(Text)
+    deployed_at: Mapped[datetime]
+    deployed_by: Mapped[str] = mapped_column(String(100))
+
+
 class Instance(Base):
     __tablename__ = "instances"
     __table_args__ = (

@@ -150,9 +150,10 @@ def test_deploy_staff_only_and_versions(api: Api) -> None:
     assert api.post("/api/deployments", "cas", {}).status_code == 403
     first = api.post("/api/deployments", "olga", {"only": ["certification"]})
     assert first.status_code == 201
-    assert [(d["process_id"], d["version"], d["created"]) for d in first.json()] == [("certification", 1, True)]
+    assert [(d["process_id"], d["version"], d["created"]) for d in first.json()] == [
+        ("certification", 1, True), ("shared/fees.dmn", 1, True), ("shared/vat.dmn", 1, True)]
     again = api.post("/api/deployments", "olga", {"only": ["certification"]}).json()
-    assert [(d["version"], d["created"]) for d in again] == [(1, False)]
+    assert [(d["version"], d["created"]) for d in again] == [(1, False)] * 3
     assert [d["version"] for d in api.get("/api/definitions", "olga").json()] == [1]
     assert api.get("/api/definitions", "cas").status_code == 403
 

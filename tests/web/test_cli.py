@@ -79,8 +79,9 @@ def test_help_lists_every_command(cli: Cli) -> None:
 
 
 def test_deploy_prints_versions(cli: Cli) -> None:
-    assert cli.ok("deploy", "--only", "certification") == "certification: version 1 (new)\n"
-    assert cli.ok("deploy", "--only", "certification") == "certification: version 1 (unchanged)\n"
+    assert cli.ok("deploy", "--only", "certification") == (
+        "certification: version 1 (new)\nshared/fees.dmn: version 1 (new)\nshared/vat.dmn: version 1 (new)\n")
+    assert cli.ok("deploy", "--only", "certification").splitlines()[0] == "certification: version 1 (unchanged)"
     one_clear_line(cli("deploy", "--as", "cas"), "only staff may deploy")
     one_clear_line(cli("deploy", "--as", "ghost"), "no user 'ghost'")
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 13:13:04.845523
+Create Date: 2026-11-28 13:35:27.109697
 """
 from alembic import op
 import sqlalchemy as sa
@@ -143,6 +143,18 @@ def upgrade() -> None:
     sa.Column('year', sa.Integer(), autoincrement=False, nullable=False),
     sa.Column('last_number', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('year', name=op.f('pk_register_counters'))
+    )
+    op.create_table('shared_tables',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('content_hash', sa.String(length=64), nullable=False),
+    sa.Column('content', sa.Text(), nullable=False),
+    sa.Column('deployed_at', certflow.store.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('deployed_by', sa.String(length=100), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_shared_tables')),
+    sa.UniqueConstraint('name', 'content_hash', name=op.f('uq_shared_tables_name_content_hash')),
+    sa.UniqueConstraint('name', 'version', name=op.f('uq_shared_tables_name_version'))
     )
     op.create_table('users',
     sa.Column('username', sa.String(length=100), nullable=False),
@@ -441,6 +453,7 @@ def downgrade() -> None:
 
     op.drop_table('certificates')
     op.drop_table('users')
+    op.drop_table('shared_tables')
     op.drop_table('register_counters')
     with op.batch_alter_table('messages', schema=None) as batch_op:
         batch_op.drop_index('ix_messages_status_id')
