@@ -31,6 +31,7 @@ from certflow.engine.projections import project
 from certflow.engine.sandbox import SandboxScriptEngine
 from certflow.engine.spiff import SERIALIZER_VERSION, spec_from_dict, state_from_dict, state_to_dict
 from certflow.settings import Settings
+from certflow.store.db import transaction
 from certflow.store.models import AuditEvent, Definition, Instance, Job, Message
 
 log = logging.getLogger(__name__)
@@ -177,17 +178,10 @@ class Runtime:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        session = self.sessions()
-        try:
+        with transaction(self.sessions) as session:
             if self.settings.clock_controllable:  # a fixed clock needs no read
                 CLOCK.refresh(session)
             yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
 
     def run_engine(self, advance: Advance) -> None:
         workflow = advance.workflow

@@ -58,9 +58,9 @@ def session_factory(url: str | None = None) -> sessionmaker[Session]:
 
 
 @contextmanager
-def session_scope(url: str | None = None) -> Iterator[Session]:
-    """One transaction: commit on success, roll back on any error."""
-    session = session_factory(url)()
+def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """One transaction: commit on success, roll back on any error, always close."""
+    session = factory()
     try:
         yield session
         session.commit()
@@ -69,6 +69,12 @@ def session_scope(url: str | None = None) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+@contextmanager
+def session_scope(url: str | None = None) -> Iterator[Session]:
+    with transaction(session_factory(url)) as session:
+        yield session
 
 
 def reset_engines() -> None:

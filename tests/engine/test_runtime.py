@@ -21,6 +21,20 @@ def flow(harness: Harness) -> Harness:
     return harness
 
 
+def edited(tmp_path: Path, old: str, new: str, source: Path = FLOW_DIR, bpmn: str = "flow/flow.bpmn",
+           also: tuple[Path, ...] = ()) -> Path:
+    """A copy of a processes folder with one edit in one diagram (the edit must apply)."""
+    target = tmp_path / "procs"
+    shutil.copytree(source, target / source.name if also else target)
+    for extra in also:
+        shutil.copytree(extra, target / extra.name)
+    path = target / bpmn
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    return target
+
+
 def start(h: Harness, key: str = "K1") -> str:
     return h.engine.start(h.staff, "flow", key, {"key": key}).id
 
@@ -36,10 +50,7 @@ def test_deploy_versions_and_unchanged_redeploy(harness: Harness, tmp_path: Path
     [again] = harness.engine.deploy(harness.staff, FLOW_DIR)
     assert (again.version, again.created) == (1, False)
     instance_id = start(harness)
-    changed = tmp_path / "p"
-    shutil.copytree(FLOW_DIR, changed)
-    bpmn = changed / "flow" / "flow.bpmn"
-    bpmn.write_text(bpmn.read_text().replace('name="Review request"', 'name="Review the request"'))
+    changed = edited(tmp_path, 'name="Review request"', 'name="Review the request"')
     [second] = harness.engine.deploy(harness.staff, changed)
     assert (second.version, second.created) == (2, True)
     assert harness.engine.instance(harness.staff, instance_id).version == 1  # keeps its version
@@ -158,11 +169,7 @@ def test_duplicate_delivery_has_one_effect(flow: Harness) -> None:
 
 
 def failing_flow(h: Harness, tmp_path: Path) -> None:
-    target = tmp_path / "procs"
-    shutil.copytree(FLOW_DIR, target)
-    bpmn = target / "flow" / "flow.bpmn"
-    bpmn.write_text(bpmn.read_text().replace('id="test/echo" resultVariable="ref"', 'id="test/fail" resultVariable="ref"'))
-    h.engine.deploy(h.staff, target)
+    h.engine.deploy(h.staff, edited(tmp_path, 'id="test/echo" resultVariable="ref"', 'id="test/fail" resultVariable="ref"'))
 
 
 def test_retries_with_backoff_then_incident_retry_and_skip(harness: Harness, tmp_path: Path) -> None:
@@ -231,14 +238,8 @@ def test_candidate_cannot_see_someone_elses_instance(flow: Harness) -> None:
     (('<?xml version="1.0" encoding="UTF-8"?>', '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>'), "DOCTYPE"),
 ])
 def test_bad_diagrams_are_refused_whole(harness: Harness, tmp_path: Path, edit: tuple[str, str], problem: str) -> None:
-    target = tmp_path / "procs"
-    shutil.copytree(FLOW_DIR, target)
-    bpmn = target / "flow" / "flow.bpmn"
-    text = bpmn.read_text()
-    assert edit[0] in text
-    bpmn.write_text(text.replace(edit[0], edit[1], 1))
     with pytest.raises(DeployError) as refused:
-        harness.engine.deploy(harness.staff, target)
+        harness.engine.deploy(harness.staff, edited(tmp_path, *edit))
     assert problem in refused.value.message
     assert "flow.bpmn" in refused.value.message
     with session_scope() as s:
@@ -267,14 +268,9 @@ def test_every_transition_is_audited(flow: Harness) -> None:
 
 
 def _guarded(h: Harness, tmp_path: Path, guard: str) -> Path:
-    target = tmp_path / "procs"
-    shutil.copytree(FLOW_DIR, target)
-    bpmn = target / "flow" / "flow.bpmn"
-    bpmn.write_text(bpmn.read_text().replace(
-        '<bpmn:startEvent id="start">',
-        '<bpmn:startEvent id="start"><bpmn:extensionElements><spiffworkflow:properties>'
-        f'<spiffworkflow:property name="guard" value="{guard}"/></spiffworkflow:properties></bpmn:extensionElements>'))
-    return target
+    return edited(tmp_path, '<bpmn:startEvent id="start">',
+                  '<bpmn:startEvent id="start"><bpmn:extensionElements><spiffworkflow:properties>'
+                  f'<spiffworkflow:property name="guard" value="{guard}"/></spiffworkflow:properties></bpmn:extensionElements>')
 
 
 def test_start_guard_refuses_with_its_message_and_starts_nothing(harness: Harness, tmp_path: Path) -> None:
@@ -339,13 +335,8 @@ def test_a_typo_in_a_handler_parameter_fails_at_deploy(harness: Harness, tmp_pat
                                                        problem: str) -> None:
     from tests.support import ROOT
 
-    target = tmp_path / "procs"
-    shutil.copytree(ROOT / "processes" / "certification", target / "certification")
-    shutil.copytree(ROOT / "processes" / "shared", target / "shared")
-    bpmn = target / "certification" / "certification.bpmn"
-    text = bpmn.read_text()
-    assert edit[0] in text
-    bpmn.write_text(text.replace(edit[0], edit[1], 1))
+    target = edited(tmp_path, *edit, source=ROOT / "processes" / "certification",
+                    bpmn="certification/certification.bpmn", also=(ROOT / "processes" / "shared",))
     with pytest.raises(DeployError) as refused:
         harness.engine.deploy(harness.staff, target)
     assert problem in refused.value.message
