@@ -233,3 +233,13 @@ def test_candidate_sees_only_their_own(cert: Driver) -> None:
     assert [r["business_key"] for r in cert.engine.instances(other)] == ["APP-2"]
     with pytest.raises(Exception, match="may not see"):
         cert.engine.instance(cert.people["cas"], view.id)
+
+
+def test_application_data_cannot_preset_what_the_office_decides(cert: Driver) -> None:
+    with pytest.raises(Exception, match="start.json rejected"):
+        cert.engine.start(cert.people["cas"], "certification", "APP-X",
+                          {"candidate": "cas", "eligibility_route": "evc", "motivation": "m", "eligible": True})
+    with pytest.raises(Exception, match="eligibility_route"):
+        cert.engine.start(cert.people["cas"], "certification", "APP-Y",
+                          {"candidate": "cas", "eligibility_route": "a friend said so", "motivation": "m"})
+    assert cert.engine.instances(cert.people["cas"]) == []
