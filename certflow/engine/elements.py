@@ -31,7 +31,7 @@ def describe(task_spec: Any) -> dict[str, Any]:
     definition = getattr(task_spec, "event_definition", None)
     if isinstance(definition, MessageEventDefinition) or isinstance(task_spec, ReceiveTask):
         meta.update(message=getattr(definition, "name", None), correlation=props.get("correlation"))
-    for key in ("guard", "subject"):
+    for key in ("guard", "subject", "starters"):
         if props.get(key):
             meta[key] = props[key]
     if type(task_spec).__name__ == "StartEvent" and props.get("form"):

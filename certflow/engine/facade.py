@@ -90,6 +90,10 @@ class Engine(MessagingMixin, JobsMixin, Runtime):
         if not actor.is_staff:
             with self.session() as session:
                 elements = _definition(session, process_id, None).elements
+            allowed = {g.strip() for g in str(_start_event(elements).get("starters", "")).split(",") if g.strip()}
+            if not allowed & set(actor.groups):
+                raise Forbidden(f"you may not start {process_id}" + (
+                    f" (it is open to: {', '.join(sorted(allowed))})" if allowed else " (staff only)"))
             data[_subject_variable(elements)] = actor.username
         views: list[InstanceView] = []
         self._start(actor.username, process_id, business_key, data, view=(actor, views))

@@ -21,7 +21,7 @@ from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from certflow.clock import CLOCK
@@ -61,13 +61,15 @@ class Advance:
     definition: LoadedDefinition
     now: datetime
     actor: str
-    events: list[AuditEvent] = field(default_factory=list)
+    # Audit rows as plain dicts: written with one executemany per advance (the ORM would
+    # insert them one by one to learn ids nobody needs).
+    events: list[dict[str, Any]] = field(default_factory=list)
     thrown: int = 0
     # Run after the save, before commit, in the same transaction (answers built from it).
     on_saved: list[Callable[[], None]] = field(default_factory=list)
 
     def audit(self, action: str, task_id: str | None = None, element_id: str | None = None, **detail: Any) -> None:
-        self.events.append(AuditEvent(
+        self.events.append(dict(
             instance_id=self.instance.id, task_id=task_id, element_id=element_id,
             actor=self.actor, action=action, detail=detail, at=self.now,
         ))
@@ -207,8 +209,9 @@ class Runtime:
         if workflow.is_completed() and instance.status == "running":
             instance.status, instance.ended_at = "completed", now
             advance.audit("instance_completed")
-        advance.session.add_all(advance.events)
         advance.session.flush()
+        if advance.events:
+            advance.session.execute(insert(AuditEvent), advance.events)
         return projected.publish
 
     def evaluate(self, task: Any, expression: str) -> Any:

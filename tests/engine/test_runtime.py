@@ -268,9 +268,8 @@ def test_every_transition_is_audited(flow: Harness) -> None:
 
 
 def _guarded(h: Harness, tmp_path: Path, guard: str) -> Path:
-    return edited(tmp_path, '<bpmn:startEvent id="start">',
-                  '<bpmn:startEvent id="start"><bpmn:extensionElements><spiffworkflow:properties>'
-                  f'<spiffworkflow:property name="guard" value="{guard}"/></spiffworkflow:properties></bpmn:extensionElements>')
+    starters = '<spiffworkflow:property name="starters" value="candidate"/>'
+    return edited(tmp_path, starters, starters + f'<spiffworkflow:property name="guard" value="{guard}"/>')
 
 
 def test_start_guard_refuses_with_its_message_and_starts_nothing(harness: Harness, tmp_path: Path) -> None:
@@ -285,6 +284,11 @@ def test_start_guard_refuses_with_its_message_and_starts_nothing(harness: Harnes
 def test_unknown_start_guard_is_refused_at_deploy(harness: Harness, tmp_path: Path) -> None:
     with pytest.raises(DeployError, match=r"\[start\]: unknown start guard 'nope'"):
         harness.engine.deploy(harness.staff, _guarded(harness, tmp_path, "nope"))
+
+
+def test_a_process_is_started_only_by_the_groups_it_names(flow: Harness) -> None:
+    with pytest.raises(Forbidden, match="open to: candidate"):
+        flow.engine.start(flow.user("mia", ["mentor"]), "flow", "M1", {"key": "M1"})
 
 
 def test_non_staff_start_only_for_themselves(flow: Harness) -> None:

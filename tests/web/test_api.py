@@ -241,3 +241,12 @@ def test_incidents_are_for_staff(deployed: Api) -> None:
     assert deployed.get("/api/incidents", "cas").status_code == 403
     assert deployed.post("/api/incidents/1/retry", "cas").status_code == 403
     assert deployed.post("/api/incidents/999/retry", "olga").status_code == 404
+
+
+def test_only_processes_open_to_candidates_can_be_started_by_them(api: Api) -> None:
+    api.post("/api/deployments", "olga", {})
+    refused = api.post("/api/instances", "cas", {"process_id": "register_fee", "business_key": "fee-x", "data": {}})
+    assert refused.status_code == 403 and "staff only" in refused.json()["error"]
+    opened = api.post("/api/instances", "cas", {"process_id": "certification", "business_key": "APP-OK",
+                                                "data": {"eligibility_route": "evc", "motivation": "m"}})
+    assert opened.status_code == 201, opened.text
