@@ -10,15 +10,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from certflow.engine import deploy as deploying
+from certflow.engine import rules
+from certflow.engine.rules import SCHEDULE
 from certflow.engine import queue
 from certflow.engine.dto import Completed, DeployedVersion, InstanceView, TaskView
-from certflow.engine.errors import Conflict, Forbidden, InvalidInput, NotFound
+from certflow.engine.errors import Conflict, InvalidInput, NotFound
 from certflow.engine.jobs import JobsMixin
 from certflow.engine.messaging import MessagingMixin
 from certflow.engine.projections import correlation_key, waiting_message_tasks
@@ -41,7 +42,7 @@ class Actor:
 class Engine(MessagingMixin, JobsMixin, Runtime):
     # -- definitions -------------------------------------------------------------------------
     def deploy(self, actor: Actor, processes_dir: Path | None = None, only: list[str] | None = None) -> list[DeployedVersion]:
-        _staff(actor, "deploy")
+        rules.staff_only(actor, "deploy")
         with self.session() as session:
             deployed = deploying.deploy(session, processes_dir or self.settings.processes_dir, actor.username, only)
         self.ensure_schedules()
@@ -79,7 +80,7 @@ class Engine(MessagingMixin, JobsMixin, Runtime):
 
     def definition_source(self, process_id: str, version: int | None = None) -> dict[str, Any]:
         with self.session() as session:
-            row = _definition(session, process_id, version)
+            row = rules.definition(session, process_id, version)
             return {"process_id": row.process_id, "version": row.version, "sources": row.sources, "forms": row.forms}
 
     # -- instances ---------------------------------------------------------------------------
@@ -89,12 +90,9 @@ class Engine(MessagingMixin, JobsMixin, Runtime):
         data = dict(data or {})
         if not actor.is_staff:
             with self.session() as session:
-                elements = _definition(session, process_id, None).elements
-            allowed = {g.strip() for g in str(_start_event(elements).get("starters", "")).split(",") if g.strip()}
-            if not allowed & set(actor.groups):
-                raise Forbidden(f"you may not start {process_id}" + (
-                    f" (it is open to: {', '.join(sorted(allowed))})" if allowed else " (staff only)"))
-            data[_subject_variable(elements)] = actor.username
+                elements = rules.definition(session, process_id, None).elements
+            rules.may_start(elements, actor, process_id)
+            data[rules.subject_variable(elements)] = actor.username
         views: list[InstanceView] = []
         self._start(actor.username, process_id, business_key, data, view=(actor, views))
         return views[0]
@@ -113,15 +111,15 @@ class Engine(MessagingMixin, JobsMixin, Runtime):
                 from certflow.engine.messaging import claim
 
                 claim(session, message[2])  # a second drainer stops here
-            row = _definition(session, process_id, None)
+            row = rules.definition(session, process_id, None)
             running = session.scalar(select(Instance.id).where(
                 Instance.process_id == process_id, Instance.business_key == business_key,
                 Instance.status == "running"))
             if running:
                 raise Conflict(f"{process_id} {business_key!r} is already running as instance {running}")
             definition = self.definition(session, row.id)
-            _check_start_form(definition, data)
-            _check_guards(session, definition.elements, self.now(), data)
+            rules.check_start_form(definition, data)
+            rules.check_guards(session, definition.elements, self.now(), data)
             workflow = self.new_workflow(definition)
             start = workflow.get_tasks(state=TaskState.READY)[0]
             start.data.update(data, business_key=business_key, started_by=username)
@@ -129,7 +127,7 @@ class Engine(MessagingMixin, JobsMixin, Runtime):
             instance = Instance(
                 definition_id=row.id, process_id=process_id, business_key=business_key,
                 status="running", state={}, serializer_version=SERIALIZER_VERSION,
-                started_by=username, subject=_subject(definition.elements, data, message),
+                started_by=username, subject=rules.subject(definition.elements, data, message),
                 created_at=now, updated_at=now,
             )
             session.add(instance)
@@ -163,7 +161,7 @@ class Engine(MessagingMixin, JobsMixin, Runtime):
         raise Conflict(f"{adv.instance.process_id} does not start on message {name!r}")
 
     def cancel(self, actor: Actor, instance_id: str, reason: str = "") -> InstanceView:
-        _staff(actor, "cancel an instance")
+        rules.staff_only(actor, "cancel an instance")
         with self.advancing(instance_id, actor.username) as adv:
             if adv.instance.status != "running":
                 raise Conflict(f"instance {instance_id} is {adv.instance.status}")
@@ -177,7 +175,7 @@ class Engine(MessagingMixin, JobsMixin, Runtime):
             instance = session.get(Instance, instance_id)
             if instance is None:
                 raise NotFound(f"no instance {instance_id!r}")
-            _may_see(session, actor, instance)
+            rules.may_see(session, actor, instance)
             return self._view(session, instance, self.definition(session, instance.definition_id), actor)
 
     def _view(self, session: Session, instance: Instance, definition: Any, actor: Actor,
@@ -185,7 +183,7 @@ class Engine(MessagingMixin, JobsMixin, Runtime):
         tasks = session.scalars(select(HumanTask).where(HumanTask.instance_id == instance.id)).all()
         waits = session.scalars(select(Subscription).where(Subscription.instance_id == instance.id)).all()
         # The instance's data is for staff; others see their own tasks with what those show.
-        data = _current_data(workflow or self.restore(instance, definition)) if actor.is_staff else {}
+        data = rules.current_data(workflow or self.restore(instance, definition)) if actor.is_staff else {}
         if not actor.is_staff:
             tasks = [t for t in tasks if t.assignee == actor.username]
         return InstanceView(
@@ -217,7 +215,7 @@ class Engine(MessagingMixin, JobsMixin, Runtime):
             instance = session.get(Instance, instance_id)
             if instance is None:
                 raise NotFound(f"no instance {instance_id!r}")
-            _may_see(session, actor, instance)
+            rules.may_see(session, actor, instance)
             rows = session.scalars(select(AuditEvent).where(AuditEvent.instance_id == instance_id)
                                    .order_by(AuditEvent.id)).all()
             return [{"at": r.at, "actor": r.actor, "action": r.action, "element_id": r.element_id,
@@ -260,7 +258,7 @@ class Engine(MessagingMixin, JobsMixin, Runtime):
             entry = queue.get(adv.session, task_id)  # under the instance lock
             queue.may_complete(entry, actor)
             schema = adv.definition.forms.get(entry.form or "", {"type": "object"})
-            _validate_form(schema, data, entry.form)
+            rules.validate_form(schema, data, entry.form)
             task = find_task(adv.workflow, task_id)
             if task is None or task.state != TaskState.READY:
                 raise Conflict(f"task {task_id} is no longer open")
@@ -280,7 +278,7 @@ class Engine(MessagingMixin, JobsMixin, Runtime):
     def deliver_message(self, actor: Actor, name: str, payload: dict[str, Any] | None = None,
                         correlation: dict[str, Any] | None = None, business_key: str | None = None) -> list[str]:
         """Route a message to the instance(s) waiting for it on this correlation key."""
-        _staff(actor, "send messages")
+        rules.staff_only(actor, "send messages")
         if correlation and len(correlation) == 1:
             [(variable, value)] = correlation.items()
             key = correlation_key(variable, value)
@@ -312,83 +310,6 @@ class Engine(MessagingMixin, JobsMixin, Runtime):
                 adv.audit("message_received", str(task.id), task.task_spec.bpmn_id, message=name, payload=payload)
                 return
         raise Conflict(f"instance {adv.instance.id} stopped waiting for {name!r}")
-
-
-SCHEDULE = "schedule"
-
-
-def _start_event(elements: dict[str, Any]) -> dict[str, Any]:
-    return next((m for m in elements.values() if m.get("type") == "StartEvent"), {})
-
-
-def _subject_variable(elements: dict[str, Any]) -> str:
-    return str(_start_event(elements).get("subject") or "candidate")
-
-
-def _subject(elements: dict[str, Any], data: dict[str, Any], message: Any) -> str | None:
-    payload = message[1] if message else {}
-    value = data.get(_subject_variable(elements)) or payload.get(_subject_variable(elements)) or payload.get("holder")
-    return str(value) if value else None
-
-
-def _check_start_form(definition: Any, data: dict[str, Any]) -> None:
-    """A start event may name a form: start data must satisfy it, so nobody can preset the
-    variables a process computes itself (``additionalProperties: false``)."""
-    form = _start_event(definition.elements).get("form")
-    if form:
-        _validate_form(definition.forms[form], data, form)
-
-
-def _check_guards(session: Session, elements: dict[str, Any], now: Any, data: dict[str, Any]) -> None:
-    import handlers
-
-    handlers.load_all()
-    for meta in elements.values():
-        name = meta.get("guard") if meta.get("type") == "StartEvent" else None
-        if name:
-            refusal = handlers.GUARDS[name](session, now, data)
-            if refusal:
-                raise InvalidInput(refusal, guard=name)
-
-
-def _staff(actor: Actor, what: str) -> None:
-    if not actor.is_staff:
-        raise Forbidden(f"only staff may {what}")
-
-
-def _definition(session: Session, process_id: str, version: int | None) -> Definition:
-    query = select(Definition).where(Definition.process_id == process_id)
-    query = (query.where(Definition.version == version) if version is not None
-             else query.order_by(Definition.version.desc()).limit(1))
-    row = session.execute(query).scalar_one_or_none()
-    if row is None:
-        raise NotFound(f"no deployed process {process_id!r}" + (f" version {version}" if version else ""))
-    return row
-
-
-def _may_see(session: Session, actor: Actor, instance: Instance) -> None:
-    if actor.is_staff or actor.username in (instance.started_by, instance.subject):
-        return
-    if session.scalar(select(HumanTask.id).where(HumanTask.instance_id == instance.id, HumanTask.assignee == actor.username)):
-        return
-    raise Forbidden(f"you may not see instance {instance.id}")
-
-
-def _current_data(workflow: Any) -> dict[str, Any]:
-    if workflow.is_completed() and workflow.last_task is not None:
-        return dict(workflow.last_task.data)
-    tasks = workflow.get_tasks(state=TaskState.READY | TaskState.STARTED | TaskState.WAITING)
-    merged: dict[str, Any] = {}
-    for task in tasks:
-        merged.update(task.data)
-    return merged or dict(workflow.data)
-
-
-def _validate_form(schema: dict[str, Any], data: dict[str, Any], form: str | None) -> None:
-    errors = sorted(Draft202012Validator(schema).iter_errors(data), key=lambda e: list(e.path))
-    if errors:
-        fields = {("/".join(str(p) for p in e.path) or "(form)"): e.message for e in errors}
-        raise InvalidInput(f"form {form} rejected: " + "; ".join(f"{k}: {v}" for k, v in fields.items()), fields=fields)
 
 
 __all__ = ["Actor", "Engine", "state_to_dict"]

@@ -1,0 +1,103 @@
+"""The rules the facade applies before it moves anything: who may start or see what, what
+start data and form data must look like, and which definition a name refers to."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from jsonschema import Draft202012Validator
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from SpiffWorkflow.util.task import TaskState
+
+from certflow.engine.errors import Forbidden, InvalidInput, NotFound
+from certflow.store.models import Definition, HumanTask, Instance
+
+if TYPE_CHECKING:
+    from certflow.engine.facade import Actor
+
+SCHEDULE = "schedule"
+
+
+def start_event(elements: dict[str, Any]) -> dict[str, Any]:
+    return next((m for m in elements.values() if m.get("type") == "StartEvent"), {})
+
+
+def may_start(elements: dict[str, Any], actor: "Actor", process_id: str) -> None:
+    """Staff start anything; others only what the start event opens to one of their groups."""
+    if actor.is_staff:
+        return
+    allowed = {g.strip() for g in str(start_event(elements).get("starters", "")).split(",") if g.strip()}
+    if not allowed & set(actor.groups):
+        raise Forbidden(f"you may not start {process_id}" + (
+            f" (it is open to: {', '.join(sorted(allowed))})" if allowed else " (staff only)"))
+
+
+def subject_variable(elements: dict[str, Any]) -> str:
+    return str(start_event(elements).get("subject") or "candidate")
+
+
+def subject(elements: dict[str, Any], data: dict[str, Any], message: Any) -> str | None:
+    payload = message[1] if message else {}
+    value = data.get(subject_variable(elements)) or payload.get(subject_variable(elements)) or payload.get("holder")
+    return str(value) if value else None
+
+
+def check_start_form(definition: Any, data: dict[str, Any]) -> None:
+    """A start event may name a form: start data must satisfy it, so nobody can preset the
+    variables a process computes itself (``additionalProperties: false``)."""
+    form = start_event(definition.elements).get("form")
+    if form:
+        validate_form(definition.forms[form], data, form)
+
+
+def check_guards(session: Session, elements: dict[str, Any], now: Any, data: dict[str, Any]) -> None:
+    import handlers
+
+    handlers.load_all()
+    for meta in elements.values():
+        name = meta.get("guard") if meta.get("type") == "StartEvent" else None
+        if name:
+            refusal = handlers.GUARDS[name](session, now, data)
+            if refusal:
+                raise InvalidInput(refusal, guard=name)
+
+
+def staff_only(actor: "Actor", what: str) -> None:
+    if not actor.is_staff:
+        raise Forbidden(f"only staff may {what}")
+
+
+def definition(session: Session, process_id: str, version: int | None) -> Definition:
+    query = select(Definition).where(Definition.process_id == process_id)
+    query = (query.where(Definition.version == version) if version is not None
+             else query.order_by(Definition.version.desc()).limit(1))
+    row = session.execute(query).scalar_one_or_none()
+    if row is None:
+        raise NotFound(f"no deployed process {process_id!r}" + (f" version {version}" if version else ""))
+    return row
+
+
+def may_see(session: Session, actor: "Actor", instance: Instance) -> None:
+    if actor.is_staff or actor.username in (instance.started_by, instance.subject):
+        return
+    if session.scalar(select(HumanTask.id).where(HumanTask.instance_id == instance.id, HumanTask.assignee == actor.username)):
+        return
+    raise Forbidden(f"you may not see instance {instance.id}")
+
+
+def current_data(workflow: Any) -> dict[str, Any]:
+    if workflow.is_completed() and workflow.last_task is not None:
+        return dict(workflow.last_task.data)
+    tasks = workflow.get_tasks(state=TaskState.READY | TaskState.STARTED | TaskState.WAITING)
+    merged: dict[str, Any] = {}
+    for task in tasks:
+        merged.update(task.data)
+    return merged or dict(workflow.data)
+
+
+def validate_form(schema: dict[str, Any], data: dict[str, Any], form: str | None) -> None:
+    errors = sorted(Draft202012Validator(schema).iter_errors(data), key=lambda e: list(e.path))
+    if errors:
+        fields = {("/".join(str(p) for p in e.path) or "(form)"): e.message for e in errors}
+        raise InvalidInput(f"form {form} rejected: " + "; ".join(f"{k}: {v}" for k, v in fields.items()), fields=fields)
