@@ -35,19 +35,6 @@ UBL_DIR = Path(__file__).resolve().parents[1] / "data" / "ubl21" / "maindoc"
 ADDRESS = {"street": "Oudegracht 1", "postal_code": "3511 AA", "city": "Utrecht", "country": "NL"}
 
 
-@pytest.fixture
-def session() -> Iterator[Session]:
-    engine = create_engine("sqlite://")
-    Base.metadata.create_all(engine)
-    with Session(engine) as s:
-        yield s
-    engine.dispose()
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(_env_file=None, var_dir=tmp_path)  # type: ignore[call-arg]
-
 
 def add_user(session: Session, username: str = "jan", address: dict[str, Any] | None = None,
              language: str = "nl") -> User:

@@ -5,20 +5,18 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterator
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 import certflow.store.all_models  # noqa: F401  (registers every table)
 import handlers.invoicing  # noqa: F401  (registers the operators)
 from certflow.settings import Settings
-from certflow.store.base import Base
 from certflow.store.billing import Invoice, Payment
 from certflow.store.models import User
 from handlers import REGISTRY, HandlerContext
@@ -35,15 +33,6 @@ LATER = datetime(2026, 3, 6, 19, 0, tzinfo=timezone.utc)
 DATA = Path(__file__).resolve().parents[1] / "data"
 V02 = (DATA / "camt053_v02.xml").read_bytes()
 V08 = (DATA / "camt053_v08.xml").read_bytes()
-
-
-@pytest.fixture
-def session() -> Iterator[Session]:
-    engine = create_engine("sqlite://")
-    Base.metadata.create_all(engine)
-    with Session(engine) as s:
-        yield s
-    engine.dispose()
 
 
 @pytest.fixture
