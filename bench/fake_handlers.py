@@ -28,9 +28,9 @@ def _fake(name: str) -> Any:
 
 
 def install() -> None:
-    handlers.load_all()
-    for name, real in list(handlers.REGISTRY.items()):
-        handlers.REGISTRY[name] = handlers.Handler(name, real.input_model, _fake(name), real.optional)
+    registry = handlers.load_all()
+    for name in list(registry):
+        registry.replace(name, _fake(name))
 
 
 install()

@@ -32,9 +32,9 @@ from certflow.store.base import Base  # noqa: E402
 from certflow.store.billing import Invoice  # noqa: E402
 from certflow.store.models import User  # noqa: E402
 from handlers import HandlerContext  # noqa: E402
-from handlers.invoice_pdf import render_pdf  # noqa: E402
-from handlers.invoicing import CreateInvoiceInput, create_invoice  # noqa: E402
-from handlers.ubl import build_ubl  # noqa: E402
+from certflow.services.billing.pdf import render_pdf  # noqa: E402
+from certflow.services.billing.invoices import CreateInvoiceInput, create_invoice  # noqa: E402
+from certflow.services.billing.ubl import build_ubl  # noqa: E402
 
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)
 PRODUCTS = ("certification", "recertification", "register_fee", "english_certificate", "book")
@@ -96,7 +96,7 @@ def bench_emails(n: int) -> float | None:
     a local aiosmtpd server that accepts everything."""
     from aiosmtpd.controller import Controller
 
-    from handlers.email import SendEmail, send_email
+    from certflow.services.email import SendEmail, send_email
 
     class Sink:
         received = 0

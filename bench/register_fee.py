@@ -99,7 +99,6 @@ def setup(url: str, var: Path) -> tuple[Any, Any]:
 
 def run(n: int, sample: int | None) -> dict[str, float]:
     import handlers
-    from certflow.settings import get_settings
     from certflow.store.db import session_scope
     from certflow.store.models import Instance, Job
 
@@ -110,19 +109,18 @@ def run(n: int, sample: int | None) -> dict[str, float]:
         add_professionals(s, n, now, outside=max(1, n // 20))
     figures["seed_ms"] = (time.perf_counter() - began) * 1000
 
+    from certflow.bootstrap import build_engine
+
+    engine = build_engine()
     began = time.perf_counter()
     with session_scope() as s:
-        ctx = handlers.HandlerContext(session=s, now=now, idempotency_key="bench-fan-out",
-                                      settings=get_settings())
+        ctx = engine.handler_context(s, "bench-fan-out")
         result = handlers.get("register_fee/fan_out")(ctx, {"year": YEAR})
     figures["fanout_ms"] = (time.perf_counter() - began) * 1000
     assert result["count"] == result["queued"] == n, result
     print(f"fan-out:        {n} professionals, {figures['fanout_ms']:9.0f} ms "
           f"({n / figures['fanout_ms'] * 1000:8.0f} messages/s)   result={result}")
 
-    from certflow.bootstrap import build_engine
-
-    engine = build_engine()
     began = time.perf_counter()
     routed = 0
     while True:

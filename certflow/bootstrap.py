@@ -1,4 +1,6 @@
-"""Wiring: the one Engine of a process, with the broker publisher when there is one."""
+"""The composition root: the one Engine of a process, wired with the handler registry
+(``handlers.load_all()``) and the broker publisher when there is one. The only module that
+joins engine, handlers and worker; everything else receives what it needs from here."""
 
 from __future__ import annotations
 
@@ -14,8 +16,10 @@ from certflow.store.db import get_engine, session_factory
 
 
 def build_engine(publisher: Publisher | None = None, database_url: str | None = None) -> Engine:
+    import handlers
+
     settings = get_settings()
-    return Engine(settings, session_factory(database_url), publisher)
+    return Engine(settings, session_factory(database_url), publisher, registry=handlers.load_all())
 
 
 @lru_cache(maxsize=1)

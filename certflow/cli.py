@@ -264,7 +264,7 @@ def newsletter(subject: str, template: str, issue: str | None, context: str | No
     from certflow.clock import CLOCK
     from certflow.settings import get_settings
     from certflow.store.db import session_scope
-    from handlers.email import send_newsletter
+    from certflow.services.email import send_newsletter
 
     with session_scope() as session:
         CLOCK.refresh(session)

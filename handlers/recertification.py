@@ -44,8 +44,8 @@ from sqlalchemy.orm import Session
 from certflow.store.models import AuditEvent, Instance, User
 from certflow.store.register import RegisterEntry
 from handlers import HandlerContext, PermanentError, guard, handler
-from handlers.email import long_date
-from handlers.register import relations_conflicts
+from certflow.services.email import long_date
+from certflow.services.register import relations_conflicts
 
 # The certifier's calendar: a certificate valid until 2 March is still valid on 2 March in
 # the Netherlands, whatever the UTC date is.

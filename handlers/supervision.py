@@ -30,7 +30,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from certflow.store.models import User
-from handlers import GUARDS, HandlerContext, guard, handler
+from handlers import REGISTRY, HandlerContext, guard, handler
 
 # The rules every recertification shares, by their registered name (handlers/recertification.py).
 SHARED_GUARD = "recertification/signup_allowed"
@@ -54,7 +54,7 @@ def names(ctx: HandlerContext, data: NamesInput) -> dict[str, Any]:
 
 @guard("recertification/supervisor_signup_allowed")
 def supervisor_signup_allowed(session: Session, now: datetime, data: dict[str, Any]) -> str | None:
-    refusal = GUARDS[SHARED_GUARD](session, now, data)
+    refusal = REGISTRY.guards[SHARED_GUARD](session, now, data)
     if refusal:
         return refusal
     candidate, supervisor = data["candidate"], data.get("supervisor")

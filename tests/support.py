@@ -49,12 +49,10 @@ class FanOutIn(BaseModel):
 
 @handlers.handler("test/fanout")
 def _fanout(ctx: handlers.HandlerContext, data: FanOutIn) -> dict[str, Any]:
-    from certflow.engine.messaging import emit
-
     year = ctx.now.year
     for n in range(data.count):
-        emit(ctx.session, "hello", {"business_key": f"Y{year}-{n}", "key": str(n)}, ctx.now,
-             idempotency_key=f"{ctx.idempotency_key}:{n}")
+        ctx.emit("hello", {"business_key": f"Y{year}-{n}", "key": str(n)},
+                 idempotency_key=f"{ctx.idempotency_key}:{n}")
     return {"count": data.count}
 
 

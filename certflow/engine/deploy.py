@@ -3,7 +3,8 @@
 Validation happens before anything is written, for all folders at once: a diagram naming an
 unknown handler, a missing form, a bad timer or an unsafe script refuses the whole deploy with
 the file and element id, so nothing is ever half-deployed. A folder whose files hash the same
-as its latest version creates no version.
+as its latest version creates no version. Operators, their parameters, start guards and the
+checks on shared files are asked of the ``HandlerRegistry`` the engine was given.
 """
 
 from __future__ import annotations
@@ -29,13 +30,13 @@ from SpiffWorkflow.spiff.specs.defaults import ScriptTask, UserTask
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-import handlers
 from certflow.clock import CLOCK
 from certflow.engine import elements as el
 from certflow.engine.dto import DeployedVersion
 from certflow.engine.errors import DeployError, Problem
 from certflow.engine.sandbox import ScriptRejected, validate
 from certflow.engine.spiff import AsyncServiceTask, make_parser, spec_to_dict
+from certflow.registry import HandlerRegistry
 from certflow.store.models import Definition, SharedTable
 
 # No DTDs at all: that closes external entities, entity expansion bombs and network fetches.
@@ -57,6 +58,7 @@ class Bundle:
     forms: dict[str, Any]
     elements: dict[str, Any]
     problems: list[Problem] = field(default_factory=list)
+    registry: HandlerRegistry = field(default_factory=HandlerRegistry)
 
 
 def read_xml(path: Path, text: str) -> etree._Element:
@@ -94,8 +96,9 @@ def _load_forms(sources: dict[str, str], problems: list[Problem]) -> dict[str, A
     return forms
 
 
-def parse_folder(folder: Path) -> Bundle:
-    """Parse and check one process folder; problems are collected, not raised."""
+def parse_folder(folder: Path, registry: HandlerRegistry | None = None) -> Bundle:
+    """Parse and check one process folder; problems are collected, not raised. Without a
+    registry every operator and guard the diagram names is reported unknown."""
     sources = _sources(folder)
     problems: list[Problem] = []
     forms = _load_forms(sources, problems)
@@ -112,7 +115,8 @@ def parse_folder(folder: Path) -> Bundle:
                 problems.append(Problem(name, None, f"not valid XML: {exc}"))
             except ValidationException as exc:
                 problems.append(Problem(name, getattr(exc, "id", None), _spiff_message(exc)))
-    bundle = Bundle(folder.name, folder.name, folder, sources, _hash(sources), {}, forms, {}, problems)
+    bundle = Bundle(folder.name, folder.name, folder, sources, _hash(sources), {}, forms, {}, problems,
+                    registry or HandlerRegistry())
     if problems:
         return bundle
     _build_spec(parser, bundle)
@@ -180,11 +184,10 @@ def _check_element(task_spec: Any, bundle: Bundle, file: str) -> None:
         _check_service_task(task_spec, bundle, file, element)
     if meta.get("type") == "StartEvent" and meta.get("form") and meta["form"] not in bundle.forms:
         bundle.problems.append(Problem(file, element, f"start form {meta['form']!r} not found in forms/"))
-    if meta.get("guard"):
-        handlers.load_all()
-        if meta["guard"] not in handlers.GUARDS:
-            bundle.problems.append(Problem(file, element, f"unknown start guard {meta['guard']!r} "
-                                           f"(known: {', '.join(sorted(handlers.GUARDS)) or 'none'})"))
+    guards = bundle.registry.guards
+    if meta.get("guard") and meta["guard"] not in guards:
+        bundle.problems.append(Problem(file, element, f"unknown start guard {meta['guard']!r} "
+                                       f"(known: {', '.join(sorted(guards)) or 'none'})"))
     definition = getattr(task_spec, "event_definition", None)
     if isinstance(definition, TimerEventDefinition):
         _check_timer(definition, bundle, file, element)
@@ -212,11 +215,11 @@ def _check_user_task(task_spec: Any, meta: dict[str, Any], bundle: Bundle, file:
 
 
 def _check_service_task(task_spec: AsyncServiceTask, bundle: Bundle, file: str, element: str) -> None:
-    registry = handlers.load_all()
+    registry = bundle.registry
     operator = task_spec.operation_name
-    handler = registry.get(operator)
+    handler = registry.handlers.get(operator)
     if handler is None:
-        bundle.problems.append(Problem(file, element, f"unknown handler {operator!r} (known: {', '.join(sorted(registry))})"))
+        bundle.problems.append(Problem(file, element, f"unknown handler {operator!r} (known: {', '.join(registry)})"))
         return
     given = set(task_spec.operation_params)
     fields = set(handler.input_model.model_fields)
@@ -228,7 +231,7 @@ def _check_service_task(task_spec: AsyncServiceTask, bundle: Bundle, file: str, 
         bundle.problems.append(Problem(file, element, f"{operator}: unknown parameter(s) {sorted(unknown)}"))
     for name, param in task_spec.operation_params.items():
         _check_script(bundle, file, element, param["value"], "eval", f"parameter {name!r}")
-    check = handlers.DEPLOY_CHECKS.get(operator)
+    check = registry.deploy_checks.get(operator)
     if check is not None:
         literals = {name: _literal_value(param["value"]) for name, param in task_spec.operation_params.items()}
         for message in check({k: v for k, v in literals.items() if v is not _NOT_LITERAL}):
@@ -271,13 +274,14 @@ def discover(processes_dir: Path) -> list[Path]:
     return sorted(p for p in processes_dir.iterdir() if p.is_dir() and any(p.glob("*.bpmn")))
 
 
-def deploy(session: Session, processes_dir: Path, actor: str, only: list[str] | None = None) -> list[DeployedVersion]:
+def deploy(session: Session, processes_dir: Path, actor: str, registry: HandlerRegistry,
+           only: list[str] | None = None) -> list[DeployedVersion]:
     """Validate every process folder, then write new versions. All or nothing."""
     folders = [f for f in discover(processes_dir) if only is None or f.name in only]
     if not folders:
         raise DeployError([Problem(str(processes_dir), None, "no process folders with a .bpmn file")])
-    bundles = [parse_folder(folder) for folder in folders]
-    problems = [p for b in bundles for p in b.problems] + shared_problems(processes_dir)
+    bundles = [parse_folder(folder, registry) for folder in folders]
+    problems = [p for b in bundles for p in b.problems] + shared_problems(processes_dir, registry)
     if problems:
         raise DeployError(problems)
     stored = [_store(session, bundle, actor) for bundle in bundles]
@@ -309,18 +313,14 @@ def _store_shared(session: Session, processes_dir: Path, actor: str) -> list[Dep
     return done
 
 
-def shared_problems(processes_dir: Path) -> list[Problem]:
-    """Checks on what several processes share: fee and VAT tables, email templates."""
+def shared_problems(processes_dir: Path, registry: HandlerRegistry) -> list[Problem]:
+    """Checks on what several processes share (fee and VAT tables, email templates), each
+    registered by the handlers that use it."""
     found: list[Problem] = []
     if not (processes_dir / "shared").is_dir():
         return found
-    from certflow import fees
-    for message in fees.validate_tables(processes_dir):
-        found.append(Problem("shared", None, message))
-    from handlers.email import check_templates
-
-    for message in check_templates():
-        found.append(Problem("handlers/templates/email", None, message))
+    for source, check in sorted(registry.shared_checks.items()):
+        found += [Problem(source, None, message) for message in check(processes_dir)]
     return found
 
 

@@ -44,7 +44,8 @@ class Engine(MessagingMixin, JobsMixin, Runtime):
     def deploy(self, actor: Actor, processes_dir: Path | None = None, only: list[str] | None = None) -> list[DeployedVersion]:
         rules.staff_only(actor, "deploy")
         with self.session() as session:
-            deployed = deploying.deploy(session, processes_dir or self.settings.processes_dir, actor.username, only)
+            deployed = deploying.deploy(session, processes_dir or self.settings.processes_dir, actor.username,
+                                        self.registry, only)
         self.ensure_schedules()
         return deployed
 
@@ -119,7 +120,7 @@ class Engine(MessagingMixin, JobsMixin, Runtime):
                 raise Conflict(f"{process_id} {business_key!r} is already running as instance {running}")
             definition = self.definition(session, row.id)
             rules.check_start_form(definition, data)
-            rules.check_guards(session, definition.elements, self.now(), data)
+            rules.check_guards(session, self.registry, definition.elements, self.now(), data)
             workflow = self.new_workflow(definition)
             start = workflow.get_tasks(state=TaskState.READY)[0]
             start.data.update(data, business_key=business_key, started_by=username)

@@ -14,12 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
 
-import handlers
 from certflow.engine.dto import IncidentView, JobMessage
 from certflow.engine.errors import Conflict, Forbidden, InvalidInput, NotFound
 from certflow.engine.projections import ATTEMPT, NOT_BEFORE
+from certflow.engine.messaging import emit
 from certflow.engine.spiff import complete_service_task, find_task
+from certflow.registry import HandlerContext, PermanentError
 from certflow.store.models import Incident, Instance, Job
 
 if TYPE_CHECKING:
@@ -34,6 +36,21 @@ log = logging.getLogger(__name__)
 
 
 class JobsMixin(_Base):
+    def handler_context(self, session: Session, idempotency_key: str, *, instance_id: str = "",
+                        business_key: str = "") -> HandlerContext:
+        """What a handler runs with: this session, the engine's clock and settings, and
+        ``emit`` into this session's message outbox (routed after commit)."""
+        now = self.now()
+
+        def emit_message(name: str, payload: dict[str, Any], *,
+                         idempotency_key: str | None = None) -> bool:
+            return emit(session, name, payload, now, idempotency_key=idempotency_key,
+                        source_instance_id=instance_id or None)
+
+        return HandlerContext(session=session, now=now, idempotency_key=idempotency_key,
+                              settings=self.settings, instance_id=instance_id,
+                              business_key=business_key, emit=emit_message)
+
     def run_job(self, job_id: int) -> str:
         """Run one job's handler and deliver its outcome. Safe to call twice for one job.
 
@@ -52,15 +69,15 @@ class JobsMixin(_Base):
                 return f"ignored:{job.status}"
             job.status = "running"
             instance_id = job.instance_id
-            ctx = handlers.HandlerContext(session=session, now=self.now(), idempotency_key=job.idempotency_key,
-                                          settings=self.settings, instance_id=instance_id, business_key=business_key)
+            ctx = self.handler_context(session, job.idempotency_key, instance_id=instance_id,
+                                       business_key=business_key)
             try:
                 with session.begin_nested():
-                    result = handlers.get(job.operator)(ctx, dict(job.params))
+                    result = self.registry.get(job.operator)(ctx, dict(job.params))
                     if not isinstance(result, dict):
-                        raise handlers.PermanentError(f"{job.operator} returned {type(result).__name__}, not a dict")
+                        raise PermanentError(f"{job.operator} returned {type(result).__name__}, not a dict")
             except Exception as exc:
-                failure = (str(exc) or type(exc).__name__, traceback.format_exc(), isinstance(exc, handlers.PermanentError))
+                failure = (str(exc) or type(exc).__name__, traceback.format_exc(), isinstance(exc, PermanentError))
             emitted = session.info.pop("emitted", 0)
         if 0 < emitted <= self.settings.inline_drain_limit:
             self.drain_messages()  # a big fan-out is left to beat's batches

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from SpiffWorkflow.util.task import TaskState
 
 from certflow.engine.errors import Forbidden, InvalidInput, NotFound
+from certflow.registry import HandlerRegistry
 from certflow.store.models import Definition, HumanTask, Instance
 
 if TYPE_CHECKING:
@@ -51,14 +52,12 @@ def check_start_form(definition: Any, data: dict[str, Any]) -> None:
         validate_form(definition.forms[form], data, form)
 
 
-def check_guards(session: Session, elements: dict[str, Any], now: Any, data: dict[str, Any]) -> None:
-    import handlers
-
-    handlers.load_all()
+def check_guards(session: Session, registry: HandlerRegistry, elements: dict[str, Any], now: Any,
+                 data: dict[str, Any]) -> None:
     for meta in elements.values():
         name = meta.get("guard") if meta.get("type") == "StartEvent" else None
         if name:
-            refusal = handlers.GUARDS[name](session, now, data)
+            refusal = registry.guards[name](session, now, data)
             if refusal:
                 raise InvalidInput(refusal, guard=name)
 

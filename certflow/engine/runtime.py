@@ -29,6 +29,7 @@ from certflow.engine.dto import JobMessage
 from certflow.engine.errors import InvalidInput, NotFound
 from certflow.engine.projections import project
 from certflow.engine.sandbox import SandboxScriptEngine
+from certflow.registry import HandlerRegistry
 from certflow.engine.spiff import SERIALIZER_VERSION, spec_from_dict, state_from_dict, state_to_dict
 from certflow.settings import Settings
 from certflow.store.db import transaction
@@ -95,10 +96,14 @@ def lock_instance(session: Session, instance_id: str) -> Instance:
 
 
 class Runtime:
-    def __init__(self, settings: Settings, sessions: sessionmaker[Session], publisher: Publisher | None = None) -> None:
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session], publisher: Publisher | None = None,
+                 registry: HandlerRegistry | None = None) -> None:
         self.settings = settings
         self.sessions = sessions
         self.publisher = publisher
+        # Handlers, guards and deploy checks, injected by the composition root (bootstrap);
+        # the engine never imports handlers/.
+        self.registry = registry if registry is not None else HandlerRegistry()
         # Diagrams think in Dutch calendar days: today() just after midnight is the new day.
         self.script_engine = SandboxScriptEngine(now=lambda: CLOCK.now().astimezone(LOCAL_TZ))
         self._definitions: dict[int, LoadedDefinition] = {}

@@ -1,7 +1,7 @@
 """Email to people, from Jinja2 templates, in their own language.
 
-Operators
----------
+Used by the operator (handlers/email.py)
+---------------------------------------
 ``email/send``
     input:  ``{recipient: str (username), template: str (e.g. "certification/granted"),
     context: dict = {}}``
@@ -63,14 +63,15 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from certflow.settings import Settings
+from certflow.registry import HandlerContext, HandlerError, PermanentError
+from certflow.settings import ROOT, Settings
 from certflow.store.communications import EmailMessage
 from certflow.store.models import User
-from handlers import HandlerContext, HandlerError, PermanentError, deploy_check, handler
 
 log = logging.getLogger(__name__)
 
-TEMPLATE_DIR = Path(__file__).resolve().parent / "templates" / "email"
+# Templates stay beside the handlers that name them (process READMEs point there).
+TEMPLATE_DIR = ROOT / "handlers" / "templates" / "email"
 LANGUAGES = ("nl", "en")
 DEFAULT_LANGUAGE = "nl"
 SMTP_TIMEOUT = 30.0
@@ -250,9 +251,8 @@ def _to_maildir(msg: MimeMessage, path: Path) -> None:
         raise HandlerError(f"could not write email to maildir {path}: {exc}") from exc
 
 
-# --- the operator ------------------------------------------------------------------------
+# --- sending ------------------------------------------------------------------------
 
-@handler("email/send")
 def send_email(ctx: HandlerContext, data: SendEmail) -> dict[str, Any]:
     row = _by_key(ctx.session, ctx.idempotency_key)
     if row is None:
@@ -383,9 +383,8 @@ def send_newsletter(session: Session, now: datetime, settings: Settings, subject
     return sent
 
 
-@deploy_check("email/send")
-def _check_template_exists(literals: dict[str, Any]) -> list[str]:
-    template = literals.get("template")
-    if isinstance(template, str) and template not in _template_names(TEMPLATE_DIR):
-        return [f"email/send: no template {template!r} in handlers/templates/email"]
-    return []
+def unknown_template(template: str, template_dir: Path = TEMPLATE_DIR) -> str | None:
+    """Why no letter can be written from ``template`` (it does not exist), or None."""
+    if template in _template_names(template_dir):
+        return None
+    return f"no template {template!r} in handlers/templates/email"

@@ -28,8 +28,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from certflow.store.billing import Invoice, Payment
-from handlers.camt import parse_camt053
-from handlers.invoicing_numbers import is_valid_payment_reference
+from certflow.services.camt import parse_camt053
+from certflow.services.billing.numbers import is_valid_payment_reference
 
 SOURCES = ("staff", "api", "camt")
 ISSUES = ("unmatched", "partial", "overpaid")

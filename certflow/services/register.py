@@ -1,8 +1,9 @@
 """The public Register Loopbaanprofessional: one entry per professional, kept in step with the
 status of their current certificate, and an append-only history of every change to it.
 
-Operators (each idempotent by key: a replay returns the first result and changes nothing)
----------
+Used by the operators (handlers/register.py), each idempotent by key: a replay returns the
+first result and changes nothing
+---------------------------------------------------------------------------------------------
 ``register/enter``                    ``{holder, certificate_id}``  first entry, or re-entry
                                       after a lapse or withdrawal
 ``register/extend``                   ``{holder, certificate_id}``  recertified: the entry
@@ -32,10 +33,10 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from certflow.registry import HandlerContext, PermanentError
 from certflow.store.base import new_id
 from certflow.store.models import User
 from certflow.store.register import Certificate, RegisterEntry, RegisterHistory
-from handlers import HandlerContext, PermanentError, handler
 
 # action -> (status afterwards, statuses it may start from)
 TRANSITIONS: dict[str, tuple[str, frozenset[str]]] = {
@@ -64,32 +65,26 @@ class WithReason(BaseModel):
     reason: str = Field(min_length=1)
 
 
-@handler("register/enter")
 def enter(ctx: HandlerContext, data: WithCertificate) -> dict[str, Any]:
     return _record(ctx, "entered", data.holder, certificate_id=data.certificate_id)
 
 
-@handler("register/extend")
 def extend(ctx: HandlerContext, data: WithCertificate) -> dict[str, Any]:
     return _record(ctx, "extended", data.holder, certificate_id=data.certificate_id)
 
 
-@handler("register/recertification_started")
 def recertification_started(ctx: HandlerContext, data: HolderOnly) -> dict[str, Any]:
     return _record(ctx, "recertification_started", data.holder)
 
 
-@handler("register/lapse")
 def lapse(ctx: HandlerContext, data: HolderOnly) -> dict[str, Any]:
     return _record(ctx, "lapsed", data.holder)
 
 
-@handler("register/suspend")
 def suspend(ctx: HandlerContext, data: WithReason) -> dict[str, Any]:
     return _record(ctx, "suspended", data.holder, reason=data.reason)
 
 
-@handler("register/withdraw")
 def withdraw(ctx: HandlerContext, data: WithReason) -> dict[str, Any]:
     return _record(ctx, "withdrawn", data.holder, reason=data.reason)
 
@@ -100,7 +95,6 @@ class Relations(BaseModel):
     supervisor: str | None = None
 
 
-@handler("register/set_relations")
 def set_relations(ctx: HandlerContext, data: Relations) -> dict[str, Any]:
     """Setting the same values again changes nothing, so a replay is harmless."""
     entry = ctx.session.scalar(select(RegisterEntry).where(RegisterEntry.holder == data.holder).with_for_update())

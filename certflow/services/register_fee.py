@@ -1,7 +1,7 @@
 """The yearly register fee: who owes it for a year, one message per professional.
 
-Operators
----------
+Used by the operators (handlers/register_fee.py)
+------------------------------------------------
 ``register_fee/fan_out``
     input:  ``{year: int | None = None (see ``reference_year``), batch_size: int = 1000}``
     result: ``{year, reference_date, count, queued}``: ``count`` professionals were in the
@@ -39,10 +39,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 
-from certflow.engine.messaging import emit
+from certflow.registry import HandlerContext
+from certflow.services.billing.invoices import CreateInvoiceInput, create_invoice, local_date
 from certflow.store.register import RegisterEntry
-from handlers import HandlerContext, handler
-from handlers.invoicing import CreateInvoiceInput, create_invoice, local_date
 
 MESSAGE = "register_fee_due"
 # Statuses that are "in the register"; lapsed, suspended and withdrawn ones pay nothing.
@@ -86,7 +85,6 @@ def fee_key(year: int, holder: str) -> str:
     return f"fee-{year}-{holder}"
 
 
-@handler("register_fee/fan_out")
 def fan_out(ctx: HandlerContext, data: FanOutInput) -> dict[str, Any]:
     """Queue ``register_fee_due`` for every professional in the register on 1 January."""
     year = data.year or reference_year(ctx.now)
@@ -103,15 +101,14 @@ def fan_out(ctx: HandlerContext, data: FanOutInput) -> dict[str, Any]:
 def _queue(ctx: HandlerContext, year: int, holder: str) -> bool:
     key = fee_key(year, holder)
     try:
-        return emit(ctx.session, MESSAGE, {"business_key": key, "holder": holder, "year": year}, ctx.now,
-                    idempotency_key=key)
+        return ctx.emit(MESSAGE, {"business_key": key, "holder": holder, "year": year},
+                        idempotency_key=key)
     except IntegrityError:
         # A concurrent run of this job (the sweep re-publishes one that runs long) committed the
         # same key first; emit's savepoint has undone only this one row.
         return False
 
 
-@handler("register_fee/create_invoice")
 def create_fee_invoice(ctx: HandlerContext, data: FeeInvoiceInput) -> dict[str, Any]:
     """Invoice ``holder`` the register fee of ``year``: once per holder and year."""
     keyed = replace(ctx, idempotency_key=f"{fee_key(data.year, data.holder)}:invoice")

@@ -145,7 +145,7 @@ class InvoiceLine(Base):
 
 class Payment(Base):
     """Money received. Matched payments mark their invoice paid; the rest wait in the office
-    queue (see handlers.payments.open_payment_issues).
+    queue (see certflow.services.payments.open_payment_issues).
 
     status: ``matched`` | ``partial`` (less than the invoice total so far) | ``unmatched`` (no
     invoice recognised) | ``overpaid`` (for an invoice already paid, credited or cancelled: a

@@ -27,12 +27,12 @@ from certflow.engine.facade import Actor, Engine
 from certflow.web.deps import ActorDep, EngineDep
 from certflow.store.billing import Invoice, Payment
 from certflow.store.register import Certificate, CertificateCopy
-from handlers.certificates import certificate_pdf
-from handlers.payments import (
+from certflow.services.certificates import certificate_pdf
+from certflow.services.payments import (
     ImportResult, PaymentOutcome, amount_received, import_camt053, open_payment_issues,
     register_payment,
 )
-from handlers.register import public_register
+from certflow.services.register import public_register
 
 MAX_STATEMENT_BYTES = 5 * 1024 * 1024
 XML_TYPES = ("application/xml", "text/xml")

@@ -25,7 +25,7 @@ from certflow.settings import Settings
 from certflow.store.base import Base
 from certflow.store.register import Certificate, RegisterCounter
 from handlers import REGISTRY, PermanentError
-from handlers.certificates import add_years, certificate_pdf
+from certflow.services.certificates import add_years, certificate_pdf
 
 ISSUE = REGISTRY["certificates/issue"]
 COPY = REGISTRY["certificates/english_copy"]

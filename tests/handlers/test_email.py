@@ -25,7 +25,7 @@ from tests.handlers._fixtures_records import add_user, engine, make_ctx, session
 from certflow.settings import Settings
 from certflow.store.communications import EmailMessage
 from handlers import REGISTRY, HandlerError, PermanentError
-from handlers.email import check_templates, long_date, money, render, send_newsletter
+from certflow.services.email import check_templates, long_date, money, render, send_newsletter
 
 SEND = REGISTRY["email/send"]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from certflow.fees import (
+from certflow.services.billing.fees import (
     FeeTableError,
     NoPriceError,
     cached_tables,

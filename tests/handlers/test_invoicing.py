@@ -26,8 +26,8 @@ from certflow.store.base import Base
 from certflow.store.billing import Invoice, InvoiceSequence
 from certflow.store.models import User
 from handlers import REGISTRY, HandlerContext, PermanentError
-from handlers.invoice_pdf import epc_qr
-from handlers.invoicing_numbers import check_digit, is_valid_payment_reference, payment_reference
+from certflow.services.billing.pdf import epc_qr
+from certflow.services.billing.numbers import check_digit, is_valid_payment_reference, payment_reference
 from tests.support import IN_CI, PG_ADMIN
 
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)

@@ -20,7 +20,7 @@ from certflow.settings import Settings
 from certflow.store.billing import Invoice, Payment
 from certflow.store.models import User
 from handlers import REGISTRY, HandlerContext
-from handlers.payments import (
+from certflow.services.payments import (
     ImportResult,
     amount_received,
     import_camt053,

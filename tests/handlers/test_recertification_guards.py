@@ -19,7 +19,7 @@ import handlers.recertification  # noqa: F401
 import handlers.register  # noqa: F401
 from certflow.settings import Settings
 from certflow.store.models import AuditEvent, Definition, Instance
-from handlers import GUARDS, REGISTRY, PermanentError
+from handlers import REGISTRY, PermanentError
 from handlers.recertification import months_before
 from tests.handlers._fixtures_records import NOW, add_user, engine, make_ctx, session, settings  # noqa: F401
 
@@ -48,7 +48,7 @@ def certified(session: Session, settings: Settings, holder: str = "anna",
 
 
 def allowed(session: Session, data: dict[str, Any], now: datetime = NOW) -> str | None:
-    return GUARDS[GUARD](session, now, data)
+    return REGISTRY.guards[GUARD](session, now, data)
 
 
 def running_instance(session: Session, process_id: str, candidate: str, status: str = "running") -> None:

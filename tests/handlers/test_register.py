@@ -20,7 +20,7 @@ from tests.handlers._fixtures_records import add_user, engine, make_ctx, session
 from certflow.settings import Settings
 from certflow.store.register import Certificate, RegisterEntry, RegisterHistory
 from handlers import REGISTRY, PermanentError
-from handlers.register import public_register
+from certflow.services.register import public_register
 
 LATER = datetime(2029, 1, 10, 9, 0, tzinfo=timezone.utc)
 

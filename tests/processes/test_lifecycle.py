@@ -19,8 +19,8 @@ from certflow.store.communications import EmailMessage
 from certflow.store.db import session_scope
 from certflow.store.models import User
 from certflow.store.register import Certificate, RegisterEntry
-from handlers.email import long_date
-from handlers.register import public_register
+from certflow.services.email import long_date
+from certflow.services.register import public_register
 from tests.processes.driver import Driver
 from tests.processes.test_certification import grant, later, lifecycle_of
 

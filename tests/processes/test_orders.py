@@ -16,7 +16,7 @@ from certflow.store.communications import EmailMessage
 from certflow.store.db import session_scope
 from certflow.store.models import Instance
 from certflow.store.register import CertificateCopy
-from handlers.certificates import certificate_pdf
+from certflow.services.certificates import certificate_pdf
 from tests.processes.conftest import ADDRESS
 from tests.processes.driver import Driver
 from tests.processes.test_recertification_supervisor import certify

@@ -20,7 +20,7 @@ from certflow.store.communications import EmailMessage
 from certflow.store.db import session_scope
 from certflow.store.models import Message
 from certflow.store.register import Certificate, RegisterEntry
-from handlers.certificates import LOCAL_ZONE, add_years
+from certflow.services.certificates import LOCAL_ZONE, add_years
 from tests.processes.conftest import ADDRESS
 from tests.processes.driver import Driver
 

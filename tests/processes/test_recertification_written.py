@@ -20,7 +20,7 @@ from certflow.store.communications import EmailMessage
 from certflow.store.db import session_scope
 from certflow.store.models import Instance, Message
 from certflow.store.register import Certificate, RegisterEntry
-from handlers.certificates import add_years
+from certflow.services.certificates import add_years
 from handlers.recertification import dutch_today
 from tests.processes.driver import Driver
 

@@ -23,7 +23,7 @@ from certflow.store.billing import Invoice
 from certflow.store.db import session_scope
 from certflow.store.models import Instance, Job, Message
 from certflow.store.register import RegisterEntry
-from handlers.register_fee import reference_year
+from certflow.services.register_fee import reference_year
 from tests.processes.conftest import ADDRESS
 from tests.processes.driver import PROCESSES, Driver
 from tests.support import Harness
@@ -105,8 +105,7 @@ def pay(d: Driver, holder: str, year: int = 2027) -> None:
 def run_again(d: Driver, key: str) -> dict[str, Any]:
     """The fan-out handler once more, as a retried job or a second run in the same year would."""
     with session_scope() as s:
-        ctx = handlers.HandlerContext(session=s, now=d.engine.now(), idempotency_key=key,
-                                      settings=get_settings())
+        ctx = d.engine.handler_context(s, key)
         result = handlers.get("register_fee/fan_out")(ctx, {})
     d.engine.drain_messages()
     d.settle()

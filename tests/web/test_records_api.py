@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from certflow.store.billing import Payment
 from certflow.store.db import session_scope
 from certflow.store.models import AuditEvent
-from handlers.payments import register_payment
+from certflow.services.payments import register_payment
 from tests.support import ROOT
 from tests.web.test_api import Api, serving
 

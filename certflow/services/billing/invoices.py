@@ -1,6 +1,6 @@
 """Invoices and credit notes: the Dutch legal document, its PDF and its UBL e-invoice.
 
-Operators:
+Used by the operators (handlers/invoicing.py):
 
 ``invoicing/create_invoice``
     input  ``{customer: str (username), product: str, quantity: int = 1,
@@ -21,6 +21,7 @@ document made the first time, and consumes no second number. Prices and VAT come
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -29,14 +30,19 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from certflow.fees import FeeTableError, NoPriceError, cached_tables, deployed_tables
+from certflow.services.billing.fees import FeeTableError, NoPriceError, cached_tables, deployed_tables
 from certflow.store.billing import Invoice, InvoiceLine
 from certflow.store.models import User
-from handlers import HandlerContext, HandlerError, PermanentError, deploy_check, handler
-from handlers.invoice_pdf import PAYMENT_TERM_DAYS, render_pdf
-from handlers.invoicing_numbers import format_number, lock_sequence, payment_reference, take_number
-from handlers.invoicing_totals import amount_text, price_line, totals
-from handlers.ubl import build_ubl
+from certflow.registry import HandlerContext, HandlerError, PermanentError
+from certflow.services.billing.numbers import (
+    format_number,
+    lock_sequence,
+    payment_reference,
+    take_number,
+)
+from certflow.services.billing.pdf import PAYMENT_TERM_DAYS, render_pdf
+from certflow.services.billing.totals import amount_text, price_line, totals
+from certflow.services.billing.ubl import build_ubl
 
 # Invoice dates are Dutch calendar dates: 23:30 UTC on 31 December is already next year.
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
@@ -155,7 +161,6 @@ def _new_invoice(ctx: HandlerContext, user: User, data: CreateInvoiceInput) -> I
     return invoice
 
 
-@handler("invoicing/create_invoice")
 def create_invoice(ctx: HandlerContext, data: CreateInvoiceInput) -> dict[str, Any]:
     """Invoice ``customer`` for ``quantity`` x ``product`` at today's fee."""
     existing = invoice_by_key(ctx.session, ctx.idempotency_key)
@@ -188,7 +193,6 @@ def _credit_for(ctx: HandlerContext, original: Invoice, reason: str) -> Invoice:
     return note
 
 
-@handler("invoicing/credit_note")
 def credit_note(ctx: HandlerContext, data: CreditNoteInput) -> dict[str, Any]:
     """Reverse an invoice in full with a credit note; the original becomes ``credited``."""
     existing = invoice_by_key(ctx.session, ctx.idempotency_key)
@@ -211,14 +215,10 @@ def credit_note(ctx: HandlerContext, data: CreditNoteInput) -> dict[str, Any]:
     return _result(note)
 
 
-@deploy_check("invoicing/create_invoice")
-def _check_product_has_a_fee(literals: dict[str, Any]) -> list[str]:
-    from certflow.settings import get_settings
-
-    product = literals.get("product")
-    if isinstance(product, str):
-        known = cached_tables(get_settings().processes_dir).products
-        if product not in known:
-            return [f"invoicing/create_invoice: product {product!r} has no fee in processes/shared/fees.dmn "
-                    f"(known: {', '.join(sorted(known))})"]
-    return []
+def unknown_product(processes_dir: Path, product: str) -> str | None:
+    """Why ``product`` cannot be invoiced (no fee in the shared table), or None."""
+    known = cached_tables(processes_dir).products
+    if product in known:
+        return None
+    return (f"product {product!r} has no fee in processes/shared/fees.dmn "
+            f"(known: {', '.join(sorted(known))})")

@@ -21,8 +21,8 @@ from reportlab.pdfgen.canvas import Canvas
 
 from certflow.settings import Settings
 from certflow.store.billing import Invoice
-from handlers.invoicing_numbers import format_payment_reference
-from handlers.invoicing_totals import cents, totals
+from certflow.services.billing.numbers import format_payment_reference
+from certflow.services.billing.totals import cents, totals
 
 PAYMENT_TERM_DAYS = 30
 LEFT, RIGHT, TOP = 20 * mm, A4[0] - 20 * mm, A4[1] - 20 * mm

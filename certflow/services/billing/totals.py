@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Protocol
 
-from certflow.fees import Price
+from certflow.services.billing.fees import Price
 
 CENT = Decimal("0.01")
 UNIT_PLACES = Decimal("0.0001")

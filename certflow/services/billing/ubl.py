@@ -16,7 +16,7 @@ from lxml import etree
 
 from certflow.settings import Settings
 from certflow.store.billing import Invoice
-from handlers.invoicing_totals import amount_text, totals
+from certflow.services.billing.totals import amount_text, totals
 
 NS_INVOICE = "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
 NS_CREDIT = "urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2"

@@ -1,0 +1,32 @@
+"""Operator ``email/send``: an adapter over ``certflow.services.email`` (templates, languages,
+delivery and once-only sending are documented there).
+
+Deploy checks here: a template a diagram names as a literal exists, and every template renders
+with its sample context.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from certflow.services import email
+from certflow.services.email import SendEmail
+from handlers import HandlerContext, deploy_check, handler, shared_check
+
+
+@handler("email/send")
+def send_email(ctx: HandlerContext, data: SendEmail) -> dict[str, Any]:
+    return email.send_email(ctx, data)
+
+
+@deploy_check("email/send")
+def _template_exists(literals: dict[str, Any]) -> list[str]:
+    template = literals.get("template")
+    problem = email.unknown_template(template) if isinstance(template, str) else None
+    return [f"email/send: {problem}"] if problem else []
+
+
+@shared_check("handlers/templates/email")
+def _templates_render(processes_dir: Path) -> list[str]:
+    return email.check_templates()

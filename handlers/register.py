@@ -1,0 +1,47 @@
+"""Operators ``register/*``: adapters over ``certflow.services.register``, the public Register
+Loopbaanprofessional and its append-only history (inputs, results and the status rules are
+documented there). Each is idempotent by key: a replay returns the first result."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from certflow.services import register
+from certflow.services.register import HolderOnly, Relations, WithCertificate, WithReason
+from handlers import HandlerContext, handler
+
+
+@handler("register/enter")
+def enter(ctx: HandlerContext, data: WithCertificate) -> dict[str, Any]:
+    return register.enter(ctx, data)
+
+
+@handler("register/extend")
+def extend(ctx: HandlerContext, data: WithCertificate) -> dict[str, Any]:
+    return register.extend(ctx, data)
+
+
+@handler("register/recertification_started")
+def recertification_started(ctx: HandlerContext, data: HolderOnly) -> dict[str, Any]:
+    return register.recertification_started(ctx, data)
+
+
+@handler("register/lapse")
+def lapse(ctx: HandlerContext, data: HolderOnly) -> dict[str, Any]:
+    return register.lapse(ctx, data)
+
+
+@handler("register/suspend")
+def suspend(ctx: HandlerContext, data: WithReason) -> dict[str, Any]:
+    return register.suspend(ctx, data)
+
+
+@handler("register/withdraw")
+def withdraw(ctx: HandlerContext, data: WithReason) -> dict[str, Any]:
+    return register.withdraw(ctx, data)
+
+
+@handler("register/set_relations")
+def set_relations(ctx: HandlerContext, data: Relations) -> dict[str, Any]:
+    """Who guided the holder (kept to refuse conflicted assessors); a replay changes nothing."""
+    return register.set_relations(ctx, data)
