@@ -1,0 +1,104 @@
+"""The task queue as its users notice it: who sees which work, in which order, what comes next
+after a completion, and who may look at an instance (tests/engine/data_queue: five tasks at once
+in two groups, with and without due dates and priorities)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from certflow.engine.errors import Forbidden
+from tests.support import ROOT, Harness
+
+QUEUE_DIR = ROOT / "tests" / "engine" / "data_queue"
+
+
+@pytest.fixture
+def queue(harness: Harness) -> Harness:
+    harness.engine.deploy(harness.staff, QUEUE_DIR)
+    return harness
+
+
+def start(h: Harness, key: str = "Q1") -> str:
+    return h.engine.start(h.staff, "queue", key, {}).id
+
+
+def ids(tasks: list) -> list[str]:  # type: ignore[type-arg]
+    return [t.element_id for t in tasks]
+
+
+def test_inbox_order_is_due_date_first_then_undated_by_priority(queue: Harness) -> None:
+    start(queue)
+    clerk = queue.user("clerk", ["office"])
+    assert ids(queue.engine.inbox(clerk)) == ["soon", "later", "undated_high", "undated_low"]
+
+
+def test_overdue_filter_shows_only_what_is_past_due(queue: Harness) -> None:
+    start(queue)
+    clerk = queue.user("clerk", ["office"])
+    assert ids(queue.engine.inbox(clerk, overdue=True)) == []
+    queue.advance("P3D")  # "soon" (P2D) is now late, "later" (P5D) is not
+    late = queue.engine.inbox(clerk, overdue=True)
+    assert ids(late) == ["soon"] and all(t.overdue for t in late)
+    on_time = queue.engine.inbox(clerk, overdue=False)
+    assert ids(on_time) == ["later", "undated_high", "undated_low"]
+    assert not any(t.overdue for t in on_time)
+
+
+def test_a_group_you_are_not_in_shows_none_of_its_work(queue: Harness) -> None:
+    start(queue)
+    mentor = queue.user("mila", ["mentor"])
+    try:
+        seen = ids(queue.engine.inbox(mentor, group="office"))
+    except Forbidden:
+        seen = []
+    assert not {"soon", "later", "undated_high", "undated_low"} & set(seen)
+    assert ids(queue.engine.inbox(mentor, group="mentor")) == ["mentoring"]
+    # staff may look into any group's queue
+    assert ids(queue.engine.inbox(queue.staff, group="mentor")) == ["mentoring"]
+
+
+def test_someone_elses_claimed_task_leaves_my_inbox(queue: Harness) -> None:
+    start(queue)
+    alice = queue.user("alice", ["office"])
+    bob = queue.user("bob", ["office"])
+    [soon] = [t for t in queue.engine.inbox(alice) if t.element_id == "soon"]
+    queue.engine.claim(alice, soon.id)
+    assert "soon" in ids(queue.engine.inbox(alice))
+    assert "soon" not in ids(queue.engine.inbox(bob))
+
+
+def test_completion_answers_with_what_is_mine_to_do_next_in_that_case(queue: Harness) -> None:
+    instance_id = start(queue)
+    clerk = queue.user("clerk", ["office"])
+    [soon] = [t for t in queue.engine.inbox(clerk) if t.element_id == "soon"]
+    done = queue.engine.complete(clerk, soon.id, {"ok": True})
+    assert done.instance_id == instance_id and done.instance_status == "running"
+    assert sorted(ids(done.next_tasks)) == ["followup", "later", "undated_high", "undated_low"]
+    mentor = queue.user("mila", ["mentor"])
+    [mentoring] = queue.engine.inbox(mentor)
+    assert ids(queue.engine.complete(mentor, mentoring.id, {"ok": True}).next_tasks) == []
+
+
+def test_an_instance_is_visible_to_whoever_holds_one_of_its_tasks(queue: Harness) -> None:
+    instance_id = start(queue)
+    holder = queue.user("mila", ["mentor"])
+    stranger = queue.user("max", ["mentor"])
+    with pytest.raises(Forbidden):
+        queue.engine.instance(holder, instance_id)  # unclaimed group work is not enough
+    [mentoring] = queue.engine.inbox(holder)
+    queue.engine.claim(holder, mentoring.id)
+    view = queue.engine.instance(holder, instance_id)
+    assert view.id == instance_id
+    assert view.data == {}  # the instance's data stays with staff
+    assert [t.element_id for t in view.open_tasks] == ["mentoring"]  # only their own task
+    with pytest.raises(Forbidden):
+        queue.engine.instance(stranger, instance_id)
+
+
+def test_the_queue_diagram_is_what_these_tests_assume(queue: Harness) -> None:
+    """Guard against the test data drifting: five open tasks, four for the office."""
+    start(queue)
+    assert len(queue.engine.inbox(queue.staff, group="office")) == 4
+    assert Path(QUEUE_DIR / "queue" / "queue.bpmn").exists()
