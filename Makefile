@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench mutation clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -27,5 +27,8 @@ lint: install
 bench: install
 	$(PY) bench/engine.py
 
+mutation: install
+	$(PY) bench/mutation.py --survivors
+
 clean:
-	rm -rf var .pytest_cache
+	rm -rf var .pytest_cache mutants

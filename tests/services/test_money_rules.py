@@ -196,3 +196,14 @@ def test_ubl_unit_price_times_quantity_is_the_line_amount(
     assert qty == quantity
     assert price < line_amount  # a unit price, not the line times the quantity
     assert abs(price * qty - line_amount) <= Decimal("0.01")
+
+
+def test_ubl_unit_price_of_an_inclusive_line_rounds_half_up_at_four_places(
+        session: Session, settings: Settings) -> None:  # noqa: F811
+    """8 books at EUR 25.00 incl. 9%: net 183.49, so the unit price is 22.93625, which the
+    e-invoice states as 22.9363 (half-up), not 22.9362."""
+    _customer(session)
+    invoice = _invoice(session, settings, product="book", quantity=8)
+    doc = etree.fromstring((invoice.ubl_xml or "").encode())
+    assert doc.findtext(f"{{{CAC}}}InvoiceLine/{{{CAC}}}Price/{{{CBC}}}PriceAmount") == "22.9363"
+    assert doc.findtext(f"{{{CAC}}}InvoiceLine/{{{CBC}}}LineExtensionAmount") == "183.49"
