@@ -18,11 +18,13 @@ run: install
 
 test: install
 	$(VENV)/bin/mypy certflow handlers worker
+	$(VENV)/bin/lint-imports --no-logo --no-cache
 	$(PY) -m pytest -q -p no:cacheprovider
 
 lint: install
 	$(VENV)/bin/ruff check certflow handlers worker
 	$(VENV)/bin/mypy certflow handlers worker
+	$(VENV)/bin/lint-imports --no-logo --no-cache
 
 bench: install
 	$(PY) bench/engine.py

@@ -15,7 +15,7 @@ from typing import Any, Callable
 import click
 
 from certflow.engine.dto import to_json
-from certflow.engine.errors import CertflowError
+from certflow.errors import CertflowError
 from certflow.engine.facade import Actor
 
 
@@ -28,15 +28,10 @@ def _engine() -> Any:
 def _actor(username: str | None) -> Actor:
     if not username:
         return Actor.system()
-    from certflow.store.db import session_scope
-    from certflow.store.models import User
-    from certflow.users import actor_of
-
-    with session_scope() as session:
-        user = session.get(User, username)
-        if user is None:
-            raise click.ClickException(f"no user {username!r}")
-        return actor_of(user)
+    try:
+        return _engine().actor(username)
+    except CertflowError as exc:
+        raise click.ClickException(exc.message) from exc
 
 
 def _print(value: Any) -> None:

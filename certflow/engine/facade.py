@@ -25,7 +25,7 @@ from certflow.engine.messaging import MessagingMixin
 from certflow.engine.projections import correlation_key, waiting_message_tasks
 from certflow.engine.runtime import Advance, Runtime
 from certflow.engine.spiff import SERIALIZER_VERSION, find_task, state_to_dict
-from certflow.store.models import AuditEvent, Definition, HumanTask, Instance, Subscription
+from certflow.store.models import AuditEvent, Definition, HumanTask, Instance, Subscription, User
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,14 @@ class Actor:
 
 
 class Engine(MessagingMixin, JobsMixin, Runtime):
+    def actor(self, username: str) -> Actor:
+        """Who ``username`` is to the engine (groups, staff): the CLI's ``--as``."""
+        with self.session() as session:
+            user = session.get(User, username)
+            if user is None:
+                raise NotFound(f"no user {username!r}")
+            return Actor(user.username, tuple(user.groups or ()), user.is_staff)
+
     # -- definitions -------------------------------------------------------------------------
     def deploy(self, actor: Actor, processes_dir: Path | None = None, only: list[str] | None = None) -> list[DeployedVersion]:
         rules.staff_only(actor, "deploy")

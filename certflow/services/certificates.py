@@ -30,8 +30,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from certflow.errors import Forbidden, NotFound
 from certflow.registry import HandlerContext, HandlerError, PermanentError
 from certflow.services.certificate_pdf import render_pdf
+from certflow.services.documents import Document
+from certflow.services.viewer import Viewer
 from certflow.store.models import User
 from certflow.store.register import Certificate, CertificateCopy, RegisterCounter
 
@@ -195,3 +198,38 @@ def _holder(session: Session, username: str) -> User:
 def _issued(cert: Certificate) -> dict[str, Any]:
     return {"certificate_id": cert.id, "register_number": cert.register_number,
             "valid_from": cert.valid_from.isoformat(), "valid_until": cert.valid_until.isoformat()}
+
+
+# -- what a person may read ------------------------------------------------------------------------
+def certificates_of(session: Session, viewer: Viewer, holder: str | None) -> list[dict[str, Any]]:
+    """Staff list anyone's (or everyone's) certificates; anyone else only their own."""
+    if not viewer.is_staff and holder not in (None, viewer.username):
+        raise Forbidden("you may only list your own certificates")
+    query = select(Certificate).order_by(Certificate.valid_from.desc(),
+                                         Certificate.register_number).limit(500)
+    if holder or not viewer.is_staff:
+        query = query.where(Certificate.holder == (holder or viewer.username))
+    certs = session.scalars(query).all()
+    copies = session.execute(
+        select(CertificateCopy.certificate_id, CertificateCopy.language)
+        .where(CertificateCopy.certificate_id.in_([c.id for c in certs]))).all()
+    return [{"id": c.id, "holder": c.holder, "register_number": c.register_number,
+             "level": c.level, "specialisation": c.specialisation, "status": c.status,
+             "valid_from": c.valid_from.isoformat(), "valid_until": c.valid_until.isoformat(),
+             "languages": sorted({c.language} | {lang for cid, lang in copies if cid == c.id})}
+            for c in certs]
+
+
+def certificate_document(session: Session, viewer: Viewer, certificate_id: str,
+                         language: str | None) -> Document:
+    cert = session.get(Certificate, certificate_id)
+    if cert is None:
+        raise NotFound(f"no certificate {certificate_id!r}")
+    if not viewer.is_staff and cert.holder != viewer.username:
+        raise Forbidden(f"certificate {certificate_id} is not yours")
+    try:
+        pdf = certificate_pdf(session, certificate_id, language)
+    except LookupError as exc:
+        raise NotFound(str(exc)) from exc
+    return Document(pdf, "application/pdf",
+                    f"{cert.register_number}-{language or cert.language}.pdf")

@@ -6,7 +6,9 @@ Public functions (plain Python, called by the web and engine code; no operators 
 ``register_payment(session, now, *, invoice_number=None | payment_reference=None, amount,
 source, external_id, actor, payer_name="", booked_date=None, currency="EUR") -> PaymentOutcome``
 ``import_camt053(session, now, xml_bytes, actor) -> ImportResult``
-``open_payment_issues(session) -> list[Payment]``
+``open_payment_issues(session) -> list[Payment]``; ``payment_issues(session, viewer)`` the
+office queue as JSON (staff); ``deliverable(session, outcomes)`` the invoices to tell their
+process about once the payments are committed.
 
 A payment that completes its invoice marks it paid and says so (``invoice_paid`` with the
 ``invoice_number``): the caller then delivers the ``payment_received`` message to the process
@@ -19,6 +21,7 @@ imported twice, or an API call retried, changes nothing the second time. Nothing
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -27,6 +30,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from certflow.services.viewer import Viewer, require_staff
 from certflow.store.billing import Invoice, Payment
 from certflow.services.camt import parse_camt053
 from certflow.services.billing.numbers import is_valid_payment_reference
@@ -36,6 +40,9 @@ ISSUES = ("unmatched", "partial", "overpaid")
 _INVOICE_NUMBER = re.compile(r"(?<!\d)(\d{4}-\d{6})(?!\d)")
 # 16 digits, optionally grouped by spaces or dots as people type them over.
 _REFERENCE = re.compile(r"(?<!\d)(\d(?:[ .]?\d){15})(?!\d)")
+
+# What a payment tells the processes: (invoice number, ``payment_received`` payload).
+Delivery = tuple[str, dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -183,3 +190,36 @@ def open_payment_issues(session: Session) -> list[Payment]:
     stmt = select(Payment).where(Payment.status.in_(ISSUES)).order_by(Payment.created_at, Payment.id)
     return list(session.execute(stmt).scalars())
 
+
+
+# -- what the office reads, and what a payment tells the processes -------------------------------
+def payment_view(p: Payment) -> dict[str, Any]:
+    return {"id": p.id, "status": p.status, "amount": f"{p.amount:.2f}", "currency": p.currency,
+            "source": p.source, "external_id": p.external_id,
+            "payment_reference": p.payment_reference, "payer_name": p.payer_name,
+            "booked_date": p.booked_date.isoformat() if p.booked_date else None,
+            "invoice_number": p.invoice.number if p.invoice else None,
+            "registered_by": p.registered_by, "created_at": p.created_at.isoformat()}
+
+
+def payment_issues(session: Session, viewer: Viewer) -> list[dict[str, Any]]:
+    """The office queue: unmatched, partial and overpaid payments, oldest first (staff)."""
+    require_staff(viewer, "see the payment queue")
+    return [payment_view(p) for p in open_payment_issues(session)]
+
+
+def deliverable(session: Session, outcomes: Iterable[PaymentOutcome]) -> list[Delivery]:
+    """The invoices to tell their process about: each one this call paid, plus (repair) each
+    paid invoice a repeated payment names, in case the first call never got to deliver."""
+    deliveries: dict[str, dict[str, Any]] = {}
+    for o in outcomes:
+        if not o.invoice_number or o.invoice_number in deliveries:
+            continue
+        if not (o.invoice_paid or (o.duplicate and o.status == "matched")):
+            continue
+        invoice = session.scalar(select(Invoice).where(Invoice.number == o.invoice_number))
+        if invoice is not None and invoice.status == "paid":
+            deliveries[invoice.number] = {
+                "amount": f"{amount_received(session, invoice):.2f}",
+                "paid_at": invoice.paid_at.isoformat() if invoice.paid_at else None}
+    return list(deliveries.items())

@@ -1,0 +1,24 @@
+"""Who is asking: the two facts a service's read rules need (the engine's ``Actor`` has them).
+
+A protocol rather than the engine's class, so services stay below the engine: web and CLI
+pass the ``Actor`` the facade authenticated.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from certflow.errors import Forbidden
+
+
+class Viewer(Protocol):
+    @property
+    def username(self) -> str: ...
+
+    @property
+    def is_staff(self) -> bool: ...
+
+
+def require_staff(viewer: Viewer, what: str) -> None:
+    if not viewer.is_staff:
+        raise Forbidden(f"only staff may {what}")

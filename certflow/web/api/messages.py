@@ -1,0 +1,58 @@
+"""Messages into processes (``payment_received``, ``register_fee_due``...) and incidents: the
+service tasks that failed for good, to retry or skip (staff)."""
+
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from certflow.engine.dto import to_json
+from certflow.web.api.models import IsoDateTime
+from certflow.web.deps import ActorDep, EngineDep
+
+router = APIRouter(prefix="/api")
+
+
+class MessageIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    correlation: dict[str, Any] | None = None
+    business_key: str | None = None
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+class Delivered(BaseModel):
+    delivered_to: list[str]
+
+
+class Incident(BaseModel):
+    id: int
+    instance_id: str
+    element_id: str
+    operator: str
+    error: str
+    traceback: str
+    attempts: int
+    status: str
+    created_at: IsoDateTime
+
+
+class Resolved(BaseModel):
+    status: str
+
+
+@router.post("/messages", tags=["messages"])
+def message(body: MessageIn, actor: ActorDep, engine: EngineDep) -> Delivered:
+    ids = engine.deliver_message(actor, body.name, body.payload, body.correlation,
+                                 body.business_key)
+    return Delivered(delivered_to=ids)
+
+
+@router.get("/incidents", tags=["incidents"])
+def incidents(actor: ActorDep, engine: EngineDep, status: str | None = "open") -> list[Incident]:
+    return to_json(engine.incidents(actor, status))
+
+
+@router.post("/incidents/{incident_id}/{action}", tags=["incidents"])
+def resolve(incident_id: int, action: str, actor: ActorDep,
+            engine: EngineDep) -> Resolved:
+    return Resolved(status=engine.resolve_incident(actor, incident_id, action))

@@ -1,0 +1,25 @@
+"""The public Register Loopbaanprofessional (no sign-in): name, register number, status and
+validity, and nothing else about a person."""
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from certflow.services.register import public_register
+from certflow.web.deps import EngineDep
+
+router = APIRouter(prefix="/public", tags=["public"])
+
+
+class RegisterRow(BaseModel):
+    name: str
+    register_number: str
+    status: str
+    valid_until: str
+
+
+@router.get("/register")
+def get_public_register(engine: EngineDep,
+                        q: str | None = Query(default=None, max_length=100)) -> list[RegisterRow]:
+    """Search on name or register number."""
+    with engine.session() as session:
+        return [RegisterRow.model_validate(row) for row in public_register(session, q)]
