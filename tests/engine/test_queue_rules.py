@@ -102,3 +102,43 @@ def test_the_queue_diagram_is_what_these_tests_assume(queue: Harness) -> None:
     start(queue)
     assert len(queue.engine.inbox(queue.staff, group="office")) == 4
     assert Path(QUEUE_DIR / "queue" / "queue.bpmn").exists()
+
+
+def test_who_may_open_a_task(queue: Harness) -> None:
+    """The assignee and staff open it; an unclaimed task is open to its group only; once
+    claimed, the rest of the group no longer can. Each refusal says why."""
+    start(queue)
+    alice = queue.user("alice", ["office"])
+    bob = queue.user("bob", ["office"])
+    mentor = queue.user("mila", ["mentor"])
+    [soon] = [t for t in queue.engine.inbox(alice) if t.element_id == "soon"]
+    assert queue.engine.task(bob, soon.id).id == soon.id  # unclaimed: the group sees it
+    with pytest.raises(Forbidden, match="not yours to see"):
+        queue.engine.task(mentor, soon.id)
+    queue.engine.claim(alice, soon.id)
+    assert queue.engine.task(alice, soon.id).assignee == "alice"
+    assert queue.engine.task(queue.staff, soon.id).assignee == "alice"
+    with pytest.raises(Forbidden, match="not yours to see"):
+        queue.engine.task(bob, soon.id)
+
+
+def test_refusals_say_what_is_wrong(queue: Harness) -> None:
+    from certflow.engine.errors import Conflict, InvalidInput, NotFound
+
+    start(queue)
+    alice = queue.user("alice", ["office"])
+    bob = queue.user("bob", ["office"])
+    queue.user("mila", ["mentor"])
+    [soon] = [t for t in queue.engine.inbox(alice) if t.element_id == "soon"]
+    with pytest.raises(Conflict, match=f"task {soon.id} is not claimed"):
+        queue.engine.unclaim(alice, soon.id)
+    with pytest.raises(Forbidden, match="only staff may assign tasks"):
+        queue.engine.assign(alice, soon.id, "bob")
+    with pytest.raises(NotFound, match="no user 'nobody'"):
+        queue.engine.assign(queue.staff, soon.id, "nobody")
+    with pytest.raises(InvalidInput, match="mila is not in group 'office'") as wrong_group:
+        queue.engine.assign(queue.staff, soon.id, "mila")
+    assert wrong_group.value.details.get("field") == "assignee"
+    queue.engine.claim(alice, soon.id)
+    with pytest.raises(Forbidden, match="claimed by alice; only they or staff may release it"):
+        queue.engine.unclaim(bob, soon.id)

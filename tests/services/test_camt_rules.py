@@ -176,3 +176,86 @@ def test_amounts_and_kenmerken_survive_the_round_trip(
     assert [f.reference.replace(" ", "") for f in found] == [payment_reference(y, s)
                                                               for _, y, s in lines]
     assert len({f.external_id for f in found}) == len(lines)
+
+
+# -- payments: what the office queue and the reminders show ------------------------------------
+def staff_pay(session: Session, number: str | None, amount: str, external_id: str,  # noqa: F811
+              **extra: object) -> object:
+    return register_payment(session, LATER, invoice_number=number, amount=Decimal(amount),
+                            source="staff", external_id=external_id, actor="office", **extra)  # type: ignore[arg-type]
+
+
+def test_amount_received_counts_only_what_paid_the_invoice(session: Session,  # noqa: F811
+                                                            invoices: list[str]) -> None:
+    from certflow.services.payments import amount_received
+
+    invoice = session.scalars(select(Invoice).where(Invoice.number == invoices[0])).one()
+    assert amount_received(session, invoice) == Decimal("0")
+    staff_pay(session, invoices[0], "786.50", "a-1")
+    staff_pay(session, invoices[0], "786.50", "a-2")  # paid twice: overpaid, not "received"
+    assert amount_received(session, invoice) == Decimal("786.50")
+
+
+def test_a_last_part_settles_only_its_own_invoices_partials(session: Session,  # noqa: F811
+                                                            invoices: list[str]) -> None:
+    other = staff_pay(session, invoices[0], "100.00", "o-1")
+    staff_pay(session, invoices[1], "756.25", "m-1")
+    assert session.get(Payment, other.payment_id).status == "partial"  # type: ignore[attr-defined]
+    assert status_of(session, invoices[0]) == "open"
+
+
+def test_an_unmatched_payment_pays_nothing_and_says_so(session: Session,  # noqa: F811
+                                                        invoices: list[str]) -> None:
+    outcome = register_payment(session, LATER, payment_reference="gift", amount=Decimal("5.00"),
+                               source="api", external_id="u-1", actor="api")
+    assert (outcome.status, outcome.invoice_paid, outcome.invoice_number) == ("unmatched", False, None)
+    assert (outcome.source, outcome.external_id) == ("api", "u-1")
+    again = register_payment(session, LATER, payment_reference="gift", amount=Decimal("5.00"),
+                             source="api", external_id="u-1", actor="api")
+    assert again.duplicate and again.invoice_paid is False
+
+
+def test_what_a_payment_row_keeps(session: Session, invoices: list[str]) -> None:  # noqa: F811
+    plain = staff_pay(session, invoices[0], "10.00", "k-1")
+    row = session.get(Payment, plain.payment_id)  # type: ignore[attr-defined]
+    assert row is not None and (row.payer_name, row.payment_reference) == ("", invoices[0])
+    long_ref = "9" * 2500
+    long = register_payment(session, LATER, payment_reference=long_ref, amount=Decimal("1.00"),
+                            source="api", external_id="k-2", actor="api", payer_name="N" * 300)
+    row = session.get(Payment, long.payment_id)
+    assert row is not None and len(row.payment_reference) == 2000 and len(row.payer_name) == 200
+    nothing = register_payment(session, LATER, amount=Decimal("1.00"), source="api",
+                               external_id="k-3", actor="api")
+    assert session.get(Payment, nothing.payment_id).payment_reference == ""  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("external_id, ok", [("x" * 200, True), ("x" * 201, False),
+                                             ("   ", False), ("", False)])
+def test_external_id_length(session: Session, invoices: list[str], external_id: str,  # noqa: F811
+                            ok: bool) -> None:
+    if ok:
+        staff_pay(session, invoices[0], "1.00", external_id)
+    else:
+        with pytest.raises(ValueError, match="external_id must be 1..200 characters"):
+            staff_pay(session, invoices[0], "1.00", external_id)
+
+
+def test_office_queue_is_oldest_first(session: Session, invoices: list[str]) -> None:  # noqa: F811
+    from datetime import timedelta
+
+    from certflow.services.payments import open_payment_issues
+
+    times = [LATER + timedelta(hours=h) for h in (3, 1, 2)]
+    for n, when in enumerate(times):
+        register_payment(session, when, payment_reference="?", amount=Decimal("1.00"),
+                         source="api", external_id=f"q-{n}", actor="api")
+    assert [p.external_id for p in open_payment_issues(session)] == ["q-1", "q-2", "q-0"]
+
+
+def test_a_reference_text_without_a_match_is_unmatched(session: Session,  # noqa: F811
+                                                       invoices: list[str]) -> None:
+    from certflow.services.payments import find_invoice
+
+    assert find_invoice(session, payment_reference=None) is None
+    assert find_invoice(session, payment_reference="") is None
+    assert find_invoice(session, payment_reference="XXXX") is None
