@@ -26,7 +26,9 @@ Operators
     input:  ``{holder: str, assessors: list[str]}``
     result: ``{ok: bool, problems: list[str]}`` — ``ok`` only when every assessor is a known
     user in the ``assessor`` group, none is the holder, their mentor or their supervisor
-    (``handlers.register.relations_conflicts``), and they are different people.
+    (``certflow.services.register.assessor_problems``), and they are different people. The
+    same rule is registered as the conflict rule ``recertification/assessors``, which holds
+    staff to it when they later reassign an assessor's task.
 
 Both operators only read, so a redelivered job simply reads again.
 """
@@ -41,11 +43,11 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from certflow.store.models import AuditEvent, Instance, User
+from certflow.store.models import AuditEvent, Instance
 from certflow.store.register import RegisterEntry
-from handlers import HandlerContext, PermanentError, guard, handler
+from handlers import HandlerContext, PermanentError, conflict_rule, guard, handler
 from certflow.services.email import long_date
-from certflow.services.register import relations_conflicts
+from certflow.services.register import assessor_problems
 
 # The certifier's calendar: a certificate valid until 2 March is still valid on 2 March in
 # the Netherlands, whatever the UTC date is.
@@ -163,12 +165,10 @@ def current_certificate(ctx: HandlerContext, data: HolderIn) -> dict[str, Any]:
 
 @handler("recertification/check_assessors")
 def check_assessors(ctx: HandlerContext, data: CheckAssessorsIn) -> dict[str, Any]:
-    problems = []
-    for name in data.assessors:
-        user = ctx.session.get(User, name)
-        if user is None:
-            problems.append(f"{name} is not a known user")
-        elif "assessor" not in (user.groups or []):
-            problems.append(f"{name} is not in the assessor group")
-    problems += relations_conflicts(ctx.session, data.holder, data.assessors)
+    problems = assessor_problems(ctx.session, data.holder, data.assessors)
     return {"ok": not problems, "problems": problems}
+
+
+# The same rule when staff later reassign an assessor's task (user tasks with
+# assignment_rule="recertification/assessors"; see certflow.engine.assignment).
+conflict_rule("recertification/assessors")(assessor_problems)

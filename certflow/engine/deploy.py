@@ -205,6 +205,12 @@ def _check_user_task(task_spec: Any, meta: dict[str, Any], bundle: Bundle, file:
         bundle.problems.append(Problem(file, element, f"form {form!r} not found in forms/"))
     for prop in ("assignee", "due"):
         _check_script(bundle, file, element, meta.get(prop), "eval", f"property {prop!r}")
+    rule = meta.get("assignment_rule")
+    if rule and rule not in bundle.registry.conflict_rules:
+        known = ", ".join(sorted(bundle.registry.conflict_rules)) or "none"
+        bundle.problems.append(Problem(file, element, f"unknown assignment rule {rule!r} (known: {known})"))
+    if rule and not meta.get("assignee"):
+        bundle.problems.append(Problem(file, element, "an assignment rule needs an 'assignee' property"))
     if meta.get("due"):
         literal = _literal(meta["due"])
         if literal is not None:

@@ -26,6 +26,8 @@ def describe(task_spec: Any) -> dict[str, Any]:
     if isinstance(task_spec, UserTask):
         meta.update(form=props.get("form"), assignee=props.get("assignee"),
                     due=props.get("due"), priority=int(props.get("priority", 50)))
+        if props.get("assignment_rule"):  # see certflow.engine.assignment
+            meta["assignment_rule"] = props["assignment_rule"]
     if isinstance(task_spec, AsyncServiceTask):
         meta.update(operator=task_spec.operation_name, result_variable=task_spec.result_variable)
     definition = getattr(task_spec, "event_definition", None)

@@ -14,6 +14,7 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from certflow.engine import assignment
 from certflow.engine import deploy as deploying
 from certflow.engine import rules
 from certflow.engine.rules import SCHEDULE
@@ -225,8 +226,10 @@ class Engine(MessagingMixin, JobsMixin, Runtime):
             if instance is None:
                 raise NotFound(f"no instance {instance_id!r}")
             rules.may_see(session, actor, instance)
-            rows = session.scalars(select(AuditEvent).where(AuditEvent.instance_id == instance_id)
-                                   .order_by(AuditEvent.id)).all()
+            query = select(AuditEvent).where(AuditEvent.instance_id == instance_id)
+            if not actor.is_staff:  # their own actions only: not another assessor's verdict
+                query = query.where(AuditEvent.actor == actor.username)
+            rows = session.scalars(query.order_by(AuditEvent.id)).all()
             return [{"at": r.at, "actor": r.actor, "action": r.action, "element_id": r.element_id,
                      "task_id": r.task_id, "detail": r.detail} for r in rows]
 
@@ -246,11 +249,12 @@ class Engine(MessagingMixin, JobsMixin, Runtime):
         return self._queue_op(actor, task_id, "claimed", queue.claim)
 
     def unclaim(self, actor: Actor, task_id: str) -> TaskView:
-        return self._queue_op(actor, task_id, "unclaimed", queue.unclaim)
+        return self._queue_op(actor, task_id, "unclaimed",
+                              lambda s, e, a, now: assignment.unclaim(self, s, e, a, now))
 
     def assign(self, actor: Actor, task_id: str, assignee: str) -> TaskView:
         return self._queue_op(actor, task_id, "assigned",
-                              lambda s, e, a, now: queue.assign(s, e, a, assignee, now))
+                              lambda s, e, a, now: assignment.assign(self, s, e, a, assignee, now))
 
     def _queue_op(self, actor: Actor, task_id: str, action: str, op: Any) -> TaskView:
         with self.session() as session:

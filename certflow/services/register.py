@@ -107,6 +107,20 @@ def set_relations(ctx: HandlerContext, data: Relations) -> dict[str, Any]:
     return {"holder": entry.holder, "mentor": entry.mentor, "supervisor": entry.supervisor}
 
 
+def assessor_problems(session: Session, holder: str, assessors: list[str]) -> list[str]:
+    """Why these people may not assess ``holder`` together (empty when they may): each must be
+    a known member of the assessor group, and none conflicted (``relations_conflicts``). The
+    one rule for choosing assessors and for reassigning an assessor's task later."""
+    problems = []
+    for name in assessors:
+        user = session.get(User, name)
+        if user is None:
+            problems.append(f"{name} is not a known user")
+        elif "assessor" not in (user.groups or []):
+            problems.append(f"{name} is not in the assessor group")
+    return problems + relations_conflicts(session, holder, assessors)
+
+
 def relations_conflicts(session: Session, holder: str, assessors: list[str]) -> list[str]:
     """Why each of these assessors may not assess this holder (empty when all may)."""
     entry = session.scalar(select(RegisterEntry).where(RegisterEntry.holder == holder))
