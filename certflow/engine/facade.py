@@ -19,8 +19,9 @@ from certflow.engine import deploy as deploying
 from certflow.engine import rules
 from certflow.engine.rules import SCHEDULE
 from certflow.engine import queue
-from certflow.engine.dto import Completed, DeployedVersion, InstanceView, TaskView
+from certflow.engine.dto import Completed, DeployedVersion, InboxPage, InstanceView, TaskView
 from certflow.engine.errors import Conflict, InvalidInput, NotFound
+from certflow.engine.inbox import PAGE_SIZE
 from certflow.engine.jobs import JobsMixin
 from certflow.engine.messaging import MessagingMixin
 from certflow.engine.projections import correlation_key, waiting_message_tasks
@@ -142,6 +143,7 @@ class Engine(MessagingMixin, JobsMixin, Runtime):
             )
             session.add(instance)
             session.flush()
+            session.autoflush = False  # as in every advance: save() flushes once
             advance = Advance(session, instance, workflow, definition, now, username)
             advance.audit("instance_started", data=data)
             if message is not None:
@@ -150,7 +152,7 @@ class Engine(MessagingMixin, JobsMixin, Runtime):
             instance_id = instance.id
             if view is not None:
                 view[1].append(self._view(session, instance, definition, view[0], workflow))
-        self._checkin(instance, workflow)
+        self._checkin(instance, workflow, advance.states)
         self.after_commit(advance, published)
         return instance_id
 
@@ -235,9 +237,14 @@ class Engine(MessagingMixin, JobsMixin, Runtime):
 
     # -- human tasks -------------------------------------------------------------------------
     def inbox(self, actor: Actor, process_id: str | None = None, group: str | None = None,
-              overdue: bool | None = None) -> list[TaskView]:
+              overdue: bool | None = None, limit: int = PAGE_SIZE) -> list[TaskView]:
+        """The first page of the inbox (``inbox_page`` pages on)."""
+        return self.inbox_page(actor, process_id, group, overdue, limit).tasks
+
+    def inbox_page(self, actor: Actor, process_id: str | None = None, group: str | None = None,
+                   overdue: bool | None = None, limit: int = PAGE_SIZE, after: str | None = None) -> InboxPage:
         with self.session() as session:
-            return queue.inbox(session, self, actor, process_id, group, overdue)
+            return queue.inbox(session, self, actor, process_id, group, overdue, limit, after)
 
     def task(self, actor: Actor, task_id: str) -> TaskView:
         with self.session() as session:

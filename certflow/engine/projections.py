@@ -4,6 +4,9 @@ Queue entries (ready user tasks), outbox jobs (waiting service tasks), message s
 and the instance's next timer due time are computed here from the workflow, in the same
 transaction as the state, so they cannot drift from it. Claims are the one thing kept across
 saves: a task that stays ready under the same id keeps its assignee.
+
+They read the one walk of the task tree the save made, and write with Core statements (rows
+as dicts, one executemany per table): the ORM's unit of work would cost more than the rows.
 """
 
 from __future__ import annotations
@@ -17,10 +20,11 @@ from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefin
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from certflow.engine import elements as el
+from certflow.engine.dto import JobMessage
 from certflow.engine.spiff import SERVICE_PARAMS, AsyncServiceTask
 from certflow.settings import Settings
 from certflow.store.models import HumanTask, Instance, Job, Subscription
@@ -34,26 +38,27 @@ NOT_BEFORE = "certflow_not_before"
 class Projected:
     """What a save produced that must happen after commit."""
 
-    publish: list[Job]
+    publish: list[JobMessage]
 
 
-def project(session: Session, instance: Instance, workflow: BpmnWorkflow, now: datetime,
-            settings: Settings, evaluate: Any) -> Projected:
-    """Rewrite the projections that changed since the last save (compared by signature)."""
+def project(session: Session, instance: Instance, tasks: list[Task], workflow: BpmnWorkflow,
+            now: datetime, settings: Settings, evaluate: Any) -> Projected:
+    """Rewrite the projections that changed since the last save (compared by signature).
+    ``tasks`` is every task of the workflow, as the save walked them."""
     before = instance.projected or {}
-    ready = {str(t.id): t for t in workflow.get_tasks(state=TaskState.READY, manual=True)}
+    ready = {str(t.id): t for t in tasks if t.state == TaskState.READY and t.task_spec.manual}
     waiting = {
-        str(t.id): t for t in workflow.get_tasks(state=TaskState.STARTED)
-        if isinstance(t.task_spec, AsyncServiceTask)
+        str(t.id): t for t in tasks
+        if t.state == TaskState.STARTED and isinstance(t.task_spec, AsyncServiceTask)
     }
-    subscriptions = _wanted_subscriptions(instance, workflow)
+    subscriptions = _wanted_subscriptions(instance, [t for t in tasks if _waits_for_message(t)])
     after = {
         "human": sorted(ready),
         "jobs": sorted([tid, t.internal_data.setdefault(ATTEMPT, 1)] for tid, t in waiting.items()),
         "subs": sorted([name, key] for name, key in subscriptions),
     }
-    new = not instance.state  # a just-started instance has no rows yet: nothing to read
-    publish: list[Job] = []
+    new = instance.projected is None  # a just-started instance has no rows yet: nothing to read
+    publish: list[JobMessage] = []
     if new or after["human"] != before.get("human"):
         _human_tasks(session, instance, ready, now, evaluate, new)
     if new or after["jobs"] != before.get("jobs"):
@@ -67,17 +72,17 @@ def project(session: Session, instance: Instance, workflow: BpmnWorkflow, now: d
 
 def _human_tasks(session: Session, instance: Instance, ready: dict[str, Task], now: datetime,
                  evaluate: Any, new: bool) -> None:
-    existing = {} if new else {h.id: h for h in session.scalars(
-        select(HumanTask).where(HumanTask.instance_id == instance.id))}
+    existing = set() if new else set(session.scalars(
+        select(HumanTask.id).where(HumanTask.instance_id == instance.id)))
     gone = [tid for tid in existing if tid not in ready]
     if gone:
         session.execute(delete(HumanTask).where(HumanTask.id.in_(gone)))
-    for tid, task in ready.items():
-        if tid not in existing:
-            session.add(_queue_entry(instance, task, now, evaluate))
+    rows = [_queue_entry(instance, task, now, evaluate) for tid, task in ready.items() if tid not in existing]
+    if rows:
+        session.execute(insert(HumanTask), rows)
 
 
-def _queue_entry(instance: Instance, task: Task, now: datetime, evaluate: Any) -> HumanTask:
+def _queue_entry(instance: Instance, task: Task, now: datetime, evaluate: Any) -> dict[str, Any]:
     spec = task.task_spec
     props = el.properties(spec)
     assignee = evaluate(task, props["assignee"]) if props.get("assignee") else None
@@ -85,7 +90,7 @@ def _queue_entry(instance: Instance, task: Task, now: datetime, evaluate: Any) -
     if props.get("due"):
         duration = TimerEventDefinition.parse_iso_duration(str(evaluate(task, props["due"])))
         due_at = now + TimerEventDefinition.get_timedelta_from_start(duration, now)
-    return HumanTask(
+    return dict(
         id=str(task.id), instance_id=instance.id, process_id=instance.process_id,
         business_key=instance.business_key, element_id=spec.bpmn_id,
         title=spec.bpmn_name or spec.bpmn_id, candidate_group=spec.lane,
@@ -101,14 +106,17 @@ def shown(task: Task) -> dict[str, Any]:
 
 
 def _jobs(session: Session, instance: Instance, waiting: dict[str, Task], now: datetime,
-          settings: Settings, new: bool) -> list[Job]:
-    jobs = [] if new else list(session.scalars(select(Job).where(
-        Job.instance_id == instance.id, Job.status.in_(("queued", "running", "failed")))))
+          settings: Settings, new: bool) -> list[JobMessage]:
+    jobs = [] if new else session.execute(select(Job.id, Job.task_id, Job.attempt, Job.status).where(
+        Job.instance_id == instance.id, Job.status.in_(("queued", "running", "failed")))).all()
     current = {(j.task_id, j.attempt) for j in jobs}
-    for job in jobs:
-        task = waiting.get(job.task_id)
-        if job.status in ("queued", "running") and (task is None or task.internal_data.get(ATTEMPT, 1) != job.attempt):
-            job.status, job.finished_at = "stale", now  # cancelled by a timer, or retried since
+    stale = [
+        job.id for job in jobs if job.status in ("queued", "running") and (
+            job.task_id not in waiting or waiting[job.task_id].internal_data.get(ATTEMPT, 1) != job.attempt)
+    ]
+    if stale:  # cancelled by a timer, or retried since
+        session.execute(update(Job).where(Job.id.in_(stale)).values(status="stale", finished_at=now),
+                        execution_options={"synchronize_session": False})
     publish = []
     for tid, task in waiting.items():
         attempt = task.internal_data.setdefault(ATTEMPT, 1)
@@ -117,17 +125,17 @@ def _jobs(session: Session, instance: Instance, waiting: dict[str, Task], now: d
         not_before = task.internal_data.pop(NOT_BEFORE, None)
         available = max(now, datetime.fromisoformat(not_before)) if not_before else now
         delay = available - now
-        job = Job(
+        operator = task.task_spec.operation_name
+        job_id = session.execute(insert(Job).values(
             idempotency_key=f"{instance.id}:{tid}:{attempt}", instance_id=instance.id, task_id=tid,
-            element_id=task.task_spec.bpmn_id, operator=task.task_spec.operation_name,
+            element_id=task.task_spec.bpmn_id, operator=operator,
             params=task.internal_data.get(SERVICE_PARAMS, {}), attempt=attempt,
             max_attempts=task.task_spec.retries or settings.job_max_attempts, status="queued",
             available_at=available, published_at=now if delay == timedelta(0) else None,
             created_at=now,
-        )
-        session.add(job)
+        ).returning(Job.id)).scalar_one()
         if delay == timedelta(0):
-            publish.append(job)
+            publish.append(JobMessage(job_id, operator))
     return publish
 
 
@@ -135,9 +143,9 @@ def correlation_key(variable: str | None, value: Any) -> str:
     return f"{variable or 'business_key'}={value}"
 
 
-def _wanted_subscriptions(instance: Instance, workflow: BpmnWorkflow) -> set[tuple[str, str]]:
+def _wanted_subscriptions(instance: Instance, waiting: list[Task]) -> set[tuple[str, str]]:
     wanted = set()
-    for task in waiting_message_tasks(workflow):
+    for task in waiting:
         variable = el.properties(task.task_spec).get("correlation")
         value = task.data.get(variable) if variable else instance.business_key
         wanted.add((task.task_spec.event_definition.name, correlation_key(variable, value)))
@@ -147,15 +155,18 @@ def _wanted_subscriptions(instance: Instance, workflow: BpmnWorkflow) -> set[tup
 def _subscriptions(session: Session, instance: Instance, wanted: set[tuple[str, str]], new: bool) -> None:
     if not new:
         session.execute(delete(Subscription).where(Subscription.instance_id == instance.id))
-    for name, key in sorted(wanted):
-        session.add(Subscription(instance_id=instance.id, message_name=name, correlation_key=key))
+    if wanted:
+        session.execute(insert(Subscription), [
+            dict(instance_id=instance.id, message_name=name, correlation_key=key) for name, key in sorted(wanted)])
+
+
+def _waits_for_message(task: Task) -> bool:
+    return task.state == TaskState.WAITING and isinstance(
+        getattr(task.task_spec, "event_definition", None), MessageEventDefinition)
 
 
 def waiting_message_tasks(workflow: BpmnWorkflow) -> list[Task]:
-    return [
-        t for t in workflow.get_tasks(state=TaskState.WAITING)
-        if isinstance(getattr(t.task_spec, "event_definition", None), MessageEventDefinition)
-    ]
+    return [t for t in workflow.get_tasks(state=TaskState.WAITING) if _waits_for_message(t)]
 
 
 TIMER_EVENTS = frozenset({"TimeDateEventDefinition", "DurationTimerEventDefinition", "CycleTimerEventDefinition"})

@@ -20,9 +20,10 @@ from typing import Any
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import insert, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, defer, sessionmaker
 
 from certflow.clock import CLOCK
 from certflow.engine.dto import JobMessage
@@ -33,7 +34,7 @@ from certflow.registry import HandlerRegistry
 from certflow.engine.spiff import SERIALIZER_VERSION, spec_from_dict, state_from_dict, state_to_dict
 from certflow.settings import Settings
 from certflow.store.db import transaction
-from certflow.store.models import AuditEvent, Definition, Instance, Job, Message
+from certflow.store.models import AuditEvent, Definition, Instance, Message
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,8 @@ class Advance:
     # insert them one by one to learn ids nobody needs).
     events: list[dict[str, Any]] = field(default_factory=list)
     thrown: int = 0
+    # Task states by id as this advance saved them: the next advance's "before" on a cache hit.
+    states: dict[str, tuple[int, str]] = field(default_factory=dict)
     # Run after the save, before commit, in the same transaction (answers built from it).
     on_saved: list[Callable[[], None]] = field(default_factory=list)
 
@@ -86,9 +89,12 @@ def lock_instance(session: Session, instance_id: str) -> Instance:
     Both are backed by the optimistic ``version`` column, so a writer that bypassed the lock
     still cannot overwrite a newer state: its UPDATE matches no row and fails.
     Unsafe if an instance is read in one transaction and saved in another.
+
+    The state column is deferred: when the live workflow is cached it is never read (nor
+    decoded); on a miss it is loaded under the lock already held.
     """
     instance = session.execute(
-        select(Instance).where(Instance.id == instance_id).with_for_update()
+        select(Instance).options(defer(Instance.state)).where(Instance.id == instance_id).with_for_update()
     ).scalar_one_or_none()
     if instance is None:
         raise NotFound(f"no instance {instance_id!r}")
@@ -108,9 +114,9 @@ class Runtime:
         self.script_engine = SandboxScriptEngine(now=lambda: CLOCK.now().astimezone(LOCAL_TZ))
         self._definitions: dict[int, LoadedDefinition] = {}
         # Workflows this process saved last, by instance id, with the version they were saved
-        # as. The version is the optimistic lock's, so a hit is exactly the stored state; any
-        # other writer bumps it and the entry is simply not used.
-        self._live: OrderedDict[str, tuple[int, BpmnWorkflow]] = OrderedDict()
+        # as and their task states. The version is the optimistic lock's, so a hit is exactly
+        # the stored state; any other writer bumps it and the entry is simply not used.
+        self._live: OrderedDict[str, tuple[int, BpmnWorkflow, dict[str, tuple[int, str]]]] = OrderedDict()
 
     def now(self) -> datetime:
         return CLOCK.now()
@@ -145,37 +151,41 @@ class Runtime:
     def advancing(self, instance_id: str | Callable[[Session], str], actor: str) -> Iterator[Advance]:
         """``instance_id`` may be a function that finds it in the advance's own session (from a
         task id, say), saving a transaction."""
-        published: list[Job] = []
+        published: list[JobMessage] = []
         with self.session() as session:
+            # Autoflush would flush before every query of the advance (about 9 each); save()
+            # flushes once, before the projections read the tables.
+            session.autoflush = False
             if callable(instance_id):
                 instance_id = instance_id(session)
             instance = lock_instance(session, instance_id)
             definition = self.definition(session, instance.definition_id)
-            workflow = self._checkout(instance, definition)
+            workflow, before = self._checkout(instance, definition)
             advance = Advance(session, instance, workflow, definition, CLOCK.now(), actor)
-            before = _states(workflow)
             yield advance
             published = self.save(advance, before)
             for hook in advance.on_saved:
                 hook()
-        self._checkin(instance, workflow)
+        self._checkin(instance, workflow, advance.states)
         self.after_commit(advance, published)
 
-    def _checkout(self, instance: Instance, definition: LoadedDefinition) -> BpmnWorkflow:
+    def _checkout(self, instance: Instance, definition: LoadedDefinition
+                  ) -> tuple[BpmnWorkflow, dict[str, tuple[int, str]]]:
         # Taken out of the cache: an advance that fails half-way must not leave it behind.
         cached = self._live.pop(instance.id, None)
         if cached is not None and cached[0] == instance.version:
-            return cached[1]
-        return self.restore(instance, definition)
+            return cached[1], cached[2]
+        workflow = self.restore(instance, definition)
+        return workflow, task_states(workflow.get_tasks())
 
-    def _checkin(self, instance: Instance, workflow: BpmnWorkflow) -> None:
+    def _checkin(self, instance: Instance, workflow: BpmnWorkflow, states: dict[str, tuple[int, str]]) -> None:
         if instance.status != "running":
             return
-        self._live[instance.id] = (instance.version, workflow)
+        self._live[instance.id] = (instance.version, workflow, states)
         while len(self._live) > LIVE_WORKFLOWS:
             self._live.popitem(last=False)
 
-    def after_commit(self, advance: Advance, published: list[Job]) -> None:
+    def after_commit(self, advance: Advance, published: list[JobMessage]) -> None:
         self.publish(published)
         if advance.thrown:
             self.drain_messages()
@@ -190,31 +200,36 @@ class Runtime:
                 CLOCK.refresh(session)
             yield session
 
-    def run_engine(self, advance: Advance) -> None:
+    def run_engine(self, advance: Advance) -> list[Task]:
+        """Run until only people, messages, timers or workers can move the instance. Returns
+        the one walk of the task tree that audit and projections then read."""
         workflow = advance.workflow
         try:
             for _ in range(MAX_ENGINE_ROUNDS):
                 workflow.do_engine_steps()
-                if not workflow.get_tasks(state=TaskState.READY, manual=False):
+                tasks = workflow.get_tasks()
+                if not any(t.state == TaskState.READY and not t.task_spec.manual for t in tasks):
                     break
         except SpiffWorkflowException as exc:
             element = getattr(getattr(exc, "task_spec", None), "bpmn_id", None)
             raise InvalidInput(f"the diagram failed at {element or 'an element'}: {exc}",
                                element=element) from exc
+        return tasks
 
-    def save(self, advance: Advance, before: dict[str, tuple[int, str]]) -> list[Job]:
-        self.run_engine(advance)
+    def save(self, advance: Advance, before: dict[str, tuple[int, str]]) -> list[JobMessage]:
+        tasks = self.run_engine(advance)
         instance, workflow, now = advance.instance, advance.workflow, advance.now
+        advance.states = task_states(tasks)
         _audit_transitions(advance, before)
         _store_thrown_messages(advance)
-        projected = project(advance.session, instance, workflow, now, self.settings, self.evaluate)
+        advance.session.flush()  # the one flush: the projections below read with Core
+        projected = project(advance.session, instance, tasks, workflow, now, self.settings, self.evaluate)
         instance.state = state_to_dict(workflow)
         instance.serializer_version = SERIALIZER_VERSION
         instance.updated_at = now
         if workflow.is_completed() and instance.status == "running":
             instance.status, instance.ended_at = "completed", now
             advance.audit("instance_completed")
-        advance.session.flush()
         if advance.events:
             advance.session.execute(insert(AuditEvent), advance.events)
         return projected.publish
@@ -222,12 +237,12 @@ class Runtime:
     def evaluate(self, task: Any, expression: str) -> Any:
         return self.script_engine.evaluate(task, expression)
 
-    def publish(self, jobs: list[Job]) -> None:
+    def publish(self, jobs: list[JobMessage]) -> None:
         """After commit. A failure here loses nothing: the sweep re-publishes unclaimed jobs."""
         if not jobs or self.publisher is None:
             return
         try:
-            self.publisher([JobMessage(job.id, job.operator) for job in jobs])
+            self.publisher(jobs)
         except Exception:  # the broker is down: the sweep will pick these up
             log.exception("publishing %d job(s) failed; the sweep will retry", len(jobs))
 
@@ -245,15 +260,15 @@ def _store_thrown_messages(advance: Advance) -> None:
         advance.thrown += 1
 
 
-def _states(workflow: BpmnWorkflow) -> dict[str, tuple[int, str]]:
+def task_states(tasks: list[Task]) -> dict[str, tuple[int, str]]:
     return {
         str(t.id): (t.state, t.task_spec.bpmn_id)
-        for t in workflow.get_tasks() if getattr(t.task_spec, "bpmn_id", None)
+        for t in tasks if getattr(t.task_spec, "bpmn_id", None)
     }
 
 
 def _audit_transitions(advance: Advance, before: dict[str, tuple[int, str]]) -> None:
-    for tid, (state, element) in _states(advance.workflow).items():
+    for tid, (state, element) in advance.states.items():
         old = before.get(tid, (None, element))[0]
         if old != state and state not in (TaskState.FUTURE, TaskState.LIKELY, TaskState.MAYBE):
             advance.audit(TaskState.get_name(state).lower(), tid, element)
