@@ -35,6 +35,13 @@ class TaskView:
 
 
 @dataclass(frozen=True)
+class InboxPage:
+    tasks: list[TaskView]
+    # Pass as ``after`` for the next page; None on the last page.
+    next: str | None = None
+
+
+@dataclass(frozen=True)
 class InstanceView:
     id: str
     process_id: str

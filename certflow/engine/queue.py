@@ -13,9 +13,10 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from certflow.engine import elements as el
-from certflow.engine.dto import TaskView
+from certflow.engine import inbox as inboxq
+from certflow.engine.dto import InboxPage, TaskView
 from certflow.engine.errors import Conflict, Forbidden, InvalidInput, NotFound
-from certflow.store.models import HumanTask, User
+from certflow.store.models import HumanTask, Instance, User
 
 if TYPE_CHECKING:
     from certflow.engine.facade import Actor
@@ -42,32 +43,28 @@ def view(entry: HumanTask, forms: dict[str, Any], now: datetime) -> TaskView:
 
 
 def inbox(session: Session, runtime: "Runtime", actor: "Actor", process_id: str | None,
-          group: str | None, overdue: bool | None) -> list[TaskView]:
-    """Mine, plus unassigned in my groups; staff may ask for any group. Due first."""
+          group: str | None, overdue: bool | None, limit: int = inboxq.PAGE_SIZE,
+          after: str | None = None) -> InboxPage:
+    """Mine, plus unassigned in my groups; staff may ask for any group. Due first, a page at
+    a time (see certflow.engine.inbox for the order and the indexes behind it)."""
     now = runtime.now()
-    query = select(HumanTask)
     if group and (actor.is_staff or group in actor.groups):
-        query = query.where(HumanTask.candidate_group == group)
+        sources = [HumanTask.candidate_group == group]
     else:
-        query = query.where(or_(
-            HumanTask.assignee == actor.username,
-            (HumanTask.assignee.is_(None)) & (HumanTask.candidate_group.in_(actor.groups or ("",))),
-        ))
-    if process_id:
-        query = query.where(HumanTask.process_id == process_id)
-    if overdue is not None:
-        query = query.where(HumanTask.due_at < now) if overdue else query.where(
-            or_(HumanTask.due_at.is_(None), HumanTask.due_at >= now))
-    entries = session.scalars(query.order_by(
-        HumanTask.due_at.is_(None), HumanTask.due_at, HumanTask.priority.desc(), HumanTask.created_at
-    ).limit(500)).all()
-    forms_by_instance: dict[str, dict[str, Any]] = {}
-    views = []
-    for entry in entries:
-        if entry.instance_id not in forms_by_instance:
-            forms_by_instance[entry.instance_id] = runtime.definition_forms(session, entry.instance_id)  # type: ignore[attr-defined]
-        views.append(view(entry, forms_by_instance[entry.instance_id], now))
-    return views
+        sources = [HumanTask.assignee == actor.username] + [
+            HumanTask.assignee.is_(None) & (HumanTask.candidate_group == g) for g in dict.fromkeys(actor.groups)]
+    entries, next_cursor = inboxq.page(session, sources, inboxq.InboxFilter(process_id, overdue), now, limit, after)
+    forms = forms_of(session, runtime, {e.instance_id for e in entries})
+    return InboxPage([view(e, forms[e.instance_id], now) for e in entries], next_cursor)
+
+
+def forms_of(session: Session, runtime: "Runtime", instance_ids: set[str]) -> dict[str, dict[str, Any]]:
+    """The form schemas of each instance's definition: one query for the page, definitions
+    from the runtime's cache."""
+    if not instance_ids:
+        return {}
+    rows = session.execute(select(Instance.id, Instance.definition_id).where(Instance.id.in_(instance_ids))).all()
+    return {instance_id: runtime.definition(session, definition_id).forms for instance_id, definition_id in rows}
 
 
 def mine(session: Session, actor: "Actor", instance_id: str, forms: dict[str, Any], now: datetime) -> list[TaskView]:

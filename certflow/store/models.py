@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import column as sa_column
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from certflow.store.base import Base, new_id
@@ -99,9 +100,14 @@ class HumanTask(Base):
     """A ready user task in the queue. Claims survive re-projection of the same task id."""
 
     __tablename__ = "human_tasks"
+    # Each index serves one branch of the inbox query in queue order (certflow/engine/inbox.py):
+    # a page is read straight off the index at any number of open tasks.
     __table_args__ = (
-        Index("ix_human_tasks_group_due", "candidate_group", "due_at"),
-        Index("ix_human_tasks_assignee_due", "assignee", "due_at"),
+        Index("ix_human_tasks_assignee_queue", "assignee", "due_at", sa_column("priority").desc(), "created_at", "id"),
+        Index("ix_human_tasks_group_queue", "candidate_group", "due_at", sa_column("priority").desc(), "created_at", "id"),
+        # Unassigned group work: what most of the inbox is, and what a claim removes from it.
+        Index("ix_human_tasks_unassigned_queue", "candidate_group", "due_at", sa_column("priority").desc(), "created_at",
+              "id", postgresql_where=text("assignee IS NULL"), sqlite_where=text("assignee IS NULL")),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)  # the engine task id
