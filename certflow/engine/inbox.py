@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select, union_all
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import ColumnElement, Row, and_, or_, select, union_all
+from sqlalchemy.orm import Session
 
 from certflow.engine.errors import InvalidInput
 from certflow.store.models import HumanTask
@@ -68,18 +68,20 @@ class Cursor:
             raise InvalidInput("not a valid inbox cursor; use the one the previous page gave", field="after") from exc
 
     @classmethod
-    def of(cls, entry: HumanTask) -> "Cursor":
+    def of(cls, entry: Any) -> "Cursor":
         return cls(entry.due_at, entry.priority, entry.created_at, entry.id)
 
 
-def sort_key(entry: HumanTask) -> tuple[Any, ...]:
+def sort_key(entry: Any) -> tuple[Any, ...]:
+    """Queue order, for a ``HumanTask`` or a row of its columns."""
     return (entry.due_at is None, entry.due_at or _LATEST, -entry.priority, entry.created_at, entry.id)
 
 
 def page(session: Session, sources: list[ColumnElement[bool]], filters: InboxFilter, now: datetime,
-         limit: int = PAGE_SIZE, after: str | None = None) -> tuple[list[HumanTask], str | None]:
+         limit: int = PAGE_SIZE, after: str | None = None) -> tuple[list[Row[Any]], str | None]:
     """One page of the tasks matching any of ``sources`` (each an index-served condition) and
-    every filter, in queue order; with the cursor of the next page, or None on the last."""
+    every filter, in queue order, as rows with ``HumanTask``'s columns; with the cursor of the
+    next page, or None on the last."""
     if not 1 <= limit <= MAX_PAGE_SIZE:
         raise InvalidInput(f"a page holds 1 to {MAX_PAGE_SIZE} tasks", field="limit")
     cursor = Cursor.decode(after) if after else None
@@ -97,8 +99,9 @@ def page(session: Session, sources: list[ColumnElement[bool]], filters: InboxFil
             ).limit(limit + 1).subquery())
     if not branches:
         return [], None
+    # Plain rows, not ORM objects: up to (branches x page) of them are read and most dropped.
     union = union_all(*(select(b) for b in branches)).subquery()
-    rows = sorted(session.scalars(select(aliased(HumanTask, union))).all(), key=sort_key)
+    rows = sorted(session.execute(select(union)).all(), key=sort_key)
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, Cursor.of(rows[-1]).encode() if more else None

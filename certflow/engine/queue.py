@@ -31,7 +31,8 @@ def get(session: Session, task_id: str, lock: bool = False) -> HumanTask:
     return entry
 
 
-def view(entry: HumanTask, forms: dict[str, Any], now: datetime) -> TaskView:
+def view(entry: Any, forms: dict[str, Any], now: datetime) -> TaskView:
+    """A ``HumanTask``, or a row of its columns, as the facade shows it."""
     return TaskView(
         id=entry.id, instance_id=entry.instance_id, process_id=entry.process_id,
         business_key=entry.business_key, element_id=entry.element_id, title=entry.title,
