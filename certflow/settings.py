@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     inline_drain_limit: int = 50
     drain_batch: int = 500
     beat_interval_seconds: float = 2.0
+    # Due timers are fired this many instances per transaction (each in its own savepoint), and
+    # a tick fires for at most timer_budget_seconds: a longer backlog is shared by the ticks
+    # that follow, running side by side on the worker processes.
+    timer_batch: int = 50
+    timer_budget_seconds: float = 20.0
 
     certificate_validity_years: int = 3
     # The broker queue jobs and ticks travel on; separate deployments (or test runs) sharing

@@ -88,7 +88,8 @@ def tick() -> dict[str, int]:
     from certflow.bootstrap import engine
 
     eng = engine()
-    return {"timers": eng.fire_due_timers(), "messages": eng.drain_messages(eng.settings.drain_batch),
+    timers = eng.fire_due_timers(limit=None, budget_seconds=eng.settings.timer_budget_seconds)
+    return {"timers": timers, "messages": eng.drain_messages(eng.settings.drain_batch),
             "jobs": eng.sweep_jobs(), "pruned": prune_delivered(eng.settings)}
 
 

@@ -8,6 +8,7 @@ first checks the task still waits for *that* attempt; anything else is dropped a
 from __future__ import annotations
 
 import logging
+import time
 import traceback
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -26,7 +27,7 @@ from certflow.store.models import Incident, Instance, Job
 
 if TYPE_CHECKING:
     from certflow.engine.facade import Actor
-    from certflow.engine.runtime import Runtime
+    from certflow.engine.runtime import Advance, Runtime
 
     _Base = Runtime
 else:
@@ -168,47 +169,59 @@ class JobsMixin(_Base):
         return incident.status
 
     # -- timers and the sweep (beat) ---------------------------------------------------------
-    def fire_due_timers(self, limit: int = 500) -> int:
-        """Advance instances whose earliest timer is due, in due order, each in its own
-        transaction. The due instance is picked and locked in the advance's own transaction
-        (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so schedulers running side by side each
-        take different instances and none is advanced twice for one firing."""
+    def fire_due_timers(self, limit: int | None = 500, budget_seconds: float | None = None) -> int:
+        """Advance instances whose earliest timer is due, in due order, until ``limit`` fired,
+        ``budget_seconds`` passed or none is due.
+
+        Batched: each transaction picks up to ``timer_batch`` due instances and locks them
+        (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so schedulers running side by side, such as
+        two ticks on two worker processes, take different instances and none fires twice).
+        Each instance's advance runs in its own savepoint: one that fails is rolled back alone
+        and gets an incident, and the others commit together. Nothing is published before
+        that commit."""
         fired = 0
-        for _ in range(limit):
-            picked: list[str] = []
-            try:
-                with self.advancing(lambda session: self._pick_due(session, picked), "timer") as adv:
-                    adv.audit("timers_checked")
-            except _NothingDue:
+        deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
+        while limit is None or fired < limit:
+            batch = self.settings.timer_batch if limit is None else min(self.settings.timer_batch, limit - fired)
+            n = self._fire_batch(batch)
+            fired += n
+            if n < batch or (deadline is not None and time.monotonic() >= deadline):
                 break
-            except Exception as exc:
-                if not picked:
-                    raise
-                self._timer_incident(picked[0], exc)
-            fired += 1
         return fired
 
-    def _pick_due(self, session: Any, picked: list[str]) -> str:
-        query = (select(Instance.id).where(Instance.status == "running", Instance.next_due_at <= self.now())
-                 .order_by(Instance.next_due_at).limit(1))
-        if session.bind is not None and session.bind.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        instance_id = session.scalar(query)
-        if instance_id is None:
-            raise _NothingDue
-        picked.append(instance_id)
-        return str(instance_id)
-
-    def _timer_incident(self, instance_id: str, exc: Exception) -> None:
-        log.exception("timer advance of %s failed", instance_id)
+    def _fire_batch(self, size: int) -> int:
+        done: list[tuple[Advance, list[JobMessage]]] = []
         with self.session() as session:
-            instance = session.get(Instance, instance_id)
-            if instance is None:
-                return
-            instance.next_due_at, instance.has_incident = None, True  # stop re-firing until resolved
-            session.add(Incident(instance_id=instance_id, task_id="", element_id="(timer)", operator="engine",
-                                 error=str(exc), traceback=traceback.format_exc(), attempts=1,
-                                 status="open", created_at=self.now()))
+            session.autoflush = False
+            query = (select(Instance).where(Instance.status == "running", Instance.next_due_at <= self.now())
+                     .order_by(Instance.next_due_at).limit(size))
+            if session.bind is not None and session.bind.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            instances = session.scalars(query).all()
+            for instance in instances:
+                try:
+                    with session.begin_nested():
+                        advance, before = self.open_advance(session, instance, "timer")
+                        advance.audit("timers_checked")
+                        done.append((advance, self.save(advance, before)))
+                        session.flush()  # the instance row too, so a stale version fails here
+                except Exception as exc:
+                    self._timer_incident(session, instance.id, exc)
+        for advance, published in done:
+            self._checkin(advance.instance, advance.workflow, advance.states)
+            self.after_commit(advance, published)
+        return len(instances)
+
+    def _timer_incident(self, session: Session, instance_id: str, exc: Exception) -> None:
+        log.exception("timer advance of %s failed", instance_id)
+        instance = session.get(Instance, instance_id)
+        if instance is None:
+            return
+        instance.next_due_at, instance.has_incident = None, True  # stop re-firing until resolved
+        session.add(Incident(instance_id=instance_id, task_id="", element_id="(timer)", operator="engine",
+                             error=str(exc), traceback=traceback.format_exc(), attempts=1,
+                             status="open", created_at=self.now()))
+        session.flush()
 
     def sweep_jobs(self, limit: int = 1000) -> int:
         """Publish jobs that are due but not (or no longer) on the broker: retries whose backoff
@@ -227,10 +240,6 @@ class JobsMixin(_Base):
         if messages and self.publisher is not None:
             self.publisher(messages)
         return len(messages)
-
-
-class _NothingDue(Exception):
-    """No instance has a due timer (ends a fire_due_timers loop; rolls back an empty read)."""
 
 
 def _staff(actor: "Actor") -> None:

@@ -158,16 +158,21 @@ class Runtime:
             session.autoflush = False
             if callable(instance_id):
                 instance_id = instance_id(session)
-            instance = lock_instance(session, instance_id)
-            definition = self.definition(session, instance.definition_id)
-            workflow, before = self._checkout(instance, definition)
-            advance = Advance(session, instance, workflow, definition, CLOCK.now(), actor)
+            advance, before = self.open_advance(session, lock_instance(session, instance_id), actor)
             yield advance
             published = self.save(advance, before)
             for hook in advance.on_saved:
                 hook()
-        self._checkin(instance, workflow, advance.states)
+        self._checkin(advance.instance, advance.workflow, advance.states)
         self.after_commit(advance, published)
+
+    def open_advance(self, session: Session, instance: Instance, actor: str
+                     ) -> tuple[Advance, dict[str, tuple[int, str]]]:
+        """The advance of an instance already locked in ``session``, and its task states
+        before it moves."""
+        definition = self.definition(session, instance.definition_id)
+        workflow, before = self._checkout(instance, definition)
+        return Advance(session, instance, workflow, definition, CLOCK.now(), actor), before
 
     def _checkout(self, instance: Instance, definition: LoadedDefinition
                   ) -> tuple[BpmnWorkflow, dict[str, tuple[int, str]]]:

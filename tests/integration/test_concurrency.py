@@ -99,6 +99,22 @@ def test_two_schedulers_fire_each_timer_once(pg: Harness) -> None:
     assert reminders == 10
 
 
+def test_three_ticks_firing_batches_side_by_side_fire_each_timer_once(pg: Harness, monkeypatch) -> None:
+    monkeypatch.setattr(pg.engine.settings, "timer_batch", 4)
+    for i in range(24):
+        pg.engine.start(pg.staff, "flow", f"T{i}", {"key": f"T{i}"})
+    pg.run_jobs()
+    with session_scope() as s:
+        from certflow.clock import CLOCK, parse_duration
+
+        CLOCK.advance(s, parse_duration("P8D"), allowed=True)
+    fired = _together(3, lambda i: pg.engine.fire_due_timers(limit=None))
+    assert sum(fired) == 24, fired  # SKIP LOCKED: each batch takes instances no other holds
+    with session_scope() as s:
+        reminders = s.scalars(select(Job.instance_id).where(Job.element_id == "remind")).all()
+    assert len(reminders) == len(set(reminders)) == 24
+
+
 def test_two_drainers_route_each_message_once(pg: Harness) -> None:
     from certflow.engine.messaging import emit
     from certflow.store.models import Message
