@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import or_, select
+from sqlalchemy import insert, or_, select
 from sqlalchemy.orm import Session
 
 from certflow.engine.dto import IncidentView, JobMessage
@@ -23,7 +23,7 @@ from certflow.engine.projections import ATTEMPT, NOT_BEFORE
 from certflow.engine.messaging import emit
 from certflow.engine.spiff import complete_service_task, find_task
 from certflow.registry import HandlerContext, PermanentError
-from certflow.store.models import Incident, Instance, Job
+from certflow.store.models import AuditEvent, Incident, Instance, Job
 
 if TYPE_CHECKING:
     from certflow.engine.facade import Actor
@@ -190,6 +190,16 @@ class JobsMixin(_Base):
         return fired
 
     def _fire_batch(self, size: int) -> int:
+        """One batch, all in one transaction. Normally without savepoints (they cost two round
+        trips per instance) and with the audit rows and state updates of the whole batch
+        written together; if any advance fails, the whole batch is rolled back and fired again
+        with a savepoint per instance, so the failing one alone gets its incident."""
+        try:
+            return self._fire(size, isolated=False)
+        except _Isolate:
+            return self._fire(size, isolated=True)
+
+    def _fire(self, size: int, isolated: bool) -> int:
         done: list[tuple[Advance, list[JobMessage]]] = []
         with self.session() as session:
             session.autoflush = False
@@ -199,18 +209,30 @@ class JobsMixin(_Base):
                 query = query.with_for_update(skip_locked=True)
             instances = session.scalars(query).all()
             for instance in instances:
+                if not isolated:
+                    try:
+                        done.append(self._fire_one(session, instance, write_audit=False))
+                    except Exception as exc:
+                        raise _Isolate from exc
+                    continue
                 try:
                     with session.begin_nested():
-                        advance, before = self.open_advance(session, instance, "timer")
-                        advance.audit("timers_checked")
-                        done.append((advance, self.save(advance, before)))
+                        done.append(self._fire_one(session, instance, write_audit=True))
                         session.flush()  # the instance row too, so a stale version fails here
                 except Exception as exc:
                     self._timer_incident(session, instance.id, exc)
+            events = [] if isolated else [event for advance, _ in done for event in advance.events]
+            if events:
+                session.execute(insert(AuditEvent), events)
         for advance, published in done:
             self._checkin(advance.instance, advance.workflow, advance.states)
             self.after_commit(advance, published)
         return len(instances)
+
+    def _fire_one(self, session: Session, instance: Instance, write_audit: bool) -> tuple[Advance, list[JobMessage]]:
+        advance, before = self.open_advance(session, instance, "timer")
+        advance.audit("timers_checked")
+        return advance, self.save(advance, before, write_audit)
 
     def _timer_incident(self, session: Session, instance_id: str, exc: Exception) -> None:
         log.exception("timer advance of %s failed", instance_id)
@@ -240,6 +262,10 @@ class JobsMixin(_Base):
         if messages and self.publisher is not None:
             self.publisher(messages)
         return len(messages)
+
+
+class _Isolate(Exception):
+    """An advance in a timer batch failed: fire the batch again, each in its own savepoint."""
 
 
 def _staff(actor: "Actor") -> None:

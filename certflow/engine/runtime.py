@@ -221,7 +221,9 @@ class Runtime:
                                element=element) from exc
         return tasks
 
-    def save(self, advance: Advance, before: dict[str, tuple[int, str]]) -> list[JobMessage]:
+    def save(self, advance: Advance, before: dict[str, tuple[int, str]], write_audit: bool = True) -> list[JobMessage]:
+        """Run the engine, then write the state with everything derived from it. With
+        ``write_audit=False`` the caller writes ``advance.events`` (a batch writes them once)."""
         tasks = self.run_engine(advance)
         instance, workflow, now = advance.instance, advance.workflow, advance.now
         advance.states = task_states(tasks)
@@ -235,7 +237,7 @@ class Runtime:
         if workflow.is_completed() and instance.status == "running":
             instance.status, instance.ended_at = "completed", now
             advance.audit("instance_completed")
-        if advance.events:
+        if advance.events and write_audit:
             advance.session.execute(insert(AuditEvent), advance.events)
         return projected.publish
 

@@ -43,10 +43,10 @@ def test_a_failing_timer_gets_an_incident_and_its_batch_still_fires(
     engine = waiting.engine
     save = engine.save
 
-    def failing_for_t3(advance: Any, before: Any) -> Any:
+    def failing_for_t3(advance: Any, *args: Any) -> Any:
         if advance.instance.business_key == "T3":
             raise RuntimeError("the diagram broke")
-        return save(advance, before)
+        return save(advance, *args)
 
     monkeypatch.setattr(engine, "save", failing_for_t3)
     assert engine.fire_due_timers(limit=None) == 7
