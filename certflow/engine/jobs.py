@@ -14,13 +14,14 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import insert, or_, select
+from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from certflow.engine.dto import IncidentView, JobMessage
 from certflow.engine.errors import Conflict, Forbidden, InvalidInput, NotFound
-from certflow.engine.projections import ATTEMPT, NOT_BEFORE
 from certflow.engine.messaging import emit
+from certflow.engine.projections import ATTEMPT, NOT_BEFORE, table_of
 from certflow.engine.spiff import complete_service_task, find_task
 from certflow.registry import HandlerContext, PermanentError
 from certflow.store.models import AuditEvent, Incident, Instance, Job
@@ -208,12 +209,17 @@ class JobsMixin(_Base):
             if session.bind is not None and session.bind.dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
             instances = session.scalars(query).all()
+            saved = []
             for instance in instances:
                 if not isolated:
                     try:
                         done.append(self._fire_one(session, instance, write_audit=False))
                     except Exception as exc:
                         raise _Isolate from exc
+                    # Out of the unit of work: the next advance's flush would write this row
+                    # alone; the batch writes all of them in one executemany below.
+                    saved.append(_saved_row(instance))
+                    session.expunge(instance)
                     continue
                 try:
                     with session.begin_nested():
@@ -221,9 +227,13 @@ class JobsMixin(_Base):
                         session.flush()  # the instance row too, so a stale version fails here
                 except Exception as exc:
                     self._timer_incident(session, instance.id, exc)
+            if saved:
+                _write_saved(session, saved)
+                for advance, _ in done:
+                    advance.instance.version += 1  # detached: what the row now holds
             events = [] if isolated else [event for advance, _ in done for event in advance.events]
             if events:
-                session.execute(insert(AuditEvent), events)
+                session.execute(insert(table_of(AuditEvent)), events)  # Core: one executemany
         for advance, published in done:
             self._checkin(advance.instance, advance.workflow, advance.states)
             self.after_commit(advance, published)
@@ -262,6 +272,25 @@ class JobsMixin(_Base):
         if messages and self.publisher is not None:
             self.publisher(messages)
         return len(messages)
+
+
+_SAVED = ("state", "serializer_version", "next_due_at", "projected", "status", "ended_at", "updated_at",
+          "has_incident")
+
+
+def _saved_row(instance: Instance) -> dict[str, Any]:
+    return {"b_id": instance.id, "b_version": instance.version, **{c: getattr(instance, c) for c in _SAVED}}
+
+
+def _write_saved(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Write a batch of saved instances, each only if it still has the version it was read at
+    (the optimistic lock the ORM keeps for one row, kept here for many)."""
+    table = table_of(Instance)
+    statement = (update(table).where(table.c.id == bindparam("b_id"), table.c.version == bindparam("b_version"))
+                 .values(version=table.c.version + 1, **{c: bindparam(c, type_=table.c[c].type) for c in _SAVED}))
+    result = session.connection().execute(statement, rows)
+    if result.rowcount != len(rows):
+        raise StaleDataError(f"{len(rows) - result.rowcount} of {len(rows)} timer instances changed meanwhile")
 
 
 class _Isolate(Exception):

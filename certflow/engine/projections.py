@@ -13,21 +13,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from certflow.engine import elements as el
 from certflow.engine.dto import JobMessage
 from certflow.engine.spiff import SERVICE_PARAMS, AsyncServiceTask
 from certflow.settings import Settings
+from certflow.store.base import Base
 from certflow.store.models import HumanTask, Instance, Job, Subscription
+
+def table_of(model: type[Base]) -> Table:
+    """A model's table, for Core statements (rows as dicts, executemany) on the hot path."""
+    return cast(Table, model.__table__)
+
 
 ATTEMPT = "certflow_attempt"
 # An automatic retry waits out its backoff; set at failure time, absent for a manual retry.
@@ -79,7 +85,7 @@ def _human_tasks(session: Session, instance: Instance, ready: dict[str, Task], n
         session.execute(delete(HumanTask).where(HumanTask.id.in_(gone)))
     rows = [_queue_entry(instance, task, now, evaluate) for tid, task in ready.items() if tid not in existing]
     if rows:
-        session.execute(insert(HumanTask), rows)
+        session.execute(insert(table_of(HumanTask)), rows)
 
 
 def _queue_entry(instance: Instance, task: Task, now: datetime, evaluate: Any) -> dict[str, Any]:
@@ -156,7 +162,7 @@ def _subscriptions(session: Session, instance: Instance, wanted: set[tuple[str, 
     if not new:
         session.execute(delete(Subscription).where(Subscription.instance_id == instance.id))
     if wanted:
-        session.execute(insert(Subscription), [
+        session.execute(insert(table_of(Subscription)), [
             dict(instance_id=instance.id, message_name=name, correlation_key=key) for name, key in sorted(wanted)])
 
 

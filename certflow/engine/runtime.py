@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, defer, sessionmaker
 from certflow.clock import CLOCK
 from certflow.engine.dto import JobMessage
 from certflow.engine.errors import InvalidInput, NotFound
-from certflow.engine.projections import project
+from certflow.engine.projections import project, table_of
 from certflow.engine.sandbox import SandboxScriptEngine
 from certflow.registry import HandlerRegistry
 from certflow.engine.spiff import SERIALIZER_VERSION, spec_from_dict, state_from_dict, state_to_dict
@@ -238,7 +238,7 @@ class Runtime:
             instance.status, instance.ended_at = "completed", now
             advance.audit("instance_completed")
         if advance.events and write_audit:
-            advance.session.execute(insert(AuditEvent), advance.events)
+            advance.session.execute(insert(table_of(AuditEvent)), advance.events)
         return projected.publish
 
     def evaluate(self, task: Any, expression: str) -> Any:
