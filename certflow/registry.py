@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
@@ -63,6 +63,7 @@ class HandlerContext:
 
 
 HandlerFn = Callable[[HandlerContext, Any], dict[str, Any]]
+Effects = Literal["database", "outside"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,11 @@ class Handler(Generic[In]):
     fn: Callable[[HandlerContext, In], dict[str, Any]]
     # Parameter names the diagram may leave out (they have defaults in the input model).
     optional: frozenset[str]
+    # Declared at registration: True when every effect is a write to certflow's own database
+    # (invoice numbers, register entries, certificates). Such a handler runs inside the
+    # advance that completes its task (exactly once by construction: one commit for both);
+    # one with outside effects (SMTP, anything remote) runs in its own job transaction.
+    in_transaction: bool = False
 
     def __call__(self, ctx: HandlerContext, params: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -110,10 +116,14 @@ class HandlerRegistry:
         self.conflict_rules: dict[str, ConflictRule] = {}
 
     # -- registering -----------------------------------------------------------------------
-    def handler(self, name: str) -> Callable[[Callable[[HandlerContext, In], dict[str, Any]]],
-                                             Callable[[HandlerContext, In], dict[str, Any]]]:
+    def handler(self, name: str, effects: Effects = "outside"
+                ) -> Callable[[Callable[[HandlerContext, In], dict[str, Any]]],
+                              Callable[[HandlerContext, In], dict[str, Any]]]:
         """Register ``fn(ctx, data: Model) -> dict`` under ``name``; the model is read from the
-        annotation of its second parameter."""
+        annotation of its second parameter. ``effects="database"`` declares that it only
+        writes certflow's own database (see ``Handler.in_transaction``)."""
+        if effects not in ("database", "outside"):
+            raise ValueError(f"handler {name!r}: effects must be 'database' or 'outside', not {effects!r}")
 
         def register(fn: Callable[[HandlerContext, In], dict[str, Any]]
                      ) -> Callable[[HandlerContext, In], dict[str, Any]]:
@@ -122,7 +132,8 @@ class HandlerRegistry:
             if name in self.handlers and self.handlers[name].fn is not fn:
                 raise RuntimeError(f"handler {name!r} registered twice")
             optional = frozenset(n for n, f in model.model_fields.items() if not f.is_required())
-            self.handlers[name] = Handler(name=name, input_model=model, fn=fn, optional=optional)
+            self.handlers[name] = Handler(name=name, input_model=model, fn=fn, optional=optional,
+                                          in_transaction=effects == "database")
             return fn
 
         return register
@@ -169,4 +180,4 @@ class HandlerRegistry:
         """Swap the function behind an operator for a fake (tests, benchmarks), keeping its
         input model so deploy checks and validation stay the real ones."""
         real = self.get(name)
-        self.handlers[name] = Handler(name, real.input_model, fn, real.optional)
+        self.handlers[name] = Handler(name, real.input_model, fn, real.optional, real.in_transaction)

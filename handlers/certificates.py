@@ -11,11 +11,11 @@ from certflow.services.certificates import CopyCertificate, IssueCertificate
 from handlers import HandlerContext, handler
 
 
-@handler("certificates/issue")
+@handler("certificates/issue", effects="database")
 def issue_certificate(ctx: HandlerContext, data: IssueCertificate) -> dict[str, Any]:
     return certificates.issue_certificate(ctx, data)
 
 
-@handler("certificates/english_copy")
+@handler("certificates/english_copy", effects="database")
 def english_copy(ctx: HandlerContext, data: CopyCertificate) -> dict[str, Any]:
     return certificates.english_copy(ctx, data)

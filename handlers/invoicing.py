@@ -15,13 +15,13 @@ from certflow.services.billing.invoices import CreateInvoiceInput, CreditNoteInp
 from handlers import HandlerContext, deploy_check, handler, shared_check
 
 
-@handler("invoicing/create_invoice")
+@handler("invoicing/create_invoice", effects="database")
 def create_invoice(ctx: HandlerContext, data: CreateInvoiceInput) -> dict[str, Any]:
     """Invoice ``customer`` for ``quantity`` x ``product`` at the fee of the supply date."""
     return invoices.create_invoice(ctx, data)
 
 
-@handler("invoicing/credit_note")
+@handler("invoicing/credit_note", effects="database")
 def credit_note(ctx: HandlerContext, data: CreditNoteInput) -> dict[str, Any]:
     """Reverse an invoice in full with a credit note; the original becomes ``credited``."""
     return invoices.credit_note(ctx, data)

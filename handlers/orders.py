@@ -50,7 +50,7 @@ def local_today(now: datetime) -> date:
     return now.astimezone(LOCAL_ZONE).date()
 
 
-@handler("orders/current_certificate")
+@handler("orders/current_certificate", effects="database")
 def current_certificate(ctx: HandlerContext, data: HolderInput) -> dict[str, Any]:
     entry = register_entry(ctx.session, data.holder)
     if entry is None or entry.status not in CERTIFIED:

@@ -144,7 +144,7 @@ class CheckAssessorsIn(BaseModel):
     assessors: list[str] = Field(min_length=1, max_length=5)
 
 
-@handler("recertification/current_certificate")
+@handler("recertification/current_certificate", effects="database")
 def current_certificate(ctx: HandlerContext, data: HolderIn) -> dict[str, Any]:
     entry = ctx.session.scalar(select(RegisterEntry).where(RegisterEntry.holder == data.holder))
     if entry is None:
@@ -163,7 +163,7 @@ def current_certificate(ctx: HandlerContext, data: HolderIn) -> dict[str, Any]:
     }
 
 
-@handler("recertification/check_assessors")
+@handler("recertification/check_assessors", effects="database")
 def check_assessors(ctx: HandlerContext, data: CheckAssessorsIn) -> dict[str, Any]:
     problems = assessor_problems(ctx.session, data.holder, data.assessors)
     return {"ok": not problems, "problems": problems}

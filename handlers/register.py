@@ -11,37 +11,37 @@ from certflow.services.register import HolderOnly, Relations, WithCertificate, W
 from handlers import HandlerContext, handler
 
 
-@handler("register/enter")
+@handler("register/enter", effects="database")
 def enter(ctx: HandlerContext, data: WithCertificate) -> dict[str, Any]:
     return register.enter(ctx, data)
 
 
-@handler("register/extend")
+@handler("register/extend", effects="database")
 def extend(ctx: HandlerContext, data: WithCertificate) -> dict[str, Any]:
     return register.extend(ctx, data)
 
 
-@handler("register/recertification_started")
+@handler("register/recertification_started", effects="database")
 def recertification_started(ctx: HandlerContext, data: HolderOnly) -> dict[str, Any]:
     return register.recertification_started(ctx, data)
 
 
-@handler("register/lapse")
+@handler("register/lapse", effects="database")
 def lapse(ctx: HandlerContext, data: HolderOnly) -> dict[str, Any]:
     return register.lapse(ctx, data)
 
 
-@handler("register/suspend")
+@handler("register/suspend", effects="database")
 def suspend(ctx: HandlerContext, data: WithReason) -> dict[str, Any]:
     return register.suspend(ctx, data)
 
 
-@handler("register/withdraw")
+@handler("register/withdraw", effects="database")
 def withdraw(ctx: HandlerContext, data: WithReason) -> dict[str, Any]:
     return register.withdraw(ctx, data)
 
 
-@handler("register/set_relations")
+@handler("register/set_relations", effects="database")
 def set_relations(ctx: HandlerContext, data: Relations) -> dict[str, Any]:
     """Who guided the holder (kept to refuse conflicted assessors); a replay changes nothing."""
     return register.set_relations(ctx, data)

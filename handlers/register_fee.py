@@ -20,7 +20,7 @@ def fan_out(ctx: HandlerContext, data: FanOutInput) -> dict[str, Any]:
     return register_fee.fan_out(ctx, data)
 
 
-@handler("register_fee/create_invoice")
+@handler("register_fee/create_invoice", effects="database")
 def create_fee_invoice(ctx: HandlerContext, data: FeeInvoiceInput) -> dict[str, Any]:
     """Invoice ``holder`` the register fee of ``year``: once per holder and year."""
     return register_fee.create_fee_invoice(ctx, data)

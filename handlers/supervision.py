@@ -46,7 +46,7 @@ def display_name(session: Session, username: str) -> str:
     return user.display_name if user is not None and user.display_name.strip() else username
 
 
-@handler("supervision/names")
+@handler("supervision/names", effects="database")
 def names(ctx: HandlerContext, data: NamesInput) -> dict[str, Any]:
     return {"holder_name": display_name(ctx.session, data.holder),
             "supervisor_name": display_name(ctx.session, data.supervisor)}

@@ -23,6 +23,7 @@ REDIS = os.environ.get("CERTFLOW_TEST_REDIS", "redis://127.0.0.1:6379/0")
 IN_CI = os.environ.get("CI") == "true"
 FLOW_DIR = ROOT / "tests" / "engine" / "data"
 MESSAGING_DIR = ROOT / "tests" / "engine" / "data_messaging"
+CHAIN_DIR = ROOT / "tests" / "engine" / "data_chain"
 # -- test handlers (registered once, by name, like real ones) ---------------------------------
 class EchoIn(BaseModel):
     value: str
@@ -41,6 +42,19 @@ class FailIn(BaseModel):
 @handlers.handler("test/fail")
 def _fail(ctx: handlers.HandlerContext, data: FailIn) -> dict[str, Any]:
     raise handlers.HandlerError("the service is down")
+
+
+@handlers.handler("test/db_effect", effects="database")
+def _db_effect(ctx: handlers.HandlerContext, data: EchoIn) -> dict[str, Any]:
+    """Only writes certflow's database (a message row, keyed): runs inside a worker's advance."""
+    ctx.emit("db_effect", {"value": data.value, "key": ctx.idempotency_key}, idempotency_key=ctx.idempotency_key)
+    return {"value": data.value, "key": ctx.idempotency_key}
+
+
+@handlers.handler("test/db_fail", effects="database")
+def _db_fail(ctx: handlers.HandlerContext, data: EchoIn) -> dict[str, Any]:
+    ctx.emit("db_effect", {"value": data.value, "key": ctx.idempotency_key}, idempotency_key=ctx.idempotency_key)
+    raise handlers.HandlerError("the database-only step failed after writing")
 
 
 class FanOutIn(BaseModel):

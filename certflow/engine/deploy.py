@@ -227,6 +227,9 @@ def _check_service_task(task_spec: AsyncServiceTask, bundle: Bundle, file: str, 
     if handler is None:
         bundle.problems.append(Problem(file, element, f"unknown handler {operator!r} (known: {', '.join(registry)})"))
         return
+    # Decided here, from the handler's declaration: a worker runs a database-only handler
+    # inside the advance that reaches its task (certflow.engine.inline).
+    bundle.elements[element]["inline"] = handler.in_transaction
     given = set(task_spec.operation_params)
     fields = set(handler.input_model.model_fields)
     missing = fields - handler.optional - given

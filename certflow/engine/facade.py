@@ -22,6 +22,7 @@ from certflow.engine import queue
 from certflow.engine.dto import Completed, DeployedVersion, InboxPage, InstanceView, TaskView
 from certflow.engine.errors import Conflict, InvalidInput, NotFound
 from certflow.engine.inbox import PAGE_SIZE
+from certflow.engine.inline import InlineMixin
 from certflow.engine.jobs import JobsMixin
 from certflow.engine.messaging import MessagingMixin
 from certflow.engine.projections import correlation_key, waiting_message_tasks
@@ -41,7 +42,7 @@ class Actor:
         return cls(name, (), True)
 
 
-class Engine(MessagingMixin, JobsMixin, Runtime):
+class Engine(MessagingMixin, JobsMixin, InlineMixin, Runtime):
     def actor(self, username: str) -> Actor:
         """Who ``username`` is to the engine (groups, staff): the CLI's ``--as``."""
         with self.session() as session:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from certflow.engine.dto import IncidentView, JobMessage
+from certflow.engine.inline import VIA_JOB
 from certflow.engine.errors import Conflict, Forbidden, InvalidInput, NotFound
 from certflow.engine.messaging import emit
 from certflow.engine.projections import ATTEMPT, NOT_BEFORE, table_of
@@ -38,6 +39,13 @@ log = logging.getLogger(__name__)
 
 
 class JobsMixin(_Base):
+    if TYPE_CHECKING:  # provided by InlineMixin
+
+        def runs_in_advance(self, operator: str) -> bool: ...
+
+        def call_in_advance(self, advance: Advance, operator: str, params: dict[str, Any], key: str
+                            ) -> tuple[dict[str, Any] | None, tuple[str, str, bool] | None]: ...
+
     def handler_context(self, session: Session, idempotency_key: str, *, instance_id: str = "",
                         business_key: str = "") -> HandlerContext:
         """What a handler runs with: this session, the engine's clock and settings, and
@@ -56,8 +64,10 @@ class JobsMixin(_Base):
     def run_job(self, job_id: int) -> str:
         """Run one job's handler and deliver its outcome. Safe to call twice for one job.
 
-        The handler runs in the transaction that claims the job, inside a savepoint, so a
-        failing handler leaves no half-written effect and the claim still commits."""
+        A handler with outside effects runs in the transaction that claims the job, inside a
+        savepoint, so a failing handler leaves no half-written effect and the claim still
+        commits; its result is then delivered in an advance. A database-only handler runs
+        inside that advance itself (certflow.engine.inline): one transaction, not two."""
         failure: tuple[str, str, bool] | None = None
         result: dict[str, Any] = {}
         with self.session() as session:
@@ -69,18 +79,14 @@ class JobsMixin(_Base):
             if job.status not in ("queued", "running"):
                 log.info("job %s is %s; duplicate delivery ignored", job_id, job.status)
                 return f"ignored:{job.status}"
-            job.status = "running"
             instance_id = job.instance_id
-            ctx = self.handler_context(session, job.idempotency_key, instance_id=instance_id,
-                                       business_key=business_key)
-            try:
-                with session.begin_nested():
-                    result = self.registry.get(job.operator)(ctx, dict(job.params))
-                    if not isinstance(result, dict):
-                        raise PermanentError(f"{job.operator} returned {type(result).__name__}, not a dict")
-            except Exception as exc:
-                failure = (str(exc) or type(exc).__name__, traceback.format_exc(), isinstance(exc, PermanentError))
+            here = self.runs_in_advance(job.operator)
+            if not here:
+                job.status = "running"
+                failure, result = self._run_claimed(session, job, business_key)
             emitted = session.info.pop("emitted", 0)
+        if here:  # database-only: the handler runs inside the advance (certflow.engine.inline)
+            return self.deliver_result(job_id, instance_id=instance_id, run_here=True)
         if 0 < emitted <= self.settings.inline_drain_limit:
             self.drain_messages()  # a big fan-out is left to beat's batches
         if failure is not None:
@@ -88,14 +94,31 @@ class JobsMixin(_Base):
             return self.deliver_result(job_id, error=error, tb=tb, permanent=permanent, instance_id=instance_id)
         return self.deliver_result(job_id, result=result, instance_id=instance_id)
 
+    def _run_claimed(self, session: Session, job: Job, business_key: str
+                     ) -> tuple[tuple[str, str, bool] | None, dict[str, Any]]:
+        """A handler with outside effects, in the claim's transaction (its own savepoint)."""
+        ctx = self.handler_context(session, job.idempotency_key, instance_id=job.instance_id,
+                                   business_key=business_key)
+        try:
+            with session.begin_nested():
+                result = self.registry.get(job.operator)(ctx, dict(job.params))
+                if not isinstance(result, dict):
+                    raise PermanentError(f"{job.operator} returned {type(result).__name__}, not a dict")
+        except Exception as exc:
+            return (str(exc) or type(exc).__name__, traceback.format_exc(), isinstance(exc, PermanentError)), {}
+        return None, result
+
     def deliver_result(self, job_id: int, result: dict[str, Any] | None = None, error: str | None = None,
-                       tb: str = "", permanent: bool = False, instance_id: str | None = None) -> str:
+                       tb: str = "", permanent: bool = False, instance_id: str | None = None,
+                       run_here: bool = False) -> str:
+        """Deliver a job's outcome as a worker's advance (database-only service tasks it
+        reaches run inside it). ``run_here``: run the job's handler in this advance first."""
         if instance_id is None:
             with self.session() as session:
                 instance_id = session.scalar(select(Job.instance_id).where(Job.id == job_id))
             if instance_id is None:
                 raise NotFound(f"no job {job_id}")
-        with self.advancing(instance_id, "worker") as adv:
+        with self.advancing(instance_id, "worker", inline=True) as adv:
             job = adv.session.get(Job, job_id)
             assert job is not None
             task = find_task(adv.workflow, job.task_id)
@@ -106,6 +129,11 @@ class JobsMixin(_Base):
                 log.info("stale result for job %s (%s) dropped", job_id, job.idempotency_key)
                 adv.audit("job_result_dropped", job.task_id, job.element_id, job=job.idempotency_key)
                 return "stale"
+            if run_here:
+                job.status = "running"
+                result, failure = self.call_in_advance(adv, job.operator, dict(job.params), job.idempotency_key)
+                if failure is not None:
+                    error, tb, permanent = failure
             job.finished_at = adv.now
             if error is None:
                 job.status = "done"
@@ -123,6 +151,7 @@ class JobsMixin(_Base):
                 adv.audit("incident_opened", job.task_id, job.element_id, error=error)
                 return "incident"
             backoff = timedelta(seconds=self.settings.job_backoff_seconds * 2 ** (job.attempt - 1))
+            task.internal_data[VIA_JOB] = True  # retried by its jobs only, after their backoff
             task.internal_data[ATTEMPT] = job.attempt + 1  # projection writes the next job
             task.internal_data[NOT_BEFORE] = (adv.now + backoff).isoformat()
             return "retry"

@@ -69,6 +69,8 @@ class Advance:
     thrown: int = 0
     # Task states by id as this advance saved them: the next advance's "before" on a cache hit.
     states: dict[str, tuple[int, str]] = field(default_factory=dict)
+    # A worker's advance: database-only service tasks run inside it (certflow.engine.inline).
+    inline: bool = False
     # Run after the save, before commit, in the same transaction (answers built from it).
     on_saved: list[Callable[[], None]] = field(default_factory=list)
 
@@ -148,7 +150,8 @@ class Runtime:
 
     # -- the advance -------------------------------------------------------------------------
     @contextmanager
-    def advancing(self, instance_id: str | Callable[[Session], str], actor: str) -> Iterator[Advance]:
+    def advancing(self, instance_id: str | Callable[[Session], str], actor: str,
+                  inline: bool = False) -> Iterator[Advance]:
         """``instance_id`` may be a function that finds it in the advance's own session (from a
         task id, say), saving a transaction."""
         published: list[JobMessage] = []
@@ -159,6 +162,7 @@ class Runtime:
             if callable(instance_id):
                 instance_id = instance_id(session)
             advance, before = self.open_advance(session, lock_instance(session, instance_id), actor)
+            advance.inline = inline
             yield advance
             published = self.save(advance, before)
             for hook in advance.on_saved:
@@ -198,6 +202,9 @@ class Runtime:
     def drain_messages(self, limit: int = 10_000) -> int:  # messaging.py; here for the type
         return 0
 
+    def run_inline_services(self, advance: Advance, tasks: list[Task]) -> list[Task]:  # inline.py
+        return tasks
+
     @contextmanager
     def session(self) -> Iterator[Session]:
         with transaction(self.sessions) as session:
@@ -225,6 +232,8 @@ class Runtime:
         """Run the engine, then write the state with everything derived from it. With
         ``write_audit=False`` the caller writes ``advance.events`` (a batch writes them once)."""
         tasks = self.run_engine(advance)
+        if advance.inline:
+            tasks = self.run_inline_services(advance, tasks)
         instance, workflow, now = advance.instance, advance.workflow, advance.now
         advance.states = task_states(tasks)
         _audit_transitions(advance, before)
