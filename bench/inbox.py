@@ -50,7 +50,7 @@ SELECT md5('syn' || g), r.instance_id, 'certification', 'SYN-' || g, r.element_i
        (ARRAY['office','mentor','committee','certifier','coordinator','assessor','finance','support'])[1 + g % 8],
        CASE WHEN g % 10 < 7 THEN NULL ELSE 'user' || (g % 2000) END,
        r.form, (ARRAY[10, 50, 70, 90])[1 + (g / 7) % 4],
-       CASE WHEN g % 5 = 0 THEN NULL ELSE now() + ((g * 7919) % 172800 - 86400) * interval '1 minute' END,
+       CASE WHEN g % 5 = 0 THEN NULL ELSE now() + ((g::bigint * 7919) % 172800 - 86400) * interval '1 minute' END,
        now() - (g % 100000) * interval '1 second', NULL, '{}'::json
 FROM generate_series(1, :n) AS g
 JOIN (SELECT row_number() OVER () - 1 AS k, instance_id, element_id, title, form FROM human_tasks) r
