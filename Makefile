@@ -11,7 +11,11 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PY) -m pip install -q -c requirements.lock -e '.[dev]'
 	touch $@
 
-install: $(VENV)/.installed
+# Front-end packages the pages serve (package.json + package-lock.json; no build step).
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+
+install: $(VENV)/.installed node_modules/.package-lock.json
 
 run: install
 	$(VENV)/bin/certflow run
@@ -33,4 +37,4 @@ mutation: install
 	$(PY) bench/mutation.py --survivors
 
 clean:
-	rm -rf var .pytest_cache mutants
+	rm -rf var .pytest_cache mutants tests/browser/artifacts

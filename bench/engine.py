@@ -120,7 +120,7 @@ def setup(url: str, var: Path) -> tuple[Any, Any, dict[str, Any]]:
     from certflow.engine.facade import Actor
     from certflow.settings import reset_settings
     from certflow.store.db import reset_engines, session_scope
-    from certflow.users import create_user
+    from tests.support import create_user
 
     reset_settings()
     reset_engines()

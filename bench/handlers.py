@@ -45,7 +45,7 @@ def _customer(session: Session) -> None:
     session.add(User(username="bench", display_name="Bea Bench", email="bea@example.nl",
                      address={"street": "Oudegracht 1", "postal_code": "3511 AA",
                               "city": "Utrecht", "country": "NL"},
-                     token_hash="bench", groups=[], created_at=NOW))
+                     groups=[], created_at=NOW))
     session.commit()
 
 

@@ -67,7 +67,7 @@ def add_professionals(session: Session, n: int, now: datetime, prefix: str = "pr
             users.append(dict(
                 username=username, display_name=f"Professional {i}", email=f"{username}@example.nl",
                 language="en" if i % 7 == 0 else "nl", address=ADDRESS, newsletter_opt_out=False,
-                token_hash=uuid.uuid4().hex, is_staff=False, groups=["candidate"], created_at=now))
+                is_staff=False, groups=["candidate"], created_at=now))
             certs.append(dict(
                 id=cert_id, idempotency_key=f"bulk-{username}", holder=username, register_number=number,
                 level="RL", valid_from=valid_until.replace(year=valid_until.year - 3),

@@ -268,23 +268,10 @@ def newsletter(subject: str, template: str, issue: str | None, context: str | No
     click.echo(f"sent to {sent} account holder(s)")
 
 
-@main.command()
-@click.argument("username")
-@click.option("--name", "display_name", required=True)
-@click.option("--group", "groups", multiple=True, required=True)
-@click.option("--email")
-@click.option("--staff", is_flag=True)
-def user(username: str, display_name: str, groups: tuple[str, ...], email: str | None, staff: bool) -> None:
-    """Create a user and print their API token (shown once)."""
-    from certflow.store.db import session_scope
-    from certflow.users import create_user
+from certflow.cli_accounts import token, user  # noqa: E402  (commands register on main)
 
-    try:
-        with session_scope() as session:
-            token = create_user(session, username, display_name, list(groups), email=email, is_staff=staff)
-    except CertflowError as exc:
-        raise click.ClickException(exc.message) from exc
-    click.echo(token)
+main.add_command(user)
+main.add_command(token)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -15,21 +15,24 @@ import time
 
 import click
 
+from certflow.services.demo import DemoLogin
 from certflow.settings import get_settings
 
 
-def prepare() -> dict[str, str]:
-    """Migrate, deploy processes/, create demo users. Returns the new users' tokens."""
+def prepare() -> tuple[list[DemoLogin], str | None]:
+    """Migrate, deploy processes/, create demo users. Returns the new demo logins and their
+    password (shown once)."""
     from certflow.bootstrap import engine, migrate
     from certflow.engine.facade import Actor
+    from certflow.services.access import wall_now
+    from certflow.services.demo import ensure_demo_users
     from certflow.store.db import session_scope
-    from certflow.users import ensure_demo_users
 
     migrate()
     for d in engine().deploy(Actor.system()):
         click.echo(f"deployed {d.process_id} v{d.version} ({'new' if d.created else 'unchanged'})")
     with session_scope() as session:
-        return ensure_demo_users(session)
+        return ensure_demo_users(session, wall_now())
 
 
 def commands(host: str, port: int, workers: int) -> dict[str, list[str]]:
@@ -44,13 +47,24 @@ def commands(host: str, port: int, workers: int) -> dict[str, list[str]]:
 
 def run_all(host: str, port: int, workers: int) -> None:
     settings = get_settings()
-    tokens = prepare()
-    if tokens:
+    logins, password = prepare()
+    base = f"http://{host}:{port}"
+    if logins:
         click.echo("\nDemo users (API tokens are shown this once; keep them):")
-        for username, token in tokens.items():
-            click.echo(f"  {username:<12} {token}")
+        for login in logins:
+            click.echo(f"  {login.username:<12} {login.token}")
+        click.echo(f"\nSign in at {base}/ with a demo e-mail address and this password"
+                   " (shown once):")
+        click.echo(f"  password: {password}")
+        for login in logins:
+            click.echo(f"  {login.email}")
+    else:
+        click.echo("\nDemo users exist already; a new password: "
+                   "certflow user office --password --generate-password")
     click.echo(f"\nDatabase: {settings.database_url}\nBroker:   {settings.broker_url}")
-    click.echo(f"API:      http://{host}:{port}/docs   (Authorization: Bearer <token>)\n")
+    click.echo(f"Pages:    {base}/   (sign in; the public register is at {base}/register)")
+    click.echo(f"API:      {base}/docs   (Authorization: Bearer <token>)\n")
+
     def _stop(*_: object) -> None:
         raise KeyboardInterrupt
 

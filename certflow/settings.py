@@ -51,6 +51,17 @@ class Settings(BaseSettings):
     timer_batch: int = 50
     timer_budget_seconds: float = 20.0
 
+    # Browser sessions and sign-in (certflow.services.access).
+    session_idle_minutes: int = 120
+    session_max_hours: int = 12
+    sign_in_window_minutes: int = 15
+    sign_in_max_failures_per_email: int = 5
+    sign_in_max_failures_per_ip: int = 50
+    password_reset_minutes: int = 60
+    # argon2id cost (RFC 9106's second recommendation); tests lower it to stay fast.
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
+
     certificate_validity_years: int = 3
     # The broker queue jobs and ticks travel on; separate deployments (or test runs) sharing
     # one Redis use different names.
@@ -81,6 +92,8 @@ class Settings(BaseSettings):
                 raise ValueError("CERTFLOW_SECRET_KEY must be set in production")
             if self.clock_controllable:
                 raise ValueError("CERTFLOW_CLOCK_CONTROLLABLE must be false in production")
+            if self.argon2_memory_kib < 19456 or self.argon2_time_cost < 2:
+                raise ValueError("CERTFLOW_ARGON2_* below OWASP's minimum (19456 KiB, t=2)")
         return self
 
     @property

@@ -24,6 +24,9 @@ def _use(monkeypatch: pytest.MonkeyPatch, var: Path, database_url: str, redis_ur
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.setenv("REDIS_URL", redis_url)
     monkeypatch.setenv("CERTFLOW_JOB_BACKOFF_SECONDS", "1")
+    # Password hashing at full cost takes ~0.5 s; tests check the logic, not the cost.
+    monkeypatch.setenv("CERTFLOW_ARGON2_TIME_COST", "1")
+    monkeypatch.setenv("CERTFLOW_ARGON2_MEMORY_KIB", "1024")
     reset_settings()
     reset_engines()
     CLOCK._offset = 0.0

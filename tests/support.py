@@ -15,7 +15,7 @@ from certflow.clock import CLOCK
 from certflow.engine.facade import Actor, Engine
 from certflow.store.db import session_scope
 from certflow.store.models import Job
-from certflow.users import create_user
+from certflow.services import access, accounts
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN = os.environ.get("CERTFLOW_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -75,6 +75,16 @@ def _guard(session: Any, now: Any, data: dict[str, Any]) -> str | None:
     if data.get("key") == "BLOCKED":
         return "this key is blocked; apply with another key instead"
     return None
+
+
+# -- people --------------------------------------------------------------------------------
+def create_user(session: Any, username: str, display_name: str, groups: list[str], *,
+                is_staff: bool = False, token: str | None = None, password: str | None = None,
+                **extra: Any) -> str:
+    """An account with an API token (returned) and optionally a password, as tests need."""
+    accounts.create(session, username, display_name, groups, is_staff=is_staff, now=CLOCK.now(),
+                    password_hash=access.hash_password(password) if password else None, **extra)
+    return access.create_token(session, username, "test", token=token)[0]
 
 
 # -- engine --------------------------------------------------------------------------------

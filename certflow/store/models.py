@@ -7,10 +7,12 @@ every save (see certflow.engine.projections), so queries never deserialize an in
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    JSON, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text, true,
+)
 from sqlalchemy import column as sa_column
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -226,16 +228,21 @@ class User(Base):
 
     username: Mapped[str] = mapped_column(String(100), primary_key=True)
     display_name: Mapped[str] = mapped_column(String(200))
-    email: Mapped[str] = mapped_column(String(200))
+    # Unique: it is what a person signs in with.
+    email: Mapped[str] = mapped_column(String(200), unique=True)
     language: Mapped[str] = mapped_column(String(5), default="nl")
     # {"street", "postal_code", "city", "country"}; invoices refuse a customer without one.
     address: Mapped[dict[str, Any]] = mapped_column(default=dict)
     newsletter_opt_out: Mapped[bool] = mapped_column(default=False)
-    # SHA-256 of the API token; the token itself is shown once.
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     is_staff: Mapped[bool] = mapped_column(default=False)
+    # The person's roles (candidate, office, mentor, ...); also the candidate groups of tasks.
     groups: Mapped[list[Any]]
     created_at: Mapped[datetime]
+    # argon2id hash; None for an account that cannot sign in with a password (system, scripts).
+    password_hash: Mapped[str | None] = mapped_column(String(200), default=None)
+    date_of_birth: Mapped[date | None] = mapped_column(Date, default=None)
+    # A deactivated account keeps its records but cannot sign in or use its API tokens.
+    is_active: Mapped[bool] = mapped_column(default=True, server_default=true())
 
 
 class ClockOffset(Base):

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 from certflow.engine.dto import to_json
 from certflow.errors import CertflowError
+from certflow.web import pages
 from certflow.web.api import api_router
 from certflow.web.docs import add_docs
 # Re-exported: tests override get_engine / current_actor on the app.
@@ -36,6 +37,7 @@ def create_app() -> FastAPI:
     add_error_handlers(app)
     add_docs(app)
     app.include_router(api_router)
+    pages.install(app)  # the browser application: pages, static files, HTML error pages
     return app
 
 

@@ -8,7 +8,7 @@ from fastapi import Depends, Header
 
 from certflow.engine.facade import Actor, Engine
 from certflow.store.db import session_scope
-from certflow.users import authenticate
+from certflow.services.access import authenticate
 
 
 def get_engine() -> Engine:

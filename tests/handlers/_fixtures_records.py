@@ -3,7 +3,6 @@ they do not collide with a conftest.py another test module may bring)."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -60,7 +59,6 @@ def add_user(session: Session, username: str, display_name: str, email: str = ""
         address={"street": "Stationsplein 1", "postal_code": "3511 ED", "city": "Utrecht",
                  "country": "NL"},
         newsletter_opt_out=opt_out,
-        token_hash=hashlib.sha256(username.encode()).hexdigest(),
         groups=["candidate"], created_at=NOW,
     )
     session.add(user)

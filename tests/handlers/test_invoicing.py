@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import threading
 import uuid
@@ -40,7 +39,7 @@ def add_user(session: Session, username: str = "jan", address: dict[str, Any] | 
              language: str = "nl") -> User:
     user = User(username=username, display_name="Jan de Vries", email=f"{username}@example.nl",
                 language=language, address=ADDRESS if address is None else address,
-                token_hash=hashlib.sha256(username.encode()).hexdigest(), groups=["candidate"],
+                groups=["candidate"],
                 created_at=NOW)
     session.add(user)
     session.flush()

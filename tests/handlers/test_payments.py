@@ -3,7 +3,6 @@ CAMT.053 import (both versions, re-import, bad files)."""
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from datetime import date, datetime, timezone
 from decimal import Decimal
@@ -42,7 +41,7 @@ def invoices(session: Session, tmp_path: Path) -> list[str]:
     session.add(User(username="jan", display_name="Jan de Vries", email="jan@example.nl",
                      address={"street": "Oudegracht 1", "postal_code": "3511 AA",
                               "city": "Utrecht", "country": "NL"},
-                     token_hash=hashlib.sha256(b"jan").hexdigest(), groups=[], created_at=NOW))
+                     groups=[], created_at=NOW))
     settings = Settings(_env_file=None, var_dir=tmp_path)  # type: ignore[call-arg]
     numbers = []
     for product in ("certification", "recertification", "book", "register_fee"):

@@ -19,7 +19,7 @@ import certflow.bootstrap
 from certflow.bootstrap import build_engine
 from certflow.store.db import session_scope
 from certflow.store.models import Definition
-from certflow.users import create_user
+from tests.support import create_user
 from certflow.web.app import create_app, get_engine
 from tests.support import ROOT, Harness
 

@@ -16,7 +16,7 @@ from certflow.bootstrap import build_engine
 from certflow.cli import main
 from certflow.clock import CLOCK
 from certflow.store.db import session_scope
-from certflow.users import create_user
+from tests.support import create_user
 from tests.support import Harness
 
 ADDRESS = {"street": "Oudegracht 1", "postal_code": "3511 AA", "city": "Utrecht", "country": "NL"}
@@ -140,7 +140,7 @@ def test_newsletter_goes_to_account_holders_once_per_issue(cli: Cli) -> None:
 
     from certflow.settings import get_settings
     from certflow.store.db import session_scope
-    from certflow.users import create_user
+    from tests.support import create_user
 
     with session_scope() as s:
         create_user(s, "nina", "Nina", ["candidate"])

@@ -1,0 +1,334 @@
+"""Getting in: passwords, sign-in with its rate limit, browser sessions, API tokens and
+password resets.
+
+- Passwords are argon2id hashes (argon2-cffi's defaults); an unknown e-mail address costs
+  the same hash as a wrong password, so timing tells nothing.
+- Sign-in is refused for a while after too many failures for one e-mail address or from one
+  IP address in a window (settings ``sign_in_*``); failures are rows, so every web process
+  counts the same ones.
+- A browser session is a random id in a cookie; the database keeps its SHA-256, the CSRF
+  token of its forms, and an idle and an absolute expiry.
+- API tokens (for scripts) and reset links are random too, stored as SHA-256, shown once.
+
+Security times use the wall clock, not certflow's movable business clock: moving the demo's
+clock a month forward should fire timers, not sign everyone out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from functools import lru_cache
+from datetime import datetime, timedelta, timezone
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from certflow.engine.errors import CertflowError, Forbidden, InvalidInput, NotFound
+from certflow.engine.facade import Actor
+from certflow.i18n import N_
+from certflow.services.accounts import Account, account_of, by_email
+from certflow.settings import Settings, get_settings
+from certflow.store.accounts import ApiToken, PasswordReset, SignInAttempt, WebSession
+from certflow.store.models import User
+
+MIN_PASSWORD = 10
+
+
+@lru_cache(maxsize=4)
+def _hasher_for(time_cost: int, memory_kib: int) -> tuple[PasswordHasher, str]:
+    hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib)
+    # Verified against when the e-mail address is unknown, so both paths cost one argon2 run.
+    return hasher, hasher.hash("certflow-no-such-account")
+
+
+def _hasher() -> tuple[PasswordHasher, str]:
+    settings = get_settings()
+    return _hasher_for(settings.argon2_time_cost, settings.argon2_memory_kib)
+
+
+def wall_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+# -- passwords ---------------------------------------------------------------------------------
+
+def password_problem(password: str, email: str = "") -> str | None:
+    """Why a new password is not good enough, or None."""
+    if len(password) < MIN_PASSWORD:
+        return N_("Use at least 10 characters.")
+    if len(password) > 200:
+        return N_("Use at most 200 characters.")
+    if email and password.strip().lower() == email.strip().lower():
+        return N_("Do not use your e-mail address as your password.")
+    return None
+
+
+def hash_password(password: str) -> str:
+    return _hasher()[0].hash(password)
+
+
+def set_password(session: Session, username: str, password: str) -> None:
+    user = session.get(User, username)
+    if user is None:
+        raise NotFound(f"no user {username!r}")
+    problem = password_problem(password, user.email)
+    if problem:
+        raise InvalidInput(problem, fields={"password": problem})
+    user.password_hash = hash_password(password)
+    # A new password ends every other way in that relied on the old one.
+    session.execute(delete(WebSession).where(WebSession.username == username))
+    session.flush()
+
+
+# -- sign-in -------------------------------------------------------------------------------------
+
+class SignInRefused(CertflowError):
+    """Wrong e-mail/password (one message for both), or too many attempts. ``message`` is an
+    English text marked for translation, with ``{minutes}`` to fill in."""
+
+    status = 401
+
+    def __init__(self, message: str, retry_minutes: int = 0) -> None:
+        super().__init__(message)
+        self.retry_minutes = retry_minutes
+
+
+def sign_in(session: Session, settings: Settings, email: str, password: str, ip: str,
+            now: datetime | None = None) -> Account | SignInRefused:
+    """The account, or why not. Returned, not raised: the failure just recorded must be
+    committed by the caller for the rate limit to count it."""
+    now = now or wall_now()
+    email = email.strip().lower()
+    window_start = now - timedelta(minutes=settings.sign_in_window_minutes)
+    if _failures(session, SignInAttempt.email == email, window_start) >= \
+            settings.sign_in_max_failures_per_email or \
+            _failures(session, SignInAttempt.ip == ip, window_start) >= \
+            settings.sign_in_max_failures_per_ip:
+        return SignInRefused(N_("Too many failed attempts. Wait {minutes} minutes and try again."),
+                             retry_minutes=settings.sign_in_window_minutes)
+    user = by_email(session, email)
+    dummy = _hasher()[1]
+    if not _verify(user.password_hash if user and user.password_hash else dummy, password) \
+            or user is None or user.password_hash is None or not user.is_active:
+        session.add(SignInAttempt(email=email[:200], ip=ip[:64], at=now))
+        session.flush()
+        return SignInRefused(N_("The e-mail address or password is not right."))
+    if _hasher()[0].check_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    session.execute(delete(SignInAttempt).where(SignInAttempt.email == email))
+    return account_of(user)
+
+
+def _failures(session: Session, where: object, since: datetime) -> int:
+    return session.scalar(select(func.count()).select_from(SignInAttempt)
+                          .where(where, SignInAttempt.at >= since)) or 0  # type: ignore[arg-type]
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher()[0].verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+# -- browser sessions ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BrowserSession:
+    account: Account
+    csrf_token: str
+
+
+def start_session(session: Session, settings: Settings, username: str, ip: str,
+                  now: datetime | None = None) -> tuple[str, str]:
+    """A new session for a signed-in person; returns (cookie value, CSRF token)."""
+    now = now or wall_now()
+    cookie, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    session.add(WebSession(
+        id_hash=digest(cookie), username=username, csrf_token=csrf, created_at=now,
+        last_seen_at=now, expires_at=_expiry(settings, now, now), ip=ip[:64],
+    ))
+    # Old, expired rows go when someone signs in: no sweeper needed.
+    session.execute(delete(WebSession).where(WebSession.expires_at < now))
+    session.flush()
+    return cookie, csrf
+
+
+def _expiry(settings: Settings, created: datetime, seen: datetime) -> datetime:
+    return min(seen + timedelta(minutes=settings.session_idle_minutes),
+               created + timedelta(hours=settings.session_max_hours))
+
+
+def resume_session(session: Session, settings: Settings, cookie: str | None,
+                   now: datetime | None = None) -> BrowserSession | None:
+    """The session behind a cookie, or None when it is unknown, expired or its account is
+    deactivated. Extends the idle expiry (written at most once a minute)."""
+    if not cookie:
+        return None
+    now = now or wall_now()
+    row = session.get(WebSession, digest(cookie))
+    if row is None or row.expires_at <= now:
+        return None
+    user = session.get(User, row.username)
+    if user is None or not user.is_active:
+        return None
+    if now - row.last_seen_at > timedelta(minutes=1):
+        row.last_seen_at = now
+        row.expires_at = _expiry(settings, row.created_at, now)
+    return BrowserSession(account_of(user), row.csrf_token)
+
+
+def end_session(session: Session, cookie: str | None) -> None:
+    if cookie:
+        session.execute(delete(WebSession).where(WebSession.id_hash == digest(cookie)))
+
+
+def expire_sessions(session: Session, username: str) -> int:
+    """End every browser session of a person (deactivation, tests of expiry)."""
+    result = session.execute(delete(WebSession).where(WebSession.username == username))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+# -- API tokens ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TokenInfo:
+    id: int
+    username: str
+    name: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+    def status(self, now: datetime) -> str:
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "active"
+
+
+def create_token(session: Session, username: str, name: str = "",
+                 valid_for: timedelta | None = None, now: datetime | None = None,
+                 token: str | None = None) -> tuple[str, TokenInfo]:
+    """A new API token; the token itself is returned this once."""
+    now = now or wall_now()
+    if session.get(User, username) is None:
+        raise NotFound(f"no user {username!r}")
+    token = token or secrets.token_urlsafe(24)
+    row = ApiToken(username=username, token_hash=digest(token), name=name[:100], created_at=now,
+                   expires_at=now + valid_for if valid_for else None)
+    session.add(row)
+    session.flush()
+    return token, _token_info(row)
+
+
+def revoke_token(session: Session, token_id: int, now: datetime | None = None) -> TokenInfo:
+    row = session.get(ApiToken, token_id)
+    if row is None:
+        raise NotFound(f"no API token #{token_id}")
+    if row.revoked_at is None:
+        row.revoked_at = now or wall_now()
+    session.flush()
+    return _token_info(row)
+
+
+def list_tokens(session: Session, username: str | None = None) -> list[TokenInfo]:
+    stmt = select(ApiToken).order_by(ApiToken.id)
+    if username:
+        stmt = stmt.where(ApiToken.username == username)
+    return [_token_info(row) for row in session.scalars(stmt)]
+
+
+def _token_info(row: ApiToken) -> TokenInfo:
+    return TokenInfo(row.id, row.username, row.name, row.created_at, row.expires_at,
+                     row.revoked_at, row.last_used_at)
+
+
+def authenticate(session: Session, token: str | None, now: datetime | None = None) -> Actor:
+    """The person behind an API token (``Authorization: Bearer``)."""
+    if not token:
+        raise Forbidden("missing API token (Authorization: Bearer <token>)")
+    now = now or wall_now()
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest(token)))
+    if row is None:
+        raise Forbidden("unknown API token")
+    if row.revoked_at is not None:
+        raise Forbidden("this API token was revoked")
+    if row.expires_at is not None and row.expires_at <= now:
+        raise Forbidden("this API token has expired; create a new one (certflow token create)")
+    user = session.get(User, row.username)
+    if user is None or not user.is_active:
+        raise Forbidden("this account is deactivated")
+    if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=1):
+        row.last_used_at = now
+    return account_of(user).actor
+
+
+# -- password reset ----------------------------------------------------------------------------
+
+def request_reset(session: Session, settings: Settings, email: str,
+                  now: datetime | None = None) -> tuple[Account, str] | None:
+    """A single-use reset token for the account with this e-mail address, or None when there
+    is no such (active) account; the caller says the same thing either way."""
+    now = now or wall_now()
+    user = by_email(session, email)
+    if user is None or not user.is_active:
+        return None
+    token = secrets.token_urlsafe(32)
+    session.add(PasswordReset(token_hash=digest(token), username=user.username, created_at=now,
+                              expires_at=now + timedelta(minutes=settings.password_reset_minutes)))
+    session.flush()
+    return account_of(user), token
+
+
+def reset_account(session: Session, token: str, now: datetime | None = None) -> Account | None:
+    """Whose reset link this is, if it is still usable (unused, unexpired)."""
+    row = _usable_reset(session, token, now or wall_now())
+    return account_of(session.get(User, row.username)) if row else None  # type: ignore[arg-type]
+
+
+def complete_reset(session: Session, token: str, password: str,
+                   now: datetime | None = None) -> Account:
+    """Set the new password and use up the link (and every other open link of the account)."""
+    now = now or wall_now()
+    row = _usable_reset(session, token, now)
+    if row is None:
+        raise Forbidden(N_("This link has expired or was used already. Ask for a new one."))
+    set_password(session, row.username, password)
+    for other in session.scalars(select(PasswordReset).where(
+            PasswordReset.username == row.username, PasswordReset.used_at.is_(None))):
+        other.used_at = now
+    session.flush()
+    return account_of(session.get(User, row.username))  # type: ignore[arg-type]
+
+
+def _usable_reset(session: Session, token: str, now: datetime) -> PasswordReset | None:
+    row = session.get(PasswordReset, digest(token))
+    if row is None or row.used_at is not None or row.expires_at <= now:
+        return None
+    return row
+
+
+def send_reset_mail(session: Session, settings: Settings, account: Account, link: str,
+                    now: datetime | None = None) -> None:
+    """Mail the reset link through the e-mail machinery (template accounts/password_reset),
+    once per link: the idempotency key is the link's hash."""
+    from handlers import HandlerContext
+    from handlers.email import SendEmail, send_email
+
+    now = now or wall_now()
+    key = f"password-reset:{digest(link)}"
+    send_email(HandlerContext(session=session, now=now, idempotency_key=key, settings=settings),
+               SendEmail(recipient=account.username, template="accounts/password_reset",
+                         context={"reset_url": link,
+                                  "valid_minutes": settings.password_reset_minutes}))

@@ -1,0 +1,267 @@
+"""People and their roles: creating accounts, self-registration, completing personal data.
+
+An account's roles are the candidate groups of the process diagrams' lanes (one person may
+hold several). Staff (office, coordinator, certifier, process owner, admin) may see and steer
+every case; the others see their own work. The personal data kept is what the office needs
+to invoice and to certify: name, e-mail, address, date of birth and language.
+
+Everything here returns ``Account`` values, never store rows, so the web layer and the CLI
+stay off the models. Bad input raises ``InvalidInput`` whose ``fields`` detail maps each form
+field to an English message (translated where it is shown; see certflow.i18n).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from certflow.engine.errors import Conflict, InvalidInput, NotFound
+from certflow.engine.facade import Actor
+from certflow.i18n import LANGUAGES, N_
+from certflow.store.models import User
+
+ROLES = ("candidate", "professional", "office", "coordinator", "mentor", "assessor",
+         "committee", "certifier", "supervisor", "process_owner", "admin")
+STAFF_ROLES = frozenset({"office", "coordinator", "certifier", "process_owner", "admin"})
+ROLE_LABELS = {
+    "candidate": N_("Candidate"), "professional": N_("Professional"), "office": N_("Office"),
+    "coordinator": N_("Coordinator"), "mentor": N_("Mentor"), "assessor": N_("Assessor"),
+    "committee": N_("Committee"), "certifier": N_("Certifier"), "supervisor": N_("Supervisor"),
+    "process_owner": N_("Process owner"), "admin": N_("Administrator"),
+}
+ADDRESS_FIELDS = ("street", "postal_code", "city", "country")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_NL_POSTCODE = re.compile(r"^[1-9][0-9]{3} ?[A-Za-z]{2}$")
+_USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,99}$")
+
+
+@dataclass(frozen=True)
+class Account:
+    username: str
+    display_name: str
+    email: str
+    language: str
+    roles: tuple[str, ...]
+    is_staff: bool
+    address: dict[str, str] = field(default_factory=dict)
+    date_of_birth: date | None = None
+    newsletter_opt_out: bool = False
+    is_active: bool = True
+    has_password: bool = False
+
+    @property
+    def actor(self) -> Actor:
+        """The same person as the engine facade knows them."""
+        return Actor(self.username, self.roles, self.is_staff)
+
+    def has_role(self, *roles: str) -> bool:
+        return any(role in self.roles for role in roles)
+
+
+def account_of(user: User) -> Account:
+    return Account(
+        username=user.username, display_name=user.display_name, email=user.email,
+        language=user.language, roles=tuple(user.groups or ()), is_staff=user.is_staff,
+        address=dict(user.address or {}), date_of_birth=user.date_of_birth,
+        newsletter_opt_out=user.newsletter_opt_out, is_active=user.is_active,
+        has_password=user.password_hash is not None,
+    )
+
+
+def get(session: Session, username: str) -> Account:
+    return account_of(_row(session, username))
+
+
+def _row(session: Session, username: str) -> User:
+    user = session.get(User, username)
+    if user is None:
+        raise NotFound(f"no user {username!r}")
+    return user
+
+
+def valid_email(email: str) -> bool:
+    return bool(_EMAIL.match(email.strip())) and len(email) <= 200
+
+
+def by_email(session: Session, email: str) -> User | None:
+    return session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
+
+
+def list_accounts(session: Session, query: str = "", limit: int = 200) -> list[Account]:
+    stmt = select(User).order_by(User.display_name).limit(limit)
+    if query.strip():
+        like = f"%{query.strip().lower()}%"
+        stmt = stmt.where(func.lower(User.display_name).like(like) | func.lower(User.email).like(like)
+                          | func.lower(User.username).like(like))
+    return [account_of(u) for u in session.scalars(stmt)]
+
+
+def parse_roles(values: Iterable[str]) -> list[str]:
+    """``["mentor,assessor", "office"]`` -> ``["mentor", "assessor", "office"]``; an unknown
+    role is refused rather than silently becoming a group nobody's tasks are in."""
+    roles: list[str] = []
+    for value in values:
+        for part in value.split(","):
+            role = part.strip().lower().replace(" ", "_").replace("-", "_")
+            if not role:
+                continue
+            if role not in ROLES:
+                raise InvalidInput(f"unknown role {role!r}; roles are: {', '.join(ROLES)}",
+                                   fields={"roles": N_("Choose roles from the list.")})
+            if role not in roles:
+                roles.append(role)
+    return roles
+
+
+# -- validation of personal data ---------------------------------------------------------------
+
+def clean_person(data: Mapping[str, Any], *, today: date, require_address: bool,
+                 require_birth_date: bool) -> tuple[dict[str, Any], dict[str, str]]:
+    """Check a person's data as a form gives it (strings); returns (clean values, errors).
+
+    Only keys present in ``data`` are checked and returned, so a partial update (the office
+    adding an address) leaves the rest alone.
+    """
+    clean: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    text = {k: str(v).strip() for k, v in data.items() if v is not None}
+    if "display_name" in text:
+        if not text["display_name"]:
+            errors["display_name"] = N_("Enter your full name.")
+        elif len(text["display_name"]) > 200:
+            errors["display_name"] = N_("The name can be at most 200 characters.")
+        clean["display_name"] = text["display_name"]
+    if "email" in text:
+        if not _EMAIL.match(text["email"]) or len(text["email"]) > 200:
+            errors["email"] = N_("Enter an e-mail address like name@example.nl.")
+        clean["email"] = text["email"].lower()
+    if "language" in text:
+        if text["language"] not in LANGUAGES:
+            errors["language"] = N_("Choose Dutch or English.")
+        clean["language"] = text["language"]
+    if "date_of_birth" in text or require_birth_date:
+        born, error = _birth_date(text.get("date_of_birth", ""), today, require_birth_date)
+        if error:
+            errors["date_of_birth"] = error
+        clean["date_of_birth"] = born
+    if any(f in text for f in ADDRESS_FIELDS) or require_address:
+        address, address_errors = _address(text, require_address)
+        errors.update(address_errors)
+        clean["address"] = address
+    return clean, errors
+
+
+def _birth_date(value: str, today: date, required: bool) -> tuple[date | None, str | None]:
+    if not value:
+        return None, N_("Enter your date of birth.") if required else None
+    try:
+        born = date.fromisoformat(value)
+    except ValueError:
+        return None, N_("Enter a real date, for example 1980-03-15.")
+    if born >= today or born.year < 1900:
+        return None, N_("The date of birth must be in the past.")
+    if (today.year - born.year - ((today.month, today.day) < (born.month, born.day))) < 16:
+        return None, N_("You must be at least 16 years old to register.")
+    return born, None
+
+
+def _address(text: Mapping[str, str], required: bool) -> tuple[dict[str, str], dict[str, str]]:
+    address = {f: text.get(f, "") for f in ADDRESS_FIELDS}
+    address["country"] = (address["country"] or "NL").upper()
+    errors: dict[str, str] = {}
+    if not any(address[f] for f in ("street", "postal_code", "city")) and not required:
+        return {}, {}
+    if not address["street"]:
+        errors["street"] = N_("Enter the street and house number.")
+    if not address["city"]:
+        errors["city"] = N_("Enter the town or city.")
+    if address["country"] == "NL":
+        if not _NL_POSTCODE.match(address["postal_code"]):
+            errors["postal_code"] = N_("Enter a Dutch postcode like 3511 AA.")
+        else:
+            pc = address["postal_code"].replace(" ", "").upper()
+            address["postal_code"] = f"{pc[:4]} {pc[4:]}"
+    elif not address["postal_code"]:
+        errors["postal_code"] = N_("Enter the postcode.")
+    if not re.fullmatch(r"[A-Z]{2}", address["country"]):
+        errors["country"] = N_("Enter a two-letter country code such as NL or BE.")
+    return address, errors
+
+
+# -- creating and changing accounts ------------------------------------------------------------
+
+def create(session: Session, username: str, display_name: str, roles: Iterable[str], *,
+           email: str | None = None, is_staff: bool | None = None, language: str = "nl",
+           address: dict[str, str] | None = None, date_of_birth: date | None = None,
+           password_hash: str | None = None, now: datetime) -> Account:
+    """Create an account (an admin's act, the CLI's, or the demo's). Staff by default when a
+    role is a staff role."""
+    role_list = parse_roles(roles)
+    if not _USERNAME.match(username):
+        raise InvalidInput("a username is 2-100 lowercase letters, digits, '.', '_' or '-'",
+                           fields={"username": N_("Use 2-100 lowercase letters or digits.")})
+    if session.get(User, username) is not None:
+        raise Conflict(f"user {username!r} exists",
+                       fields={"username": N_("This username is taken.")})
+    address_email = (email or f"{username}@example.org").strip().lower()
+    if by_email(session, address_email) is not None:
+        raise Conflict(f"an account with e-mail {address_email} exists",
+                       fields={"email": N_("An account with this e-mail address exists.")})
+    user = User(
+        username=username, display_name=display_name, email=address_email, language=language,
+        is_staff=bool(STAFF_ROLES & set(role_list)) if is_staff is None else is_staff,
+        groups=role_list, address=address or {}, date_of_birth=date_of_birth,
+        password_hash=password_hash, created_at=now,
+    )
+    session.add(user)
+    session.flush()
+    return account_of(user)
+
+
+def free_username(session: Session, email: str) -> str:
+    """A username from the e-mail address (``jan.devries``), numbered when taken."""
+    base = re.sub(r"[^a-z0-9._-]", "", email.split("@")[0].lower())[:40].strip("._-") or "user"
+    base = base if len(base) >= 2 else f"{base}0"
+    name = base
+    while session.get(User, name) is not None:
+        name = f"{base}{secrets.randbelow(9000) + 1000}"
+    return name
+
+
+def update(session: Session, username: str, changes: Mapping[str, Any]) -> Account:
+    """Apply cleaned changes (from ``clean_person``; roles via ``set_roles``)."""
+    user = _row(session, username)
+    if "email" in changes and changes["email"] != user.email:
+        other = by_email(session, changes["email"])
+        if other is not None and other.username != username:
+            raise Conflict("e-mail address in use",
+                           fields={"email": N_("An account with this e-mail address exists.")})
+    for key in ("display_name", "email", "language", "date_of_birth", "address",
+                "newsletter_opt_out"):
+        if key in changes:
+            setattr(user, key, changes[key])
+    session.flush()
+    return account_of(user)
+
+
+def set_roles(session: Session, username: str, roles: Iterable[str],
+              is_staff: bool | None = None) -> Account:
+    user = _row(session, username)
+    user.groups = parse_roles(roles)
+    user.is_staff = bool(STAFF_ROLES & set(user.groups)) if is_staff is None else is_staff
+    session.flush()
+    return account_of(user)
+
+
+def set_active(session: Session, username: str, active: bool) -> Account:
+    user = _row(session, username)
+    user.is_active = active
+    session.flush()
+    return account_of(user)

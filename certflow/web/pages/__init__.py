@@ -1,0 +1,126 @@
+"""The browser application: server-rendered Jinja2 pages with htmx, mounted on the API's app.
+
+How to add pages (webB's inbox, task pages and Mijn CMI do this)
+------------------------------------------------------------------
+1. A module here with ``router = APIRouter()``; include it in ``ROUTERS`` below. Every route
+   in it gets CSRF checking (``deps.csrf_protect``) and HTML error pages.
+2. Depend on ``deps.CurrentUser`` / ``deps.OptionalUser`` / ``deps.require_role("office")``;
+   each gives a ``certflow.services.accounts.Account`` (``.actor`` for the engine facade,
+   ``.has_role()``, ``.display_name``, ``.language``, ``.address``...).
+3. Return ``rendering.render(request, "area/page.html", {...}, status_code=...)`` or
+   ``rendering.redirect(request, url)`` (303; ``HX-Redirect`` for htmx). Read posted forms
+   with ``await deps.form_values(request)`` (``form_lists`` for repeated names).
+4. Templates extend ``base.html`` and fill ``{% block title %}``, ``{% block content %}``
+   (optional: ``{% block head %}``, ``{% block scripts %}``, ``{% block wide %}``=1 for a
+   full-width page). Form macros: ``{% import "macros/forms.html" as f %}`` then
+   ``f.error_summary(errors)``, ``f.text(name, label, values, errors, hint=, type=,
+   autocomplete=, required=)``, ``f.textarea``, ``f.select(name, label, options, ...)``
+   (options: [(value, label)]), ``f.radios``, ``f.checkbox``, ``f.checkboxes``, ``f.date``,
+   ``f.number``, ``f.csrf_field()``, ``f.button(label, secondary=)``. ``errors`` maps field
+   name -> English message marked with ``N_`` (translated by the macros); an error summary at
+   the top links to each field.
+5. Filters: ``{{ d|date }}`` "15 maart 2029", ``{{ dt|datetime }}`` (Europe/Amsterdam),
+   ``{{ amount|money }}`` "€ 786,50", ``{{ text|t }}`` (translate an N_-marked string).
+   Texts in templates: ``{{ _("Save") }}`` / ``{% trans %}``; run the extraction described
+   in certflow/i18n.py and translate to Dutch (tests/web/test_i18n.py checks).
+6. Navigation: add a ``nav.NavItem`` to ``nav.NAV``; ``nav.home_url`` sends staff to
+   ``/inbox`` and candidates to ``/mijn`` once those routes exist.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from certflow.engine.errors import CertflowError
+from certflow.settings import ROOT
+from certflow.web.pages import account, admin, auth, register
+from certflow.web.pages.deps import (
+    PageDeps,
+    CsrfRefused,
+    PageForbidden,
+    SignInRequired,
+    sign_in_url,
+)
+from certflow.web.pages.rendering import redirect, render
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = ROOT / "certflow" / "web" / "static"
+NODE_MODULES = ROOT / "node_modules"
+# What the pages load from npm packages (package.json): mounted file by file, not the tree.
+VENDOR = {"htmx.org": "htmx.org/dist", "axe-core": "axe-core"}
+
+ROUTERS: list[APIRouter] = [auth.router, account.router, admin.router, register.router]
+
+
+def build_router() -> APIRouter:
+    router = APIRouter(dependencies=PageDeps, include_in_schema=False)
+    for sub in ROUTERS:
+        router.include_router(sub)
+    return router
+
+
+def _is_page(request: Request) -> bool:
+    if getattr(request.state, "is_page", False):
+        return True
+    path = request.url.path
+    return not path.startswith(("/api", "/public", "/docs", "/openapi", "/static")) and \
+        "text/html" in request.headers.get("accept", "")
+
+
+def install(app: FastAPI) -> None:
+    """Mount the pages, their static files and their error pages on ``app``."""
+    app.mount("/static/app", StaticFiles(directory=STATIC_DIR), name="static")
+    for package, folder in VENDOR.items():
+        path = NODE_MODULES / folder
+        if not path.is_dir():
+            log.warning("%s missing: run `make install` (npm ci)", path)
+        app.mount(f"/static/vendor/{package}", StaticFiles(directory=path, check_dir=False),
+                  name=f"vendor-{package}")
+    app.include_router(build_router())
+    _install_error_pages(app)
+
+
+def _install_error_pages(app: FastAPI) -> None:
+    api_domain_error = app.exception_handlers.get(CertflowError)
+    api_http_error = app.exception_handlers.get(StarletteHTTPException)
+
+    async def sign_in_required(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, SignInRequired)
+        return redirect(request, sign_in_url(exc.next_url, exc.expired))
+
+    async def csrf_refused(request: Request, exc: Exception) -> Response:
+        return render(request, "errors/csrf.html", status_code=403)
+
+    async def forbidden(request: Request, exc: Exception) -> Response:
+        return render(request, "errors/forbidden.html", status_code=403)
+
+    async def domain_error(request: Request, exc: Exception) -> Any:
+        assert isinstance(exc, CertflowError)
+        if _is_page(request):
+            template = "errors/forbidden.html" if exc.status in (403, 404) else "errors/error.html"
+            return render(request, template, {"message": exc.message}, status_code=exc.status)
+        if api_domain_error is not None:
+            return await api_domain_error(request, exc)  # type: ignore[misc]
+        return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+    async def http_error(request: Request, exc: Exception) -> Any:
+        assert isinstance(exc, StarletteHTTPException)
+        if _is_page(request) and exc.status_code in (404, 405):
+            return render(request, "errors/not_found.html", status_code=exc.status_code)
+        if api_http_error is not None:
+            return await api_http_error(request, exc)  # type: ignore[misc]
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    app.add_exception_handler(SignInRequired, sign_in_required)
+    app.add_exception_handler(CsrfRefused, csrf_refused)
+    app.add_exception_handler(PageForbidden, forbidden)
+    app.add_exception_handler(CertflowError, domain_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)

@@ -1,0 +1,201 @@
+"""Signing in and out, registering as a candidate, resetting a password, choosing a language."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from certflow import i18n
+from certflow.engine.errors import CertflowError
+from certflow.services import access, accounts
+from certflow.services.access import SignInRefused
+from certflow.settings import get_settings
+from certflow.store.db import session_scope
+from certflow.web.pages.deps import (
+    LANGUAGE_COOKIE,
+    SESSION_COOKIE,
+    OptionalUser,
+    client_ip,
+    field_errors,
+    form_values,
+    safe_next,
+    visitor_of,
+)
+from certflow.web.pages.nav import home_url
+from certflow.web.pages.rendering import redirect, render
+
+router = APIRouter()
+
+
+@router.get("/")
+def home(request: Request, user: OptionalUser) -> Response:
+    if user is None:
+        return redirect(request, "/sign-in", status_code=303)
+    return redirect(request, home_url(user, request), status_code=303)
+
+
+@router.get("/sign-in")
+def sign_in_page(request: Request, user: OptionalUser, next: str = "", expired: str = "") -> Response:
+    if user is not None:
+        return redirect(request, safe_next(next, home_url(user, request)))
+    flash = i18n.N_("Your session has expired. Sign in again.") if expired else None
+    return render(request, "auth/sign_in.html", {"next": safe_next(next, ""), "flash": flash})
+
+
+@router.post("/sign-in")
+async def sign_in(request: Request) -> Response:
+    form = await form_values(request)
+    values = {"email": form.get("email", ""), "next": safe_next(form.get("next"), "")}
+    errors = {}
+    if not values["email"]:
+        errors["email"] = i18n.N_("Enter your e-mail address.")
+    if not form.get("password"):
+        errors["password"] = i18n.N_("Enter your password.")
+    if errors:
+        return render(request, "auth/sign_in.html", {"values": values, "errors": errors,
+                                                     "next": values["next"]}, status_code=422)
+    settings = get_settings()
+    with session_scope() as session:
+        outcome = access.sign_in(session, settings, values["email"], form["password"],
+                                 client_ip(request))
+        if not isinstance(outcome, SignInRefused):
+            cookie, _ = access.start_session(session, settings, outcome.username,
+                                             client_ip(request))
+    if isinstance(outcome, SignInRefused):
+        message = i18n.gettext(visitor_of(request).language, outcome.message).format(
+            minutes=outcome.retry_minutes)
+        return render(request, "auth/sign_in.html",
+                      {"values": values, "next": values["next"], "refusal": message},
+                      status_code=429 if outcome.retry_minutes else 401)
+    account = outcome
+    visitor = visitor_of(request)
+    visitor.set_cookie(SESSION_COOKIE, cookie)
+    visitor.set_cookie(LANGUAGE_COOKIE, account.language, max_age=365 * 24 * 3600)
+    return redirect(request, safe_next(values["next"], home_url(account, request)))
+
+
+@router.post("/sign-out")
+def sign_out(request: Request) -> Response:
+    with session_scope() as session:
+        access.end_session(session, request.cookies.get(SESSION_COOKIE))
+    visitor_of(request).delete_cookie(SESSION_COOKIE)
+    return redirect(request, "/sign-in?signed_out=1")
+
+
+@router.post("/language")
+async def choose_language(request: Request, user: OptionalUser) -> Response:
+    form = await form_values(request)
+    language = i18n.normalise(form.get("language"))
+    if user is not None:
+        with session_scope() as session:
+            accounts.update(session, user.username, {"language": language})
+    visitor_of(request).set_cookie(LANGUAGE_COOKIE, language, max_age=365 * 24 * 3600)
+    return redirect(request, safe_next(form.get("back"), "/"))
+
+
+# -- registering as a candidate -----------------------------------------------------------------
+
+REGISTER_FIELDS = ("display_name", "email", "date_of_birth", "street", "postal_code", "city",
+                   "country", "language")
+
+
+@router.get("/sign-up")
+def sign_up_page(request: Request) -> Response:
+    lang = visitor_of(request).language
+    return render(request, "auth/sign_up.html", {"values": {"country": "NL", "language": lang}})
+
+
+@router.post("/sign-up")
+async def sign_up(request: Request) -> Response:
+    form = await form_values(request)
+    values = {k: form.get(k, "") for k in REGISTER_FIELDS}
+    clean, errors = accounts.clean_person(values, today=date.today(), require_address=True,
+                                          require_birth_date=True)
+    password = form.get("password", "")
+    problem = access.password_problem(password, values["email"])
+    if problem:
+        errors["password"] = problem
+    elif password != form.get("password_again", ""):
+        errors["password_again"] = i18n.N_("The two passwords are not the same.")
+    if not form.get("privacy"):
+        errors["privacy"] = i18n.N_("Agree to how we keep your data to register.")
+    if not errors:
+        try:
+            with session_scope() as session:
+                account = accounts.create(
+                    session, accounts.free_username(session, clean["email"]),
+                    clean["display_name"], ["candidate"], email=clean["email"], is_staff=False,
+                    language=clean["language"], address=clean["address"],
+                    date_of_birth=clean["date_of_birth"],
+                    password_hash=access.hash_password(password), now=access.wall_now())
+                cookie, _ = access.start_session(session, get_settings(), account.username,
+                                                 client_ip(request))
+        except CertflowError as exc:
+            errors.update(field_errors(exc, "email"))
+        else:
+            visitor = visitor_of(request)
+            visitor.set_cookie(SESSION_COOKIE, cookie)
+            visitor.set_cookie(LANGUAGE_COOKIE, account.language, max_age=365 * 24 * 3600)
+            return redirect(request, home_url(account, request))
+    return render(request, "auth/sign_up.html", {"values": values, "errors": errors},
+                  status_code=422)
+
+
+# -- password reset -------------------------------------------------------------------------------
+
+@router.get("/password/forgot")
+def forgot_page(request: Request) -> Response:
+    return render(request, "auth/forgot.html")
+
+
+@router.post("/password/forgot")
+async def forgot(request: Request) -> Response:
+    form = await form_values(request)
+    email = form.get("email", "")
+    if not accounts.valid_email(email):
+        return render(request, "auth/forgot.html", {
+            "values": {"email": email},
+            "errors": {"email": i18n.N_("Enter an e-mail address like name@example.nl.")}},
+            status_code=422)
+    settings = get_settings()
+    with session_scope() as session:
+        found = access.request_reset(session, settings, email)
+        if found is not None:
+            account, token = found
+            link = str(request.base_url).rstrip("/") + f"/password/reset/{token}"
+            access.send_reset_mail(session, settings, account, link)
+    # The same answer whether or not the address has an account: no one learns who has one.
+    return render(request, "auth/forgot_sent.html", {"email": email})
+
+
+@router.get("/password/reset/{token}")
+def reset_page(request: Request, token: str) -> Response:
+    with session_scope() as session:
+        account = access.reset_account(session, token)
+    if account is None:
+        return render(request, "auth/reset_invalid.html", status_code=410)
+    return render(request, "auth/reset.html", {"token": token})
+
+
+@router.post("/password/reset/{token}")
+async def reset(request: Request, token: str) -> Response:
+    form = await form_values(request)
+    password = form.get("password", "")
+    with session_scope() as session:
+        account = access.reset_account(session, token)
+    if account is None:
+        return render(request, "auth/reset_invalid.html", status_code=410)
+    errors = {}
+    problem = access.password_problem(password, account.email)
+    if problem:
+        errors["password"] = problem
+    elif password != form.get("password_again", ""):
+        errors["password_again"] = i18n.N_("The two passwords are not the same.")
+    if errors:
+        return render(request, "auth/reset.html", {"token": token, "errors": errors},
+                      status_code=422)
+    with session_scope() as session:
+        access.complete_reset(session, token, password)
+    return redirect(request, "/sign-in?reset=1")

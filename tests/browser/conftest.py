@@ -1,0 +1,219 @@
+"""Browser tests: the real app (uvicorn in a subprocess, SQLite; a real Celery worker and beat
+when a test asks for ``worker``) driven by Debian's Chromium through Playwright.
+
+Fixtures for page tests (webB's too):
+
+- ``app``: the running app; ``app.url``, ``app.database_url``, ``app.var``,
+  ``app.person(username, roles, **extra)`` makes an account (password ``PASSWORD``).
+- ``worker``: starts a Celery worker and beat on the app's database (session-wide), for tests
+  whose flow runs service tasks (invoices, e-mail, certificates).
+- ``browser``: one Chromium for the session.
+- ``ui``: a factory: ``ui("olga")`` is a ``UI`` for a new browser context signed in as
+  olga (``ui(None)`` anonymous). ``UI.visit(path, shot="name")`` loads a page, checks it
+  with axe-core (no serious or critical violation) and saves a full-page screenshot to
+  tests/browser/artifacts/<name>.png; ``UI.check(shot)`` does both for the current page.
+  Two ``ui(...)`` objects are two browsers side by side.
+
+Under CI=true a missing Chromium fails; elsewhere it skips.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support import IN_CI, ROOT
+
+CHROMIUM = os.environ.get("CERTFLOW_CHROMIUM", "/usr/bin/chromium")
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update", "--disable-sync", "--no-first-run",
+               "--disable-dev-shm-usage"]
+ARTIFACTS = ROOT / "tests" / "browser" / "artifacts"
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+PASSWORD = "correct horse battery"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    import ctypes
+    import signal
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+@dataclass
+class App:
+    url: str
+    var: Path
+    database_url: str
+    env: dict[str, str]
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def start(self, name: str, args: list[str]) -> None:
+        log = open(self.var / f"{name}.log", "wb")
+        self.procs[name] = subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env=self.env,
+                                            stdout=log, stderr=subprocess.STDOUT,
+                                            preexec_fn=_die_with_parent)
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
+                         for p in self.var.glob("*.log"))
+
+    def run(self, code: str) -> Any:
+        """Run Python in the app's environment (its database); returns the JSON it prints."""
+        done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=self.env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout.strip().splitlines()[-1]) if done.stdout.strip() else None
+
+    def person(self, username: str, roles: list[str], **extra: Any) -> str:
+        """An account with PASSWORD; returns its e-mail address."""
+        self.run(
+            "import json\nfrom certflow.store.db import session_scope\n"
+            "from tests.support import create_user\n"
+            "with session_scope() as s:\n"
+            f"    create_user(s, {username!r}, {username.title() + ' Tester'!r}, {roles!r},"
+            f" password={PASSWORD!r}, **json.loads({json.dumps(extra)!r}))\n")
+        return f"{username}@example.org"
+
+    def session_cookie(self, username: str) -> str:
+        """A signed-in session for ``username``, made directly (faster than the form)."""
+        return str(self.run(
+            "import json\nfrom certflow.services import access\n"
+            "from certflow.settings import get_settings\nfrom certflow.store.db import session_scope\n"
+            "with session_scope() as s:\n"
+            f"    print(json.dumps(access.start_session(s, get_settings(), {username!r}, 'test')[0]))\n"))
+
+
+@pytest.fixture(scope="session")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
+    var = tmp_path_factory.mktemp("browser-app")
+    port = _free_port()
+    database_url = f"sqlite:///{var / 'certflow.sqlite'}"
+    env = {**os.environ, "CERTFLOW_ENV": "test", "CERTFLOW_VAR_DIR": str(var),
+           "DATABASE_URL": database_url, "REDIS_URL": "", "PYTHONPATH": str(ROOT),
+           "CERTFLOW_ARGON2_TIME_COST": "1", "CERTFLOW_ARGON2_MEMORY_KIB": "1024",
+           "CERTFLOW_BEAT_INTERVAL_SECONDS": "0.5", "CERTFLOW_JOB_BACKOFF_SECONDS": "1"}
+    the_app = App(f"http://127.0.0.1:{port}", var, database_url, env)
+    the_app.run("from certflow.bootstrap import engine, migrate\n"
+                "from certflow.engine.facade import Actor\n"
+                "migrate()\nengine().deploy(Actor.system())\n")
+    the_app.start("web", ["uvicorn", "certflow.web.app:app", "--host", "127.0.0.1",
+                          "--port", str(port), "--log-level", "warning"])
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{the_app.url}/api/health", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or the_app.procs["web"].poll() is not None:
+            the_app.stop()
+            raise AssertionError(f"the app did not start\n{the_app.logs()}")
+        time.sleep(0.2)
+    yield the_app
+    the_app.stop()
+
+
+@pytest.fixture(scope="session")
+def worker(app: App) -> App:
+    """A real Celery worker and beat on the app's database and SQLite broker."""
+    if "worker" not in app.procs:
+        app.start("worker", ["certflow.cli", "worker", "--concurrency=1", "--without-gossip",
+                             "--without-mingle", "--without-heartbeat"])
+        app.start("beat", ["certflow.cli", "beat"])
+    return app
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        message = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    if not AXE.exists():
+        pytest.fail(f"{AXE} missing: run `make install` (npm ci)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        yield chromium
+        chromium.close()
+
+
+class UI:
+    """One browser context (a person's browser) on the app."""
+
+    def __init__(self, app: App, context: Any) -> None:
+        self.app, self.context = app, context
+        self.page = context.new_page()
+
+    def visit(self, path: str, shot: str | None = None) -> Any:
+        response = self.page.goto(self.app.url + path)
+        if shot:
+            self.check(shot)
+        return response
+
+    def check(self, shot: str) -> None:
+        """axe-core on the current page (no serious/critical violation), then a screenshot."""
+        self.page.wait_for_load_state("load")
+        self.page.add_script_tag(path=str(AXE))
+        result = self.page.evaluate(
+            "async () => await axe.run(document, {resultTypes: ['violations']})")
+        bad = [f"{v['id']} ({v['impact']}): {v['help']} -> "
+               + "; ".join(n["target"][0] if isinstance(n["target"][0], str) else str(n["target"])
+                           for n in v["nodes"][:5])
+               for v in result["violations"] if v["impact"] in ("serious", "critical")]
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(ARTIFACTS / f"{shot}.png"), full_page=True)
+        assert not bad, f"accessibility violations on {self.page.url}:\n" + "\n".join(bad)
+
+    def fill(self, label: str, value: str) -> None:
+        self.page.get_by_label(label, exact=True).fill(value)
+
+    def click(self, name: str) -> None:
+        self.page.get_by_role("button", name=name, exact=True).click()
+
+
+@pytest.fixture
+def ui(app: App, browser: Any) -> Iterator[Callable[[str | None], UI]]:
+    contexts: list[Any] = []
+
+    def make(username: str | None = None, locale: str = "nl-NL") -> UI:
+        context = browser.new_context(locale=locale, viewport={"width": 1280, "height": 900})
+        context.set_default_timeout(15_000)
+        if username:
+            context.add_cookies([{"name": "certflow_session", "value": app.session_cookie(username),
+                                  "url": app.url, "httpOnly": True, "sameSite": "Lax"}])
+        contexts.append(context)
+        return UI(app, context)
+
+    yield make
+    for context in contexts:
+        context.close()

@@ -1,0 +1,217 @@
+"""Signing in and out, sessions, CSRF, rate limit, registration and password reset, as a
+browser (in-process) sees them."""
+
+from __future__ import annotations
+
+import mailbox
+import re
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import update
+
+from certflow.services import access, accounts
+from certflow.settings import get_settings
+from certflow.store.accounts import WebSession
+from certflow.store.db import session_scope
+from tests.web.pages_support import ADDRESS, PASSWORD, Browser, person
+
+
+@pytest.fixture
+def office(sqlite_url: str) -> str:
+    return person("olga", ["office"], staff=True)
+
+
+def test_anonymous_visitors_are_sent_to_sign_in_and_come_back(office: str) -> None:
+    b = Browser()
+    response = b.get("/", follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"] == "/sign-in"
+    response = b.get("/account", follow_redirects=False)
+    assert response.headers["location"] == "/sign-in?next=/account"
+    signed_in = b.post("/sign-in", {"email": office, "password": PASSWORD, "next": "/account"},
+                       follow_redirects=False)
+    assert signed_in.headers["location"] == "/account"
+    cookie = signed_in.headers["set-cookie"]
+    assert "certflow_session=" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie
+    page = b.get("/account")
+    assert "Olga Tester" in page.text and 'lang="nl"' in page.text
+
+
+def test_next_never_leaves_the_site(office: str) -> None:
+    b = Browser()
+    response = b.post("/sign-in", {"email": office, "password": PASSWORD,
+                                   "next": "//evil.example/x"}, follow_redirects=False)
+    assert response.headers["location"] == "/account"
+
+
+def test_wrong_password_and_unknown_email_get_the_same_answer(office: str) -> None:
+    b = Browser()
+    wrong = b.post("/sign-in", {"email": office, "password": "nope"})
+    unknown = b.post("/sign-in", {"email": "nobody@example.org", "password": "nope"})
+    assert wrong.status_code == unknown.status_code == 401
+    assert "Het e-mailadres of wachtwoord klopt niet." in wrong.text
+    assert "Het e-mailadres of wachtwoord klopt niet." in unknown.text
+    empty = b.post("/sign-in", {"email": "", "password": ""})
+    assert empty.status_code == 422
+    assert 'href="#email"' in empty.text and 'id="email-error"' in empty.text
+
+
+def test_sign_in_is_rate_limited_per_account_even_with_the_right_password(office: str) -> None:
+    b = Browser()
+    for _ in range(get_settings().sign_in_max_failures_per_email):
+        assert b.post("/sign-in", {"email": office, "password": "guess"}).status_code == 401
+    refused = b.post("/sign-in", {"email": office, "password": PASSWORD})
+    assert refused.status_code == 429
+    assert "Te veel mislukte pogingen" in refused.text
+    assert "certflow_session" not in refused.headers.get("set-cookie", "")
+    # Another account from another browser is not affected by this one's lock.
+    other = person("otto", ["office"], staff=True)
+    Browser().sign_in(other)
+
+
+def test_rate_limit_per_ip(office: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CERTFLOW_SIGN_IN_MAX_FAILURES_PER_IP", "3")
+    from certflow.settings import reset_settings
+
+    reset_settings()
+    b = Browser()
+    for n in range(3):
+        b.post("/sign-in", {"email": f"guess{n}@example.org", "password": "x"})
+    assert b.post("/sign-in", {"email": office, "password": PASSWORD}).status_code == 429
+
+
+def test_forged_or_missing_csrf_token_is_refused_and_changes_nothing(office: str) -> None:
+    b = Browser()
+    b.sign_in(office)
+    forged = b.post("/account", {"display_name": "Hacked", "email": office}, csrf="forged")
+    assert forged.status_code == 403 and "Er is niets gewijzigd" in forged.text
+    missing = b.client.post("/account", data={"display_name": "Hacked", "email": office})
+    assert missing.status_code == 403
+    # Another browser's valid token does not work in this session either.
+    other = Browser()
+    other.sign_in(person("otto", ["office"], staff=True))
+    stolen = b.post("/account", {"display_name": "Hacked", "email": office},
+                    csrf=other.csrf("/account"))
+    assert stolen.status_code == 403
+    with session_scope() as session:
+        assert accounts.get(session, "olga").display_name == "Olga Tester"
+    # htmx sends the token as a header
+    header = b.client.post("/language", data={"language": "en"},
+                           headers={"X-CSRF-Token": b.csrf("/account"), "HX-Request": "true"})
+    assert header.status_code == 200 and header.headers["HX-Redirect"] == "/"
+
+
+def test_an_expired_session_is_told_so_and_changes_nothing(office: str) -> None:
+    b = Browser()
+    b.sign_in(office)
+    token = b.csrf("/account")
+    with session_scope() as session:
+        session.execute(update(WebSession).values(
+            expires_at=access.wall_now() - timedelta(seconds=1)))
+    response = b.post("/account", {"display_name": "Too late", "email": office}, csrf=token,
+                      follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/sign-in?next=/account&expired=1")
+    assert "verlopen" in b.get(response.headers["location"]).text
+    with session_scope() as session:
+        assert accounts.get(session, "olga").display_name == "Olga Tester"
+
+
+def test_sign_out_ends_the_session(office: str) -> None:
+    b = Browser()
+    b.sign_in(office)
+    cookie = b.client.cookies.get("certflow_session")
+    out = b.post("/sign-out", {}, form_page="/account", follow_redirects=False)
+    assert out.status_code == 303
+    b.client.cookies.set("certflow_session", cookie)  # replaying the old cookie does not help
+    assert b.get("/account", follow_redirects=False).status_code == 303
+
+
+def test_pages_refuse_what_a_role_may_not_see(office: str) -> None:
+    person("cas", ["candidate"], address=ADDRESS)
+    b = Browser()
+    b.sign_in("cas@example.org")
+    assert b.get("/admin/people").status_code == 403
+    assert b.get("/admin/people/olga").status_code == 403
+    refused = b.post("/admin/people/olga", {"display_name": "X", "email": "x@example.org",
+                                            "roles": "candidate"}, form_page="/account")
+    assert refused.status_code == 403
+    with session_scope() as session:
+        assert accounts.get(session, "olga").display_name == "Olga Tester"
+
+
+def test_candidate_registers_with_field_errors_first(sqlite_url: str) -> None:
+    b = Browser()
+    bad = b.post("/sign-up", {"display_name": "", "email": "not-an-email", "date_of_birth": "2030-01-01",
+                              "street": "", "postal_code": "12", "city": "", "country": "NL",
+                              "language": "nl", "password": "short", "password_again": "short"})
+    assert bad.status_code == 422
+    for field in ("display_name", "email", "date_of_birth", "street", "postal_code", "city",
+                  "password", "privacy"):
+        assert f'id="{field}-error"' in bad.text, field
+    assert 'value="not-an-email"' in bad.text  # what was typed stays
+    good = b.post("/sign-up", {"display_name": "Anna de Vries", "email": "Anna@Example.nl",
+                               "date_of_birth": "1985-03-15", "street": "Lange Nieuwstraat 5",
+                               "postal_code": "3512pn", "city": "Utrecht", "country": "nl",
+                               "language": "en", "password": "a long enough one",
+                               "password_again": "a long enough one", "privacy": "on"},
+                  follow_redirects=False)
+    assert good.status_code == 303
+    with session_scope() as session:
+        anna = accounts.get(session, "anna")
+    assert anna.roles == ("candidate",) and not anna.is_staff and anna.language == "en"
+    assert anna.address == {"street": "Lange Nieuwstraat 5", "postal_code": "3512 PN",
+                            "city": "Utrecht", "country": "NL"}
+    assert 'lang="en"' in b.get("/account").text
+    again = Browser().post("/sign-up", {"display_name": "Anna 2", "email": "anna@example.nl",
+                                        "date_of_birth": "1985-03-15", "street": "x 1",
+                                        "postal_code": "3512 PN", "city": "U", "country": "NL",
+                                        "language": "nl", "password": "a long enough one",
+                                        "password_again": "a long enough one", "privacy": "on"})
+    assert again.status_code == 422 and 'id="email-error"' in again.text
+
+
+def _reset_link(var: Path) -> str:
+    box = mailbox.Maildir(var / "mail", create=False)
+    bodies = [m.get_payload()[0].get_payload(decode=True).decode() for m in box]
+    links = re.findall(r"http://testserver(/password/reset/\S+)", "\n".join(bodies))
+    assert links, bodies
+    return links[-1]
+
+
+def test_password_reset_by_email_is_single_use(office: str) -> None:
+    b = Browser()
+    sent = b.post("/password/forgot", {"email": office})
+    assert sent.status_code == 200 and "Kijk in uw e-mail" in sent.text
+    unknown = b.post("/password/forgot", {"email": "nobody@example.org"})
+    assert unknown.status_code == 200 and "Kijk in uw e-mail" in unknown.text  # same answer
+    link = _reset_link(get_settings().var_dir)
+    mismatch = b.post(link, {"password": "new password 1", "password_again": "other"})
+    assert mismatch.status_code == 422 and 'id="password_again-error"' in mismatch.text
+    done = b.post(link, {"password": "new password 1", "password_again": "new password 1"},
+                  follow_redirects=False)
+    assert done.headers["location"] == "/sign-in?reset=1"
+    assert b.get(link).status_code == 410  # used up
+    Browser().sign_in(office, "new password 1")
+
+
+def test_reset_link_expires(office: str) -> None:
+    settings = get_settings()
+    with session_scope() as session:
+        _, token = access.request_reset(session, settings, office)  # type: ignore[misc]
+    later = access.wall_now() + timedelta(minutes=settings.password_reset_minutes + 1)
+    with session_scope() as session:
+        assert access.reset_account(session, token, now=later) is None
+        assert access.reset_account(session, token) is not None
+
+
+def test_language_switch_is_remembered_for_the_account(office: str) -> None:
+    b = Browser()
+    b.sign_in(office)
+    b.post("/language", {"language": "en", "back": "/account"}, form_page="/account")
+    page = b.get("/account")
+    assert 'lang="en"' in page.text and "My account" in page.text
+    fresh = Browser()  # another browser, same person: their own language
+    fresh.sign_in(office)
+    assert 'lang="en"' in fresh.get("/account").text
