@@ -39,7 +39,7 @@ ROLE_LABELS = {
 ADDRESS_FIELDS = ("street", "postal_code", "city", "country")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _NL_POSTCODE = re.compile(r"^[1-9][0-9]{3} ?[A-Za-z]{2}$")
-_USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,99}$")
+_USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
 
 
 @dataclass(frozen=True)
@@ -205,8 +205,8 @@ def create(session: Session, username: str, display_name: str, roles: Iterable[s
     role is a staff role."""
     role_list = parse_roles(roles)
     if not _USERNAME.match(username):
-        raise InvalidInput("a username is 2-100 lowercase letters, digits, '.', '_' or '-'",
-                           fields={"username": N_("Use 2-100 lowercase letters or digits.")})
+        raise InvalidInput("a username is 1-100 lowercase letters, digits, '.', '_' or '-'",
+                           fields={"username": N_("Use 1-100 lowercase letters or digits.")})
     if session.get(User, username) is not None:
         raise Conflict(f"user {username!r} exists",
                        fields={"username": N_("This username is taken.")})
