@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from certflow.engine.errors import CertflowError
+from certflow.errors import CertflowError
 
 
 def _session() -> Any:
@@ -92,7 +92,7 @@ def user(username: str, display_name: str | None, roles: tuple[str, ...], email:
 
 
 def _exists(session: Any, username: str) -> bool:
-    from certflow.engine.errors import NotFound
+    from certflow.errors import NotFound
     from certflow.services import accounts
 
     try:

@@ -27,10 +27,11 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from certflow.engine.errors import CertflowError, Forbidden, InvalidInput, NotFound
-from certflow.engine.facade import Actor
+from certflow.errors import CertflowError, Forbidden, InvalidInput, NotFound
 from certflow.i18n import N_
+from certflow.registry import HandlerContext
 from certflow.services.accounts import Account, account_of, by_email
+from certflow.services.email import SendEmail, send_email
 from certflow.settings import Settings, get_settings
 from certflow.store.accounts import ApiToken, PasswordReset, SignInAttempt, WebSession
 from certflow.store.models import User
@@ -254,7 +255,7 @@ def _token_info(row: ApiToken) -> TokenInfo:
                      row.revoked_at, row.last_used_at)
 
 
-def authenticate(session: Session, token: str | None, now: datetime | None = None) -> Actor:
+def authenticate(session: Session, token: str | None, now: datetime | None = None) -> Account:
     """The person behind an API token (``Authorization: Bearer``)."""
     if not token:
         raise Forbidden("missing API token (Authorization: Bearer <token>)")
@@ -271,7 +272,7 @@ def authenticate(session: Session, token: str | None, now: datetime | None = Non
         raise Forbidden("this account is deactivated")
     if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=1):
         row.last_used_at = now
-    return account_of(user).actor
+    return account_of(user)
 
 
 # -- password reset ----------------------------------------------------------------------------
@@ -323,9 +324,6 @@ def send_reset_mail(session: Session, settings: Settings, account: Account, link
                     now: datetime | None = None) -> None:
     """Mail the reset link through the e-mail machinery (template accounts/password_reset),
     once per link: the idempotency key is the link's hash."""
-    from handlers import HandlerContext
-    from handlers.email import SendEmail, send_email
-
     now = now or wall_now()
     key = f"password-reset:{digest(link)}"
     send_email(HandlerContext(session=session, now=now, idempotency_key=key, settings=settings),

@@ -22,8 +22,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from certflow.engine.errors import Conflict, InvalidInput, NotFound
-from certflow.engine.facade import Actor
+from certflow.errors import Conflict, InvalidInput, NotFound
 from certflow.i18n import LANGUAGES, N_
 from certflow.store.models import User
 
@@ -55,11 +54,6 @@ class Account:
     newsletter_opt_out: bool = False
     is_active: bool = True
     has_password: bool = False
-
-    @property
-    def actor(self) -> Actor:
-        """The same person as the engine facade knows them."""
-        return Actor(self.username, self.roles, self.is_staff)
 
     def has_role(self, *roles: str) -> bool:
         return any(role in self.roles for role in roles)

@@ -259,15 +259,17 @@ def _result(history: RegisterHistory, holder: str) -> dict[str, Any]:
     }
 
 
-def public_register(session: Session, query: str | None = None) -> list[dict[str, str]]:
-    """The public view: name, register number, status, valid_until; searched on name or number.
+def public_register(session: Session, query: str | None = None) -> list[dict[str, str | None]]:
+    """The public view: name, register number, status, level, specialisation, valid_until;
+    searched on name or number.
 
     Selects exactly those columns, so nothing else about a person can leak through here.
     """
     stmt = (
         select(User.display_name, RegisterEntry.register_number, RegisterEntry.status,
-               RegisterEntry.valid_until)
+               Certificate.level, Certificate.specialisation, RegisterEntry.valid_until)
         .join(User, User.username == RegisterEntry.holder)
+        .join(Certificate, Certificate.id == RegisterEntry.certificate_id)
         .order_by(User.display_name, RegisterEntry.register_number)
     )
     if query and query.strip():
@@ -276,7 +278,7 @@ def public_register(session: Session, query: str | None = None) -> list[dict[str
         stmt = stmt.where(or_(User.display_name.ilike(like, escape="\\"),
                               RegisterEntry.register_number.ilike(like, escape="\\")))
     return [
-        {"name": name, "register_number": number, "status": status,
-         "valid_until": valid_until.isoformat()}
-        for name, number, status, valid_until in session.execute(stmt)
+        {"name": name, "register_number": number, "status": status, "level": level,
+         "specialisation": specialisation, "valid_until": valid_until.isoformat()}
+        for name, number, status, level, specialisation, valid_until in session.execute(stmt)
     ]

@@ -9,6 +9,7 @@ from fastapi import Depends, Header
 from certflow.engine.facade import Actor, Engine
 from certflow.store.db import session_scope
 from certflow.services.access import authenticate
+from certflow.services.accounts import Account
 
 
 def get_engine() -> Engine:
@@ -17,10 +18,15 @@ def get_engine() -> Engine:
     return engine()
 
 
+def actor_of(account: Account) -> Actor:
+    """The person as the engine facade knows them (pages: ``actor_of(user)``)."""
+    return Actor(account.username, account.roles, account.is_staff)
+
+
 def current_actor(authorization: Annotated[str | None, Header()] = None) -> Actor:
     token = authorization.removeprefix("Bearer ").strip() if authorization else None
     with session_scope() as session:
-        return authenticate(session, token)
+        return actor_of(authenticate(session, token))
 
 
 EngineDep = Annotated[Engine, Depends(get_engine)]

@@ -138,7 +138,7 @@ def test_new_certification_after_a_lapse_re_enters(session: Session,
     assert session.scalar(select(func.count()).select_from(RegisterEntry)) == 1
 
 
-def test_public_register_shows_only_name_number_status_validity(
+def test_public_register_shows_only_name_number_status_level_validity(
     session: Session, settings: Settings
 ) -> None:
     anna = certified(session, settings, "anna", "Anna de Vries")
@@ -149,9 +149,10 @@ def test_public_register_shows_only_name_number_status_validity(
 
     assert everyone == [
         {"name": "Anna de Vries", "register_number": anna["register_number"],
-         "status": "valid", "valid_until": "2029-03-02"},
+         "status": "valid", "level": "RL", "specialisation": None, "valid_until": "2029-03-02"},
         {"name": "John Smith", "register_number": "RL-2026-00002",
-         "status": "suspended", "valid_until": "2029-03-02"},
+         "status": "suspended", "level": "RL", "specialisation": None,
+         "valid_until": "2029-03-02"},
     ]
     assert "Privé-reden" not in repr(everyone) and "example.org" not in repr(everyone)
     assert [r["name"] for r in public_register(session, "smith")] == ["John Smith"]

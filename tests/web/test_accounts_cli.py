@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from certflow.cli import main
-from certflow.engine.errors import Forbidden
+from certflow.errors import Forbidden
 from certflow.services import access, accounts
 from certflow.store.db import session_scope
 from certflow.web.app import create_app
@@ -27,7 +27,7 @@ def test_user_with_two_groups_then_an_address(sqlite_url: str) -> None:
     with session_scope() as session:
         meta = accounts.get(session, "meta")
         assert meta.roles == ("mentor", "assessor") and not meta.is_staff
-        assert access.authenticate(session, token).groups == ("mentor", "assessor")
+        assert access.authenticate(session, token).roles == ("mentor", "assessor")
     out = run("user", "meta", "--street", "Neude 11", "--postal-code", "3512ag", "--city", "Utrecht")
     assert "Neude 11" in out
     run("user", "meta", "--city", "Amersfoort")  # one line changed, the others kept

@@ -272,9 +272,11 @@ def test_public_register_shows_only_what_gdpr_allows(granted: Api) -> None:
     everyone = granted.client.get("/public/register")
     assert everyone.status_code == 200
     [entry] = everyone.json()
-    assert set(entry) == {"name", "register_number", "status", "valid_until"}
+    assert set(entry) == {"name", "register_number", "status", "level", "specialisation",
+                          "valid_until"}
     assert entry == {"name": "Cas Achternaam", "register_number": cert["register_number"],
-                     "status": "valid", "valid_until": cert["valid_until"]}
+                     "status": "valid", "level": "RL", "specialisation": None,
+                     "valid_until": cert["valid_until"]}
     assert granted.client.get("/public/register", params={"q": cert["register_number"]}).json() == [entry]
     assert granted.client.get("/public/register", params={"q": "cas achter"}).json() == [entry]
     assert granted.client.get("/public/register", params={"q": "ann"}).json() == []

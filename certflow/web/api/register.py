@@ -1,5 +1,5 @@
-"""The public Register Loopbaanprofessional (no sign-in): name, register number, status and
-validity, and nothing else about a person."""
+"""The public Register Loopbaanprofessional (no sign-in): name, register number, status,
+level/specialisation and validity, and nothing else about a person."""
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
@@ -14,6 +14,8 @@ class RegisterRow(BaseModel):
     name: str
     register_number: str
     status: str
+    level: str
+    specialisation: str | None
     valid_until: str
 
 

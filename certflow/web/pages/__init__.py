@@ -5,7 +5,8 @@ How to add pages (webB's inbox, task pages and Mijn CMI do this)
 1. A module here with ``router = APIRouter()``; include it in ``ROUTERS`` below. Every route
    in it gets CSRF checking (``deps.csrf_protect``) and HTML error pages.
 2. Depend on ``deps.CurrentUser`` / ``deps.OptionalUser`` / ``deps.require_role("office")``;
-   each gives a ``certflow.services.accounts.Account`` (``.actor`` for the engine facade,
+   each gives a ``certflow.services.accounts.Account`` (``deps.actor_of(account)`` is the
+   engine facade's ``Actor``;
    ``.has_role()``, ``.display_name``, ``.language``, ``.address``...).
 3. Return ``rendering.render(request, "area/page.html", {...}, status_code=...)`` or
    ``rendering.redirect(request, url)`` (303; ``HX-Redirect`` for htmx). Read posted forms
@@ -37,7 +38,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from certflow.engine.errors import CertflowError
+from certflow.errors import CertflowError
 from certflow.settings import ROOT
 from certflow.web.pages import account, admin, auth, register
 from certflow.web.pages.deps import (

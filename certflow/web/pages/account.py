@@ -7,7 +7,7 @@ from datetime import date
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from certflow.engine.errors import CertflowError
+from certflow.errors import CertflowError
 from certflow.i18n import N_
 from certflow.services import access, accounts
 from certflow.settings import get_settings

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from certflow.engine.errors import CertflowError
+from certflow.errors import CertflowError
 from certflow.i18n import N_
 from certflow.services import access, accounts
 from certflow.services.accounts import Account

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from certflow import i18n
-from certflow.engine.errors import CertflowError
+from certflow.errors import CertflowError
 from certflow.services import access, accounts
 from certflow.services.access import SignInRefused
 from certflow.settings import get_settings

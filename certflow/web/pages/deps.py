@@ -12,7 +12,7 @@ For page routers (webB's inbox and Mijn CMI build on these)::
   (and come back afterwards); an expired session says so there.
 - ``OptionalUser``: the ``Account`` or None (public pages).
 - ``require_role(*roles)``: a dependency giving the ``Account`` when it holds any of the
-  roles; otherwise a 403 page. ``account.actor`` is the engine facade's ``Actor``.
+  roles; otherwise a 403 page. ``actor_of(account)`` is the engine facade's ``Actor``.
 - CSRF: every unsafe request (POST, PUT, PATCH, DELETE) to a router included in
   ``certflow.web.pages.router`` must carry the visitor's token, as the form field
   ``csrf_token`` (the ``csrf_field()`` macro) or the ``X-CSRF-Token`` header (htmx sends it:
@@ -37,6 +37,7 @@ from certflow.services import access
 from certflow.services.accounts import Account
 from certflow.settings import get_settings
 from certflow.store.db import session_scope
+from certflow.web.deps import actor_of  # noqa: F401  (re-exported for page routers)
 
 SESSION_COOKIE = "certflow_session"
 VISITOR_COOKIE = "certflow_visitor"

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from certflow.i18n import N_
+from certflow.services.register import public_register
 from certflow.store.db import session_scope
 from certflow.web.pages.rendering import render
 
@@ -17,16 +18,16 @@ STATUS_LABELS = {
     "valid": N_("Valid"), "recertification_running": N_("Recertification running"),
     "lapsed": N_("Lapsed"), "suspended": N_("Suspended"), "withdrawn": N_("Withdrawn"),
 }
+LEVEL_LABELS = {"RL": N_("Career professional")}
 
 
 @router.get("/register")
 def register_page(request: Request, q: str = "") -> Response:
-    from handlers.register import public_register
-
     query = q.strip()[:100]
     with session_scope() as session:
         rows = public_register(session, query) if query else []
     return render(request, "register/search.html", {
         "q": query, "rows": rows[:PAGE_SIZE], "more": len(rows) > PAGE_SIZE,
         "searched": bool(query), "status_labels": STATUS_LABELS,
+        "level_labels": LEVEL_LABELS,
     })
