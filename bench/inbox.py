@@ -72,7 +72,7 @@ def build(url: str, n_open: int, n_real: int) -> Any:
     from certflow.engine.facade import Actor
     from certflow.settings import reset_settings
     from certflow.store.db import reset_engines, session_scope
-    from certflow.users import create_user
+    from tests.support import create_user
 
     reset_settings()
     reset_engines()
