@@ -120,6 +120,8 @@ def sign_in(session: Session, settings: Settings, email: str, password: str, ip:
     if not _verify(user.password_hash if user and user.password_hash else dummy, password) \
             or user is None or user.password_hash is None or not user.is_active:
         session.add(SignInAttempt(email=email[:200], ip=ip[:64], at=now))
+        # Attempts older than the window count for nothing: prune them as we go.
+        session.execute(delete(SignInAttempt).where(SignInAttempt.at < window_start))
         session.flush()
         return SignInRefused(N_("The e-mail address or password is not right."))
     if _hasher()[0].check_needs_rehash(user.password_hash):

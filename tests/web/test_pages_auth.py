@@ -215,3 +215,28 @@ def test_language_switch_is_remembered_for_the_account(office: str) -> None:
     fresh = Browser()  # another browser, same person: their own language
     fresh.sign_in(office)
     assert 'lang="en"' in fresh.get("/account").text
+
+
+def test_session_cookie_is_secure_over_https(office: str) -> None:
+    from fastapi.testclient import TestClient
+
+    from certflow.web.app import create_app
+
+    b = Browser(TestClient(create_app(), base_url="https://cmi.example"))
+    cookie = b.sign_in(office).headers["set-cookie"]
+    assert "certflow_session=" in cookie and "Secure" in cookie and "HttpOnly" in cookie
+    plain = Browser().sign_in(office).headers["set-cookie"]
+    assert "Secure" not in plain  # http://127.0.0.1 keeps working
+
+
+def test_old_failed_attempts_are_pruned(office: str) -> None:
+    from sqlalchemy import func, select
+
+    from certflow.store.accounts import SignInAttempt
+
+    settings = get_settings()
+    long_ago = access.wall_now() - timedelta(minutes=settings.sign_in_window_minutes + 1)
+    with session_scope() as session:
+        access.sign_in(session, settings, office, "wrong", "1.1.1.1", now=long_ago)
+        access.sign_in(session, settings, "other@example.org", "wrong", "1.1.1.2")
+        assert session.scalar(select(func.count()).select_from(SignInAttempt)) == 1
