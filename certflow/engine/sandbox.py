@@ -19,10 +19,13 @@ hooks), and one code path that reaches plain ``exec`` lets ``().__class__.__base
 3. The code runs with ``{"__builtins__": <small dict>}`` under a ``sys.settrace`` time limit
    (per thread, so it works in worker threads where ``signal.alarm`` cannot).
 
-Residual risk: a single C-level operation cannot be interrupted by the tracer, and some can be
-made slow or large from small inputs: comparing, hashing, printing or JSON-serialising
-containers with *shared* members (``[list(range(100000))] * 100000`` is small in memory, huge
-as text). Run workers with an OS memory limit and a task time limit as well.
+4. The tracer cannot interrupt one C-level operation, and some can be made slow or large from
+   small inputs: comparing, hashing or printing containers with *shared* members
+   (``[[[0] * 1000] * 1000] * 1000``). So scripts, and expressions not provably cheap
+   (``sandbox_bounds.is_bounded``), run in an isolated evaluator process under OS CPU and
+   memory limits (``certflow.engine.evaluator``); what they return or leave as task data is
+   checked for size and depth (``sandbox_bounds.check_data``) before the caller sees it. Plain
+   conditions such as ``approved == True`` stay in-process: their cost is linear in the data.
 """
 
 from __future__ import annotations
@@ -40,7 +43,9 @@ from typing import Any, NoReturn
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
 
+from certflow.engine import evaluator
 from certflow.engine import sandbox_builtins as sb
+from certflow.engine.sandbox_bounds import check_data, is_bounded
 from certflow.engine.sandbox_builtins import ScriptLimitExceeded
 
 __all__ = [
@@ -231,45 +236,87 @@ def _run(code: CodeType, scope: dict[str, Any], seconds: float) -> Any:
         sys.settrace(previous)
 
 
+@functools.lru_cache(maxsize=CODE_CACHE_SIZE)
+def runs_in_process(source: str) -> bool:
+    """Whether the expression ``source`` is cheap enough to evaluate without isolation."""
+    return is_bounded(_parse(source, "eval"))
+
+
+def _data_only(scope: dict[str, Any], external: dict[str, Any]) -> dict[str, Any]:
+    """Task data becomes the script's variables, minus builtins, functions and external context."""
+    return {
+        key: value for key, value in scope.items()
+        if key != "__builtins__" and key not in external and not callable(value)
+    }
+
+
+def run_here(mode: str, source: str, context: dict[str, Any], external: dict[str, Any],
+             now: datetime, time_limit: float) -> Any:
+    """Run a snippet in this process (an evaluator child) and return the expression's value,
+    or for a script the task data it leaves, both checked by ``check_data``."""
+    code = compile_script(source, mode)
+    scope = {**external, **context, "__builtins__": sb.make_builtins(lambda: now)}
+    result = _run(code, scope, time_limit)
+    if mode == "eval":
+        check_data(result, "the expression's result")
+        return result
+    data = _data_only(scope, external)
+    check_data(data, "the task data the script leaves")
+    return data
+
+
 class SandboxEnvironment(BasePythonScriptEngineEnvironment):
     """Evaluates/executes diagram code against task data, like SpiffWorkflow's
-    ``TaskDataEnvironment``, but validated, size-guarded, time-limited and with sandbox builtins."""
+    ``TaskDataEnvironment``, but validated, size-guarded, time-limited, with sandbox builtins,
+    and (``isolated=True``, the default) in an evaluator process under OS limits unless the
+    expression is provably cheap. ``isolated=False`` runs everything in this process, with
+    only the in-process limits: for benchmarks and tests of the guards themselves."""
 
-    def __init__(self, now: Callable[[], datetime] | None = None, time_limit: float = DEFAULT_TIME_LIMIT) -> None:
+    def __init__(self, now: Callable[[], datetime] | None = None, time_limit: float = DEFAULT_TIME_LIMIT,
+                 isolated: bool = True) -> None:
         super().__init__({})
         self.time_limit = time_limit
-        self.builtins = sb.make_builtins(now or (lambda: datetime.now(timezone.utc)))
+        self.isolated = isolated
+        self.now = now or (lambda: datetime.now(timezone.utc))
+        self.builtins = sb.make_builtins(self.now)
 
     def _scope(self, context: dict[str, Any], external_context: dict[str, Any] | None) -> dict[str, Any]:
-        scope = {**self.globals, **(external_context or {}), **context}
+        scope = {**(external_context or {}), **context}
         scope["__builtins__"] = self.builtins
         return scope
 
+    def _isolated(self, mode: str, source: str, context: dict[str, Any], external: dict[str, Any]) -> Any:
+        request = (mode, source, context, external, self.now(), self.time_limit)
+        wall = self.time_limit + evaluator.WALL_GRACE
+        return evaluator.raise_reply(evaluator.pool().call(request, wall))
+
     def evaluate(self, expression: str, context: dict[str, Any], external_context: dict[str, Any] | None = None) -> Any:
         code = compile_script(expression, "eval")
-        return _run(code, self._scope(context, external_context), self.time_limit)
+        if not self.isolated:
+            return _run(code, self._scope(context, external_context), self.time_limit)
+        if runs_in_process(expression):
+            return eval(code, self._scope(context, external_context))  # noqa: S307 - bounded, see is_bounded
+        return self._isolated("eval", expression, context, external_context or {})
 
     def execute(self, script: str, context: dict[str, Any], external_context: dict[str, Any] | None = None) -> bool:
         external = external_context or {}
         self._check_for_overwrite(context, external)
         code = compile_script(script, "exec")
+        if self.isolated:
+            data = self._isolated("exec", script, context, external)
+            context.clear()
+            context.update(data)
+            return True
         scope = self._scope(context, external)
         try:
             _run(code, scope, self.time_limit)
         finally:
-            self._write_back(scope, context, external)
+            context.clear()
+            context.update(_data_only(scope, external))
         return True
 
-    def _write_back(self, scope: dict[str, Any], context: dict[str, Any], external: dict[str, Any]) -> None:
-        """Task data becomes the script's variables, minus builtins, functions and external context."""
-        context.clear()
-        context.update({
-            key: value for key, value in scope.items()
-            if key != "__builtins__" and key not in self.globals and key not in external and not callable(value)
-        })
-
     def _check_for_overwrite(self, context: dict[str, Any], external: dict[str, Any]) -> None:
-        clashes = (set(self.globals) | set(external)) & set(context)
+        clashes = set(external) & set(context)
         if clashes:
             raise ValueError(
                 "You have task data that overwrites a predefined function(s). Please change the "
@@ -283,8 +330,9 @@ class SandboxEnvironment(BasePythonScriptEngineEnvironment):
 class SandboxScriptEngine(PythonScriptEngine):
     """SpiffWorkflow script engine running every diagram snippet in the sandbox."""
 
-    def __init__(self, now: Callable[[], datetime] | None = None, time_limit: float = DEFAULT_TIME_LIMIT) -> None:
-        super().__init__(environment=SandboxEnvironment(now=now, time_limit=time_limit))
+    def __init__(self, now: Callable[[], datetime] | None = None, time_limit: float = DEFAULT_TIME_LIMIT,
+                 isolated: bool = True) -> None:
+        super().__init__(environment=SandboxEnvironment(now=now, time_limit=time_limit, isolated=isolated))
 
     def validate(self, expression: str) -> None:
         validate(expression, "exec")

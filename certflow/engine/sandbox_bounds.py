@@ -1,0 +1,121 @@
+"""Bounds that hold for every value a diagram snippet can see or leave behind.
+
+Two questions, answered here for ``certflow.engine.sandbox``:
+
+* ``check_data``: is this value (a snippet's result, or the task data a script leaves behind)
+  plain data of bounded size and depth? Sizes are counted the way a save would meet them:
+  a list holding the same 1,000-item list 1,000 times counts 1,000,000 items, so structures
+  that are small in memory but huge as JSON (``[[0] * 1000] * 1000``) are refused before they
+  are compared, hashed, formatted or saved. The walk stops as soon as a bound is passed, so it
+  costs at most ``MAX_DATA_SIZE`` steps.
+* ``is_bounded``: can this expression run in-process? Only if its cost is provably linear in
+  the size of the task data it reads: at most ``MAX_BOUNDED_NODES`` nodes, no loops,
+  comprehensions, repetition (``*``, ``**``, ``<<``, ``%``) or f-strings, and calls only to
+  functions whose work and result are linear in their arguments. Every value such an
+  expression meets is then task data (bounded by ``check_data`` on the way in), a literal,
+  or a result no larger than the sum of its inputs, so no single C-level operation inside it
+  can run long. Everything else runs in an isolated evaluator process under OS limits
+  (``certflow.engine.evaluator``).
+"""
+
+from __future__ import annotations
+
+import ast
+from datetime import date, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+from certflow.engine.sandbox_builtins import ScriptLimitExceeded
+
+MAX_DATA_SIZE = 2_000_000  # about the length of the data as JSON, in characters
+MAX_DEPTH = 50  # nesting of lists/dicts inside task data
+MAX_BOUNDED_NODES = 40  # AST nodes of an expression allowed to run in-process
+
+_SCALARS = (bool, int, float, type(None), Decimal, date, time, timedelta, range)
+_SEQUENCES = (list, tuple, set, frozenset)
+
+# Work and result linear in the arguments; none repeats or formats with a width.
+_LINEAR_CALLS = frozenset({
+    "len", "str", "int", "float", "bool", "abs", "min", "max", "any", "all",
+    "today", "now", "parse_date", "add_days", "add_months", "add_years", "iso_duration_days",
+})
+_LINEAR_METHODS = frozenset({
+    "get", "keys", "values", "items", "lower", "upper", "strip", "lstrip", "rstrip",
+    "startswith", "endswith", "isdigit", "isalpha", "isalnum", "isspace", "title", "capitalize",
+    "isoformat", "year", "month", "day", "hour", "minute", "second", "weekday", "isoweekday",
+    "date", "days", "seconds", "total_seconds",
+})
+_BOUNDED_NODES: tuple[type[ast.AST], ...] = (
+    ast.Expression, ast.Name, ast.Constant, ast.Load, ast.Compare, ast.BoolOp, ast.And, ast.Or,
+    ast.UnaryOp, ast.Not, ast.USub, ast.UAdd, ast.IfExp, ast.Attribute, ast.Subscript, ast.Call,
+    ast.Tuple, ast.List, ast.BinOp, ast.Add, ast.Sub, ast.Div, ast.FloorDiv,
+    ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Is, ast.IsNot, ast.In, ast.NotIn,
+)
+
+
+class DataLimitExceeded(ScriptLimitExceeded):
+    """A value is too big or too deeply nested to be task data."""
+
+
+class NotData(TypeError):
+    """A value that cannot be task data (a function, an iterator, ...)."""
+
+
+def check_data(value: Any, what: str) -> None:
+    """Raise ``DataLimitExceeded`` (or ``NotData``) naming ``what``."""
+    budget = [MAX_DATA_SIZE]
+    _walk(value, what, 0, budget)
+
+
+def _spend(budget: list[int], amount: int, what: str) -> None:
+    budget[0] -= amount
+    if budget[0] < 0:
+        raise DataLimitExceeded(f"{what} is larger than {MAX_DATA_SIZE:,} characters as JSON "
+                                "(the limit for task data)")
+
+
+def _walk(value: Any, what: str, depth: int, budget: list[int]) -> None:
+    if isinstance(value, str):
+        _spend(budget, len(value) + 2, what)
+    elif isinstance(value, _SCALARS):
+        _spend(budget, 8 if not isinstance(value, int) else 1 + value.bit_length() // 3, what)
+    elif isinstance(value, (dict, *_SEQUENCES)):
+        if depth >= MAX_DEPTH:
+            raise DataLimitExceeded(f"{what} is nested deeper than {MAX_DEPTH} levels")
+        _spend(budget, 2 + len(value), what)
+        if isinstance(value, dict):
+            for key, item in value.items():
+                _walk(key, what, depth + 1, budget)
+                _walk(item, what, depth + 1, budget)
+        else:
+            for item in value:
+                _walk(item, what, depth + 1, budget)
+    elif isinstance(value, bytes):
+        _spend(budget, 2 * len(value), what)
+    else:
+        raise NotData(f"{what} holds a {type(value).__name__} object; task data must be plain "
+                        "values (text, numbers, lists, dicts, dates)")
+
+
+def is_bounded(tree: ast.AST) -> bool:
+    """True when ``tree`` (an already validated eval-mode expression) may run in-process."""
+    nodes = list(ast.walk(tree))
+    if len(nodes) > MAX_BOUNDED_NODES:
+        return False
+    for node in nodes:
+        if not isinstance(node, _BOUNDED_NODES):
+            return False
+        if isinstance(node, ast.Call) and not _linear_call(node):
+            return False
+        if isinstance(node, ast.Attribute) and node.attr not in _LINEAR_METHODS:
+            return False
+    return True
+
+
+def _linear_call(node: ast.Call) -> bool:
+    func = node.func
+    if node.keywords:
+        return False
+    if isinstance(func, ast.Name):
+        return func.id in _LINEAR_CALLS
+    return isinstance(func, ast.Attribute) and func.attr in _LINEAR_METHODS

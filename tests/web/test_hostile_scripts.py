@@ -1,0 +1,123 @@
+"""A diagram script that would hold the interpreter in one C-level operation for minutes must not
+stop the web server from answering: uvicorn really serves on a port, a hostile instance is
+started over HTTP, and /api/health is polled while the script runs (on PostgreSQL). The caller gets a clear
+error naming the element, and nothing was stored."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from certflow.bootstrap import build_engine
+from certflow.store.db import session_scope
+from certflow.users import create_user
+from tests.engine.test_sandbox_isolation import HOSTILE
+from tests.integration.topology import wait_for
+from tests.support import ROOT
+
+DIAGRAM = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="defs"
+                  targetNamespace="http://certflow.test/hostile">
+  <bpmn:process id="hostile" isExecutable="true">
+    <bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:scriptTask id="bomb"><bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing>
+      <bpmn:script>{script}</bpmn:script>
+    </bpmn:scriptTask>
+    <bpmn:endEvent id="end"><bpmn:incoming>f2</bpmn:incoming></bpmn:endEvent>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="bomb"/>
+    <bpmn:sequenceFlow id="f2" sourceRef="bomb" targetRef="end"/>
+  </bpmn:process>
+</bpmn:definitions>
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(pg_url: str, tmp_path: Path) -> Iterator[str]:
+    """uvicorn in its own process (as in production), so a server that froze could not also
+    freeze this test. PostgreSQL: on SQLite every transaction, health's ``select 1`` too, waits
+    for the write lock the advance holds, which would measure the database, not the server."""
+    with session_scope() as session:
+        create_user(session, "olga", "Olga", ["office"], is_staff=True, token="token-olga")
+    port = _free_port()
+    log = open(tmp_path / "uvicorn.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "certflow.web.app:app", "--port", str(port), "--log-level", "warning"],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        try:
+            return httpx.get(f"{base}/api/health", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_for(healthy, timeout=60, what=f"uvicorn to serve (log: {tmp_path / 'uvicorn.log'})")
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def _deploy(tmp_path: Path, script: str) -> Path:
+    from xml.sax.saxutils import escape
+
+    folder = tmp_path / "processes" / "hostile"
+    folder.mkdir(parents=True)
+    (folder / "hostile.bpmn").write_text(DIAGRAM.format(script=escape(script)))
+    return folder.parent
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("name", ["compare", "hash", "format"])
+def test_health_answers_while_a_hostile_script_runs(server: str, tmp_path: Path, name: str) -> None:
+    from certflow.engine.facade import Actor
+
+    engine = build_engine()
+    engine.deploy(Actor.system(), _deploy(tmp_path, HOSTILE[name]))
+    auth = {"Authorization": "Bearer token-olga"}
+    answer: list[httpx.Response] = []
+
+    def start() -> None:
+        answer.append(httpx.post(f"{server}/api/instances", headers=auth, timeout=60,
+                                 json={"process_id": "hostile", "business_key": "H1"}))
+
+    started = time.monotonic()
+    hostile = threading.Thread(target=start)
+    hostile.start()
+    latencies = []
+    while hostile.is_alive():
+        before = time.monotonic()
+        assert httpx.get(f"{server}/api/health", timeout=3).status_code == 200
+        latencies.append(time.monotonic() - before)
+        time.sleep(0.1)
+    hostile.join()
+    busy = time.monotonic() - started
+    assert busy > 0.5 and len(latencies) >= 3, (busy, latencies)  # the script really ran a while
+    assert max(latencies) < 1.0, latencies  # ...and the server kept answering meanwhile
+    [response] = answer
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert "bomb" in error and ("limit" in error or "longer than" in error), error
+    listed = httpx.get(f"{server}/api/instances", headers=auth, timeout=5).json()
+    assert listed == []  # the failed start stored nothing
