@@ -13,6 +13,7 @@ from functools import wraps
 from typing import Any, Callable
 
 import click
+from sqlalchemy.exc import DBAPIError
 
 from certflow.engine.dto import to_json
 from certflow.errors import CertflowError
@@ -51,14 +52,33 @@ def _json_arg(text: str | None, what: str) -> dict[str, Any]:
 
 
 def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Errors as one clear line: the facade's own, and a database that is missing or unmigrated."""
+
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except CertflowError as exc:
             raise click.ClickException(exc.message) from exc
+        except DBAPIError as exc:
+            raise click.ClickException(_database_problem(exc)) from exc
 
     return wrapper
+
+
+def _database_problem(exc: DBAPIError) -> str:
+    from sqlalchemy import inspect
+
+    from certflow.store.db import get_engine
+
+    first_line = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+    try:
+        migrated = inspect(get_engine()).has_table("instances")
+    except DBAPIError:
+        return f"cannot use the database ({first_line}); check DATABASE_URL"
+    if not migrated:
+        return "the database has no certflow tables yet: run `certflow migrate` first"
+    return f"database error: {first_line}"
 
 
 as_option = click.option("--as", "as_user", metavar="USERNAME", help="Act as this user (default: system staff).")
@@ -202,6 +222,7 @@ def clock() -> None:
 
 
 @clock.command("now")
+@friendly
 def clock_now() -> None:
     from certflow.clock import CLOCK
     from certflow.store.db import session_scope
@@ -254,6 +275,7 @@ def beat(args: tuple[str, ...]) -> None:
 @click.option("--template", default="newsletter/issue", show_default=True)
 @click.option("--issue", help="Issue id (default: from the subject); a rerun of one issue sends nothing twice.")
 @click.option("--context", help="Template variables as a JSON object.")
+@friendly
 def newsletter(subject: str, template: str, issue: str | None, context: str | None) -> None:
     """Send the newsletter to every account holder who has not opted out."""
     from certflow.clock import CLOCK

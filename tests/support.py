@@ -87,6 +87,32 @@ def create_user(session: Any, username: str, display_name: str, groups: list[str
     return access.create_token(session, username, "test", token=token)[0]
 
 
+SCRIPT_DIAGRAM = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="defs"
+                  targetNamespace="http://certflow.test/scripted">
+  <bpmn:process id="scripted" isExecutable="true">
+    <bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:scriptTask id="script"><bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing>
+      <bpmn:script>{script}</bpmn:script>
+    </bpmn:scriptTask>
+    <bpmn:endEvent id="end"><bpmn:incoming>f2</bpmn:incoming></bpmn:endEvent>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="script"/>
+    <bpmn:sequenceFlow id="f2" sourceRef="script" targetRef="end"/>
+  </bpmn:process>
+</bpmn:definitions>
+"""
+
+
+def script_process(tmp_path: Path, script: str) -> Path:
+    """A processes folder with one process, ``scripted``: start, one script task ``script``, end."""
+    from xml.sax.saxutils import escape
+
+    folder = tmp_path / "processes" / "scripted"
+    folder.mkdir(parents=True)
+    (folder / "scripted.bpmn").write_text(SCRIPT_DIAGRAM.format(script=escape(script)))
+    return folder.parent
+
+
 # -- engine --------------------------------------------------------------------------------
 class Harness:
     """An engine plus the tools a test needs: users, an in-process job runner, the clock."""

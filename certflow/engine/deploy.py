@@ -67,11 +67,37 @@ def read_xml(path: Path, text: str) -> etree._Element:
     return etree.fromstring(text.encode("utf-8"), SAFE_PARSER)
 
 
-def _sources(folder: Path) -> dict[str, str]:
+def _sources(folder: Path, problems: list[Problem]) -> dict[str, str]:
     files = sorted(
         p for p in folder.rglob("*") if p.is_file() and p.suffix in {".bpmn", ".dmn", ".json"}
     )
-    return {str(p.relative_to(folder)): p.read_text(encoding="utf-8") for p in files}
+    sources = {}
+    for path in files:
+        name = str(path.relative_to(folder))
+        try:
+            sources[name] = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            problems.append(Problem(name, None, f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
+                                    f"offset {exc.start}); save the file as UTF-8"))
+    return sources
+
+
+BPMN_NS = "{http://www.omg.org/spec/BPMN/20100524/MODEL}"
+
+
+def flow_problems(root: etree._Element, file: str) -> list[Problem]:
+    """Sequence flows whose source or target is not an element of the same process
+    (SpiffWorkflow would report those as "perhaps a form has the same ID?")."""
+    found = []
+    for process in root.iter(f"{BPMN_NS}process", f"{BPMN_NS}subProcess"):
+        ids = {child.get("id") for child in process}
+        for flow in process.findall(f"{BPMN_NS}sequenceFlow"):
+            for end in ("sourceRef", "targetRef"):
+                ref = flow.get(end)
+                if ref not in ids:
+                    found.append(Problem(file, flow.get("id"), f"sequence flow {flow.get('id')!r}: {end} "
+                                         f"{ref!r} is not an element of process {process.get('id')!r}"))
+    return found
 
 
 def _hash(sources: dict[str, str]) -> str:
@@ -99,8 +125,8 @@ def _load_forms(sources: dict[str, str], problems: list[Problem]) -> dict[str, A
 def parse_folder(folder: Path, registry: HandlerRegistry | None = None) -> Bundle:
     """Parse and check one process folder; problems are collected, not raised. Without a
     registry every operator and guard the diagram names is reported unknown."""
-    sources = _sources(folder)
     problems: list[Problem] = []
+    sources = _sources(folder, problems)
     forms = _load_forms(sources, problems)
     parser = make_parser()
     for name, text in sources.items():
@@ -108,7 +134,10 @@ def parse_folder(folder: Path, registry: HandlerRegistry | None = None) -> Bundl
             try:
                 root = read_xml(folder / name, text)
                 if name.endswith(".bpmn"):
-                    parser.add_bpmn_xml(etree.ElementTree(root), filename=name)
+                    dangling = flow_problems(root, name)
+                    problems.extend(dangling)
+                    if not dangling:
+                        parser.add_bpmn_xml(etree.ElementTree(root), filename=name)
                 else:
                     parser.add_dmn_xml(root, filename=name)
             except (etree.XMLSyntaxError, ValueError) as exc:

@@ -83,8 +83,7 @@ class IncidentView:
     instance_id: str
     element_id: str
     operator: str
-    error: str
-    traceback: str
+    error: str  # what went wrong, for people; the traceback is in the server log only
     attempts: int
     status: str
     created_at: datetime

@@ -100,6 +100,7 @@ class Engine(MessagingMixin, JobsMixin, InlineMixin, Runtime):
         """Staff may start on someone's behalf; anyone else starts only for themselves: the
         start event's ``subject`` variable (default ``candidate``) is set to the starter."""
         data = dict(data or {})
+        rules.bounded(data, "data")
         if not actor.is_staff:
             with self.session() as session:
                 elements = rules.definition(session, process_id, None).elements
@@ -278,6 +279,7 @@ class Engine(MessagingMixin, JobsMixin, InlineMixin, Runtime):
         with self.advancing(lambda session: queue.get(session, task_id).instance_id, actor.username) as adv:
             entry = queue.get(adv.session, task_id)  # under the instance lock
             queue.may_complete(entry, actor)
+            rules.bounded(data, "data")
             schema = adv.definition.forms.get(entry.form or "", {"type": "object"})
             rules.validate_form(schema, data, entry.form)
             task = find_task(adv.workflow, task_id)
@@ -300,6 +302,7 @@ class Engine(MessagingMixin, JobsMixin, InlineMixin, Runtime):
                         correlation: dict[str, Any] | None = None, business_key: str | None = None) -> list[str]:
         """Route a message to the instance(s) waiting for it on this correlation key."""
         rules.staff_only(actor, "send messages")
+        rules.bounded(payload or {}, "payload", rules.MAX_MESSAGE_PAYLOAD)
         if correlation and len(correlation) == 1:
             [(variable, value)] = correlation.items()
             key = correlation_key(variable, value)

@@ -105,6 +105,7 @@ class JobsMixin(_Base):
                 if not isinstance(result, dict):
                     raise PermanentError(f"{job.operator} returned {type(result).__name__}, not a dict")
         except Exception as exc:
+            log.warning("job %s (%s) failed", job.id, job.operator, exc_info=True)  # the traceback's home
             return (str(exc) or type(exc).__name__, traceback.format_exc(), isinstance(exc, PermanentError)), {}
         return None, result
 
@@ -163,7 +164,7 @@ class JobsMixin(_Base):
             query = select(Incident).order_by(Incident.created_at)
             if status:
                 query = query.where(Incident.status == status)
-            return [IncidentView(i.id, i.instance_id, i.element_id, i.operator, i.error, i.traceback,
+            return [IncidentView(i.id, i.instance_id, i.element_id, i.operator, i.error,
                                  i.attempts, i.status, i.created_at) for i in session.scalars(query)]
 
     def resolve_incident(self, actor: "Actor", incident_id: int, action: str) -> str:

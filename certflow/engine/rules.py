@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from SpiffWorkflow.util.task import TaskState
 
 from certflow.engine.errors import Forbidden, InvalidInput, NotFound
+from certflow.engine.sandbox_bounds import DataLimitExceeded, NotData, check_data
 from certflow.registry import HandlerRegistry
 from certflow.store.models import Definition, HumanTask, Instance
 
@@ -67,7 +68,25 @@ def staff_only(actor: "Actor", what: str) -> None:
         raise Forbidden(f"only staff may {what}")
 
 
+MAX_MESSAGE_PAYLOAD = 100_000  # characters as JSON: a message carries references, not documents
+
+
+def bounded(value: Any, field: str, limit: int | None = None) -> None:
+    """Input that becomes task data (start data, form data, a message payload) is plain data of
+    bounded size and depth, like what a script may leave behind; otherwise ``InvalidInput``
+    naming the field, before anything changes."""
+    try:
+        check_data(value, field, *(() if limit is None else (limit,)))
+    except (DataLimitExceeded, NotData) as exc:
+        raise InvalidInput(str(exc), field=field) from None
+
+
+MAX_VERSION = 2**31 - 1  # the column is a 32-bit integer: a bigger number cannot be a version
+
+
 def definition(session: Session, process_id: str, version: int | None) -> Definition:
+    if version is not None and not 1 <= version <= MAX_VERSION:
+        raise NotFound(f"no deployed process {process_id!r} version {version}")
     query = select(Definition).where(Definition.process_id == process_id)
     query = (query.where(Definition.version == version) if version is not None
              else query.order_by(Definition.version.desc()).limit(1))

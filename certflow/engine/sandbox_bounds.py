@@ -61,17 +61,16 @@ class NotData(TypeError):
     """A value that cannot be task data (a function, an iterator, ...)."""
 
 
-def check_data(value: Any, what: str) -> None:
+def check_data(value: Any, what: str, limit: int = MAX_DATA_SIZE) -> None:
     """Raise ``DataLimitExceeded`` (or ``NotData``) naming ``what``."""
-    budget = [MAX_DATA_SIZE]
+    budget = [limit, limit]
     _walk(value, what, 0, budget)
 
 
 def _spend(budget: list[int], amount: int, what: str) -> None:
     budget[0] -= amount
     if budget[0] < 0:
-        raise DataLimitExceeded(f"{what} is larger than {MAX_DATA_SIZE:,} characters as JSON "
-                                "(the limit for task data)")
+        raise DataLimitExceeded(f"{what} is larger than the limit of {budget[1]:,} characters as JSON")
 
 
 def _walk(value: Any, what: str, depth: int, budget: list[int]) -> None:

@@ -172,7 +172,8 @@ def failing_flow(h: Harness, tmp_path: Path) -> None:
     h.engine.deploy(h.staff, edited(tmp_path, 'id="test/echo" resultVariable="ref"', 'id="test/fail" resultVariable="ref"'))
 
 
-def test_retries_with_backoff_then_incident_retry_and_skip(harness: Harness, tmp_path: Path) -> None:
+def test_retries_with_backoff_then_incident_retry_and_skip(harness: Harness, tmp_path: Path,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
     failing_flow(harness, tmp_path)
     instance_id = start(harness)
     assert harness.run_jobs() == ["retry"]
@@ -184,7 +185,8 @@ def test_retries_with_backoff_then_incident_retry_and_skip(harness: Harness, tmp
         harness.run_jobs()
     [incident] = harness.engine.incidents(harness.staff)
     assert (incident.attempts, incident.error, incident.element_id) == (5, "the service is down", "make_ref")
-    assert "HandlerError" in incident.traceback
+    assert not hasattr(incident, "traceback")  # users see the error; the traceback is logged
+    assert "HandlerError" in caplog.text and "Traceback" in caplog.text
     assert harness.engine.instance(harness.staff, instance_id).has_incident
     assert harness.engine.resolve_incident(harness.staff, incident.id, "retry") == "retried"
     assert harness.run_jobs() == ["incident"]

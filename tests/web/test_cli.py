@@ -154,3 +154,25 @@ def test_newsletter_goes_to_account_holders_once_per_issue(cli: Cli) -> None:
     recipients = [m["To"] for m in box]
     assert {"Nina <nina@example.org>", "Otto <otto@example.org>"} <= set(recipients)
     assert len(recipients) == len(set(recipients)) == int(first.output.split()[2])
+
+
+@pytest.mark.parametrize("command", [("deploy",), ("tasks",), ("instances",), ("incidents",),
+                                     ("start", "flow", "K1"), ("clock", "now")])
+def test_an_unmigrated_database_says_run_migrate_first(tmp_path, monkeypatch: pytest.MonkeyPatch,
+                                                       command: tuple[str, ...]) -> None:
+    from certflow.settings import reset_settings
+    from certflow.store.db import reset_engines
+
+    monkeypatch.setenv("CERTFLOW_ENV", "test")
+    monkeypatch.setenv("CERTFLOW_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'never-migrated.sqlite'}")
+    monkeypatch.setenv("REDIS_URL", "")
+    reset_settings()
+    reset_engines()
+    certflow.bootstrap.engine.cache_clear()
+    try:
+        one_clear_line(CliRunner().invoke(main, list(command)), "run `certflow migrate` first")
+    finally:
+        certflow.bootstrap.engine.cache_clear()
+        reset_engines()
+        reset_settings()

@@ -22,23 +22,7 @@ from certflow.store.db import session_scope
 from certflow.users import create_user
 from tests.engine.test_sandbox_isolation import HOSTILE
 from tests.integration.topology import wait_for
-from tests.support import ROOT
-
-DIAGRAM = """<?xml version="1.0" encoding="UTF-8"?>
-<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="defs"
-                  targetNamespace="http://certflow.test/hostile">
-  <bpmn:process id="hostile" isExecutable="true">
-    <bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
-    <bpmn:scriptTask id="bomb"><bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing>
-      <bpmn:script>{script}</bpmn:script>
-    </bpmn:scriptTask>
-    <bpmn:endEvent id="end"><bpmn:incoming>f2</bpmn:incoming></bpmn:endEvent>
-    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="bomb"/>
-    <bpmn:sequenceFlow id="f2" sourceRef="bomb" targetRef="end"/>
-  </bpmn:process>
-</bpmn:definitions>
-"""
-
+from tests.support import ROOT, script_process
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -79,28 +63,19 @@ def server(pg_url: str, tmp_path: Path) -> Iterator[str]:
         log.close()
 
 
-def _deploy(tmp_path: Path, script: str) -> Path:
-    from xml.sax.saxutils import escape
-
-    folder = tmp_path / "processes" / "hostile"
-    folder.mkdir(parents=True)
-    (folder / "hostile.bpmn").write_text(DIAGRAM.format(script=escape(script)))
-    return folder.parent
-
-
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("name", ["compare", "hash", "format"])
 def test_health_answers_while_a_hostile_script_runs(server: str, tmp_path: Path, name: str) -> None:
     from certflow.engine.facade import Actor
 
     engine = build_engine()
-    engine.deploy(Actor.system(), _deploy(tmp_path, HOSTILE[name]))
+    engine.deploy(Actor.system(), script_process(tmp_path, HOSTILE[name]))
     auth = {"Authorization": "Bearer token-olga"}
     answer: list[httpx.Response] = []
 
     def start() -> None:
         answer.append(httpx.post(f"{server}/api/instances", headers=auth, timeout=60,
-                                 json={"process_id": "hostile", "business_key": "H1"}))
+                                 json={"process_id": "scripted", "business_key": "H1"}))
 
     started = time.monotonic()
     hostile = threading.Thread(target=start)
@@ -118,6 +93,6 @@ def test_health_answers_while_a_hostile_script_runs(server: str, tmp_path: Path,
     [response] = answer
     assert response.status_code == 422, response.text
     error = response.json()["error"]
-    assert "bomb" in error and ("limit" in error or "longer than" in error), error
+    assert "script" in error and ("limit" in error or "longer than" in error), error
     listed = httpx.get(f"{server}/api/instances", headers=auth, timeout=5).json()
     assert listed == []  # the failed start stored nothing
