@@ -90,6 +90,7 @@ def tick() -> dict[str, int]:
     eng = engine()
     timers = eng.fire_due_timers(limit=None, budget_seconds=eng.settings.timer_budget_seconds)
     return {"timers": timers, "messages": eng.drain_messages(eng.settings.drain_batch),
+            "buffered": eng.correlate_buffered(), "expired": eng.expire_buffered(),
             "jobs": eng.sweep_jobs(), "pruned": prune_delivered(eng.settings)}
 
 

@@ -7,6 +7,7 @@ the CLI and the HTTP API can never disagree about who may do what.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -299,8 +300,11 @@ class Engine(MessagingMixin, JobsMixin, InlineMixin, Runtime):
 
     # -- messages ----------------------------------------------------------------------------
     def deliver_message(self, actor: Actor, name: str, payload: dict[str, Any] | None = None,
-                        correlation: dict[str, Any] | None = None, business_key: str | None = None) -> list[str]:
-        """Route a message to the instance(s) waiting for it on this correlation key."""
+                        correlation: dict[str, Any] | None = None, business_key: str | None = None,
+                        ttl: timedelta | None = None) -> list[str]:
+        """Route a message to the instance(s) waiting for it on this correlation key. When nobody
+        waits: ``NotFound``, or with a ``ttl`` the message is buffered (returns ``[]``) and the
+        first instance to wait for it within the ttl receives it (``buffer_message``)."""
         rules.staff_only(actor, "send messages")
         rules.bounded(payload or {}, "payload", rules.MAX_MESSAGE_PAYLOAD)
         if correlation and len(correlation) == 1:
@@ -313,6 +317,9 @@ class Engine(MessagingMixin, JobsMixin, InlineMixin, Runtime):
         with self.session() as session:
             targets = session.scalars(select(Subscription.instance_id).where(
                 Subscription.message_name == name, Subscription.correlation_key == key)).all()
+        if not targets and ttl is not None:
+            self.buffer_message(name, key, payload or {}, ttl, actor.username)
+            return []
         if not targets:
             raise NotFound(f"no instance is waiting for message {name!r} with {key}")
         for instance_id in targets:

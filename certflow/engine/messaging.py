@@ -6,17 +6,23 @@ delivers each one — to the instance waiting for it (matched on any payload val
 catch event's ``correlation`` names it), or by starting the process whose start event catches
 it (the payload's ``business_key`` names the new instance). The row's status changes in the
 same transaction as the delivery, so a crash in between delivers it again, never twice.
+
+A message published from outside (the API, a payment) when nobody waits yet can be buffered
+with a time-to-live, as Zeebe does: it is correlated, once, when a subscription with its name
+and correlation key opens (checked after every advance that leaves the instance waiting for a
+message, after buffering, and by beat), and marked expired when its time is up.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from certflow.engine.errors import CertflowError, Conflict
-from certflow.engine.projections import correlation_key
+from certflow.engine.projections import correlation_key, waiting_message_tasks
 from certflow.store.models import Definition, Instance, Message, Subscription
 
 if TYPE_CHECKING:
@@ -134,14 +140,71 @@ class MessagingMixin(_Base):
         raise Conflict(f"instance {adv.instance.id} stopped waiting for {name!r}")
 
 
+    # -- buffering (Zeebe's model) ---------------------------------------------------------------
+    def after_commit(self, advance: Advance, published: list[Any]) -> None:
+        super().after_commit(advance, published)
+        if advance.instance.status == "running" and waiting_message_tasks(advance.workflow):
+            self.correlate_buffered(advance.instance.id)
+
+    def buffer_message(self, name: str, key: str, payload: dict[str, Any], ttl: timedelta, actor: str) -> int:
+        """Keep a message nobody waits for yet until ``ttl`` has passed; the instance whose
+        subscription (name + correlation key) opens in that time receives it, once."""
+        with self.session() as session:
+            now = self.now()
+            message = Message(name=name, payload=payload, status="buffered", correlation_key=key,
+                              expires_at=now + ttl, created_at=now,
+                              outcome=f"published by {actor} before anyone waited")
+            session.add(message)
+            session.flush()
+            message_id = message.id
+        # A subscription that opened while this was being stored saw no message: look again now
+        # that it is committed. (Whichever of the two commits last finds the other.)
+        self.correlate_buffered()
+        return message_id
+
+    def correlate_buffered(self, instance_id: str | None = None, limit: int = 1000) -> int:
+        """Deliver each live buffered message to an instance now waiting for it (this one's, or
+        any); beat calls this too, so a crash between commit and delivery loses nothing."""
+        with self.session() as session:
+            query = (select(Message.id, Subscription.instance_id)
+                     .join(Subscription, (Subscription.message_name == Message.name)
+                           & (Subscription.correlation_key == Message.correlation_key))
+                     .where(Message.status == "buffered", Message.expires_at > self.now()))
+            if instance_id is not None:
+                query = query.where(Subscription.instance_id == instance_id)
+            pairs = session.execute(query.order_by(Message.id).limit(limit)).all()
+        return sum(self._deliver_buffered(message_id, target) for message_id, target in pairs)
+
+    def _deliver_buffered(self, message_id: int, instance_id: str) -> int:
+        try:
+            with self.advancing(instance_id, "message:buffered") as adv:
+                claim(adv.session, message_id, "buffered")  # a second correlator stops here
+                message = adv.session.get(Message, message_id)
+                assert message is not None and message.correlation_key is not None
+                self._catch(adv, message.name, message.correlation_key, dict(message.payload))
+                _mark(adv.session, message_id, "delivered", f"to {instance_id} (buffered)", adv.now)
+        except (AlreadyRouted, Conflict):
+            return 0  # delivered by someone else, or the instance stopped waiting meanwhile
+        return 1
+
+    def expire_buffered(self) -> int:
+        """Buffered messages past their time-to-live are kept, marked expired, never delivered."""
+        with self.session() as session:
+            now = self.now()
+            result = session.execute(update(Message).where(
+                Message.status == "buffered", Message.expires_at <= now).values(
+                status="expired", handled_at=now, outcome="nobody waited for it within its time-to-live"))
+            return int(getattr(result, "rowcount", 0) or 0)
+
+
 class AlreadyRouted(Exception):
     """Another drainer took this message first."""
 
 
-def claim(session: Any, message_id: int) -> None:
-    """Lock the message row in this transaction and make sure it is still pending."""
+def claim(session: Any, message_id: int, expected: str = "pending") -> None:
+    """Lock the message row in this transaction and make sure it is still ``expected``."""
     status = session.scalar(select(Message.status).where(Message.id == message_id).with_for_update())
-    if status != "pending":
+    if status != expected:
         raise AlreadyRouted(message_id)
 
 

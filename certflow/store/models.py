@@ -193,7 +193,10 @@ class Message(Base):
     to a process whose start event catches it; kept with the outcome."""
 
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_status_id", "status", "id"),)
+    __table_args__ = (
+        Index("ix_messages_status_id", "status", "id"),
+        Index("ix_messages_buffered", "name", "correlation_key", "status"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     # Set when the sender may send twice (a retried handler): the second is not stored.
@@ -201,11 +204,14 @@ class Message(Base):
     name: Mapped[str] = mapped_column(String(200))
     payload: Mapped[dict[str, Any]]
     source_instance_id: Mapped[str | None] = mapped_column(String(32))
-    # pending | delivered | started | unrouted | failed
+    # pending | delivered | started | unrouted | failed; buffered | expired (a message published
+    # before anyone waits, kept until expires_at for the subscription that will want it)
     status: Mapped[str] = mapped_column(String(20))
     outcome: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     handled_at: Mapped[datetime | None]
+    correlation_key: Mapped[str | None] = mapped_column(String(400))
+    expires_at: Mapped[datetime | None]
 
 
 class AuditEvent(Base):
