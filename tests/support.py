@@ -70,6 +70,37 @@ def _fanout(ctx: handlers.HandlerContext, data: FanOutIn) -> dict[str, Any]:
     return {"count": data.count}
 
 
+class SlowEffectIn(BaseModel):
+    value: str
+
+
+@handlers.handler("test/slow_effect")
+def _slow_effect(ctx: handlers.HandlerContext, data: SlowEffectIn) -> dict[str, Any]:
+    """What the fault tests kill workers in the middle of: leaves a marker file when it starts
+    (``<var>/started/<job>.<pid>.<random>``), takes ``CERTFLOW_TEST_SLOW_SECONDS``, and sends one "email" keyed by
+    the job's idempotency key (a unique constraint): the effect that must never happen twice."""
+    import time
+    import uuid
+
+    from sqlalchemy.exc import IntegrityError
+
+    from certflow.store.communications import EmailMessage
+
+    started = ctx.settings.var_dir / "started"
+    started.mkdir(parents=True, exist_ok=True)
+    (started / f"{ctx.idempotency_key.replace(':', '_')}.{os.getpid()}.{uuid.uuid4().hex[:8]}").touch()
+    time.sleep(float(os.environ.get("CERTFLOW_TEST_SLOW_SECONDS", "0.4")))
+    try:
+        with ctx.session.begin_nested():
+            ctx.session.add(EmailMessage(
+                idempotency_key=ctx.idempotency_key, recipient="cas", to_address="cas@example.org",
+                subject=f"About {data.value}", template="test", language="nl", body_text="",
+                body_html="", status="sent", sent_at=ctx.now, created_at=ctx.now))
+    except IntegrityError:
+        pass  # sent by an earlier delivery of this job: the constraint makes it once
+    return {"value": data.value, "key": ctx.idempotency_key}
+
+
 @handlers.guard("test/key_not_blocked")
 def _guard(session: Any, now: Any, data: dict[str, Any]) -> str | None:
     if data.get("key") == "BLOCKED":

@@ -1,0 +1,137 @@
+"""Races on PostgreSQL, many rounds each: what two people (or a person and a payment) doing
+something at the same moment must never produce.
+
+* the same task claimed and completed by two users at once: one wins, the other gets a clear
+  conflict, the task is completed once;
+* two parallel branches (the two assessors) finishing at the same moment: the join continues
+  exactly once, and the instance is never corrupted;
+* a payment landing while the instance is reaching its wait (message buffering): delivered
+  exactly once, never lost.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from certflow.bootstrap import build_engine
+from certflow.engine.errors import CertflowError
+from certflow.store.db import session_scope
+from certflow.store.models import AuditEvent, Instance, Message
+from tests.support import FLOW_DIR, Harness
+
+pytestmark = pytest.mark.integration
+
+ROUNDS = 200
+PARALLEL_DIR = Path(__file__).parent / "data"
+
+
+@pytest.fixture
+def pg(pg_url: str) -> Harness:
+    h = Harness(build_engine())
+    h.engine.deploy(h.staff, FLOW_DIR)
+    h.engine.deploy(h.staff, PARALLEL_DIR)
+    return h
+
+
+def _together(fns: list[Callable[[], Any]]) -> list[Any]:
+    """Run the functions in threads released by one barrier; a CertflowError is a result."""
+    barrier, results = threading.Barrier(len(fns)), [None] * len(fns)
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = fns[i]()
+        except CertflowError as exc:
+            results[i] = type(exc).__name__
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(fns))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def _count(action: str, element: str | None = None) -> Counter[str]:
+    with session_scope() as s:
+        query = select(AuditEvent.instance_id).where(AuditEvent.action == action)
+        if element:
+            query = query.where(AuditEvent.element_id == element)
+        return Counter(s.scalars(query))
+
+
+def _statuses(process_id: str) -> Counter[str]:
+    with session_scope() as s:
+        return Counter(s.scalars(select(Instance.status).where(Instance.process_id == process_id)))
+
+
+@pytest.mark.timeout(600)
+def test_one_task_claimed_and_completed_by_two_users_at_once(pg: Harness) -> None:
+    ann, bob = pg.user("ann", ["office"], staff=True), pg.user("bob", ["office"], staff=True)
+    ids = [pg.engine.start(pg.staff, "flow", f"C{i}", {"key": f"C{i}"}).id for i in range(ROUNDS)]
+    pg.run_jobs(rounds=ROUNDS)
+    tasks = {t.instance_id: t.id for t in pg.engine.inbox(pg.staff) if t.element_id == "review"}
+    assert len(tasks) == ROUNDS
+
+    def claim_and_complete(who: Any, task_id: str) -> str:
+        pg.engine.claim(who, task_id)
+        pg.engine.complete(who, task_id, {"approved": False})
+        return who.username
+
+    outcomes = Counter()
+    for instance_id in ids:
+        results = _together([lambda w=w: claim_and_complete(w, tasks[instance_id]) for w in (ann, bob)])
+        winners = [r for r in results if r in ("ann", "bob")]
+        assert len(winners) == 1 and set(results) - set(winners) <= {"Conflict", "Forbidden"}, results
+        outcomes.update(r if r not in ("ann", "bob") else "won" for r in results)
+    assert outcomes["won"] == ROUNDS
+    completions = _count("task_completed_by_user")
+    assert set(completions.values()) == {1} and len(completions) == ROUNDS
+    assert _statuses("flow") == {"completed": ROUNDS}
+
+
+@pytest.mark.timeout(600)
+def test_two_parallel_branches_finishing_together_join_once(pg: Harness) -> None:
+    first, second = pg.user("ann", ["assessor"]), pg.user("bob", ["assessor"])
+    ids = [pg.engine.start(pg.staff, "parallel", f"P{i}", {"score_count": 0}).id for i in range(ROUNDS)]
+    for instance_id in ids:
+        branch = {t.element_id: t.id for t in pg.engine.instance(pg.staff, instance_id).open_tasks}
+        results = _together([lambda: pg.engine.complete(first, branch["assess_a"], {"score": 7}),
+                             lambda: pg.engine.complete(second, branch["assess_b"], {"score": 8})])
+        assert not [r for r in results if isinstance(r, str)], results  # both complete: different tasks
+    joins = _count("completed", "after_join")
+    assert len(joins) == ROUNDS and set(joins.values()) == {1}, joins.most_common(3)
+    assert _statuses("parallel") == {"completed": ROUNDS}
+    for instance_id in ids[:20]:  # the saved state loads and reads as a finished instance
+        view = pg.engine.instance(pg.staff, instance_id)
+        assert view.status == "completed" and view.data["joined"] == 1 and not view.open_tasks
+
+
+@pytest.mark.timeout(600)
+def test_a_payment_racing_the_wait_is_delivered_exactly_once(pg: Harness) -> None:
+    rounds = ROUNDS // 4
+    ids = [pg.engine.start(pg.staff, "flow", f"M{i}", {"key": f"M{i}"}).id for i in range(rounds)]
+    pg.run_jobs(rounds=rounds)
+    tasks = {t.instance_id: t.id for t in pg.engine.inbox(pg.staff) if t.element_id == "review"}
+    for n, instance_id in enumerate(ids):
+        ref = pg.engine.instance(pg.staff, instance_id).data["ref"]
+        _together([
+            lambda: pg.engine.complete(pg.staff, tasks[instance_id], {"approved": True}),
+            lambda: pg.engine.deliver_message(pg.staff, "paid", {"amount": n}, {"ref": ref},
+                                              ttl=timedelta(days=60)),
+        ])
+    # Promptly, not via beat's pass: whichever of the two commits last delivers.
+    received = _count("message_received")
+    assert len(received) == rounds and set(received.values()) == {1}, received.most_common(3)
+    assert _statuses("flow") == {"completed": rounds}
+    with session_scope() as s:
+        left = s.scalar(select(func.count()).select_from(Message).where(Message.status == "buffered"))
+    assert left == 0
