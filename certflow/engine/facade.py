@@ -43,6 +43,9 @@ class Actor:
         return cls(name, (), True)
 
 
+MAX_MESSAGE_TTL = timedelta(days=3650)
+
+
 class Engine(MessagingMixin, JobsMixin, InlineMixin, Runtime):
     def actor(self, username: str) -> Actor:
         """Who ``username`` is to the engine (groups, staff): the CLI's ``--as``."""
@@ -307,6 +310,8 @@ class Engine(MessagingMixin, JobsMixin, InlineMixin, Runtime):
         first instance to wait for it within the ttl receives it (``buffer_message``)."""
         rules.staff_only(actor, "send messages")
         rules.bounded(payload or {}, "payload", rules.MAX_MESSAGE_PAYLOAD)
+        if ttl is not None and not timedelta(0) < ttl <= MAX_MESSAGE_TTL:
+            raise InvalidInput(f"a message's time to live is up to {MAX_MESSAGE_TTL.days} days", field="time_to_live")
         if correlation and len(correlation) == 1:
             [(variable, value)] = correlation.items()
             key = correlation_key(variable, value)

@@ -13,6 +13,7 @@ from certflow.errors import CertflowError
 from certflow.web import pages
 from certflow.web.api import api_router
 from certflow.web.docs import add_docs
+from certflow.web.limits import BodyLimit, BodyTooLarge, refusal
 # Re-exported: tests override get_engine / current_actor on the app.
 from certflow.web.deps import ActorDep, EngineDep, current_actor, get_engine  # noqa: F401
 
@@ -23,6 +24,10 @@ def add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CertflowError)
     async def _domain_error(_: Request, exc: CertflowError) -> JSONResponse:
         return JSONResponse({"error": exc.message, **to_json(exc.details)}, status_code=exc.status)
+
+    @app.exception_handler(BodyTooLarge)
+    async def _too_large(_: Request, exc: BodyTooLarge) -> JSONResponse:
+        return JSONResponse(refusal(exc.limit), status_code=413)
 
     @app.exception_handler(RequestValidationError)
     async def _bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -38,6 +43,7 @@ def create_app() -> FastAPI:
     add_docs(app)
     app.include_router(api_router)
     pages.install(app)  # the browser application: pages, static files, HTML error pages
+    app.add_middleware(BodyLimit)
     return app
 
 

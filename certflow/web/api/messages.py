@@ -1,12 +1,14 @@
 """Messages into processes (``payment_received``, ``register_fee_due``...) and incidents: the
 service tasks that failed for good, to retry or skip (staff)."""
 
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from certflow.engine.dto import to_json
+from certflow.errors import InvalidInput
 from certflow.web.api.models import IsoDateTime
 from certflow.web.deps import ActorDep, EngineDep
 
@@ -18,10 +20,15 @@ class MessageIn(BaseModel):
     correlation: dict[str, Any] | None = None
     business_key: str | None = None
     payload: dict[str, Any] = Field(default_factory=dict)
+    time_to_live: str | None = Field(
+        default=None, max_length=40,
+        description="ISO 8601 duration (e.g. P45D): if nobody waits for the message yet, keep it "
+                    "that long and deliver it, once, to the first instance that does.")
 
 
 class Delivered(BaseModel):
     delivered_to: list[str]
+    buffered: bool = False
 
 
 class Incident(BaseModel):
@@ -29,8 +36,7 @@ class Incident(BaseModel):
     instance_id: str
     element_id: str
     operator: str
-    error: str
-    traceback: str
+    error: str = Field(description="What went wrong; the traceback is in the server log only.")
     attempts: int
     status: str
     created_at: IsoDateTime
@@ -42,9 +48,19 @@ class Resolved(BaseModel):
 
 @router.post("/messages", tags=["messages"])
 def message(body: MessageIn, actor: ActorDep, engine: EngineDep) -> Delivered:
+    ttl = _duration(body.time_to_live) if body.time_to_live else None
     ids = engine.deliver_message(actor, body.name, body.payload, body.correlation,
-                                 body.business_key)
-    return Delivered(delivered_to=ids)
+                                 body.business_key, ttl=ttl)
+    return Delivered(delivered_to=ids, buffered=ttl is not None and not ids)
+
+
+def _duration(text: str) -> timedelta:
+    from certflow.clock import ClockError, parse_duration
+
+    try:
+        return parse_duration(text)
+    except (ClockError, OverflowError) as exc:
+        raise InvalidInput(f"time_to_live: {exc}", field="time_to_live") from None
 
 
 @router.get("/incidents", tags=["incidents"])

@@ -8,7 +8,7 @@ died between commit and delivery) delivers then.
 """
 
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -31,6 +31,10 @@ MAX_STATEMENT_BYTES = 5 * 1024 * 1024
 XML_TYPES = ("application/xml", "text/xml")
 MESSAGE = "payment_received"
 MAX_AMOUNT = Decimal(10) ** 9
+# A payment can land before its process waits for it (the invoice email still sending): kept
+# this long, and delivered once when the process reaches its wait (message buffering).
+PAYMENT_TTL = timedelta(days=90)
+BUFFERED = "True when no process waited yet: the payment is kept and delivered when one does."
 
 
 class PayloadTooLarge(CertflowError):
@@ -89,6 +93,7 @@ class Registered(BaseModel):
     delivered: bool
     instances: list[str]
     reason: str | None = None
+    buffered: bool | None = Field(default=None, description=BUFFERED)
 
 
 class DeliveryResult(BaseModel):
@@ -96,6 +101,7 @@ class DeliveryResult(BaseModel):
     delivered: bool
     instances: list[str] | None = None
     reason: str | None = None
+    buffered: bool | None = Field(default=None, description=BUFFERED)
 
 
 class Counts(BaseModel):
@@ -137,8 +143,14 @@ def _deliver(engine: Engine, actor: Actor, deliveries: list[Delivery]) -> list[d
     results = []
     for number, payload in deliveries:
         try:
-            ids = engine.deliver_message(actor, MESSAGE, payload, {"invoice_number": number})
-            results.append({"invoice_number": number, "delivered": True, "instances": ids})
+            ids = engine.deliver_message(actor, MESSAGE, payload, {"invoice_number": number},
+                                         ttl=PAYMENT_TTL)
+            if ids:
+                results.append({"invoice_number": number, "delivered": True, "instances": ids})
+            else:  # the process has not reached its wait yet (the invoice email still sending)
+                results.append({"invoice_number": number, "delivered": False, "buffered": True,
+                                "reason": f"no process waits for invoice {number} yet: the payment "
+                                          f"is kept {PAYMENT_TTL.days} days and delivered when one does"})
         except CertflowError as exc:  # nobody waits (any more), or the diagram refused it
             results.append({"invoice_number": number, "delivered": False, "reason": exc.message})
     return results
@@ -174,7 +186,8 @@ def record_payment(engine: Engine, actor: Actor, body: PaymentIn,
         reason = f"payment {outcome.external_id!r} was registered before: nothing new to deliver"
     else:
         reason = sent.get("reason") or f"payment is {outcome.status}: the invoice is not paid by it"
-    return {"payment": outcome.as_dict(), "delivered": False, "instances": [], "reason": reason}
+    return {"payment": outcome.as_dict(), "delivered": False, "instances": [], "reason": reason,
+            **({"buffered": True} if sent.get("buffered") else {})}
 
 
 async def _statement_body(request: Request) -> bytes:
