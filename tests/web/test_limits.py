@@ -84,3 +84,17 @@ def test_a_6_mb_statement_gets_413_not_a_connection_reset(server: str) -> None: 
                           headers={"Authorization": "Bearer token-olga", "Content-Type": "application/xml"})
     assert response.status_code == 413 and "larger than 5 MB" in response.json()["error"]
     assert httpx.get(f"{server}/api/health", timeout=5).status_code == 200
+
+
+def test_incidents_show_the_error_not_the_traceback(deployed: Api) -> None:  # noqa: F811
+    from certflow.store.models import Incident
+
+    instance_id = deployed.apply()
+    with session_scope() as s:
+        s.add(Incident(instance_id=instance_id, task_id="t", element_id="send_invoice", operator="email/send",
+                       error="SMTP server refused the message", attempts=5, status="open",
+                       traceback='Traceback (most recent call last):\n  File "/srv/certflow/handlers/email.py"',
+                       created_at=deployed.engine.now()))
+    [incident] = deployed.get("/api/incidents", "olga").json()
+    assert incident["error"] == "SMTP server refused the message"
+    assert "traceback" not in incident and "/srv/" not in json.dumps(incident)
