@@ -140,11 +140,14 @@ class Runtime:
         return BpmnWorkflow(definition.spec, definition.subprocess_specs, script_engine=self.script_engine)
 
     def restore(self, instance: Instance, definition: LoadedDefinition) -> BpmnWorkflow:
+        state = instance.state
         if instance.serializer_version != SERIALIZER_VERSION:
             from certflow.engine.migrations import migrate_state
 
-            instance.state = migrate_state(instance.state, instance.serializer_version)
-        workflow = state_from_dict(instance.state, definition.spec, definition.subprocess_specs)
+            # Not written back here: the next save stores it with the current version.
+            state = migrate_state(state, instance.serializer_version, definition.spec,
+                                  definition.subprocess_specs)
+        workflow = state_from_dict(state, definition.spec, definition.subprocess_specs)
         workflow.script_engine = self.script_engine
         return workflow
 
