@@ -2,16 +2,17 @@
 against ONE permission table (``RULES``). A route missing from the table fails the test, so a new
 route cannot ship without saying who may call it.
 
-Roles: ``anonymous`` (no token), ``revoked`` (a token that no longer names a user), ``cas`` (a
-candidate, asking about her own application, invoice and certificate), ``ann`` (another
-candidate, asking about cas's objects), ``olga`` (staff). A call counts as *refused* when it
+Roles: ``anonymous`` (no token), ``unknown`` (a token nobody was given), ``revoked`` and
+``expired`` (tokens of the staff user olga, revoked / past their expiry), ``cas`` (a candidate,
+asking about her own application, invoice and certificate), ``ann`` (another candidate, asking
+about cas's objects), ``olga`` (staff). A call counts as *refused* when it
 is answered 401/403, *allowed* otherwise; a 5xx fails whatever the rule.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -20,7 +21,7 @@ import pytest
 from certflow.store.db import session_scope
 from tests.web.test_api import Api, serving
 
-ROLES = ("anonymous", "revoked", "cas", "ann", "olga")
+ROLES = ("anonymous", "unknown", "revoked", "expired", "cas", "ann", "olga")
 # Who may call each route. public: anyone; user: any signed-in user (listings are filtered to
 # what the user may see); owner: staff, or the candidate the object belongs to; staff: staff.
 RULES: dict[str, str] = {
@@ -86,6 +87,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Api, dict[
 def _objects(api: Api) -> dict[str, str]:
     """cas's objects: an application past eligibility (so it has an invoice), the office task of a
     second application, a certificate."""
+    from certflow.services import access
     from certflow.store.register import Certificate
 
     instance_id = api.apply("cas", "APP-1")
@@ -94,6 +96,10 @@ def _objects(api: Api) -> dict[str, str]:
     second = api.apply("cas", "APP-2")
     task_id = api.task("olga", "check_eligibility")["id"]
     with session_scope() as s:
+        _, revoked = access.create_token(s, "olga", "matrix", token="token-revoked")
+        access.revoke_token(s, revoked.id)
+        access.create_token(s, "olga", "matrix", valid_for=timedelta(hours=1),
+                            now=datetime(2000, 1, 1, tzinfo=timezone.utc), token="token-expired")
         certificate = Certificate(idempotency_key="matrix", holder="cas", register_number="RL-MATRIX",
                                   valid_from=date(2026, 1, 1), valid_until=date(2031, 1, 1),
                                   created_at=api.engine.now())
@@ -109,7 +115,7 @@ def _request(api: Api, route: str, role: str, objects: dict[str, str]) -> httpx.
     method, template = route.split(" ", 1)
     path = template.format(**{**objects, "instance_id": objects["cancel_instance_id"]}
                            if template.endswith("/cancel") else objects)
-    headers = {"anonymous": {}, "revoked": {"Authorization": "Bearer token-nobody-anymore"}}.get(
+    headers = {"anonymous": {}, "unknown": {"Authorization": "Bearer token-nobody-was-given"}}.get(
         role, api.auth(role))
     kwargs: dict[str, Any] = {"headers": headers}
     body = _bodies(role).get(route)
