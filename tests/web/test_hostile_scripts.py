@@ -19,10 +19,9 @@ import pytest
 
 from certflow.bootstrap import build_engine
 from certflow.store.db import session_scope
-from certflow.users import create_user
 from tests.engine.test_sandbox_isolation import HOSTILE
 from tests.integration.topology import wait_for
-from tests.support import ROOT, script_process
+from tests.support import ROOT, create_user, script_process
 
 def _free_port() -> int:
     with socket.socket() as s:
