@@ -55,7 +55,7 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
     fresh = evaluator.Evaluator()  # the one-off cost of an evaluator: start, imports, first call
-    evaluator.raise_reply(fresh.call(("eval", "1", {}, {}, None, 1.0), 30.0))
+    evaluator.raise_reply(fresh.call(("eval", "1", {}, {}, None, 1.0), 30.0))  # after its "ready"
     spawn_ms = (time.perf_counter() - started) * 1000
     fresh.kill()
     isolated, local = SandboxEnvironment(), SandboxEnvironment(isolated=False)

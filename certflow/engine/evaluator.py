@@ -42,6 +42,7 @@ from certflow.engine.sandbox_builtins import ScriptLimitExceeded
 POOL_SIZE = 4
 MEMORY_LIMIT = 512 * 1024 * 1024  # bytes of address space a child may add after start-up
 WALL_GRACE = 2.0  # seconds beyond the script time limit before the parent kills the child
+SPAWN_TIMEOUT = 60.0  # seconds an evaluator may take to start (a loaded machine is slow)
 MAX_FRAME = 64 * 1024 * 1024
 _HEADER = struct.Struct("!I")
 
@@ -103,17 +104,27 @@ class Evaluator:
             [sys.executable, "-m", "certflow.engine.evaluator"], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": _pythonpath()},
         )
+        # Start-up (an interpreter and its imports) is not the script's time: wait for the
+        # child's "ready" before any call's clock starts.
+        try:
+            self._receive(_monotonic() + SPAWN_TIMEOUT)
+        except (TimeoutError, EOFError, OSError, pickle.UnpicklingError):
+            self.kill()
+            raise ScriptLimitExceeded("the script evaluator process did not start") from None
+
+    def _receive(self, deadline: float) -> Any:
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        (size,) = _HEADER.unpack(_read_exact(fd, _HEADER.size, deadline))
+        if size > MAX_FRAME:
+            raise EOFError
+        return _DataUnpickler(io.BytesIO(_read_exact(fd, size, deadline))).load()
 
     def call(self, request: tuple[Any, ...], wall_seconds: float) -> Any:
         assert self.proc.stdin is not None and self.proc.stdout is not None
         try:
             _send(self.proc.stdin, request)
-            deadline = _monotonic() + wall_seconds
-            fd = self.proc.stdout.fileno()
-            (size,) = _HEADER.unpack(_read_exact(fd, _HEADER.size, deadline))
-            if size > MAX_FRAME:
-                raise EOFError
-            return _DataUnpickler(io.BytesIO(_read_exact(fd, size, deadline))).load()
+            return self._receive(_monotonic() + wall_seconds)
         except TimeoutError:
             self.kill()
             raise ScriptLimitExceeded(f"script ran longer than {wall_seconds:g}s (wall clock) "
@@ -264,6 +275,7 @@ def _limit_cpu(seconds: float) -> None:
 def _serve(handle: Callable[..., tuple[Any, ...]]) -> None:
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing but replies may reach the pipe
+    _send(stdout, ("ready",))
     while True:
         header = stdin.read(_HEADER.size)
         if len(header) < _HEADER.size:

@@ -88,7 +88,7 @@ def may_see(entry: HumanTask, actor: "Actor") -> None:
 def may_complete(entry: HumanTask, actor: "Actor") -> None:
     # Outsiders first: "claimed by X" would tell them the task exists and who works on it.
     if entry.assignee != actor.username and entry.candidate_group not in actor.groups and not actor.is_staff:
-        raise Forbidden(f"task {entry.id} is not yours to complete")
+        raise Forbidden(f"task {entry.id} belongs to group {entry.candidate_group!r}, which you are not in")
     if entry.assignee is not None and entry.assignee != actor.username:
         raise Conflict(f"task {entry.id} is claimed by {entry.assignee}")
     if entry.assignee is None and entry.candidate_group not in actor.groups:

@@ -48,7 +48,7 @@ _LINEAR_METHODS = frozenset({
 _BOUNDED_NODES: tuple[type[ast.AST], ...] = (
     ast.Expression, ast.Name, ast.Constant, ast.Load, ast.Compare, ast.BoolOp, ast.And, ast.Or,
     ast.UnaryOp, ast.Not, ast.USub, ast.UAdd, ast.IfExp, ast.Attribute, ast.Subscript, ast.Call,
-    ast.Tuple, ast.List, ast.BinOp, ast.Add, ast.Sub, ast.Div, ast.FloorDiv,
+    ast.Tuple, ast.List, ast.Dict, ast.BinOp, ast.Add, ast.Sub, ast.Div, ast.FloorDiv,
     ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Is, ast.IsNot, ast.In, ast.NotIn,
 )
 

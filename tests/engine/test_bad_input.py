@@ -40,13 +40,16 @@ def test_a_dangling_sequence_flow_names_the_flow_and_its_missing_end(harness: Ha
     assert _counts() == (0, 0, 0)
 
 
-def test_a_script_result_nested_100000_deep_is_refused_at_start(harness: Harness, tmp_path: Path) -> None:
-    procs = script_process(tmp_path, "deep = []\nfor i in range(100000):\n    deep = [deep]")
+@pytest.mark.parametrize("levels", [1000, 100_000])
+def test_a_script_result_nested_deep_is_refused_at_start(harness: Harness, tmp_path: Path, levels: int) -> None:
+    procs = script_process(tmp_path, f"deep = []\nfor i in range({levels}):\n    deep = [deep]")
     harness.engine.deploy(harness.staff, procs)
     before = _counts()
     with pytest.raises(InvalidInput) as info:
         harness.engine.start(harness.staff, "scripted", "S1")
-    assert "script" in info.value.message and "nested deeper than 50" in info.value.message, info.value.message
+    message = info.value.message
+    assert "failed at script" in message and "nested deeper than 50" in message or (
+        levels == 100_000 and "longer than" in message), message  # a loaded machine may time out first
     assert _counts() == before
 
 

@@ -241,8 +241,6 @@ def test_beat_stopped_for_a_simulated_day_fires_every_timer_once(stack: tuple[Ha
     topology.kill("beat")
     with session_scope() as s:
         CLOCK.advance(s, parse_duration("P1DT12H"), allowed=True)  # a day and a half without beat
-    time.sleep(2)
-    assert _reminders() == Counter()  # nobody fired them meanwhile
     topology.beat()
     wait_for(lambda: sum(_reminders(done=True).values()) == len(ids), timeout=120,
              what="every reminder fired and sent", topology=topology)

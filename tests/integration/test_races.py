@@ -60,6 +60,11 @@ def _together(fns: list[Callable[[], Any]]) -> list[Any]:
     return results
 
 
+def _review(h: Harness, instance_id: str) -> str:
+    [task] = [t.id for t in h.engine.instance(h.staff, instance_id).open_tasks if t.element_id == "review"]
+    return task
+
+
 def _count(action: str, element: str | None = None) -> Counter[str]:
     with session_scope() as s:
         query = select(AuditEvent.instance_id).where(AuditEvent.action == action)
@@ -78,8 +83,7 @@ def test_one_task_claimed_and_completed_by_two_users_at_once(pg: Harness) -> Non
     ann, bob = pg.user("ann", ["office"], staff=True), pg.user("bob", ["office"], staff=True)
     ids = [pg.engine.start(pg.staff, "flow", f"C{i}", {"key": f"C{i}"}).id for i in range(ROUNDS)]
     pg.run_jobs(rounds=ROUNDS)
-    tasks = {t.instance_id: t.id for t in pg.engine.inbox(pg.staff) if t.element_id == "review"}
-    assert len(tasks) == ROUNDS
+    tasks = {i: _review(pg, i) for i in ids}  # per instance: the inbox shows a page at a time
 
     def claim_and_complete(who: Any, task_id: str) -> str:
         pg.engine.claim(who, task_id)
@@ -120,7 +124,7 @@ def test_a_payment_racing_the_wait_is_delivered_exactly_once(pg: Harness) -> Non
     rounds = ROUNDS // 4
     ids = [pg.engine.start(pg.staff, "flow", f"M{i}", {"key": f"M{i}"}).id for i in range(rounds)]
     pg.run_jobs(rounds=rounds)
-    tasks = {t.instance_id: t.id for t in pg.engine.inbox(pg.staff) if t.element_id == "review"}
+    tasks = {i: _review(pg, i) for i in ids}
     for n, instance_id in enumerate(ids):
         ref = pg.engine.instance(pg.staff, instance_id).data["ref"]
         _together([

@@ -161,7 +161,7 @@ def test_granted_without_specialisation(recert: Driver) -> None:
     assert {k: statement.context[k] for k in DOSSIER} == DOSSIER
     assert statement.context["names"] == {"holder_name": "Cas", "supervisor_name": "Sam"}
     assert "invoice" not in statement.context and "payment" not in statement.context
-    with pytest.raises(Forbidden, match="not yours"):  # the candidate cannot sign it themselves
+    with pytest.raises(Forbidden, match="belongs to group 'supervisor'"):  # the candidate cannot sign it themselves
         recert.engine.complete(recert.people["cas"], statement.id, STATEMENT)
     with pytest.raises(InvalidInput, match="signed"):
         recert.engine.complete(recert.people["sam"], statement.id, {**STATEMENT, "signed": False})

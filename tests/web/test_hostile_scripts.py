@@ -88,7 +88,8 @@ def test_health_answers_while_a_hostile_script_runs(server: str, tmp_path: Path,
     hostile.join()
     busy = time.monotonic() - started
     assert busy > 0.5 and len(latencies) >= 3, (busy, latencies)  # the script really ran a while
-    assert max(latencies) < 1.0, latencies  # ...and the server kept answering meanwhile
+    # ...and the server kept answering meanwhile (a frozen one would take the whole 2.5 s or more)
+    assert max(latencies) < 1.5, latencies
     [response] = answer
     assert response.status_code == 422, response.text
     error = response.json()["error"]

@@ -1,15 +1,15 @@
 """message buffering: a message published before anyone waits is kept with a time-to-live
 
-Revision ID: 0002_message_buffer
-Revises: 0001
+Revision ID: 0004_message_buffer
+Revises: 0003_accounts
 """
 from alembic import op
 import sqlalchemy as sa
 import certflow.store.base
 
 
-revision = "0002_message_buffer"
-down_revision = "0001"
+revision = "0004_message_buffer"
+down_revision = "0003_accounts"
 branch_labels = None
 depends_on = None
 
