@@ -1,0 +1,72 @@
+"""Turn a reportlab PDF into PDF/A-2b, the archival form invoices are kept in for 7 years.
+
+PDF/A-2b asks for (ISO 19005-2, level B): every font embedded (certflow.services.pdf_fonts), an
+output intent naming the colour space the page colours mean (sRGB, with its ICC profile),
+XMP metadata that declares the conformance and repeats the document info, a file identifier, and
+no encryption, JavaScript or external content. reportlab writes none of the first three, so they
+are added here with pikepdf. The result stays byte-for-byte reproducible for the same input.
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime
+from functools import cache
+
+import pikepdf
+from PIL import ImageCms
+
+PDFA_PART, PDFA_CONFORMANCE = "2", "B"
+
+
+@cache
+def srgb_profile() -> bytes:
+    """An sRGB ICC profile, made by LittleCMS (through Pillow) rather than shipped as a file."""
+    return bytes(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+
+
+def to_pdfa(pdf: bytes, *, title: str, author: str, created: datetime) -> bytes:
+    """``pdf`` as PDF/A-2b with ``title``/``author`` in both the info dictionary and XMP."""
+    with pikepdf.open(io.BytesIO(pdf)) as doc:
+        _output_intent(doc)
+        moment = created.replace(microsecond=0).isoformat()
+        with doc.open_metadata(set_pikepdf_as_editor=False, update_docinfo=False) as meta:
+            meta["pdfaid:part"] = PDFA_PART
+            meta["pdfaid:conformance"] = PDFA_CONFORMANCE
+            meta["dc:title"] = title
+            meta["dc:creator"] = [author]
+            meta["pdf:Producer"] = "certflow"
+            meta["xmp:CreatorTool"] = "certflow"
+            meta["xmp:CreateDate"] = moment
+            meta["xmp:ModifyDate"] = moment
+            meta["xmp:MetadataDate"] = moment
+        # The info dictionary must agree with the XMP, date for date (ISO 19005-2, 6.6.2.3).
+        pdf_date = created.strftime("D:%Y%m%d%H%M%S") + _offset(created)
+        doc.docinfo["/Title"] = title
+        doc.docinfo["/Author"] = author
+        doc.docinfo["/Producer"] = "certflow"
+        doc.docinfo["/Creator"] = "certflow"
+        doc.docinfo["/CreationDate"] = pdf_date
+        doc.docinfo["/ModDate"] = pdf_date
+        out = io.BytesIO()
+        doc.save(out, deterministic_id=True, fix_metadata_version=False)
+    return out.getvalue()
+
+
+def _offset(moment: datetime) -> str:
+    delta = moment.utcoffset()
+    if delta is None or not delta:
+        return "Z"
+    minutes = int(delta.total_seconds() // 60)
+    sign = "+" if minutes >= 0 else "-"
+    return f"{sign}{abs(minutes) // 60:02d}'{abs(minutes) % 60:02d}'"
+
+
+def _output_intent(doc: pikepdf.Pdf) -> None:
+    icc = doc.make_stream(srgb_profile())
+    icc["/N"] = 3
+    intent = pikepdf.Dictionary(
+        Type=pikepdf.Name.OutputIntent, S=pikepdf.Name.GTS_PDFA1,
+        OutputConditionIdentifier=pikepdf.String("sRGB IEC61966-2.1"),
+        Info=pikepdf.String("sRGB IEC61966-2.1"), DestOutputProfile=icc)
+    doc.Root.OutputIntents = pikepdf.Array([intent])
