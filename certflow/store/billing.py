@@ -96,6 +96,11 @@ class Invoice(Base):
     # {"street", "postal_code", "city", "country"} as it was when the invoice was made.
     customer_address: Mapped[dict[str, Any]]
     customer_email: Mapped[str] = mapped_column(String(200), default="")
+    # "person" or "organisation", and the organisation's {"kvk", "oin", "vat_id"}, as they were
+    # when the invoice was made: they decide the e-invoice's Peppol addressing.
+    customer_type: Mapped[str] = mapped_column(String(20), default="person",
+                                               server_default="person")
+    customer_identifiers: Mapped[dict[str, Any]] = mapped_column(default=dict)
     language: Mapped[str] = mapped_column(String(5), default="nl")
     issue_date: Mapped[date] = mapped_column(Date)
     supply_date: Mapped[date] = mapped_column(Date)

@@ -7,6 +7,7 @@ finds it and sends nothing twice; the stored text is what the person actually re
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -33,3 +34,6 @@ class EmailMessage(Base):
     sent_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     error: Mapped[str | None] = mapped_column(Text)
+    # Numbers of the invoices whose documents go with the mail (see handlers' email/send),
+    # kept so a retried send attaches exactly the same ones.
+    attached_invoices: Mapped[list[Any]] = mapped_column(default=list)

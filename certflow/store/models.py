@@ -249,6 +249,13 @@ class User(Base):
     date_of_birth: Mapped[date | None] = mapped_column(Date, default=None)
     # A deactivated account keeps its records but cannot sign in or use its API tokens.
     is_active: Mapped[bool] = mapped_column(default=True, server_default=true())
+    # Who is invoiced: "person" (plain EN 16931 e-invoice, by e-mail) or "organisation" (a
+    # Peppol BIS 3.0 e-invoice addressed to its KvK number or, for a public body, its OIN).
+    customer_type: Mapped[str] = mapped_column(String(20), default="person",
+                                               server_default="person")
+    kvk_number: Mapped[str | None] = mapped_column(String(8), default=None)
+    oin: Mapped[str | None] = mapped_column(String(20), default=None)
+    vat_id: Mapped[str | None] = mapped_column(String(20), default=None)
 
 
 class ClockOffset(Base):

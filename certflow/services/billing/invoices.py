@@ -88,10 +88,21 @@ def _customer(session: Session, username: str) -> User:
     missing = [f"address.{f}" for f in REQUIRED_ADDRESS if not str(address.get(f) or "").strip()]
     if not user.display_name.strip():
         missing.insert(0, "display_name")
+    if user.customer_type == "organisation" and not (user.kvk_number or user.oin):
+        # Its e-invoice goes over Peppol, which needs the KvK number or OIN as its address.
+        missing.append("kvk_number or oin")
     if missing:
         raise PermanentError(f"invoicing: customer {username!r} has no {', '.join(missing)}; "
                              "complete the account before invoicing")
     return user
+
+
+def customer_identifiers(user: User) -> dict[str, str]:
+    """The organisation's registrations the e-invoice names (none for a private person)."""
+    if user.customer_type != "organisation":
+        return {}
+    found = {"kvk": user.kvk_number, "oin": user.oin, "vat_id": user.vat_id}
+    return {key: value.strip() for key, value in found.items() if value and value.strip()}
 
 
 def _result(invoice: Invoice) -> dict[str, Any]:
@@ -149,7 +160,9 @@ def _new_invoice(ctx: HandlerContext, user: User, data: CreateInvoiceInput) -> I
     invoice = Invoice(
         idempotency_key=ctx.idempotency_key, kind="invoice", customer_username=user.username,
         customer_name=user.display_name, customer_address=dict(user.address),
-        customer_email=user.email, language="en" if english else "nl", issue_date=issue,
+        customer_email=user.email, customer_type=user.customer_type,
+        customer_identifiers=customer_identifiers(user),
+        language="en" if english else "nl", issue_date=issue,
         supply_date=supply, due_date=issue + timedelta(days=PAYMENT_TERM_DAYS),
         description=description, reference=data.reference, currency="EUR", status="open",
         created_at=ctx.now,
@@ -179,6 +192,8 @@ def _credit_for(ctx: HandlerContext, original: Invoice, reason: str) -> Invoice:
         idempotency_key=ctx.idempotency_key, kind="credit_note", credits_invoice=original,
         customer_username=original.customer_username, customer_name=original.customer_name,
         customer_address=dict(original.customer_address), customer_email=original.customer_email,
+        customer_type=original.customer_type,
+        customer_identifiers=dict(original.customer_identifiers or {}),
         language=original.language, issue_date=issue, supply_date=original.supply_date,
         due_date=issue, description=f"{prefix} {original.number}"[:300], note=reason,
         reference=original.reference, currency=original.currency,

@@ -1,9 +1,17 @@
-"""The invoice as a UBL 2.1 e-invoice following Peppol BIS Billing 3.0 (EN 16931).
+"""The invoice as a UBL 2.1 e-invoice: Peppol BIS Billing 3.0 for organisations, plain EN 16931
+for private persons.
 
-Dutch public bodies and many companies book invoices from UBL directly. Elements are emitted
-in the exact order of the UBL 2.1 schema (tests validate against the OASIS XSD). A credit note
-is a UBL ``CreditNote`` (type 381) with POSITIVE amounts, as Peppol requires: the document
-type carries the sign, while the database and the PDF show credit notes negative.
+Dutch public bodies and many companies book invoices from UBL directly, delivered over Peppol.
+A Peppol document must name the buyer by a Peppol participant id (``EndpointID`` with a scheme
+from the Peppol EAS list): an organisation has one, its KvK number (``0106``) or, for a public
+body, its OIN (``0190``), taken from the account. A private person has none (an e-mail address
+is not a Peppol address, fatal ``PEPPOL-EN16931-CL008``), so their document claims EN 16931 only
+(``urn:cen.eu:en16931:2017``) and reaches them by e-mail, never over Peppol.
+
+Elements are emitted in the exact order of the UBL 2.1 schema (tests validate against the OASIS
+XSD and CEN's EN 16931 rules). A credit note is a UBL ``CreditNote`` (type 381) with POSITIVE
+amounts: the document type carries the sign, while the database and the PDF show credit notes
+negative.
 """
 
 from __future__ import annotations
@@ -22,10 +30,12 @@ NS_INVOICE = "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
 NS_CREDIT = "urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2"
 CAC = "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
 CBC = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"
-CUSTOMIZATION = "urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0"
-PROFILE = "urn:fdc:peppol.eu:2017:poacc:billing:01:1.0"
-SCHEME_KVK = "0106"  # Peppol EAS: Dutch Chamber of Commerce number
-SCHEME_EMAIL = "EM"
+EN16931 = "urn:cen.eu:en16931:2017"
+PEPPOL_CUSTOMIZATION = f"{EN16931}#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0"
+PEPPOL_PROFILE = "urn:fdc:peppol.eu:2017:poacc:billing:01:1.0"
+SCHEME_KVK = "0106"  # ISO 6523 ICD / Peppol EAS: Dutch Chamber of Commerce number
+SCHEME_OIN = "0190"  # Dutch government organisation number (Organisatie-identificatienummer)
+SCHEME_EMAIL = "EM"  # EN 16931 EAS only: not a Peppol scheme
 _POSTAL = re.compile(r"^(\d{4}\s?[A-Z]{2})\s+(.+)$")
 
 
@@ -92,16 +102,45 @@ def _supplier(root: etree._Element, settings: Settings) -> None:
     _cbc(legal, "CompanyID", settings.supplier_kvk, schemeID=SCHEME_KVK)
 
 
+def is_peppol(invoice: Invoice) -> bool:
+    """A Peppol document for organisations (they have a participant id), EN 16931 otherwise."""
+    return invoice.customer_type == "organisation"
+
+
+def customer_scheme_id(identifiers: dict[str, Any]) -> tuple[str, str] | None:
+    """(scheme, id) under which an organisation is registered: its OIN (public bodies receive on
+    their OIN) or else its KvK number; None when it has neither."""
+    if identifiers.get("oin"):
+        return SCHEME_OIN, str(identifiers["oin"])
+    if identifiers.get("kvk"):
+        return SCHEME_KVK, str(identifiers["kvk"])
+    return None
+
+
 def _customer(root: etree._Element, invoice: Invoice) -> None:
-    """The customer is usually a private person: reachable by e-mail, no VAT id."""
     party = _cac(_cac(root, "AccountingCustomerParty"), "Party")
-    _cbc(party, "EndpointID", invoice.customer_email or invoice.customer_username,
-         schemeID=SCHEME_EMAIL)
-    ident = _cac(party, "PartyIdentification")
-    _cbc(ident, "ID", invoice.customer_username)
+    registered = customer_scheme_id(invoice.customer_identifiers or {})
+    if is_peppol(invoice) and registered is not None:
+        scheme, number = registered
+        _cbc(party, "EndpointID", number, schemeID=scheme)
+        _cbc(_cac(party, "PartyIdentification"), "ID", number, schemeID=scheme)
+    else:  # a private person: reachable by e-mail, identified by their account
+        if invoice.customer_email:
+            _cbc(party, "EndpointID", invoice.customer_email, schemeID=SCHEME_EMAIL)
+        _cbc(_cac(party, "PartyIdentification"), "ID", invoice.customer_username)
     _cbc(_cac(party, "PartyName"), "Name", invoice.customer_name)
     _address(party, invoice.customer_address)
-    _cbc(_cac(party, "PartyLegalEntity"), "RegistrationName", invoice.customer_name)
+    vat_id = (invoice.customer_identifiers or {}).get("vat_id")
+    if vat_id:
+        tax = _cac(party, "PartyTaxScheme")
+        _cbc(tax, "CompanyID", str(vat_id))
+        _tax_scheme(tax)
+    legal = _cac(party, "PartyLegalEntity")
+    _cbc(legal, "RegistrationName", invoice.customer_name)
+    if is_peppol(invoice) and registered is not None:
+        _cbc(legal, "CompanyID", registered[1], schemeID=registered[0])
+    if invoice.customer_email:
+        _cbc(_cac(party, "Contact"), "ElectronicMail", invoice.customer_email)
 
 
 def _payment_means(root: etree._Element, invoice: Invoice, settings: Settings) -> None:
@@ -118,9 +157,15 @@ def _payment_means(root: etree._Element, invoice: Invoice, settings: Settings) -
                         f"o.v.v. betalingskenmerk {invoice.payment_reference}")
 
 
+def vat_category_code(rate: Decimal) -> str:
+    """UNCL 5305: ``S`` for any positive rate (the Dutch 9% is category S with its own
+    percentage), ``Z`` for a zero rate."""
+    return "Z" if rate == 0 else "S"
+
+
 def _category(parent: etree._Element, tag: str, rate: Decimal) -> None:
     cat = _cac(parent, tag)
-    _cbc(cat, "ID", "S")  # standard-rated; the Dutch low rate is category S with its own percent
+    _cbc(cat, "ID", vat_category_code(rate))
     _cbc(cat, "Percent", f"{rate.normalize():f}")
     _tax_scheme(cat)
 
@@ -165,8 +210,11 @@ def build_ubl(invoice: Invoice, settings: Settings) -> str:
     sign = -1 if credit else 1
     root = etree.Element(f"{{{NS_CREDIT if credit else NS_INVOICE}}}{'CreditNote' if credit else 'Invoice'}",
                          nsmap={None: NS_CREDIT if credit else NS_INVOICE, "cac": CAC, "cbc": CBC})
-    _cbc(root, "CustomizationID", CUSTOMIZATION)
-    _cbc(root, "ProfileID", PROFILE)
+    if is_peppol(invoice):
+        _cbc(root, "CustomizationID", PEPPOL_CUSTOMIZATION)
+        _cbc(root, "ProfileID", PEPPOL_PROFILE)
+    else:
+        _cbc(root, "CustomizationID", EN16931)
     _cbc(root, "ID", invoice.number)
     _cbc(root, "IssueDate", invoice.issue_date.isoformat())
     if not credit:
