@@ -1,5 +1,7 @@
 """The certificate as an A4 PDF, in Dutch or English (reportlab; bytes identical for identical
-input, so a re-render can be compared with what was issued)."""
+input, so a re-render can be compared with what was issued). Set in embedded DejaVu fonts, so
+the holder's name prints as written in any Latin, Greek or Cyrillic letters, and stored as
+PDF/A-2b like the invoices."""
 
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen.canvas import Canvas
 
 from certflow.services.email import long_date
+from certflow.services.pdf_fonts import SANS, SANS_BOLD, SERIF_BOLD, register_fonts
+from certflow.services.pdfa import to_pdfa
 from certflow.store.register import Certificate
 
 # The certifier's calendar: the date of issue printed is a Dutch date.
@@ -52,10 +56,12 @@ LEVELS = {"RL": {"nl": "Loopbaanprofessional (RL)", "en": "Career Professional (
 def render_pdf(cert: Certificate, holder_name: str, issuer: str, language: str) -> bytes:
     """An A4 certificate. ``invariant`` keeps the bytes identical for identical input, so a
     re-render (a copy, a retry) can be compared with what was issued."""
+    register_fonts()
     text = TEXT.get(language, TEXT["nl"])
+    title = f"{text['title']} {cert.register_number}"
     buf = BytesIO()
-    pdf = Canvas(buf, pagesize=A4, invariant=True)
-    pdf.setTitle(f"{text['title']} {cert.register_number}")
+    pdf = Canvas(buf, pagesize=A4, invariant=True, initialFontName=SANS)
+    pdf.setTitle(title)
     pdf.setAuthor(issuer)
     pdf.setSubject(holder_name)
     width, height = A4
@@ -66,7 +72,7 @@ def render_pdf(cert: Certificate, holder_name: str, issuer: str, language: str) 
     _signature(pdf, width, cert.created_at, issuer, language, text)
     pdf.showPage()
     pdf.save()
-    return buf.getvalue()
+    return to_pdfa(buf.getvalue(), title=title, author=issuer, created=cert.created_at)
 
 
 def _frame(pdf: Canvas, width: float, height: float) -> None:
@@ -79,28 +85,28 @@ def _frame(pdf: Canvas, width: float, height: float) -> None:
 
 def _heading(pdf: Canvas, width: float, height: float, issuer: str, text: dict[str, str]) -> None:
     pdf.setFillColor(INK)
-    pdf.setFont("Helvetica-Bold", 13)
+    pdf.setFont(SANS_BOLD, 13)
     pdf.drawCentredString(width / 2, height - 40 * mm, issuer.upper())
-    pdf.setFont("Helvetica", 11)
+    pdf.setFont(SANS, 11)
     pdf.drawCentredString(width / 2, height - 46 * mm, "Register Loopbaanprofessional")
-    pdf.setFont("Times-Bold", 44)
+    pdf.setFont(SERIF_BOLD, 44)
     pdf.drawCentredString(width / 2, height - 75 * mm, text["title"])
 
 
 def _declaration(pdf: Canvas, width: float, height: float, holder_name: str, issuer: str,
                  text: dict[str, str]) -> None:
     pdf.setFillColor(colors.black)
-    pdf.setFont("Helvetica", 12)
+    pdf.setFont(SANS, 12)
     pdf.drawCentredString(width / 2, height - 95 * mm, text["declares"].format(issuer=issuer))
     # Long names shrink to fit between the margins rather than run off the page.
-    size = min(30.0, 30.0 * (width - 60 * mm) / stringWidth(holder_name, "Times-BoldItalic", 30))
-    pdf.setFont("Times-BoldItalic", size)
+    size = min(30.0, 30.0 * (width - 60 * mm) / stringWidth(holder_name, SERIF_BOLD, 30))
+    pdf.setFont(SERIF_BOLD, size)
     pdf.drawCentredString(width / 2, height - 115 * mm, holder_name)
     pdf.setStrokeColor(INK)
     pdf.line(45 * mm, height - 119 * mm, width - 45 * mm, height - 119 * mm)
-    pdf.setFont("Helvetica", 12)
+    pdf.setFont(SANS, 12)
     y = height - 130 * mm
-    for line in simpleSplit(text["statement"], "Helvetica", 12, width - 70 * mm):
+    for line in simpleSplit(text["statement"], SANS, 12, width - 70 * mm):
         pdf.drawCentredString(width / 2, y, line)
         y -= 6 * mm
 
@@ -118,20 +124,23 @@ def _detail_rows(cert: Certificate, language: str, text: dict[str, str]) -> list
 def _details(pdf: Canvas, width: float, rows: list[tuple[str, str]]) -> None:
     y = 125 * mm
     for label, value in rows:
-        pdf.setFont("Helvetica", 11)
+        pdf.setFont(SANS, 11)
         pdf.drawRightString(width / 2 - 4 * mm, y, f"{label}:")
-        pdf.setFont("Helvetica-Bold", 11)
+        pdf.setFont(SANS_BOLD, 11)
         pdf.drawString(width / 2 + 4 * mm, y, value)
         y -= 8 * mm
 
 
 def _signature(pdf: Canvas, width: float, issued: datetime, issuer: str, language: str,
                text: dict[str, str]) -> None:
-    pdf.setFont("Helvetica", 11)
+    pdf.setFont(SANS, 11)
     issued_on = long_date(issued.astimezone(LOCAL_ZONE).date(), language)
     pdf.drawString(30 * mm, 62 * mm, f"{text['issued']} {issued_on}")
     pdf.line(width - 95 * mm, 62 * mm, width - 30 * mm, 62 * mm)
     pdf.drawCentredString(width - 62.5 * mm, 56 * mm, text["signed"].format(issuer=issuer))
-    pdf.setFont("Helvetica-Oblique", 9)
+    pdf.setFont(SANS, 9)
     pdf.setFillColor(colors.grey)
-    pdf.drawCentredString(width / 2, 26 * mm, text["verify"])
+    y = 26 * mm
+    for line in simpleSplit(text["verify"], SANS, 9, width - 60 * mm):
+        pdf.drawCentredString(width / 2, y, line)
+        y -= 4 * mm

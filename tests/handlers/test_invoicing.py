@@ -13,7 +13,6 @@ from typing import Any
 
 import pypdf
 import pytest
-import segno
 from lxml import etree
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import Session
@@ -25,7 +24,6 @@ from certflow.store.base import Base
 from certflow.store.billing import Invoice, InvoiceSequence
 from certflow.store.models import User
 from handlers import REGISTRY, HandlerContext, PermanentError
-from certflow.services.billing.pdf import epc_qr
 from certflow.services.billing.numbers import check_digit, is_valid_payment_reference, payment_reference
 from tests.support import IN_CI, PG_ADMIN
 
@@ -187,19 +185,6 @@ def test_pdf_is_a_complete_invoice(session: Session, settings: Settings) -> None
     assert len(page.images) == 1  # the EPC QR code
 
 
-def test_epc_qr_payload(session: Session, settings: Settings) -> None:
-    add_user(session)
-    stored = session.get(Invoice, invoice(session, settings)["invoice_id"])
-    assert stored is not None
-    qr = epc_qr(stored, settings)
-    assert qr is not None
-    payload = "\n".join(["BCD", "002", "2", "SCT", "ABNANL2A", "Stichting CMI",
-                         "NL91ABNA0417164300", "EUR786.5", "", "",
-                         "4202600000000001 2026-000001"])
-    expected = segno.make_qr(payload.encode("iso-8859-1"), error="m", boost_error=False)
-    assert qr.error == "M" and qr.matrix == expected.matrix
-
-
 def test_english_customer_gets_an_english_invoice(session: Session, settings: Settings) -> None:
     add_user(session, language="en")
     stored = session.get(Invoice, invoice(session, settings)["invoice_id"])
@@ -221,15 +206,14 @@ NS = {"cbc": "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents
       "cac": "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"}
 
 
-def test_ubl_invoice_validates_and_carries_peppol_fields(session: Session,
-                                                         settings: Settings) -> None:
+def test_ubl_invoice_validates_and_carries_the_invoice_fields(session: Session,
+                                                             settings: Settings) -> None:
     add_user(session)
     stored = session.get(Invoice, invoice(session, settings, "book")["invoice_id"])
     assert stored is not None and stored.ubl_xml
     doc = validate_ubl(stored.ubl_xml, "Invoice")
     value = lambda path: doc.xpath(f"string({path})", namespaces=NS)  # noqa: E731
-    assert value("/*/cbc:CustomizationID") == (
-        "urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0")
+    assert value("/*/cbc:CustomizationID") == "urn:cen.eu:en16931:2017"  # a private person
     assert value("/*/cbc:InvoiceTypeCode") == "380"
     assert value("/*/cbc:ID") == "2026-000001"
     assert value("/*/cbc:DueDate") == "2026-04-01"
