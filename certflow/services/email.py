@@ -4,7 +4,7 @@ Used by the operator (handlers/email.py)
 ---------------------------------------
 ``email/send``
     input:  ``{recipient: str (username), template: str (e.g. "certification/granted"),
-    context: dict = {}}``
+    context: dict = {}, attach_invoices: list[str] = []}``
     result: ``{email_id, status: "sent", to, subject, template, language, sent_at}``
 
 Templates are ``handlers/templates/email/<template>.<lang>.txt`` and ``.<lang>.html``; the
@@ -18,6 +18,11 @@ variable into an error rather than a blank in a letter. The recipient's language
 file ('nl' or 'en'); a template without that language falls back to Dutch.
 ``samples.json`` beside the templates holds a sample context per template, and
 ``check_templates()`` renders them all, so a broken text is caught by a test, not a person.
+
+``attach_invoices`` names invoices and credit notes (by number) of the recipient that go with
+the mail: the stored PDF, byte for byte what ``GET /api/invoices/{number}/pdf`` serves, and, when
+the customer is an organisation, the UBL e-invoice its bookkeeping reads in. Someone else's
+invoice is refused: a mail never carries another person's financial data.
 
 Delivery is SMTP when ``settings.smtp_host`` is set; otherwise the maildir ``var_dir/mail``,
 so a development machine loses nothing.
@@ -38,7 +43,7 @@ import mailbox
 import re
 import smtplib
 import ssl
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -65,6 +70,7 @@ from sqlalchemy.orm import Session
 
 from certflow.registry import HandlerContext, HandlerError, PermanentError
 from certflow.settings import ROOT, Settings
+from certflow.store.billing import Invoice
 from certflow.store.communications import EmailMessage
 from certflow.store.models import User
 
@@ -91,6 +97,14 @@ class SendEmail(BaseModel):
     # Slash-separated lowercase names only: a template name never walks out of the folder.
     template: str = Field(pattern=r"^[a-z0-9_]+(/[a-z0-9_]+)*$")
     context: dict[str, Any] = Field(default_factory=dict)
+    attach_invoices: list[str] = Field(default_factory=list, max_length=5)
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content_type: str
+    content: bytes
 
 
 @dataclass(frozen=True)
@@ -201,7 +215,8 @@ def _template_names(template_dir: Path) -> set[str]:
 
 # --- delivery ----------------------------------------------------------------------------
 
-def _mime(row: EmailMessage, display_name: str, settings: Settings, now: datetime) -> MimeMessage:
+def _mime(row: EmailMessage, display_name: str, settings: Settings, now: datetime,
+          attachments: Sequence[Attachment] = ()) -> MimeMessage:
     msg = MimeMessage()
     msg["From"] = settings.mail_from
     msg["To"] = formataddr((display_name, row.to_address))
@@ -214,6 +229,10 @@ def _mime(row: EmailMessage, display_name: str, settings: Settings, now: datetim
     msg["Auto-Submitted"] = "auto-generated"
     msg.set_content(row.body_text)
     msg.add_alternative(row.body_html, subtype="html")
+    for attachment in attachments:
+        maintype, subtype = attachment.content_type.split("/", 1)
+        msg.add_attachment(attachment.content, maintype=maintype, subtype=subtype,
+                           filename=attachment.filename)
     return msg
 
 
@@ -259,7 +278,9 @@ def send_email(ctx: HandlerContext, data: SendEmail) -> dict[str, Any]:
         user = _recipient(ctx.session, data.recipient)
         context = _with_display_names(ctx.session, data.context)
         rendered = _render_for(user, data.template, context, ctx.settings)
-        row = _queue(ctx.session, ctx.idempotency_key, user, data.template, rendered, ctx.now)
+        invoice_attachments(ctx.session, user.username, data.attach_invoices)  # refuse early
+        row = _queue(ctx.session, ctx.idempotency_key, user, data.template, rendered, ctx.now,
+                     data.attach_invoices)
     if row.status != "sent":
         _send_row(ctx.session, row, ctx.settings, ctx.now)
     return _result(row)
@@ -311,11 +332,12 @@ def _grouped(iban: str) -> str:
 
 
 def _queue(session: Session, key: str, user: User, template: str, rendered: Rendered,
-           now: datetime) -> EmailMessage:
+           now: datetime, invoices: list[str]) -> EmailMessage:
     row = EmailMessage(
         idempotency_key=key, recipient=user.username, to_address=user.email,
         subject=rendered.subject, template=template, language=rendered.language,
         body_text=rendered.text, body_html=rendered.html, status="queued", created_at=now,
+        attached_invoices=list(invoices),
     )
     try:
         # A savepoint, so losing the race on the unique key leaves the caller's work intact.
@@ -329,9 +351,28 @@ def _queue(session: Session, key: str, user: User, template: str, rendered: Rend
     return row
 
 
+def invoice_attachments(session: Session, recipient: str, numbers: list[str]) -> list[Attachment]:
+    """The documents of the recipient's invoices ``numbers``: each one's PDF, and its UBL when
+    the customer is an organisation (that is what its bookkeeping reads in)."""
+    out = []
+    for number in numbers:
+        invoice = session.scalar(select(Invoice).where(Invoice.number == number.strip()))
+        if invoice is None or invoice.pdf is None:
+            raise PermanentError(f"email/send: no invoice {number!r} to attach; nothing was sent")
+        if invoice.customer_username != recipient:
+            raise PermanentError(f"email/send: invoice {number} is not {recipient!r}'s; "
+                                 "nothing was sent")
+        out.append(Attachment(f"{invoice.number}.pdf", "application/pdf", invoice.pdf))
+        if invoice.customer_type == "organisation" and invoice.ubl_xml:
+            out.append(Attachment(f"{invoice.number}.xml", "application/xml",
+                                  invoice.ubl_xml.encode()))
+    return out
+
+
 def _send_row(session: Session, row: EmailMessage, settings: Settings, now: datetime) -> None:
     user = session.get(User, row.recipient)
-    msg = _mime(row, user.display_name if user else "", settings, now)
+    attachments = invoice_attachments(session, row.recipient, list(row.attached_invoices or []))
+    msg = _mime(row, user.display_name if user else "", settings, now, attachments)
     try:
         deliver(msg, settings)
     except HandlerError as exc:

@@ -1,0 +1,84 @@
+"""email/send with ``attach_invoices`` over real SMTP (aiosmtpd): credit notes go with their mail,
+a retried send attaches the same documents, and nobody is sent another person's invoice."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+import handlers.email  # noqa: F401  (registers email/send)
+import handlers.invoicing  # noqa: F401  (registers the operators)
+from certflow.settings import Settings
+from certflow.store.billing import Invoice
+from certflow.store.communications import EmailMessage
+from handlers import REGISTRY, HandlerError, PermanentError
+from tests.handlers._fixtures_records import add_user, engine, make_ctx, session, settings  # noqa: F401
+from tests.handlers.test_email import Collector, smtp, smtp_settings  # noqa: F401
+
+CONTEXT = {"invoice_number": "2026-000001", "credit_note_number": "2026-000002"}
+
+
+def run(session: Session, settings: Settings, operator: str, params: dict[str, Any],
+        key: str | None = None) -> dict[str, Any]:
+    return REGISTRY[operator](make_ctx(session, settings, key or uuid.uuid4().hex), params)
+
+
+def invoice_and_credit_note(session: Session, settings: Settings) -> tuple[Invoice, Invoice]:
+    first = run(session, settings, "invoicing/create_invoice",
+                {"customer": "anna", "product": "english_certificate"})
+    note = run(session, settings, "invoicing/credit_note",
+               {"invoice_number": first["invoice_number"], "reason": "Niet betaald"})
+    return (session.get_one(Invoice, first["invoice_id"]),
+            session.get_one(Invoice, note["invoice_id"]))
+
+
+def test_the_cancellation_mail_carries_the_credit_note(
+        session: Session, smtp_settings: Settings, smtp: tuple[Collector, int]) -> None:
+    add_user(session, "anna", "Anna Nowak-Öztürk")
+    _, note = invoice_and_credit_note(session, smtp_settings)
+    run(session, smtp_settings, "email/send", {
+        "recipient": "anna", "template": "orders/cancelled", "context": CONTEXT,
+        "attach_invoices": [note.number]})
+    (message,) = smtp[0].messages()
+    (part,) = list(message.iter_attachments())
+    assert (part.get_filename(), part.get_content_type()) == ("2026-000002.pdf", "application/pdf")
+    assert part.get_payload(decode=True) == note.pdf
+    body = message.get_body(preferencelist=("plain",))
+    assert body is not None and "creditnota vindt u als PDF in de bijlage" in body.get_content()
+
+
+def test_nobody_is_sent_another_persons_invoice(
+        session: Session, smtp_settings: Settings, smtp: tuple[Collector, int]) -> None:
+    add_user(session, "anna", "Anna Nowak")
+    add_user(session, "piet", "Piet Bakker")
+    invoice, _ = invoice_and_credit_note(session, smtp_settings)
+    for numbers, error in (([invoice.number], "is not 'piet''s"),
+                           (["2026-000404"], "no invoice '2026-000404'")):
+        with pytest.raises(PermanentError, match=error):
+            run(session, smtp_settings, "email/send", {
+                "recipient": "piet", "template": "orders/cancelled", "context": CONTEXT,
+                "attach_invoices": numbers})
+    assert smtp[0].envelopes == []
+    assert session.scalar(select(func.count()).select_from(EmailMessage)) == 0
+
+
+def test_a_retried_send_attaches_the_same_documents(
+        session: Session, settings: Settings, smtp_settings: Settings,
+        smtp: tuple[Collector, int]) -> None:
+    add_user(session, "anna", "Anna Nowak")
+    invoice, _ = invoice_and_credit_note(session, settings)
+    params = {"recipient": "anna", "template": "orders/invoice_sent",
+              "context": {"invoice_number": invoice.number, "total": "26.62",
+                          "payment_reference": invoice.payment_reference,
+                          "product": "english_certificate", "quantity": 1},
+              "attach_invoices": [invoice.number]}
+    down = settings.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": 9})
+    with pytest.raises(HandlerError):
+        run(session, down, "email/send", params, key="job-1")
+    run(session, smtp_settings, "email/send", params, key="job-1")
+    (message,) = smtp[0].messages()
+    assert [p.get_payload(decode=True) for p in message.iter_attachments()] == [invoice.pdf]
