@@ -5,16 +5,16 @@ Peppol BIS 3.0 e-invoice addressed to their KvK number or OIN.
 invoices: customer_type and customer_identifiers, the snapshot of those at invoicing time.
 email_messages: attached_invoices, so a retried send attaches the same documents.
 
-Revision ID: 0004_einvoice_customers
-Revises: 0003_accounts
+Revision ID: 0005_einvoice_customers
+Revises: 0004_message_buffer
 Create Date: 2026-11-30 05:15:00
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0004_einvoice_customers'
-down_revision = '0003_accounts'
+revision = '0005_einvoice_customers'
+down_revision = '0004_message_buffer'
 branch_labels = None
 depends_on = None
 
