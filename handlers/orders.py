@@ -21,12 +21,12 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from certflow.localtime import LOCAL_TZ as LOCAL_ZONE
 from certflow.store.register import Certificate, RegisterEntry
 from handlers import HandlerContext, PermanentError, guard, handler
 
@@ -35,7 +35,6 @@ PRODUCTS = ("english_certificate", "book")
 CERTIFIED = ("valid", "recertification_running")
 MAX_BOOKS = 50
 # A certificate valid until 2 March is still valid on 2 March in the Netherlands.
-LOCAL_ZONE = ZoneInfo("Europe/Amsterdam")
 
 
 class HolderInput(BaseModel):

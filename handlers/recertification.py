@@ -37,12 +37,12 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from certflow.localtime import LOCAL_TZ as LOCAL_ZONE
 from certflow.store.models import AuditEvent, Instance
 from certflow.store.register import RegisterEntry
 from handlers import HandlerContext, PermanentError, conflict_rule, guard, handler
@@ -51,7 +51,6 @@ from certflow.services.register import assessor_problems
 
 # The certifier's calendar: a certificate valid until 2 March is still valid on 2 March in
 # the Netherlands, whatever the UTC date is.
-LOCAL_ZONE = ZoneInfo("Europe/Amsterdam")
 # Signing up later than this many months before expiry is late (but still allowed).
 SIGNUP_MONTHS_BEFORE = 3
 LEVELS = ("same", "changed")

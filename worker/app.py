@@ -84,14 +84,16 @@ def run_job(job_id: int) -> str:
 
 @app.task(name="certflow.tick")
 def tick() -> dict[str, int]:
-    """Beat's heartbeat: fire due timers, route pending messages, publish due and lost jobs."""
+    """Beat's heartbeat: fire due timers, route pending messages, publish due and lost jobs,
+    and apply due escalation steps (reminders, escalations) to human tasks."""
     from certflow.bootstrap import engine
 
     eng = engine()
     timers = eng.fire_due_timers(limit=None, budget_seconds=eng.settings.timer_budget_seconds)
     return {"timers": timers, "messages": eng.drain_messages(eng.settings.drain_batch),
             "buffered": eng.correlate_buffered(), "expired": eng.expire_buffered(),
-            "jobs": eng.sweep_jobs(), "pruned": prune_delivered(eng.settings)}
+            "jobs": eng.sweep_jobs(), "escalations": eng.sweep_escalations(),
+            "pruned": prune_delivered(eng.settings)}
 
 
 _BROKER_DB: dict[str, Engine] = {}

@@ -31,13 +31,16 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from certflow.clock import CLOCK
+from certflow import workdays
 from certflow.engine import elements as el
+from certflow.engine import policies
 from certflow.engine.dto import DeployedVersion
 from certflow.engine.errors import DeployError, Problem
 from certflow.engine.sandbox import ScriptRejected, validate
 from certflow.engine.spiff import AsyncServiceTask, make_parser, spec_to_dict
 from certflow.registry import HandlerRegistry
 from certflow.store.models import Definition, SharedTable
+from certflow.workdays import TermError, parse_term
 
 # No DTDs at all: that closes external entities, entity expansion bombs and network fetches.
 SAFE_PARSER = etree.XMLParser(
@@ -180,6 +183,7 @@ def _build_spec(parser: Any, bundle: Bundle) -> None:
     bundle.elements = {}
     for task_spec in [*spec.task_specs.values(), *(t for s in subprocess_specs.values() for t in s.task_specs.values())]:
         _check_element(task_spec, bundle, bpmn_file)
+    bundle.problems += policies.attach(bundle.folder.name, bundle.sources, bundle.elements)
     bundle.spec = spec_to_dict(spec, subprocess_specs)
 
 
@@ -244,9 +248,9 @@ def _check_user_task(task_spec: Any, meta: dict[str, Any], bundle: Bundle, file:
         literal = _literal(meta["due"])
         if literal is not None:
             try:
-                TimerEventDefinition.parse_iso_duration(literal)
-            except Exception:
-                bundle.problems.append(Problem(file, element, f"due {meta['due']} is not an ISO duration"))
+                parse_term(literal)
+            except TermError as exc:
+                bundle.problems.append(Problem(file, element, f"due: {exc}"))
 
 
 def _check_service_task(task_spec: AsyncServiceTask, bundle: Bundle, file: str, element: str) -> None:
@@ -359,6 +363,7 @@ def shared_problems(processes_dir: Path, registry: HandlerRegistry) -> list[Prob
         return found
     for source, check in sorted(registry.shared_checks.items()):
         found += [Problem(source, None, message) for message in check(processes_dir)]
+    found += [Problem("shared", None, message) for message in workdays.check_file(processes_dir)]
     return found
 
 

@@ -32,6 +32,11 @@ class TaskView:
     created_at: datetime
     overdue: bool
     context: dict[str, Any] = field(default_factory=dict)
+    # Escalation: policy steps done, the next one's time, and where it is escalated to now.
+    escalation_level: int = 0
+    next_escalation_at: datetime | None = None
+    escalated_to: str | None = None
+    escalated_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,20 @@ class Completed:
     instance_id: str
     instance_status: str
     next_tasks: list[TaskView]
+
+
+@dataclass(frozen=True)
+class EscalationView:
+    """A task in a coordinator's escalation inbox: what, why, since when, and its history of
+    reminders and escalations (audit events, oldest first)."""
+
+    task: TaskView
+    escalated_to: str | None
+    escalated_since: datetime | None
+    why: str
+    level: int
+    next_step_at: datetime | None
+    history: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from certflow.engine.dto import Completed, DeployedVersion, InboxPage, InstanceV
 from certflow.engine.errors import Conflict, InvalidInput, NotFound
 from certflow.engine.inbox import PAGE_SIZE
 from certflow.engine.inline import InlineMixin
+from certflow.engine.escalation import EscalationMixin
 from certflow.engine.jobs import JobsMixin
 from certflow.engine.messaging import MessagingMixin
 from certflow.engine.projections import correlation_key, waiting_message_tasks
@@ -46,7 +47,7 @@ class Actor:
 MAX_MESSAGE_TTL = timedelta(days=3650)
 
 
-class Engine(MessagingMixin, JobsMixin, InlineMixin, Runtime):
+class Engine(EscalationMixin, MessagingMixin, JobsMixin, InlineMixin, Runtime):
     def actor(self, username: str) -> Actor:
         """Who ``username`` is to the engine (groups, staff): the CLI's ``--as``."""
         with self.session() as session:
@@ -291,7 +292,9 @@ class Engine(MessagingMixin, JobsMixin, InlineMixin, Runtime):
                 raise Conflict(f"task {task_id} is no longer open")
             task.data.update(data)
             task.run()
-            adv.audit("task_completed_by_user", task_id, entry.element_id, data=data)
+            adv.audit("task_completed_by_user", task_id, entry.element_id, data=data,
+                      due_at=entry.due_at.isoformat() if entry.due_at else None,
+                      created_at=entry.created_at.isoformat(), escalation_level=entry.escalation_level)
             adv.on_saved.append(lambda: answer.append(Completed(
                 task_id, adv.instance.id, adv.instance.status,
                 queue.mine(adv.session, actor, adv.instance.id, adv.definition.forms, adv.now))))

@@ -23,8 +23,10 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.orm import Session
 
+from certflow import workdays
 from certflow.engine import elements as el
 from certflow.engine.dto import JobMessage
+from certflow.engine import policies
 from certflow.engine.spiff import SERVICE_PARAMS, AsyncServiceTask
 from certflow.settings import Settings
 from certflow.store.base import Base
@@ -48,7 +50,7 @@ class Projected:
 
 
 def project(session: Session, instance: Instance, tasks: list[Task], workflow: BpmnWorkflow,
-            now: datetime, settings: Settings, evaluate: Any) -> Projected:
+            now: datetime, settings: Settings, evaluate: Any, elements: dict[str, Any] | None = None) -> Projected:
     """Rewrite the projections that changed since the last save (compared by signature).
     ``tasks`` is every task of the workflow, as the save walked them."""
     before = instance.projected or {}
@@ -66,7 +68,7 @@ def project(session: Session, instance: Instance, tasks: list[Task], workflow: B
     new = instance.projected is None  # a just-started instance has no rows yet: nothing to read
     publish: list[JobMessage] = []
     if new or after["human"] != before.get("human"):
-        _human_tasks(session, instance, ready, now, evaluate, new)
+        _human_tasks(session, instance, ready, now, evaluate, new, Due(elements, settings))
     if new or after["jobs"] != before.get("jobs"):
         publish = _jobs(session, instance, waiting, now, settings, new)
     if new or after["subs"] != before.get("subs"):
@@ -77,25 +79,39 @@ def project(session: Session, instance: Instance, tasks: list[Task], workflow: B
 
 
 def _human_tasks(session: Session, instance: Instance, ready: dict[str, Task], now: datetime,
-                 evaluate: Any, new: bool) -> None:
+                 evaluate: Any, new: bool, due: "Due") -> None:
     existing = set() if new else set(session.scalars(
         select(HumanTask.id).where(HumanTask.instance_id == instance.id)))
     gone = [tid for tid in existing if tid not in ready]
     if gone:
         session.execute(delete(HumanTask).where(HumanTask.id.in_(gone)))
-    rows = [_queue_entry(instance, task, now, evaluate) for tid, task in ready.items() if tid not in existing]
+    rows = [_queue_entry(instance, task, now, evaluate, due) for tid, task in ready.items() if tid not in existing]
     if rows:
         session.execute(insert(table_of(HumanTask)), rows)
 
 
-def _queue_entry(instance: Instance, task: Task, now: datetime, evaluate: Any) -> dict[str, Any]:
+class Due:
+    """Due time and first escalation step of a new queue entry, by the version's policy."""
+
+    def __init__(self, elements: dict[str, Any] | None, settings: Settings) -> None:
+        self.elements, self.settings = elements, settings
+
+    def plan(self, element_id: str, due: str | None, now: datetime) -> tuple[datetime | None, int, datetime | None]:
+        if not due:
+            return None, 0, None
+        cal = workdays.calendar(self.settings.processes_dir)
+        policy = policies.of(self.elements, element_id)
+        due_at = policies.due_at(policy, due, now, cal)
+        level = policies.first_level(policy, due_at, now, cal)
+        return due_at, level, policies.next_at(policy, due_at, level, cal)
+
+
+def _queue_entry(instance: Instance, task: Task, now: datetime, evaluate: Any, due: Due) -> dict[str, Any]:
     spec = task.task_spec
     props = el.properties(spec)
     assignee = evaluate(task, props["assignee"]) if props.get("assignee") else None
-    due_at = None
-    if props.get("due"):
-        duration = TimerEventDefinition.parse_iso_duration(str(evaluate(task, props["due"])))
-        due_at = now + TimerEventDefinition.get_timedelta_from_start(duration, now)
+    due_text = str(evaluate(task, props["due"])) if props.get("due") else None
+    due_at, level, next_escalation_at = due.plan(spec.bpmn_id, due_text, now)
     return dict(
         id=str(task.id), instance_id=instance.id, process_id=instance.process_id,
         business_key=instance.business_key, element_id=spec.bpmn_id,
@@ -103,6 +119,7 @@ def _queue_entry(instance: Instance, task: Task, now: datetime, evaluate: Any) -
         assignee=str(assignee) if assignee else None, form=props.get("form"),
         priority=int(props.get("priority", 50)), due_at=due_at, created_at=now,
         claimed_at=now if assignee else None, context=shown(task),
+        escalation_level=level, next_escalation_at=next_escalation_at,
     )
 
 

@@ -39,7 +39,9 @@ def view(entry: Any, forms: dict[str, Any], now: datetime) -> TaskView:
         candidate_group=entry.candidate_group, assignee=entry.assignee, form=entry.form,
         form_schema=forms.get(entry.form or ""), priority=entry.priority, due_at=entry.due_at,
         created_at=entry.created_at, overdue=entry.due_at is not None and entry.due_at < now,
-        context=entry.context or {},
+        context=entry.context or {}, escalation_level=entry.escalation_level or 0,
+        next_escalation_at=entry.next_escalation_at, escalated_to=entry.escalated_to,
+        escalated_at=entry.escalated_at,
     )
 
 

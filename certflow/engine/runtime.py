@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from zoneinfo import ZoneInfo
 from typing import Any
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
@@ -32,6 +31,7 @@ from certflow.engine.projections import project, table_of
 from certflow.engine.sandbox import SandboxScriptEngine
 from certflow.registry import HandlerRegistry
 from certflow.engine.spiff import SERIALIZER_VERSION, spec_from_dict, state_from_dict, state_to_dict
+from certflow.localtime import LOCAL_TZ
 from certflow.settings import Settings
 from certflow.store.db import transaction
 from certflow.store.models import AuditEvent, Definition, Instance, Message
@@ -39,7 +39,6 @@ from certflow.store.models import AuditEvent, Definition, Instance, Message
 log = logging.getLogger(__name__)
 
 Publisher = Callable[[list[JobMessage]], None]
-LOCAL_TZ = ZoneInfo("Europe/Amsterdam")
 MAX_ENGINE_ROUNDS = 100
 LIVE_WORKFLOWS = 512
 
@@ -242,7 +241,8 @@ class Runtime:
         _audit_transitions(advance, before)
         _store_thrown_messages(advance)
         advance.session.flush()  # the one flush: the projections below read with Core
-        projected = project(advance.session, instance, tasks, workflow, now, self.settings, self.evaluate)
+        projected = project(advance.session, instance, tasks, workflow, now, self.settings, self.evaluate,
+                            advance.definition.elements)
         instance.state = state_to_dict(workflow)
         instance.serializer_version = SERIALIZER_VERSION
         instance.updated_at = now

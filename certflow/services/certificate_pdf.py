@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from io import BytesIO
-from zoneinfo import ZoneInfo
 
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
@@ -16,13 +15,13 @@ from reportlab.lib.utils import simpleSplit
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen.canvas import Canvas
 
+from certflow.localtime import LOCAL_TZ as LOCAL_ZONE
 from certflow.services.email import long_date
 from certflow.services.pdf_fonts import SANS, SANS_BOLD, SERIF_BOLD, register_fonts
 from certflow.services.pdfa import to_pdfa
 from certflow.store.register import Certificate
 
 # The certifier's calendar: the date of issue printed is a Dutch date.
-LOCAL_ZONE = ZoneInfo("Europe/Amsterdam")
 INK = colors.HexColor("#1d5c63")
 
 TEXT = {

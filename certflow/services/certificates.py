@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import select
@@ -31,6 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from certflow.errors import Forbidden, NotFound
+from certflow.localtime import LOCAL_TZ as LOCAL_ZONE
 from certflow.registry import HandlerContext, HandlerError, PermanentError
 from certflow.services.certificate_pdf import render_pdf
 from certflow.services.documents import Document
@@ -40,7 +40,6 @@ from certflow.store.register import Certificate, CertificateCopy, RegisterCounte
 
 REGISTER_PREFIX = "RL"
 # The certifier's calendar: "today" and the year of issue are Dutch dates, not UTC ones.
-LOCAL_ZONE = ZoneInfo("Europe/Amsterdam")
 # Statuses for which a copy may still be handed out; a withdrawn certificate is not reprinted.
 COPYABLE = ("valid", "recertification_running")
 

@@ -110,6 +110,14 @@ class HumanTask(Base):
         # Unassigned group work: what most of the inbox is, and what a claim removes from it.
         Index("ix_human_tasks_unassigned_queue", "candidate_group", "due_at", sa_column("priority").desc(), "created_at",
               "id", postgresql_where=text("assignee IS NULL"), sqlite_where=text("assignee IS NULL")),
+        # The escalation sweep reads only rows with a step still to do, in due order: the
+        # index holds just those, so its cost does not grow with the number of open tasks.
+        Index("ix_human_tasks_next_escalation", "next_escalation_at",
+              postgresql_where=text("next_escalation_at IS NOT NULL"),
+              sqlite_where=text("next_escalation_at IS NOT NULL")),
+        Index("ix_human_tasks_escalated_to", "escalated_to", "escalated_at",
+              postgresql_where=text("escalated_to IS NOT NULL"),
+              sqlite_where=text("escalated_to IS NOT NULL")),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)  # the engine task id
@@ -130,6 +138,13 @@ class HumanTask(Base):
     # What the assignee is shown: the task data named by the task's `show` property. The
     # rest of the instance's data stays with staff (an assessor never sees the other verdict).
     context: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Escalation (certflow.engine.policies): how many of the policy's steps (reminder,
+    # escalation, second level) are done, when the next one is due (NULL: none left), and to
+    # which group the task is escalated now (its escalation inbox) since when.
+    escalation_level: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_escalation_at: Mapped[datetime | None]
+    escalated_to: Mapped[str | None] = mapped_column(String(100))
+    escalated_at: Mapped[datetime | None]
 
 
 class Job(Base):

@@ -23,13 +23,13 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from certflow.localtime import LOCAL_TZ as AMSTERDAM
 from certflow.services.billing.fees import FeeTableError, NoPriceError, cached_tables, deployed_tables
 from certflow.store.billing import Invoice, InvoiceLine
 from certflow.store.models import User
@@ -45,7 +45,6 @@ from certflow.services.billing.totals import amount_text, price_line, totals
 from certflow.services.billing.ubl import build_ubl
 
 # Invoice dates are Dutch calendar dates: 23:30 UTC on 31 December is already next year.
-AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 REQUIRED_ADDRESS = ("street", "postal_code", "city")
 
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from certflow.web.api import (
     certificates,
     definitions,
+    escalations,
     instances,
     invoices,
     messages,
@@ -18,6 +19,6 @@ from certflow.web.api import (
 )
 
 api_router = APIRouter()
-for module in (system, definitions, instances, tasks, messages, payments, invoices, certificates,
-               register):
+for module in (system, definitions, instances, tasks, escalations, messages, payments, invoices,
+               certificates, register):
     api_router.include_router(module.router)

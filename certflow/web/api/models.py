@@ -27,6 +27,10 @@ class Task(BaseModel):
     created_at: IsoDateTime
     overdue: bool
     context: dict[str, Any]
+    escalation_level: int = 0
+    next_escalation_at: IsoDateTime | None = None
+    escalated_to: str | None = None
+    escalated_at: IsoDateTime | None = None
 
 
 class Instance(BaseModel):

@@ -1,0 +1,233 @@
+"""The escalation sweep and the escalation inbox.
+
+The sweep is beat's safety net for every open human task with a due time, whether or not its
+diagram draws a timer: it takes the tasks whose next policy step is due (the partial index on
+``human_tasks.next_escalation_at`` holds only those), applies one step each (reminder,
+escalation, second level), and moves ``next_escalation_at`` on to the next step, all in one
+transaction per batch. On PostgreSQL the batch is taken ``FOR UPDATE SKIP LOCKED``, so two
+schedulers each take different tasks and no level is applied twice; SQLite serializes writers.
+After downtime the steps that were missed are applied once each, oldest first, and every
+audit event carries both the planned and the actual time.
+
+Coordinators work the inbox of tasks escalated to their group: reassign, extend the due time
+(with a reason) or take the task over, each one step and each audited.
+"""
+
+from __future__ import annotations
+
+import heapq
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from certflow import workdays
+from certflow.engine import policies, queue
+from certflow.engine.dto import EscalationView
+from certflow.engine.errors import Forbidden, InvalidInput, NotFound
+from certflow.localtime import end_of_day
+from certflow.store.models import AuditEvent, HumanTask, Instance, User
+
+if TYPE_CHECKING:
+    from certflow.engine.facade import Actor
+    from certflow.engine.runtime import Runtime
+
+    _Base = Runtime
+else:
+    _Base = object
+
+ACTIONS = ("escalation_reminder", "task_escalated", "escalation_reassigned", "escalation_extended",
+           "escalation_taken_over")
+
+
+class EscalationMixin(_Base):
+    # -- the sweep (beat) ------------------------------------------------------------------------
+    def sweep_escalations(self, limit: int = 5000, batch: int = 200) -> int:
+        """Apply every policy step that is due, in due order; returns how many were applied."""
+        applied = 0
+        while applied < limit:
+            taken, done = self._escalate_batch(batch)
+            applied += done
+            if taken == 0:  # every batch moves its tasks' next step past now, so this ends
+                break
+        return applied
+
+    def _escalate_batch(self, size: int) -> tuple[int, int]:
+        """One transaction: lock the ``size`` tasks whose next step is due first and apply their
+        due steps in due order. A task's later step is applied here only if it is not later than
+        the last task taken: any task not taken is due no earlier than that (strict due order)."""
+        with self.session() as session:
+            now = self.now()
+            query = (select(HumanTask, Instance.definition_id)
+                     .join(Instance, Instance.id == HumanTask.instance_id)
+                     .where(HumanTask.next_escalation_at <= now)
+                     .order_by(HumanTask.next_escalation_at).limit(size))
+            if session.bind is not None and session.bind.dialect.name == "postgresql":
+                query = query.with_for_update(of=HumanTask, skip_locked=True)
+            rows = session.execute(query).all()
+            if not rows:
+                return 0, 0
+            cutoff = rows[-1][0].next_escalation_at if len(rows) == size else now
+            cal = workdays.calendar(self.settings.processes_dir)
+            heap = [(entry.next_escalation_at, n, entry, definition_id) for n, (entry, definition_id) in enumerate(rows)]
+            heapq.heapify(heap)
+            events = []
+            while heap:
+                _, n, entry, definition_id = heapq.heappop(heap)
+                event = self._step(session, entry, definition_id, now, cal)
+                if event is None:
+                    continue
+                events.append(event)
+                later = entry.next_escalation_at
+                if later is not None and later <= now and cutoff is not None and later <= cutoff:
+                    heapq.heappush(heap, (later, n, entry, definition_id))
+            if events:
+                session.execute(insert(AuditEvent), events)
+            return len(rows), len(events)
+
+    def _step(self, session: Session, entry: HumanTask, definition_id: int, now: datetime,
+              cal: workdays.Calendar) -> dict[str, Any] | None:
+        policy = policies.of(self.definition(session, definition_id).elements, entry.element_id)
+        planned = policies.steps(policy, entry.due_at, cal) if entry.due_at else []
+        level = entry.escalation_level
+        if level >= len(planned) or planned[level].at > now:  # nothing (more) to do, or re-planned
+            entry.next_escalation_at = planned[level].at if level < len(planned) else None
+            return None
+        step = planned[level]
+        detail: dict[str, Any] = {"policy": policy.get("policy"), "step": step.kind, "level": level + 1,
+                                  "due_at": _iso(entry.due_at), "planned_at": _iso(step.at),
+                                  "assignee": entry.assignee, "group": entry.candidate_group}
+        if step.kind == "reminder":
+            detail["to"] = entry.assignee or entry.candidate_group
+            action = "escalation_reminder"
+        else:
+            entry.escalated_to, entry.escalated_at = step.to_group, now
+            detail["to"] = step.to_group
+            if step.kind == "escalation":
+                detail["on_escalation"] = _on_escalation(session, entry, policy, now)
+            action = "task_escalated"
+        entry.escalation_level = level + 1
+        entry.next_escalation_at = planned[level + 1].at if level + 1 < len(planned) else None
+        return dict(instance_id=entry.instance_id, task_id=entry.id, element_id=entry.element_id,
+                    actor="escalation", action=action, detail=detail, at=now)
+
+    # -- the escalation inbox --------------------------------------------------------------------
+    def escalations(self, actor: "Actor", group: str | None = None) -> list[EscalationView]:
+        """Tasks escalated to one of my groups (staff may name any group), longest waiting first."""
+        groups = [group] if group and (actor.is_staff or group in actor.groups) else list(actor.groups)
+        if group and group not in groups:
+            raise Forbidden(f"you are not in group {group!r}")
+        with self.session() as session:
+            entries = session.scalars(select(HumanTask).where(HumanTask.escalated_to.in_(groups or [""]))
+                                      .order_by(HumanTask.escalated_at).limit(500)).all()
+            return [self._escalation_view(session, e) for e in entries]
+
+    def escalation(self, actor: "Actor", task_id: str) -> EscalationView:
+        with self.session() as session:
+            entry = queue.get(session, task_id)
+            _may_handle(entry, actor)
+            return self._escalation_view(session, entry)
+
+    def _escalation_view(self, session: Session, entry: HumanTask) -> EscalationView:
+        now = self.now()
+        history = session.execute(select(AuditEvent.at, AuditEvent.actor, AuditEvent.action, AuditEvent.detail)
+                                  .where(AuditEvent.instance_id == entry.instance_id,
+                                         AuditEvent.task_id == entry.id, AuditEvent.action.in_(ACTIONS))
+                                  .order_by(AuditEvent.id)).all()
+        last: dict[str, Any] = next((h.detail for h in reversed(history) if h.action == "task_escalated"), {})
+        why = (f"due {_iso(entry.due_at)} passed; policy {last.get('policy', 'default')}, "
+               f"level {last.get('level', entry.escalation_level)}") if entry.due_at else "escalated"
+        return EscalationView(
+            task=queue.view(entry, self.definition_forms(session, entry.instance_id), now),  # type: ignore[attr-defined]
+            escalated_to=entry.escalated_to, escalated_since=entry.escalated_at, why=why,
+            level=entry.escalation_level, next_step_at=entry.next_escalation_at,
+            history=[{"at": h.at, "actor": h.actor, "action": h.action, "detail": h.detail} for h in history])
+
+    def escalation_reassign(self, actor: "Actor", task_id: str, assignee: str, reason: str = "") -> EscalationView:
+        def op(session: Session, entry: HumanTask, now: datetime) -> dict[str, Any]:
+            user = session.get(User, assignee)
+            if user is None:
+                raise NotFound(f"no user {assignee!r}")
+            if entry.candidate_group not in (user.groups or []):
+                raise InvalidInput(f"{assignee} is not in group {entry.candidate_group!r}", field="assignee")
+            before, entry.assignee, entry.claimed_at = entry.assignee, assignee, now
+            return {"from": before, "to": assignee, "reason": reason}
+        return self._resolve(actor, task_id, "escalation_reassigned", op)
+
+    def escalation_take_over(self, actor: "Actor", task_id: str, reason: str = "") -> EscalationView:
+        def op(session: Session, entry: HumanTask, now: datetime) -> dict[str, Any]:
+            before, entry.assignee, entry.claimed_at = entry.assignee, actor.username, now
+            return {"from": before, "to": actor.username, "reason": reason}
+        return self._resolve(actor, task_id, "escalation_taken_over", op)
+
+    def escalation_extend(self, actor: "Actor", task_id: str, due: str, reason: str) -> EscalationView:
+        """A new due time (a term from now, ``10 werkdagen``/``P7D``, or a date ``YYYY-MM-DD``
+        meaning the end of that day); the policy starts over from it."""
+        if not reason.strip():
+            raise InvalidInput("extending a due date needs a reason", field="reason")
+
+        def op(session: Session, entry: HumanTask, now: datetime) -> dict[str, Any]:
+            cal = workdays.calendar(self.settings.processes_dir)
+            policy = policies.of(self.definition(session, _definition_id(session, entry)).elements,
+                                 entry.element_id)
+            new_due = _new_due(due, now, cal, policy)
+            before = entry.due_at
+            entry.due_at = new_due
+            entry.escalation_level = policies.first_level(policy, new_due, now, cal)
+            entry.next_escalation_at = policies.next_at(policy, new_due, entry.escalation_level, cal)
+            return {"old_due_at": _iso(before), "due_at": _iso(new_due), "reason": reason}
+        return self._resolve(actor, task_id, "escalation_extended", op)
+
+    def _resolve(self, actor: "Actor", task_id: str, action: str, op: Any) -> EscalationView:
+        with self.session() as session:
+            entry = queue.get(session, task_id, lock=True)
+            _may_handle(entry, actor)
+            now = self.now()
+            detail = op(session, entry, now)
+            detail["escalated_to"] = entry.escalated_to
+            entry.escalated_to, entry.escalated_at = None, None
+            session.add(AuditEvent(instance_id=entry.instance_id, task_id=entry.id, element_id=entry.element_id,
+                                   actor=actor.username, action=action, detail=detail, at=now))
+            session.flush()
+            return self._escalation_view(session, entry)
+
+
+def _may_handle(entry: HumanTask, actor: "Actor") -> None:
+    if entry.escalated_to is None:
+        raise InvalidInput(f"task {entry.id} is not escalated")
+    if entry.escalated_to not in actor.groups and not actor.is_staff:
+        raise Forbidden(f"task {entry.id} is escalated to {entry.escalated_to!r}, which you are not in")
+
+
+def _on_escalation(session: Session, entry: HumanTask, policy: dict[str, Any], now: datetime) -> str:
+    action = str(policy.get("on_escalation") or "keep")
+    if action == "return_to_group":
+        entry.assignee, entry.claimed_at = None, None
+    elif action.startswith("reassign:"):
+        user = session.get(User, action.removeprefix("reassign:"))
+        if user is None or entry.candidate_group not in (user.groups or []):
+            return f"{action} impossible (no such user in {entry.candidate_group!r}); kept"
+        entry.assignee, entry.claimed_at = user.username, now
+    return action
+
+
+def _definition_id(session: Session, entry: HumanTask) -> int:
+    return int(session.scalar(select(Instance.definition_id).where(Instance.id == entry.instance_id)) or 0)
+
+
+def _new_due(due: str, now: datetime, cal: workdays.Calendar, policy: dict[str, Any]) -> datetime:
+    try:
+        new_due = end_of_day(date.fromisoformat(due.strip()))
+    except ValueError:
+        try:
+            new_due = policies.due_at(policy, due, now, cal)
+        except workdays.TermError as exc:
+            raise InvalidInput(f"due: {exc} (or a date YYYY-MM-DD)", field="due") from exc
+    if new_due <= now:
+        raise InvalidInput("the new due time lies in the past", field="due")
+    return new_due
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
