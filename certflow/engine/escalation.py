@@ -19,7 +19,7 @@ import heapq
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import Select, insert, select
 from sqlalchemy.orm import Session
 
 from certflow import workdays
@@ -59,13 +59,8 @@ class EscalationMixin(_Base):
         the last task taken: any task not taken is due no earlier than that (strict due order)."""
         with self.session() as session:
             now = self.now()
-            query = (select(HumanTask, Instance.definition_id)
-                     .join(Instance, Instance.id == HumanTask.instance_id)
-                     .where(HumanTask.next_escalation_at <= now)
-                     .order_by(HumanTask.next_escalation_at).limit(size))
-            if session.bind is not None and session.bind.dialect.name == "postgresql":
-                query = query.with_for_update(of=HumanTask, skip_locked=True)
-            rows = session.execute(query).all()
+            postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
+            rows = session.execute(due_steps(now, size, postgres)).all()
             if not rows:
                 return 0, 0
             cutoff = rows[-1][0].next_escalation_at if len(rows) == size else now
@@ -191,6 +186,17 @@ class EscalationMixin(_Base):
                                    actor=actor.username, action=action, detail=detail, at=now))
             session.flush()
             return self._escalation_view(session, entry)
+
+
+def due_steps(now: datetime, size: int, postgres: bool) -> Select[tuple[HumanTask, int]]:
+    """The sweep's query: the ``size`` tasks whose next step is due first. It reads the partial
+    index ``ix_human_tasks_next_escalation`` from its start and stops after ``size`` rows, so
+    its cost depends on ``size``, not on how many tasks are open (bench/escalation.py)."""
+    query = (select(HumanTask, Instance.definition_id)
+             .join(Instance, Instance.id == HumanTask.instance_id)
+             .where(HumanTask.next_escalation_at <= now)
+             .order_by(HumanTask.next_escalation_at).limit(size))
+    return query.with_for_update(of=HumanTask, skip_locked=True) if postgres else query
 
 
 def _may_handle(entry: HumanTask, actor: "Actor") -> None:

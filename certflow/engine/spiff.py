@@ -14,7 +14,7 @@ other uses of ``datetime`` (fromisoformat, combine) behave exactly as before.
 
 from __future__ import annotations
 
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 from uuid import UUID
 
@@ -31,6 +31,7 @@ from SpiffWorkflow.spiff.specs.defaults import ServiceTask
 from SpiffWorkflow.task import Task
 
 from certflow.clock import CLOCK
+from certflow.localtime import LOCAL_TZ
 
 SERVICE_PARAMS = "certflow_params"
 
@@ -44,6 +45,27 @@ class _ClockDatetime(datetime):
 
 
 spiff_timer.datetime = _ClockDatetime  # type: ignore[misc]
+
+# A cycle timer that fires late (the scheduler was down, the clock moved across two years)
+# fires once per period it missed, each in its own branch. Each branch gets the time its
+# period was due, in Dutch time, as ``timer_due``, so the branch does the work of *that*
+# period (the yearly fee run invoices the year it was due for, not the year it ran in).
+TIMER_DUE = "timer_due"
+_cycle_update = spiff_timer.CycleTimerEventDefinition.update_task
+
+
+def _update_stamping_due(self: Any, my_task: Task) -> None:
+    known = {id(child) for child in my_task.children}
+    _cycle_update(self, my_task)
+    fresh = [child for child in my_task.children if id(child) not in known]
+    value = my_task._get_internal_data("event_value")
+    if fresh and isinstance(value, dict):
+        due = datetime.fromisoformat(value["next"]) - timedelta(seconds=value["duration"])
+        for child in fresh:
+            child.data[TIMER_DUE] = due.astimezone(LOCAL_TZ).isoformat()
+
+
+spiff_timer.CycleTimerEventDefinition.update_task = _update_stamping_due  # type: ignore[method-assign]
 
 
 class AsyncServiceTask(ServiceTask):  # type: ignore[misc]

@@ -3,7 +3,9 @@
 Used by the operators (handlers/register_fee.py)
 ------------------------------------------------
 ``register_fee/fan_out``
-    input:  ``{year: int | None = None (see ``reference_year``), batch_size: int = 1000}``
+    input:  ``{year: int | None = None, due: datetime | None = None, batch_size: int = 1000}``;
+    without ``year`` the fee year is ``reference_year`` of ``due`` (when the yearly timer's
+    period was due: a run that fires late invoices the year it was due for), else of now.
     result: ``{year, reference_date, count, queued}``: ``count`` professionals were in the
     register on the reference date (1 January of ``year``); ``queued`` of them got a new
     ``register_fee_due`` message in this run (0 when the year was already done).
@@ -52,6 +54,8 @@ class FanOutInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     year: int | None = Field(default=None, ge=2000, le=2999)
+    # When the run was due (the yearly timer's period, ISO): a late run invoices that year.
+    due: datetime | None = None
     batch_size: int = Field(default=1000, ge=1, le=10_000)
 
 
@@ -87,7 +91,7 @@ def fee_key(year: int, holder: str) -> str:
 
 def fan_out(ctx: HandlerContext, data: FanOutInput) -> dict[str, Any]:
     """Queue ``register_fee_due`` for every professional in the register on 1 January."""
-    year = data.year or reference_year(ctx.now)
+    year = data.year or reference_year(data.due or ctx.now)
     reference = date(year, 1, 1)
     count = queued = 0
     rows = ctx.session.execute(in_register(reference).execution_options(yield_per=data.batch_size))

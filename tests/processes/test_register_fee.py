@@ -316,3 +316,15 @@ def test_fan_out_over_2000_professionals(inprocess: Driver) -> None:
     for job in waiting[:: n // 3]:  # a sample of the invoices, made by the real handler
         assert d.engine.run_job(job) == "done"
     assert {str(i.gross_total) for i in invoices()} == {"160.93"}
+
+
+def test_runs_that_fire_late_invoice_the_years_they_were_due_for(inprocess: Driver) -> None:
+    """The scheduler was down (or the clock moved) across two New Years: on restart each missed
+    run fires once and invoices its own year, none is taken for the year it ran in."""
+    d = inprocess
+    professional(d, "pia", valid_years=5)
+    d.later("P800D")  # February 2029: the runs of 1 January 2027 and 2028, and the one of
+    # 31 December 2028 (365-day cycle after a leap year: the run for 2029), all fire now
+    assert [(r["year"], r["queued"]) for r in run_results(d)] == [(2027, 1), (2028, 1), (2029, 1)]
+    assert sorted(fee_instances()) == ["fee-2027-pia", "fee-2028-pia", "fee-2029-pia"]
+    assert sorted(i.reference for i in invoices()) == [f"Registerbijdrage {y}" for y in (2027, 2028, 2029)]
