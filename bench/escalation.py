@@ -206,7 +206,7 @@ def main() -> None:
         print(f"escalated {len(lat):,} tasks in {took:.1f} s with a real worker and beat; latency due -> escalated: "
               f"p50 {p50:.2f} s, p95 {p95:.2f} s, max {lat[-1]:.2f} s "
               f"(p95 / beat interval = {p95 / args.interval:.2f}; target <= 2)")
-        sweep_ms = sweep_query(url, args.n, "10k: real + synthetic rows")
+        sweep_ms = sweep_query(url, args.n, "the escalated rows above, 200 made due again")
         if args.million:
             grow(url, 1_000_000)
             million_ms = sweep_query(url, 1_000_000, "1M: SYNTHETIC rows")

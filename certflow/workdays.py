@@ -60,19 +60,19 @@ class Term:
         return self.calendar is None
 
     def add_to(self, instant: datetime, sign: int = 1) -> datetime:
-        """Calendar terms only. Months, weeks and days count on the Dutch calendar (10:00 stays
-        10:00 across summer time; 31 January + P1M is the last day of February), hours and
-        less as elapsed time."""
+        """Calendar terms only. Weeks, days and less are elapsed time, as in the diagram's
+        timers (a task due ``P14D`` and a boundary timer ``P14D`` fall together, also across a
+        change of summer time); months count on the Dutch calendar (31 January + P1M is the
+        last day of February)."""
         assert self.calendar is not None
         months, days, rest = self.calendar
-        if months or days:
+        if months:
             local = to_local(instant).replace(tzinfo=None)
             index = local.year * 12 + local.month - 1 + sign * months
             year, month = divmod(index, 12)
             local = local.replace(year=year, month=month + 1, day=min(local.day, monthrange(year, month + 1)[1]))
-            local += timedelta(days=sign * days)
             instant = local.replace(tzinfo=LOCAL_TZ).astimezone(timezone.utc)
-        return instant + sign * rest
+        return instant + sign * (timedelta(days=days) + rest)
 
 
 def parse_term(text: str) -> Term:

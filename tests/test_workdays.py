@@ -70,8 +70,8 @@ def test_the_holidays_package_alone_is_not_the_act() -> None:
     ("2026-12-30T09:00", "1 werkdag", "2027-01-05T00:00+01:00"),
     # ten working days across two weekends, Easter and the change to summer time
     ("2026-03-23T09:00", "10 werkdagen", "2026-04-09T00:00+02:00"),
-    # calendar terms count Dutch calendar days (10:00 stays 10:00 across summer time)
-    ("2026-03-20T10:00", "P14D", "2026-04-03T10:00+02:00"),
+    # calendar days are elapsed time, like the diagram's timers (summer time began meanwhile)
+    ("2026-03-20T10:00", "P14D", "2026-04-03T11:00+02:00"),
     ("2026-01-31T10:00", "P1M", "2026-02-28T10:00+01:00"),
 ])
 def test_due_dates_count_working_days(start: str, term: str, expected: str) -> None:
@@ -84,7 +84,7 @@ def test_a_calendar_term_ending_on_a_holiday_moves_to_the_next_working_day_when_
     # King's Day celebrated on Saturday 26 April 2025, Sunday 27: Monday 28 April is a working day
     assert due("2025-04-12T10:00", "P14D", move=True) == "2025-04-29T00:00+02:00"
     # a term ending on a working day does not move
-    assert due("2026-03-24T10:00", "P14D", move=True) == "2026-04-07T10:00+02:00"
+    assert due("2026-03-24T10:00", "P14D", move=True) == "2026-04-07T11:00+02:00"
 
 
 def test_reminders_and_further_terms_count_working_days_back_and_forth() -> None:
