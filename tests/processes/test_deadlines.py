@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+import handlers
 from certflow.engine.deploy import discover, parse_folder
 from tests.processes.driver import PROCESSES, Driver
 from tests.processes.test_recertification_written import certify, through_dossier
@@ -12,7 +13,7 @@ from tests.processes.test_recertification_written import certify, through_dossie
 
 @pytest.mark.parametrize("folder", discover(PROCESSES), ids=lambda f: f.name)
 def test_every_user_task_has_a_due_date_and_a_policy(folder) -> None:
-    bundle = parse_folder(folder)
+    bundle = parse_folder(folder, handlers.load_all())
     assert bundle.problems == []
     for element, meta in bundle.elements.items():
         if meta.get("type") != "UserTask":
