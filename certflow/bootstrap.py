@@ -18,8 +18,13 @@ from certflow.store.db import get_engine, session_factory
 def build_engine(publisher: Publisher | None = None, database_url: str | None = None) -> Engine:
     import handlers
 
+    from certflow.services.notices import notifier
+
     settings = get_settings()
-    return Engine(settings, session_factory(database_url), publisher, registry=handlers.load_all())
+    sessions = session_factory(database_url)
+    engine = Engine(settings, sessions, publisher, registry=handlers.load_all())
+    engine.notify = notifier(sessions, settings, engine.now)
+    return engine
 
 
 @lru_cache(maxsize=1)

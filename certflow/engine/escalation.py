@@ -16,6 +16,8 @@ Coordinators work the inbox of tasks escalated to their group: reassign, extend 
 from __future__ import annotations
 
 import heapq
+import logging
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -37,23 +39,33 @@ if TYPE_CHECKING:
 else:
     _Base = object
 
+log = logging.getLogger(__name__)
 ACTIONS = ("escalation_reminder", "task_escalated", "escalation_reassigned", "escalation_extended",
            "escalation_taken_over")
 
 
 class EscalationMixin(_Base):
+    # Told about every committed batch of steps (the audit rows): the composition root wires
+    # the emails to assignees and escalation groups here (certflow.services.notices).
+    notify: Callable[[list[dict[str, Any]]], None] | None = None
+
     # -- the sweep (beat) ------------------------------------------------------------------------
     def sweep_escalations(self, limit: int = 5000, batch: int = 200) -> int:
         """Apply every policy step that is due, in due order; returns how many were applied."""
         applied = 0
         while applied < limit:
-            taken, done = self._escalate_batch(batch)
-            applied += done
+            taken, events = self._escalate_batch(batch)
+            applied += len(events)
+            if events and self.notify is not None:
+                try:
+                    self.notify(events)
+                except Exception:  # a mail server down must not stop the sweep: the steps stand
+                    log.exception("escalation notices for %d step(s) failed", len(events))
             if taken == 0:  # every batch moves its tasks' next step past now, so this ends
                 break
         return applied
 
-    def _escalate_batch(self, size: int) -> tuple[int, int]:
+    def _escalate_batch(self, size: int) -> tuple[int, list[dict[str, Any]]]:
         """One transaction: lock the ``size`` tasks whose next step is due first and apply their
         due steps in due order. A task's later step is applied here only if it is not later than
         the last task taken: any task not taken is due no earlier than that (strict due order)."""
@@ -62,7 +74,7 @@ class EscalationMixin(_Base):
             postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
             rows = session.execute(due_steps(now, size, postgres)).all()
             if not rows:
-                return 0, 0
+                return 0, []
             cutoff = rows[-1][0].next_escalation_at if len(rows) == size else now
             cal = workdays.calendar(self.settings.processes_dir)
             heap = [(entry.next_escalation_at, n, entry, definition_id) for n, (entry, definition_id) in enumerate(rows)]
@@ -79,7 +91,7 @@ class EscalationMixin(_Base):
                     heapq.heappush(heap, (later, n, entry, definition_id))
             if events:
                 session.execute(insert(AuditEvent), events)
-            return len(rows), len(events)
+            return len(rows), events
 
     def _step(self, session: Session, entry: HumanTask, definition_id: int, now: datetime,
               cal: workdays.Calendar) -> dict[str, Any] | None:
@@ -92,7 +104,8 @@ class EscalationMixin(_Base):
         step = planned[level]
         detail: dict[str, Any] = {"policy": policy.get("policy"), "step": step.kind, "level": level + 1,
                                   "due_at": _iso(entry.due_at), "planned_at": _iso(step.at),
-                                  "assignee": entry.assignee, "group": entry.candidate_group}
+                                  "assignee": entry.assignee, "group": entry.candidate_group,
+                                  "title": entry.title, "business_key": entry.business_key}
         if step.kind == "reminder":
             detail["to"] = entry.assignee or entry.candidate_group
             action = "escalation_reminder"

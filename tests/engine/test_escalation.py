@@ -22,6 +22,7 @@ from certflow.engine.facade import Actor
 from certflow.localtime import LOCAL_TZ
 from certflow.settings import reset_settings
 from certflow.store.db import session_scope
+from certflow.store.communications import EmailMessage
 from certflow.store.models import AuditEvent
 from tests.support import ROOT, Harness
 
@@ -83,6 +84,12 @@ def steps(task_id: str | None = None) -> list[dict[str, Any]]:
         return [{"element": e.element_id, "task": e.task_id, "at": e.at, **e.detail} for e in s.scalars(query)]
 
 
+def mails() -> list[tuple[str, str]]:
+    with session_scope() as s:
+        rows = s.scalars(select(EmailMessage).order_by(EmailMessage.created_at, EmailMessage.recipient))
+        return [(m.recipient, m.template) for m in rows if m.status == "sent"]
+
+
 def task(h: Harness, element: str, instance_id: str) -> Any:
     return next(t for t in h.engine.instance(h.staff, instance_id).open_tasks if t.element_id == element)
 
@@ -103,6 +110,7 @@ def test_working_day_due_dates_reminder_escalation_and_second_level_across_easte
     [reminder] = steps(assess.id)
     assert (reminder["step"], reminder["to"]) == ("reminder", "ada")
     assert reminder["planned_at"] == local(EASTER + timedelta(days=3)).isoformat()
+    assert mails() == [("ada", "escalation/reminder")]  # the assessor holding it
 
     travel(local(EASTER + timedelta(days=4), 1))  # the due time passed
     assert h.engine.sweep_escalations() == 1
@@ -114,6 +122,7 @@ def test_working_day_due_dates_reminder_escalation_and_second_level_across_easte
     assert "passed" in escalated.why and escalated.level == 2
     assert [e["action"] for e in escalated.history] == ["escalation_reminder", "task_escalated"]
     assert h.engine.escalations(mo) == []
+    assert mails()[1:] == [("cor", "escalation/escalated")]  # every coordinator
 
     # second level 2 working days later: Friday, then Monday (the weekend does not count)
     assert escalated.next_step_at == local(EASTER + timedelta(days=8))
@@ -124,6 +133,7 @@ def test_working_day_due_dates_reminder_escalation_and_second_level_across_easte
     assert [v.task.id for v in h.engine.escalations(mo)] == [assess.id]
     assert h.engine.escalations(cor) == []
     assert [s["step"] for s in steps(assess.id)] == ["reminder", "escalation", "second_level"]
+    assert mails()[2:] == [("mo", "escalation/escalated")]
 
 
 def test_a_scheduler_stopped_for_days_applies_every_missed_step_once_in_due_order(h: Harness) -> None:

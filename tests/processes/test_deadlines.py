@@ -3,10 +3,13 @@ past-due verdict task escalates: reminder, then the coordinators, who reassign i
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 import handlers
 from certflow.engine.deploy import discover, parse_folder
+from tests.integration.topology import wait_for
 from tests.processes.driver import PROCESSES, Driver
 from tests.processes.test_recertification_written import certify, through_dossier
 
@@ -37,11 +40,19 @@ def test_a_verdict_past_due_reminds_the_assessor_then_escalates_to_the_coordinat
     through_dossier(d)
     first = next(t for t in d.inbox("ria") if t.element_id == "assess_1")
     assert first.due_at is not None and first.next_escalation_at is not None
-    d.later("P22D")  # the 21 days for a verdict passed; beat's sweep runs (and here once more)
-    d.engine.sweep_escalations()
+    d.later("P22D")  # the 21 days for a verdict passed
+    if d.topology is None:
+        d.engine.sweep_escalations()  # in-process tier: what beat's tick runs
     cor = d.people["cor"]
-    escalated = {v.task.element_id: v for v in d.engine.escalations(cor)}
+    # with a real worker and beat, beat's sweep alone escalates them
+    def both() -> dict[str, Any] | None:
+        found = {v.task.element_id: v for v in d.engine.escalations(cor) if v.level == 2}
+        return found if len(found) == 2 else None
+
+    escalated = wait_for(both, timeout=60, what="beat's escalation sweep", topology=d.topology)
     assert set(escalated) == {"assess_1", "assess_2"}
+    assert wait_for(lambda: "escalation/reminder" in d.emails("ria"), what="the reminder mail")
+    assert "escalation/escalated" in d.emails("cor")
     history = escalated["assess_1"].history
     assert [(h["action"], h["detail"]["step"]) for h in history] == [
         ("escalation_reminder", "reminder"), ("task_escalated", "escalation")]
