@@ -1,15 +1,15 @@
 """escalation: per-task escalation level, next step and escalation inbox on human_tasks
 
-Revision ID: 0002_escalation
-Revises: 0001
+Revision ID: 0004_escalation
+Revises: 0003_accounts
 """
 from alembic import op
 import sqlalchemy as sa
 import certflow.store.base
 
 
-revision = '0002_escalation'
-down_revision = '0001'
+revision = '0004_escalation'
+down_revision = '0003_accounts'
 branch_labels = None
 depends_on = None
 
