@@ -26,12 +26,14 @@ from certflow.errors import Conflict, InvalidInput, NotFound
 from certflow.i18n import LANGUAGES, N_
 from certflow.store.models import User
 
-ROLES = ("candidate", "professional", "office", "coordinator", "mentor", "assessor",
+ROLES = ("candidate", "professional", "office", "coordinator", "office_manager", "mentor", "assessor",
          "committee", "certifier", "supervisor", "process_owner", "admin")
-STAFF_ROLES = frozenset({"office", "coordinator", "certifier", "process_owner", "admin"})
+# office_manager: the second escalation level (processes/*/escalation.json).
+STAFF_ROLES = frozenset({"office", "coordinator", "office_manager", "certifier", "process_owner", "admin"})
 ROLE_LABELS = {
     "candidate": N_("Candidate"), "professional": N_("Professional"), "office": N_("Office"),
-    "coordinator": N_("Coordinator"), "mentor": N_("Mentor"), "assessor": N_("Assessor"),
+    "coordinator": N_("Coordinator"), "office_manager": N_("Office manager"),
+    "mentor": N_("Mentor"), "assessor": N_("Assessor"),
     "committee": N_("Committee"), "certifier": N_("Certifier"), "supervisor": N_("Supervisor"),
     "process_owner": N_("Process owner"), "admin": N_("Administrator"),
 }
