@@ -1,15 +1,15 @@
 """escalation: per-task escalation level, next step and escalation inbox on human_tasks
 
-Revision ID: 0004_escalation
-Revises: 0003_accounts
+Revision ID: 0005_escalation
+Revises: 0004_message_buffer
 """
 from alembic import op
 import sqlalchemy as sa
 import certflow.store.base
 
 
-revision = '0004_escalation'
-down_revision = '0003_accounts'
+revision = '0005_escalation'
+down_revision = '0004_message_buffer'
 branch_labels = None
 depends_on = None
 
