@@ -213,10 +213,10 @@ def due_steps(now: datetime, size: int, postgres: bool) -> Select[tuple[HumanTas
 
 
 def _may_handle(entry: HumanTask, actor: "Actor") -> None:
+    if not actor.is_staff and (entry.escalated_to is None or entry.escalated_to not in actor.groups):
+        raise Forbidden(f"task {entry.id} is not escalated to a group of yours")
     if entry.escalated_to is None:
         raise InvalidInput(f"task {entry.id} is not escalated")
-    if entry.escalated_to not in actor.groups and not actor.is_staff:
-        raise Forbidden(f"task {entry.id} is escalated to {entry.escalated_to!r}, which you are not in")
 
 
 def _on_escalation(session: Session, entry: HumanTask, policy: dict[str, Any], now: datetime) -> str:
