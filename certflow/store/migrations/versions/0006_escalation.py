@@ -1,15 +1,15 @@
 """escalation: per-task escalation level, next step and escalation inbox on human_tasks
 
-Revision ID: 0005_escalation
-Revises: 0004_message_buffer
+Revision ID: 0006_escalation
+Revises: 0005_einvoice_customers
 """
 from alembic import op
 import sqlalchemy as sa
 import certflow.store.base
 
 
-revision = '0005_escalation'
-down_revision = '0004_message_buffer'
+revision = '0006_escalation'
+down_revision = '0005_einvoice_customers'
 branch_labels = None
 depends_on = None
 
