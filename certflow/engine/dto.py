@@ -64,6 +64,34 @@ class InstanceView:
 
 
 @dataclass(frozen=True)
+class Step:
+    """An open user task of a case, as the person the case is about may see it: what, whose
+    group, due when; and its id only when it is theirs to do."""
+
+    title: str
+    group: str | None
+    due_at: datetime | None
+    overdue: bool
+    mine: bool
+    task_id: str | None
+
+
+@dataclass(frozen=True)
+class CaseProgress:
+    """Where a case stands for its candidate: open steps and what it waits for, no data."""
+
+    id: str
+    process_id: str
+    business_key: str
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    ended_at: datetime | None
+    steps: list[Step] = field(default_factory=list)
+    waiting_for: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class Completed:
     """What completing a task tells the user: it is done, where the instance stands, and what
     in that instance is theirs to do next (not the instance's data: it may not be theirs)."""

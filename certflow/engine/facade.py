@@ -47,7 +47,7 @@ class Actor:
 MAX_MESSAGE_TTL = timedelta(days=3650)
 
 
-class Engine(EscalationMixin, MessagingMixin, JobsMixin, InlineMixin, Runtime):
+class Engine(HandoverMixin, EscalationMixin, MessagingMixin, JobsMixin, InlineMixin, Runtime):
     def actor(self, username: str) -> Actor:
         """Who ``username`` is to the engine (groups, staff): the CLI's ``--as``."""
         with self.session() as session:
@@ -215,6 +215,13 @@ class Engine(EscalationMixin, MessagingMixin, JobsMixin, InlineMixin, Runtime):
             waiting_for=[f"{s.message_name} ({s.correlation_key})" for s in waits],
         )
 
+    def progress(self, actor: Actor, process_id: str | None = None) -> list[CaseProgress]:
+        """The actor's own cases (started by or about them), newest first, each with its open
+        steps (titles and due dates of everyone's tasks, never their data) and the messages it
+        waits for: what "Mijn CMI" shows as "where does my case stand"."""
+        with self.session() as session:
+            return overview.progress(session, actor, process_id, self.now())
+
     def instances(self, actor: Actor, process_id: str | None = None, status: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
         with self.session() as session:
             query = select(Instance.id, Instance.process_id, Instance.business_key, Instance.status,
@@ -244,14 +251,28 @@ class Engine(EscalationMixin, MessagingMixin, JobsMixin, InlineMixin, Runtime):
 
     # -- human tasks -------------------------------------------------------------------------
     def inbox(self, actor: Actor, process_id: str | None = None, group: str | None = None,
-              overdue: bool | None = None, limit: int = PAGE_SIZE) -> list[TaskView]:
+              overdue: bool | None = None, limit: int = PAGE_SIZE,
+              filters: InboxFilter | None = None) -> list[TaskView]:
         """The first page of the inbox (``inbox_page`` pages on)."""
-        return self.inbox_page(actor, process_id, group, overdue, limit).tasks
+        return self.inbox_page(actor, process_id, group, overdue, limit, filters=filters).tasks
 
     def inbox_page(self, actor: Actor, process_id: str | None = None, group: str | None = None,
-                   overdue: bool | None = None, limit: int = PAGE_SIZE, after: str | None = None) -> InboxPage:
+                   overdue: bool | None = None, limit: int = PAGE_SIZE, after: str | None = None,
+                   filters: InboxFilter | None = None) -> InboxPage:
+        """My tasks and my groups' unassigned ones, due first, a page at a time; ``filters``
+        (the inbox page's) narrow them, an explicit argument winning over the same field."""
+        if filters is not None:
+            process_id = process_id or filters.process_id
+            group = group or filters.group
+            overdue = overdue if overdue is not None else filters.overdue
         with self.session() as session:
-            return queue.inbox(session, self, actor, process_id, group, overdue, limit, after)
+            return queue.inbox(session, self, actor, process_id, group, overdue, limit, after, filters)
+
+    def inbox_choices(self, actor: Actor) -> dict[str, Any]:
+        """What the inbox filters offer: the user tasks of the latest deployed versions, and the
+        groups the actor may filter on (staff: every lane)."""
+        with self.session() as session:
+            return overview.inbox_choices(session, actor)
 
     def task(self, actor: Actor, task_id: str) -> TaskView:
         with self.session() as session:

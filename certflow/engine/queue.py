@@ -17,6 +17,7 @@ from certflow.engine import inbox as inboxq
 from certflow.engine.dto import InboxPage, TaskView
 from certflow.engine.errors import Conflict, Forbidden, InvalidInput, NotFound
 from certflow.store.models import HumanTask, Instance, User
+from certflow.engine.inbox_filters import InboxFilter as Criteria, conditions
 
 if TYPE_CHECKING:
     from certflow.engine.facade import Actor
@@ -47,16 +48,19 @@ def view(entry: Any, forms: dict[str, Any], now: datetime) -> TaskView:
 
 def inbox(session: Session, runtime: "Runtime", actor: "Actor", process_id: str | None,
           group: str | None, overdue: bool | None, limit: int = inboxq.PAGE_SIZE,
-          after: str | None = None) -> InboxPage:
+          after: str | None = None, criteria: Criteria | None = None) -> InboxPage:
     """Mine, plus unassigned in my groups; staff may ask for any group. Due first, a page at
-    a time (see certflow.engine.inbox for the order and the indexes behind it)."""
+    a time (see certflow.engine.inbox for the order and the indexes behind it);
+    ``criteria`` (the inbox page's filters) add their conditions to every branch."""
     now = runtime.now()
     if group and (actor.is_staff or group in actor.groups):
         sources = [HumanTask.candidate_group == group]
     else:
         sources = [HumanTask.assignee == actor.username] + [
             HumanTask.assignee.is_(None) & (HumanTask.candidate_group == g) for g in dict.fromkeys(actor.groups)]
-    entries, next_cursor = inboxq.page(session, sources, inboxq.InboxFilter(process_id, overdue), now, limit, after)
+    extra = tuple(conditions(criteria, actor.username, now)) if criteria is not None else ()
+    entries, next_cursor = inboxq.page(session, sources, inboxq.InboxFilter(process_id, overdue, extra),
+                                       now, limit, after)
     forms = forms_of(session, runtime, {e.instance_id for e in entries})
     return InboxPage([view(e, forms[e.instance_id], now) for e in entries], next_cursor)
 

@@ -22,3 +22,10 @@ class Viewer(Protocol):
 def require_staff(viewer: Viewer, what: str) -> None:
     if not viewer.is_staff:
         raise Forbidden(f"only staff may {what}")
+
+
+class Member(Viewer, Protocol):
+    """A viewer whose groups matter too (what is shared with a group, work on a group's case)."""
+
+    @property
+    def groups(self) -> tuple[str, ...]: ...

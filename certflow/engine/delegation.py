@@ -1,0 +1,93 @@
+"""Handing a claimed task on: delegation by its holder, and staff assigning many at once.
+
+Delegation is Camunda's "pass it to a colleague": the person holding a task gives it to another
+member of the task's group, without staff. A task whose assignee the diagram names (a
+candidate's dossier, an assessor's verdict) belongs to that person; they cannot pass it on,
+only staff can reassign it, under the same rules as the first assignment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from certflow.engine.dto import TaskView
+from certflow.engine.errors import CertflowError, Forbidden, InvalidInput, NotFound
+from certflow.store.models import HumanTask, Instance, User
+
+if TYPE_CHECKING:
+    from certflow.engine.facade import Actor
+
+MAX_BULK = 500
+
+
+@dataclass(frozen=True)
+class BulkOutcome:
+    """One line of a bulk assignment: done, or why not (the others still went through)."""
+
+    task_id: str
+    ok: bool
+    message: str
+
+
+def delegate(session: Session, entry: HumanTask, actor: "Actor", to: str, now: datetime,
+             elements: dict[str, Any]) -> None:
+    if entry.assignee != actor.username and not actor.is_staff:
+        raise Forbidden(f"only the person holding task {entry.id} (or staff) may delegate it")
+    if not actor.is_staff and (elements.get(entry.element_id) or {}).get("assignee"):
+        raise Forbidden(f"task {entry.id} is assigned to you by the process; ask the office to reassign it")
+    if to == entry.assignee:
+        raise InvalidInput(f"task {entry.id} is already with {to}", field="assignee")
+    user = session.get(User, to)
+    if user is None:
+        raise NotFound(f"no user {to!r}", field="assignee")
+    if entry.candidate_group not in (user.groups or []):
+        raise InvalidInput(f"{to} is not in group {entry.candidate_group!r}", field="assignee")
+    entry.assignee, entry.claimed_at = to, now
+
+
+class HandoverMixin:
+    """The facade's delegate and bulk-assign (mixed into certflow.engine.facade.Engine)."""
+
+    if TYPE_CHECKING:  # provided by the facade
+        def definition(self, session: Session, definition_id: int) -> Any: ...
+
+        def assign(self, actor: "Actor", task_id: str, assignee: str) -> TaskView: ...
+
+        def _queue_op(self, actor: "Actor", task_id: str, action: str, op: Any) -> TaskView: ...
+
+    def delegate(self, actor: "Actor", task_id: str, to: str) -> TaskView:
+        """The holder passes the task to a colleague in its group."""
+        def op(session: Session, entry: HumanTask, who: "Actor", now: datetime) -> None:
+            definition_id = session.scalar(
+                select(Instance.definition_id).where(Instance.id == entry.instance_id))
+            elements = self.definition(session, definition_id).elements if definition_id else {}
+            delegate(session, entry, who, to, now, elements)
+        return self._queue_op(actor, task_id, "delegated", op)
+
+    def assign_many(self, actor: "Actor", task_ids: list[str], assignee: str) -> list[BulkOutcome]:
+        """Staff assign several tasks to one person; each in its own transaction, so one refusal
+        (a task completed meanwhile, a group the person is not in) leaves the others assigned."""
+        if not actor.is_staff:
+            raise Forbidden("only staff may assign tasks")
+        outcomes = []
+        for task_id in check_bulk(task_ids):
+            try:
+                self.assign(actor, task_id, assignee)
+                outcomes.append(BulkOutcome(task_id, True, f"assigned to {assignee}"))
+            except CertflowError as exc:
+                outcomes.append(BulkOutcome(task_id, False, exc.message))
+        return outcomes
+
+
+def check_bulk(task_ids: list[str]) -> list[str]:
+    unique = list(dict.fromkeys(t for t in task_ids if t))
+    if not unique:
+        raise InvalidInput("choose at least one task", field="task_ids")
+    if len(unique) > MAX_BULK:
+        raise InvalidInput(f"at most {MAX_BULK} tasks at once", field="task_ids")
+    return unique

@@ -1,0 +1,206 @@
+"""Mijn CMI: the candidate's own pages. Where my cases stand and what happens next, my tasks
+(the dossier, answers to questions) with my documents, invoices, certificates, and my data
+(newsletter, export, erasure). Applying and ordering live in mijn_apply.py.
+
+A candidate uses this a few times in three years: every page says what it is for, what to do
+next, and by when, in plain words; dates and amounts in Dutch format on Dutch pages.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi.responses import RedirectResponse, Response
+
+from certflow.engine.dto import CaseProgress
+from certflow.engine.errors import CertflowError, Conflict, NotFound
+from certflow.i18n import N_, gettext
+from certflow.services import case_documents as documents
+from certflow.services import certificates as certificate_service
+from certflow.services import my_data
+from certflow.services.billing import views as billing_views
+from certflow.store.db import session_scope
+from certflow.services.accounts import Account
+from certflow.web.deps import actor_of, get_engine
+from certflow.web.pages import task_forms
+from certflow.web.pages.deps import form_values, require_role, safe_next, visitor_of
+from certflow.web.pages.inbox import attachment, context_rows
+from certflow.web.pages.nav import CANDIDATE_ROLES
+from certflow.web.pages.rendering import render
+
+router = APIRouter()
+Candidate = Annotated[Account, Depends(require_role(*CANDIDATE_ROLES))]
+PROCESS_NAMES = {
+    "certification": N_("First certification"),
+    "recertification_written": N_("Written recertification"),
+    "recertification_supervisor": N_("Recertification with a supervisor"),
+    "orders": N_("Order"),
+    "data_erasure": N_("Request to erase my data"),
+    "certificate_lifecycle": N_("Your certificate"),
+    "register_fee": N_("Yearly register fee"),
+}
+WAITING = {"payment_received": N_("We are waiting for your payment of the invoice.")}
+UPLOAD_REFUSALS = {
+    "TooLarge": N_("The file is larger than %(mb)s MB. Make it smaller (for example by saving it "
+                   "as PDF) and upload it again."),
+    "UnsupportedType": N_("This file is not a PDF, Word (DOCX) or OpenDocument (ODT) document. Save "
+                          "it in one of those formats and upload it again."),
+    "InvalidInput": N_("The file is empty. Choose the document again."),
+}
+FLASHES = {
+    "uploaded": N_("Your document has been added."),
+    "done": N_("Thank you, your answer has been sent."),
+    "newsletter": N_("Your newsletter choice has been saved."),
+    "erasure": N_("Your request has been sent to the office. You will hear from us within a month."),
+}
+
+
+def _flash(request: Request) -> str | None:
+    return FLASHES.get(request.query_params.get("saved", ""))
+
+
+def _cases(account: Account) -> list[CaseProgress]:
+    return [c for c in get_engine().progress(actor_of(account)) if c.process_id != "register_fee_run"]
+
+
+@router.get("/mijn")
+def overview(request: Request, account: Candidate) -> Response:
+    cases = _cases(account)
+    return render(request, "mijn/overview.html", {
+        "account": account, "running": [c for c in cases if c.status == "running"],
+        "finished": [c for c in cases if c.status != "running"], "names": PROCESS_NAMES,
+        "waiting": WAITING, "flash": _flash(request),
+        "my_steps": [s for c in cases for s in c.steps if s.mine],
+    })
+
+
+@router.get("/mijn/cases/{instance_id}")
+def case_page(request: Request, instance_id: str, account: Candidate) -> Response:
+    case = next((c for c in _cases(account) if c.id == instance_id), None)
+    if case is None:
+        raise NotFound(f"no case {instance_id!r} of yours")
+    return render(request, "mijn/case.html", {
+        "case": case, "names": PROCESS_NAMES, "waiting": WAITING, "flash": _flash(request),
+        "documents": _documents(account, instance_id), "errors": {},
+        "accept": ",".join(documents.EXTENSIONS.values()), "max_mb": documents.MAX_BYTES // 2**20,
+    })
+
+
+def _documents(account: Account, instance_id: str) -> list[documents.DocumentView]:
+    with session_scope() as session:
+        return documents.for_case(session, actor_of(account), instance_id)
+
+
+def _task_page(request: Request, account: Account, task_id: str, values: dict[str, Any] | None = None,
+               errors: dict[str, str] | None = None, status_code: int = 200,
+               message: str | None = None) -> Response:
+    task = get_engine().task(actor_of(account), task_id)
+    return render(request, "mijn/task.html", {
+        **task_forms.form_of(task, account, values, errors), "task": task, "message": message,
+        "context": context_rows(task, account.language), "flash": _flash(request),
+        "documents": _documents(account, task.instance_id),
+        "accept": ",".join(documents.EXTENSIONS.values()), "max_mb": documents.MAX_BYTES // 2**20,
+    }, status_code=status_code)
+
+
+@router.get("/mijn/tasks/{task_id}")
+def task_page(request: Request, task_id: str, account: Candidate) -> Response:
+    return _task_page(request, account, task_id)
+
+
+@router.post("/mijn/tasks/{task_id}")
+async def complete_task(request: Request, task_id: str, account: Candidate) -> Response:
+    sent = await task_forms.submit(request, account, task_id)
+    if sent.done:
+        return RedirectResponse("/mijn?saved=done", status_code=303)
+    if sent.stale or sent.task is None:
+        return render(request, "mijn/stale.html", {"message": task_forms.STALE}, status_code=409)
+    return _task_page(request, account, task_id, sent.data, sent.errors, status_code=422)
+
+
+@router.post("/mijn/cases/{instance_id}/documents")
+async def upload(request: Request, instance_id: str, account: Candidate,
+                 file: Annotated[UploadFile, File()], next: Annotated[str, Form()] = "") -> Response:
+    back = safe_next(next, f"/mijn/cases/{instance_id}")
+    # Read one byte past the limit: enough to refuse, never the whole of a huge upload.
+    content = await file.read(documents.MAX_BYTES + 1)
+    try:
+        with session_scope() as session:
+            documents.upload(session, actor_of(account), instance_id, file.filename or "", content)
+    except CertflowError as exc:
+        if exc.status == 404:
+            raise
+        language = visitor_of(request).language
+        message = gettext(language, UPLOAD_REFUSALS.get(type(exc).__name__, UPLOAD_REFUSALS["InvalidInput"]))
+        return render(request, "mijn/upload_refused.html", {
+            "message": message % {"mb": documents.MAX_BYTES // 2**20}, "back": back},
+            status_code=exc.status)
+    sep = "&" if "?" in back else "?"
+    return RedirectResponse(f"{back}{sep}saved=uploaded", status_code=303)
+
+
+@router.get("/mijn/invoices")
+def invoices(request: Request, account: Candidate) -> Response:
+    with session_scope() as session:
+        rows = my_data.invoices(session, actor_of(account))
+    return render(request, "mijn/invoices.html", {"invoices": rows})
+
+
+@router.get("/mijn/invoices/{number}/{kind}")
+def invoice_file(number: str, kind: Literal["pdf", "ubl"], account: Candidate) -> Response:
+    with session_scope() as session:
+        document = billing_views.invoice_document(session, actor_of(account), number, kind)
+    return Response(document.content, media_type=document.media_type,
+                    headers={"Content-Disposition": attachment(document.filename)})
+
+
+@router.get("/mijn/certificates")
+def certificates(request: Request, account: Candidate) -> Response:
+    with session_scope() as session:
+        rows = certificate_service.certificates_of(session, actor_of(account), None)
+    return render(request, "mijn/certificates.html", {"certificates": rows})
+
+
+@router.get("/mijn/certificates/{certificate_id}/pdf")
+def certificate_file(certificate_id: str, account: Candidate, language: str | None = None) -> Response:
+    with session_scope() as session:
+        document = certificate_service.certificate_document(session, actor_of(account), certificate_id, language)
+    return Response(document.content, media_type=document.media_type,
+                    headers={"Content-Disposition": attachment(document.filename)})
+
+
+@router.get("/mijn/data")
+def my_data_page(request: Request, account: Candidate) -> Response:
+    return render(request, "mijn/data.html", {"account": account, "flash": _flash(request),
+                                              "errors": {}, "values": {}})
+
+
+@router.post("/mijn/data/newsletter")
+async def newsletter(request: Request, account: Candidate) -> Response:
+    form = await form_values(request)
+    with session_scope() as session:
+        my_data.set_newsletter(session, actor_of(account), receive=form.get("newsletter") == "yes")
+    return RedirectResponse("/mijn/data?saved=newsletter", status_code=303)
+
+
+@router.get("/mijn/data/export")
+def export(account: Candidate) -> Response:
+    with session_scope() as session:
+        content = my_data.export_json(session, actor_of(account))
+    return Response(content, media_type="application/json", headers={
+        "Content-Disposition": attachment(f"mijn-cmi-{account.username}.json")})
+
+
+@router.post("/mijn/data/erasure")
+async def erasure(request: Request, account: Candidate) -> Response:
+    form = await form_values(request)
+    data = {"candidate": account.username, "reason": form.get("reason", "")[:2000]}
+    try:
+        get_engine().start(actor_of(account), "data_erasure", f"erasure-{account.username}", data)
+    except CertflowError as exc:
+        message = N_("You already asked; the office is handling your request.") if isinstance(
+            exc, Conflict) else exc.message
+        return render(request, "mijn/data.html", {
+            "account": account, "values": form, "errors": {"reason": message}}, status_code=exc.status)
+    return RedirectResponse("/mijn?saved=erasure", status_code=303)

@@ -1,0 +1,93 @@
+"""Erasure requests, every path of processes/data_erasure through the real store and handlers:
+approved (anonymised, invoices kept), refused (with the ground emailed), and refused at the
+start while a case is still running."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from certflow.engine.errors import InvalidInput
+from certflow.services import case_documents as documents
+from certflow.store.billing import Invoice
+from certflow.store.communications import EmailMessage
+from certflow.store.db import session_scope
+from certflow.store.models import Instance, User
+from certflow.store.workspace import Document
+from tests.processes.driver import Driver
+from tests.services.conftest import tx
+
+PDF = b"%PDF-1.4\n%%EOF\n"
+
+
+def ask(d: Driver, who: str = "cas") -> str:
+    view = d.engine.start(d.people[who], "data_erasure", f"erasure-{who}", {"candidate": who, "reason": "Weg ermee"})
+    d.settle()
+    return view.id
+
+
+def finished_application(d: Driver) -> str:
+    """An application with a document that the office found not eligible: a finished case."""
+    view = d.engine.start(d.people["cas"], "certification", "APP-1",
+                          {"candidate": "cas", "eligibility_route": "evc", "motivation": "Ik wil"})
+    d.settle()
+    tx(documents.upload, d.people["cas"], view.id, "diploma.pdf", PDF)
+    d.do("olga", "check_eligibility", {"eligible": False, "remarks": "Geen EVC-rapport"})
+    return view.id
+
+
+def book_invoice(d: Driver) -> str:
+    d.engine.start(d.people["cas"], "orders", "BOOK-1", {"customer": "cas", "product": "book", "quantity": 1})
+    d.settle()
+    with session_scope() as s:
+        invoice = s.scalars(select(Invoice).where(Invoice.customer_username == "cas")).one()
+        number, amount = invoice.number, str(invoice.gross_total)
+    d.engine.deliver_message(d.people["olga"], "payment_received", {"amount": amount},
+                             correlation={"invoice_number": number})
+    d.settle()
+    d.do("olga", "ship_book", {"shipped": True, "tracking_code": "3S123"})
+    return number
+
+
+def test_approved_request_anonymises_and_keeps_invoices(driver: Driver) -> None:
+    application = finished_application(driver)
+    number = book_invoice(driver)
+    erasure = ask(driver)
+    [task] = [t for t in driver.inbox("olga") if t.element_id == "review_erasure"]
+    assert task.context == {"candidate": "cas", "reason": "Weg ermee"}
+    driver.do("olga", "review_erasure", {"approved": True, "note": ""})
+    with session_scope() as s:
+        user = s.get(User, "cas")
+        assert user.display_name == "Geanonimiseerd" and user.address == {} and "cas" not in user.email
+        assert s.get(Instance, application) is None
+        assert s.scalars(select(Document)).all() == []
+        invoice = s.scalars(select(Invoice).where(Invoice.number == number)).one()
+        assert invoice.customer_username == "cas" and invoice.customer_name  # kept 7 years
+        mails = s.scalars(select(EmailMessage).where(EmailMessage.recipient == "cas")).all()
+        assert mails and all(m.body_text == "" and m.to_address == "" for m in mails)
+        done = s.get(Instance, erasure)
+        assert done.status == "completed"
+    result = driver.engine.instance(driver.people["olga"], erasure).data["erasure"]
+    assert result["cases_removed"] == 2 and result["documents_removed"] == 1
+    assert result["invoices_kept"] == 1 and result["invoices_kept_until"].endswith("-12-31")
+
+
+def test_refused_request_tells_the_ground_and_changes_nothing(driver: Driver) -> None:
+    application = finished_application(driver)
+    ask(driver)
+    driver.do("olga", "review_erasure", {"approved": False, "note": "Er loopt een geschil over uw factuur."})
+    assert driver.emails("cas")[-1] == "privacy/erasure_refused"
+    with session_scope() as s:
+        assert s.get(User, "cas").display_name != "Geanonimiseerd"
+        assert s.get(Instance, application) is not None
+        body = s.scalars(select(EmailMessage.body_text).where(
+            EmailMessage.template == "privacy/erasure_refused")).one()
+    assert "geschil over uw factuur" in body
+
+
+def test_not_while_a_case_is_running(driver: Driver) -> None:
+    driver.engine.start(driver.people["cas"], "certification", "APP-2",
+                        {"candidate": "cas", "eligibility_route": "evc", "motivation": "Ik wil"})
+    with pytest.raises(InvalidInput) as refused:
+        driver.engine.start(driver.people["cas"], "data_erasure", "erasure-cas", {"candidate": "cas"})
+    assert "APP-2" in refused.value.message and "finished" in refused.value.message

@@ -1,0 +1,133 @@
+"""The inbox and task pages as their users see them (in-process browser): the list with
+overdue marked in words, filters saved and shared, claim/assign/delegate, the task's form
+with per-field errors, the stale-page message, and documents of one's own cases only."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+import certflow.bootstrap
+
+from certflow.bootstrap import build_engine
+from certflow.engine.facade import Actor
+from certflow.services import case_documents as documents
+from certflow.store.db import session_scope
+from tests.processes.driver import PROCESSES
+from tests.support import Harness
+from tests.web.pages_support import ADDRESS, Browser, person
+
+PDF = b"%PDF-1.4\n%%EOF\n"
+
+
+@pytest.fixture
+def site(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    harness = Harness(build_engine())
+    engine = harness.engine
+    # The pages ask certflow.bootstrap for the process's engine: this test's, on its database.
+    monkeypatch.setattr(certflow.bootstrap, "engine", lambda: engine)
+    engine.deploy(Actor.system(), PROCESSES, only=["certification"])
+    people = {
+        "olga": person("olga", ["office"], staff=True), "otto": person("otto", ["office"], staff=True),
+        "mila": person("mila", ["mentor"]), "max": person("max", ["mentor"]),
+        "cas": person("cas", ["candidate"], address=ADDRESS), "bea": person("bea", ["candidate"], address=ADDRESS),
+    }
+    for who in ("cas", "bea"):
+        engine.start(Actor(who, ("candidate",)), "certification", f"APP-{who}",
+                     {"candidate": who, "eligibility_route": "hbo_diploma", "motivation": "Ik wil"})
+    harness.run_jobs()
+    return people
+
+
+def signed_in(site: dict[str, str], who: str) -> Browser:
+    b = Browser()
+    b.sign_in(site[who])
+    return b
+
+
+def _task_ids(html: str) -> list[str]:
+    return re.findall(r'href="/inbox/tasks/([0-9a-f-]+)', html)
+
+
+def test_the_office_sees_its_queue_and_opens_a_task_with_its_form(site: dict[str, str]) -> None:
+    b = signed_in(site, "olga")
+    page = b.get("/inbox")
+    assert page.status_code == 200
+    assert "APP-cas" in page.text and "APP-bea" in page.text and "Toelaatbaarheid beoordelen" in page.text
+    task_id = _task_ids(page.text)[0]
+    opened = b.get(f"/inbox/tasks/{task_id}")
+    assert "Toelaatbaar" in opened.text and 'name="eligible"' not in opened.text  # claim first
+    claimed = b.post(f"/inbox/tasks/{task_id}/claim", {}, form_page=f"/inbox/tasks/{task_id}")
+    assert claimed.status_code == 200 and 'name="eligible"' in claimed.text
+    assert "olga" in claimed.text
+
+
+def test_overdue_is_said_in_words_and_filters_narrow_and_save(site: dict[str, str]) -> None:
+    from certflow.clock import CLOCK, parse_duration
+    from certflow.store.db import session_scope
+
+    with session_scope() as s:
+        CLOCK.advance(s, parse_duration("P6D"), allowed=True)
+    b = signed_in(site, "olga")  # after the clock moved: a 6-day-old session has expired
+    page = b.get("/inbox")
+    assert page.text.count("Te laat") >= 2 or page.text.count("Overdue") >= 2
+    narrowed = b.get("/inbox?candidate=bea")
+    assert "APP-bea" in narrowed.text and "APP-cas" not in narrowed.text
+    saved = b.post("/inbox/filters", {"candidate": "bea", "name": "Bea", "shared_group": "office"},
+                   form_page="/inbox?candidate=bea")
+    assert saved.status_code == 200 and "Bea" in saved.text
+    other = signed_in(site, "otto")
+    shared = other.get("/inbox")
+    assert "Bea" in shared.text
+    filter_id = re.search(r'/inbox\?filter=(\d+)', shared.text).group(1)
+    assert "APP-cas" not in other.get(f"/inbox?filter={filter_id}").text
+
+
+def test_completing_with_bad_input_shows_field_errors_then_stale_page_is_refused(site: dict[str, str]) -> None:
+    b = signed_in(site, "olga")
+    task_id = _task_ids(b.get("/inbox?candidate=cas").text)[0]
+    b.post(f"/inbox/tasks/{task_id}/claim", {}, form_page=f"/inbox/tasks/{task_id}")
+    form_page = f"/inbox/tasks/{task_id}"
+    bad = b.post(f"/inbox/tasks/{task_id}/complete", {"eligible": "false", "remarks": ""}, form_page=form_page)
+    assert bad.status_code == 422
+    assert 'aria-invalid="true"' in bad.text and ("Vul dit veld in." in bad.text or "Fill in this field." in bad.text)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', b.get(form_page).text).group(1)
+    done = b.post(f"/inbox/tasks/{task_id}/complete", {"eligible": "true", "remarks": ""}, csrf=token)
+    assert done.status_code == 200 and task_id not in _task_ids(done.text)
+    again = b.post(f"/inbox/tasks/{task_id}/complete", {"eligible": "true", "remarks": ""}, csrf=token)
+    assert again.status_code == 409
+    assert "nothing was saved" in again.text or "niets opgeslagen" in again.text
+
+
+def test_bulk_assign_and_delegate(site: dict[str, str]) -> None:
+    b = signed_in(site, "olga")
+    ids = _task_ids(b.get("/inbox").text)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', b.last.text).group(1)
+    response = b.client.post("/inbox/assign", data={"task_ids": ids, "assignee": "otto", "csrf_token": token})
+    assert response.status_code == 200
+    otto = signed_in(site, "otto")
+    mine = otto.get("/inbox?scope=mine")
+    assert set(_task_ids(mine.text)) == set(ids)
+    delegated = otto.post(f"/inbox/tasks/{ids[0]}/delegate", {"assignee": "mila"}, form_page=f"/inbox/tasks/{ids[0]}")
+    assert delegated.status_code == 422 and "mila" in delegated.text  # not in the office group
+
+
+def test_documents_only_for_those_on_the_case(site: dict[str, str]) -> None:
+    cas = Actor("cas", ("candidate",))
+    engine = build_engine()
+    case = engine.progress(cas)[0].id
+    with session_scope() as session:
+        doc = documents.upload(session, cas, case, "dossier.pdf", PDF)
+    office = signed_in(site, "olga")
+    download = office.get(f"/documents/{doc.id}")
+    assert download.status_code == 200 and download.content == PDF
+    assert "dossier.pdf" in download.headers["content-disposition"]
+    for outsider in ("max", "bea"):
+        refused = signed_in(site, outsider).get(f"/documents/{doc.id}")
+        assert refused.status_code == 404 or refused.status_code == 403
+        assert refused.content != PDF
+
+
+def test_a_candidate_cannot_open_the_inbox(site: dict[str, str]) -> None:
+    assert signed_in(site, "cas").get("/inbox").status_code == 403

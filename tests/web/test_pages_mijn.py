@@ -1,0 +1,118 @@
+"""Mijn CMI as a candidate sees it (in-process browser): apply one question per page with
+check-your-answers, see where the case stands, upload documents (type and size checked), do
+the dossier task, download invoices, export my data, ask for erasure; and never reach another
+candidate's things."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+import certflow.bootstrap
+
+from certflow.engine.facade import Actor
+from certflow.services import case_documents as documents
+from certflow.store.db import session_scope
+from tests.processes.driver import PROCESSES
+from tests.support import Harness
+from tests.web.pages_support import ADDRESS, Browser, person
+
+PDF = b"%PDF-1.4\n%%EOF\n"
+
+
+@pytest.fixture
+def site(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    harness.engine.deploy(Actor.system(), PROCESSES,
+                          only=["certification", "recertification_written", "orders", "data_erasure"])
+    # The pages ask certflow.bootstrap for the process's engine: this test's, on its database.
+    monkeypatch.setattr(certflow.bootstrap, "engine", lambda: harness.engine)
+    return {"cas": person("cas", ["candidate"], address=ADDRESS),
+            "bea": person("bea", ["candidate"], address=ADDRESS),
+            "olga": person("olga", ["office"], staff=True)}
+
+
+def _docs(case: str) -> list:
+    with session_scope() as session:
+        return documents.for_case(session, Actor("cas", ("candidate",)), case)
+
+
+def signed_in(site: dict[str, str], who: str) -> Browser:
+    b = Browser()
+    b.sign_in(site[who])
+    return b
+
+
+def apply(b: Browser) -> str:
+    first = b.post("/mijn/apply", {"step": "0"}, form_page="/mijn/apply")
+    assert first.status_code == 422  # nothing chosen: the question again, with its error
+    assert 'aria-invalid="true"' in first.text
+    second = b.post("/mijn/apply", {"step": "0", "eligibility_route": "evc"}, form_page="/mijn/apply")
+    assert 'name="motivation"' in second.text and 'name="eligibility_route" value="evc"' in second.text
+    check = b.post("/mijn/apply", {"step": "1", "eligibility_route": "evc", "motivation": "Ik begeleid al 10 jaar"},
+                   form_page="/mijn/apply")
+    assert "Ik begeleid al 10 jaar" in check.text and "step=0" in check.text  # change links
+    sent = b.post("/mijn/apply", {"submit": "yes", "eligibility_route": "evc",
+                                  "motivation": "Ik begeleid al 10 jaar"}, form_page="/mijn/apply")
+    assert sent.status_code == 200
+    return re.search(r'href="/mijn/cases/([0-9a-f]+)"', sent.text).group(1)
+
+
+def test_apply_then_follow_the_case_and_add_documents(site: dict[str, str], harness: Harness) -> None:
+    b = signed_in(site, "cas")
+    case = apply(b)
+    harness.run_jobs()  # the confirmation e-mail; then the office's check is open
+    overview = b.get("/mijn")
+    assert "Toelaatbaarheid beoordelen" in overview.text
+    page = b.get(f"/mijn/cases/{case}")
+    assert page.status_code == 200
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    ok = b.client.post(f"/mijn/cases/{case}/documents", data={"csrf_token": token},
+                       files={"file": ("diploma.pdf", PDF, "application/pdf")})
+    assert ok.status_code == 200 and "diploma.pdf" in ok.text
+    wrong = b.client.post(f"/mijn/cases/{case}/documents", data={"csrf_token": token},
+                          files={"file": ("diploma.pdf", b"MZ\x90\x00binary", "application/pdf")})
+    assert wrong.status_code == 415 and "PDF" in wrong.text
+    big = b.client.post(f"/mijn/cases/{case}/documents", data={"csrf_token": token},
+                        files={"file": ("big.pdf", PDF + b"0" * documents.MAX_BYTES, "application/pdf")})
+    assert big.status_code == 413 and "10 MB" in big.text
+    assert len(_docs(case)) == 1
+    # Another candidate: not their case, not their upload.
+    bea = signed_in(site, "bea")
+    assert bea.get(f"/mijn/cases/{case}").status_code in (403, 404)
+    bea_token = re.search(r'name="csrf_token" value="([^"]+)"', bea.get("/mijn").text).group(1)
+    refused = bea.client.post(f"/mijn/cases/{case}/documents", data={"csrf_token": bea_token},
+                              files={"file": ("x.pdf", PDF, "application/pdf")})
+    assert refused.status_code in (403, 404)
+    assert len(_docs(case)) == 1
+
+
+def test_recertification_refused_with_what_to_do_instead(site: dict[str, str]) -> None:
+    b = signed_in(site, "cas")
+    b.post("/mijn/recertify", {"step": "0", "route": "written"}, form_page="/mijn/recertify")
+    refused = b.post("/mijn/recertify", {"submit": "yes", "route": "written", "level": "same"},
+                     form_page="/mijn/recertify")
+    assert refused.status_code == 422
+    assert "first certification" in refused.text.lower() or "eerste certificering" in refused.text.lower()
+
+
+def test_export_and_erasure_request(site: dict[str, str], harness: Harness) -> None:
+    b = signed_in(site, "cas")
+    exported = b.get("/mijn/data/export")
+    assert exported.status_code == 200 and "attachment" in exported.headers["content-disposition"]
+    assert json.loads(exported.content)["account"]["username"] == "cas"
+    saved = b.post("/mijn/data/newsletter", {"newsletter": "no"}, form_page="/mijn/data")
+    assert saved.status_code == 200 and 'value="no" checked' in saved.text
+    asked = b.post("/mijn/data/erasure", {"reason": "Ik stop"}, form_page="/mijn/data")
+    assert asked.status_code == 200
+    olga = signed_in(site, "olga")
+    assert "Verwijderverzoek beoordelen" in olga.get("/inbox").text
+    again = b.post("/mijn/data/erasure", {"reason": ""}, form_page="/mijn/data")
+    assert again.status_code == 409
+
+
+def test_invoices_of_others_are_not_found(site: dict[str, str]) -> None:
+    b = signed_in(site, "bea")
+    assert b.get("/mijn/invoices/2026-000001/pdf").status_code in (403, 404)
+    assert b.get("/mijn/certificates/deadbeef/pdf").status_code in (403, 404)
