@@ -25,6 +25,10 @@ from certflow.engine.errors import Conflict, InvalidInput, NotFound
 from certflow.engine.inbox import PAGE_SIZE
 from certflow.engine.inline import InlineMixin
 from certflow.engine.escalation import EscalationMixin
+from certflow.engine import overview
+from certflow.engine.delegation import HandoverMixin
+from certflow.engine.dto import CaseProgress
+from certflow.engine.inbox_filters import InboxFilter
 from certflow.engine.jobs import JobsMixin
 from certflow.engine.messaging import MessagingMixin
 from certflow.engine.projections import correlation_key, waiting_message_tasks

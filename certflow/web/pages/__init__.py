@@ -40,7 +40,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from certflow.errors import CertflowError
 from certflow.settings import ROOT
-from certflow.web.pages import account, admin, auth, register
+from certflow.web.pages import account, admin, auth, inbox, mijn, mijn_apply, register
 from certflow.web.pages.deps import (
     PageDeps,
     CsrfRefused,
@@ -57,7 +57,8 @@ NODE_MODULES = ROOT / "node_modules"
 # What the pages load from npm packages (package.json): mounted file by file, not the tree.
 VENDOR = {"htmx.org": "htmx.org/dist", "axe-core": "axe-core"}
 
-ROUTERS: list[APIRouter] = [auth.router, account.router, admin.router, register.router]
+ROUTERS: list[APIRouter] = [auth.router, account.router, admin.router, register.router,
+                            inbox.router, mijn.router, mijn_apply.router]
 
 
 def build_router() -> APIRouter:
