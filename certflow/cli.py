@@ -7,6 +7,7 @@ obey the same rules as the HTTP API. Errors print one clear line and exit with s
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import datetime
 from functools import wraps
@@ -250,10 +251,43 @@ def clock_advance(duration: str) -> None:
     click.echo(f"now {now.isoformat()}; {fired} instance(s) had due timers")
 
 
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True)
+@click.option("--workers", default=1, show_default=True, help="uvicorn worker processes.")
+def web(host: str, port: int, workers: int) -> None:
+    """Run the web API (uvicorn); with several workers /metrics adds up all of them."""
+    import uvicorn
+
+    from certflow.observability import metrics
+    from certflow.settings import get_settings
+
+    if workers > 1 and not metrics.multiprocess_dir():
+        metrics.prepare_multiprocess(get_settings().var_dir / "metrics" / f"web-{port}")
+    # The app configures logging itself (JSON lines); uvicorn's access log is replaced by ours.
+    uvicorn.run("certflow.web.app:app", host=host, port=port, workers=workers, access_log=False,
+                log_config=None)
+
+
+def _celery_role(role: str) -> None:
+    """Before Celery starts: name the process in log lines, and with CERTFLOW_METRICS_PORT serve
+    /metrics for this process and (multiprocess mode) its prefork children."""
+    from certflow.observability import metrics
+    from certflow.settings import get_settings
+    from worker import app as worker_app
+
+    worker_app.ROLE["name"] = role
+    settings = get_settings()
+    if settings.metrics_port:
+        metrics.prepare_multiprocess(settings.var_dir / "metrics" / f"{role}-{os.getpid()}")
+        metrics.start_exporter(settings.metrics_port)
+
+
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def worker(args: tuple[str, ...]) -> None:
     """Run a Celery worker (extra arguments go to celery)."""
+    _celery_role("worker")
     from worker.app import app
 
     app.worker_main(["worker", "--loglevel=INFO", *args])
@@ -264,6 +298,8 @@ def worker(args: tuple[str, ...]) -> None:
 def beat(args: tuple[str, ...]) -> None:
     """Run the scheduler (Celery beat): fires due timers and sweeps the job outbox."""
     from certflow.settings import get_settings
+
+    _celery_role("beat")
     from worker.app import app
 
     schedule = str(get_settings().var_dir / "celerybeat-schedule")

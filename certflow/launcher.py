@@ -38,7 +38,7 @@ def prepare() -> tuple[list[DemoLogin], str | None]:
 def commands(host: str, port: int, workers: int) -> dict[str, list[str]]:
     python = sys.executable
     return {
-        "web": [python, "-m", "uvicorn", "certflow.web.app:app", "--host", host, "--port", str(port)],
+        "web": [python, "-m", "certflow.cli", "web", "--host", host, "--port", str(port)],
         "worker": [python, "-m", "certflow.cli", "worker", f"--concurrency={workers}", "--without-gossip",
                    "--without-mingle", "--without-heartbeat"],
         "beat": [python, "-m", "certflow.cli", "beat"],

@@ -61,6 +61,15 @@ class Settings(BaseSettings):
     # argon2id cost (RFC 9106's second recommendation); tests lower it to stay fast.
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
+    # Logs: JSON lines (one object per line, with request/instance/task/job ids) or text.
+    log_format: Literal["json", "text"] = "json"
+    log_level: str = "INFO"
+    # Worker and beat serve their own /metrics on this port (0: none). Web serves /metrics
+    # itself; when metrics_token is set, /metrics wants it as a Bearer token.
+    metrics_port: int = 0
+    metrics_token: str = ""
+    # certflow doctor: a due timer or an unclaimed job older than this is reported.
+    doctor_lag_seconds: float = 300.0
 
     certificate_validity_years: int = 3
     # The broker queue jobs and ticks travel on; separate deployments (or test runs) sharing

@@ -8,17 +8,23 @@ re-queue, and the engine makes redelivery harmless (see certflow.engine.jobs).
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
+from time import perf_counter
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import after_task_publish, setup_logging, worker_process_init, worker_process_shutdown
 from kombu.transport.sqlalchemy import Transport as SqlTransport
 from sqlalchemy import Engine, create_engine, text
 
 from certflow.engine.dto import JobMessage
+from certflow.observability import metrics
+from certflow.observability.context import current, log_context
 from certflow.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
+# Which process this is (worker or beat), for the log lines; set by the CLI before starting.
+ROLE = {"name": "worker"}
 
 
 def make_app(settings: Settings) -> Celery:
@@ -67,6 +73,15 @@ app = make_app(get_settings())
 publish = make_publisher(app)
 
 
+@setup_logging.connect
+def _json_logs(**_: object) -> None:
+    # Connecting here stops Celery from installing its own log format.
+    from certflow.observability.logs import configure_logging
+
+    settings = get_settings()
+    configure_logging(ROLE["name"], settings.log_format, settings.log_level)
+
+
 @worker_process_init.connect
 def _fresh_connections(**_: object) -> None:
     # A forked child must not share its parent's database sockets.
@@ -75,11 +90,33 @@ def _fresh_connections(**_: object) -> None:
     reset_engines()
 
 
+@worker_process_shutdown.connect
+def _child_gone(**_: object) -> None:
+    metrics.child_exited(os.getpid())
+
+
+@after_task_publish.connect
+def _published(sender: str | None = None, **_: object) -> None:
+    if ROLE["name"] == "beat" and sender == "certflow.tick":
+        metrics.beat_tick_sent()
+
+
 @app.task(name="certflow.run_job")
 def run_job(job_id: int) -> str:
+    """Run one job; its log lines carry the job, instance, task and originating request ids."""
     from certflow.bootstrap import engine
 
-    return engine().run_job(job_id)
+    with log_context(job_id=job_id):
+        started, outcome = perf_counter(), "error"
+        try:
+            outcome = engine().run_job(job_id)
+            return outcome
+        finally:
+            seconds = perf_counter() - started
+            handler = str(current().get("handler", "unknown"))
+            metrics.job_finished(handler, outcome.split(":")[0], seconds)
+            log.info("job %s %s: %s", job_id, handler, outcome, extra={"outcome": outcome,
+                                                                      "duration_ms": round(seconds * 1000, 1)})
 
 
 @app.task(name="certflow.tick")
@@ -88,12 +125,15 @@ def tick() -> dict[str, int]:
     and apply due escalation steps (reminders, escalations) to human tasks."""
     from certflow.bootstrap import engine
 
-    eng = engine()
-    timers = eng.fire_due_timers(limit=None, budget_seconds=eng.settings.timer_budget_seconds)
-    return {"timers": timers, "messages": eng.drain_messages(eng.settings.drain_batch),
-            "buffered": eng.correlate_buffered(), "expired": eng.expire_buffered(),
-            "jobs": eng.sweep_jobs(), "escalations": eng.sweep_escalations(),
-            "pruned": prune_delivered(eng.settings)}
+    with log_context():
+        eng = engine()
+        timers = eng.fire_due_timers(limit=None, budget_seconds=eng.settings.timer_budget_seconds)
+        result = {"timers": timers, "messages": eng.drain_messages(eng.settings.drain_batch),
+                  "buffered": eng.correlate_buffered(), "expired": eng.expire_buffered(),
+                  "jobs": eng.sweep_jobs(), "escalations": eng.sweep_escalations(),
+                  "pruned": prune_delivered(eng.settings)}
+    metrics.tick_done(result)
+    return result
 
 
 _BROKER_DB: dict[str, Engine] = {}

@@ -24,6 +24,7 @@ from certflow.engine.errors import Conflict, Forbidden, InvalidInput, NotFound
 from certflow.engine.messaging import emit
 from certflow.engine.projections import ATTEMPT, NOT_BEFORE, table_of
 from certflow.engine.spiff import complete_service_task, find_task
+from certflow.observability.context import bind
 from certflow.registry import HandlerContext, PermanentError
 from certflow.store.models import AuditEvent, Incident, Instance, Job
 
@@ -80,6 +81,8 @@ class JobsMixin(_Base):
                 log.info("job %s is %s; duplicate delivery ignored", job_id, job.status)
                 return f"ignored:{job.status}"
             instance_id = job.instance_id
+            bind(job_id=job_id, instance_id=instance_id, task_id=job.task_id, handler=job.operator,
+                 request_id=job.request_id)
             here = self.runs_in_advance(job.operator)
             if not here:
                 job.status = "running"

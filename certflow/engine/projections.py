@@ -28,6 +28,7 @@ from certflow.engine import elements as el
 from certflow.engine.dto import JobMessage
 from certflow.engine import policies
 from certflow.engine.spiff import SERVICE_PARAMS, AsyncServiceTask
+from certflow.observability.context import request_id as current_request_id
 from certflow.settings import Settings
 from certflow.store.base import Base
 from certflow.store.models import HumanTask, Instance, Job, Subscription
@@ -155,7 +156,7 @@ def _jobs(session: Session, instance: Instance, waiting: dict[str, Task], now: d
             params=task.internal_data.get(SERVICE_PARAMS, {}), attempt=attempt,
             max_attempts=task.task_spec.retries or settings.job_max_attempts, status="queued",
             available_at=available, published_at=now if delay == timedelta(0) else None,
-            created_at=now,
+            created_at=now, request_id=current_request_id(),
         ).returning(Job.id)).scalar_one()
         if delay == timedelta(0):
             publish.append(JobMessage(job_id, operator))

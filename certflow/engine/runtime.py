@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from time import perf_counter
 from typing import Any
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
@@ -25,6 +26,8 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, defer, sessionmaker
 
 from certflow.clock import CLOCK
+from certflow.observability.context import bind
+from certflow.observability.metrics import observe_advance
 from certflow.engine.dto import JobMessage
 from certflow.engine.errors import InvalidInput, NotFound
 from certflow.engine.projections import project, table_of
@@ -157,6 +160,7 @@ class Runtime:
         """``instance_id`` may be a function that finds it in the advance's own session (from a
         task id, say), saving a transaction."""
         published: list[JobMessage] = []
+        started = perf_counter()
         with self.session() as session:
             # Autoflush would flush before every query of the advance (about 9 each); save()
             # flushes once, before the projections read the tables.
@@ -165,10 +169,12 @@ class Runtime:
                 instance_id = instance_id(session)
             advance, before = self.open_advance(session, lock_instance(session, instance_id), actor)
             advance.inline = inline
+            bind(instance_id=instance_id)
             yield advance
             published = self.save(advance, before)
             for hook in advance.on_saved:
                 hook()
+        observe_advance(perf_counter() - started)
         self._checkin(advance.instance, advance.workflow, advance.states)
         self.after_commit(advance, published)
 

@@ -170,6 +170,9 @@ class Job(Base):
     finished_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
+    # The HTTP request whose advance wrote this job (or the job before it in the chain), so one
+    # request can be followed through the worker's log lines.
+    request_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class Incident(Base):

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from certflow.engine.dto import to_json
 from certflow.errors import CertflowError
 from certflow.web import pages
+from certflow.web import ops
 from certflow.web.api import api_router
 from certflow.web.docs import add_docs
 from certflow.web.limits import BodyLimit, BodyTooLarge, refusal
@@ -44,6 +45,7 @@ def create_app() -> FastAPI:
     app.include_router(api_router)
     pages.install(app)  # the browser application: pages, static files, HTML error pages
     app.add_middleware(BodyLimit)
+    ops.install(app)
     return app
 
 

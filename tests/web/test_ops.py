@@ -1,0 +1,124 @@
+"""Operations endpoints as an operator and a load balancer see them: /healthz, /readyz with the
+reason it is not ready, /metrics in Prometheus format with what the system is doing, and the
+request id that follows a request into the jobs it causes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import select
+
+from certflow.bootstrap import migrate
+from certflow.observability.context import log_context
+from certflow.settings import reset_settings
+from certflow.store.db import reset_engines, session_scope
+from certflow.store.models import Job
+from certflow.web.app import create_app
+from tests.web.test_api import Api, serving
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of a scrape, by name and sorted labels."""
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+@pytest.fixture
+def migrated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    monkeypatch.setenv("CERTFLOW_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'migrated.sqlite'}")
+    monkeypatch.setenv("REDIS_URL", "")
+    reset_settings()
+    reset_engines()
+    migrate()
+    with TestClient(create_app()) as client:
+        yield client
+    reset_engines()
+    reset_settings()
+
+
+def test_healthz_and_readyz_on_a_migrated_database(migrated: TestClient) -> None:
+    assert migrated.get("/healthz").json() == {"status": "ok"}
+    ready = migrated.get("/readyz")
+    assert ready.status_code == 200, ready.text
+    assert {name: c["status"] for name, c in ready.json()["checks"].items()} == {
+        "database": "ok", "migrations": "ok", "broker": "ok"}
+
+
+def test_readyz_is_503_and_says_to_migrate_when_the_schema_is_not_at_head(sqlite_url: str) -> None:
+    with TestClient(create_app()) as client:
+        ready = client.get("/readyz")
+    assert ready.status_code == 503
+    migrations = ready.json()["checks"]["migrations"]
+    assert migrations["status"] == "fail" and "certflow migrate" in migrations["fix"]
+    assert ready.json()["checks"]["database"]["status"] == "ok"
+
+
+def test_readyz_is_503_when_the_database_is_unreachable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CERTFLOW_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://nobody:secret@127.0.0.1:1/none")
+    reset_settings()
+    reset_engines()
+    try:
+        with TestClient(create_app()) as client:
+            ready = client.get("/readyz")
+            assert client.get("/healthz").status_code == 200  # up, just not ready
+    finally:
+        reset_engines()
+        reset_settings()
+    assert ready.status_code == 503
+    database = ready.json()["checks"]["database"]
+    assert database["status"] == "fail" and "DATABASE_URL" in database["fix"]
+    assert "secret" not in ready.text  # a password never leaks into a health answer
+
+
+@pytest.fixture
+def api(sqlite_url: str) -> Iterator[Api]:
+    with serving() as people:
+        people.deploy()
+        yield people
+
+
+def test_metrics_show_instances_tasks_advances_and_requests(api: Api) -> None:
+    api.apply("cas", "APP-1")
+    api.apply("ann", "APP-2")
+    scrape = api.client.get("/metrics")
+    assert scrape.status_code == 200 and scrape.headers["content-type"].startswith("text/plain")
+    got = samples(scrape.text)
+    assert got[("certflow_instances", (("process", "certification"), ("status", "running")))] == 2
+    assert got[("certflow_open_tasks", (("group", "office"), ("overdue", "false")))] == 2
+    assert got[("certflow_advance_seconds_count", ())] >= 2
+    assert got[("certflow_timer_lag_seconds", ())] == 0
+    assert got[("certflow_scrape_ok", (("source", "database"),))] == 1
+    started = ("certflow_http_request_seconds_count",
+               (("method", "POST"), ("route", "/api/instances"), ("status", "201")))
+    assert got[started] >= 2  # the route template, not the raw path
+
+
+def test_metrics_can_require_a_token(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CERTFLOW_METRICS_TOKEN", "scrape-me")
+    reset_settings()
+    assert api.client.get("/metrics").status_code == 401
+    assert api.client.get("/metrics", headers={"Authorization": "Bearer scrape-me"}).status_code == 200
+
+
+def test_the_request_id_comes_back_and_travels_into_the_jobs_it_causes(api: Api) -> None:
+    response = api.post("/api/instances", "cas", {
+        "process_id": "certification", "business_key": "APP-RID",
+        "data": {"eligibility_route": "hbo_diploma", "motivation": "m", "candidate": "cas"}},
+        headers={"X-Request-ID": "req-from-the-proxy"})
+    assert response.status_code == 201, response.text
+    assert response.headers["x-request-id"] == "req-from-the-proxy"
+    with log_context():  # as a worker runs them: the jobs they write inherit the request id
+        api.h.run_jobs()
+    with session_scope() as s:
+        ids = s.scalars(select(Job.request_id).where(Job.instance_id == response.json()["id"])).all()
+    assert ids and set(ids) == {"req-from-the-proxy"}
+    own = api.get("/healthz", None)
+    assert len(own.headers["x-request-id"]) == 32  # none given: one is made
+    odd = api.client.get("/healthz", headers={"X-Request-ID": "bad id\nwith newline"})
+    assert odd.headers["x-request-id"] != "bad id\nwith newline"
