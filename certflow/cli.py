@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 from datetime import datetime
 from functools import wraps
@@ -263,7 +264,7 @@ def web(host: str, port: int, workers: int) -> None:
     from certflow.settings import get_settings
 
     if workers > 1 and not metrics.multiprocess_dir():
-        metrics.prepare_multiprocess(get_settings().var_dir / "metrics" / f"web-{port}")
+        metrics.prepare_multiprocess(get_settings().var_dir / "metrics" / f"web-{socket.gethostname()}-{port}")
     # The app configures logging itself (JSON lines); uvicorn's access log is replaced by ours.
     uvicorn.run("certflow.web.app:app", host=host, port=port, workers=workers, access_log=False,
                 log_config=None)
@@ -279,7 +280,8 @@ def _celery_role(role: str) -> None:
     worker_app.ROLE["name"] = role
     settings = get_settings()
     if settings.metrics_port:
-        metrics.prepare_multiprocess(settings.var_dir / "metrics" / f"{role}-{os.getpid()}")
+        # Host name too: replicas share the files volume and a container's pid is often 1.
+        metrics.prepare_multiprocess(settings.var_dir / "metrics" / f"{role}-{socket.gethostname()}-{os.getpid()}")
         metrics.start_exporter(settings.metrics_port)
 
 
@@ -304,6 +306,32 @@ def beat(args: tuple[str, ...]) -> None:
 
     schedule = str(get_settings().var_dir / "celerybeat-schedule")
     app.start(["beat", "--loglevel=INFO", f"--schedule={schedule}", *args])
+
+
+@main.command()
+def doctor() -> None:
+    """Check database, migrations, broker, SMTP, processes/, settings, stuck jobs, incidents and
+    timer lag; print what is wrong and how to fix it; exit 1 when something is."""
+    from pydantic import ValidationError
+
+    from certflow.observability.doctor import diagnose
+    from certflow.settings import get_settings
+
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            click.echo(f"FAIL settings: {error['msg']}")
+        sys.exit(1)
+    marks = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}
+    found = diagnose(settings, _engine())
+    for check in found:
+        click.echo(f"{marks[check.status]} {check.name}: {check.detail}")
+        if check.fix and check.status != "ok":
+            click.echo(f"     fix: {check.fix}")
+    failed = [c.name for c in found if c.status == "fail"]
+    click.echo(f"\n{len(failed)} problem(s): {', '.join(failed)}" if failed else "\nall checks passed")
+    sys.exit(1 if failed else 0)
 
 
 @main.command()

@@ -384,3 +384,32 @@ def _store(session: Session, bundle: Bundle, actor: str) -> DeployedVersion:
     session.add(row)
     session.flush()
     return DeployedVersion(bundle.process_id, version, row.id, created=True)
+
+
+def plan(session: Session, processes_dir: Path) -> list[tuple[str, str]]:
+    """What ``deploy`` would do, writing nothing: (process or shared table, new | changed |
+    unchanged). Raises DeployError with every problem, exactly as ``deploy`` would."""
+    folders = discover(processes_dir)
+    if not folders:
+        raise DeployError([Problem(str(processes_dir), None, "no process folders with a .bpmn file")])
+    bundles = [parse_folder(folder) for folder in folders]
+    problems = [p for b in bundles for p in b.problems] + shared_problems(processes_dir)
+    if problems:
+        raise DeployError(problems)
+    found = []
+    for bundle in bundles:
+        latest = session.scalar(select(Definition.content_hash).where(Definition.process_id == bundle.process_id)
+                                .order_by(Definition.version.desc()).limit(1))
+        found.append((bundle.process_id, _compare(latest, bundle.content_hash)))
+    for name in SHARED_TABLES:
+        path = processes_dir / "shared" / name
+        if path.exists():
+            latest = session.scalar(select(SharedTable.content_hash).where(SharedTable.name == name)
+                                    .order_by(SharedTable.version.desc()).limit(1))
+            digest = hashlib.sha256(path.read_text(encoding="utf-8").encode()).hexdigest()
+            found.append((f"shared/{name}", _compare(latest, digest)))
+    return found
+
+
+def _compare(deployed: str | None, current: str) -> str:
+    return "new" if deployed is None else "unchanged" if deployed == current else "changed"

@@ -69,6 +69,11 @@ class Engine(HandoverMixin, EscalationMixin, MessagingMixin, JobsMixin, InlineMi
         self.ensure_schedules()
         return deployed
 
+    def deploy_plan(self) -> list[tuple[str, str]]:
+        """What ``deploy`` would store (new | changed | unchanged per process), writing nothing."""
+        with self.session() as session:
+            return deploying.plan(session, self.settings.processes_dir)
+
     def ensure_schedules(self) -> list[str]:
         """Every process whose start event is a timer gets one standing instance on its latest
         version, waiting for that timer (business key ``schedule``); an older version's one is
