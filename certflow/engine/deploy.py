@@ -319,6 +319,12 @@ def discover(processes_dir: Path) -> list[Path]:
 def deploy(session: Session, processes_dir: Path, actor: str, registry: HandlerRegistry,
            only: list[str] | None = None) -> list[DeployedVersion]:
     """Validate every process folder, then write new versions. All or nothing."""
+    stored = [_store(session, bundle, actor) for bundle in validated(processes_dir, registry, only)]
+    return stored + _store_shared(session, processes_dir, actor)
+
+
+def validated(processes_dir: Path, registry: HandlerRegistry, only: list[str] | None = None) -> list[Bundle]:
+    """Every (or each named) process folder parsed and checked; DeployError lists all problems."""
     folders = [f for f in discover(processes_dir) if only is None or f.name in only]
     if not folders:
         raise DeployError([Problem(str(processes_dir), None, "no process folders with a .bpmn file")])
@@ -326,8 +332,7 @@ def deploy(session: Session, processes_dir: Path, actor: str, registry: HandlerR
     problems = [p for b in bundles for p in b.problems] + shared_problems(processes_dir, registry)
     if problems:
         raise DeployError(problems)
-    stored = [_store(session, bundle, actor) for bundle in bundles]
-    return stored + _store_shared(session, processes_dir, actor)
+    return bundles
 
 
 SHARED_TABLES = ("fees.dmn", "vat.dmn")
@@ -386,16 +391,10 @@ def _store(session: Session, bundle: Bundle, actor: str) -> DeployedVersion:
     return DeployedVersion(bundle.process_id, version, row.id, created=True)
 
 
-def plan(session: Session, processes_dir: Path) -> list[tuple[str, str]]:
+def plan(session: Session, processes_dir: Path, registry: HandlerRegistry) -> list[tuple[str, str]]:
     """What ``deploy`` would do, writing nothing: (process or shared table, new | changed |
     unchanged). Raises DeployError with every problem, exactly as ``deploy`` would."""
-    folders = discover(processes_dir)
-    if not folders:
-        raise DeployError([Problem(str(processes_dir), None, "no process folders with a .bpmn file")])
-    bundles = [parse_folder(folder) for folder in folders]
-    problems = [p for b in bundles for p in b.problems] + shared_problems(processes_dir)
-    if problems:
-        raise DeployError(problems)
+    bundles = validated(processes_dir, registry)
     found = []
     for bundle in bundles:
         latest = session.scalar(select(Definition.content_hash).where(Definition.process_id == bundle.process_id)

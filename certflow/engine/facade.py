@@ -72,7 +72,7 @@ class Engine(HandoverMixin, EscalationMixin, MessagingMixin, JobsMixin, InlineMi
     def deploy_plan(self) -> list[tuple[str, str]]:
         """What ``deploy`` would store (new | changed | unchanged per process), writing nothing."""
         with self.session() as session:
-            return deploying.plan(session, self.settings.processes_dir)
+            return deploying.plan(session, self.settings.processes_dir, self.registry)
 
     def ensure_schedules(self) -> list[str]:
         """Every process whose start event is a timer gets one standing instance on its latest
