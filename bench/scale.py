@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -71,6 +72,7 @@ class Stack:
     port: int = field(default_factory=free_port)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     metrics_ports: dict[str, int] = field(default_factory=dict)
+    cpu_seconds: float = 0.0  # CPU the stack's processes used (not PostgreSQL's or Redis's)
 
     @property
     def base(self) -> str:
@@ -84,15 +86,11 @@ class Stack:
 
     def prepare(self, lifecycles: int) -> None:
         """Schema, every process deployed, staff and one candidate per lifecycle (with tokens)."""
-        os.environ.update({k: v for k, v in self.env().items() if k.startswith(("CERTFLOW_", "DATABASE", "REDIS"))})
         from certflow.bootstrap import build_engine, migrate
         from certflow.engine.facade import Actor
-        from certflow.settings import reset_settings
         from certflow.store.db import reset_engines, session_scope
         from certflow.users import create_user
 
-        reset_settings()
-        reset_engines()
         migrate(self.database_url)
         build_engine(database_url=self.database_url).deploy(Actor.system())
         with session_scope(self.database_url) as s:
@@ -145,6 +143,8 @@ class Stack:
         return {name: self._scrape(port) or 0.0 for name, port in self.metrics_ports.items()}
 
     def stop(self) -> None:
+        """Stop every process; returns nothing, but ``cpu_seconds`` then holds what they used."""
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         for proc in self.procs.values():
             proc.terminate()
         for proc in self.procs.values():
@@ -154,6 +154,8 @@ class Stack:
                 proc.kill()
                 proc.wait(5)
         self.procs.clear()
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.cpu_seconds = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
     def logs(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-2000:]}" for p in self.var.glob("*.log"))
@@ -233,7 +235,7 @@ class Drive:
             results = await asyncio.gather(*(self.lifecycle(client, gate, i) for i in range(self.lifecycles)),
                                            return_exceptions=True)
             seconds = time.perf_counter() - started
-        self.failures = [f"lifecycle {i}: {r}" for i, r in enumerate(results) if isinstance(r, BaseException)]
+        self.failures = [f"lifecycle {i}: {r!r}" for i, r in enumerate(results) if isinstance(r, BaseException)]
         return seconds
 
 
@@ -296,6 +298,7 @@ class Outcome:
     p50_ms: float
     p95_ms: float
     jobs: dict[str, float]
+    cpu_seconds: float
     failures: list[str]
     problems: list[str]
 
@@ -317,7 +320,7 @@ def run(stack: Stack, lifecycles: int, in_flight: int = 16) -> Outcome:
     found = problems(stack.database_url, lifecycles) if not drive.failures else []
     lat = sorted(drive.latencies) or [0.0]
     return Outcome(stack.workers, lifecycles, seconds, drive.requests, 1000 * lat[len(lat) // 2],
-                   1000 * lat[int(len(lat) * 0.95)], jobs, drive.failures, found)
+                   1000 * lat[int(len(lat) * 0.95)], jobs, stack.cpu_seconds, drive.failures, found)
 
 
 def create_database() -> str:
@@ -371,7 +374,8 @@ def main() -> None:
         ok = "yes" if not outcome.failures and not outcome.problems else "no"
         print(f"bench-scale: workers={workers} lifecycles_per_s={outcome.per_s:.2f} lifecycles={outcome.lifecycles} "
               f"seconds={outcome.seconds:.1f} requests_per_s={outcome.requests / outcome.seconds:.1f} "
-              f"p95_ms={outcome.p95_ms:.0f} vs_first={outcome.per_s / first.per_s:.2f} correct={ok}", flush=True)
+              f"p95_ms={outcome.p95_ms:.0f} cpu_s_per_lifecycle={outcome.cpu_seconds / outcome.lifecycles:.2f} "
+              f"vs_first={outcome.per_s / first.per_s:.2f} correct={ok}", flush=True)
 
 
 if __name__ == "__main__":
