@@ -240,6 +240,24 @@ class Drive:
 
 
 # -- what must hold afterwards ----------------------------------------------------------------
+def settle(database_url: str, timeout: float = 120.0) -> None:
+    """Wait until no job and no message is still on its way (the last instances' follow-ups,
+    such as starting the certificate lifecycle, may still be routed by beat's tick)."""
+    from sqlalchemy import func, select
+
+    from certflow.store.db import session_scope
+    from certflow.store.models import Job, Message
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with session_scope(database_url) as s:
+            busy = (s.scalar(select(func.count()).select_from(Job).where(Job.status.in_(("queued", "running")))) or 0) \
+                + (s.scalar(select(func.count()).select_from(Message).where(Message.status == "pending")) or 0)
+        if not busy:
+            return
+        time.sleep(0.5)
+
+
 def problems(database_url: str, lifecycles: int) -> list[str]:
     """Everything that would be corruption or a double effect; empty when all is well."""
     from sqlalchemy import func, select
@@ -314,6 +332,7 @@ def run(stack: Stack, lifecycles: int, in_flight: int = 16) -> Outcome:
     try:
         drive = Drive(stack.base, lifecycles, in_flight)
         seconds = asyncio.run(drive.run())
+        settle(stack.database_url)
         jobs = stack.jobs_per_worker()
     finally:
         stack.stop()

@@ -15,16 +15,20 @@ from pathlib import Path
 
 import pytest
 
-from bench.scale import Stack, run
+from bench.scale import Stack, create_database, drop_database, run
 from tests.support import REDIS
 
 pytestmark = pytest.mark.integration
 
-LIFECYCLES = int(os.environ.get("CERTFLOW_SCALE_LIFECYCLES", "100"))
+LIFECYCLES = int(os.environ.get("CERTFLOW_SCALE_LIFECYCLES", "60"))
 
 
 def test_three_workers_finish_every_lifecycle_exactly_once(pg_url: str, redis_url: str, tmp_path: Path) -> None:
-    outcome = run(Stack(pg_url, REDIS, tmp_path / "stack", workers=3), LIFECYCLES)
+    url = create_database()  # migrated by Alembic, as in production (pg_url has create_all's schema)
+    try:
+        outcome = run(Stack(url, REDIS, tmp_path / "stack", workers=3), LIFECYCLES)
+    finally:
+        drop_database(url)
     assert outcome.failures == [], outcome.failures[:5]
     assert outcome.problems == []
     total = sum(outcome.jobs.values())
