@@ -176,7 +176,14 @@ class Drive:
                    who: str, body: Any = None) -> Any:
         async with gate:
             started = time.perf_counter()
-            response = await client.request(method, path, json=body, headers={"Authorization": f"Bearer token-{who}"})
+            for attempt in range(3):
+                try:
+                    response = await client.request(method, path, json=body,
+                                                    headers={"Authorization": f"Bearer token-{who}"})
+                    break
+                except httpx.TransportError:
+                    if method != "GET" or attempt == 2:  # only a read is safe to send again blindly
+                        raise
             self.latencies.append(time.perf_counter() - started)
             self.requests += 1
         if response.status_code >= 300:
@@ -229,7 +236,10 @@ class Drive:
 
     async def run(self) -> float:
         gate = asyncio.Semaphore(self.in_flight)
-        limits = httpx.Limits(max_connections=self.in_flight, max_keepalive_connections=self.in_flight)
+        # Idle connections are dropped before uvicorn's 5 s keep-alive ends, so a request is
+        # never sent on a connection the server is closing at that moment.
+        limits = httpx.Limits(max_connections=self.in_flight, max_keepalive_connections=self.in_flight,
+                              keepalive_expiry=2.0)
         async with httpx.AsyncClient(base_url=self.base, timeout=120, limits=limits) as client:
             started = time.perf_counter()
             results = await asyncio.gather(*(self.lifecycle(client, gate, i) for i in range(self.lifecycles)),
