@@ -32,7 +32,7 @@ def test_three_workers_finish_every_lifecycle_exactly_once(pg_url: str, redis_ur
     assert outcome.failures == [], outcome.failures[:5]
     assert outcome.problems == []
     total = sum(outcome.jobs.values())
-    assert total >= 8 * LIFECYCLES  # every lifecycle runs at least eight service tasks
+    assert total >= 4 * LIFECYCLES  # at least its four emails leave each lifecycle through a job
     for worker, jobs in outcome.jobs.items():
         assert jobs >= total * 0.1, f"{worker} ran {jobs:.0f} of {total:.0f} jobs: {outcome.jobs}"
     print(f"\nscale: {LIFECYCLES} lifecycles in {outcome.seconds:.1f}s ({outcome.per_s:.2f}/s), jobs {outcome.jobs}")
