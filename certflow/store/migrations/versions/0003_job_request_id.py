@@ -1,14 +1,14 @@
 """jobs.request_id: the HTTP request a job came from, for following it through the logs
 
-Revision ID: 0002_job_request_id
-Revises: 0001
+Revision ID: 0003_job_request_id
+Revises: 0002_inbox_queue_indexes
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = "0002_job_request_id"
-down_revision = "0001"
+revision = "0003_job_request_id"
+down_revision = "0002_inbox_queue_indexes"
 branch_labels = None
 depends_on = None
 
