@@ -87,9 +87,15 @@ class Stack:
     def prepare(self, lifecycles: int) -> None:
         """Schema, every process deployed, staff and one candidate per lifecycle (with tokens)."""
         from certflow.bootstrap import build_engine, migrate
+        from certflow.clock import CLOCK
         from certflow.engine.facade import Actor
+        from certflow.services import access, accounts
         from certflow.store.db import reset_engines, session_scope
-        from certflow.users import create_user
+
+        def create_user(s: Any, name: str, display: str, groups: list[str], *, token: str,
+                        is_staff: bool = False, **extra: Any) -> None:
+            accounts.create(s, name, display, groups, is_staff=is_staff, now=CLOCK.now(), **extra)
+            access.create_token(s, name, "bench", token=token)
 
         migrate(self.database_url)
         build_engine(database_url=self.database_url).deploy(Actor.system())

@@ -16,10 +16,9 @@ from fastapi.testclient import TestClient
 from certflow.bootstrap import build_engine
 from certflow.settings import get_settings
 from certflow.store.db import session_scope
-from certflow.users import create_user
 from certflow.web.app import create_app, get_engine
 from tests.integration.topology import Topology, wait_for
-from tests.support import FLOW_DIR, Harness
+from tests.support import FLOW_DIR, Harness, create_user
 from tests.web.test_ops import samples
 from worker.app import make_app, make_publisher
 

@@ -1,14 +1,14 @@
 """jobs.request_id: the HTTP request a job came from, for following it through the logs
 
-Revision ID: 0003_job_request_id
-Revises: 0002_inbox_queue_indexes
+Revision ID: 0004_job_request_id
+Revises: 0003_accounts
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = "0003_job_request_id"
-down_revision = "0002_inbox_queue_indexes"
+revision = "0004_job_request_id"
+down_revision = "0003_accounts"
 branch_labels = None
 depends_on = None
 
