@@ -173,6 +173,9 @@ class Drive:
     base: str
     lifecycles: int
     in_flight: int = 16  # HTTP requests at once (one uvicorn process serves them)
+    # Lifecycles under way at once; the rest wait their turn. Without a cap every lifecycle
+    # polls at once and the first ones starve behind hundreds of polls (a 600 s wait).
+    active: int = 100
     timeout: float = 600.0
     requests: int = 0
     latencies: list[float] = field(default_factory=list)
@@ -241,14 +244,19 @@ class Drive:
         await self.until(client, gate, iid, lambda v: v["status"] == "completed")
 
     async def run(self) -> float:
-        gate = asyncio.Semaphore(self.in_flight)
+        gate, slots = asyncio.Semaphore(self.in_flight), asyncio.Semaphore(self.active)
+
+        async def one(client: httpx.AsyncClient, i: int) -> None:
+            async with slots:
+                await self.lifecycle(client, gate, i)
+
         # Idle connections are dropped before uvicorn's 5 s keep-alive ends, so a request is
         # never sent on a connection the server is closing at that moment.
         limits = httpx.Limits(max_connections=self.in_flight, max_keepalive_connections=self.in_flight,
                               keepalive_expiry=2.0)
         async with httpx.AsyncClient(base_url=self.base, timeout=120, limits=limits) as client:
             started = time.perf_counter()
-            results = await asyncio.gather(*(self.lifecycle(client, gate, i) for i in range(self.lifecycles)),
+            results = await asyncio.gather(*(one(client, i) for i in range(self.lifecycles)),
                                            return_exceptions=True)
             seconds = time.perf_counter() - started
         self.failures = [f"lifecycle {i}: {r!r}" for i, r in enumerate(results) if isinstance(r, BaseException)]
@@ -341,12 +349,12 @@ class Outcome:
         return self.lifecycles / self.seconds
 
 
-def run(stack: Stack, lifecycles: int, in_flight: int = 16) -> Outcome:
+def run(stack: Stack, lifecycles: int, in_flight: int = 16, active: int = 100) -> Outcome:
     """Prepare, start, drive, check, stop. The caller owns the database (creates and drops)."""
     stack.prepare(lifecycles)
     stack.start()
     try:
-        drive = Drive(stack.base, lifecycles, in_flight)
+        drive = Drive(stack.base, lifecycles, in_flight, active)
         seconds = asyncio.run(drive.run())
         settle(stack.database_url)
         jobs = stack.jobs_per_worker()
@@ -387,6 +395,7 @@ def main() -> None:
     parser.add_argument("--lifecycles", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=1, help="prefork processes per worker")
     parser.add_argument("--in-flight", type=int, default=16, help="HTTP requests at once")
+    parser.add_argument("--active", type=int, default=100, help="lifecycles under way at once")
     args = parser.parse_args()
     counts = [int(n) for n in args.workers.split(",")]
     first: Outcome | None = None
@@ -395,7 +404,8 @@ def main() -> None:
         url = create_database()
         try:
             with tempfile.TemporaryDirectory(prefix="certflow-scale-") as tmp:
-                outcome = run(Stack(url, REDIS, Path(tmp), workers, args.concurrency), args.lifecycles, args.in_flight)
+                outcome = run(Stack(url, REDIS, Path(tmp), workers, args.concurrency), args.lifecycles, args.in_flight,
+                              args.active)
         finally:
             drop_database(url)
         first = first or outcome
