@@ -28,6 +28,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -355,7 +356,9 @@ def run(stack: Stack, lifecycles: int, in_flight: int = 16, active: int = 100) -
     stack.start()
     try:
         drive = Drive(stack.base, lifecycles, in_flight, active)
-        seconds = asyncio.run(drive.run())
+        # Its own thread: the caller may already run an event loop (a test session does).
+        with ThreadPoolExecutor(1) as pool:
+            seconds = pool.submit(asyncio.run, drive.run()).result()
         settle(stack.database_url)
         jobs = stack.jobs_per_worker()
     finally:
