@@ -29,7 +29,8 @@ log = logging.getLogger("certflow.http")
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 QUIET = {"/healthz", "/readyz", "/metrics"}
 
-router = APIRouter(tags=["operations"])
+# Not in /openapi.json: these are for load balancers and Prometheus (docs/operations.md).
+router = APIRouter(tags=["operations"], include_in_schema=False)
 
 
 @router.get("/healthz")
