@@ -1,14 +1,14 @@
 """jobs.request_id: the HTTP request a job came from, for following it through the logs
 
-Revision ID: 0004_job_request_id
-Revises: 0003_accounts
+Revision ID: 0007_job_request_id
+Revises: 0006_escalation
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = "0004_job_request_id"
-down_revision = "0003_accounts"
+revision = "0007_job_request_id"
+down_revision = "0006_escalation"
 branch_labels = None
 depends_on = None
 
