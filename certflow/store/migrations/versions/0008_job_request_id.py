@@ -1,14 +1,14 @@
 """jobs.request_id: the HTTP request a job came from, for following it through the logs
 
-Revision ID: 0007_job_request_id
-Revises: 0006_escalation
+Revision ID: 0008_job_request_id
+Revises: 0007_inbox_documents
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = "0007_job_request_id"
-down_revision = "0006_escalation"
+revision = "0008_job_request_id"
+down_revision = "0007_inbox_documents"
 branch_labels = None
 depends_on = None
 
