@@ -20,18 +20,20 @@ from datetime import date, datetime, timezone
 from certflow.store.db import session_scope
 from certflow.store.register import Certificate, RegisterEntry
 from tests.support import create_user
+# Register numbers of 2019: the real certificates issued by the other browser tests in this
+# session (one app for all) are numbered by the 2026 counter and must not collide.
 now = datetime.now(timezone.utc)
 with session_scope() as s:
     for n, (user, name, status) in enumerate([("vries", "Anna de Vries", "valid"),
                                               ("vriesj", "Jan de Vries", "lapsed")]):
         create_user(s, user, name, ["professional"])
         s.add(Certificate(id=f"c{n}", idempotency_key=f"k{n}", holder=user,
-                          register_number=f"RL-2026-0000{n + 1}", level="RL",
+                          register_number=f"RL-2019-0000{n + 1}", level="RL",
                           specialisation="Outplacement" if n == 0 else None,
                           valid_from=date(2026, 3, 15), valid_until=date(2029, 3, 15),
                           status=status, language="nl", created_at=now))
         s.flush()
-        s.add(RegisterEntry(id=f"e{n}", holder=user, register_number=f"RL-2026-0000{n + 1}",
+        s.add(RegisterEntry(id=f"e{n}", holder=user, register_number=f"RL-2019-0000{n + 1}",
                             certificate_id=f"c{n}", status=status,
                             valid_until=date(2029, 3, 15), updated_at=now))
 """
@@ -47,11 +49,11 @@ def test_public_register_search(app: App, ui: Callable[..., UI]) -> None:
     rows.first.wait_for()
     assert rows.count() == 2
     text = visitor.page.locator("#results").inner_text()
-    assert "Anna de Vries" in text and "RL-2026-00001" in text and "15 maart 2029" in text
+    assert "Anna de Vries" in text and "RL-2019-00001" in text and "15 maart 2029" in text
     assert "Geldig" in text and "Verlopen" in text
     assert "@" not in text  # nothing but the public columns
     visitor.check("register-results")
-    visitor.visit("/register?q=RL-2026-00002")
+    visitor.visit("/register?q=RL-2019-00002")
     assert visitor.page.locator("#results tbody tr").count() == 1
     visitor.visit("/register?q=nobody-at-all", shot="register-none")
     assert "Er is geen geregistreerde professional gevonden" in visitor.page.inner_text("main")

@@ -55,9 +55,11 @@ def claim_and_complete(person: UI, shot: str, fill: Callable[[UI], None]) -> Non
 
 
 def register(candidate: UI) -> None:
+    """A sign-up of its own: the browser tests share one app, and test_accounts_pages signs
+    up bea@example.nl already."""
     candidate.visit("/sign-up")
     candidate.fill("Volledige naam", "Bea Bakker")
-    candidate.fill("E-mailadres", "bea@example.nl")
+    candidate.fill("E-mailadres", "bea.portal@example.nl")
     candidate.fill("Geboortedatum", "1990-05-17")
     candidate.fill("Straat en huisnummer", "Vredenburg 40")
     candidate.fill("Postcode", "3511 BD")
@@ -147,7 +149,7 @@ def test_first_certification_in_the_browser(app: App, ui: Callable[..., UI],
     register(candidate)
     username = app.run("import json\nfrom sqlalchemy import select\nfrom certflow.store.db import session_scope\n"
                        "from certflow.store.models import User\nwith session_scope() as s:\n"
-                       "    print(json.dumps(s.scalar(select(User.username).where(User.email == 'bea@example.nl'))))\n")
+                       "    print(json.dumps(s.scalar(select(User.username).where(User.email == 'bea.portal@example.nl'))))\n")
     apply(candidate)
     settle(app)
 
