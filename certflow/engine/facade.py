@@ -16,6 +16,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from certflow.engine import assignment
+from certflow.engine.analytics import AnalyticsMixin
 from certflow.engine import deploy as deploying
 from certflow.engine import rules
 from certflow.engine.rules import SCHEDULE
@@ -51,7 +52,7 @@ class Actor:
 MAX_MESSAGE_TTL = timedelta(days=3650)
 
 
-class Engine(HandoverMixin, EscalationMixin, MessagingMixin, JobsMixin, InlineMixin, Runtime):
+class Engine(AnalyticsMixin, HandoverMixin, EscalationMixin, MessagingMixin, JobsMixin, InlineMixin, Runtime):
     def actor(self, username: str) -> Actor:
         """Who ``username`` is to the engine (groups, staff): the CLI's ``--as``."""
         with self.session() as session:
