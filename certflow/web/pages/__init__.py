@@ -40,7 +40,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from certflow.errors import CertflowError
 from certflow.settings import ROOT
-from certflow.web.pages import account, admin, auth, inbox, mijn, mijn_apply, register
+from certflow.web.pages import account, admin, analytics, auth, dashboard, inbox, mijn, mijn_apply, register
 from certflow.web.pages.deps import (
     PageDeps,
     CsrfRefused,
@@ -58,7 +58,7 @@ NODE_MODULES = ROOT / "node_modules"
 VENDOR = {"htmx.org": "htmx.org/dist", "axe-core": "axe-core"}
 
 ROUTERS: list[APIRouter] = [auth.router, account.router, admin.router, register.router,
-                            inbox.router, mijn.router, mijn_apply.router]
+                            inbox.router, mijn.router, mijn_apply.router, dashboard.router, analytics.router]
 
 
 def build_router() -> APIRouter:

@@ -15,6 +15,8 @@ from certflow.services.accounts import Account
 WORK_ROLES = ("office", "coordinator", "mentor", "assessor", "committee", "certifier",
               "supervisor", "process_owner", "admin")
 CANDIDATE_ROLES = ("candidate", "professional")
+# The office and process owners: the dashboard and the process analytics.
+OFFICE_ROLES = ("office", "coordinator", "office_manager", "process_owner", "admin")
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class NavItem:
 NAV: list[NavItem] = [
     NavItem(N_("Inbox"), "/inbox", WORK_ROLES),
     NavItem(N_("My CMI"), "/mijn", CANDIDATE_ROLES),
+    NavItem(N_("Dashboard"), "/dashboard", OFFICE_ROLES),
     NavItem(N_("People"), "/admin/people", ("admin", "office", "coordinator")),
     NavItem(N_("Public register"), "/register", ()),
     NavItem(N_("My account"), "/account", None),
