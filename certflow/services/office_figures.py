@@ -40,6 +40,7 @@ class UnpaidInvoice:
     customer: str
     customer_name: str
     description: str
+    reference: str
     issue_date: date
     due_date: date
     amount: Decimal
@@ -88,7 +89,7 @@ def unpaid_invoices(session: Session, viewer: Viewer, today: date, overdue_only:
     if overdue_only:
         query = query.where(Invoice.due_date < today)
     rows = session.scalars(query.order_by(Invoice.due_date, Invoice.number).limit(MAX_LIST))
-    return [UnpaidInvoice(i.number, i.customer_username, i.customer_name, i.description, i.issue_date,
+    return [UnpaidInvoice(i.number, i.customer_username, i.customer_name, i.description, i.reference, i.issue_date,
                           i.due_date, i.gross_total, i.due_date < today) for i in rows]
 
 

@@ -90,7 +90,8 @@ def _version_view(v: VersionFigures, language: str) -> dict[str, Any]:
 def _cycle_chart(v: VersionFigures, language: str, t: Any) -> charts.Chart | None:
     if not v.steps:
         return None
-    top, tick = charts.duration_ticks(max(s.p90 for s in v.steps), language)
+    top = max(s.p90 for s in v.steps)
+    unit, tick = charts.duration_unit(top, language)
     rows = [charts.Row(s.name, [charts.Bar([(s.p50, "bar-a")], "p50 " + charts.duration(s.p50, language)),
                                 charts.Bar([(s.p90, "bar-b")], "p90 " + charts.duration(s.p90, language))])
             for s in v.steps]
@@ -98,7 +99,7 @@ def _cycle_chart(v: VersionFigures, language: str, t: Any) -> charts.Chart | Non
         f"chart-cycle-{v.version}", t(N_("Cycle time per step")),
         t(N_("For each step, the time from the task entering the queue to its completion: half of the tasks "
              "took at most p50, nine in ten at most p90.")),
-        rows, top, tick, legend=[("bar-a", t(N_("p50 (median)"))), ("bar-b", t(N_("p90")))])
+        rows, top, tick, legend=[("bar-a", t(N_("p50 (median)"))), ("bar-b", t(N_("p90")))], unit=unit)
 
 
 def _on_time_chart(v: VersionFigures, t: Any) -> charts.Chart | None:
@@ -106,21 +107,21 @@ def _on_time_chart(v: VersionFigures, t: Any) -> charts.Chart | None:
     if not dated:
         return None
     rows = [charts.Row(s.name, [charts.Bar(
-        [(s.on_time, "bar-a"), (s.with_due - s.on_time, "bar-late")],
-        t(N_("%(share)s on time (%(n)s of %(total)s)")) % {
+        [(s.on_time / s.with_due, "bar-a"), (1 - s.on_time / s.with_due, "bar-late")],
+        t(N_("%(share)s (%(n)s of %(total)s)")) % {
             "share": charts.percent(s.on_time_share), "n": s.on_time, "total": s.with_due})])
         for s in dated]
-    top = max(s.with_due for s in dated)
     return charts.hbar_chart(
         f"chart-ontime-{v.version}", t(N_("Done within the due date")),
-        t(N_("For each step with a due date, the tasks done on time and (hatched) those done late.")),
-        rows, top, lambda x: f"{x:g}", legend=[("bar-a", t(N_("on time"))), ("bar-late", t(N_("late")))])
+        t(N_("For each step with a due date, the share of its tasks done on time and (hatched) done late.")),
+        rows, 1.0, lambda x: charts.percent(x), legend=[("bar-a", t(N_("on time"))), ("bar-late", t(N_("late")))])
 
 
 def _wait_chart(v: VersionFigures, language: str, t: Any) -> charts.Chart | None:
     if not v.groups:
         return None
-    top, tick = charts.duration_ticks(max(g.total for g in v.groups), language)
+    top = max(g.total for g in v.groups)
+    unit, tick = charts.duration_unit(top, language)
     rows = [charts.Row(_group(g.group, language), [charts.Bar(
         [(g.waited, "bar-a"), (g.open_waiting, "bar-b")], charts.duration(g.total, language))])
         for g in v.groups]
@@ -128,7 +129,7 @@ def _wait_chart(v: VersionFigures, language: str, t: Any) -> charts.Chart | None
         f"chart-wait-{v.version}", t(N_("Where cases wait")),
         t(N_("For each group, the time cases spent waiting for it: tasks done in the period plus the tasks "
              "still open now. The longest bar is where cases wait longest.")),
-        rows, top, tick, legend=[("bar-a", t(N_("done tasks"))), ("bar-b", t(N_("still open")))])
+        rows, top, tick, legend=[("bar-a", t(N_("done tasks"))), ("bar-b", t(N_("still open")))], unit=unit)
 
 
 def _lead_chart(v: VersionFigures, language: str, t: Any) -> charts.Chart | None:

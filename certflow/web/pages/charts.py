@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from certflow import i18n
 from certflow.i18n import N_
 
-WIDTH = 760
+WIDTH = 800
 LABEL_WIDTH = 250
 PLOT_WIDTH = 390
 BAR_HEIGHT = 16
@@ -56,6 +56,7 @@ class Chart:
     lines: list[tuple[float, float, float, float]] = field(default_factory=list)
     legend: list[tuple[str, str]] = field(default_factory=list)
     width: float = WIDTH
+    top_margin: float = 12
 
 
 @dataclass(frozen=True)
@@ -72,15 +73,15 @@ class Row:
     bars: Sequence[Bar]
 
 
-def nice_ceiling(value: float) -> float:
-    """The smallest of 1, 2, 2.5, 5 x 10^k at or above ``value`` (an axis end a person reads)."""
+def nice_axis(value: float, most_ticks: int = 5) -> tuple[float, float]:
+    """The axis end and tick step for values up to ``value``: the step is 1, 2 or 5 x 10^k
+    (so every tick reads as a round number), the end the first step at or above ``value``."""
     if value <= 0:
-        return 1.0
-    power = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 2.5, 5, 10):
-        if value <= step * power * (1 + 1e-9):
-            return step * power
-    return 10 * power
+        return 1.0, 0.25
+    raw = value / most_ticks
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power * (1 + 1e-9) >= raw)
+    return step * math.ceil(value / step - 1e-9), step
 
 
 def _short(label: str) -> str:
@@ -88,9 +89,15 @@ def _short(label: str) -> str:
 
 
 def hbar_chart(chart_id: str, title: str, description: str, rows: Sequence[Row], axis_max: float,
-               tick_label: Callable[[float], str], legend: Sequence[tuple[str, str]] = (), ticks: int = 4) -> Chart:
-    """Horizontal bars, one group of bars per row, against an axis from 0 to ``axis_max``."""
-    top = nice_ceiling(axis_max)
+               tick_label: Callable[[float], str], legend: Sequence[tuple[str, str]] = (), unit: float = 1.0,
+               whole: bool = False) -> Chart:
+    """Horizontal bars, one group of bars per row, against an axis from 0 to at least
+    ``axis_max``, ticked at round numbers of ``unit`` (a duration axis ticks in hours or days;
+    ``whole``: counts, ticked at whole numbers)."""
+    top_units, step_units = nice_axis(axis_max / unit)
+    if whole and step_units < 1:
+        top_units, step_units = math.ceil(top_units), 1.0
+    top, step = top_units * unit, step_units * unit
     scale = PLOT_WIDTH / top
     rects, texts, lines = [], [], []
     y = 0.0
@@ -107,8 +114,8 @@ def hbar_chart(chart_id: str, title: str, description: str, rows: Sequence[Row],
             texts.append(Text(x + 6, by + BAR_HEIGHT - 3, bar.text, "chart-value"))
         y += height + ROW_GAP
     plot_bottom = max(y - ROW_GAP, 0) + 6
-    for n in range(ticks + 1):
-        value = top * n / ticks
+    for n in range(round(top / step) + 1):
+        value = n * step
         x = LABEL_WIDTH + value * scale
         lines.append((x, -4.0, x, plot_bottom))
         texts.append(Text(x, plot_bottom + 18, tick_label(value), "chart-tick", "middle"))
@@ -119,17 +126,17 @@ def column_chart(chart_id: str, title: str, description: str, columns: Sequence[
                  css: str = "bar-a") -> Chart:
     """Vertical bars (a histogram): (label under the bar, value, text above it)."""
     plot_height, left, width = 150.0, 40.0, WIDTH - 60.0
-    top = nice_ceiling(max((v for _, v, _ in columns), default=0) or 1)
+    top = max((v for _, v, _ in columns), default=0) or 1.0
     slot = width / max(len(columns), 1)
     rects, texts, lines = [], [], [(left, plot_height, left + width, plot_height)]
     for i, (label, value, text) in enumerate(columns):
         height = plot_height * value / top
         x = left + i * slot + slot * 0.15
-        if height > 0:
+        if height > 0:  # the tallest bar's figure sits in the chart's top margin
             rects.append(Rect(x, plot_height - height, slot * 0.7, height, css, f"{label}: {text}"))
         texts.append(Text(x + slot * 0.35, plot_height - height - 6, text, "chart-value", "middle"))
         texts.append(Text(x + slot * 0.35, plot_height + 20, label, "chart-tick", "middle"))
-    return Chart(chart_id, title, description, plot_height + 30, rects, texts, lines, [])
+    return Chart(chart_id, title, description, plot_height + 30, rects, texts, lines, [], top_margin=24)
 
 
 # -- durations as people read them ---------------------------------------------------------------
@@ -156,8 +163,8 @@ def duration(seconds: float | None, language: str) -> str:
     return t(N_("%(n)s days")) % {"n": shown}
 
 
-def duration_ticks(max_seconds: float, language: str) -> tuple[float, Callable[[float], str]]:
-    """The axis end (seconds) and a tick labeller in one unit: minutes, hours or days."""
+def duration_unit(max_seconds: float, language: str) -> tuple[float, Callable[[float], str]]:
+    """The unit a duration axis ticks in (minutes, hours or days) and its tick labeller."""
     t = i18n.translations(language).gettext
     if max_seconds <= 2 * HOUR:
         unit, text = MINUTE, N_("%(n)s min")
@@ -165,14 +172,12 @@ def duration_ticks(max_seconds: float, language: str) -> tuple[float, Callable[[
         unit, text = HOUR, N_("%(n)s h")
     else:
         unit, text = DAY, N_("%(n)s d")
-    top = nice_ceiling(max(max_seconds / unit, 1)) * unit
 
     def label(value: float) -> str:
-        number = value / unit
-        shown = f"{number:g}" if language != "nl" else f"{number:g}".replace(".", ",")
-        return t(text) % {"n": shown}
+        shown = f"{value / unit:g}"
+        return t(text) % {"n": shown.replace(".", ",") if language == "nl" else shown}
 
-    return top, label
+    return unit, label
 
 
 def percent(share: float | None) -> str:

@@ -8,6 +8,7 @@ here too: /dashboard/invoices, /dashboard/certificates). Every figure is one agg
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -61,9 +62,9 @@ def _queue_chart(groups: list[GroupQueue], language: str) -> charts.Chart:
         for g in groups if g.open]
     top = max((g.open for g in groups), default=0)
     return charts.hbar_chart(
-        "chart-queues", t(N_("Open tasks per group")),
+        "chart-queues", t(N_("Open and overdue tasks per group")),
         t(N_("Each bar is a group's open tasks; the hatched part is overdue. The table below has the same figures.")),
-        rows, top, lambda v: f"{v:g}",
+        rows, top, lambda v: f"{v:g}", whole=True,
         legend=[("bar-late", t(N_("overdue"))), ("bar-a", t(N_("not overdue")))])
 
 
@@ -74,7 +75,7 @@ def unpaid_invoices(request: Request, account: Office) -> Response:
     with session_scope() as session:
         rows = office_figures.unpaid_invoices(session, actor_of(account), local_date(engine.now()), overdue)
     return render(request, "dashboard/invoices.html", {
-        "invoices": rows, "overdue": overdue, "limit": office_figures.MAX_LIST,
+        "invoices": rows, "overdue": overdue, "total": sum((i.amount for i in rows), Decimal("0.00")), "limit": office_figures.MAX_LIST,
         "people": routed(request, "/admin/people/{username}") and account.has_role("admin", "office", "coordinator"),
     })
 
