@@ -121,3 +121,13 @@ def test_a_bad_period_is_refused_with_the_reason(finished: Driver) -> None:
     assert page.status_code == 400 and 'aria-invalid="true"' in page.text
     page = owner.get("/analytics?process=nope")
     assert page.status_code == 400 and "Kies een proces uit de lijst." in page.text
+
+
+def test_in_english(finished: Driver) -> None:
+    email = person("pete", ["process_owner"], staff=True, language="en")
+    owner = Browser()
+    owner.sign_in(email)
+    main = owner.get("/analytics?process=certification").text.split("<main", 1)[1]
+    assert "Cycle time per step" in main and "Version 1" in main and "Where cases wait" in main
+    dashboard = owner.get("/dashboard").text.split("<main", 1)[1]
+    assert "unpaid invoices" in dashboard and "Open tasks per group" in dashboard
