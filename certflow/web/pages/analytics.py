@@ -18,6 +18,7 @@ from certflow.i18n import N_
 from certflow.localtime import end_of_day, local_date, start_of_day
 from certflow.services.accounts import ROLE_LABELS
 from certflow.web.deps import actor_of, get_engine
+from certflow.web.schema_forms import pick
 from certflow.web.pages import charts
 from certflow.web.pages.dashboard import Office
 from certflow.web.pages.deps import visitor_of
@@ -67,12 +68,13 @@ def analytics(request: Request, account: Office) -> Response:
     values = {"process": process_id, "from": start.isoformat(), "to": end.isoformat()}
     return render(request, "analytics/analytics.html", {
         "errors": errors, "values": values, "figures": figures,
-        "options": [(p, f"{name} ({p})") for p, name in processes],
+        "options": [(p, pick(name, language)) for p, name in processes],
+        "process_name": pick(figures.name, language) if figures else "",
         "presets": [(n, label, (today - timedelta(days=n - 1)).isoformat(), today.isoformat()) for n, label in PRESETS],
         "versions": [_version_view(v, language) for v in figures.versions] if figures else [],
         "start": start, "end": end, "today": today,
         "dur": lambda s: charts.duration(s, language), "percent": charts.percent,
-        "group_label": lambda g: _group(g, language),
+        "group_label": lambda g: _group(g, language), "step_name": lambda n: pick(n, language),
     }, status_code=400 if errors else 200)
 
 
@@ -82,7 +84,7 @@ def _group(group: str | None, language: str) -> str:
 
 def _version_view(v: VersionFigures, language: str) -> dict[str, Any]:
     t = i18n.translations(language).gettext
-    return {"v": v, "cycle": _cycle_chart(v, language, t), "on_time": _on_time_chart(v, t),
+    return {"v": v, "cycle": _cycle_chart(v, language, t), "on_time": _on_time_chart(v, language, t),
             "wait": _wait_chart(v, language, t), "lead": _lead_chart(v, language, t),
             "lead_rows": [(bucket_label(bound, language), n) for bound, n in v.lead_histogram]}
 
@@ -92,7 +94,7 @@ def _cycle_chart(v: VersionFigures, language: str, t: Any) -> charts.Chart | Non
         return None
     top = max(s.p90 for s in v.steps)
     unit, tick = charts.duration_unit(top, language)
-    rows = [charts.Row(s.name, [charts.Bar([(s.p50, "bar-a")], "p50 " + charts.duration(s.p50, language)),
+    rows = [charts.Row(pick(s.name, language), [charts.Bar([(s.p50, "bar-a")], "p50 " + charts.duration(s.p50, language)),
                                 charts.Bar([(s.p90, "bar-b")], "p90 " + charts.duration(s.p90, language))])
             for s in v.steps]
     return charts.hbar_chart(
@@ -102,11 +104,11 @@ def _cycle_chart(v: VersionFigures, language: str, t: Any) -> charts.Chart | Non
         rows, top, tick, legend=[("bar-a", t(N_("p50 (median)"))), ("bar-b", t(N_("p90")))], unit=unit)
 
 
-def _on_time_chart(v: VersionFigures, t: Any) -> charts.Chart | None:
+def _on_time_chart(v: VersionFigures, language: str, t: Any) -> charts.Chart | None:
     dated = [s for s in v.steps if s.with_due]
     if not dated:
         return None
-    rows = [charts.Row(s.name, [charts.Bar(
+    rows = [charts.Row(pick(s.name, language), [charts.Bar(
         [(s.on_time / s.with_due, "bar-a"), (1 - s.on_time / s.with_due, "bar-late")],
         t(N_("%(share)s (%(n)s of %(total)s)")) % {
             "share": charts.percent(s.on_time_share), "n": s.on_time, "total": s.with_due})])
