@@ -223,6 +223,9 @@ def step_rows(session: Session, process_id: str, start: datetime, end: datetime)
     ).join(Instance, Instance.id == AuditEvent.instance_id).where(
         AuditEvent.action == COMPLETED, AuditEvent.at >= start, AuditEvent.at < end,
         Instance.process_id == process_id, created.is_not(None),
+        # Prunes the instances whose events are read: the advance that completes a task saves
+        # its instance at the event's time, so one last saved before the period has none in it.
+        Instance.updated_at >= start, Instance.created_at < end,
     ).subquery()
     ranked, keys, stats = _ranked_stats(done, ["definition_id", "element_id"])
     query = select(*keys, *stats, func.count(ranked.c.on_time), func.coalesce(func.sum(ranked.c.on_time), 0))
