@@ -11,11 +11,22 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PY) -m pip install -q -c requirements.lock -e '.[dev]'
 	touch $@
 
-# Front-end packages the pages serve (package.json + package-lock.json; no build step).
+# Front-end packages the pages serve (package.json + package-lock.json). Most are served as
+# they come; the studio's modeler (bpmn-js-properties-panel ships ES modules only) is bundled
+# with esbuild into build/web/ (git-ignored), served as /static/build.
+STUDIO_SRC := $(wildcard certflow/web/frontend/studio/*)
+STUDIO     := build/web/studio.js
+
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
 
-install: $(VENV)/.installed node_modules/.package-lock.json
+$(STUDIO): node_modules/.package-lock.json $(STUDIO_SRC)
+	node_modules/.bin/esbuild certflow/web/frontend/studio/index.js certflow/web/frontend/studio/studio.css \
+	  --bundle --minify --sourcemap --format=iife --target=es2020 --log-level=warning \
+	  --loader:.woff=file --loader:.woff2=file --loader:.ttf=file --loader:.eot=file --loader:.svg=file \
+	  --entry-names=studio --outdir=build/web
+
+install: $(VENV)/.installed node_modules/.package-lock.json $(STUDIO)
 
 run: install
 	$(VENV)/bin/certflow run

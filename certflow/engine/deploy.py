@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,7 @@ class Bundle:
     registry: HandlerRegistry = field(default_factory=HandlerRegistry)
 
 
-def read_xml(path: Path, text: str) -> etree._Element:
+def read_xml(path: Path | None, text: str) -> etree._Element:
     if "<!DOCTYPE" in text or "<!ENTITY" in text:
         raise ValueError("DOCTYPE/ENTITY declarations are not allowed")
     return etree.fromstring(text.encode("utf-8"), SAFE_PARSER)
@@ -130,24 +131,78 @@ def parse_folder(folder: Path, registry: HandlerRegistry | None = None) -> Bundl
     registry every operator and guard the diagram names is reported unknown."""
     problems: list[Problem] = []
     sources = _sources(folder, problems)
+    bundle = parse_sources(folder.name, sources, registry)
+    bundle.folder = folder
+    bundle.problems[:0] = problems
+    return bundle
+
+
+# What a sources map given from outside a folder (the studio's drafts and uploads) may hold.
+MAX_SOURCE_CHARS = 2_000_000
+MAX_SOURCES_CHARS = 5_000_000
+MAX_SOURCE_FILES = 200
+_SOURCE_NAME = re.compile(r"^(forms/)?[A-Za-z0-9_][A-Za-z0-9_.-]{0,120}\.(bpmn|dmn|json)$")
+
+
+def source_problems(sources: dict[str, str]) -> list[Problem]:
+    """What makes a sources map unfit to parse at all: odd file names, too much text, a DTD,
+    a .bpmn that is not BPMN. Reported per file before any parsing is tried."""
+    if len(sources) > MAX_SOURCE_FILES:
+        return [Problem("(sources)", None, f"too many files ({len(sources)}, at most {MAX_SOURCE_FILES})")]
+    total = sum(len(t) for t in sources.values() if isinstance(t, str))
+    if total > MAX_SOURCES_CHARS:
+        return [Problem("(sources)", None, f"too large ({total:,} characters, at most {MAX_SOURCES_CHARS:,})")]
+    found: list[Problem] = []
+    for name, text in sorted(sources.items()):
+        if not isinstance(text, str):
+            found.append(Problem(str(name), None, "not text"))
+        elif not _SOURCE_NAME.match(name):
+            found.append(Problem(name, None, "file name not allowed (a .bpmn, .dmn or .json file, "
+                                 "forms/ as the only folder)"))
+        elif len(text) > MAX_SOURCE_CHARS:
+            found.append(Problem(name, None, f"too large ({len(text):,} characters, at most "
+                                 f"{MAX_SOURCE_CHARS:,})"))
+        elif name.endswith((".bpmn", ".dmn")):
+            found += _xml_problems(name, text)
+    if not any(n.endswith(".bpmn") for n in sources):
+        found.append(Problem("(sources)", None, "no .bpmn file"))
+    return found
+
+
+def _xml_problems(name: str, text: str) -> list[Problem]:
+    try:
+        root = read_xml(Path(name), text)
+    except (etree.XMLSyntaxError, ValueError) as exc:
+        return [Problem(name, None, f"not valid XML: {exc}")]
+    expected = BPMN_NS + "definitions" if name.endswith(".bpmn") else None
+    if expected and root.tag != expected:
+        return [Problem(name, None, f"not a BPMN 2.0 file (root element {root.tag!r}, expected "
+                        f"bpmn:definitions)")]
+    return []
+
+
+def parse_sources(name: str, sources: dict[str, str], registry: HandlerRegistry | None = None) -> Bundle:
+    """Parse and check one process given as its folder's files ``{relative path: text}``
+    (what ``Definition.sources`` stores); ``name`` stands for the folder's name."""
+    problems: list[Problem] = []
     forms = _load_forms(sources, problems)
     parser = make_parser()
-    for name, text in sources.items():
-        if name.endswith((".bpmn", ".dmn")):
+    for file, text in sources.items():
+        if file.endswith((".bpmn", ".dmn")):
             try:
-                root = read_xml(folder / name, text)
-                if name.endswith(".bpmn"):
-                    dangling = flow_problems(root, name)
+                root = read_xml(Path(file), text)
+                if file.endswith(".bpmn"):
+                    dangling = flow_problems(root, file)
                     problems.extend(dangling)
                     if not dangling:
-                        parser.add_bpmn_xml(etree.ElementTree(root), filename=name)
+                        parser.add_bpmn_xml(etree.ElementTree(root), filename=file)
                 else:
-                    parser.add_dmn_xml(root, filename=name)
+                    parser.add_dmn_xml(root, filename=file)
             except (etree.XMLSyntaxError, ValueError) as exc:
-                problems.append(Problem(name, None, f"not valid XML: {exc}"))
+                problems.append(Problem(file, None, f"not valid XML: {exc}"))
             except ValidationException as exc:
-                problems.append(Problem(name, getattr(exc, "id", None), _spiff_message(exc)))
-    bundle = Bundle(folder.name, folder.name, folder, sources, _hash(sources), {}, forms, {}, problems,
+                problems.append(Problem(file, getattr(exc, "id", None), _spiff_message(exc)))
+    bundle = Bundle(name, name, Path(name), dict(sources), _hash(sources), {}, forms, {}, problems,
                     registry or HandlerRegistry())
     if problems:
         return bundle
@@ -319,7 +374,7 @@ def discover(processes_dir: Path) -> list[Path]:
 def deploy(session: Session, processes_dir: Path, actor: str, registry: HandlerRegistry,
            only: list[str] | None = None) -> list[DeployedVersion]:
     """Validate every process folder, then write new versions. All or nothing."""
-    stored = [_store(session, bundle, actor) for bundle in validated(processes_dir, registry, only)]
+    stored = [store_bundle(session, bundle, actor) for bundle in validated(processes_dir, registry, only)]
     return stored + _store_shared(session, processes_dir, actor)
 
 
@@ -372,7 +427,7 @@ def shared_problems(processes_dir: Path, registry: HandlerRegistry) -> list[Prob
     return found
 
 
-def _store(session: Session, bundle: Bundle, actor: str) -> DeployedVersion:
+def store_bundle(session: Session, bundle: Bundle, actor: str) -> DeployedVersion:
     latest = session.execute(
         select(Definition).where(Definition.process_id == bundle.process_id)
         .order_by(Definition.version.desc()).limit(1).with_for_update()

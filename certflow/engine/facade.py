@@ -34,6 +34,7 @@ from certflow.engine.jobs import JobsMixin
 from certflow.engine.messaging import MessagingMixin
 from certflow.engine.projections import correlation_key, waiting_message_tasks
 from certflow.engine.runtime import Advance, Runtime
+from certflow.engine.studio import StudioMixin
 from certflow.engine.spiff import SERIALIZER_VERSION, find_task, state_to_dict
 from certflow.store.models import AuditEvent, Definition, HumanTask, Instance, Subscription, User
 
@@ -52,7 +53,7 @@ class Actor:
 MAX_MESSAGE_TTL = timedelta(days=3650)
 
 
-class Engine(AnalyticsMixin, HandoverMixin, EscalationMixin, MessagingMixin, JobsMixin, InlineMixin, Runtime):
+class Engine(StudioMixin, AnalyticsMixin, HandoverMixin, EscalationMixin, MessagingMixin, JobsMixin, InlineMixin, Runtime):
     def actor(self, username: str) -> Actor:
         """Who ``username`` is to the engine (groups, staff): the CLI's ``--as``."""
         with self.session() as session:

@@ -3,7 +3,7 @@
 from certflow.store import models  # noqa: F401
 from certflow.store.base import Base
 
-for _module in ("communications", "register", "billing", "accounts", "workspace"):
+for _module in ("communications", "register", "billing", "accounts", "workspace", "studio"):
     try:
         __import__(f"certflow.store.{_module}")
     except ModuleNotFoundError as exc:  # pragma: no cover - only while a module is being written

@@ -25,6 +25,9 @@ LIMITS: dict[str, int] = {
     # A dossier document (case_documents.MAX_BYTES, 10 MB) plus its multipart envelope: the page
     # itself refuses what is over 10 MB, with a message the candidate can act on.
     "/mijn/cases/": 11 * 1024 * 1024,
+    # A process's files as a draft (deploy.MAX_SOURCES_CHARS): the studio itself refuses what
+    # is too large, naming the file.
+    "/studio/": 12 * 1024 * 1024,
 }
 DRAIN_LIMIT = 64 * 1024 * 1024
 

@@ -40,7 +40,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from certflow.errors import CertflowError
 from certflow.settings import ROOT
-from certflow.web.pages import account, admin, analytics, auth, dashboard, inbox, mijn, mijn_apply, register
+from certflow.web.pages import account, admin, analytics, auth, dashboard, inbox, mijn, mijn_apply, register, studio
 from certflow.web.pages.deps import (
     PageDeps,
     CsrfRefused,
@@ -56,9 +56,13 @@ STATIC_DIR = ROOT / "certflow" / "web" / "static"
 NODE_MODULES = ROOT / "node_modules"
 # What the pages load from npm packages (package.json): mounted file by file, not the tree.
 VENDOR = {"htmx.org": "htmx.org/dist", "axe-core": "axe-core"}
+# What ``make install`` builds from npm packages that ship ES modules only (the studio's
+# modeler bundle: esbuild, see the Makefile); git-ignored, served as /static/build.
+BUILD_DIR = ROOT / "build" / "web"
 
 ROUTERS: list[APIRouter] = [auth.router, account.router, admin.router, register.router,
-                            inbox.router, mijn.router, mijn_apply.router, dashboard.router, analytics.router]
+                            inbox.router, mijn.router, mijn_apply.router, dashboard.router, analytics.router,
+                            studio.router]
 
 
 def build_router() -> APIRouter:
@@ -85,6 +89,9 @@ def install(app: FastAPI) -> None:
             log.warning("%s missing: run `make install` (npm ci)", path)
         app.mount(f"/static/vendor/{package}", StaticFiles(directory=path, check_dir=False),
                   name=f"vendor-{package}")
+    if not BUILD_DIR.is_dir():
+        log.warning("%s missing: run `make install` (builds the studio's modeler)", BUILD_DIR)
+    app.mount("/static/build", StaticFiles(directory=BUILD_DIR, check_dir=False), name="static-build")
     app.include_router(build_router())
     _install_error_pages(app)
 

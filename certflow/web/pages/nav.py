@@ -33,6 +33,7 @@ NAV: list[NavItem] = [
     NavItem(N_("My CMI"), "/mijn", CANDIDATE_ROLES),
     NavItem(N_("Dashboard"), "/dashboard", OFFICE_ROLES),
     NavItem(N_("People"), "/admin/people", ("admin", "office", "coordinator")),
+    NavItem(N_("Studio"), "/studio", ("process_owner",)),
     NavItem(N_("Public register"), "/register", ()),
     NavItem(N_("My account"), "/account", None),
 ]

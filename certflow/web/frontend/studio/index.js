@@ -1,0 +1,176 @@
+// The studio's modeler page: bpmn-js Modeler with the properties panel and certflow's provider;
+// save draft, check (problems marked on their elements), deploy. Data comes from /studio/<id>/.
+import BpmnModeler from 'bpmn-js/lib/Modeler';
+import { BpmnPropertiesPanelModule, BpmnPropertiesProviderModule } from 'bpmn-js-properties-panel';
+import spiffModdle from './moddle';
+import CertflowPropertiesProvider from './provider';
+
+const root = document.getElementById('studio');
+const processId = root.dataset.process;
+const csrf = root.dataset.csrf;
+const texts = JSON.parse(root.dataset.texts);
+const statusBox = document.getElementById('studio-status');
+const problemBox = document.getElementById('studio-problems');
+const problemList = document.getElementById('studio-problem-list');
+const base = `/studio/${encodeURIComponent(processId)}`;
+
+let space = null;
+let dirty = false;
+
+function say(text, kind) {
+  statusBox.textContent = text;
+  statusBox.className = 'studio-status' + (kind ? ` notice notice--${kind}` : '');
+}
+
+function format(text, values) {
+  return text.replace(/\{(\w+)\}/g, (_, k) => values[k]);
+}
+
+async function post(url, body) {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrf, Accept: 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    credentials: 'same-origin'
+  });
+  let data = {};
+  try { data = await response.json(); } catch (e) { data = { error: texts.error, problems: [] }; }
+  return { ok: response.ok, status: response.status, data };
+}
+
+const modeler = new BpmnModeler({
+  container: '#studio-canvas',
+  propertiesPanel: { parent: '#studio-panel' },
+  additionalModules: [
+    BpmnPropertiesPanelModule, BpmnPropertiesProviderModule,
+    { __init__: [ 'certflowPropertiesProvider' ], certflowPropertiesProvider: [ 'type', CertflowPropertiesProvider ] }
+  ],
+  moddleExtensions: { spiffworkflow: spiffModdle },
+  certflow: {
+    texts,
+    catalogue: { operators: [], guards: [], assignment_rules: [] },
+    forms: () => (space ? space.forms : [])
+  },
+  keyboard: { bindTo: document }
+});
+window.certflowStudio = { modeler };
+
+async function currentSources() {
+  const { xml } = await modeler.saveXML({ format: true });
+  return { ...space.sources, [space.bpmn_file]: xml };
+}
+
+// -- problems on the canvas -----------------------------------------------------------------
+let marked = [];
+
+function clearProblems() {
+  const canvas = modeler.get('canvas');
+  const overlays = modeler.get('overlays');
+  marked.forEach((id) => canvas.removeMarker(id, 'studio-has-error'));
+  overlays.remove({ type: 'studio-error' });
+  marked = [];
+  problemList.replaceChildren();
+  problemBox.hidden = true;
+}
+
+function showProblems(problems) {
+  clearProblems();
+  const registry = modeler.get('elementRegistry');
+  const canvas = modeler.get('canvas');
+  const overlays = modeler.get('overlays');
+  const byElement = {};
+  for (const problem of problems) {
+    const item = document.createElement('li');
+    const where = problem.element ? `${problem.file} [${problem.element}]` : problem.file;
+    const onCanvas = problem.element && registry.get(problem.element);
+    if (onCanvas) {
+      const link = document.createElement('button');
+      link.type = 'button';
+      link.className = 'link-button';
+      link.textContent = where;
+      link.addEventListener('click', () => {
+        modeler.get('selection').select(onCanvas);
+        canvas.scrollToElement(onCanvas);
+      });
+      item.append(link, `: ${problem.message}`);
+      (byElement[problem.element] = byElement[problem.element] || []).push(problem.message);
+    } else {
+      item.textContent = `${where}: ${problem.message}`;
+    }
+    problemList.append(item);
+  }
+  for (const [ id, messages ] of Object.entries(byElement)) {
+    canvas.addMarker(id, 'studio-has-error');
+    marked.push(id);
+    const badge = document.createElement('div');
+    badge.className = 'studio-error';
+    badge.setAttribute('role', 'note');
+    badge.dataset.element = id;
+    badge.textContent = messages.join(' · ');
+    badge.title = messages.join('\n');
+    overlays.add(id, 'studio-error', { position: { bottom: -6, left: 0 }, html: badge });
+  }
+  problemBox.hidden = problems.length === 0;
+}
+
+// -- actions ----------------------------------------------------------------------------------
+async function saveDraft() {
+  const result = await post(`${base}/draft`, { sources: await currentSources() });
+  if (result.ok) {
+    dirty = false;
+    say(texts.saved, 'success');
+  } else {
+    say(texts.save_refused + ' ' + (result.data.error || ''), 'warning');
+    showProblems(result.data.problems || []);
+  }
+  return result.ok;
+}
+
+async function check() {
+  say(texts.checking);
+  const result = await post(`${base}/check`, { sources: await currentSources() });
+  const problems = result.data.problems || [];
+  showProblems(problems);
+  if (result.ok && problems.length === 0) say(texts.ok, 'success');
+  else say(problems.length ? texts.problems : (result.data.error || texts.error), 'warning');
+  return result.ok && problems.length === 0;
+}
+
+async function deploy() {
+  if (!window.confirm(texts.confirm)) return;
+  if (!(await saveDraft())) return;
+  say(texts.deploying);
+  const result = await post(`${base}/deploy`);
+  if (result.ok) {
+    clearProblems();
+    say(format(result.data.created ? texts.deployed : texts.unchanged, { v: result.data.version }), 'success');
+    await load();
+  } else {
+    showProblems(result.data.problems || []);
+    say(texts.refused + ' ' + ((result.data.problems || []).length ? texts.problems : (result.data.error || '')),
+      'warning');
+  }
+}
+
+async function load() {
+  const [ workspace, catalogue ] = await Promise.all([
+    fetch(`${base}/workspace.json`, { credentials: 'same-origin' }).then((r) => r.json()),
+    fetch('/studio/handlers.json', { credentials: 'same-origin' }).then((r) => r.json())
+  ]);
+  space = workspace;
+  Object.assign(modeler.get('config.certflow').catalogue, catalogue);
+  await modeler.importXML(space.sources[space.bpmn_file]);
+  modeler.get('canvas').zoom('fit-viewport');
+  dirty = false;
+  root.dataset.ready = '1';
+}
+
+document.getElementById('studio-save').addEventListener('click', saveDraft);
+document.getElementById('studio-check').addEventListener('click', check);
+document.getElementById('studio-deploy').addEventListener('click', deploy);
+modeler.on('commandStack.changed', () => { dirty = true; });
+window.addEventListener('beforeunload', (event) => {
+  if (dirty) { event.preventDefault(); event.returnValue = texts.unsaved; }
+});
+
+load().catch((error) => say(texts.error + ' ' + error.message, 'warning'));

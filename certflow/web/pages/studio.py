@@ -1,0 +1,162 @@
+"""The process owners' studio: the processes, the modeler (bpmn-js with certflow's own
+properties panel, bundled from npm by ``make install``), drafts, the deploy check shown on the
+diagram, deploy, and the version history with what changed.
+
+The editor page loads its data as JSON from the routes below (``/studio/<process>/...``);
+every one of them, pages and JSON alike, is for the ``process_owner`` role only. Everything a
+draft may contain is decided by the engine facade (``certflow.engine.studio``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, UploadFile
+from fastapi.responses import JSONResponse, Response
+
+from certflow.engine.errors import CertflowError, DeployError, Problem
+from certflow.engine.studio import ROLE
+from certflow.i18n import N_
+from certflow.services.accounts import Account
+from certflow.web.deps import actor_of, get_engine
+from certflow.web.pages.deps import require_role
+from certflow.web.pages.rendering import redirect, render
+
+router = APIRouter(prefix="/studio")
+Owner = Annotated[Account, Depends(require_role(ROLE))]
+MAX_UPLOAD_BYTES = 2_000_000
+
+
+def _problems(problems: list[Problem]) -> list[dict[str, Any]]:
+    return [{"file": p.file, "element": p.element, "message": p.message} for p in problems]
+
+
+def _refusal(exc: CertflowError) -> JSONResponse:
+    problems = exc.problems if isinstance(exc, DeployError) else []
+    return JSONResponse({"error": exc.message, "problems": _problems(problems)}, status_code=exc.status)
+
+
+async def _sources(request: Request) -> dict[str, str] | JSONResponse:
+    try:
+        body = json.loads(await request.body())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = None
+    sources = body.get("sources") if isinstance(body, dict) else None
+    if not isinstance(sources, dict) or not all(isinstance(k, str) for k in sources):
+        return JSONResponse({"error": "expected {\"sources\": {path: text}}", "problems": []}, status_code=422)
+    return sources
+
+
+@router.get("")
+def processes(request: Request, user: Owner) -> Response:
+    found = get_engine().studio_processes(actor_of(user))
+    return render(request, "studio/index.html", {"processes": found})
+
+
+@router.get("/handlers.json")
+def handlers(user: Owner) -> JSONResponse:
+    return JSONResponse(get_engine().handler_catalogue(actor_of(user)))
+
+
+@router.get("/{process_id}")
+def editor(request: Request, process_id: str, user: Owner, saved: str = "", restored: str = "") -> Response:
+    space = get_engine().workspace(actor_of(user), process_id)
+    flash = N_("The version has been restored as the draft.") if restored else \
+        (N_("The diagram has been uploaded as the draft.") if saved else None)
+    return render(request, "studio/editor.html", {"space": space, "flash": flash})
+
+
+@router.get("/{process_id}/workspace.json")
+def workspace(process_id: str, user: Owner) -> JSONResponse:
+    space = get_engine().workspace(actor_of(user), process_id)
+    return JSONResponse({
+        "process_id": space.process_id, "sources": space.sources, "base_version": space.base_version,
+        "is_draft": space.is_draft, "saved_by": space.saved_by,
+        "saved_at": space.saved_at.isoformat() if space.saved_at else None,
+        "bpmn_file": next((n for n in sorted(space.sources) if n.endswith(".bpmn")), None),
+        "forms": sorted(n.removeprefix("forms/") for n in space.sources if n.startswith("forms/")),
+    })
+
+
+@router.post("/{process_id}/draft")
+async def save_draft(request: Request, process_id: str, user: Owner) -> JSONResponse:
+    sources = await _sources(request)
+    if isinstance(sources, JSONResponse):
+        return sources
+    try:
+        space = get_engine().save_draft(actor_of(user), process_id, sources)
+    except CertflowError as exc:
+        return _refusal(exc)
+    return JSONResponse({"saved_by": space.saved_by, "saved_at": space.saved_at.isoformat()
+                         if space.saved_at else None})
+
+
+@router.post("/{process_id}/check")
+async def check(request: Request, process_id: str, user: Owner) -> JSONResponse:
+    sources = await _sources(request)
+    if isinstance(sources, JSONResponse):
+        return sources
+    try:
+        problems = get_engine().check_sources(actor_of(user), process_id, sources)
+    except CertflowError as exc:
+        return _refusal(exc)
+    return JSONResponse({"problems": _problems(problems)})
+
+
+@router.post("/{process_id}/deploy")
+def deploy(process_id: str, user: Owner) -> JSONResponse:
+    try:
+        done = get_engine().deploy_draft(actor_of(user), process_id)
+    except CertflowError as exc:
+        return _refusal(exc)
+    return JSONResponse({"process_id": done.process_id, "version": done.version, "created": done.created})
+
+
+@router.post("/{process_id}/discard")
+def discard(request: Request, process_id: str, user: Owner) -> Response:
+    get_engine().discard_draft(actor_of(user), process_id)
+    return redirect(request, f"/studio/{process_id}")
+
+
+@router.post("/{process_id}/upload")
+async def upload(request: Request, process_id: str, user: Owner, diagram: UploadFile) -> Response:
+    data = await diagram.read(MAX_UPLOAD_BYTES + 1)
+    space = get_engine().workspace(actor_of(user), process_id)
+    problems: list[Problem] = []
+    if len(data) > MAX_UPLOAD_BYTES:
+        problems = [Problem(diagram.filename or "upload", None,
+                            f"too large (more than {MAX_UPLOAD_BYTES:,} bytes)")]
+    else:
+        try:
+            get_engine().upload_diagram(actor_of(user), process_id, data.decode("utf-8"))
+        except UnicodeDecodeError:
+            problems = [Problem(diagram.filename or "upload", None, "not UTF-8 text")]
+        except DeployError as exc:
+            problems = exc.problems
+    if problems:
+        return render(request, "studio/editor.html", {"space": space, "upload_problems": problems},
+                      status_code=422)
+    return redirect(request, f"/studio/{process_id}?saved=1")
+
+
+@router.get("/{process_id}/versions")
+def versions(request: Request, process_id: str, user: Owner) -> Response:
+    found = get_engine().versions(actor_of(user), process_id)
+    return render(request, "studio/versions.html", {"process_id": process_id, "versions": found})
+
+
+@router.get("/{process_id}/versions/{version}.bpmn")
+def download(process_id: str, version: int, user: Owner) -> Response:
+    sources = get_engine().version_sources(actor_of(user), process_id, version)
+    name = next((n for n in sorted(sources) if n.endswith(".bpmn")), None)
+    if name is None:
+        return Response(status_code=404)
+    return Response(sources[name], media_type="application/xml", headers={
+        "Content-Disposition": f'attachment; filename="{process_id}_v{version}.bpmn"'})
+
+
+@router.post("/{process_id}/versions/{version}/restore")
+def restore(request: Request, process_id: str, version: int, user: Owner) -> Response:
+    get_engine().restore_version(actor_of(user), process_id, version)
+    return redirect(request, f"/studio/{process_id}?restored=1")

@@ -1,0 +1,205 @@
+"""The process owners' studio (in-process browser): who may use it, drafts that are saved but
+never run, the deploy check naming the element, deploy as version N+1 (a running case keeps
+its version), the version history with what changed, download and restore, and bad input
+refused with the file, element and reason while nothing is deployed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+import certflow.bootstrap
+from certflow.bootstrap import build_engine
+from certflow.engine.facade import Actor
+from certflow.store.db import session_scope
+from certflow.store.models import Definition
+from certflow.store.studio import StudioDraft
+from tests.processes.driver import PROCESSES
+from tests.support import Harness
+from tests.web.pages_support import ADDRESS, Browser, csrf_of, person
+
+BPMN = "certification.bpmn"
+DUE = '<spiffworkflow:property name="due" value="&quot;P5D&quot;"/>'
+TEMPLATE = "value=\"'certification/application_received'\""
+
+
+@pytest.fixture
+def site(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    harness = Harness(build_engine())
+    engine = harness.engine
+    monkeypatch.setattr(certflow.bootstrap, "engine", lambda: engine)
+    engine.deploy(Actor.system(), PROCESSES, only=["certification"])
+    people = {
+        "petra": person("petra", ["process_owner"], staff=True),
+        "olga": person("olga", ["office"], staff=True),
+        "mila": person("mila", ["mentor"]),
+        "cas": person("cas", ["candidate"], address=ADDRESS),
+    }
+    return {"engine": engine, "harness": harness, **people}
+
+
+class Studio:
+    """A signed-in browser that talks to the studio's JSON routes with its CSRF header."""
+
+    def __init__(self, site: dict[str, Any], who: str) -> None:
+        self.b = Browser()
+        self.b.sign_in(site[who])
+        self.token = csrf_of(self.b.get("/account").text)
+
+    def post(self, url: str, body: Any = None) -> Any:
+        return self.b.client.post(url, json=body, headers={"X-CSRF-Token": self.token,
+                                                           "Accept": "application/json"})
+
+    def sources(self) -> dict[str, str]:
+        response = self.b.get("/studio/certification/workspace.json")
+        assert response.status_code == 200
+        return dict(response.json()["sources"])
+
+
+def _versions() -> int:
+    with session_scope() as session:
+        return int(session.scalar(select(func.count()).select_from(Definition)
+                                  .where(Definition.process_id == "certification")) or 0)
+
+
+def _draft() -> StudioDraft | None:
+    with session_scope() as session:
+        return session.get(StudioDraft, "certification")
+
+
+@pytest.mark.parametrize("who", ["cas", "mila", "olga"])
+def test_only_process_owners_use_the_studio(site: dict[str, Any], who: str) -> None:
+    studio = Studio(site, who)
+    for url in ("/studio", "/studio/certification", "/studio/certification/workspace.json",
+                "/studio/handlers.json", "/studio/certification/versions",
+                "/studio/certification/versions/1.bpmn"):
+        assert studio.b.get(url).status_code == 403, url
+    sources = Studio(site, "petra").sources()
+    for url, body in (("/studio/certification/draft", {"sources": sources}),
+                      ("/studio/certification/check", {"sources": sources}),
+                      ("/studio/certification/deploy", None),
+                      ("/studio/certification/versions/1/restore", None)):
+        assert studio.post(url, body).status_code == 403, url
+    assert _draft() is None and _versions() == 1
+    assert "/studio" not in studio.b.get("/account").text
+
+
+def test_anonymous_visitors_are_sent_to_sign_in(site: dict[str, Any]) -> None:
+    response = Browser().get("/studio/certification", follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"].startswith("/sign-in")
+
+
+def test_draft_check_deploy_history_download_restore(site: dict[str, Any]) -> None:
+    engine, owner = site["engine"], Studio(site, "petra")
+    assert 'href="/studio"' in owner.b.get("/account").text  # in the menu
+    catalogue = owner.b.get("/studio/handlers.json").json()
+    email = next(o for o in catalogue["operators"] if o["name"] == "email/send")
+    assert {p["name"] for p in email["parameters"]} >= {"recipient", "template", "context"}
+
+    old = engine.start(Actor("cas", ("candidate",)), "certification", "APP-old",
+                       {"candidate": "cas", "eligibility_route": "hbo_diploma", "motivation": "Ik wil"})
+    sources = owner.sources()
+    assert DUE in sources[BPMN]
+    sources[BPMN] = sources[BPMN].replace(DUE, DUE.replace("P5D", "P7D"))
+    assert owner.post("/studio/certification/draft", {"sources": sources}).status_code == 200
+    assert _draft() is not None and _versions() == 1  # saved, not deployed
+    assert "P7D" in owner.sources()[BPMN]
+    assert "draft" in owner.b.get("/studio").text
+
+    assert owner.post("/studio/certification/check", {"sources": sources}).json() == {"problems": []}
+    done = owner.post("/studio/certification/deploy")
+    assert done.status_code == 200 and done.json() == {"process_id": "certification", "version": 2,
+                                                       "created": True}
+    assert _draft() is None and _versions() == 2
+    new = engine.start(Actor("bea", ("candidate",)), "certification", "APP-new",
+                       {"candidate": "bea", "eligibility_route": "hbo_diploma", "motivation": "Ik wil"})
+    assert engine.instance(Actor.system(), old.id).version == 1
+    assert engine.instance(Actor.system(), new.id).version == 2
+
+    history = owner.b.get("/studio/certification/versions").text
+    assert "Versie 2" in history and "check_eligibility" in history and "P7D" in history
+    v1 = owner.b.get("/studio/certification/versions/1.bpmn")
+    assert v1.headers["content-disposition"].endswith('certification_v1.bpmn"') and DUE in v1.text
+    restored = owner.b.client.post("/studio/certification/versions/1/restore",
+                                   data={"csrf_token": owner.token}, follow_redirects=False)
+    assert restored.status_code == 303
+    assert DUE in owner.sources()[BPMN] and _versions() == 2
+
+
+def test_check_names_the_element_and_deploy_refuses(site: dict[str, Any]) -> None:
+    owner = Studio(site, "petra")
+    sources = owner.sources()
+    sources[BPMN] = sources[BPMN].replace(TEMPLATE, "value=\"'certification/no_such_mail'\"", 1)
+    problems = owner.post("/studio/certification/check", {"sources": sources}).json()["problems"]
+    assert [p["element"] for p in problems] == ["send_confirmation"]
+    assert "no_such_mail" in problems[0]["message"]
+    assert owner.post("/studio/certification/draft", {"sources": sources}).status_code == 200
+    refused = owner.post("/studio/certification/deploy")
+    assert refused.status_code == 422
+    assert refused.json()["problems"][0]["element"] == "send_confirmation"
+    assert _versions() == 1 and _draft() is not None
+
+
+def _broken(sources: dict[str, str], kind: str) -> dict[str, str]:
+    text = sources[BPMN]
+    if kind == "not_bpmn":
+        return {**sources, BPMN: "this is not a diagram"}
+    if kind == "other_xml":
+        return {**sources, BPMN: "<html><body>hi</body></html>"}
+    if kind == "doctype":
+        return {**sources, BPMN: text.replace("<bpmn:definitions", '<!DOCTYPE x [<!ENTITY e "boom">]>'
+                                              "<bpmn:definitions", 1)}
+    if kind == "too_large":
+        return {**sources, BPMN: text.replace("</bpmn:definitions>", "<!--" + "x" * 2_100_000 + "-->"
+                                              "</bpmn:definitions>")}
+    assert kind == "bad_name"
+    return {**sources, "../../etc/passwd.json": "{}"}
+
+
+@pytest.mark.parametrize("kind,reason", [
+    ("not_bpmn", "not valid XML"), ("other_xml", "not a BPMN 2.0 file"),
+    ("doctype", "DOCTYPE"), ("too_large", "too large"), ("bad_name", "file name not allowed"),
+])
+def test_bad_drafts_are_refused_with_the_reason(site: dict[str, Any], kind: str, reason: str) -> None:
+    owner = Studio(site, "petra")
+    response = owner.post("/studio/certification/draft", {"sources": _broken(owner.sources(), kind)})
+    assert response.status_code == 422
+    assert any(reason in p["message"] for p in response.json()["problems"]), response.json()
+    assert _draft() is None and _versions() == 1
+
+
+def test_a_draft_breaking_a_convention_is_not_deployed(site: dict[str, Any]) -> None:
+    owner = Studio(site, "petra")
+    sources = owner.sources()
+    sources[BPMN] = sources[BPMN].replace(
+        '<spiffworkflow:property name="form" value="eligibility_check.json"/>', "", 1)
+    assert owner.post("/studio/certification/draft", {"sources": sources}).status_code == 200
+    refused = owner.post("/studio/certification/deploy").json()
+    assert {"element": "check_eligibility", "message": "user task without a 'form' property"}.items() \
+        <= refused["problems"][0].items()
+    assert _versions() == 1
+
+
+@pytest.mark.parametrize("content,reason", [
+    (b"\x89PNG\r\n\x1a\n", "not UTF-8"),
+    (b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY e SYSTEM "file:///etc/passwd">]><d>&e;</d>', "DOCTYPE"),
+    (b"<bpmn>" + b"x" * 2_000_001 + b"</bpmn>", "too large"),
+])
+def test_bad_uploads_are_refused_on_the_page(site: dict[str, Any], content: bytes, reason: str) -> None:
+    owner = Studio(site, "petra")
+    response = owner.b.client.post("/studio/certification/upload", data={"csrf_token": owner.token},
+                                   files={"diagram": ("upload.bpmn", content, "application/xml")})
+    assert response.status_code == 422 and reason in response.text
+    assert _draft() is None and _versions() == 1
+
+
+def test_a_good_upload_becomes_the_draft(site: dict[str, Any]) -> None:
+    owner = Studio(site, "petra")
+    text = owner.sources()[BPMN].replace(DUE, DUE.replace("P5D", "P9D"))
+    response = owner.b.client.post("/studio/certification/upload", data={"csrf_token": owner.token},
+                                   files={"diagram": ("c.bpmn", text.encode(), "application/xml")},
+                                   follow_redirects=False)
+    assert response.status_code == 303
+    assert "P9D" in owner.sources()[BPMN] and _versions() == 1
