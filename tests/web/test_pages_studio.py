@@ -94,6 +94,8 @@ def test_anonymous_visitors_are_sent_to_sign_in(site: dict[str, Any]) -> None:
 def test_draft_check_deploy_history_download_restore(site: dict[str, Any]) -> None:
     engine, owner = site["engine"], Studio(site, "petra")
     assert 'href="/studio"' in owner.b.get("/account").text  # in the menu
+    page = owner.b.get("/studio/certification")
+    assert page.status_code == 200 and "/static/build/studio.js" in page.text
     catalogue = owner.b.get("/studio/handlers.json").json()
     email = next(o for o in catalogue["operators"] if o["name"] == "email/send")
     assert {p["name"] for p in email["parameters"]} >= {"recipient", "template", "context"}

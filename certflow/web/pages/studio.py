@@ -64,7 +64,7 @@ def editor(request: Request, process_id: str, user: Owner, saved: str = "", rest
     space = get_engine().workspace(actor_of(user), process_id)
     flash = N_("The version has been restored as the draft.") if restored else \
         (N_("The diagram has been uploaded as the draft.") if saved else None)
-    return render(request, "studio/editor.html", {"space": space, "flash": flash})
+    return render(request, "studio/editor.html", {"space": space, "flash": flash, "upload_problems": []})
 
 
 @router.get("/{process_id}/workspace.json")

@@ -40,7 +40,7 @@ async function post(url, body) {
 
 const modeler = new BpmnModeler({
   container: '#studio-canvas',
-  propertiesPanel: { parent: '#studio-panel' },
+  propertiesPanel: { parent: '#studio-panel', layout: { groups: { certflow: { open: true } } } },
   additionalModules: [
     BpmnPropertiesPanelModule, BpmnPropertiesProviderModule,
     { __init__: [ 'certflowPropertiesProvider' ], certflowPropertiesProvider: [ 'type', CertflowPropertiesProvider ] }
@@ -50,8 +50,7 @@ const modeler = new BpmnModeler({
     texts,
     catalogue: { operators: [], guards: [], assignment_rules: [] },
     forms: () => (space ? space.forms : [])
-  },
-  keyboard: { bindTo: document }
+  }
 });
 window.certflowStudio = { modeler };
 
@@ -90,7 +89,7 @@ function showProblems(problems) {
       link.textContent = where;
       link.addEventListener('click', () => {
         modeler.get('selection').select(onCanvas);
-        canvas.scrollToElement(onCanvas);
+        canvas.scrollToElement(onCanvas, { top: 150, bottom: 150, left: 250, right: 250 });
       });
       item.append(link, `: ${problem.message}`);
       (byElement[problem.element] = byElement[problem.element] || []).push(problem.message);
@@ -160,7 +159,7 @@ async function load() {
   space = workspace;
   Object.assign(modeler.get('config.certflow').catalogue, catalogue);
   await modeler.importXML(space.sources[space.bpmn_file]);
-  modeler.get('canvas').zoom('fit-viewport');
+  modeler.get('canvas').zoom('fit-viewport', 'auto');
   dirty = false;
   root.dataset.ready = '1';
 }
