@@ -83,9 +83,11 @@ def _describe(node: etree._Element, kind: str, lanes: dict[str, str]) -> dict[st
     props = {"type": kind, "name": node.get("name") or ""}
     if node.get("id") in lanes:
         props["lane"] = lanes[node.get("id")]
-    for attr in ("sourceRef", "targetRef", "attachedToRef", "messageRef", "default", "cancelActivity"):
+    for attr in ("sourceRef", "targetRef", "attachedToRef", "messageRef", "default"):
         if node.get(attr) is not None:
             props[attr] = node.get(attr)
+    if kind == "boundaryEvent":  # modelers leave out the default (true) when they save
+        props["cancelActivity"] = node.get("cancelActivity") or "true"
     doc = node.find(f"{BPMN_NS}documentation")
     if doc is not None:
         props["documentation"] = _text(doc) or ""

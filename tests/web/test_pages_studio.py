@@ -108,7 +108,7 @@ def test_draft_check_deploy_history_download_restore(site: dict[str, Any]) -> No
     assert owner.post("/studio/certification/draft", {"sources": sources}).status_code == 200
     assert _draft() is not None and _versions() == 1  # saved, not deployed
     assert "P7D" in owner.sources()[BPMN]
-    assert "draft" in owner.b.get("/studio").text
+    assert "concept" in owner.b.get("/studio").text
 
     assert owner.post("/studio/certification/check", {"sources": sources}).json() == {"problems": []}
     done = owner.post("/studio/certification/deploy")

@@ -1,0 +1,63 @@
+"""Deploy from an in-memory sources map (the studio's drafts) is the same check as deploy from a
+folder, and the version diff speaks of elements and properties, not of XML."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import handlers
+from certflow.engine import diagram_diff
+from certflow.engine.deploy import _sources, parse_folder, parse_sources, source_problems
+from tests.processes.driver import PROCESSES
+
+FOLDER = Path(PROCESSES) / "certification"
+
+
+def _folder_sources() -> dict[str, str]:
+    return _sources(FOLDER, [])
+
+
+def test_sources_map_parses_exactly_as_the_folder() -> None:
+    registry = handlers.load_all()
+    from_folder = parse_folder(FOLDER, registry)
+    from_map = parse_sources("certification", _folder_sources(), registry)
+    assert from_folder.problems == from_map.problems == []
+    assert from_map.content_hash == from_folder.content_hash
+    assert from_map.elements == from_folder.elements and from_map.spec == from_folder.spec
+
+
+def test_a_broken_parameter_is_reported_on_its_element() -> None:
+    sources = _folder_sources()
+    sources["certification.bpmn"] = sources["certification.bpmn"].replace(
+        '<spiffworkflow:parameter id="recipient" type="str" value="candidate"/>', "", 1)
+    problems = parse_sources("certification", sources, handlers.load_all()).problems
+    assert [(p.element, p.message) for p in problems] == [
+        ("send_confirmation", "email/send: missing parameter(s) ['recipient']")]
+
+
+def test_source_problems_name_the_file_and_reason() -> None:
+    assert source_problems({"a.bpmn": "<x/>"})[0].message.startswith("not a BPMN 2.0 file")
+    assert "no .bpmn file" in source_problems({"forms/a.json": "{}"})[0].message
+    assert any("file name" in p.message and p.file == "sub/y.json"
+               for p in source_problems({"x.bpmn": "<x/>", "sub/y.json": "{}"}))
+    assert source_problems(_folder_sources()) == []
+
+
+def test_diff_lists_added_removed_and_changed_properties() -> None:
+    old = _folder_sources()
+    new = dict(old)
+    text = old["certification.bpmn"]
+    text = text.replace('value="&quot;P5D&quot;"', 'value="&quot;P7D&quot;"', 1)
+    text = text.replace("value=\"'certification/application_received'\"", "value=\"'certification/x'\"", 1)
+    new["certification.bpmn"] = text
+    new["forms/extra.json"] = "{}"
+    changes = diagram_diff.diff(old, new)
+    by_id = {c.element: c for c in changes.elements}
+    assert by_id["check_eligibility"].properties == {"due": ('"P5D"', '"P7D"')}
+    assert by_id["send_confirmation"].properties == {
+        "parameter template": ("'certification/application_received'", "'certification/x'")}
+    assert changes.files == {"certification.bpmn": "changed", "forms/extra.json": "added"}
+    assert changes.counts() == {"added": 0, "removed": 0, "changed": 2}
+    back = diagram_diff.diff(new, {k: v for k, v in old.items()})
+    assert back.files["forms/extra.json"] == "removed"
+    assert diagram_diff.diff(old, old).empty
