@@ -259,6 +259,8 @@ def _check_element(task_spec: Any, bundle: Bundle, file: str) -> None:
         return  # SpiffWorkflow's own helper specs (joins, splits)
     meta = el.describe(task_spec)
     bundle.elements[element] = meta
+    if not el.valid_priority(el.properties(task_spec).get("priority")):
+        bundle.problems.append(Problem(file, element, "property 'priority' must be a whole number"))
     for when in ("prescript", "postscript"):
         _check_script(bundle, file, element, getattr(task_spec, when, None), "exec", when)
     if isinstance(task_spec, ScriptTask):

@@ -16,6 +16,10 @@ def properties(task_spec: Any) -> dict[str, str]:
     return dict(extensions.get("properties", {}))
 
 
+def valid_priority(value: str | None) -> bool:
+    return value is None or value.strip().lstrip("-").isdigit()
+
+
 def describe(task_spec: Any) -> dict[str, Any]:
     props = properties(task_spec)
     meta: dict[str, Any] = {
@@ -25,7 +29,10 @@ def describe(task_spec: Any) -> dict[str, Any]:
     }
     if isinstance(task_spec, UserTask):
         meta.update(form=props.get("form"), assignee=props.get("assignee"),
-                    due=props.get("due"), priority=int(props.get("priority", 50)))
+                    due=props.get("due"),
+                    # Deploy refuses a priority that is no whole number (valid_priority).
+                    priority=int(props["priority"]) if props.get("priority") and
+                    valid_priority(props["priority"]) else 50)
         if props.get("assignment_rule"):  # see certflow.engine.assignment
             meta["assignment_rule"] = props["assignment_rule"]
     if isinstance(task_spec, AsyncServiceTask):

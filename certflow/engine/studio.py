@@ -187,14 +187,6 @@ class StudioMixin:
             return diagram_diff.diff(rules.definition(session, process_id, old).sources,
                                      rules.definition(session, process_id, new).sources)
 
-    def draft_diff(self, actor: "Actor", process_id: str) -> diagram_diff.VersionDiff:
-        """The draft against the latest deployed version."""
-        space = self.workspace(actor, process_id)
-        with self.session() as session:
-            latest = session.scalars(select(Definition).where(Definition.process_id == process_id)
-                                     .order_by(Definition.version.desc()).limit(1)).first()
-            return diagram_diff.diff(latest.sources if latest else {}, space.sources)
-
     def version_sources(self, actor: "Actor", process_id: str, version: int) -> dict[str, str]:
         studio_only(actor)
         with self.session() as session:

@@ -100,6 +100,13 @@ def test_process_owner_changes_checks_and_deploys(app: App, ui: Callable[..., UI
     page.wait_for_selector("#studio-status:has-text('Geen problemen')")
     assert badge.count() == 0
 
+    _select(page, "timer_payment_deadline")
+    timer = _field(page, "certflow-timer")
+    assert timer.input_value() == "P45D"
+    assert "45 dagen" in page.locator('[data-entry-id="certflow-timer"]').inner_text()
+    _select(page, "wait_payment")
+    assert _field(page, "certflow-correlation").input_value() == "invoice_number"
+
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Uitrollen als nieuwe versie").click()
     page.wait_for_selector(f"#studio-status:has-text('versie {latest + 1}')")

@@ -61,3 +61,14 @@ def test_diff_lists_added_removed_and_changed_properties() -> None:
     back = diagram_diff.diff(new, {k: v for k, v in old.items()})
     assert back.files["forms/extra.json"] == "removed"
     assert diagram_diff.diff(old, old).empty
+
+
+def test_a_priority_that_is_no_number_is_a_problem_not_a_crash() -> None:
+    sources = _folder_sources()
+    sources["certification.bpmn"] = sources["certification.bpmn"].replace(
+        '<spiffworkflow:property name="form" value="eligibility_check.json"/>',
+        '<spiffworkflow:property name="form" value="eligibility_check.json"/>'
+        '<spiffworkflow:property name="priority" value="high"/>', 1)
+    problems = parse_sources("certification", sources, handlers.load_all()).problems
+    assert [(p.element, p.message) for p in problems] == [
+        ("check_eligibility", "property 'priority' must be a whole number")]

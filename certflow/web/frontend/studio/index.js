@@ -40,7 +40,7 @@ async function post(url, body) {
 
 const modeler = new BpmnModeler({
   container: '#studio-canvas',
-  propertiesPanel: { parent: '#studio-panel', layout: { groups: { certflow: { open: true } } } },
+  propertiesPanel: { parent: '#studio-panel', layout: { groups: { certflow: { open: true }, documentation: { open: true } } } },
   additionalModules: [
     BpmnPropertiesPanelModule, BpmnPropertiesProviderModule,
     { __init__: [ 'certflowPropertiesProvider' ], certflowPropertiesProvider: [ 'type', CertflowPropertiesProvider ] }
