@@ -104,6 +104,8 @@ def test_process_owner_changes_checks_and_deploys(app: App, ui: Callable[..., UI
     timer = _field(page, "certflow-timer")
     assert timer.input_value() == "P45D"
     assert "45 dagen" in page.locator('[data-entry-id="certflow-timer"]').inner_text()
+    _select(page, "lane_office")
+    assert page.locator('[data-entry-id="certflow-lane-group"] select').input_value() == "office"
     _select(page, "wait_payment")
     assert _field(page, "certflow-correlation").input_value() == "invoice_number"
 

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from certflow.engine.errors import CertflowError, DeployError, Problem
 from certflow.engine.studio import ROLE
 from certflow.i18n import N_
-from certflow.services.accounts import Account
+from certflow.services.accounts import ROLES, Account
 from certflow.web.deps import actor_of, get_engine
 from certflow.web.pages.deps import require_role
 from certflow.web.pages.rendering import redirect, render
@@ -64,7 +64,8 @@ def editor(request: Request, process_id: str, user: Owner, saved: str = "", rest
     space = get_engine().workspace(actor_of(user), process_id)
     flash = N_("The version has been restored as the draft.") if restored else \
         (N_("The diagram has been uploaded as the draft.") if saved else None)
-    return render(request, "studio/editor.html", {"space": space, "flash": flash, "upload_problems": []})
+    return render(request, "studio/editor.html", {"space": space, "flash": flash, "upload_problems": [],
+                                                  "groups": list(ROLES)})
 
 
 @router.get("/{process_id}/workspace.json")
@@ -135,8 +136,8 @@ async def upload(request: Request, process_id: str, user: Owner, diagram: Upload
         except DeployError as exc:
             problems = exc.problems
     if problems:
-        return render(request, "studio/editor.html", {"space": space, "upload_problems": problems},
-                      status_code=422)
+        return render(request, "studio/editor.html", {"space": space, "upload_problems": problems,
+                                                      "groups": list(ROLES)}, status_code=422)
     return redirect(request, f"/studio/{process_id}?saved=1")
 
 

@@ -49,7 +49,8 @@ const modeler = new BpmnModeler({
   certflow: {
     texts,
     catalogue: { operators: [], guards: [], assignment_rules: [] },
-    forms: () => (space ? space.forms : [])
+    forms: () => (space ? space.forms : []),
+    groups: JSON.parse(root.dataset.groups || '[]')
   }
 });
 window.certflowStudio = { modeler };
@@ -143,6 +144,7 @@ async function deploy() {
   if (result.ok) {
     clearProblems();
     say(format(result.data.created ? texts.deployed : texts.unchanged, { v: result.data.version }), 'success');
+    document.getElementById('studio-state').textContent = format(texts.state_deployed, { v: result.data.version });
     await load();
   } else {
     showProblems(result.data.problems || []);

@@ -116,6 +116,23 @@ function LaneInfo(props) {
     h('div', { class: 'bio-properties-panel-description' }, texts.group_hint || ''));
 }
 
+// A lane's name is the candidate group of the user tasks in it (certflow.engine.elements).
+function LaneGroup(props) {
+  const { element, id, groups, texts } = props;
+  const modeling = useService('modeling');
+  const name = getBusinessObject(element).name || '';
+  return h(SelectEntry, {
+    element, id, label: texts.lane_group || 'Group',
+    getValue: () => name,
+    setValue: (v) => modeling.updateLabel(element, v),
+    getOptions: () => {
+      const values = [ ...groups ];
+      if (name && !values.includes(name)) values.push(name);
+      return [ { value: '', label: '–' }, ...values.map((v) => ({ value: v, label: v })) ];
+    }
+  });
+}
+
 function termDescription(texts, allowDate) {
   return (value) => {
     const result = preview(value, texts, allowDate);
@@ -298,7 +315,7 @@ export default function CertflowPropertiesProvider(propertiesPanel, injector, co
 CertflowPropertiesProvider.$inject = [ 'propertiesPanel', 'injector', 'config.certflow' ];
 
 CertflowPropertiesProvider.prototype.getGroups = function(element) {
-  const { forms, catalogue, texts } = this._config;
+  const { forms, catalogue, texts, groups: roles } = this._config;
   return (groups) => {
     const entries = [];
     const textEntry = (name, label, extra) => entries.push(
@@ -306,6 +323,10 @@ CertflowPropertiesProvider.prototype.getGroups = function(element) {
     const selectEntry = (name, label, options) => entries.push(
       { id: `certflow-${name}`, component: PropertySelect, name, label, options, isEdited: isSelectEntryEdited });
     const bo = getBusinessObject(element);
+    if (is(element, 'bpmn:Lane')) {
+      entries.push({ id: 'certflow-lane-group', component: LaneGroup, groups: roles, texts,
+        isEdited: isSelectEntryEdited });
+    }
     if (is(element, 'bpmn:UserTask')) {
       entries.push({ id: 'certflow-lane', component: LaneInfo, texts });
       selectEntry('form', texts.form || 'Form', () => forms());
