@@ -205,3 +205,12 @@ def test_a_good_upload_becomes_the_draft(site: dict[str, Any]) -> None:
                                    follow_redirects=False)
     assert response.status_code == 303
     assert "P9D" in owner.sources()[BPMN] and _versions() == 1
+
+
+def test_the_studio_speaks_english_too(site: dict[str, Any]) -> None:
+    person("pete", ["process_owner"], staff=True, language="en")
+    pete = Studio({"pete": "pete@example.org"}, "pete")
+    editor = pete.b.get("/studio/certification").text
+    assert "Save draft" in editor and "Deploy as new version" in editor and "Studio" in editor
+    assert "Deployed as version {v}" in editor  # the script's texts, in the page's language
+    assert "Versions of certification" in pete.b.get("/studio/certification/versions").text
