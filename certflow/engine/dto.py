@@ -147,3 +147,79 @@ def to_json(obj: Any) -> Any:
     if isinstance(obj, datetime):
         return obj.isoformat()
     return obj
+
+
+@dataclass(frozen=True)
+class MonitorRow:
+    """One instance in the monitor's list: what it is, where it stands, what needs a look."""
+
+    id: str
+    process_id: str
+    version: int
+    business_key: str
+    status: str
+    subject: str | None
+    started_by: str
+    created_at: datetime
+    updated_at: datetime
+    ended_at: datetime | None
+    has_incident: bool
+    next_due_at: datetime | None
+    open_steps: list[str] = field(default_factory=list)
+    overdue: bool = False
+
+
+@dataclass(frozen=True)
+class MonitorPage:
+    rows: list[MonitorRow]
+    # Pass as ``after`` for the next page; None on the last page.
+    next: str | None = None
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """A step of the instance's history (audit trail), with its due time when it had one."""
+
+    at: datetime
+    action: str
+    actor: str
+    element_id: str | None
+    element_name: str | None
+    due_at: datetime | None = None
+    late: bool = False
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MigrationCheck:
+    """Whether the instance can move to the newest version of its process, and if not why."""
+
+    current_version: int
+    newest_version: int
+    refusals: list[str] = field(default_factory=list)
+    # The element ids the refusals name (for markers on the diagram).
+    elements: list[str] = field(default_factory=list)
+
+    @property
+    def possible(self) -> bool:
+        return self.newest_version > self.current_version and not self.refusals
+
+
+@dataclass(frozen=True)
+class InstanceDetail:
+    """The monitor's instance page: the instance, its markers on the diagram, its timeline,
+    data (``None`` when the actor may not see personal data: then only ``data_keys``),
+    incidents and what moving to the newest version would do."""
+
+    instance: MonitorRow
+    active: list[str]
+    done: list[str]
+    incident_elements: list[str]
+    element_names: dict[str, str]
+    timeline: list[TimelineEntry]
+    data: dict[str, Any] | None
+    data_keys: list[str]
+    incidents: list[IncidentView]
+    open_tasks: list[TaskView]
+    waiting_for: list[str]
+    migration: MigrationCheck

@@ -32,6 +32,7 @@ from certflow.engine.dto import CaseProgress
 from certflow.engine.inbox_filters import InboxFilter
 from certflow.engine.jobs import JobsMixin
 from certflow.engine.messaging import MessagingMixin
+from certflow.engine.monitor import MonitorMixin
 from certflow.engine.projections import correlation_key, waiting_message_tasks
 from certflow.engine.runtime import Advance, Runtime
 from certflow.engine.studio import StudioMixin
@@ -53,7 +54,8 @@ class Actor:
 MAX_MESSAGE_TTL = timedelta(days=3650)
 
 
-class Engine(StudioMixin, AnalyticsMixin, HandoverMixin, EscalationMixin, MessagingMixin, JobsMixin, InlineMixin, Runtime):
+class Engine(MonitorMixin, StudioMixin, AnalyticsMixin, HandoverMixin, EscalationMixin, MessagingMixin, JobsMixin,
+             InlineMixin, Runtime):
     def actor(self, username: str) -> Actor:
         """Who ``username`` is to the engine (groups, staff): the CLI's ``--as``."""
         with self.session() as session:
