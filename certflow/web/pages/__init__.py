@@ -40,7 +40,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from certflow.errors import CertflowError
 from certflow.settings import ROOT
-from certflow.web.pages import account, admin, analytics, auth, dashboard, inbox, mijn, mijn_apply, register, studio
+from certflow.web.pages import (account, admin, analytics, auth, dashboard, inbox, mijn, mijn_apply, monitor,
+                                 register, studio)
 from certflow.web.pages.deps import (
     PageDeps,
     CsrfRefused,
@@ -55,14 +56,14 @@ log = logging.getLogger(__name__)
 STATIC_DIR = ROOT / "certflow" / "web" / "static"
 NODE_MODULES = ROOT / "node_modules"
 # What the pages load from npm packages (package.json): mounted file by file, not the tree.
-VENDOR = {"htmx.org": "htmx.org/dist", "axe-core": "axe-core"}
+VENDOR = {"htmx.org": "htmx.org/dist", "axe-core": "axe-core", "bpmn-js": "bpmn-js/dist"}
 # What ``make install`` builds from npm packages that ship ES modules only (the studio's
 # modeler bundle: esbuild, see the Makefile); git-ignored, served as /static/build.
 BUILD_DIR = ROOT / "build" / "web"
 
 ROUTERS: list[APIRouter] = [auth.router, account.router, admin.router, register.router,
                             inbox.router, mijn.router, mijn_apply.router, dashboard.router, analytics.router,
-                            studio.router]
+                            studio.router, monitor.router]
 
 
 def build_router() -> APIRouter:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from certflow.engine.monitor import MONITOR_ROLES
 from certflow.i18n import N_
 from certflow.services.accounts import Account
 
@@ -34,6 +35,7 @@ NAV: list[NavItem] = [
     NavItem(N_("Dashboard"), "/dashboard", OFFICE_ROLES),
     NavItem(N_("People"), "/admin/people", ("admin", "office", "coordinator")),
     NavItem(N_("Studio"), "/studio", ("process_owner",)),
+    NavItem(N_("Monitor"), "/monitor", MONITOR_ROLES),
     NavItem(N_("Public register"), "/register", ()),
     NavItem(N_("My account"), "/account", None),
 ]
