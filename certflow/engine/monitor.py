@@ -168,13 +168,16 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
-def choices(session: Session) -> dict[str, list[int]]:
-    """Every deployed process with its versions, for the filters."""
-    versions: dict[str, list[int]] = {}
-    for process_id, version in session.execute(select(Definition.process_id, Definition.version)
-                                               .order_by(Definition.process_id, Definition.version)):
-        versions.setdefault(process_id, []).append(version)
-    return versions
+def choices(session: Session) -> dict[str, dict[str, Any]]:
+    """Every deployed process: its newest name and its versions, for the filters."""
+    found: dict[str, dict[str, Any]] = {}
+    for process_id, version, name in session.execute(
+            select(Definition.process_id, Definition.version, Definition.name)
+            .order_by(Definition.process_id, Definition.version)):
+        entry = found.setdefault(process_id, {"name": name, "versions": []})
+        entry["name"] = name
+        entry["versions"].append(version)
+    return found
 
 
 def row_of(session: Session, instance: Instance, version: int, now: datetime) -> MonitorRow:
@@ -218,7 +221,7 @@ class MonitorMixin(_Base):
         with self.session() as session:
             return page(session, flt or InstanceFilter(), self.now(), after, limit)
 
-    def monitor_choices(self, actor: "Actor") -> dict[str, list[int]]:
+    def monitor_choices(self, actor: "Actor") -> dict[str, dict[str, Any]]:
         may_monitor(actor)
         with self.session() as session:
             return choices(session)

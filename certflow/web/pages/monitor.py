@@ -28,6 +28,9 @@ router = APIRouter()
 Staff = Annotated[Account, Depends(require_role(*MONITOR_ROLES))]
 FILTER_FIELDS = ("process_id", "version", "status", "business_key", "candidate", "has_incident", "overdue")
 MAX_REASON = 1000
+# Variables every case has that no form names.
+SYSTEM_LABELS = {"business_key": N_("Case number"), "started_by": N_("Started by"),
+                 "candidate": N_("Candidate")}
 FILTER_ERRORS = {
     "version": N_("Choose a process first, then one of its versions."),
     "status": N_("Choose a status from the list."),
@@ -51,6 +54,12 @@ ACTIONS = {
 def _query(values: dict[str, Any], **extra: Any) -> str:
     merged = {**{k: v for k, v in values.items() if v not in (None, "")}, **extra}
     return "?" + urlencode(merged) if merged else ""
+
+
+def process_title(name: str, language: str) -> str:
+    """A process's name in the page's language: diagrams are named "Dutch / English"."""
+    parts = [p.strip() for p in name.split(" / ")]
+    return parts[1] if language == "en" and len(parts) > 1 else parts[0]
 
 
 def _candidate(value: str) -> str:
@@ -88,11 +97,13 @@ def instances(request: Request, account: Staff) -> Response:
         errors[field] = FILTER_ERRORS.get(field, exc.message)
         found = engine.monitor_page(actor)
     choices = engine.monitor_choices(actor)
-    versions = choices.get(values.get("process_id", ""), [])
+    versions = choices.get(values.get("process_id", ""), {}).get("versions", [])
+    titles = {p: process_title(c["name"], account.language) for p, c in choices.items()}
     return render(request, "monitor/list.html", {
         "page": found, "values": values, "errors": errors, "query": _query(values),
         "names": _names({r.subject for r in found.rows if r.subject}),
-        "process_options": [(p, p) for p in choices],
+        "process_options": sorted(((p, t) for p, t in titles.items()), key=lambda o: o[1].lower()),
+        "titles": titles,
         "version_options": [(str(v), str(v)) for v in versions],
         "first_page": not params.get("after"),
     }, status_code=422 if errors else 200)
@@ -105,10 +116,12 @@ def _detail_page(request: Request, account: Account, instance_id: str, message: 
     labels = schema_forms.field_labels(get_engine().definition_source(
         detail.instance.process_id, detail.instance.version)["forms"], account.language)
     subject = detail.instance.subject
+    choice = get_engine().monitor_choices(actor_of(account)).get(detail.instance.process_id, {})
     return render(request, "monitor/instance.html", {
-        "d": detail, "i": detail.instance, "message": message, "errors": errors or {},
+        "d": detail, "i": detail.instance,
+        "title": process_title(str(choice.get("name") or detail.instance.process_id), account.language), "message": message, "errors": errors or {},
         "values": values or {}, "notice": notice, "actions": ACTIONS,
-        "labels": {k: labels.get(k) or schema_forms.humanise(k) for k in detail.data_keys},
+        "labels": {k: labels.get(k) or SYSTEM_LABELS.get(k) or schema_forms.humanise(k) for k in detail.data_keys},
         "candidate_name": _names({subject}).get(subject, "") if subject else "",
         "may_migrate": account.has_role(*MIGRATE_ROLES),
         "sees_data": account.has_role(*DATA_ROLES),

@@ -46,8 +46,11 @@
       canvas.zoom("fit-viewport");
       var focus = markers.incident[0] || markers.active[0];
       if (canvas.zoom() < 0.6 && focus && registry.get(focus)) {
+        // A big diagram fitted whole is unreadable: show the open step, centred, at 80%.
         canvas.zoom(0.8);
-        canvas.scrollToElement(registry.get(focus));
+        var el = registry.get(focus), vb = canvas.viewbox();
+        canvas.viewbox({ x: el.x + el.width / 2 - vb.width / 2, y: el.y + el.height / 2 - vb.height / 2,
+                         width: vb.width, height: vb.height });
       }
       box.dataset.ready = "1";
     })
