@@ -4,7 +4,7 @@ incidents; cancel and migrate to the newest version.
 
 The list reads the ``instances`` row and its projections only, never an instance's state, by
 indexed conditions (process, status, business key prefix, subject, definition ids for a
-version, open incidents, overdue queue entries), newest first by keyset (``created_at``,
+version, the open-incident flag, overdue queue entries), newest first by keyset (``created_at``,
 ``id``), so a page costs the same at any number of instances. Only the instance page restores
 the one workflow it shows.
 """
@@ -155,12 +155,13 @@ def _conditions(flt: InstanceFilter, now: datetime) -> list[Any]:
                   Instance.business_key < flt.business_key + "\U0010ffff"]
     if flt.candidate:
         where.append(Instance.subject == flt.candidate)
-    if flt.has_incident is not None:
-        open_incidents = select(Incident.instance_id).where(Incident.status == "open")
-        where.append(Instance.id.in_(open_incidents) if flt.has_incident else Instance.id.not_in(open_incidents))
+    if flt.has_incident is not None:  # kept by the engine as incidents open and resolve
+        where.append(Instance.has_incident.is_(flt.has_incident))
+    # A correlated EXISTS, probed on the instance_id index while the list walks newest first:
+    # no scan of all open tasks, however many there are.
     if flt.overdue is not None:
-        late = select(HumanTask.instance_id).where(HumanTask.due_at < now)
-        where.append(Instance.id.in_(late) if flt.overdue else Instance.id.not_in(late))
+        late = select(HumanTask.id).where(HumanTask.instance_id == Instance.id, HumanTask.due_at < now).exists()
+        where.append(late if flt.overdue else ~late)
     return where
 
 

@@ -65,6 +65,11 @@ class Instance(Base):
     __tablename__ = "instances"
     __table_args__ = (
         Index("ix_instances_due", "next_due_at"),
+        # The monitor's list, newest first, read off an index and stopped after a page: all
+        # instances, or those of one status or one process (certflow/engine/monitor.py).
+        Index("ix_instances_created", "created_at", "id"),
+        Index("ix_instances_status_created", "status", "created_at", "id"),
+        Index("ix_instances_process_created", "process_id", "created_at", "id"),
         # One running instance per process and business key, whatever races to start one.
         Index("uq_instances_running_key", "process_id", "business_key", unique=True,
               postgresql_where=text("status = 'running'"), sqlite_where=text("status = 'running'")),
