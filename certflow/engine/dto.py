@@ -199,6 +199,9 @@ class MigrationCheck:
     refusals: list[str] = field(default_factory=list)
     # The element ids the refusals name (for markers on the diagram).
     elements: list[str] = field(default_factory=list)
+    # Each refusal as data, for pages that say it in their own language: element_id,
+    # element_name, reason (missing | type_changed | passed_missing | subprocess), old_type, new_type.
+    details: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def possible(self) -> bool:

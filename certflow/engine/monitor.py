@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -279,7 +279,7 @@ class MonitorMixin(_Base):
             return MigrationCheck(current, newest.version)
         refusals = moving.check(workflow, self.definition(session, newest.id).spec)
         return MigrationCheck(current, newest.version, [r.message(newest.version) for r in refusals],
-                              [r.element_id for r in refusals])
+                              [r.element_id for r in refusals], [asdict(r) for r in refusals])
 
     def migrate_instance(self, actor: "Actor", instance_id: str, reason: str = "") -> MigrationCheck:
         """Move a running instance to the newest version of its process, or refuse (``Conflict``

@@ -128,14 +128,19 @@ def test_migrates_and_runs_to_the_end_on_the_new_version(flow: Harness, tmp_path
         flow.engine.migrate_instance(OWNER, instance_id)
 
 
-def test_refused_naming_the_missing_element_and_nothing_changes(flow: Harness, tmp_path: Path) -> None:
-    instance_id = at_review(flow)
+def review_renamed(tmp_path: Path) -> Path:
+    """The flow with its review task under another id: an instance at review cannot move."""
     renamed = edited(tmp_path, 'id="review" name="Review request"', 'id="assess" name="Assess request"')
     text = (renamed / "flow" / "flow.bpmn").read_text()
     text = text.replace('targetRef="review"', 'targetRef="assess"').replace('sourceRef="review"', 'sourceRef="assess"')
     text = text.replace('attachedToRef="review"', 'attachedToRef="assess"').replace(">review<", ">assess<")
     (renamed / "flow" / "flow.bpmn").write_text(text)
-    flow.engine.deploy(flow.staff, renamed)
+    return renamed
+
+
+def test_refused_naming_the_missing_element_and_nothing_changes(flow: Harness, tmp_path: Path) -> None:
+    instance_id = at_review(flow)
+    flow.engine.deploy(flow.staff, review_renamed(tmp_path))
     check = flow.engine.monitor_detail(OWNER, instance_id).migration
     assert not check.possible and "review" in check.elements
     assert "Review request (review) does not exist in version 2" in check.refusals[0]

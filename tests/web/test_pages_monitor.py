@@ -13,7 +13,7 @@ import pytest
 import certflow.bootstrap
 from certflow.bootstrap import build_engine
 from certflow.engine.facade import Actor
-from tests.engine.test_monitor import INSERT_STEP
+from tests.engine.test_monitor import INSERT_STEP, review_renamed
 from tests.engine.test_runtime import edited, failing_flow, start
 from tests.support import FLOW_DIR, Harness
 from tests.web.pages_support import Browser, person
@@ -132,3 +132,17 @@ def test_migrate_from_the_page(h: Harness, tmp_path: Path) -> None:
     moved = owner.post(url + "/migrate", {"migrate_reason": "nieuwe stap"}, form_page=url)
     assert moved.status_code == 200 and "De zaak loopt nu op de nieuwste versie" in moved.text
     assert h.engine.instance(h.staff, instance_id).version == 2
+
+
+def test_a_refused_move_says_which_step_in_dutch(h: Harness, tmp_path: Path) -> None:
+    instance_id = start(h)
+    h.run_jobs()
+    h.engine.deploy(h.staff, review_renamed(tmp_path))
+    url = f"/monitor/instances/{instance_id}"
+    owner = signed_in("pim")
+    page = owner.get(url)
+    assert "De open stap Review request (review) bestaat niet in versie 2." in page.text
+    assert "Naar versie 2" not in page.text and markers(page.text)["refused"] == ["review"]
+    refused = owner.post(url + "/migrate", {}, form_page=url)
+    assert refused.status_code == 409 and "De zaak is niet overgezet" in refused.text
+    assert h.engine.instance(h.staff, instance_id).version == 1

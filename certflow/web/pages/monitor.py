@@ -180,5 +180,7 @@ async def migrate(request: Request, instance_id: str, account: Staff) -> Respons
     try:
         get_engine().migrate_instance(actor_of(account), instance_id, form.get("migrate_reason", "")[:MAX_REASON])
     except CertflowError as exc:
-        return _detail_page(request, account, instance_id, message=exc.message, status_code=exc.status)
+        # A refusal naming elements is listed, in the page's language, under "Version".
+        message = N_("The case was not moved: see why under Version.") if exc.details.get("elements") else exc.message
+        return _detail_page(request, account, instance_id, message=message, status_code=exc.status)
     return redirect(request, f"/monitor/instances/{instance_id}?done=migrated")
