@@ -193,9 +193,11 @@ def row_of(session: Session, instance: Instance, version: int, now: datetime) ->
         overdue=any(t.due_at is not None and _aware(t.due_at) < now for t in tasks))
 
 
-def timeline(session: Session, instance_id: str, names: dict[str, str], now: datetime) -> list[TimelineEntry]:
+def timeline(session: Session, instance_id: str, names: dict[str, str], now: datetime,
+             open_due: dict[str, datetime | None] | None = None) -> list[TimelineEntry]:
     """The audit trail as steps: when each element opened and finished, who did it, and for
-    user tasks the due time it had and whether it was done late."""
+    user tasks the due time it had and whether it was done late (an open task: is late now)."""
+    open_due = open_due or {}
     entries = []
     for event in session.scalars(select(AuditEvent).where(AuditEvent.instance_id == instance_id)
                                  .order_by(AuditEvent.at, AuditEvent.id)):
@@ -204,10 +206,13 @@ def timeline(session: Session, instance_id: str, names: dict[str, str], now: dat
         detail = dict(event.detail or {})
         due = detail.get("due_at")
         due_at = datetime.fromisoformat(due) if isinstance(due, str) else None
+        still_open = event.action == "ready" and (event.task_id or "") in open_due
+        if still_open:
+            due_at = open_due[event.task_id or ""]
         entries.append(TimelineEntry(
             at=event.at, action=event.action, actor=event.actor, element_id=event.element_id,
             element_name=names.get(event.element_id or "", event.element_id), due_at=due_at,
-            late=due_at is not None and _aware(event.at) > _aware(due_at),
+            late=due_at is not None and (now if still_open else _aware(event.at)) > _aware(due_at),
             detail={k: v for k, v in detail.items() if k in ("reason", "error", "from_version",
                                                               "to_version", "message", "assignee")}))
     return entries
@@ -252,7 +257,8 @@ class MonitorMixin(_Base):
                 instance=row_of(session, instance, definition.version, now),
                 active=active, done=done,
                 incident_elements=sorted({i.element_id for i in incidents if i.status == "open"}),
-                element_names=names, timeline=timeline(session, instance_id, names, now),
+                element_names=names,
+                timeline=timeline(session, instance_id, names, now, {t.id: t.due_at for t in tasks}),
                 data=data if set(actor.groups) & set(DATA_ROLES) else None, data_keys=sorted(data),
                 incidents=incidents,
                 open_tasks=[queue.view(t, definition.forms, now) for t in tasks],

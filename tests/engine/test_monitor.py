@@ -90,6 +90,8 @@ def test_instance_detail_markers_timeline_and_data(flow: Harness) -> None:
     actions = [(e.action, e.element_id) for e in detail.timeline]
     assert ("instance_started", None) in actions and ("completed", "make_ref") in actions
     assert detail.element_names["review"] == "Review request"
+    [opened] = [e for e in detail.timeline if e.action == "ready" and e.element_id == "review"]
+    assert opened.due_at is not None and not opened.late  # an open task's due time, not yet late
     assert detail.migration.newest_version == 1 and not detail.migration.possible
     hidden = flow.engine.monitor_detail(OWNER, instance_id)
     assert hidden.data is None and "key" in hidden.data_keys  # a process owner sees no personal data

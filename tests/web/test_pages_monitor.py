@@ -78,6 +78,9 @@ def test_instance_page_markers_timeline_and_data(h: Harness) -> None:
     assert "Tijdlijn" in office.text and "Zaak gestart" in office.text
     assert 'id="data"' in office.text and "K1" in office.text
     assert "bpmn-navigated-viewer.production.min.js" in office.text
+    person("emma", ["office"], staff=True, language="en")
+    english = signed_in("emma")
+    assert "Monitor: all cases" in english.get("/monitor").text
     owner = signed_in("pim").get(f"/monitor/instances/{instance_id}")
     assert 'id="data-keys"' in owner.text and 'id="data"' not in owner.text
     xml = signed_in("olga").get(f"/monitor/instances/{instance_id}/diagram.bpmn")
