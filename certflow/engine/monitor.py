@@ -151,8 +151,10 @@ def _conditions(flt: InstanceFilter, now: datetime) -> list[Any]:
         where.append(Instance.status == flt.status)
     if flt.business_key:
         # A prefix as a range: served by the business_key index on both databases (LIKE is not).
+        # LIKE then checks the prefix exactly, whatever the database's collation.
         where += [Instance.business_key >= flt.business_key,
-                  Instance.business_key < flt.business_key + "\U0010ffff"]
+                  Instance.business_key < flt.business_key + "\U0010ffff",
+                  Instance.business_key.startswith(flt.business_key, autoescape=True)]
     if flt.candidate:
         where.append(Instance.subject == flt.candidate)
     if flt.has_incident is not None:  # kept by the engine as incidents open and resolve

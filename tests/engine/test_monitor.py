@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from certflow.bootstrap import build_engine
 from certflow.engine.errors import Conflict, Forbidden, InvalidInput
 from certflow.engine.facade import Actor
 from certflow.engine.monitor import InstanceFilter
@@ -40,6 +41,17 @@ def at_review(h: Harness, key: str = "K1") -> str:
 
 
 def test_list_filters_and_pages(flow: Harness) -> None:
+    _list_filters_and_pages(flow)
+
+
+@pytest.mark.integration
+def test_list_filters_and_pages_on_postgresql(pg_url: str) -> None:
+    h = Harness(build_engine())
+    h.engine.deploy(h.staff, FLOW_DIR)
+    _list_filters_and_pages(h)
+
+
+def _list_filters_and_pages(flow: Harness) -> None:
     ids = [at_review(flow, f"APP-{n}") for n in range(5)]
     other = start(flow, "ZZZ-1")
     flow.engine.cancel(flow.staff, ids[0], "duplicate")
@@ -47,6 +59,8 @@ def test_list_filters_and_pages(flow: Harness) -> None:
     everything = engine.monitor_page(OFFICE)
     assert [r.id for r in everything.rows][:1] == [other]  # newest first
     assert {r.id for r in engine.monitor_page(OFFICE, InstanceFilter(business_key="APP-")).rows} == set(ids)
+    assert engine.monitor_page(OFFICE, InstanceFilter(business_key="app-")).rows == []  # as typed
+    assert [r.id for r in engine.monitor_page(OFFICE, InstanceFilter(business_key="APP-3")).rows] == [ids[3]]
     running = engine.monitor_page(OFFICE, InstanceFilter(status="cancelled")).rows
     assert [r.id for r in running] == [ids[0]]
     assert {r.id for r in engine.monitor_page(OFFICE, InstanceFilter(process_id="flow", version=1)).rows} == set(ids + [other])
