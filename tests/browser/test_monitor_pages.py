@@ -85,3 +85,72 @@ def test_office_filters_opens_a_case_sees_its_token_and_cancels_it(worker: App, 
     assert "Aanvraag ingetrokken door de kandidaat" in office.page.locator("#timeline").inner_text()
     office.page.locator("#diagram[data-ready='1']").wait_for()
     office.check("monitor-cancelled")
+
+
+INCIDENT = """
+import json, time
+from sqlalchemy import select
+from certflow.bootstrap import engine
+from certflow.engine.facade import Actor
+from certflow.store.db import session_scope
+from certflow.store.models import HumanTask, Instance
+from tests.support import create_user
+with session_scope() as s:
+    create_user(s, "nora", "Nora Zonder Adres", ["candidate"])
+iid = engine().start(Actor("nora", ("candidate",)), "certification", "NORA-1",
+                     {"candidate": "nora", "eligibility_route": "hbo_diploma", "motivation": "Ik wil"}).id
+office = Actor("office-bot", ("office",), True)
+for _ in range(120):
+    with session_scope() as s:
+        task = s.scalar(select(HumanTask.id).where(HumanTask.instance_id == iid))
+    if task:
+        break
+    time.sleep(0.5)
+engine().complete(office, task, {"eligible": True, "remarks": ""})
+for _ in range(120):
+    with session_scope() as s:
+        if s.scalar(select(Instance.has_incident).where(Instance.id == iid)):
+            break
+    time.sleep(0.5)
+print(json.dumps(iid))
+"""
+
+ADDRESS = """
+from certflow.clock import CLOCK
+from certflow.services import accounts
+from certflow.store.db import session_scope
+with session_scope() as s:
+    accounts.update(s, "nora", {"address": {"street": "Oudegracht 1", "postal_code": "3511 AA",
+                                            "city": "Utrecht", "country": "NL"}})
+"""
+
+
+def test_office_finds_an_incident_fixes_the_cause_and_retries(worker: App, ui: Callable[..., UI]) -> None:
+    app = worker
+    app.person("mona", ["office"], is_staff=True)
+    instance_id = app.run(INCIDENT)
+    office = ui("mona")
+    office.visit("/monitor?has_incident=true")
+    row = office.page.locator("#instances tbody tr", has_text="NORA-1")
+    assert "Storing" in row.inner_text()
+    row.get_by_role("link", name="NORA-1").click()
+    office.page.locator("#diagram[data-ready='1']").wait_for()
+    invoice = office.page.locator('#diagram g.djs-element[data-element-id="create_invoice"]')
+    assert "cf-incident" in (invoice.get_attribute("class") or "")
+    incidents = office.page.locator("#incidents").inner_text()
+    assert "Factuur maken" in incidents and "complete the account before invoicing" in incidents
+    office.check("monitor-incident")
+
+    app.run(ADDRESS)  # the cause: the office completes her address (Personen)
+    office.page.get_by_role("button", name="Opnieuw proberen").click()
+    office.page.get_by_text("De stap wordt opnieuw geprobeerd.").wait_for()
+    deadline = time.monotonic() + 60
+    while "cf-active" not in (office.page.locator(
+            '#diagram g.djs-element[data-element-id="wait_payment"]').get_attribute("class") or ""):
+        assert time.monotonic() < deadline, app.logs()
+        time.sleep(1)
+        office.visit(f"/monitor/instances/{instance_id}")
+        office.page.locator("#diagram[data-ready='1']").wait_for()
+    assert "Opnieuw geprobeerd" in office.page.locator("#incidents").inner_text()
+    assert "Storing: geen" in office.page.locator(".legend").inner_text()
+    office.check("monitor-incident-retried")

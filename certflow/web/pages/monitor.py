@@ -47,7 +47,10 @@ ACTIONS = {
     "service_completed": N_("Automatic step done"), "service_failed": N_("Automatic step failed"),
     "incident_opened": N_("Incident opened"), "incident_retried": N_("Incident retried"),
     "incident_skipped": N_("Incident skipped"), "message_received": N_("Message received"),
-    "message_sent": N_("Message sent"), "reminded": N_("Reminder sent"), "escalated": N_("Escalated"),
+    "message_sent": N_("Message sent"), "service_deferred": N_("Automatic step failed; it is tried again"),
+    "escalation_reminder": N_("Reminder sent"), "task_escalated": N_("Escalated"),
+    "escalation_reassigned": N_("Reassigned after escalation"),
+    "escalation_extended": N_("Due date extended"), "escalation_taken_over": N_("Taken over after escalation"),
 }
 
 
