@@ -85,6 +85,7 @@ def test_instance_page_markers_timeline_and_data(h: Harness) -> None:
     assert 'id="data-keys"' in owner.text and 'id="data"' not in owner.text
     xml = signed_in("olga").get(f"/monitor/instances/{instance_id}/diagram.bpmn")
     assert xml.status_code == 200 and 'id="review"' in xml.text
+    assert "sandbox" in xml.headers["content-security-policy"]
     assert signed_in("cas").get(f"/monitor/instances/{instance_id}/diagram.bpmn").status_code == 403
 
 

@@ -144,7 +144,9 @@ def instance_page(request: Request, instance_id: str, account: Staff) -> Respons
 @router.get("/monitor/instances/{instance_id}/diagram.bpmn")
 def diagram(instance_id: str, account: Staff) -> Response:
     xml = get_engine().diagram_xml(actor_of(account), instance_id)
-    return Response(xml, media_type="application/xml", headers={"X-Content-Type-Options": "nosniff"})
+    # Read by the viewer's fetch, never rendered: a diagram opened directly runs nothing.
+    return Response(xml, media_type="application/xml", headers={
+        "X-Content-Type-Options": "nosniff", "Content-Security-Policy": "default-src 'none'; sandbox"})
 
 
 @router.post("/monitor/instances/{instance_id}/incidents/{incident_id}/{action}")
