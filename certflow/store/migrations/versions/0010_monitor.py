@@ -1,13 +1,13 @@
 """instances: newest-first indexes for the monitor's list (all, per status, per process)
 
 Revision ID: 0010_monitor
-Revises: 0008_job_request_id
+Revises: 0009_studio_drafts
 """
 from alembic import op
 
 
 revision = "0010_monitor"
-down_revision = "0008_job_request_id"
+down_revision = "0009_studio_drafts"
 branch_labels = None
 depends_on = None
 
