@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     # certflow doctor: a due timer or an unclaimed job older than this is reported.
     doctor_lag_seconds: float = 300.0
 
+    # Where people reach the web application; links in emails (Mijn CMI, invoices) start here.
+    public_url: str = "http://localhost:8000"
+
     certificate_validity_years: int = 3
     # The broker queue jobs and ticks travel on; separate deployments (or test runs) sharing
     # one Redis use different names.

@@ -51,6 +51,9 @@ def production_settings(settings: Settings) -> list[Check]:
     if settings.secret_key == DEV_SECRET or len(settings.secret_key) < 32:
         found.append(Check("settings", "fail", "CERTFLOW_SECRET_KEY is short or the default",
                            "set 32+ random characters, e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`"))
+    if "localhost" in settings.public_url or "127.0.0.1" in settings.public_url:
+        found.append(Check("settings", "fail", f"CERTFLOW_PUBLIC_URL is {settings.public_url}: links in emails lead nowhere",
+                           "set CERTFLOW_PUBLIC_URL to the address people use, e.g. https://mijn.example.nl"))
     if not settings.metrics_token:
         found.append(Check("settings", "warn", "/metrics answers anyone who can reach the web port",
                            "set CERTFLOW_METRICS_TOKEN or keep /metrics off the public proxy"))

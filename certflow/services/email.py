@@ -9,8 +9,10 @@ Used by the operator (handlers/email.py)
 
 Templates are ``handlers/templates/email/<template>.<lang>.txt`` and ``.<lang>.html``; the
 first line of the .txt file is ``Subject: ...``. Besides the context passed in, every
-template sees ``recipient_name`` (the user's display name), ``organisation``, ``iban`` and
-``language``, and the filters ``money`` and ``long_date``. A context key ending in
+template sees ``recipient_name`` (the user's display name), ``organisation``, ``iban``,
+``portal_url`` (Mijn CMI, under ``settings.public_url``) and ``language``; a context with an
+``invoice_number`` also gives ``invoice_url``, that invoice on the invoices page of Mijn CMI.
+And the filters ``money`` and ``long_date``. A context key ending in
 ``_username`` also gives the template that person's display name under ``<prefix>_name``
 (``{"mentor_username": "jan"}`` → ``mentor_name`` = "Jan Jansen"): letters name people, never
 their login. StrictUndefined turns a missing
@@ -52,6 +54,7 @@ from email.utils import format_datetime, formataddr, parseaddr
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from jinja2 import (
     Environment,
@@ -84,6 +87,7 @@ SMTP_TIMEOUT = 30.0
 # Variables every template gets from the sender, with the values check_templates() uses.
 SAMPLE_BASE = {"recipient_name": "Anna de Vries", "organisation": "Stichting CMI",
                "iban": "NL91 ABNA 0417 1643 00"}
+SAMPLE_PUBLIC_URL = "https://cmi.example"
 MONTHS = {
     "nl": ("januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus",
            "september", "oktober", "november", "december"),
@@ -196,7 +200,9 @@ def check_templates(template_dir: Path = TEMPLATE_DIR) -> list[str]:
             continue
         for lang in LANGUAGES:
             try:
-                render(name, lang, {**SAMPLE_BASE, **samples[name]}, template_dir, fallback=False)
+                values = {**SAMPLE_BASE, **samples[name]}
+                values.update(portal_links(SAMPLE_PUBLIC_URL, values))
+                render(name, lang, values, template_dir, fallback=False)
             except TemplateNotFound as exc:
                 problems.append(f"{name}.{lang}: missing {exc.name}")
             except (TemplateError, ValueError, TypeError) as exc:
@@ -316,13 +322,25 @@ def _render_for(user: User, template: str, context: Mapping[str, Any],
                 settings: Settings) -> Rendered:
     # The sender's own variables win: a process cannot address someone by another name.
     values = {**context, "recipient_name": user.display_name,
-              "organisation": settings.supplier_name, "iban": _grouped(settings.supplier_iban)}
+              "organisation": settings.supplier_name, "iban": _grouped(settings.supplier_iban),
+              **portal_links(settings.public_url, context)}
     try:
         return render(template, user.language, values)
     except TemplateNotFound as exc:
         raise PermanentError(f"email/send: no email template {template!r} ({exc.name})") from exc
     except (TemplateError, ValueError, TypeError) as exc:
         raise PermanentError(f"email/send: template {template!r} failed: {exc}") from exc
+
+
+def portal_links(public_url: str, context: Mapping[str, Any]) -> dict[str, str]:
+    """Links into Mijn CMI: the portal, and the invoice the mail is about (its row on the
+    invoices page; signing in first keeps the address)."""
+    base = public_url.rstrip("/")
+    links = {"portal_url": f"{base}/mijn"}
+    number = context.get("invoice_number")
+    if number:
+        links["invoice_url"] = f"{base}/mijn/invoices#invoice-{quote(str(number), safe='')}"
+    return links
 
 
 def _grouped(iban: str) -> str:

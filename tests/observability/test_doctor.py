@@ -111,7 +111,7 @@ def test_unsafe_production_settings_fail(tmp_path: Path, monkeypatch: pytest.Mon
         reset_settings()
     assert result.exit_code == 1
     for problem in ("production on SQLite", "production on the SQLite broker", "CERTFLOW_SECRET_KEY is short",
-                    "no CERTFLOW_SMTP_HOST"):
+                    "no CERTFLOW_SMTP_HOST", "CERTFLOW_PUBLIC_URL is http://localhost:8000"):
         assert problem in result.output, problem
     _env(monkeypatch, tmp_path, CERTFLOW_ENV="production")  # the development secret: refused outright
     result = doctor()

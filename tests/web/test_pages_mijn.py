@@ -7,14 +7,23 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
+from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import select
 
 import certflow.bootstrap
-
+import handlers.email  # noqa: F401  (registers email/send)
+import handlers.invoicing  # noqa: F401  (registers invoicing/*)
 from certflow.engine.facade import Actor
+from certflow.registry import HandlerContext
 from certflow.services import case_documents as documents
+from certflow.settings import get_settings, reset_settings
+from certflow.store.communications import EmailMessage
 from certflow.store.db import session_scope
+from certflow.store.models import User
+from handlers import REGISTRY
 from tests.processes.driver import PROCESSES
 from tests.support import Harness
 from tests.web.pages_support import ADDRESS, Browser, person
@@ -116,3 +125,39 @@ def test_invoices_of_others_are_not_found(site: dict[str, str]) -> None:
     b = signed_in(site, "bea")
     assert b.get("/mijn/invoices/2026-000001/pdf").status_code in (403, 404)
     assert b.get("/mijn/certificates/deadbeef/pdf").status_code in (403, 404)
+
+
+
+@pytest.mark.parametrize("language", ["nl", "en"])
+def test_the_invoice_mail_links_to_that_invoice_in_mijn_cmi(site: dict[str, str], language: str,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CERTFLOW_PUBLIC_URL", "https://mijn.cmi.example/")
+    reset_settings()
+    settings = get_settings()
+    with session_scope() as session:
+        session.get_one(User, "cas").language = language
+
+        def ctx() -> HandlerContext:
+            return HandlerContext(session=session, now=datetime.now(UTC),
+                                  idempotency_key=uuid.uuid4().hex, settings=settings)
+        invoice = REGISTRY["invoicing/create_invoice"](ctx(), {"customer": "cas",
+                                                               "product": "english_certificate"})
+        number = invoice["invoice_number"]
+        REGISTRY["email/send"](ctx(), {
+            "recipient": "cas", "template": "certification/invoice_sent",
+            "context": {"invoice_number": number, "total": "26.62",
+                        "payment_reference": invoice["payment_reference"]}})
+        mail = session.scalars(select(EmailMessage)).one()
+        text, html = mail.body_text, mail.body_html
+    link = f"https://mijn.cmi.example/mijn/invoices#invoice-{number}"
+    words = {"nl": "U vindt de factuur ook in Mijn CMI", "en": "You can also find the invoice in My CMI"}
+    assert f"{words[language]}: {link}" in text
+    assert f'href="{link}"' in html
+    # The link works: signed out, the sign-in comes back to the invoices page; signed in, the
+    # page has that invoice's row, which the fragment scrolls to.
+    anonymous = Browser().get("/mijn/invoices", follow_redirects=False)
+    assert anonymous.status_code in (302, 303)
+    assert "next=/mijn/invoices" in anonymous.headers["location"]
+    page = signed_in(site, "cas").get("/mijn/invoices")
+    row = re.search(rf'<tr id="invoice-{re.escape(number)}">(.*?)</tr>', page.text, re.S)
+    assert page.status_code == 200 and row and f"/mijn/invoices/{number}/pdf" in row.group(1)
