@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable
+from typing import Any
 from time import perf_counter
 
 from celery import Celery
 from celery.signals import after_task_publish, setup_logging, worker_process_init, worker_process_shutdown
+from kombu.transport.sqlalchemy import Channel as SqlChannel
 from kombu.transport.sqlalchemy import Transport as SqlTransport
 from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from certflow.engine.dto import JobMessage
 from certflow.observability import metrics
@@ -56,7 +60,37 @@ def make_app(settings: Settings) -> Celery:
 # ack right after it, so the next message is fetched at once; a short polling interval picks up
 # a new message within 0.1 s of its publish. (SQLite serializes writers anyway, so more pool
 # processes bought nothing.)
+#
+# Several processes share the one SQLite file (worker, beat, the web app publishing), and each
+# creates the broker's tables and its queue row on first use. kombu guards that with a thread
+# lock, which does not reach across processes: two that start together both find no queue row,
+# both insert it, and the loser dies of "UNIQUE constraint failed: kombu_queue.name" (or of
+# "table kombu_queue already exists"). EmbeddedChannel takes the other process's row instead.
+class EmbeddedChannel(SqlChannel):  # type: ignore[misc]
+    def _open(self) -> Any:
+        for attempt in range(5):
+            try:
+                return super()._open()
+            except OperationalError as exc:  # create_all raced another process's create_all
+                if "already exists" not in str(exc) or attempt == 4:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def _get_or_create(self, queue: str) -> Any:
+        try:
+            return super()._get_or_create(queue)
+        except IntegrityError:
+            # Another process created the queue between our look and our insert: use theirs.
+            self.session.rollback()
+            existing = self.session.query(self.queue_cls).filter(self.queue_cls.name == queue).first()
+            if existing is None:
+                raise
+            return existing
+
+
 class EmbeddedTransport(SqlTransport):  # type: ignore[misc]
+    Channel = EmbeddedChannel
     # kombu hands every transport option to create_engine, so the interval is set here.
     polling_interval = 0.1
 

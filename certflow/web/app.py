@@ -14,6 +14,7 @@ from certflow.web import pages
 from certflow.web import ops
 from certflow.web.api import api_router
 from certflow.web.docs import add_docs
+from certflow.web.json_bodies import body_refusal
 from certflow.web.limits import BodyLimit, BodyTooLarge, refusal
 # Re-exported: tests override get_engine / current_actor on the app.
 from certflow.web.deps import ActorDep, EngineDep, current_actor, get_engine  # noqa: F401
@@ -31,7 +32,10 @@ def add_error_handlers(app: FastAPI) -> None:
         return JSONResponse(refusal(exc.limit), status_code=413)
 
     @app.exception_handler(RequestValidationError)
-    async def _bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        refused = body_refusal(request, list(exc.errors()))
+        if refused is not None:
+            return JSONResponse(refused[1], status_code=refused[0])
         fields = {".".join(str(p) for p in e["loc"][1:]) or "body": e["msg"] for e in exc.errors()}
         return JSONResponse({"error": "invalid request", "fields": fields}, status_code=422)
 

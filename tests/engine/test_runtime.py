@@ -174,12 +174,17 @@ def failing_flow(h: Harness, tmp_path: Path) -> None:
 
 def test_retries_with_backoff_then_incident_retry_and_skip(harness: Harness, tmp_path: Path,
                                                            caplog: pytest.LogCaptureFixture) -> None:
+    # A backoff no loaded machine outlasts between two rounds of run_jobs (with 1 s, a slow
+    # first attempt let the retry fall due inside the same run_jobs call).
+    harness.engine.settings = harness.engine.settings.model_copy(update={"job_backoff_seconds": 60})
     failing_flow(harness, tmp_path)
     instance_id = start(harness)
     assert harness.run_jobs() == ["retry"]
     [first, second] = harness.jobs()
     assert (second.attempt, second.status) == (2, "queued")
-    assert (second.available_at - first.created_at).total_seconds() == pytest.approx(1, abs=0.5)
+    # The retry waits the backoff from the moment the attempt failed, on the engine's clock.
+    assert first.finished_at is not None and first.created_at <= second.created_at
+    assert (second.available_at - second.created_at).total_seconds() == pytest.approx(60, abs=1e-3)
     for _ in range(4):
         harness.advance("PT1H")
         harness.run_jobs()

@@ -6,14 +6,19 @@ connection reset."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 
 import httpx
 import pytest
+from fastapi import params
+from fastapi.routing import APIRoute
 from sqlalchemy import func, select
 
 from certflow.store.db import session_scope
 from certflow.store.models import AuditEvent, Instance
+from certflow.web.app import create_app
+from certflow.web.json_bodies import MAX_JSON_DEPTH, JsonRoute
 from certflow.web.limits import DEFAULT_LIMIT
 from tests.web.test_api import Api, deployed, api  # noqa: F401
 from tests.web.test_hostile_scripts import server  # noqa: F401
@@ -69,12 +74,64 @@ def test_a_huge_version_number_is_404(deployed: Api) -> None:  # noqa: F811
     assert deployed.get("/api/definitions/certification/versions/99999999999", "olga").status_code == 404
 
 
-def test_deeply_nested_json_is_a_client_error(deployed: Api) -> None:  # noqa: F811
-    body = '{"process_id": "certification", "business_key": "DEEP", "data": {"x": ' + "[" * 100_000 + "]" * 100_000 + "}}"
-    response = deployed.client.post("/api/instances", content=body.encode(),
-                                    headers={**deployed.auth("olga"), "Content-Type": "application/json"})
-    assert 400 <= response.status_code < 500, response.text
+def test_deeply_nested_json_is_refused_naming_the_limit(deployed: Api) -> None:  # noqa: F811
+    for depth in (100_000, MAX_JSON_DEPTH):  # past the parser's own limit, and just past ours
+        body = ('{"process_id": "certification", "business_key": "DEEP", "data": {"x": '
+                + "[" * depth + "]" * depth + "}}")
+        response = deployed.client.post("/api/instances", content=body.encode(),
+                                        headers={**deployed.auth("olga"), "Content-Type": "application/json"})
+        assert response.status_code == 400, response.text
+        assert response.json()["error"].startswith(f"JSON body is nested deeper than {MAX_JSON_DEPTH} levels")
+        assert response.json()["limit"] == MAX_JSON_DEPTH
+    assert "(at body.data.x" in response.json()["error"]  # where it is, when the parser got there
     assert _rows()[0] == 0
+    ok = {"process_id": "certification", "business_key": "OK", "data": {"x": [[[["fine"]]]]}}
+    assert deployed.client.post("/api/instances", json=ok, headers=deployed.auth("olga")).status_code < 500
+
+
+def _routes_with_json_bodies() -> list[APIRoute]:
+    """Every route that takes a body other than a form (pages take forms and uploads)."""
+    return [route for route in create_app().routes
+            if isinstance(route, APIRoute) and route.body_field is not None
+            and not isinstance(route.body_field.field_info, params.Form)]
+
+
+def _json_routes() -> list[tuple[str, str]]:
+    return sorted((method, route.path) for route in _routes_with_json_bodies() for method in route.methods)
+
+
+def test_every_json_route_reads_its_body_through_the_checks() -> None:
+    routes = _routes_with_json_bodies()
+    assert len(routes) >= 8
+    assert [r.path for r in routes if not isinstance(r, JsonRoute)] == []
+
+
+@pytest.mark.parametrize(("method", "path"), _json_routes())
+def test_every_json_route_refuses_unreadable_bodies_clearly(deployed: Api, method: str,  # noqa: F811
+                                                            path: str) -> None:
+    url = re.sub(r"\{[^}]+\}", "x", path)
+    before = _rows()
+
+    def send(content: bytes, content_type: str) -> httpx.Response:
+        return deployed.client.request(method, url, content=content,
+                                       headers={**deployed.auth("olga"), "Content-Type": content_type})
+    deep = send(b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "application/json")
+    assert deep.status_code == 400 and f"deeper than {MAX_JSON_DEPTH} levels" in deep.json()["error"]
+    big = send(b'{"a": "' + b"x" * (DEFAULT_LIMIT + 1) + b'"}', "application/json")
+    assert big.status_code == 413 and big.json()["error"] == "request body is larger than 1 MB"
+    text = send(b'{"a": 1}', "text/plain")
+    assert text.status_code == 415, text.text
+    assert text.json()["error"] == "the body must be JSON (Content-Type: application/json), not text/plain"
+    form = send(b"a=1", "application/x-www-form-urlencoded")
+    assert form.status_code == 415 and "application/x-www-form-urlencoded" in form.json()["error"]
+    for body, kind in ((b"[1, 2]", "an array"), (b'"hello"', "a string"), (b"42", "a number"),
+                       (b"null", "null")):
+        refused = send(body, "application/json")
+        assert refused.status_code == 422, (body, refused.text)
+        assert refused.json()["error"] == f"the body must be a JSON object ({{...}}), not {kind}"
+    empty = send(b"", "application/json")
+    assert empty.status_code == 422 and "no body" in empty.json()["error"]
+    assert _rows() == before
 
 
 @pytest.mark.timeout(120)

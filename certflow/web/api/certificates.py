@@ -8,8 +8,9 @@ from pydantic import BaseModel
 from certflow.services import certificates
 from certflow.web.api.invoices import download
 from certflow.web.deps import ActorDep, EngineDep
+from certflow.web.json_bodies import JsonRoute
 
-router = APIRouter(prefix="/api/certificates", tags=["certificates"])
+router = APIRouter(prefix="/api/certificates", tags=["certificates"], route_class=JsonRoute)
 
 
 class Certificate(BaseModel):

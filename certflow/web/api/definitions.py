@@ -9,8 +9,9 @@ from certflow.engine.dto import to_json
 from certflow.errors import Forbidden
 from certflow.web.api.models import IsoDateTime
 from certflow.web.deps import ActorDep, EngineDep
+from certflow.web.json_bodies import JsonRoute
 
-router = APIRouter(prefix="/api", tags=["definitions"])
+router = APIRouter(prefix="/api", tags=["definitions"], route_class=JsonRoute)
 
 
 class DeployIn(BaseModel):

@@ -10,8 +10,9 @@ from pydantic import BaseModel, Field
 from certflow.engine.dto import to_json
 from certflow.web.api.models import IsoDateTime, Task
 from certflow.web.deps import ActorDep, EngineDep
+from certflow.web.json_bodies import JsonRoute
 
-router = APIRouter(prefix="/api/escalations", tags=["escalations"])
+router = APIRouter(prefix="/api/escalations", tags=["escalations"], route_class=JsonRoute)
 
 
 class Step(BaseModel):

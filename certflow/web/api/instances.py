@@ -8,8 +8,9 @@ from pydantic import BaseModel, Field
 from certflow.engine.dto import to_json
 from certflow.web.api.models import Instance, IsoDateTime
 from certflow.web.deps import ActorDep, EngineDep
+from certflow.web.json_bodies import JsonRoute
 
-router = APIRouter(prefix="/api/instances", tags=["instances"])
+router = APIRouter(prefix="/api/instances", tags=["instances"], route_class=JsonRoute)
 
 
 class StartIn(BaseModel):

@@ -8,8 +8,9 @@ from pydantic import BaseModel
 from certflow.services.billing import views
 from certflow.services.documents import Document
 from certflow.web.deps import ActorDep, EngineDep
+from certflow.web.json_bodies import JsonRoute
 
-router = APIRouter(prefix="/api/invoices", tags=["invoices"])
+router = APIRouter(prefix="/api/invoices", tags=["invoices"], route_class=JsonRoute)
 InvoiceNumber = Annotated[str, Path(min_length=1, max_length=20)]
 
 

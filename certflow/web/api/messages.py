@@ -11,8 +11,9 @@ from certflow.engine.dto import to_json
 from certflow.errors import InvalidInput
 from certflow.web.api.models import IsoDateTime
 from certflow.web.deps import ActorDep, EngineDep
+from certflow.web.json_bodies import JsonRoute
 
-router = APIRouter(prefix="/api")
+router = APIRouter(prefix="/api", route_class=JsonRoute)
 
 
 class MessageIn(BaseModel):

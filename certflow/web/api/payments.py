@@ -24,8 +24,9 @@ from certflow.services import payments
 from certflow.services.payments import Delivery, ImportResult
 from certflow.services.viewer import require_staff
 from certflow.web.deps import ActorDep, EngineDep
+from certflow.web.json_bodies import JsonRoute
 
-router = APIRouter(prefix="/api/payments", tags=["payments"])
+router = APIRouter(prefix="/api/payments", tags=["payments"], route_class=JsonRoute)
 
 MAX_STATEMENT_BYTES = 5 * 1024 * 1024
 XML_TYPES = ("application/xml", "text/xml")

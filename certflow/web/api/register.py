@@ -6,8 +6,9 @@ from pydantic import BaseModel
 
 from certflow.services.register import public_register
 from certflow.web.deps import EngineDep
+from certflow.web.json_bodies import JsonRoute
 
-router = APIRouter(prefix="/public", tags=["public"])
+router = APIRouter(prefix="/public", tags=["public"], route_class=JsonRoute)
 
 
 class RegisterRow(BaseModel):

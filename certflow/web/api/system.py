@@ -5,8 +5,9 @@ from pydantic import BaseModel
 from sqlalchemy import text
 
 from certflow.web.deps import ActorDep, EngineDep
+from certflow.web.json_bodies import JsonRoute
 
-router = APIRouter(prefix="/api", tags=["system"])
+router = APIRouter(prefix="/api", tags=["system"], route_class=JsonRoute)
 
 
 class Health(BaseModel):

@@ -9,8 +9,9 @@ from pydantic import BaseModel, Field
 from certflow.engine.dto import to_json
 from certflow.web.api.models import Task
 from certflow.web.deps import ActorDep, EngineDep
+from certflow.web.json_bodies import JsonRoute
 
-router = APIRouter(prefix="/api", tags=["tasks"])
+router = APIRouter(prefix="/api", tags=["tasks"], route_class=JsonRoute)
 
 
 class AssignIn(BaseModel):
