@@ -8,12 +8,14 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
-from sqlalchemy import MetaData, create_engine, select, update
+from sqlalchemy import MetaData, create_engine, select, text, update
 
 from certflow.bootstrap import build_engine
 from certflow.settings import reset_settings
@@ -21,7 +23,7 @@ from certflow.store.db import reset_engines, session_scope
 from certflow.store.models import Instance
 from tests.engine.test_runtime import edited, office_task, start
 from tests.store.test_migrations import _config
-from tests.support import FLOW_DIR, Harness
+from tests.support import FLOW_DIR, PG_ADMIN, Harness
 
 
 def _complete_review(h: Harness, approved: bool = True) -> None:
@@ -83,8 +85,32 @@ def flow_harness(harness: Harness) -> Harness:
     return harness
 
 
+@pytest.fixture
+def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A second, empty database on the backend under test, for the schema of the first
+    migration."""
+    if request.node.callspec.params["backend"] == "sqlite":
+        yield f"sqlite:///{tmp_path / 'old.sqlite'}"
+        return
+    name = f"certflow_test_old_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        reset_engines()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def test_alembic_from_the_first_migration_to_head_keeps_instances_running(
-        harness: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        backend: str, request: pytest.FixtureRequest, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    request.getfixturevalue("sqlite_url" if backend == "sqlite" else "pg_url")
+    harness = Harness(build_engine())
     # Instances in flight, written by today's code: one waiting for its service result, one at
     # its user task, one waiting for a message.
     harness.engine.deploy(harness.staff, FLOW_DIR)
@@ -99,15 +125,16 @@ def test_alembic_from_the_first_migration_to_head_keeps_instances_running(
     harness.engine.complete(harness.staff, pay_task.id, {"approved": True})
     # The same rows in a database built by the FIRST migration (columns added later are
     # absent there), then `alembic upgrade head` over them.
-    old_url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    old_url = request.getfixturevalue("empty_database")
     config = _config(old_url)
     command.upgrade(config, ScriptDirectory.from_config(config).get_base() or "base")
-    _copy_rows(str(harness.engine.sessions.kw["bind"].url), old_url)
+    _copy_rows(harness.engine.sessions.kw["bind"].url.render_as_string(hide_password=False), old_url)
     command.upgrade(config, "head")
     monkeypatch.setenv("DATABASE_URL", old_url)
     reset_settings()
     reset_engines()
     upgraded = Harness(build_engine())
+    assert upgraded.engine.sessions.kw["bind"].dialect.name == backend
     upgraded.run_jobs()
     assert {t.instance_id for t in upgraded.engine.inbox(upgraded.staff)} == {waiting_job, at_review}
     for task in upgraded.engine.inbox(upgraded.staff):
@@ -116,6 +143,7 @@ def test_alembic_from_the_first_migration_to_head_keeps_instances_running(
     with session_scope() as s:
         statuses = dict(s.execute(select(Instance.business_key, Instance.status)).tuples().all())
     assert statuses == {"JOB": "completed", "REVIEW": "completed", "PAY": "completed"}
+    upgraded.engine.sessions.kw["bind"].dispose()
 
 
 def _copy_rows(source_url: str, target_url: str) -> None:
@@ -133,5 +161,13 @@ def _copy_rows(source_url: str, target_url: str) -> None:
             rows = read.execute(select(*(current.tables[table.name].c[c] for c in columns))).mappings().all()
             if rows:
                 write.execute(table.insert(), [dict(r) for r in rows])
+        if target.dialect.name == "postgresql":  # copied ids: move each id sequence past them
+            for table in old.sorted_tables:
+                for column in table.primary_key.columns:
+                    sequence = write.scalar(text("SELECT pg_get_serial_sequence(:t, :c)"),
+                                            {"t": table.name, "c": column.name})
+                    if sequence:
+                        write.execute(text(f"SELECT setval('{sequence}', "
+                                           f"(SELECT COALESCE(MAX({column.name}), 0) + 1 FROM {table.name}), false)"))
     source.dispose()
     target.dispose()
