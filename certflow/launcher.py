@@ -15,6 +15,7 @@ import time
 
 import click
 
+from certflow.observability.checks import safe_url
 from certflow.services.demo import DemoLogin
 from certflow.settings import get_settings
 
@@ -72,7 +73,8 @@ def run_all(host: str, port: int, workers: int) -> None:
     else:
         click.echo("\nDemo users exist already; a new password: "
                    "certflow user office --password --generate-password")
-    click.echo(f"\nDatabase: {settings.database_url}\nBroker:   {settings.broker_url}")
+    # Passwords in the URLs stay out of the terminal (and whatever log collects it).
+    click.echo(f"\nDatabase: {safe_url(settings.database_url)}\nBroker:   {safe_url(settings.broker_url)}")
     click.echo(f"Pages:    {base}/   (sign in; the public register is at {base}/register)")
     click.echo(f"API:      {base}/docs   (Authorization: Bearer <token>)\n")
 

@@ -41,7 +41,8 @@ def guarded(name: str, fix: str) -> Callable[[Callable[[Settings], Check]], Call
     return wrap
 
 
-def _safe_url(url: str) -> str:
+def safe_url(url: str) -> str:
+    """``url`` with its password shown as ``***`` (database and broker URLs alike)."""
     from sqlalchemy.engine import make_url
 
     try:
@@ -54,7 +55,7 @@ def _safe_url(url: str) -> str:
 def database(settings: Settings) -> Check:
     with get_engine(settings.database_url).connect() as conn:
         conn.execute(text("select 1"))
-    return Check("database", "ok", f"reachable ({_safe_url(settings.database_url)})")
+    return Check("database", "ok", f"reachable ({safe_url(settings.database_url)})")
 
 
 @lru_cache(maxsize=1)
@@ -91,7 +92,7 @@ def broker(settings: Settings) -> Check:
             client.ping()
         finally:
             client.close()
-        return Check("broker", "ok", f"Redis answers ({_safe_url(settings.redis_url)})")
+        return Check("broker", "ok", f"Redis answers ({safe_url(settings.redis_url)})")
     from kombu import Connection
 
     with Connection(settings.broker_url, connect_timeout=2) as conn:

@@ -59,6 +59,20 @@ def metrics_endpoint(authorization: str | None = Header(default=None)) -> Respon
     return Response(body, media_type=content_type)
 
 
+# Path parameters that carry a secret (the password-reset link's token): whoever reads the
+# logs must not be able to use the link.
+_SECRET_PARAM = re.compile(r"token|secret|password|key", re.I)
+
+
+def loggable_path(scope: dict[str, Any]) -> str:
+    """The request path with secret path parameters replaced by ``[redacted]``."""
+    path = str(scope["path"])
+    for name, value in (scope.get("path_params") or {}).items():
+        if _SECRET_PARAM.search(name) and str(value):
+            path = path.replace(str(value), "[redacted]")
+    return path
+
+
 class RequestContextMiddleware:
     """Pure ASGI (no BaseHTTPMiddleware): the context set here reaches the endpoint's thread."""
 
@@ -92,8 +106,9 @@ class RequestContextMiddleware:
         route = getattr(scope.get("route"), "path", None) or "unmatched"
         metrics.http_request(scope["method"], route, status, seconds)
         level = logging.DEBUG if scope["path"] in QUIET else logging.INFO
-        log.log(level, "%s %s %s", scope["method"], scope["path"], status,
-                extra={"method": scope["method"], "path": scope["path"], "route": route, "status": status,
+        path = loggable_path(scope)
+        log.log(level, "%s %s %s", scope["method"], path, status,
+                extra={"method": scope["method"], "path": path, "route": route, "status": status,
                        "duration_ms": round(seconds * 1000, 1)})
 
 
