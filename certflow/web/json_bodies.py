@@ -122,7 +122,10 @@ def _kind(value: Any) -> str:
 def body_refusal(request: Request, errors: list[dict[str, Any]]) -> tuple[int, dict[str, Any]] | None:
     """The answer for a body that is not a JSON object at all, or None for ordinary field
     errors. ``errors`` are FastAPI's validation errors."""
-    whole = [e for e in errors if tuple(e.get("loc", ())) == ("body",)]
+    # Errors about the body as a whole that are not about its type (a model validator's
+    # "give invoice_number or payment_reference") stay ordinary field errors.
+    whole = [e for e in errors if tuple(e.get("loc", ())) == ("body",)
+             and (e.get("type") == "missing" or not isinstance(e.get("input"), dict))]
     if not whole:
         return None
     content_type = request.headers.get("content-type")
