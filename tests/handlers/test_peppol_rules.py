@@ -17,7 +17,7 @@ from tests.handlers.test_documents import BELGIUM, NAMES, credited, customer, in
 from tests.support_peppol import PEPPOL_CUSTOMIZATION, RULES, peppol_failures
 
 
-def _documents(session: Session, settings: Settings) -> dict[str, Invoice]:
+def _documents(session: Session, settings: Settings) -> dict[str, Invoice]:  # noqa: F811
     customer(session, "jan")
     customer(session, "acme", organisation=True, name="Loopbaanpraktijk De Brug B.V.")
     customer(session, "gov", organisation=True, name="Gemeente Utrecht", kvk=None,
