@@ -70,3 +70,8 @@ def configure_logging(process: str, fmt: str = "json", level: str = "INFO") -> N
         logger.handlers.clear()
         logger.propagate = True
     logging.getLogger("alembic").setLevel(logging.WARNING)  # readiness asks it every few seconds
+    # SpiffWorkflow attaches a task's whole data (form answers, message payloads, personal data)
+    # to its state-change lines whenever the ``spiff.task`` logger's *own* level is below INFO,
+    # and NOTSET counts as below. Pinned at INFO, the lines keep their ids and lose the data.
+    for name in ("spiff.task", "spiff.workflow"):
+        logging.getLogger(name).setLevel(logging.INFO)

@@ -38,6 +38,8 @@ SMTP_USER = "relay-user"
 SMTP_PASSWORD = "Smtp-secret-5k2n-relay"
 WRONG_SMTP_PASSWORD = "Smtp-wrong-1p9q-relay"
 CAMT = ROOT / "tests" / "data" / "camt053" / "ing_v02.xml"
+# What a candidate writes in a form is task data: it is nobody's business in the logs.
+MOTIVATION = "Mijn-motivatie-2q7w-privé"
 PAYER_IBANS = ("NL20INGB0001234567", "NL44RABO0307011234", "NL69INGB0123456789")
 
 
@@ -149,7 +151,7 @@ def test_no_secret_reaches_the_logs(sqlite_url: str, monkeypatch: pytest.MonkeyP
     harness.engine.publisher = None
     harness.engine.deploy(Actor.system(), PROCESSES, only=["certification"])
     harness.engine.start(Actor("cas", ("candidate",)), "certification", "APP-LOGS",
-                         {"eligibility_route": "hbo_diploma", "motivation": "secrets"})
+                         {"eligibility_route": "hbo_diploma", "motivation": MOTIVATION})
     assert "retry" in harness.run_jobs(rounds=1)
 
     # The operator's tools with the credentials set print no secret either.
@@ -159,9 +161,11 @@ def test_no_secret_reaches_the_logs(sqlite_url: str, monkeypatch: pytest.MonkeyP
     logged = capture.text()
     assert capture.count > 10 and "/password/reset/[redacted]" in logged  # the capture works
     assert "Traceback" in logged and "535" in logged  # the refused login was logged, in full
+    assert '"logger": "spiff.task"' in logged  # the engine's task lines are there, without data
     secrets = {"password": PASSWORD, "wrong password": WRONG_PASSWORD, "new password": NEW_PASSWORD,
                "API token": API_TOKEN, "unknown token": UNKNOWN_TOKEN, "reset token": reset_token,
                "SMTP password": SMTP_PASSWORD, "wrong SMTP password": WRONG_SMTP_PASSWORD,
+               "form answer (task data)": MOTIVATION,
                **{f"IBAN {iban}": iban for iban in PAYER_IBANS}}
     leaked = {what: value for what, value in secrets.items() if value in logged}
     where = [line for line in logged.splitlines() if any(v in line for v in leaked.values())]
