@@ -61,7 +61,9 @@ class Topology:
         return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in self.var.glob("*.log"))
 
 
-def wait_for(check: Callable[[], Any], timeout: float = 30.0, what: str = "condition", topology: Topology | None = None) -> Any:
+def wait_for(check: Callable[[], Any], timeout: float = 90.0, what: str = "condition", topology: Topology | None = None) -> Any:
+    # 90 s by default: a worker or beat process started on a loaded machine (CI runs beside
+    # other suites) can take 30 s before it logs its first line. A passing check returns at once.
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = check()
