@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from certflow.launcher import die_with_parent
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -31,8 +32,10 @@ class Stack:
 
     def start(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
         log = open(self.var / f"{name}.log", "wb")
+        # die_with_parent: a bench that is killed (or times out) leaves no worker behind.
         self.procs[name] = subprocess.Popen([sys.executable, "-m", "certflow.cli", *args], cwd=ROOT,
-                                            env=self.env, stdout=log, stderr=subprocess.STDOUT)
+                                            env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                            preexec_fn=die_with_parent)
         return self.procs[name]
 
     def worker(self, concurrency: int) -> subprocess.Popen[bytes]:
