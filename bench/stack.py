@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from certflow.launcher import die_with_parent
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -31,6 +30,8 @@ class Stack:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+        from certflow.launcher import die_with_parent  # after ROOT is on sys.path
+
         log = open(self.var / f"{name}.log", "wb")
         # die_with_parent: a bench that is killed (or times out) leaves no worker behind.
         self.procs[name] = subprocess.Popen([sys.executable, "-m", "certflow.cli", *args], cwd=ROOT,
