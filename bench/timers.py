@@ -42,12 +42,50 @@ FROM instances, generate_series(1, :n) AS g WHERE instances.business_key = 'T0'
 """
 
 
+def backend_cpu(url: str, database: str) -> float:
+    """CPU seconds the PostgreSQL backends serving ``database`` have used (local server, read
+    from /proc): with the client's own CPU, a cost per timer that the machine's load hardly moves."""
+    conn_engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with conn_engine.connect() as conn:
+            pids = conn.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = :d AND pid <> pg_backend_pid()"),
+                                {"d": database}).scalars().all()
+    finally:
+        conn_engine.dispose()
+    ticks, total = os.sysconf("SC_CLK_TCK"), 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and its live children (the worker's pool processes)."""
+    ticks, total, todo = os.sysconf("SC_CLK_TCK"), 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return total
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--due", type=int, default=100_000, help="instances due at once (default 100,000)")
     ap.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     ap.add_argument("--batch", type=int, default=None, help="timers per transaction (default: the setting)")
     ap.add_argument("--timeout", type=float, default=600, help="give up after this many seconds")
+    ap.add_argument("--in-process", action="store_true",
+                    help="fire in this process (fire_due_timers, no worker/beat): the per-timer cost")
+    ap.add_argument("--profile", metavar="FILE", help="with --in-process: write a cProfile of the firing here")
     args = ap.parse_args()
     name = f"certflow_bench_timers_{uuid.uuid4().hex[:8]}"
     admin = create_engine(f"{PG}/postgres", isolation_level="AUTOCOMMIT")
@@ -87,6 +125,24 @@ def main() -> None:
             with session_scope() as s:
                 return int(s.scalar(select(func.count()).select_from(Instance).where(Instance.status == "running")) or 0)
 
+        if args.in_process:
+            import cProfile
+
+            profiler = cProfile.Profile() if args.profile else None
+            began, cpu, db_cpu = time.perf_counter(), time.process_time(), backend_cpu(f"{PG}/postgres", name)
+            if profiler:
+                profiler.enable()
+            fired = engine.fire_due_timers(limit=None)
+            if profiler:
+                profiler.disable()
+                profiler.dump_stats(args.profile)
+            elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
+            db_cpu = backend_cpu(f"{PG}/postgres", name) - db_cpu
+            assert running() == args.due - fired, "fired and still running do not add up"
+            print(f"bench-timers: due={args.due} fired_s={elapsed:.1f} per_s={fired / elapsed:.0f} "
+                  f"cpu_ms_per_timer={1000 * cpu / max(fired, 1):.2f} db_cpu_ms_per_timer={1000 * db_cpu / max(fired, 1):.2f} "
+                  f"(in-process)")
+            return
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         log = open(var / "topology.log", "wb")
         began = time.perf_counter()
@@ -95,6 +151,7 @@ def main() -> None:
                                        "--loglevel=WARNING"], cwd=ROOT, env=env, stdout=log, stderr=log))
         procs.append(subprocess.Popen([sys.executable, "-m", "certflow.cli", "beat", "--loglevel=WARNING"],
                                       cwd=ROOT, env=env, stdout=log, stderr=log))
+        db_cpu = backend_cpu(f"{PG}/postgres", name)
         left, last = args.due, time.perf_counter()
         while left and time.perf_counter() - began < args.timeout:
             time.sleep(1)
@@ -104,6 +161,10 @@ def main() -> None:
                 last = time.perf_counter()
         elapsed = time.perf_counter() - began
         fired = args.due - left
+        cpu = sum(tree_cpu(p.pid) for p in procs)
+        db_cpu = backend_cpu(f"{PG}/postgres", name) - db_cpu
+        print(f"CPU per fired timer: worker+beat {1000 * cpu / max(fired, 1):.2f} ms (with their start-up), "
+              f"PostgreSQL backends {1000 * db_cpu / max(fired, 1):.2f} ms; load average {os.getloadavg()[0]:.1f}")
         with session_scope() as s:
             completed = s.scalar(select(func.count()).select_from(Instance).where(Instance.status == "completed"))
         assert completed == fired, f"{completed} completed but {fired} fired"

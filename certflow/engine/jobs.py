@@ -274,6 +274,9 @@ class JobsMixin(_Base):
 
     def _fire_one(self, session: Session, instance: Instance, write_audit: bool) -> tuple[Advance, list[JobMessage]]:
         advance, before = self.open_advance(session, instance, "timer")
+        # do_engine_steps refreshes timers only at its end, so the due timer would cost a
+        # second engine round; refreshing first runs it in the first (same outcome).
+        advance.workflow.refresh_timers()
         advance.audit("timers_checked")
         return advance, self.save(advance, before, write_audit)
 

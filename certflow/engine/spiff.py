@@ -14,6 +14,8 @@ other uses of ``datetime`` (fromisoformat, combine) behave exactly as before.
 
 from __future__ import annotations
 
+import logging
+import time
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 from uuid import UUID
@@ -29,6 +31,7 @@ from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 from SpiffWorkflow.spiff.serializer.task_spec import ServiceTaskConverter
 from SpiffWorkflow.spiff.specs.defaults import ServiceTask
 from SpiffWorkflow.task import Task
+from SpiffWorkflow.util.task import TaskState
 
 from certflow.clock import CLOCK
 from certflow.localtime import LOCAL_TZ
@@ -66,6 +69,34 @@ def _update_stamping_due(self: Any, my_task: Task) -> None:
 
 
 spiff_timer.CycleTimerEventDefinition.update_task = _update_stamping_due  # type: ignore[method-assign]
+
+
+# SpiffWorkflow logs every task state change at INFO, and while its loggers' own level is
+# unset (0 < INFO) each line's extras carry the task's data and internal data: in a worker's
+# JSON logs that was nine lines per fired timer, with the process data (names, e-mail
+# addresses) in them, and about half the worker's time per timer. The audit table already
+# records every transition, so these loggers stay at WARNING (set one to DEBUG to trace).
+_SPIFF_LOGGERS = ("spiff.task", "spiff.workflow", "spiff.data", "spiff.dmn")
+for _name in _SPIFF_LOGGERS:
+    if logging.getLogger(_name).level == logging.NOTSET:
+        logging.getLogger(_name).setLevel(logging.WARNING)
+_task_log = logging.getLogger("spiff.task")
+
+
+def _set_state(self: Task, value: int) -> None:
+    """Task._set_state without building the log extras (a dict per change) nobody reads."""
+    if value != self._state:
+        now = time.time()
+        elapsed, self.last_state_change = now - self.last_state_change, now
+        self._state = value
+        if _task_log.isEnabledFor(logging.INFO):
+            _task_log.info(f"State changed to {TaskState.get_name(value)}",
+                           extra=self.collect_log_extras({"elapsed": elapsed}))
+    elif _task_log.isEnabledFor(logging.DEBUG):
+        _task_log.debug(f"State set to {TaskState.get_name(value)}", extra=self.collect_log_extras())
+
+
+Task._set_state = _set_state  # type: ignore[method-assign]
 
 
 class AsyncServiceTask(ServiceTask):  # type: ignore[misc]

@@ -57,3 +57,15 @@ def test_a_failing_timer_gets_an_incident_and_its_batch_still_fires(
         broken = s.get(Instance, incident.instance_id)
         assert broken is not None and broken.business_key == "T3" and broken.has_incident
         assert broken.next_due_at is None and "the diagram broke" in incident.error
+
+
+def test_engine_runs_log_no_task_data(waiting: Harness, caplog: pytest.LogCaptureFixture) -> None:
+    """SpiffWorkflow logged every task state change at INFO with the task's data in the extras
+    (in a worker's JSON logs: nine lines per fired timer, personal data included, half the time
+    per timer). Firing and advancing at INFO now leaves none of it in the logs."""
+    caplog.set_level("INFO")
+    assert waiting.engine.fire_due_timers(limit=None) == 7
+    waiting.run_jobs()
+    spiff = [r for r in caplog.records if r.name.startswith("spiff")]
+    assert spiff == []
+    assert not any(hasattr(r, "data") or hasattr(r, "internal_data") for r in caplog.records)
