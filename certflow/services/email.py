@@ -280,15 +280,17 @@ def _to_maildir(msg: MimeMessage, path: Path) -> None:
 
 def send_email(ctx: HandlerContext, data: SendEmail) -> dict[str, Any]:
     row = _by_key(ctx.session, ctx.idempotency_key)
+    attachments = None
     if row is None:
         user = _recipient(ctx.session, data.recipient)
         context = _with_display_names(ctx.session, data.context)
         rendered = _render_for(user, data.template, context, ctx.settings)
-        invoice_attachments(ctx.session, user.username, data.attach_invoices)  # refuse early
+        # Refuse early; the same documents are then sent (not read from the database twice).
+        attachments = invoice_attachments(ctx.session, user.username, data.attach_invoices)
         row = _queue(ctx.session, ctx.idempotency_key, user, data.template, rendered, ctx.now,
                      data.attach_invoices)
     if row.status != "sent":
-        _send_row(ctx.session, row, ctx.settings, ctx.now)
+        _send_row(ctx.session, row, ctx.settings, ctx.now, attachments)
     return _result(row)
 
 
@@ -387,9 +389,11 @@ def invoice_attachments(session: Session, recipient: str, numbers: list[str]) ->
     return out
 
 
-def _send_row(session: Session, row: EmailMessage, settings: Settings, now: datetime) -> None:
+def _send_row(session: Session, row: EmailMessage, settings: Settings, now: datetime,
+              attachments: list[Attachment] | None = None) -> None:
     user = session.get(User, row.recipient)
-    attachments = invoice_attachments(session, row.recipient, list(row.attached_invoices or []))
+    if attachments is None:
+        attachments = invoice_attachments(session, row.recipient, list(row.attached_invoices or []))
     msg = _mime(row, user.display_name if user else "", settings, now, attachments)
     try:
         deliver(msg, settings)

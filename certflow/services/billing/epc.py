@@ -54,7 +54,13 @@ def epc_payload(transfer: EpcTransfer) -> str:
     return payload
 
 
+# ISO/IEC 18004 lets the encoder pick any of the 8 data masks (every reader tries them all);
+# scoring all 8 to pick the "best" was 75% of making the code (about 8 ms of each invoice in
+# the yearly fee run). A fixed mask keeps the code valid and scannable (tests decode it).
+MASK = 0
+
+
 def epc_qr(transfer: EpcTransfer) -> segno.QRCode:
     """The QR code at error-correction level M, as EPC069-12 requires."""
     return segno.make_qr(epc_payload(transfer).encode(), error="m", boost_error=False,
-                         mode="byte")
+                         mode="byte", mask=MASK)
