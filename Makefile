@@ -45,7 +45,7 @@ bench: install
 	$(PY) bench/engine.py
 
 mutation: install
-	$(PY) bench/mutation.py --survivors
+	nice -n 19 $(PY) -m bench.mutation --survivors
 
 clean:
 	rm -rf var .pytest_cache mutants tests/browser/artifacts

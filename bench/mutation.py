@@ -1,7 +1,9 @@
 """Mutation testing of the modules where a mistake costs money, leaks data or loses work.
 
-Runs mutmut (configured in pyproject.toml, [tool.mutmut]) and prints, per module, how many
-mutants the tests killed, how many survived and how many no test reaches, then one line:
+Runs mutmut (common settings in pyproject.toml, [tool.mutmut]) one module at a time, each with
+only the tests that pin that module (``MODULES`` below), in its own work directory
+``var/mutation/<module>/`` so a run is fast and its results stay apart. Prints, per module, how
+many mutants the tests killed, how many survived and how many no test reaches, then one line:
 
     bench-mutation: modules=<n> mutants=<m> score=<pct>
 
@@ -9,24 +11,107 @@ The score counts a mutant as caught when a test failed (killed), it timed out, o
 check refused it; "no tests" counts against the score. Survivors are listed with
 ``--survivors``; docs/testing.md names the ones that change nothing a user could notice.
 
-    python bench/mutation.py                # everything in [tool.mutmut] source_paths
-    python bench/mutation.py --survivors    # and the surviving mutants' names
-    python bench/mutation.py --report-only  # read the last run's results (mutants/)
+    python -m bench.mutation                       # every module, from scratch
+    python -m bench.mutation --module camt         # one module (a part of its path will do)
+    python -m bench.mutation --survivors           # and the surviving mutants' names
+    python -m bench.mutation --report-only         # read the last run's results
+    python -m bench.mutation --keep                # reuse cached verdicts (mutmut's cache)
+
+Run it niced on a shared machine: ``nice -n 19 python -m bench.mutation``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import shutil
 import subprocess
 import sys
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "var" / "mutation"
 CAUGHT = {"killed", "timeout", "caught by type check"}
+# What a work directory links to (mutmut copies it into its mutants/ tree).
+LINKED = ["certflow", "handlers", "worker", "processes", "tests", "alembic.ini"]
+
+# Module -> the tests that pin it. Only these run (mutmut then picks, per mutant, those of
+# them that reach the mutated function), which keeps each module's run short.
+SLOW_NUMBERING = "tests/handlers/test_invoicing.py::test_numbers_stay_gapless_under_concurrent_workers"
+SLOW_SCHEDULERS = "tests/engine/test_escalation.py::test_two_schedulers_on_postgresql_skip_each_others_tasks"
+MODULES: dict[str, list[str]] = {
+    "certflow/services/billing/totals.py": [
+        "tests/services/test_money_rules.py", "tests/handlers/test_invoicing.py",
+        "--deselect", SLOW_NUMBERING],
+    "certflow/services/billing/numbers.py": [
+        "tests/services/test_money_rules.py", "tests/services/test_numbering_rules.py",
+        "tests/handlers/test_invoicing.py"],
+    "certflow/services/billing/invoices.py": [
+        "tests/services/test_money_rules.py", "tests/handlers/test_invoicing.py",
+        "--deselect", SLOW_NUMBERING],
+    "certflow/services/payments.py": [
+        "tests/services/test_camt_rules.py", "tests/handlers/test_payments.py",
+        "tests/handlers/test_camt_banks.py"],
+    "certflow/services/camt.py": [
+        "tests/services/test_camt_rules.py", "tests/handlers/test_payments.py",
+        "tests/handlers/test_camt_banks.py"],
+    "certflow/engine/queue.py": ["tests/engine/test_queue_rules.py"],
+    "certflow/engine/rules.py": ["tests/engine/test_queue_rules.py"],
+    "handlers/recertification.py": ["tests/handlers/test_recertification_guards.py"],
+    "certflow/engine/policies.py": [
+        "tests/engine/test_escalation_policies.py", "tests/engine/test_escalation.py",
+        "--deselect", SLOW_SCHEDULERS],
+}
+
+
+def slug(module: str) -> str:
+    return module.removesuffix(".py").replace("/", ".")
+
+
+def _pyproject_for(module: str, tests: list[str]) -> str:
+    """The project's pyproject.toml with [tool.mutmut] narrowed to one module and its tests."""
+    text = (ROOT / "pyproject.toml").read_text()
+    section = re.search(r"^\[tool\.mutmut\]\n(.*?)(?=^\[)", text, re.S | re.M)
+    assert section, "pyproject.toml has no [tool.mutmut] section"
+    body = re.sub(r"^source_paths = \[.*?\]\n", "", section.group(1), flags=re.S | re.M)
+    body = re.sub(r"^pytest_add_cli_args_test_selection = \[.*?\]\n", "", body, flags=re.S | re.M)
+    narrowed = (f"[tool.mutmut]\nsource_paths = {json.dumps([module])}\n"
+                f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n{body}")
+    return text[:section.start()] + narrowed + text[section.end():]
+
+
+def prepare(module: str, keep: bool) -> Path:
+    work = WORK / slug(module)
+    if not keep:
+        shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True, exist_ok=True)
+    for name in LINKED:
+        link = work / name
+        if not link.exists():
+            link.symlink_to(ROOT / name)
+    (work / "pyproject.toml").write_text(_pyproject_for(module, MODULES[module]))
+    return work
+
+
+def run_module(module: str, max_children: int, keep: bool, retest: bool = False) -> float:
+    """Run mutmut on one module; ``retest`` runs again only its last survivors (new tests)."""
+    names = [n.split()[0] for n in results(module)[1]] if retest else []
+    work = prepare(module, keep or retest)
+    mutmut = Path(sys.executable).with_name("mutmut")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # only mutants/ imports
+    started = time.monotonic()
+    log = work / "mutmut.log"
+    with log.open("w") as out:
+        run = subprocess.run([str(mutmut), "run", "--max-children", str(max_children), *names],
+                             cwd=work, stdout=out, stderr=subprocess.STDOUT, env=env)
+    if run.returncode not in (0, 1):
+        print(f"{module}: mutmut exited {run.returncode}; see {log}", file=sys.stderr)
+        print(log.read_text()[-3000:], file=sys.stderr)
+    return time.monotonic() - started
 
 
 def _status(code: int | None) -> str:
@@ -35,61 +120,62 @@ def _status(code: int | None) -> str:
     return str(status_by_exit_code[code])
 
 
-def results() -> dict[str, Counter[str]]:
-    """{module path: Counter(status)} from mutmut's per-file .meta records."""
-    by_module: dict[str, Counter[str]] = defaultdict(Counter)
-    for meta in sorted((ROOT / "mutants").rglob("*.py.meta")):
-        module = str(meta.relative_to(ROOT / "mutants"))[: -len(".meta")]
-        codes = json.loads(meta.read_text())["exit_code_by_key"]
-        for _name, code in codes.items():
-            by_module[module][_status(code)] += 1
-    return by_module
-
-
-def survivors() -> list[str]:
-    out = []
-    for meta in sorted((ROOT / "mutants").rglob("*.py.meta")):
-        codes = json.loads(meta.read_text())["exit_code_by_key"]
-        out += [name for name, code in codes.items() if _status(code) in ("survived", "no tests")]
-    return out
+def results(module: str) -> tuple[Counter[str], list[str]]:
+    """Counter(status) and surviving mutant names from the module's mutmut .meta record."""
+    meta = WORK / slug(module) / "mutants" / (module + ".meta")
+    counts: Counter[str] = Counter()
+    left: list[str] = []
+    if not meta.exists():
+        return counts, left
+    for name, code in json.loads(meta.read_text())["exit_code_by_key"].items():
+        status = _status(code)
+        counts[status] += 1
+        if status in ("survived", "no tests"):
+            left.append(f"{name}  ({status})")
+    return counts, left
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--module", action="append", help="only modules whose path has this")
     parser.add_argument("--survivors", action="store_true", help="list surviving mutants")
     parser.add_argument("--report-only", action="store_true", help="do not run, only report")
+    parser.add_argument("--keep", action="store_true", help="keep cached verdicts")
+    parser.add_argument("--retest-survivors", action="store_true",
+                        help="run again only the last run's survivors (after adding tests)")
     parser.add_argument("--max-children", type=int, default=2)
     args = parser.parse_args()
+    modules = [m for m in MODULES if not args.module or any(p in m for p in args.module)]
     started = time.monotonic()
-    if not args.report_only:
-        shutil.rmtree(ROOT / "mutants", ignore_errors=True)
-        mutmut = Path(sys.executable).with_name("mutmut")
-        run = subprocess.run([str(mutmut), "run", "--max-children", str(args.max_children)],
-                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                             text=True)
-        if run.returncode not in (0, 1):
-            print(run.stderr[-4000:], file=sys.stderr)
-            return run.returncode
-    by_module = results()
-    if not by_module:
-        print("no mutmut results found under mutants/", file=sys.stderr)
-        return 2
-    print(f"{'module':<44} {'mutants':>7} {'killed':>7} {'survived':>8} {'no tests':>8} {'score':>6}")
+    seconds: dict[str, float] = {}
+    for module in modules:
+        if not args.report_only:
+            seconds[module] = run_module(module, args.max_children, args.keep,
+                                         args.retest_survivors)
+    print(f"{'module':<40} {'mutants':>7} {'killed':>7} {'survived':>8} {'no tests':>8} "
+          f"{'score':>6} {'time':>6}")
     total = caught_total = 0
-    for module, counts in sorted(by_module.items()):
+    listed = 0
+    for module in modules:
+        counts, left = results(module)
         n = sum(counts.values())
+        if not n:
+            print(f"{module:<40} no results (see {WORK / slug(module) / 'mutmut.log'})")
+            continue
+        listed += 1
         caught = sum(counts[s] for s in CAUGHT)
         total, caught_total = total + n, caught_total + caught
-        print(f"{module:<44} {n:>7} {caught:>7} {counts['survived']:>8} {counts['no tests']:>8} "
-              f"{100 * caught / n:>5.1f}%")
-    if args.survivors:
-        print("\nsurvivors:")
-        for name in survivors():
-            print(f"  {name}")
-    print(f"\nelapsed {time.monotonic() - started:.0f} s")
-    print(f"bench-mutation: modules={len(by_module)} mutants={total} "
-          f"score={100 * caught_total / total:.1f}")
-    return 0
+        took = f"{seconds[module]:.0f}s" if module in seconds else "-"
+        print(f"{module:<40} {n:>7} {caught:>7} {counts['survived']:>8} {counts['no tests']:>8} "
+              f"{100 * caught / n:>5.1f}% {took:>6}")
+        if args.survivors:
+            for name in left:
+                print(f"    {name}")
+    print(f"\nelapsed {time.monotonic() - started:.0f} s, load average "
+          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    score = 100 * caught_total / total if total else 0.0
+    print(f"bench-mutation: modules={listed} mutants={total} score={score:.1f}")
+    return 0 if listed == len(modules) else 1
 
 
 if __name__ == "__main__":
