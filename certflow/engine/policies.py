@@ -109,14 +109,15 @@ def attach(process_id: str, sources: dict[str, str], elements: dict[str, Any]) -
     tasks = data.get("tasks", {})
     if not isinstance(tasks, dict):
         return [Problem(f"{process_id}/{FILE}", None, "'tasks' must map user-task ids to policies")]
+    overrides: dict[str, dict[str, Any]] = {}
     for element, override in tasks.items():
         if element not in user_tasks:
             problems.append(Problem(FILE, element, f"no user task {element!r} in {process_id} "
                                     f"(user tasks: {', '.join(sorted(user_tasks)) or 'none'})"))
             continue
-        _checked(override, element, problems)
+        overrides[element] = _checked(override, element, problems)
     for element in user_tasks:
-        policy = {**defaults, **(tasks.get(element) or {})}
+        policy = {**defaults, **overrides.get(element, {})}
         policy["policy"] = f"{process_id}/{element}" if element in tasks else f"{process_id}/defaults"
         elements[element]["escalation"] = policy
     return [Problem(f"{process_id}/{FILE}", p.element, p.message) for p in problems]
