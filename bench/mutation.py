@@ -48,8 +48,13 @@ MODULES: dict[str, list[str]] = {
         "tests/services/test_money_rules.py", "tests/handlers/test_invoicing.py",
         "--deselect", SLOW_NUMBERING],
     "certflow/services/billing/numbers.py": [
-        "tests/services/test_money_rules.py", "tests/services/test_numbering_rules.py",
-        "tests/handlers/test_invoicing.py"],
+        "tests/services/test_invoice_numbers.py", "tests/services/test_numbering_rules.py",
+        *(f"tests/services/test_money_rules.py::{t}" for t in (
+            "test_every_digit_position_counts_with_its_own_weight",
+            "test_check_digit_matches_the_published_rule",
+            "test_every_invoice_gets_a_valid_unique_kenmerk", "test_check_digit_special_cases",
+            "test_a_mistyped_kenmerk_is_refused",
+            "test_kenmerk_typed_in_groups_is_accepted_and_letters_are_not"))],
     "certflow/services/billing/invoices.py": [
         "tests/services/test_money_rules.py", "tests/handlers/test_invoicing.py",
         "--deselect", SLOW_NUMBERING],
@@ -59,8 +64,10 @@ MODULES: dict[str, list[str]] = {
     "certflow/services/camt.py": [
         "tests/services/test_camt_rules.py", "tests/handlers/test_payments.py",
         "tests/handlers/test_camt_banks.py"],
-    "certflow/engine/queue.py": ["tests/engine/test_queue_rules.py"],
-    "certflow/engine/rules.py": ["tests/engine/test_queue_rules.py"],
+    "certflow/engine/queue.py": ["tests/engine/test_permission_rules.py",
+                                 "tests/engine/test_queue_rules.py"],
+    "certflow/engine/rules.py": ["tests/engine/test_permission_rules.py",
+                                 "tests/engine/test_queue_rules.py"],
     "handlers/recertification.py": ["tests/handlers/test_recertification_guards.py"],
     "certflow/engine/policies.py": [
         "tests/engine/test_escalation_policies.py", "tests/engine/test_escalation.py",

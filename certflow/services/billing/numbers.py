@@ -54,17 +54,11 @@ def allocate_number(session: Session, year: int) -> int:
 
 
 def _ensure_row(session: Session, year: int) -> None:
-    """Create the year's row if missing, without failing when another worker just did."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        stmt = postgresql.insert(InvoiceSequence).values(year=year, last_seq=0)
-        session.execute(stmt.on_conflict_do_nothing(index_elements=["year"]))
-    elif dialect == "sqlite":
-        stmt_sqlite = sqlite.insert(InvoiceSequence).values(year=year, last_seq=0)
-        session.execute(stmt_sqlite.on_conflict_do_nothing(index_elements=["year"]))
-    elif session.get(InvoiceSequence, year) is None:
-        session.add(InvoiceSequence(year=year, last_seq=0))
-        session.flush()
+    """Create the year's row if missing, without failing when another worker just did
+    (PostgreSQL and SQLite, the two databases certflow runs on, say it the same way)."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    session.execute(insert(InvoiceSequence).values(year=year, last_seq=0)
+                    .on_conflict_do_nothing(index_elements=["year"]))
 
 
 def format_number(year: int, seq: int) -> str:
