@@ -130,3 +130,22 @@ def test_two_drainers_route_each_message_once(pg: Harness) -> None:
         statuses = Counter(s.scalars(select(Message.status)).all())
     assert sorted(receivers) == sorted(f"M{i}" for i in range(20))  # each once
     assert statuses == {"started": 20}
+
+
+def test_eight_people_claiming_one_task_at_once_get_it_once(pg: Harness) -> None:
+    """The task row is locked while a claim checks it: one person gets the task, the other
+    seven are told it is taken (none believes they have it while another does)."""
+    pg.engine.start(pg.staff, "flow", "K9", {"key": "K9"})
+    pg.run_jobs()
+    [task] = pg.engine.inbox(pg.staff)
+    assert task.candidate_group
+    people = [pg.user(f"p{i}", [task.candidate_group]) for i in range(8)]
+    results = _together(8, lambda i: pg.engine.claim(people[i], task.id))
+    outcomes = Counter("ok" if not isinstance(r, str) else r for r in results)
+    assert outcomes == {"ok": 1, "Conflict": 7}, outcomes
+    [winner] = [people[i].username for i, r in enumerate(results) if not isinstance(r, str)]
+    assert pg.engine.task(pg.staff, task.id).assignee == winner
+    with session_scope() as s:
+        claims = s.scalar(select(func.count()).select_from(AuditEvent).where(
+            AuditEvent.task_id == task.id, AuditEvent.action == "claimed"))
+    assert claims == 1
