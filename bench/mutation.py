@@ -72,6 +72,8 @@ MODULES: dict[str, list[str]] = {
             "test_amounts_and_kenmerken_survive_the_round_trip"))],
     "certflow/engine/queue.py": [
         "tests/engine/test_permission_rules.py", "tests/engine/test_queue_rules.py",
+        "tests/engine/test_inbox.py::test_pages_cover_the_inbox_once_in_queue_order[50]",
+        "tests/services/test_inbox.py::test_filters_narrow_the_inbox",
         "tests/integration/test_concurrency.py::test_eight_people_claiming_one_task_at_once_get_it_once"],
     "certflow/engine/rules.py": ["tests/engine/test_permission_rules.py",
                                  "tests/engine/test_queue_rules.py"],
