@@ -59,8 +59,9 @@ MODULES: dict[str, list[str]] = {
         "tests/services/test_money_rules.py", "tests/handlers/test_invoicing.py",
         "--deselect", SLOW_NUMBERING],
     "certflow/services/payments.py": [
-        "tests/services/test_camt_rules.py", "tests/handlers/test_payments.py",
-        "tests/handlers/test_camt_banks.py"],
+        "tests/services/test_payment_rules.py", "tests/services/test_camt_rules.py",
+        "tests/handlers/test_payments.py",
+        "tests/handlers/test_camt_banks.py::test_each_bank_statement_pays_its_invoices_once"],
     "certflow/services/camt.py": [
         "tests/services/test_camt_reader.py",
         *(f"tests/handlers/test_camt_banks.py::{t}" for t in (
