@@ -76,8 +76,17 @@ MODULES: dict[str, list[str]] = {
         "tests/engine/test_inbox.py::test_pages_cover_the_inbox_once_in_queue_order[50]",
         "tests/services/test_inbox.py::test_filters_narrow_the_inbox",
         "tests/integration/test_concurrency.py::test_eight_people_claiming_one_task_at_once_get_it_once"],
-    "certflow/engine/rules.py": ["tests/engine/test_permission_rules.py",
-                                 "tests/engine/test_queue_rules.py"],
+    "certflow/engine/rules.py": [
+        "tests/engine/test_permission_rules.py", "tests/engine/test_queue_rules.py",
+        *(f"tests/engine/test_runtime.py::{t}" for t in (
+            "test_deploy_versions_and_unchanged_redeploy",
+            "test_complete_validates_the_form_and_routes_the_message",
+            "test_unknown_ids_and_duplicate_start", "test_candidate_cannot_see_someone_elses_instance",
+            "test_start_guard_refuses_with_its_message_and_starts_nothing",
+            "test_a_process_is_started_only_by_the_groups_it_names",
+            "test_non_staff_start_only_for_themselves",
+            "test_office_started_application_is_visible_to_its_candidate",
+            "test_version_zero_is_not_the_latest"))],
     "handlers/recertification.py": ["tests/handlers/test_recertification_guards.py"],
     "certflow/engine/policies.py": [
         "tests/engine/test_escalation_policies.py", "tests/engine/test_escalation.py",
