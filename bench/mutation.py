@@ -56,8 +56,8 @@ MODULES: dict[str, list[str]] = {
             "test_a_mistyped_kenmerk_is_refused",
             "test_kenmerk_typed_in_groups_is_accepted_and_letters_are_not"))],
     "certflow/services/billing/invoices.py": [
-        "tests/services/test_money_rules.py", "tests/handlers/test_invoicing.py",
-        "--deselect", SLOW_NUMBERING],
+        "tests/services/test_invoice_rules.py", "tests/services/test_money_rules.py",
+        "tests/handlers/test_invoicing.py", "--deselect", SLOW_NUMBERING],
     "certflow/services/payments.py": [
         "tests/services/test_payment_rules.py", "tests/services/test_camt_rules.py",
         "tests/handlers/test_payments.py",
