@@ -97,3 +97,44 @@ def test_deploy_names_the_products_that_have_a_fee() -> None:
         "product 'certificaat' has no fee in processes/shared/fees.dmn (known: ")
     known = said.split("(known: ")[1].rstrip(")").split(", ")
     assert "certification" in known and known == sorted(known) and len(known) > 3
+
+
+def test_a_cancelled_invoice_is_not_credited(session: Session, settings: Settings) -> None:  # noqa: F811
+    add_user(session)
+    number = invoice(session, settings)["invoice_number"]
+    stored(session, number).status = "cancelled"
+    with pytest.raises(PermanentError) as refused:
+        credit(session, settings, number)
+    assert str(refused.value) == f"invoicing: invoice {number} is already cancelled"
+    assert session.scalar(select(func.count()).select_from(Invoice).where(Invoice.kind == "credit_note")) == 0
+
+
+@pytest.mark.integration
+def test_a_redelivered_credit_job_waiting_on_the_lock_gets_the_first_credit_note(
+        pg_engine: Any, settings: Settings) -> None:  # noqa: F811
+    """The same job twice (a redelivery while the first run still holds the lock): the second
+    gets the first run's credit note, not a refusal and not a second note."""
+    with Session(pg_engine) as setup:
+        add_user(setup)
+        number = invoice(setup, settings)["invoice_number"]
+        setup.commit()
+    first = Session(pg_engine)
+    made = credit(first, settings, number, key="same")
+    outcome: list[object] = []
+
+    def again() -> None:
+        with Session(pg_engine) as s:
+            try:
+                outcome.append(credit(s, settings, number, key="same"))
+                s.commit()
+            except PermanentError as exc:
+                outcome.append(str(exc))
+
+    thread = threading.Thread(target=again)
+    thread.start()
+    thread.join(timeout=1.0)
+    assert thread.is_alive()
+    first.commit()
+    first.close()
+    thread.join(timeout=30)
+    assert outcome == [made]
