@@ -44,38 +44,9 @@ LINKED = ["certflow", "handlers", "worker", "processes", "tests", "alembic.ini"]
 SLOW_NUMBERING = "tests/handlers/test_invoicing.py::test_numbers_stay_gapless_under_concurrent_workers"
 SLOW_SCHEDULERS = "tests/engine/test_escalation.py::test_two_schedulers_on_postgresql_skip_each_others_tasks"
 MODULES: dict[str, list[str]] = {
-    "certflow/services/billing/totals.py": [
-        "tests/services/test_money_rules.py", "tests/handlers/test_invoicing.py",
-        "--deselect", SLOW_NUMBERING],
-    "certflow/services/billing/numbers.py": [
-        "tests/services/test_invoice_numbers.py", "tests/services/test_numbering_rules.py",
-        *(f"tests/services/test_money_rules.py::{t}" for t in (
-            "test_every_digit_position_counts_with_its_own_weight",
-            "test_check_digit_matches_the_published_rule",
-            "test_every_invoice_gets_a_valid_unique_kenmerk", "test_check_digit_special_cases",
-            "test_a_mistyped_kenmerk_is_refused",
-            "test_kenmerk_typed_in_groups_is_accepted_and_letters_are_not"))],
-    "certflow/services/billing/invoices.py": [
-        "tests/services/test_invoice_rules.py", "tests/services/test_money_rules.py",
-        "tests/handlers/test_invoicing.py", "--deselect", SLOW_NUMBERING],
-    "certflow/services/payments.py": [
-        "tests/services/test_payment_rules.py", "tests/services/test_camt_rules.py",
-        "tests/handlers/test_payments.py",
-        "tests/handlers/test_camt_banks.py::test_each_bank_statement_pays_its_invoices_once"],
-    "certflow/services/camt.py": [
-        "tests/services/test_camt_reader.py",
-        *(f"tests/handlers/test_camt_banks.py::{t}" for t in (
-            "test_every_version_of_every_bank_layout_reads_the_same",
-            "test_only_booked_incoming_money_is_read", "test_other_documents_are_refused")),
-        *(f"tests/services/test_camt_rules.py::{t}" for t in (
-            "test_an_internal_entity_is_not_expanded", "test_an_external_dtd_is_not_loaded",
-            "test_a_huge_text_node_is_refused",
-            "test_amounts_and_kenmerken_survive_the_round_trip"))],
-    "certflow/engine/queue.py": [
-        "tests/engine/test_permission_rules.py", "tests/engine/test_queue_rules.py",
-        "tests/engine/test_inbox.py::test_pages_cover_the_inbox_once_in_queue_order[50]",
-        "tests/services/test_inbox.py::test_filters_narrow_the_inbox",
-        "tests/integration/test_concurrency.py::test_eight_people_claiming_one_task_at_once_get_it_once"],
+    "certflow/engine/policies.py": [
+        "tests/engine/test_escalation_policies.py", "tests/engine/test_escalation.py",
+        "--deselect", SLOW_SCHEDULERS],
     "certflow/engine/rules.py": [
         "tests/engine/test_permission_rules.py", "tests/engine/test_queue_rules.py",
         *(f"tests/engine/test_runtime.py::{t}" for t in (
@@ -88,9 +59,38 @@ MODULES: dict[str, list[str]] = {
             "test_office_started_application_is_visible_to_its_candidate",
             "test_version_zero_is_not_the_latest"))],
     "handlers/recertification.py": ["tests/handlers/test_recertification_guards.py"],
-    "certflow/engine/policies.py": [
-        "tests/engine/test_escalation_policies.py", "tests/engine/test_escalation.py",
-        "--deselect", SLOW_SCHEDULERS],
+    "certflow/services/camt.py": [
+        "tests/services/test_camt_reader.py",
+        *(f"tests/handlers/test_camt_banks.py::{t}" for t in (
+            "test_every_version_of_every_bank_layout_reads_the_same",
+            "test_only_booked_incoming_money_is_read", "test_other_documents_are_refused")),
+        *(f"tests/services/test_camt_rules.py::{t}" for t in (
+            "test_an_internal_entity_is_not_expanded", "test_an_external_dtd_is_not_loaded",
+            "test_a_huge_text_node_is_refused",
+            "test_amounts_and_kenmerken_survive_the_round_trip"))],
+    "certflow/services/billing/totals.py": [
+        "tests/services/test_money_rules.py", "tests/handlers/test_invoicing.py",
+        "--deselect", SLOW_NUMBERING],
+    "certflow/services/billing/numbers.py": [
+        "tests/services/test_invoice_numbers.py", "tests/services/test_numbering_rules.py",
+        *(f"tests/services/test_money_rules.py::{t}" for t in (
+            "test_every_digit_position_counts_with_its_own_weight",
+            "test_check_digit_matches_the_published_rule",
+            "test_every_invoice_gets_a_valid_unique_kenmerk", "test_check_digit_special_cases",
+            "test_a_mistyped_kenmerk_is_refused",
+            "test_kenmerk_typed_in_groups_is_accepted_and_letters_are_not"))],
+    "certflow/services/payments.py": [
+        "tests/services/test_payment_rules.py", "tests/services/test_camt_rules.py",
+        "tests/handlers/test_payments.py",
+        "tests/handlers/test_camt_banks.py::test_each_bank_statement_pays_its_invoices_once"],
+    "certflow/engine/queue.py": [
+        "tests/engine/test_permission_rules.py", "tests/engine/test_queue_rules.py",
+        "tests/engine/test_inbox.py::test_pages_cover_the_inbox_once_in_queue_order[50]",
+        "tests/services/test_inbox.py::test_filters_narrow_the_inbox",
+        "tests/integration/test_concurrency.py::test_eight_people_claiming_one_task_at_once_get_it_once"],
+    "certflow/services/billing/invoices.py": [
+        "tests/services/test_invoice_rules.py", "tests/services/test_money_rules.py",
+        "tests/handlers/test_invoicing.py", "--deselect", SLOW_NUMBERING],
 }
 
 

@@ -138,3 +138,21 @@ def test_a_redelivered_credit_job_waiting_on_the_lock_gets_the_first_credit_note
     first.close()
     thread.join(timeout=30)
     assert outcome == [made]
+
+
+@pytest.mark.parametrize(("paid", "note_status"), [(False, "paid"), (True, "open")])
+def test_a_credit_note_mirrors_every_line_and_is_owed_only_when_the_invoice_was_paid(
+        session: Session, settings: Settings, paid: bool, note_status: str) -> None:  # noqa: F811
+    add_user(session)
+    original = stored(session, invoice(session, settings, product="book", quantity=3)["invoice_number"])
+    if paid:
+        original.status = "paid"
+    note = stored(session, credit(session, settings, original.number)["invoice_number"])
+    assert note.status == note_status  # a refund is owed (open) only for money received
+    assert note.due_date == note.issue_date and note.kind == "credit_note"
+    columns = ("position", "product", "description", "quantity", "vat_inclusive", "vat_rate", "vat_category")
+    assert [tuple(getattr(line, c) for c in columns) for line in note.lines] == \
+        [tuple(getattr(line, c) for c in columns) for line in original.lines]
+    assert [(line.unit_price, line.unit_net, line.line_net) for line in note.lines] == \
+        [(-line.unit_price, -line.unit_net, -line.line_net) for line in original.lines]
+    assert note.lines[0].quantity == 3 and note.lines[0].line_net < 0
