@@ -98,7 +98,7 @@ def attach(process_id: str, sources: dict[str, str], elements: dict[str, Any]) -
     text = sources.get(FILE)
     if text is None:
         return []
-    problems: list[Problem] = []
+    problems: list[tuple[str | None, str]] = []  # (element, message), all in this file
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -112,38 +112,38 @@ def attach(process_id: str, sources: dict[str, str], elements: dict[str, Any]) -
     overrides: dict[str, dict[str, Any]] = {}
     for element, override in tasks.items():
         if element not in user_tasks:
-            problems.append(Problem(FILE, element, f"no user task {element!r} in {process_id} "
-                                    f"(user tasks: {', '.join(sorted(user_tasks)) or 'none'})"))
+            problems.append((element, f"no user task {element!r} in {process_id} "
+                                       f"(user tasks: {', '.join(sorted(user_tasks)) or 'none'})"))
             continue
         overrides[element] = _checked(override, element, problems)
     for element in user_tasks:
         policy = {**defaults, **overrides.get(element, {})}
         policy["policy"] = f"{process_id}/{element}" if element in tasks else f"{process_id}/defaults"
         elements[element]["escalation"] = policy
-    return [Problem(f"{process_id}/{FILE}", p.element, p.message) for p in problems]
+    return [Problem(f"{process_id}/{FILE}", element, message) for element, message in problems]
 
 
-def _checked(policy: Any, element: str | None, problems: list[Problem]) -> dict[str, Any]:
+def _checked(policy: Any, element: str | None, problems: list[tuple[str | None, str]]) -> dict[str, Any]:
     where = f"policy of {element}" if element else "defaults"
     if not isinstance(policy, dict):
-        problems.append(Problem(FILE, element, f"{where}: expected an object"))
+        problems.append((element, f"{where}: expected an object"))
         return {}
     for key in sorted(set(policy) - KEYS):
-        problems.append(Problem(FILE, element, f"{where}: unknown key {key!r} (known: {', '.join(sorted(KEYS))})"))
+        problems.append((element, f"{where}: unknown key {key!r} (known: {', '.join(sorted(KEYS))})"))
     for key in ("remind_before", "second_level_after"):
         if policy.get(key) is not None:
             try:
                 term(str(policy[key]))
             except TermError as exc:
-                problems.append(Problem(FILE, element, f"{where}: {key}: {exc}"))
+                problems.append((element, f"{where}: {key}: {exc}"))
     for key in ("escalate_to", "second_level_to"):
         if policy.get(key) is not None and (not isinstance(policy[key], str) or not policy[key].strip()):
-            problems.append(Problem(FILE, element, f"{where}: {key} must name a group"))
+            problems.append((element, f"{where}: {key} must name a group"))
     action = policy.get("on_escalation", "keep")
     if not isinstance(action, str) or not (action in ("keep", "return_to_group")
                                            or (action.startswith("reassign:") and len(action) > 9)):
-        problems.append(Problem(FILE, element, f"{where}: on_escalation must be keep, return_to_group "
+        problems.append((element, f"{where}: on_escalation must be keep, return_to_group "
                                 f"or reassign:<username>, not {action!r}"))
     if not isinstance(policy.get("move_to_working_day", False), bool):
-        problems.append(Problem(FILE, element, f"{where}: move_to_working_day must be true or false"))
+        problems.append((element, f"{where}: move_to_working_day must be true or false"))
     return {k: v for k, v in policy.items() if k in KEYS}

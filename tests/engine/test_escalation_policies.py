@@ -180,6 +180,8 @@ def test_a_term_that_is_no_term_is_refused(key: str) -> None:
     problems = _problems({key: "2 dagen"}, "defaults")
     assert len(problems) == 1
     assert problems[0].startswith(f"defaults: {key}: '2 dagen' is neither an ISO 8601 duration")
+    [in_task] = _problems({key: "2 dagen"})  # named with its task
+    assert in_task.startswith(f"policy of assess: {key}: '2 dagen' is neither")
     assert _problems({key: None}) == []
     assert _problems({key: "PT4H"}) == []
 
