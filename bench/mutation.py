@@ -42,11 +42,10 @@ LINKED = ["certflow", "handlers", "worker", "processes", "tests", "alembic.ini"]
 # Module -> the tests that pin it. Only these run (mutmut then picks, per mutant, those of
 # them that reach the mutated function), which keeps each module's run short.
 SLOW_NUMBERING = "tests/handlers/test_invoicing.py::test_numbers_stay_gapless_under_concurrent_workers"
-SLOW_SCHEDULERS = "tests/engine/test_escalation.py::test_two_schedulers_on_postgresql_skip_each_others_tasks"
 MODULES: dict[str, list[str]] = {
     "certflow/engine/policies.py": [
-        "tests/engine/test_escalation_policies.py", "tests/engine/test_escalation.py",
-        "--deselect", SLOW_SCHEDULERS],
+        "tests/engine/test_escalation_policies.py",
+        "tests/engine/test_escalation.py::test_deploy_refuses_a_bad_policy_with_file_and_element"],
     "certflow/engine/rules.py": [
         "tests/engine/test_permission_rules.py", "tests/engine/test_queue_rules.py",
         *(f"tests/engine/test_runtime.py::{t}" for t in (
