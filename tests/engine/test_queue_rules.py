@@ -174,3 +174,30 @@ def test_what_comes_next_is_mine_or_my_groups_unclaimed_work_in_that_case_only(q
     done = queue.engine.complete(clerk, mine["soon"].id, {"ok": True})
     assert {t.instance_id for t in done.next_tasks} == {instance_id}
     assert sorted(ids(done.next_tasks)) == ["followup", "undated_high", "undated_low"]
+
+
+def test_holding_a_task_in_another_case_does_not_open_this_one(queue: Harness) -> None:
+    first = start(queue, "Q1")
+    second = start(queue, "Q2")
+    holder = queue.user("mila", ["mentor"])
+    [mentoring] = [t for t in queue.engine.inbox(holder) if t.instance_id == second]
+    queue.engine.claim(holder, mentoring.id)
+    assert queue.engine.instance(holder, second).id == second
+    with pytest.raises(Forbidden) as refused:
+        queue.engine.instance(holder, first)
+    assert str(refused.value) == f"you may not see instance {first}"
+
+
+def test_staff_see_the_data_a_case_has_gathered_while_it_runs_and_when_it_ends(queue: Harness) -> None:
+    instance_id = start(queue)
+    clerk = queue.user("clerk", ["office"])
+    mentor = queue.user("mila", ["mentor"])
+    [soon] = [t for t in queue.engine.inbox(clerk) if t.element_id == "soon"]
+    queue.engine.complete(clerk, soon.id, {"ok": True})
+    assert queue.engine.instance(queue.staff, instance_id).data.get("ok") is True
+    for who in (clerk, mentor, clerk, clerk, clerk, clerk):
+        for task in queue.engine.inbox(who):
+            if task.instance_id == instance_id:
+                queue.engine.complete(who, task.id, {"ok": True})
+    view = queue.engine.instance(queue.staff, instance_id)
+    assert view.status == "completed" and view.data.get("ok") is True
