@@ -7,8 +7,9 @@ many mutants the tests killed, how many survived and how many no test reaches, t
 
     bench-mutation: modules=<n> mutants=<m> score=<pct>
 
-The score counts a mutant as caught when a test failed (killed), it timed out, or the type
-check refused it; "no tests" counts against the score. Survivors are listed with
+The score counts a mutant as caught when a test failed (killed), it timed out (or was killed at
+its time limit), or the type check refused it; "no tests" counts against the score, and so does
+"not run" (a run that was cut short: the table says how many). Survivors are listed with
 ``--survivors``; docs/testing.md names the ones that change nothing a user could notice.
 
     python -m bench.mutation                       # every module, from scratch
@@ -35,7 +36,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "var" / "mutation"
-CAUGHT = {"killed", "timeout", "caught by type check"}
+CAUGHT = {"killed", "timeout", "segfault", "caught by type check"}  # segfault: killed at its limit
 # What a work directory links to (mutmut copies it into its mutants/ tree).
 LINKED = ["certflow", "handlers", "worker", "processes", "tests", "alembic.ini"]
 
@@ -178,7 +179,7 @@ def main() -> int:
             seconds[module] = run_module(module, args.max_children, args.keep,
                                          args.retest_survivors)
     print(f"{'module':<40} {'mutants':>7} {'killed':>7} {'survived':>8} {'no tests':>8} "
-          f"{'score':>6} {'time':>6}")
+          f"{'not run':>7} {'score':>6} {'time':>6}")
     total = caught_total = 0
     listed = 0
     for module in modules:
@@ -192,7 +193,7 @@ def main() -> int:
         total, caught_total = total + n, caught_total + caught
         took = f"{seconds[module]:.0f}s" if module in seconds else "-"
         print(f"{module:<40} {n:>7} {caught:>7} {counts['survived']:>8} {counts['no tests']:>8} "
-              f"{100 * caught / n:>5.1f}% {took:>6}")
+              f"{counts['not checked']:>7} {100 * caught / n:>5.1f}% {took:>6}")
         if args.survivors:
             for name in left:
                 print(f"    {name}")
