@@ -211,3 +211,23 @@ def test_a_form_names_every_field_it_rejects() -> None:
 def test_a_version_that_cannot_exist_is_not_found_without_asking_the_database(version: int) -> None:
     with pytest.raises(NotFound, match=f"^no deployed process 'queue' version {version}$"):
         rules.definition(None, "queue", version)  # type: ignore[arg-type]
+
+
+def test_a_start_form_closes_the_start_data() -> None:
+    schema = {"type": "object", "additionalProperties": False,
+              "properties": {"candidate": {"type": "string"}}}
+    with_form = SimpleNamespace(elements=start_elements(form="apply.json"), forms={"apply.json": schema})
+    rules.check_start_form(with_form, {"candidate": "cas"})
+    with pytest.raises(InvalidInput) as refused:
+        rules.check_start_form(with_form, {"candidate": "cas", "paid": True})
+    assert str(refused.value).startswith("form apply.json rejected: (form): Additional properties")
+    without = SimpleNamespace(elements=start_elements(), forms={"apply.json": schema})
+    rules.check_start_form(without, {"candidate": "cas", "paid": True})  # no form: the process decides
+
+
+def test_a_nested_field_is_named_by_its_path() -> None:
+    schema = {"type": "object", "properties": {"address": {
+        "type": "object", "properties": {"street": {"type": "string"}}}}}
+    with pytest.raises(InvalidInput) as refused:
+        rules.validate_form(schema, {"address": {"street": 12}}, "address")
+    assert refused.value.details["fields"] == {"address/street": "12 is not of type 'string'"}
