@@ -72,7 +72,7 @@ def months_before(day: date, months: int) -> date:
             return date(year, month + 1, candidate_day)
         except ValueError:
             continue
-    raise ValueError(f"no date {months} months before {day}")  # pragma: no cover
+    raise ValueError(f"no date {months} months before {day}")  # pragma: no cover  # pragma: no mutate
 
 
 # --- the start guard -----------------------------------------------------------------------

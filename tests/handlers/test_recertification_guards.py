@@ -164,6 +164,18 @@ def test_other_instances_do_not_block(session: Session, settings: Settings) -> N
     assert allowed(session, {"candidate": "anna", "level": "same"}) is None
 
 
+def test_only_whom_a_recertification_was_started_for_counts(session: Session, settings: Settings) -> None:
+    """Bob's running recertification in which a later step mentions anna does not block anna."""
+    certified(session, settings)
+    running_instance(session, "recertification_written", "bob")
+    bobs = session.scalar(select(Instance).where(Instance.business_key == "K-bob-running"))
+    assert bobs is not None
+    session.add(AuditEvent(instance_id=bobs.id, actor="office", action="task_completed_by_user",
+                           detail={"data": {"candidate": "anna"}}, at=NOW))
+    session.flush()
+    assert allowed(session, {"candidate": "anna", "level": "same"}) is None
+
+
 # --- recertification/current_certificate ----------------------------------------------------
 
 def test_current_certificate_and_late_signup(session: Session, settings: Settings) -> None:
@@ -192,6 +204,7 @@ def test_months_before_keeps_to_the_calendar() -> None:
     assert months_before(date(2029, 5, 31), 3) == date(2029, 2, 28)
     assert months_before(date(2028, 5, 31), 3) == date(2028, 2, 29)
     assert months_before(date(2029, 1, 15), 3) == date(2028, 10, 15)
+    assert months_before(date(2029, 7, 31), 3) == date(2029, 4, 30)
 
 
 # --- recertification/check_assessors -------------------------------------------------------
