@@ -125,7 +125,9 @@ def test_a_withdrawn_certificate_cannot_be_recertified(session: Session, setting
 def test_a_suspended_certificate_waits_for_the_office(session: Session, settings: Settings) -> None:
     certified(session, settings)
     run(session, settings, "register/suspend", "suspend-anna", holder="anna", reason="Registratie onbetaald")
-    assert "suspended" in (allowed(session, {"candidate": "anna"}) or "")
+    assert allowed(session, {"candidate": "anna"}) == (
+        "Your certificate is suspended; it cannot be recertified until the suspension is lifted "
+        "— contact the office")
 
 
 def test_a_running_recertification_is_named_before_the_register_status(session: Session,
