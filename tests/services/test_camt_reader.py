@@ -50,6 +50,7 @@ def one(entry_xml: str) -> CamtEntry:
     (ntry(sts="<Sts><Prtry>BOOK</Prtry></Sts>"), True),
     (ntry(sts="<Sts>PDNG</Sts>"), False),                    # pending: not money yet
     (ntry(sts="<Sts><Cd>INFO</Cd></Sts>"), False),
+    (ntry(sts="<Sts><Prtry>PDNG</Prtry></Sts>"), False),
     (ntry(cd="DBIT"), False),                                # money going out
     (ntry("<RvslInd>true</RvslInd>"), False),                # a reversed credit
     (ntry("<RvslInd>TRUE</RvslInd>"), False),
@@ -108,12 +109,25 @@ def test_an_entry_number_is_qualified_by_the_statement() -> None:
     assert [e.external_id for e in parse_camt053(doc(by_sequence))] == [f"{IBAN}:42/0001"]
 
 
+def test_an_empty_bank_reference_is_no_reference() -> None:
+    assert one(ntry(ref="<AcctSvcrRef/><NtryRef>0007</NtryRef>")).external_id == f"{IBAN}:S-1/0007"
+    assert one(ntry(ref="<AcctSvcrRef>  </AcctSvcrRef><NtryRef>0007</NtryRef>")).external_id == f"{IBAN}:S-1/0007"
+
+
 def test_without_references_the_content_is_the_id() -> None:
     entry_xml = ntry(ref="")
     first = one(entry_xml).external_id
     assert first.startswith(f"{IBAN}:sha256:") and len(first) == len(IBAN) + 1 + 7 + 32
     assert one(entry_xml).external_id == first                             # same file, same id
     assert one(ntry(amt="<Amt>11.00</Amt>", ref="")).external_id != first  # other payment, other id
+
+
+def test_a_re_download_that_orders_attributes_otherwise_is_the_same_payment() -> None:
+    """Without bank references the id is a digest of the entry in canonical form: the same
+    entry serialized with its attributes in another order is recognised."""
+    one_way = ntry(amt='<Amt Ccy="EUR" Scale="2">10.00</Amt>', ref="")
+    other_way = ntry(amt='<Amt Scale="2" Ccy="EUR">10.00</Amt>', ref="")
+    assert one(one_way).external_id == one(other_way).external_id
 
 
 def test_without_an_account_the_id_is_the_reference_alone() -> None:
@@ -134,9 +148,10 @@ def test_the_reference_from_every_place_most_specific_first_without_repeats() ->
     found = one(ntry(tx(
         "<RmtInf><Ustrd>factuur   2026-000001</Ustrd>"
         "<Strd><CdtrRefInf><Ref>4202600000000001</Ref></CdtrRefInf><AddtlRmtInf>lidmaatschap</AddtlRmtInf></Strd>"
-        "</RmtInf><AddtlTxInf>factuur 2026-000001</AddtlTxInf>")
+        "</RmtInf><AddtlTxInf>via iDEAL</AddtlTxInf><AddtlTxInf>factuur 2026-000001</AddtlTxInf>")
         + "<AddtlNtryInf>/REMI/bijschrijving</AddtlNtryInf>"))
-    assert found.reference == "4202600000000001 | lidmaatschap | factuur 2026-000001 | /REMI/bijschrijving"
+    assert found.reference == ("4202600000000001 | lidmaatschap | factuur 2026-000001 | via iDEAL | "
+                               "/REMI/bijschrijving")
 
 
 def test_an_entry_without_details_keeps_its_own_text() -> None:
@@ -183,6 +198,7 @@ def test_a_batch_is_one_payment_per_transaction() -> None:
     assert (second.external_id, second.amount, second.reference, second.payer_name) == (
         f"{IBAN}:R-1/2", Decimal("20.00"), "2026-000002", "")
     assert first.booked_date == second.booked_date == date(2026, 3, 9)
+    assert (first.currency, second.currency) == ("EUR", "EUR")
 
 
 def test_a_batch_transaction_without_an_amount_is_named() -> None:

@@ -73,9 +73,10 @@ def invoice_by_key(session: Session, key: str) -> Invoice | None:
     return session.execute(select(Invoice).where(Invoice.idempotency_key == key)).scalar_one_or_none()
 
 
-def invoice_by_number(session: Session, number: str, *, lock: bool = False) -> Invoice | None:
-    stmt = select(Invoice).where(Invoice.number == number.strip())
-    return session.execute(stmt.with_for_update() if lock else stmt).scalar_one_or_none()
+def invoice_by_number(session: Session, number: str) -> Invoice | None:
+    """The invoice, row-locked until the caller's transaction ends (crediting changes it)."""
+    stmt = select(Invoice).where(Invoice.number == number.strip()).with_for_update()
+    return session.execute(stmt).scalar_one_or_none()
 
 
 def _customer(session: Session, username: str) -> User:
@@ -212,7 +213,7 @@ def credit_note(ctx: HandlerContext, data: CreditNoteInput) -> dict[str, Any]:
     existing = invoice_by_key(ctx.session, ctx.idempotency_key)
     if existing is not None:
         return _result(existing)
-    original = invoice_by_number(ctx.session, data.invoice_number, lock=True)
+    original = invoice_by_number(ctx.session, data.invoice_number)
     if original is None:
         raise PermanentError(f"invoicing: no invoice numbered {data.invoice_number!r}")
     # Again under the row lock: a concurrent run of this job may have just credited it.
