@@ -235,7 +235,7 @@ def test_external_id_length(session: Session, invoices: list[str], external_id: 
     if ok:
         staff_pay(session, invoices[0], "1.00", external_id)
     else:
-        with pytest.raises(ValueError, match="external_id must be 1..200 characters"):
+        with pytest.raises(ValueError, match=r"^payment external_id must be 1\.\.200 characters$"):
             staff_pay(session, invoices[0], "1.00", external_id)
 
 

@@ -193,3 +193,19 @@ def test_an_import_lists_each_invoice_it_paid() -> None:
     assert [len(result.matched), len(result.partial), len(result.unmatched), len(result.overpaid),
             len(result.duplicates)] == [2, 1, 1, 1, 1]
     assert outcome("2026-000001", True).as_dict()["amount"] == "1.00"
+
+
+def test_one_outcome_that_tells_nothing_does_not_silence_the_rest(session: Session,
+                                                                  invoices: list[str]) -> None:
+    gift = pay(session, "5.00", "s-1", payment_reference="gift")
+    paid = pay(session, "786.50", "s-2", invoice_number=invoices[0])
+    assert [n for n, _ in deliverable(session, [gift, paid])] == [invoices[0]]
+    assert [n for n, _ in deliverable(session, [paid, paid])] == [invoices[0]]
+
+
+def test_a_repeated_overpayment_tells_the_process_nothing(session: Session, invoices: list[str]) -> None:
+    pay(session, "786.50", "t-1", invoice_number=invoices[0])
+    pay(session, "786.50", "t-2", invoice_number=invoices[0])  # paid twice: for the office
+    again = pay(session, "786.50", "t-2", invoice_number=invoices[0])
+    assert (again.duplicate, again.status) == (True, "overpaid")
+    assert deliverable(session, [again]) == []
