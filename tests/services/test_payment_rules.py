@@ -104,6 +104,7 @@ def test_the_part_that_completes_an_invoice_pays_it_and_not_a_cent_less(session:
     assert (first.status, first.invoice_paid) == ("partial", False)
     last = pay(session, "0.01", "p-2", invoice_number=invoices[0])
     assert (last.status, last.invoice_paid, last.invoice_number) == ("matched", True, invoices[0])
+    assert last.as_dict()["duplicate"] is False  # what the API answers: false, not null
     paid = invoice(session, invoices[0])
     assert paid.status == "paid" and paid.paid_at is not None
     assert paid.paid_at.replace(tzinfo=None) == LATER.replace(tzinfo=None)
