@@ -231,3 +231,10 @@ def test_a_nested_field_is_named_by_its_path() -> None:
     with pytest.raises(InvalidInput) as refused:
         rules.validate_form(schema, {"address": {"street": 12}}, "address")
     assert refused.value.details["fields"] == {"address/street": "12 is not of type 'string'"}
+
+
+def test_which_variable_a_waiting_task_is_found_by() -> None:
+    """A message for a waiting task is matched on the variable its ``correlation`` names."""
+    waiting = SimpleNamespace(extensions={"properties": {"correlation": "invoice_number", "form": "x"}})
+    assert queue.correlation_variable(waiting) == "invoice_number"
+    assert queue.correlation_variable(SimpleNamespace(extensions={"properties": {"form": "x"}})) is None
