@@ -132,6 +132,8 @@ def test_a_task_view_carries_its_form_and_escalation() -> None:
     assert (shown.form, shown.form_schema, shown.priority, shown.context) == ("verdict", schema, 3,
                                                                               {"name": "Cas"})
     assert (shown.escalation_level, shown.escalated_to, shown.assignee) == (2, "coordinator", "alice")
+    assert (shown.id, shown.instance_id, shown.process_id, shown.business_key, shown.element_id,
+            shown.title, shown.candidate_group) == ("t1", "i1", "queue", "Q1", "soon", "Soon", "office")
     plain = queue.view(task(), {"verdict": schema}, NOW)
     assert (plain.form_schema, plain.context, plain.escalation_level) == (None, {}, 0)
 
