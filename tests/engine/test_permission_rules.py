@@ -134,7 +134,7 @@ def test_a_task_view_carries_its_form_and_escalation() -> None:
     assert (shown.escalation_level, shown.escalated_to, shown.assignee) == (2, "coordinator", "alice")
     assert (shown.id, shown.instance_id, shown.process_id, shown.business_key, shown.element_id,
             shown.title, shown.candidate_group) == ("t1", "i1", "queue", "Q1", "soon", "Soon", "office")
-    plain = queue.view(task(), {"verdict": schema, "XXXX": schema}, NOW)
+    plain = queue.view(task(), {"verdict": schema}, NOW)
     assert (plain.form_schema, plain.context, plain.escalation_level) == (None, {}, 0)
     due, planned, at = NOW + timedelta(days=2), NOW + timedelta(days=1), NOW - timedelta(hours=1)
     timed = queue.view(task(due_at=due, next_escalation_at=planned, escalated_at=at), {}, NOW)
