@@ -42,6 +42,11 @@ def is_personal(meta: dict[str, Any]) -> bool:
     return bool(meta.get("assignee"))
 
 
+def personal(runtime: Runtime, session: Session, entry: HumanTask) -> bool:
+    """Whether the diagram names this task's person (so it has no Release, no delegation)."""
+    return is_personal(_meta(runtime, session, _instance(session, entry), entry))
+
+
 def unclaim(runtime: Runtime, session: Session, entry: HumanTask, actor: Actor,
             now: datetime) -> None:
     holder = entry.assignee

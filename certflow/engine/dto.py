@@ -37,6 +37,9 @@ class TaskView:
     next_escalation_at: datetime | None = None
     escalated_to: str | None = None
     escalated_at: datetime | None = None
+    # The diagram names the person (certflow.engine.assignment): never released to the group.
+    # Only ``Engine.task`` fills it in; lists leave it False.
+    personal: bool = False
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ the CLI and the HTTP API can never disagree about who may do what.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -291,7 +291,8 @@ class Engine(MonitorMixin, StudioMixin, AnalyticsMixin, HandoverMixin, Escalatio
         with self.session() as session:
             entry = queue.get(session, task_id)
             queue.may_see(entry, actor)
-            return queue.view(entry, self.definition_forms(session, entry.instance_id), self.now())
+            view = queue.view(entry, self.definition_forms(session, entry.instance_id), self.now())
+            return replace(view, personal=assignment.personal(self, session, entry))
 
     def claim(self, actor: Actor, task_id: str) -> TaskView:
         return self._queue_op(actor, task_id, "claimed", queue.claim)

@@ -31,6 +31,7 @@ class Task(BaseModel):
     next_escalation_at: IsoDateTime | None = None
     escalated_to: str | None = None
     escalated_at: IsoDateTime | None = None
+    personal: bool = False
 
 
 class Instance(BaseModel):

@@ -3,10 +3,13 @@ may see and do what; these routes only translate HTTP."""
 
 from typing import Any
 
-from fastapi import APIRouter
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from certflow.engine.dto import to_json
+from certflow.engine.inbox import MAX_PAGE_SIZE, PAGE_SIZE
 from certflow.web.api.models import Task
 from certflow.web.deps import ActorDep, EngineDep
 from certflow.web.json_bodies import JsonRoute
@@ -32,10 +35,20 @@ class Completed(BaseModel):
 
 
 @router.get("/inbox")
-def inbox(actor: ActorDep, engine: EngineDep, process_id: str | None = None,
-          group: str | None = None, overdue: bool | None = None) -> list[Task]:
-    """My tasks and my groups' unassigned ones."""
-    return to_json(engine.inbox(actor, process_id, group, overdue))
+def inbox(request: Request, response: Response, actor: ActorDep, engine: EngineDep,
+          process_id: str | None = None, group: str | None = None, overdue: bool | None = None,
+          limit: int = Query(PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE),
+          after: str | None = Query(None, max_length=500)) -> list[Task]:
+    """My tasks and my groups' unassigned ones, soonest due first, ``limit`` at a time. When
+    there are more, the ``Link`` header (rel="next") and ``X-Next-After`` give the next page:
+    pass the cursor back as ``after``."""
+    page = engine.inbox_page(actor, process_id, group, overdue, limit, after)
+    if page.next is not None:
+        query = {k: v for k, v in request.query_params.items() if k != "after"}
+        url = f"{request.url.path}?{urlencode({**query, 'after': page.next})}"
+        response.headers["Link"] = f'<{url}>; rel="next"'
+        response.headers["X-Next-After"] = page.next
+    return to_json(page.tasks)
 
 
 @router.get("/tasks/{task_id}")

@@ -20,14 +20,15 @@ from fastapi.responses import RedirectResponse, Response
 from certflow.engine.dto import TaskView
 from certflow.engine.errors import CertflowError, NotFound
 from certflow.engine.inbox_filters import InboxFilter
-from certflow.i18n import N_
+from certflow.i18n import N_, gettext
 from certflow.services import case_documents as documents
 from certflow.services import saved_filters
 from certflow.store.db import session_scope
 from certflow.services.accounts import Account
 from certflow.web import schema_forms
 from certflow.web.deps import actor_of, get_engine
-from certflow.web.pages.deps import form_lists, form_values, require_role
+from certflow.web.pages import labels
+from certflow.web.pages.deps import form_lists, form_values, require_role, visitor_of
 from certflow.web.pages.nav import WORK_ROLES
 from certflow.web.pages import task_forms
 from certflow.web.pages.rendering import render
@@ -67,7 +68,15 @@ def _workspace(request: Request, account: Account, task_id: str | None = None,
     except CertflowError as exc:
         flt, values, saved_id = InboxFilter(), {}, None
         errors[str(exc.details.get("field", "filter"))] = exc.message
-    tasks = engine.inbox(actor_of(account), filters=flt, limit=PAGE_SIZE)
+    paging = _paging(params)
+    try:
+        page = engine.inbox_page(actor_of(account), filters=flt, limit=paging.get("limit", PAGE_SIZE),
+                                 after=paging.get("after"))
+    except CertflowError as exc:  # a cursor or size from an edited or stale URL: start over
+        errors[str(exc.details.get("field", "after"))] = exc.message
+        paging = {}
+        page = engine.inbox_page(actor_of(account), filters=flt, limit=PAGE_SIZE)
+    tasks = page.tasks
     with session_scope() as session:
         saved = saved_filters.visible(session, actor_of(account))
     task_id = task_id or params.get("task")
@@ -75,10 +84,24 @@ def _workspace(request: Request, account: Account, task_id: str | None = None,
         panel = _panel(account, task_id)
     return render(request, "inbox/inbox.html", {
         "tasks": tasks, "values": values, "errors": errors, "saved": saved,
-        "saved_id": saved_id, "options": _options(engine.inbox_choices(actor_of(account)), account), "panel": panel,
-        "selected": task_id, "query": _query(values), "limit": PAGE_SIZE, "account": account,
+        "saved_id": saved_id, "options": _options(engine.inbox_choices(actor_of(account)), account,
+                            visitor_of(request).language), "panel": panel,
+        "selected": task_id, "query": _query(values, **paging), "account": account,
+        "limit": paging.get("limit", PAGE_SIZE), "paged": "after" in paging,
+        "next_url": "/inbox" + _query(values, **{**paging, "after": page.next}) if page.next else None,
+        "first_url": "/inbox" + _query(values, **{k: v for k, v in paging.items() if k != "after"}),
         "notice": flash or (N_("The task is done.") if params.get("done") else None),
     }, status_code=_status(request, status_code))
+
+
+def _paging(params: dict[str, str]) -> dict[str, Any]:
+    """Which page of the list: ``after`` (the cursor the previous page gave) and ``limit``."""
+    paging: dict[str, Any] = {}
+    if params.get("after"):
+        paging["after"] = params["after"][:500]
+    if params.get("limit", "").isdigit():
+        paging["limit"] = int(params["limit"])
+    return paging
 
 
 def _status(request: Request, status_code: int) -> int:
@@ -87,12 +110,18 @@ def _status(request: Request, status_code: int) -> int:
     return 200 if request.headers.get("HX-Request") and status_code >= 400 else status_code
 
 
-def _options(choices: dict[str, Any], account: Account) -> dict[str, list[tuple[str, str]]]:
+def _options(choices: dict[str, Any], account: Account, language: str) -> dict[str, list[tuple[str, str]]]:
+    def process(p: str) -> str:
+        return gettext(language, labels.process_label(p))
+
+    def group(g: str) -> str:
+        return gettext(language, labels.group_label(g))
+
     return {
-        "process": [(p, p) for p in choices["processes"]],
-        "task": [(t["element_id"], f"{t['name']} ({t['process_id']})") for t in choices["tasks"]],
-        "group": [(g, g) for g in choices["groups"]],
-        "share": [(r, r) for r in account.roles],
+        "process": [(p, process(p)) for p in choices["processes"]],
+        "task": [(t["element_id"], f"{t['name']} ({process(t['process_id'])})") for t in choices["tasks"]],
+        "group": [(g, group(g)) for g in choices["groups"]],
+        "share": [(r, group(r)) for r in account.roles],
     }
 
 
@@ -119,7 +148,11 @@ def _panel_of(account: Account, task: TaskView, values: dict[str, Any] | None,
         "documents": docs,
         "may_complete": task.assignee == account.username,
         "may_claim": task.assignee is None,
-        "may_release": task.assignee is not None and (task.assignee == account.username or account.is_staff),
+        # A task the diagram gives to a person is never released to the group (staff
+        # reassign it), and its holder cannot delegate it: no buttons that can only be refused.
+        "may_release": task.assignee is not None and not task.personal
+        and (task.assignee == account.username or account.is_staff),
+        "may_hand_over": account.is_staff or (task.assignee == account.username and not task.personal),
     }
 
 

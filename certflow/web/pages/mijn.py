@@ -26,21 +26,12 @@ from certflow.web.deps import actor_of, get_engine
 from certflow.web.pages import task_forms
 from certflow.web.pages.deps import form_values, require_role, safe_next, visitor_of
 from certflow.web.pages.inbox import attachment, context_rows
+from certflow.web.pages.labels import PROCESS_NAMES, WAITING
 from certflow.web.pages.nav import CANDIDATE_ROLES
 from certflow.web.pages.rendering import render
 
 router = APIRouter()
 Candidate = Annotated[Account, Depends(require_role(*CANDIDATE_ROLES))]
-PROCESS_NAMES = {
-    "certification": N_("First certification"),
-    "recertification_written": N_("Written recertification"),
-    "recertification_supervisor": N_("Recertification with a supervisor"),
-    "orders": N_("Order"),
-    "data_erasure": N_("Request to erase my data"),
-    "certificate_lifecycle": N_("Your certificate"),
-    "register_fee": N_("Yearly register fee"),
-}
-WAITING = {"payment_received": N_("We are waiting for your payment of the invoice.")}
 UPLOAD_REFUSALS = {
     "TooLarge": N_("The file is larger than %(mb)s MB. Make it smaller (for example by saving it "
                    "as PDF) and upload it again."),

@@ -13,7 +13,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from certflow import i18n
 from certflow.services.accounts import ROLE_LABELS
-from certflow.web.pages import formats
+from certflow.web.pages import formats, labels
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
@@ -36,6 +36,10 @@ def environment(language: str) -> Environment:
         money=lambda value: formats.money(value, language),
         # Translate a string made elsewhere (marked with N_), e.g. a service's error message.
         t=lambda value: i18n.gettext(language, value) if value else "",
+        # Codes in words (labels.py): a process id, a group, who works on a step.
+        process=lambda value: i18n.gettext(language, labels.process_label(value)),
+        group=lambda value: i18n.gettext(language, labels.group_label(value)),
+        who=lambda value: i18n.gettext(language, labels.group_who(value)),
     )
     env.globals.update(LANGUAGES=i18n.LANGUAGES, LANGUAGE_NAMES=i18n.LANGUAGE_NAMES,
                        ROLE_LABELS=ROLE_LABELS)
