@@ -7,6 +7,11 @@ gets ``413 {"error": ...}``, and the rest of its body is read and discarded firs
 ``DRAIN_LIMIT``): a server that answers and closes while the client is still sending makes the
 client see a connection reset instead of the 413.
 
+A body refused on a page route (anything outside ``JSON_PREFIXES``: a browser posting a form
+or an upload) gets a page instead of JSON: the middleware answers with the app's own
+``REFUSAL_PAGE`` route (a GET with the refused path and limit in the query, and the request's
+cookies), so the refusal is rendered in the visitor's language, in the site's layout, 413.
+
 Most routes take small JSON (``DEFAULT_LIMIT``); routes that take uploads name their own limit
 in ``LIMITS`` (longest matching path prefix wins).
 """
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -30,6 +36,13 @@ LIMITS: dict[str, int] = {
     "/studio/": 12 * 1024 * 1024,
 }
 DRAIN_LIMIT = 64 * 1024 * 1024
+# Routes that answer JSON (and their callers read JSON refusals); every other path is a page.
+JSON_PREFIXES = ("/api", "/public", "/docs", "/redoc", "/openapi", "/metrics", "/healthz", "/readyz")
+REFUSAL_PAGE = "/refused/too-large"
+
+
+def is_page_path(path: str) -> bool:
+    return not path.startswith(JSON_PREFIXES)
 
 
 def limit_for(path: str) -> int:
@@ -67,7 +80,10 @@ class BodyLimit:
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
             await _drain(receive, int(declared))
-            await _refuse(send, limit)
+            if is_page_path(scope["path"]):
+                await self.app(_refusal_page_scope(scope, limit), _no_body, send)
+            else:
+                await _refuse(send, limit)
             return
         received, started = 0, False
 
@@ -93,6 +109,19 @@ class BodyLimit:
             if started:
                 raise
             await _refuse(send, limit)
+
+
+def _refusal_page_scope(scope: Scope, limit: int) -> Scope:
+    """The request, turned into a GET of the refusal page (same cookies and headers)."""
+    query = urlencode({"path": scope["path"], "limit": limit}).encode()
+    headers = [(k, v) for k, v in scope["headers"]
+               if k not in (b"content-length", b"content-type", b"transfer-encoding")]
+    return {**scope, "method": "GET", "path": REFUSAL_PAGE, "raw_path": REFUSAL_PAGE.encode(),
+            "query_string": query, "headers": headers}
+
+
+async def _no_body() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}
 
 
 async def _drain(receive: Receive, already: int) -> None:

@@ -40,8 +40,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from certflow.errors import CertflowError
 from certflow.settings import ROOT
+from certflow.web.limits import BodyTooLarge, is_page_path
 from certflow.web.pages import (account, admin, analytics, auth, dashboard, inbox, mijn, mijn_apply, monitor,
-                                 register, studio)
+                                refusals, register, studio)
 from certflow.web.pages.deps import (
     PageDeps,
     CsrfRefused,
@@ -63,7 +64,7 @@ BUILD_DIR = ROOT / "build" / "web"
 
 ROUTERS: list[APIRouter] = [auth.router, account.router, admin.router, register.router,
                             inbox.router, mijn.router, mijn_apply.router, dashboard.router, analytics.router,
-                            studio.router, monitor.router]
+                            studio.router, monitor.router, refusals.router]
 
 
 def build_router() -> APIRouter:
@@ -129,6 +130,18 @@ def _install_error_pages(app: FastAPI) -> None:
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
 
+    api_too_large = app.exception_handlers.get(BodyTooLarge)
+
+    async def too_large(request: Request, exc: Exception) -> Any:
+        # A body without Content-Length, found too large while a page route read it.
+        assert isinstance(exc, BodyTooLarge)
+        if is_page_path(request.url.path):
+            return refusals.too_large(request, request.url.path, exc.limit)
+        if api_too_large is not None:
+            return await api_too_large(request, exc)  # type: ignore[misc]
+        return JSONResponse({"error": exc.detail}, status_code=413)
+
+    app.add_exception_handler(BodyTooLarge, too_large)
     app.add_exception_handler(SignInRequired, sign_in_required)
     app.add_exception_handler(CsrfRefused, csrf_refused)
     app.add_exception_handler(PageForbidden, forbidden)
