@@ -20,6 +20,8 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import func, select
+from stdnum.eu import vat as eu_vat
+from stdnum.exceptions import ValidationError as StdnumError
 from sqlalchemy.orm import Session
 
 from certflow.errors import Conflict, InvalidInput, NotFound
@@ -56,6 +58,12 @@ class Account:
     newsletter_opt_out: bool = False
     is_active: bool = True
     has_password: bool = False
+    # Who is invoiced (billing.invoices): a private person, or an organisation with its
+    # KvK number or OIN (its Peppol address) and VAT number.
+    customer_type: str = "person"
+    kvk_number: str | None = None
+    oin: str | None = None
+    vat_id: str | None = None
 
     def has_role(self, *roles: str) -> bool:
         return any(role in self.roles for role in roles)
@@ -68,6 +76,8 @@ def account_of(user: User) -> Account:
         address=dict(user.address or {}), date_of_birth=user.date_of_birth,
         newsletter_opt_out=user.newsletter_opt_out, is_active=user.is_active,
         has_password=user.password_hash is not None,
+        customer_type=user.customer_type or "person", kvk_number=user.kvk_number, oin=user.oin,
+        vat_id=user.vat_id,
     )
 
 
@@ -151,6 +161,46 @@ def clean_person(data: Mapping[str, Any], *, today: date, require_address: bool,
         address, address_errors = _address(text, require_address)
         errors.update(address_errors)
         clean["address"] = address
+    return clean, errors
+
+
+CUSTOMER_TYPES = ("person", "organisation")
+CUSTOMER_FIELDS = ("customer_type", "kvk_number", "oin", "vat_id")
+
+
+def clean_customer(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Check who is invoiced (the e-invoicing fields, as a form gives them); returns (clean
+    values, errors). An organisation needs its KvK number (8 digits) or OIN (20 digits): its
+    Peppol e-invoice is addressed to one of them. The VAT number is checked with python-stdnum
+    (format and check digits of any EU country). A private person has none of these."""
+    text = {k: str(data.get(k) or "").strip() for k in CUSTOMER_FIELDS}
+    clean: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    kind = text["customer_type"] or "person"
+    if kind not in CUSTOMER_TYPES:
+        errors["customer_type"] = N_("Choose a private person or an organisation.")
+    clean["customer_type"] = kind
+    kvk = re.sub(r"[\s.]", "", text["kvk_number"])
+    if kvk and not re.fullmatch(r"[0-9]{8}", kvk):
+        errors["kvk_number"] = N_("A KvK number is 8 digits, for example 12345678.")
+    oin = re.sub(r"\s", "", text["oin"])
+    if oin and not re.fullmatch(r"[0-9]{20}", oin):
+        errors["oin"] = N_("An OIN is 20 digits, for example 00000001003214345000.")
+    vat = ""
+    if text["vat_id"]:
+        try:
+            vat = eu_vat.validate(text["vat_id"])
+        except StdnumError:
+            errors["vat_id"] = N_("This is not a valid VAT number. A Dutch one looks like "
+                                  "NL123456789B01.")
+    if kind == "organisation" and not (kvk or oin) and "kvk_number" not in errors \
+            and "oin" not in errors:
+        errors["kvk_number"] = N_("An organisation needs its KvK number or OIN: its e-invoice "
+                                  "is addressed to it.")
+    if kind == "person" and (kvk or oin or vat):
+        errors["customer_type"] = N_("Only an organisation has a KvK number, OIN or VAT number. "
+                                     "Choose organisation, or leave those fields empty.")
+    clean.update(kvk_number=kvk or None, oin=oin or None, vat_id=vat or None)
     return clean, errors
 
 
@@ -240,7 +290,7 @@ def update(session: Session, username: str, changes: Mapping[str, Any]) -> Accou
             raise Conflict("e-mail address in use",
                            fields={"email": N_("An account with this e-mail address exists.")})
     for key in ("display_name", "email", "language", "date_of_birth", "address",
-                "newsletter_opt_out"):
+                "newsletter_opt_out", *CUSTOMER_FIELDS):
         if key in changes:
             setattr(user, key, changes[key])
     session.flush()

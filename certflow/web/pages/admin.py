@@ -1,5 +1,6 @@
-"""People: the office completes a person's data (address, date of birth); an admin creates
-staff accounts and sets roles."""
+"""People: the office completes a person's data (address, date of birth, who is invoiced:
+person or organisation with KvK number, OIN and VAT number); an admin creates staff accounts,
+sets roles and deactivates or reactivates accounts."""
 
 from __future__ import annotations
 
@@ -78,16 +79,54 @@ def _load(username: str) -> Account:
         raise PageForbidden() from None
 
 
+FLASHES = {
+    "created": N_("The account has been created. They set a password with 'Forgot your password?'."),
+    "saved": N_("Your changes have been saved."),
+    "deactivated": N_("The account is deactivated: they cannot sign in, and their API tokens "
+                      "and sessions no longer work."),
+    "reactivated": N_("The account is active again: they can sign in."),
+}
+
+
+def _values(person: Account) -> dict[str, str]:
+    return {**person_values(person), "customer_type": person.customer_type,
+            "kvk_number": person.kvk_number or "", "oin": person.oin or "",
+            "vat_id": person.vat_id or ""}
+
+
+def _context(user: Account, person: Account, **extra: object) -> dict[str, object]:
+    return {"person": person, "values": _values(person), "roles": list(person.roles),
+            "role_labels": accounts.ROLE_LABELS, "may_set_roles": user.has_role("admin"),
+            "may_deactivate": user.has_role("admin") and user.username != person.username,
+            **extra}
+
+
 @router.get("/{username}")
 def person_page(request: Request, username: str, user: PeopleClerk, created: str = "",
                 saved: str = "") -> Response:
     person = _load(username)
-    flash = N_("The account has been created. They set a password with 'Forgot your password?'.") \
-        if created else (N_("Your changes have been saved.") if saved else None)
-    return render(request, "admin/person.html", {
-        "person": person, "values": person_values(person), "roles": list(person.roles),
-        "role_labels": accounts.ROLE_LABELS, "flash": flash,
-        "may_set_roles": user.has_role("admin")})
+    flash = FLASHES["created"] if created else FLASHES.get(saved) if saved else None
+    if saved and flash is None:
+        flash = FLASHES["saved"]
+    return render(request, "admin/person.html", _context(user, person, flash=flash))
+
+
+@router.post("/{username}/active")
+async def set_active(request: Request, username: str, user: Admin) -> Response:
+    """Deactivate (no sign-in, sessions ended, API tokens refused) or reactivate an account.
+    An admin cannot deactivate themselves: there must stay someone who can undo it."""
+    person = _load(username)
+    active = (await form_values(request)).get("active") == "1"
+    if not active and person.username == user.username:
+        return render(request, "admin/person.html", _context(
+            user, person, errors={"active": N_("You cannot deactivate your own account.")}),
+            status_code=422)
+    with session_scope() as session:
+        accounts.set_active(session, username, active)
+        if not active:
+            access.expire_sessions(session, username)
+    return redirect(request, f"/admin/people/{username}?saved="
+                    + ("reactivated" if active else "deactivated"))
 
 
 @router.post("/{username}")
@@ -95,9 +134,13 @@ async def save_person(request: Request, username: str, user: PeopleClerk) -> Res
     person = _load(username)
     form = await form_values(request)
     roles = (await form_lists(request)).get("roles", [])
-    values = {k: form.get(k, "") for k in PERSON_FIELDS}
-    clean, errors = accounts.clean_person(values, today=date.today(), require_address=False,
+    values = {k: form.get(k, "") for k in (*PERSON_FIELDS, *accounts.CUSTOMER_FIELDS)}
+    clean, errors = accounts.clean_person({k: values[k] for k in PERSON_FIELDS},
+                                          today=date.today(), require_address=False,
                                           require_birth_date=False)
+    customer, customer_errors = accounts.clean_customer(values)
+    clean.update(customer)
+    errors.update(customer_errors)
     may_set_roles = user.has_role("admin")
     if may_set_roles and not roles:
         errors["roles"] = N_("Choose at least one role.")
@@ -112,6 +155,5 @@ async def save_person(request: Request, username: str, user: PeopleClerk) -> Res
         else:
             return redirect(request, f"/admin/people/{username}?saved=1")
     return render(request, "admin/person.html", {
-        "person": person, "values": values, "roles": roles if may_set_roles else person.roles,
-        "errors": errors, "role_labels": accounts.ROLE_LABELS,
-        "may_set_roles": may_set_roles}, status_code=422)
+        **_context(user, person), "values": values,
+        "roles": roles if may_set_roles else person.roles, "errors": errors}, status_code=422)
