@@ -156,7 +156,7 @@ class EscalationMixin(_Base):
         def op(session: Session, entry: HumanTask, now: datetime) -> dict[str, Any]:
             user = session.get(User, assignee)
             if user is None:
-                raise NotFound(f"no user {assignee!r}")
+                raise NotFound(f"no user {assignee!r}", field="assignee")
             if entry.candidate_group not in (user.groups or []):
                 raise InvalidInput(f"{assignee} is not in group {entry.candidate_group!r}", field="assignee")
             before, entry.assignee, entry.claimed_at = entry.assignee, assignee, now

@@ -21,6 +21,9 @@ DEMO_USERS: list[dict[str, Any]] = [
     {"username": "office", "display_name": "Olga Office", "roles": ["office"]},
     {"username": "coordinator", "display_name": "Cor Coordinator",
      "roles": ["coordinator", "office"]},
+    # The second escalation level (processes/*/escalation.json: second_level_to).
+    {"username": "office_manager", "display_name": "Mira Manager",
+     "roles": ["office_manager", "office"]},
     {"username": "mentor", "display_name": "Mila Mentor", "roles": ["mentor"]},
     {"username": "assessor", "display_name": "Arie Assessor", "roles": ["assessor"]},
     {"username": "committee", "display_name": "Kees Commissie", "roles": ["committee"]},

@@ -41,8 +41,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from certflow.errors import CertflowError
 from certflow.settings import ROOT
 from certflow.web.limits import BodyTooLarge, is_page_path
-from certflow.web.pages import (account, admin, analytics, auth, dashboard, inbox, mijn, mijn_apply, monitor,
-                                refusals, register, studio)
+from certflow.web.pages import (account, admin, analytics, auth, dashboard, escalations, inbox, mijn,
+                                mijn_apply, monitor, refusals, register, studio)
 from certflow.web.pages.deps import (
     PageDeps,
     CsrfRefused,
@@ -63,8 +63,9 @@ VENDOR = {"htmx.org": "htmx.org/dist", "axe-core": "axe-core", "bpmn-js": "bpmn-
 BUILD_DIR = ROOT / "build" / "web"
 
 ROUTERS: list[APIRouter] = [auth.router, account.router, admin.router, register.router,
-                            inbox.router, mijn.router, mijn_apply.router, dashboard.router, analytics.router,
-                            studio.router, monitor.router, refusals.router]
+                            inbox.router, escalations.router, mijn.router, mijn_apply.router,
+                            dashboard.router, analytics.router, studio.router, monitor.router,
+                            refusals.router]
 
 
 def build_router() -> APIRouter:

@@ -13,7 +13,7 @@ from certflow.engine.monitor import MONITOR_ROLES
 from certflow.i18n import N_
 from certflow.services.accounts import Account
 
-WORK_ROLES = ("office", "coordinator", "mentor", "assessor", "committee", "certifier",
+WORK_ROLES = ("office", "coordinator", "office_manager", "mentor", "assessor", "committee", "certifier",
               "supervisor", "process_owner", "admin")
 CANDIDATE_ROLES = ("candidate", "professional")
 # The office and process owners: the dashboard and the process analytics.
@@ -31,6 +31,7 @@ class NavItem:
 
 NAV: list[NavItem] = [
     NavItem(N_("Inbox"), "/inbox", WORK_ROLES),
+    NavItem(N_("Escalations"), "/escalations", ("coordinator", "office_manager")),
     NavItem(N_("My CMI"), "/mijn", CANDIDATE_ROLES),
     NavItem(N_("Dashboard"), "/dashboard", OFFICE_ROLES),
     NavItem(N_("People"), "/admin/people", ("admin", "office", "coordinator")),
