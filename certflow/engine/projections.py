@@ -12,7 +12,7 @@ as dicts, one executemany per table): the ORM's unit of work would cost more tha
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, cast
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
@@ -31,7 +31,7 @@ from certflow.engine.spiff import SERVICE_PARAMS, AsyncServiceTask
 from certflow.observability.context import request_id as current_request_id
 from certflow.settings import Settings
 from certflow.store.base import Base
-from certflow.store.models import HumanTask, Instance, Job, Subscription
+from certflow.store.models import AuditEvent, HumanTask, Instance, Job, Subscription
 
 def table_of(model: type[Base]) -> Table:
     """A model's table, for Core statements (rows as dicts, executemany) on the hot path."""
@@ -69,7 +69,7 @@ def project(session: Session, instance: Instance, tasks: list[Task], workflow: B
     new = instance.projected is None  # a just-started instance has no rows yet: nothing to read
     publish: list[JobMessage] = []
     if new or after["human"] != before.get("human"):
-        _human_tasks(session, instance, ready, now, evaluate, new, Due(elements, settings))
+        _human_tasks(session, instance, ready, now, evaluate, new, Due(elements, settings), tasks)
     if new or after["jobs"] != before.get("jobs"):
         publish = _jobs(session, instance, waiting, now, settings, new)
     if new or after["subs"] != before.get("subs"):
@@ -80,15 +80,41 @@ def project(session: Session, instance: Instance, tasks: list[Task], workflow: B
 
 
 def _human_tasks(session: Session, instance: Instance, ready: dict[str, Task], now: datetime,
-                 evaluate: Any, new: bool, due: "Due") -> None:
-    existing = set() if new else set(session.scalars(
-        select(HumanTask.id).where(HumanTask.instance_id == instance.id)))
+                 evaluate: Any, new: bool, due: "Due", tasks: list[Task]) -> None:
+    existing = {} if new else {row.id: row for row in session.execute(
+        select(HumanTask.id, HumanTask.element_id, HumanTask.assignee, HumanTask.due_at,
+               HumanTask.created_at, HumanTask.escalation_level)
+        .where(HumanTask.instance_id == instance.id))}
     gone = [tid for tid in existing if tid not in ready]
     if gone:
+        _audit_withdrawn(session, instance, [existing[tid] for tid in gone], tasks, now)
         session.execute(delete(HumanTask).where(HumanTask.id.in_(gone)))
     rows = [_queue_entry(instance, task, now, evaluate, due) for tid, task in ready.items() if tid not in existing]
     if rows:
         session.execute(insert(table_of(HumanTask)), rows)
+
+
+def _audit_withdrawn(session: Session, instance: Instance, rows: list[Any], tasks: list[Task],
+                     now: datetime) -> None:
+    """A human task that leaves the queue without being completed (an interrupting boundary
+    timer or message, a cancelled instance) is audited with its due time beside the actual
+    time, as a completion is (Engine.complete): the audit keeps both once the row is gone."""
+    completed = {str(t.id) for t in tasks if t.state == TaskState.COMPLETED}
+    events = [dict(
+        instance_id=instance.id, task_id=row.id, element_id=row.element_id, actor="process",
+        action="task_cancelled", at=now, detail={
+            "due_at": row.due_at.isoformat() if row.due_at else None,
+            "created_at": row.created_at.isoformat() if row.created_at else None,
+            "assignee": row.assignee, "escalation_level": row.escalation_level,
+            "overdue": bool(row.due_at and _aware(row.due_at) < now),
+        }) for row in rows if row.id not in completed]
+    if events:
+        session.execute(insert(table_of(AuditEvent)), events)
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite gives naive UTC datetimes back."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
 
 
 class Due:
