@@ -96,7 +96,8 @@ class Handler(Generic[In]):
 DeployCheck = Callable[[dict[str, Any]], list[str]]
 # A check on what all processes share (fee tables, email templates), given processes/.
 SharedCheck = Callable[[Path], list[str]]
-# A start guard: None to allow, or the refusal the person starting reads (what to do instead).
+# A start guard: None to allow, or the refusal the person starting reads (what to do instead),
+# as a certflow.i18n.Message so a page can show it in the reader's language.
 # Guards read, never write.
 Guard = Callable[[Session, datetime, dict[str, Any]], "str | None"]
 # Why each of these people may not hold a task about ``subject`` (empty when all may).

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from certflow.localtime import LOCAL_TZ as LOCAL_ZONE
 from certflow.store.register import Certificate, RegisterEntry
 from handlers import HandlerContext, PermanentError, guard, handler
+from certflow.i18n import Message, N_
 
 PRODUCTS = ("english_certificate", "book")
 # Register statuses that still show a valid certificate (a recertification may be running).
@@ -69,21 +70,23 @@ def english_certificate_allowed(session: Session, now: datetime,
                                 data: dict[str, Any]) -> str | None:
     customer, product = data.get("customer"), data.get("product")
     if not isinstance(customer, str) or not customer:
-        return "Say who orders: the start data needs 'customer' (a username)"
+        return Message(N_("Say who orders: the start data needs 'customer' (a username)"))
     if product not in PRODUCTS:
-        return f"Unknown product {product!r}: order 'english_certificate' or 'book'"
+        return Message(N_("Unknown product '%(product)s': order 'english_certificate' or 'book'"),
+                       product=product)
     if product == "book":
         return _book_refusal(data.get("quantity"))
     entry = register_entry(session, customer)
     if entry is None or entry.status not in CERTIFIED or entry.valid_until < local_today(now):
-        return ("An English certificate can only be ordered by the holder of a valid certificate "
-                "in the Register Loopbaanprofessional; once you are (re)certified you can order it")
+        return Message(N_("An English certificate can only be ordered by the holder of a valid "
+                          "certificate in the Register Loopbaanprofessional; once you are "
+                          "(re)certified you can order it"))
     return None
 
 
 def _book_refusal(quantity: Any) -> str | None:
     whole = isinstance(quantity, int) and not isinstance(quantity, bool)
     if not whole or not 1 <= quantity <= MAX_BOOKS:
-        return ("Say how many books you order: 'quantity' must be a whole number from 1 to "
-                f"{MAX_BOOKS}")
+        return Message(N_("Say how many books you order: 'quantity' must be a whole number from "
+                          "1 to %(n)s"), n=MAX_BOOKS)
     return None

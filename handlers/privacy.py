@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from certflow.services import privacy
 from handlers import HandlerContext, PermanentError, guard, handler
+from certflow.i18n import Message, N_
 
 
 class PersonInput(BaseModel):
@@ -42,5 +43,5 @@ def anonymise(ctx: HandlerContext, data: PersonInput) -> dict[str, Any]:
 def erasure_allowed(session: Session, now: datetime, data: dict[str, Any]) -> str | None:
     person = data.get("candidate")
     if not isinstance(person, str) or not person:
-        return "Say whose data is to be erased: the start data needs 'candidate' (a username)"
+        return Message(N_("Say whose data is to be erased: the start data needs 'candidate' (a username)"))
     return privacy.erasure_refusal(session, person)

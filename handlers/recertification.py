@@ -46,8 +46,8 @@ from certflow.localtime import LOCAL_TZ as LOCAL_ZONE
 from certflow.store.models import AuditEvent, Instance
 from certflow.store.register import RegisterEntry
 from handlers import HandlerContext, PermanentError, conflict_rule, guard, handler
-from certflow.services.email import long_date
 from certflow.services.register import assessor_problems
+from certflow.i18n import Day, Message, N_
 
 # The certifier's calendar: a certificate valid until 2 March is still valid on 2 March in
 # the Netherlands, whatever the UTC date is.
@@ -56,7 +56,6 @@ SIGNUP_MONTHS_BEFORE = 3
 LEVELS = ("same", "changed")
 # Processes that renew a certificate: only one of them may run per professional at a time.
 RECERTIFICATION_PREFIX = "recertification"
-FIRST_CERTIFICATION = "apply for first certification instead (process 'certification')"
 
 
 def dutch_today(now: datetime) -> date:
@@ -81,27 +80,28 @@ def months_before(day: date, months: int) -> date:
 def signup_allowed(session: Session, now: datetime, data: dict[str, Any]) -> str | None:
     candidate = data.get("candidate")
     if not isinstance(candidate, str) or not candidate:
-        return "Say who recertifies: the start data needs 'candidate' (a username)"
+        return Message(N_("Say who recertifies: the start data needs 'candidate' (a username)"))
     level = data.get("level", LEVELS[0])
     if level not in LEVELS:
-        return f"level must be 'same' or 'changed', not {level!r}"
+        return Message(N_("level must be 'same' or 'changed', not '%(level)s'"), level=level)
     entry = session.scalar(select(RegisterEntry).where(RegisterEntry.holder == candidate))
     if entry is None:
-        return "You are not in the register; apply for first certification (process 'certification')"
+        return Message(N_("You are not in the register; apply for first certification (process 'certification')"))
     return (_entry_refusal(entry, dutch_today(now)) or _running_refusal(session, candidate)
             or _unfinished_refusal(entry))
 
 
 def _entry_refusal(entry: RegisterEntry, today: date) -> str | None:
-    until = long_date(entry.valid_until, "en")
     if entry.status == "withdrawn":
-        return f"Your certificate was withdrawn; recertification is not possible — {FIRST_CERTIFICATION}"
+        return Message(N_("Your certificate was withdrawn; recertification is not possible — "
+                          "apply for first certification instead (process 'certification')"))
     if entry.status == "lapsed" or entry.valid_until < today:
-        return (f"Your certificate expired on {until}; recertification is no longer possible — "
-                f"{FIRST_CERTIFICATION}")
+        return Message(N_("Your certificate expired on %(until)s; recertification is no longer "
+                          "possible — apply for first certification instead (process "
+                          "'certification')"), until=Day.of(entry.valid_until))
     if entry.status == "suspended":
-        return ("Your certificate is suspended; it cannot be recertified until the suspension "
-                "is lifted — contact the office")
+        return Message(N_("Your certificate is suspended; it cannot be recertified until the "
+                          "suspension is lifted — contact the office"))
     return None
 
 
@@ -118,8 +118,9 @@ def _running_refusal(session: Session, candidate: str) -> str | None:
     for process_id, business_key, detail in rows:
         started_with = (detail or {}).get("data") or {}
         if started_with.get("candidate") == candidate:
-            return (f"A recertification for you is already running ({process_id} "
-                    f"{business_key!r}); continue that one instead of signing up again")
+            return Message(N_("A recertification for you is already running (%(process)s "
+                              "'%(key)s'); continue that one instead of signing up again"),
+                           process=process_id, key=business_key)
     return None
 
 
@@ -127,8 +128,8 @@ def _unfinished_refusal(entry: RegisterEntry) -> str | None:
     """The Register still says "recertification running" although none runs: an earlier one
     ended without a new certificate (not granted). Whether to try again is the office's call."""
     if entry.status == "recertification_running":
-        return ("The Register shows a recertification of yours that ended without a new "
-                "certificate; contact the office before signing up again")
+        return Message(N_("The Register shows a recertification of yours that ended without a "
+                          "new certificate; contact the office before signing up again"))
     return None
 
 

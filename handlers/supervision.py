@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from certflow.store.models import User
 from handlers import REGISTRY, HandlerContext, guard, handler
+from certflow.i18n import Message, N_
 
 # The rules every recertification shares, by their registered name (handlers/recertification.py).
 SHARED_GUARD = "recertification/signup_allowed"
@@ -59,16 +60,16 @@ def supervisor_signup_allowed(session: Session, now: datetime, data: dict[str, A
         return refusal
     candidate, supervisor = data["candidate"], data.get("supervisor")
     if not isinstance(supervisor, str) or not supervisor:
-        return ("Say who your supervisor is: the start data needs 'supervisor' (the username of "
-                "the supervisor you chose)")
+        return Message(N_("Say who your supervisor is: the start data needs 'supervisor' (the "
+                          "username of the supervisor you chose)"))
     user = session.get(User, supervisor)
     if user is None or "supervisor" not in (user.groups or []):
-        return (f"{supervisor!r} is not a supervisor known to CMI; choose a registered supervisor "
-                "(or ask them to register first)")
+        return Message(N_("'%(user)s' is not a supervisor known to CMI; choose a registered "
+                          "supervisor (or ask them to register first)"), user=supervisor)
     if supervisor == candidate:
-        return ("You cannot be your own supervisor; choose the supervisor who followed your "
-                "development")
+        return Message(N_("You cannot be your own supervisor; choose the supervisor who followed "
+                          "your development"))
     if not isinstance(data.get("specialisation"), str):
-        return ("Say whether you want a specialisation: 'specialisation' is \"\" for the standard "
-                "recertification, or the name of the specialisation")
+        return Message(N_("Say whether you want a specialisation: 'specialisation' is \"\" for the "
+                          "standard recertification, or the name of the specialisation"))
     return None

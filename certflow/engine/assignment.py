@@ -29,6 +29,7 @@ from certflow.engine import queue
 from certflow.engine.errors import Conflict, InvalidInput
 from certflow.engine.spiff import find_task
 from certflow.store.models import HumanTask, Instance
+from certflow.i18n import Message, N_, joined
 
 if TYPE_CHECKING:
     from certflow.engine.facade import Actor
@@ -53,8 +54,8 @@ def unclaim(runtime: Runtime, session: Session, entry: HumanTask, actor: Actor,
     queue.unclaim(session, entry, actor, now)  # who may release it at all
     instance = _instance(session, entry)
     if is_personal(_meta(runtime, session, instance, entry)):
-        raise Conflict(f"task {entry.id} was given to {holder} by the process and cannot be "
-                       "handed back to the group; staff may reassign it")
+        raise Conflict(Message(N_("task %(task)s was given to %(who)s by the process and cannot be "
+                                  "handed back to the group; staff may reassign it"), task=entry.id, who=holder))
 
 
 def assign(runtime: Runtime, session: Session, entry: HumanTask, actor: Actor, assignee: str,
@@ -78,7 +79,8 @@ def assign(runtime: Runtime, session: Session, entry: HumanTask, actor: Actor, a
     problems = _problems(runtime, session, definition.elements, entry, instance.subject,
                          assignee, evaluate)
     if problems:
-        raise InvalidInput(f"{assignee} may not hold task {entry.id}: " + "; ".join(problems),
+        raise InvalidInput(Message(N_("%(user)s may not hold task %(task)s: %(problems)s"), user=assignee,
+                                   task=entry.id, problems=joined(problems)),
                            field="assignee", problems=problems)
 
 
@@ -87,7 +89,8 @@ def _problems(runtime: Runtime, session: Session, elements: dict[str, Any], entr
     meta = elements.get(entry.element_id, {})
     problems: list[str] = []
     if subject and _text(evaluate(meta["assignee"])) == subject and proposed != subject:
-        problems.append(f"this task is {subject}'s own; it cannot be given to {proposed}")
+        problems.append(Message(N_("this task is %(owner)s's own; it cannot be given to %(user)s"),
+                                owner=subject, user=proposed))
     rule = meta.get("assignment_rule")
     if rule:
         others = _holders(session, elements, entry, rule, evaluate)

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from certflow.engine.dto import TaskView
 from certflow.engine.errors import CertflowError, Forbidden, InvalidInput, NotFound
 from certflow.store.models import HumanTask, Instance, User
+from certflow.i18n import Message, N_
 
 if TYPE_CHECKING:
     from certflow.engine.facade import Actor
@@ -37,16 +38,18 @@ class BulkOutcome:
 def delegate(session: Session, entry: HumanTask, actor: "Actor", to: str, now: datetime,
              elements: dict[str, Any]) -> None:
     if entry.assignee != actor.username and not actor.is_staff:
-        raise Forbidden(f"only the person holding task {entry.id} (or staff) may delegate it")
+        raise Forbidden(Message(N_("only the person holding task %(task)s (or staff) may delegate it"), task=entry.id))
     if not actor.is_staff and (elements.get(entry.element_id) or {}).get("assignee"):
-        raise Forbidden(f"task {entry.id} is assigned to you by the process; ask the office to reassign it")
+        raise Forbidden(Message(N_("task %(task)s is assigned to you by the process; ask the office to reassign it"),
+                                task=entry.id))
     if to == entry.assignee:
-        raise InvalidInput(f"task {entry.id} is already with {to}", field="assignee")
+        raise InvalidInput(Message(N_("task %(task)s is already with %(who)s"), task=entry.id, who=to), field="assignee")
     user = session.get(User, to)
     if user is None:
-        raise NotFound(f"no user {to!r}", field="assignee")
+        raise NotFound(Message(N_("no user '%(user)s'"), user=to), field="assignee")
     if entry.candidate_group not in (user.groups or []):
-        raise InvalidInput(f"{to} is not in group {entry.candidate_group!r}", field="assignee")
+        raise InvalidInput(Message(N_("%(user)s is not in group '%(group)s'"), user=to, group=entry.candidate_group),
+                           field="assignee")
     entry.assignee, entry.claimed_at = to, now
 
 
@@ -73,12 +76,12 @@ class HandoverMixin:
         """Staff assign several tasks to one person; each in its own transaction, so one refusal
         (a task completed meanwhile, a group the person is not in) leaves the others assigned."""
         if not actor.is_staff:
-            raise Forbidden("only staff may assign tasks")
+            raise Forbidden(Message(N_("only staff may assign tasks")))
         outcomes = []
         for task_id in check_bulk(task_ids):
             try:
                 self.assign(actor, task_id, assignee)
-                outcomes.append(BulkOutcome(task_id, True, f"assigned to {assignee}"))
+                outcomes.append(BulkOutcome(task_id, True, Message(N_("assigned to %(who)s"), who=assignee)))
             except CertflowError as exc:
                 outcomes.append(BulkOutcome(task_id, False, exc.message))
         return outcomes
@@ -87,7 +90,7 @@ class HandoverMixin:
 def check_bulk(task_ids: list[str]) -> list[str]:
     unique = list(dict.fromkeys(t for t in task_ids if t))
     if not unique:
-        raise InvalidInput("choose at least one task", field="task_ids")
+        raise InvalidInput(Message(N_("choose at least one task")), field="task_ids")
     if len(unique) > MAX_BULK:
-        raise InvalidInput(f"at most {MAX_BULK} tasks at once", field="task_ids")
+        raise InvalidInput(Message(N_("at most %(n)s tasks at once"), n=MAX_BULK), field="task_ids")
     return unique

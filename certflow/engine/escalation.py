@@ -30,6 +30,7 @@ from certflow.engine.dto import EscalationView
 from certflow.engine.errors import Forbidden, InvalidInput, NotFound
 from certflow.localtime import end_of_day
 from certflow.store.models import AuditEvent, HumanTask, Instance, User
+from certflow.i18n import Message, N_
 
 if TYPE_CHECKING:
     from certflow.engine.facade import Actor
@@ -125,7 +126,7 @@ class EscalationMixin(_Base):
         """Tasks escalated to one of my groups (staff may name any group), longest waiting first."""
         groups = [group] if group and (actor.is_staff or group in actor.groups) else list(actor.groups)
         if group and group not in groups:
-            raise Forbidden(f"you are not in group {group!r}")
+            raise Forbidden(Message(N_("you are not in group '%(group)s'"), group=group))
         with self.session() as session:
             entries = session.scalars(select(HumanTask).where(HumanTask.escalated_to.in_(groups or [""]))
                                       .order_by(HumanTask.escalated_at).limit(500)).all()
@@ -156,9 +157,10 @@ class EscalationMixin(_Base):
         def op(session: Session, entry: HumanTask, now: datetime) -> dict[str, Any]:
             user = session.get(User, assignee)
             if user is None:
-                raise NotFound(f"no user {assignee!r}", field="assignee")
+                raise NotFound(Message(N_("no user '%(user)s'"), user=assignee), field="assignee")
             if entry.candidate_group not in (user.groups or []):
-                raise InvalidInput(f"{assignee} is not in group {entry.candidate_group!r}", field="assignee")
+                raise InvalidInput(Message(N_("%(user)s is not in group '%(group)s'"), user=assignee,
+                                           group=entry.candidate_group), field="assignee")
             before, entry.assignee, entry.claimed_at = entry.assignee, assignee, now
             return {"from": before, "to": assignee, "reason": reason}
         return self._resolve(actor, task_id, "escalation_reassigned", op)
@@ -173,7 +175,7 @@ class EscalationMixin(_Base):
         """A new due time (a term from now, ``10 werkdagen``/``P7D``, or a date ``YYYY-MM-DD``
         meaning the end of that day); the policy starts over from it."""
         if not reason.strip():
-            raise InvalidInput("extending a due date needs a reason", field="reason")
+            raise InvalidInput(Message(N_("extending a due date needs a reason")), field="reason")
 
         def op(session: Session, entry: HumanTask, now: datetime) -> dict[str, Any]:
             cal = workdays.calendar(self.settings.processes_dir)
@@ -214,9 +216,9 @@ def due_steps(now: datetime, size: int, postgres: bool) -> Select[tuple[HumanTas
 
 def _may_handle(entry: HumanTask, actor: "Actor") -> None:
     if not actor.is_staff and (entry.escalated_to is None or entry.escalated_to not in actor.groups):
-        raise Forbidden(f"task {entry.id} is not escalated to a group of yours")
+        raise Forbidden(Message(N_("task %(task)s is not escalated to a group of yours"), task=entry.id))
     if entry.escalated_to is None:
-        raise InvalidInput(f"task {entry.id} is not escalated")
+        raise InvalidInput(Message(N_("task %(task)s is not escalated"), task=entry.id))
 
 
 def _on_escalation(session: Session, entry: HumanTask, policy: dict[str, Any], now: datetime) -> str:
@@ -242,9 +244,10 @@ def _new_due(due: str, now: datetime, cal: workdays.Calendar, policy: dict[str, 
         try:
             new_due = policies.due_at(policy, due, now, cal)
         except workdays.TermError as exc:
-            raise InvalidInput(f"due: {exc} (or a date YYYY-MM-DD)", field="due") from exc
+            raise InvalidInput(Message(N_("due: %(problem)s (or a date YYYY-MM-DD)"), problem=str(exc)),
+                               field="due") from exc
     if new_due <= now:
-        raise InvalidInput("the new due time lies in the past", field="due")
+        raise InvalidInput(Message(N_("the new due time lies in the past")), field="due")
     return new_due
 
 

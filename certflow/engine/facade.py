@@ -38,6 +38,7 @@ from certflow.engine.runtime import Advance, Runtime
 from certflow.engine.studio import StudioMixin
 from certflow.engine.spiff import SERIALIZER_VERSION, find_task, state_to_dict
 from certflow.store.models import AuditEvent, Definition, HumanTask, Instance, Subscription, User
+from certflow.i18n import Message, N_
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ class Engine(MonitorMixin, StudioMixin, AnalyticsMixin, HandoverMixin, Escalatio
         with self.session() as session:
             user = session.get(User, username)
             if user is None:
-                raise NotFound(f"no user {username!r}")
+                raise NotFound(Message(N_("no user '%(user)s'"), user=username))
             return Actor(user.username, tuple(user.groups or ()), user.is_staff)
 
     # -- definitions -------------------------------------------------------------------------
@@ -136,7 +137,7 @@ class Engine(MonitorMixin, StudioMixin, AnalyticsMixin, HandoverMixin, Escalatio
                message: tuple[str, dict[str, Any], int | None] | None = None,
                view: tuple[Actor, list[InstanceView]] | None = None) -> str:
         if not business_key or len(business_key) > 200:
-            raise InvalidInput("a business key of 1 to 200 characters is required")
+            raise InvalidInput(Message(N_("a business key of 1 to 200 characters is required")))
         with self.session() as session:
             if message is not None and message[2] is not None:
                 from certflow.engine.messaging import claim
@@ -147,7 +148,8 @@ class Engine(MonitorMixin, StudioMixin, AnalyticsMixin, HandoverMixin, Escalatio
                 Instance.process_id == process_id, Instance.business_key == business_key,
                 Instance.status == "running"))
             if running:
-                raise Conflict(f"{process_id} {business_key!r} is already running as instance {running}")
+                raise Conflict(Message(N_("%(process)s '%(key)s' is already running as instance %(instance)s"),
+                                      process=process_id, key=business_key, instance=running))
             definition = self.definition(session, row.id)
             rules.check_start_form(definition, data)
             rules.check_guards(session, self.registry, definition.elements, self.now(), data)
@@ -196,7 +198,8 @@ class Engine(MonitorMixin, StudioMixin, AnalyticsMixin, HandoverMixin, Escalatio
         rules.staff_only(actor, "cancel an instance")
         with self.advancing(instance_id, actor.username) as adv:
             if adv.instance.status != "running":
-                raise Conflict(f"instance {instance_id} is {adv.instance.status}")
+                raise Conflict(Message(N_("instance %(instance)s is %(status)s"), instance=instance_id,
+                                      status=adv.instance.status))
             adv.workflow.cancel()
             adv.instance.status, adv.instance.ended_at = "cancelled", adv.now
             adv.audit("instance_cancelled", reason=reason)
@@ -206,7 +209,7 @@ class Engine(MonitorMixin, StudioMixin, AnalyticsMixin, HandoverMixin, Escalatio
         with self.session() as session:
             instance = session.get(Instance, instance_id)
             if instance is None:
-                raise NotFound(f"no instance {instance_id!r}")
+                raise NotFound(Message(N_("no instance '%(instance)s'"), instance=instance_id))
             rules.may_see(session, actor, instance)
             return self._view(session, instance, self.definition(session, instance.definition_id), actor)
 
@@ -253,7 +256,7 @@ class Engine(MonitorMixin, StudioMixin, AnalyticsMixin, HandoverMixin, Escalatio
         with self.session() as session:
             instance = session.get(Instance, instance_id)
             if instance is None:
-                raise NotFound(f"no instance {instance_id!r}")
+                raise NotFound(Message(N_("no instance '%(instance)s'"), instance=instance_id))
             rules.may_see(session, actor, instance)
             query = select(AuditEvent).where(AuditEvent.instance_id == instance_id)
             if not actor.is_staff:  # their own actions only: not another assessor's verdict
@@ -324,7 +327,7 @@ class Engine(MonitorMixin, StudioMixin, AnalyticsMixin, HandoverMixin, Escalatio
             rules.validate_form(schema, data, entry.form)
             task = find_task(adv.workflow, task_id)
             if task is None or task.state != TaskState.READY:
-                raise Conflict(f"task {task_id} is no longer open")
+                raise Conflict(Message(N_("task %(task)s is no longer open"), task=task_id))
             task.data.update(data)
             task.run()
             adv.audit("task_completed_by_user", task_id, entry.element_id, data=data,

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from certflow.engine.errors import InvalidInput
 from certflow.store.models import HumanTask
+from certflow.i18n import Message, N_
 
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
@@ -65,7 +66,8 @@ class Cursor:
             return cls(datetime.fromisoformat(due) if due else None, int(priority),
                        datetime.fromisoformat(created), str(task_id))
         except (ValueError, TypeError) as exc:
-            raise InvalidInput("not a valid inbox cursor; use the one the previous page gave", field="after") from exc
+            raise InvalidInput(Message(N_("not a valid inbox cursor; use the one the previous page gave")),
+                               field="after") from exc
 
     @classmethod
     def of(cls, entry: Any) -> "Cursor":
@@ -83,7 +85,7 @@ def page(session: Session, sources: list[ColumnElement[bool]], filters: InboxFil
     every filter, in queue order, as rows with ``HumanTask``'s columns; with the cursor of the
     next page, or None on the last."""
     if not 1 <= limit <= MAX_PAGE_SIZE:
-        raise InvalidInput(f"a page holds 1 to {MAX_PAGE_SIZE} tasks", field="limit")
+        raise InvalidInput(Message(N_("a page holds 1 to %(n)s tasks"), n=MAX_PAGE_SIZE), field="limit")
     cursor = Cursor.decode(after) if after else None
     common: list[ColumnElement[bool]] = list(filters.conditions)
     if filters.process_id:

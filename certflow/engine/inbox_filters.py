@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, Select, or_, select
 
 from certflow.engine.errors import InvalidInput
 from certflow.store.models import HumanTask, Instance
+from certflow.i18n import Message, N_
 
 SCOPES = ("all", "mine", "unassigned")
 MAX_DUE_WINDOW_DAYS = 3660
@@ -37,10 +38,10 @@ class InboxFilter:
 
     def __post_init__(self) -> None:
         if self.scope not in SCOPES:
-            raise InvalidInput(f"scope must be one of {', '.join(SCOPES)}", field="scope")
+            raise InvalidInput(Message(N_("scope must be one of %(scopes)s"), scopes=", ".join(SCOPES)), field="scope")
         days = self.due_within_days
         if days is not None and not 0 <= days <= MAX_DUE_WINDOW_DAYS:
-            raise InvalidInput(f"due window must be 0 to {MAX_DUE_WINDOW_DAYS} days",
+            raise InvalidInput(Message(N_("due window must be 0 to %(n)s days"), n=MAX_DUE_WINDOW_DAYS),
                                field="due_within_days")
 
     @classmethod
@@ -55,7 +56,7 @@ class InboxFilter:
                 try:
                     value = int(value)
                 except (TypeError, ValueError):
-                    raise InvalidInput("due window must be a whole number of days",
+                    raise InvalidInput(Message(N_("due window must be a whole number of days")),
                                        field="due_within_days") from None
             elif key == "overdue":
                 value = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "on", "yes")

@@ -18,6 +18,7 @@ from certflow.engine.dto import InboxPage, TaskView
 from certflow.engine.errors import Conflict, Forbidden, InvalidInput, NotFound
 from certflow.store.models import HumanTask, Instance, User
 from certflow.engine.inbox_filters import InboxFilter as Criteria, conditions
+from certflow.i18n import Message, N_
 
 if TYPE_CHECKING:
     from certflow.engine.facade import Actor
@@ -28,7 +29,7 @@ def get(session: Session, task_id: str, lock: bool = False) -> HumanTask:
     query = select(HumanTask).where(HumanTask.id == task_id)
     entry = session.execute(query.with_for_update() if lock else query).scalar_one_or_none()
     if entry is None:
-        raise NotFound(f"no open task {task_id!r} (it may have been completed or cancelled)")
+        raise NotFound(Message(N_("no open task '%(task)s' (it may have been completed or cancelled)"), task=task_id))
     return entry
 
 
@@ -88,45 +89,50 @@ def may_see(entry: HumanTask, actor: "Actor") -> None:
         return
     if entry.assignee is None and entry.candidate_group in actor.groups:
         return
-    raise Forbidden(f"task {entry.id} is not yours to see")
+    raise Forbidden(Message(N_("task %(task)s is not yours to see"), task=entry.id))
 
 
 def may_complete(entry: HumanTask, actor: "Actor") -> None:
     # Outsiders first: "claimed by X" would tell them the task exists and who works on it.
     if entry.assignee != actor.username and entry.candidate_group not in actor.groups and not actor.is_staff:
-        raise Forbidden(f"task {entry.id} belongs to group {entry.candidate_group!r}, which you are not in")
+        raise Forbidden(Message(N_("task %(task)s belongs to group '%(group)s', which you are not in"),
+                                task=entry.id, group=entry.candidate_group))
     if entry.assignee is not None and entry.assignee != actor.username:
-        raise Conflict(f"task {entry.id} is claimed by {entry.assignee}")
+        raise Conflict(Message(N_("task %(task)s is claimed by %(who)s"), task=entry.id, who=entry.assignee))
     if entry.assignee is None and entry.candidate_group not in actor.groups:
-        raise Forbidden(f"task {entry.id} belongs to group {entry.candidate_group!r}, which you are not in")
+        raise Forbidden(Message(N_("task %(task)s belongs to group '%(group)s', which you are not in"),
+                                task=entry.id, group=entry.candidate_group))
 
 
 def claim(session: Session, entry: HumanTask, actor: "Actor", now: datetime) -> None:
     if entry.candidate_group not in actor.groups and entry.assignee != actor.username:
-        raise Forbidden(f"task {entry.id} belongs to group {entry.candidate_group!r}, which you are not in")
+        raise Forbidden(Message(N_("task %(task)s belongs to group '%(group)s', which you are not in"),
+                                task=entry.id, group=entry.candidate_group))
     if entry.assignee == actor.username:
-        raise Conflict(f"you already claimed task {entry.id}")
+        raise Conflict(Message(N_("you already claimed task %(task)s"), task=entry.id))
     if entry.assignee is not None:
-        raise Conflict(f"task {entry.id} is already claimed by {entry.assignee}")
+        raise Conflict(Message(N_("task %(task)s is already claimed by %(who)s"), task=entry.id, who=entry.assignee))
     entry.assignee, entry.claimed_at = actor.username, now
 
 
 def unclaim(session: Session, entry: HumanTask, actor: "Actor", now: datetime) -> None:
     if entry.assignee is None:
-        raise Conflict(f"task {entry.id} is not claimed")
+        raise Conflict(Message(N_("task %(task)s is not claimed"), task=entry.id))
     if entry.assignee != actor.username and not actor.is_staff:
-        raise Forbidden(f"task {entry.id} is claimed by {entry.assignee}; only they or staff may release it")
+        raise Forbidden(Message(N_("task %(task)s is claimed by %(who)s; only they or staff may release it"),
+                                task=entry.id, who=entry.assignee))
     entry.assignee, entry.claimed_at = None, None
 
 
 def assign(session: Session, entry: HumanTask, actor: "Actor", assignee: str, now: datetime) -> None:
     if not actor.is_staff:
-        raise Forbidden("only staff may assign tasks")
+        raise Forbidden(Message(N_("only staff may assign tasks")))
     user = session.get(User, assignee)
     if user is None:
-        raise NotFound(f"no user {assignee!r}")
+        raise NotFound(Message(N_("no user '%(user)s'"), user=assignee), field="assignee")
     if entry.candidate_group not in (user.groups or []):
-        raise InvalidInput(f"{assignee} is not in group {entry.candidate_group!r}", field="assignee")
+        raise InvalidInput(Message(N_("%(user)s is not in group '%(group)s'"), user=assignee,
+                                   group=entry.candidate_group), field="assignee")
     entry.assignee, entry.claimed_at = assignee, now
 
 

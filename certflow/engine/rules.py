@@ -14,6 +14,7 @@ from certflow.engine.errors import Forbidden, InvalidInput, NotFound
 from certflow.engine.sandbox_bounds import DataLimitExceeded, NotData, check_data
 from certflow.registry import HandlerRegistry
 from certflow.store.models import Definition, HumanTask, Instance
+from certflow.i18n import Message, N_
 
 if TYPE_CHECKING:
     from certflow.engine.facade import Actor
@@ -31,8 +32,9 @@ def may_start(elements: dict[str, Any], actor: "Actor", process_id: str) -> None
         return
     allowed = {g.strip() for g in str(start_event(elements).get("starters", "")).split(",") if g.strip()}
     if not allowed & set(actor.groups):
-        raise Forbidden(f"you may not start {process_id}" + (
-            f" (it is open to: {', '.join(sorted(allowed))})" if allowed else " (staff only)"))
+        raise Forbidden(Message(N_("you may not start %(process)s (it is open to: %(groups)s)"), process=process_id,
+                                groups=", ".join(sorted(allowed))) if allowed else
+                        Message(N_("you may not start %(process)s (staff only)"), process=process_id))
 
 
 def subject_variable(elements: dict[str, Any]) -> str:
@@ -65,7 +67,7 @@ def check_guards(session: Session, registry: HandlerRegistry, elements: dict[str
 
 def staff_only(actor: "Actor", what: str) -> None:
     if not actor.is_staff:
-        raise Forbidden(f"only staff may {what}")
+        raise Forbidden(Message(N_("only staff may %(what)s"), what=what))
 
 
 MAX_MESSAGE_PAYLOAD = 100_000  # characters as JSON: a message carries references, not documents
@@ -86,7 +88,8 @@ MAX_VERSION = 2**31 - 1  # the column is a 32-bit integer: a bigger number canno
 
 def definition(session: Session, process_id: str, version: int | None) -> Definition:
     if version is not None and not 1 <= version <= MAX_VERSION:
-        raise NotFound(f"no deployed process {process_id!r} version {version}")
+        raise NotFound(Message(N_("no deployed process '%(process)s' version %(version)s"), process=process_id,
+                                 version=version))
     query = select(Definition).where(Definition.process_id == process_id)
     query = (query.where(Definition.version == version) if version is not None
              else query.order_by(Definition.version.desc()).limit(1))
@@ -101,7 +104,7 @@ def may_see(session: Session, actor: "Actor", instance: Instance) -> None:
         return
     if session.scalar(select(HumanTask.id).where(HumanTask.instance_id == instance.id, HumanTask.assignee == actor.username)):
         return
-    raise Forbidden(f"you may not see instance {instance.id}")
+    raise Forbidden(Message(N_("you may not see instance %(instance)s"), instance=instance.id))
 
 
 def current_data(workflow: Any) -> dict[str, Any]:
@@ -118,4 +121,5 @@ def validate_form(schema: dict[str, Any], data: dict[str, Any], form: str | None
     errors = sorted(Draft202012Validator(schema).iter_errors(data), key=lambda e: list(e.path))
     if errors:
         fields = {("/".join(str(p) for p in e.path) or "(form)"): e.message for e in errors}
-        raise InvalidInput(f"form {form} rejected: " + "; ".join(f"{k}: {v}" for k, v in fields.items()), fields=fields)
+        raise InvalidInput(Message(N_("form %(form)s rejected: %(problems)s"), form=form,
+                                   problems="; ".join(f"{k}: {v}" for k, v in fields.items())), fields=fields)

@@ -25,7 +25,7 @@ from stdnum.exceptions import ValidationError as StdnumError
 from sqlalchemy.orm import Session
 
 from certflow.errors import Conflict, InvalidInput, NotFound
-from certflow.i18n import LANGUAGES, N_
+from certflow.i18n import LANGUAGES, Message, N_
 from certflow.store.models import User
 
 ROLES = ("candidate", "professional", "office", "coordinator", "office_manager", "mentor", "assessor",
@@ -88,7 +88,7 @@ def get(session: Session, username: str) -> Account:
 def _row(session: Session, username: str) -> User:
     user = session.get(User, username)
     if user is None:
-        raise NotFound(f"no user {username!r}")
+        raise NotFound(Message(N_("no user '%(user)s'"), user=username))
     return user
 
 

@@ -27,6 +27,7 @@ from certflow.errors import CertflowError, Forbidden, InvalidInput, NotFound
 from certflow.services.viewer import Member
 from certflow.store.models import AuditEvent, HumanTask, Instance
 from certflow.store.workspace import Document
+from certflow.i18n import Message, N_
 
 MAX_BYTES = 10 * 1024 * 1024
 PDF = "application/pdf"
@@ -121,7 +122,7 @@ def _case(session: Session, actor: Member, instance_id: str) -> Instance:
     instance = session.get(Instance, instance_id)
     # The same answer for "no such case" and "not yours": an id reveals nothing.
     if instance is None or not may_see(session, actor, instance):
-        raise NotFound(f"no case {instance_id!r} of yours")
+        raise NotFound(Message(N_("no case '%(case)s' of yours"), case=instance_id))
     return instance
 
 
@@ -136,7 +137,7 @@ def upload(session: Session, actor: Member, instance_id: str, filename: str,
     kind = check(content)
     instance = _case(session, actor, instance_id)
     if not (actor.is_staff or actor.username in (instance.subject, instance.started_by)):
-        raise Forbidden("only the candidate of this case or the office may add documents to it")
+        raise Forbidden(Message(N_("only the candidate of this case or the office may add documents to it")))
     now = CLOCK.now()
     row = Document(instance_id=instance.id, owner=instance.subject or instance.started_by,
                    uploaded_by=actor.username, filename=clean_filename(filename, kind),
@@ -168,8 +169,9 @@ def download(session: Session, actor: Member, document_id: str) -> tuple[Documen
     row = session.get(Document, document_id)
     instance = session.get(Instance, row.instance_id) if row is not None else None
     if row is None or instance is None or not may_see(session, actor, instance):
-        raise NotFound(f"no document {document_id!r} of yours")
+        raise NotFound(Message(N_("no document '%(document)s' of yours"), document=document_id))
     content = row.content
     if hashlib.sha256(content).hexdigest() != row.sha256:
-        raise CertflowError(f"document {document_id} does not match its checksum; tell the office")
+        raise CertflowError(Message(N_("document %(document)s does not match its checksum; tell the office"),
+                                     document=document_id))
     return _view(row), content

@@ -37,6 +37,7 @@ from certflow.services.documents import Document
 from certflow.services.viewer import Viewer
 from certflow.store.models import User
 from certflow.store.register import Certificate, CertificateCopy, RegisterCounter
+from certflow.i18n import Message, N_
 
 REGISTER_PREFIX = "RL"
 # The certifier's calendar: "today" and the year of issue are Dutch dates, not UTC ones.
@@ -203,7 +204,7 @@ def _issued(cert: Certificate) -> dict[str, Any]:
 def certificates_of(session: Session, viewer: Viewer, holder: str | None) -> list[dict[str, Any]]:
     """Staff list anyone's (or everyone's) certificates; anyone else only their own."""
     if not viewer.is_staff and holder not in (None, viewer.username):
-        raise Forbidden("you may only list your own certificates")
+        raise Forbidden(Message(N_("you may only list your own certificates")))
     query = select(Certificate).order_by(Certificate.valid_from.desc(),
                                          Certificate.register_number).limit(500)
     if holder or not viewer.is_staff:
@@ -223,9 +224,9 @@ def certificate_document(session: Session, viewer: Viewer, certificate_id: str,
                          language: str | None) -> Document:
     cert = session.get(Certificate, certificate_id)
     if cert is None:
-        raise NotFound(f"no certificate {certificate_id!r}")
+        raise NotFound(Message(N_("no certificate '%(certificate)s'"), certificate=certificate_id))
     if not viewer.is_staff and cert.holder != viewer.username:
-        raise Forbidden(f"certificate {certificate_id} is not yours")
+        raise Forbidden(Message(N_("certificate %(certificate)s is not yours"), certificate=certificate_id))
     try:
         pdf = certificate_pdf(session, certificate_id, language)
     except LookupError as exc:

@@ -27,6 +27,7 @@ from certflow.store.communications import EmailMessage
 from certflow.store.models import AuditEvent, Instance, User
 from certflow.store.register import Certificate, RegisterEntry, RegisterHistory
 from certflow.store.workspace import Document, SavedFilter
+from certflow.i18n import Message, N_
 
 # Account columns never exported: secrets, not personal data the person gave us.
 SECRET_MARKERS = ("hash", "token", "secret", "password", "totp")
@@ -40,7 +41,7 @@ def set_newsletter(session: Session, viewer: Viewer, receive: bool) -> bool:
 def _user(session: Session, username: str) -> User:
     user = session.get(User, username)
     if user is None:
-        raise NotFound(f"no account {username!r}")
+        raise NotFound(Message(N_("no account '%(user)s'"), user=username))
     return user
 
 

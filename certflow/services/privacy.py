@@ -28,6 +28,7 @@ from certflow.store.billing import Invoice
 from certflow.store.communications import EmailMessage
 from certflow.store.models import AuditEvent, Instance, User
 from certflow.store.workspace import Document, SavedFilter
+from certflow.i18n import Message, N_
 
 RETENTION_YEARS = 7
 ANONYMOUS = "Geanonimiseerd"
@@ -45,8 +46,9 @@ def erasure_refusal(session: Session, username: str) -> str | None:
         or_(Instance.subject == username, Instance.started_by == username),
         Instance.status == "running", Instance.process_id.not_in(STANDING))).all()
     if running:
-        return ("You still have a case in progress (" + ", ".join(sorted(running)[:5]) + "); "
-                "erasure is possible once it is finished. Ask the office to end it early if you want")
+        return Message(N_("You still have a case in progress (%(cases)s); erasure is possible once "
+                          "it is finished. Ask the office to end it early if you want"),
+                       cases=", ".join(sorted(running)[:5]))
     return None
 
 

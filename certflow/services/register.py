@@ -37,6 +37,7 @@ from certflow.registry import HandlerContext, PermanentError
 from certflow.store.base import new_id
 from certflow.store.models import User
 from certflow.store.register import Certificate, RegisterEntry, RegisterHistory
+from certflow.i18n import Message, N_
 
 # action -> (status afterwards, statuses it may start from)
 TRANSITIONS: dict[str, tuple[str, frozenset[str]]] = {
@@ -115,25 +116,25 @@ def assessor_problems(session: Session, holder: str, assessors: list[str]) -> li
     for name in assessors:
         user = session.get(User, name)
         if user is None:
-            problems.append(f"{name} is not a known user")
+            problems.append(Message(N_("%(user)s is not a known user"), user=name))
         elif "assessor" not in (user.groups or []):
-            problems.append(f"{name} is not in the assessor group")
+            problems.append(Message(N_("%(user)s is not in the assessor group"), user=name))
     return problems + relations_conflicts(session, holder, assessors)
 
 
 def relations_conflicts(session: Session, holder: str, assessors: list[str]) -> list[str]:
     """Why each of these assessors may not assess this holder (empty when all may)."""
     entry = session.scalar(select(RegisterEntry).where(RegisterEntry.holder == holder))
-    problems = []
+    problems: list[str] = []
     for name in assessors:
         if name == holder:
-            problems.append(f"{name} cannot assess themselves")
+            problems.append(Message(N_("%(user)s cannot assess themselves"), user=name))
         elif entry is not None and name == entry.mentor:
-            problems.append(f"{name} was {holder}'s mentor")
+            problems.append(Message(N_("%(user)s was %(holder)s's mentor"), user=name, holder=holder))
         elif entry is not None and name == entry.supervisor:
-            problems.append(f"{name} is {holder}'s supervisor")
+            problems.append(Message(N_("%(user)s is %(holder)s's supervisor"), user=name, holder=holder))
     if len(set(assessors)) < len(assessors):
-        problems.append("the assessors must be different people")
+        problems.append(Message(N_("the assessors must be different people")))
     return problems
 
 

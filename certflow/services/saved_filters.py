@@ -19,6 +19,7 @@ from certflow.clock import CLOCK
 from certflow.errors import Conflict, Forbidden, InvalidInput, NotFound
 from certflow.services.viewer import Member
 from certflow.store.workspace import SavedFilter
+from certflow.i18n import Message, N_
 
 MAX_PER_USER = 50
 
@@ -51,38 +52,39 @@ def get(session: Session, viewer: Member, filter_id: int) -> SavedFilterView:
     for view in visible(session, viewer):
         if view.id == filter_id:
             return view
-    raise NotFound(f"no saved filter {filter_id} of yours or your groups")
+    raise NotFound(Message(N_("no saved filter %(filter)s of yours or your groups"), filter=filter_id))
 
 
 def save(session: Session, viewer: Member, name: str, criteria: dict[str, Any],
          shared_group: str | None = None) -> SavedFilterView:
     name = name.strip()
     if not 1 <= len(name) <= 100:
-        raise InvalidInput("give the filter a name of 1 to 100 characters", field="name")
+        raise InvalidInput(Message(N_("give the filter a name of 1 to 100 characters")), field="name")
     if not criteria:
-        raise InvalidInput("choose at least one condition before saving a filter", field="name")
+        raise InvalidInput(Message(N_("choose at least one condition before saving a filter")), field="name")
     shared_group = shared_group or None
     if shared_group and shared_group not in viewer.groups:
-        raise Forbidden(f"you can share only with a group you are in, not {shared_group!r}",
+        raise Forbidden(Message(N_("you can share only with a group you are in, not '%(group)s'"), group=shared_group),
                         field="shared_group")
     count = session.scalar(select(func.count()).select_from(SavedFilter)
                            .where(SavedFilter.owner == viewer.username)) or 0
     if count >= MAX_PER_USER:
-        raise InvalidInput(f"you have {MAX_PER_USER} saved filters; delete one first", field="name")
+        raise InvalidInput(Message(N_("you have %(n)s saved filters; delete one first"), n=MAX_PER_USER), field="name")
     row = SavedFilter(owner=viewer.username, name=name, shared_group=shared_group,
                       criteria=dict(criteria), created_at=CLOCK.now())
     try:
         with session.begin_nested():
             session.add(row)
     except IntegrityError:
-        raise Conflict(f"you already have a filter named {name!r}", field="name") from None
+        raise Conflict(Message(N_("you already have a filter named '%(name)s'"), name=name), field="name") from None
     return _view(row, viewer)
 
 
 def delete(session: Session, viewer: Member, filter_id: int) -> None:
     row = session.get(SavedFilter, filter_id)
     if row is None or (row.owner != viewer.username and row.shared_group not in viewer.groups):
-        raise NotFound(f"no saved filter {filter_id} of yours or your groups")
+        raise NotFound(Message(N_("no saved filter %(filter)s of yours or your groups"), filter=filter_id))
     if row.owner != viewer.username:
-        raise Forbidden(f"filter {row.name!r} is {row.owner}'s; only they may delete it")
+        raise Forbidden(Message(N_("filter '%(name)s' is %(owner)s's; only they may delete it"), name=row.name,
+                                owner=row.owner))
     session.delete(row)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from certflow.errors import Forbidden
+from certflow.i18n import Message, N_
 
 
 class Viewer(Protocol):
@@ -21,7 +22,7 @@ class Viewer(Protocol):
 
 def require_staff(viewer: Viewer, what: str) -> None:
     if not viewer.is_staff:
-        raise Forbidden(f"only staff may {what}")
+        raise Forbidden(Message(N_("only staff may %(what)s"), what=what))
 
 
 class Member(Viewer, Protocol):

@@ -103,7 +103,9 @@ def test_recertification_refused_with_what_to_do_instead(site: dict[str, str]) -
     refused = b.post("/mijn/recertify", {"submit": "yes", "route": "written", "level": "same"},
                      form_page="/mijn/recertify")
     assert refused.status_code == 422
-    assert "first certification" in refused.text.lower() or "eerste certificering" in refused.text.lower()
+    # The start guard's refusal, in Dutch: what to do instead.
+    assert "U staat niet in het register. Vraag eerst de eerste certificering aan." in refused.text
+    assert "You are not in the register" not in refused.text
 
 
 def test_export_and_erasure_request(site: dict[str, str], harness: Harness) -> None:

@@ -17,6 +17,7 @@ from certflow.services.documents import Document
 from certflow.services.payments import amount_received
 from certflow.services.viewer import Viewer
 from certflow.store.billing import Invoice
+from certflow.i18n import Message, N_
 
 
 def money(value: Decimal) -> str:
@@ -30,9 +31,9 @@ def iso(value: date | datetime | None) -> str | None:
 def invoice_for(session: Session, viewer: Viewer, number: str) -> Invoice:
     invoice = session.scalar(select(Invoice).where(Invoice.number == number.strip()))
     if invoice is None:
-        raise NotFound(f"no invoice {number!r}")
+        raise NotFound(Message(N_("no invoice '%(number)s'"), number=number))
     if not viewer.is_staff and invoice.customer_username != viewer.username:
-        raise Forbidden(f"invoice {number} is not yours")
+        raise Forbidden(Message(N_("invoice %(number)s is not yours"), number=number))
     return invoice
 
 
@@ -60,7 +61,7 @@ def invoice_document(session: Session, viewer: Viewer, number: str,
     invoice = invoice_for(session, viewer, number)
     content = invoice.pdf if kind == "pdf" else (invoice.ubl_xml or "").encode() or None
     if content is None:
-        raise NotFound(f"invoice {number} has no {kind.upper()} document")
+        raise NotFound(Message(N_("invoice %(number)s has no %(kind)s document"), number=number, kind=kind.upper()))
     if kind == "pdf":
         return Document(content, "application/pdf", f"invoice-{invoice.number}.pdf")
     return Document(content, "application/xml", f"invoice-{invoice.number}.xml")

@@ -224,6 +224,8 @@ PageDeps: list[Any] = [Depends(csrf_protect)]
 def field_errors(exc: Exception, default_field: str) -> dict[str, str]:
     """A service error's per-field messages (``fields`` detail), or its message on one field."""
     fields = getattr(exc, "details", {}).get("fields")
+    # Messages stay what they are (not str()): a certflow.i18n.Message is translated where shown.
     if isinstance(fields, dict):
-        return {str(k): str(v) for k, v in fields.items()}
-    return {default_field: str(getattr(exc, "message", exc))}
+        return {str(k): v if isinstance(v, str) else str(v) for k, v in fields.items()}
+    message = getattr(exc, "message", None)
+    return {default_field: message if isinstance(message, str) else str(exc)}

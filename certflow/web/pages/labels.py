@@ -5,8 +5,9 @@ are marked with ``N_`` and translated where they are shown (the ``process``, ``g
 
 from __future__ import annotations
 
-from certflow.i18n import N_
+from certflow.i18n import N_, Words, gettext
 from certflow.services.accounts import ROLE_LABELS
+from certflow.web.pages import formats
 
 PROCESS_NAMES = {
     "certification": N_("First certification"),
@@ -50,3 +51,11 @@ def group_label(group: str | None) -> str:
 
 def group_who(group: str | None) -> str:
     return GROUP_WHO.get(group or "", N_("the office") if not group else humanise(group))
+
+
+# Parameters of translated messages (certflow.i18n.Message) that are codes: shown in words.
+PARAM_WORDS: Words = {
+    "group": lambda value, language: gettext(language, group_label(value)),
+    "process": lambda value, language: gettext(language, process_label(value)),
+    "date": lambda value, language: formats.long_date(value, language),
+}

@@ -35,7 +35,7 @@ def environment(language: str) -> Environment:
         datetime=lambda value: formats.date_time(value, language),
         money=lambda value: formats.money(value, language),
         # Translate a string made elsewhere (marked with N_), e.g. a service's error message.
-        t=lambda value: i18n.gettext(language, value) if value else "",
+        t=lambda value: i18n.translate(language, value, labels.PARAM_WORDS) if value else "",
         # Codes in words (labels.py): a process id, a group, who works on a step.
         process=lambda value: i18n.gettext(language, labels.process_label(value)),
         group=lambda value: i18n.gettext(language, labels.group_label(value)),
