@@ -58,3 +58,22 @@ def test_the_api_keeps_its_json_413(site: dict[str, str]) -> None:  # noqa: F811
 
 def test_documents_limit_is_ten_mb() -> None:
     assert documents.MAX_BYTES == 10 * 2**20
+
+
+def test_a_page_route_missing_what_it_needs_gets_a_page_not_json(site: dict[str, str], harness: Harness) -> None:  # noqa: F811
+    b = signed_in(site, "cas")
+    case = apply(b)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', b.get(f"/mijn/cases/{case}").text).group(1)
+    no_file = b.client.post(f"/mijn/cases/{case}/documents", data={"csrf_token": token})
+    assert no_file.status_code == 422 and no_file.headers["content-type"].startswith("text/html")
+    assert "Er is niets gewijzigd" in no_file.text
+    bad_kind = b.get("/mijn/invoices/2026-0001/zip")
+    assert bad_kind.status_code == 422 and "een veld of bestand ontbreekt" in bad_kind.text
+    assert _docs(case) == []
+
+
+def test_the_api_keeps_its_json_422(site: dict[str, str]) -> None:  # noqa: F811
+    b = signed_in(site, "cas")
+    response = b.client.post("/api/instances", json={"nothing": True})
+    assert response.status_code in (403, 422)
+    assert response.headers["content-type"].startswith("application/json")

@@ -34,11 +34,13 @@ import logging
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from certflow.errors import CertflowError
+from certflow.i18n import N_
 from certflow.settings import ROOT
 from certflow.web.limits import BodyTooLarge, is_page_path
 from certflow.web.pages import (account, admin, analytics, auth, dashboard, escalations, inbox, mijn,
@@ -62,6 +64,9 @@ VENDOR = {"htmx.org": "htmx.org/dist", "axe-core": "axe-core", "bpmn-js": "bpmn-
 # modeler bundle: esbuild, see the Makefile); git-ignored, served as /static/build.
 BUILD_DIR = ROOT / "build" / "web"
 
+BAD_REQUEST = N_("This page did not get what it needs: a field or file is missing or not "
+                 "what was expected. Nothing has changed. Go back and try again.")
+
 ROUTERS: list[APIRouter] = [auth.router, account.router, admin.router, register.router,
                             inbox.router, escalations.router, mijn.router, mijn_apply.router,
                             dashboard.router, analytics.router, studio.router, monitor.router,
@@ -81,6 +86,12 @@ def _is_page(request: Request) -> bool:
     path = request.url.path
     return not path.startswith(("/api", "/public", "/docs", "/openapi", "/static")) and \
         "text/html" in request.headers.get("accept", "")
+
+
+def _is_page_route(request: Request) -> bool:
+    """The request matched a route of this package (a page, whatever the client accepts)."""
+    endpoint = getattr(request.scope.get("route"), "endpoint", None)
+    return bool(getattr(endpoint, "__module__", "").startswith(__name__ + "."))
 
 
 def install(app: FastAPI) -> None:
@@ -126,6 +137,9 @@ def _install_error_pages(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         if _is_page(request) and exc.status_code in (404, 405):
             return render(request, "errors/not_found.html", status_code=exc.status_code)
+        if (_is_page(request) or _is_page_route(request)) and exc.status_code >= 400:
+            return render(request, "errors/error.html", {"message": BAD_REQUEST},
+                          status_code=exc.status_code, headers=getattr(exc, "headers", None))
         if api_http_error is not None:
             return await api_http_error(request, exc)  # type: ignore[misc]
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
@@ -142,6 +156,17 @@ def _install_error_pages(app: FastAPI) -> None:
             return await api_too_large(request, exc)  # type: ignore[misc]
         return JSONResponse({"error": exc.detail}, status_code=413)
 
+    api_invalid = app.exception_handlers.get(RequestValidationError)
+
+    async def invalid(request: Request, exc: Exception) -> Any:
+        # A page's form or link without what its route needs (a missing file, a bad kind):
+        # a page that says so, not the API's JSON.
+        if _is_page_route(request):
+            return render(request, "errors/error.html", {"message": BAD_REQUEST}, status_code=422)
+        assert api_invalid is not None
+        return await api_invalid(request, exc)  # type: ignore[misc]
+
+    app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(BodyTooLarge, too_large)
     app.add_exception_handler(SignInRequired, sign_in_required)
     app.add_exception_handler(CsrfRefused, csrf_refused)
