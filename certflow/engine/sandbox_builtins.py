@@ -20,6 +20,7 @@ import calendar
 import functools
 import operator
 import re
+import sys
 from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -303,7 +304,39 @@ def iso_duration_days(days: int) -> str:
     return f"P{count}D"
 
 
-DATE_HELPER_NAMES = ("today", "now", "parse_date", "add_days", "add_months", "add_years", "iso_duration_days")
+DATE_HELPER_NAMES = ("today", "now", "parse_date", "add_days", "add_months", "add_years", "iso_duration_days",
+                     "deadline", "working_day")
+
+
+def _untraced(helper: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a trusted helper without the sandbox's tracer: the working-day calendar is built
+    (once per year, by the ``holidays`` package) inside the first call, which traced would
+    count thousands of library lines against the script's time. The helper's own work is
+    bounded (at most 9999 working days, ``workdays.parse_term``)."""
+
+    @functools.wraps(helper)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        tracer = sys.gettrace()
+        sys.settrace(None)
+        try:
+            return helper(*args, **kwargs)
+        finally:
+            sys.settrace(tracer)
+    return call
+
+
+def _calendar() -> Any:
+    # The process owners' calendar (equated and closing days), read when a helper needs it.
+    from certflow import workdays
+    from certflow.settings import get_settings
+
+    return workdays.calendar(get_settings().processes_dir)
+
+
+def working_day(value: Any) -> str:
+    """The date itself when it is a Dutch working day, else the first working day after it
+    (Algemene termijnenwet plus the closing days): ``working_day(invite_at) + 'T09:00:00+01:00'``."""
+    return str(_calendar().next_working_day(parse_date(value)).isoformat())
 
 
 def make_date_helpers(now: Callable[[], datetime]) -> dict[str, Callable[..., Any]]:
@@ -315,9 +348,23 @@ def make_date_helpers(now: Callable[[], datetime]) -> dict[str, Callable[..., An
     def now_iso() -> str:
         return now().isoformat()
 
+    def deadline(term: Any, move_to_working_day: bool = False) -> str:
+        """When ``term`` from now ends, as an ISO moment (a timer's ``timeDate``): ``10
+        werkdagen`` ends at the end of the 10th working day; a calendar term (``P45D``) ends
+        that much later, or with ``move_to_working_day`` at the end of the next working day
+        when it falls on a day that is not one (the act's rule for candidates' terms)."""
+        from certflow import workdays
+
+        try:
+            parsed = workdays.parse_term(str(term))
+        except workdays.TermError as exc:
+            raise ValueError(str(exc)) from None
+        return str(_calendar().deadline(now(), parsed, bool(move_to_working_day)).isoformat())
+
     return {
         "today": today, "now": now_iso, "parse_date": parse_date, "add_days": add_days,
         "add_months": add_months, "add_years": add_years, "iso_duration_days": iso_duration_days,
+        "deadline": _untraced(deadline), "working_day": _untraced(working_day),
     }
 
 
