@@ -7,8 +7,8 @@ gets ``413 {"error": ...}``, and the rest of its body is read and discarded firs
 ``DRAIN_LIMIT``): a server that answers and closes while the client is still sending makes the
 client see a connection reset instead of the 413.
 
-A body refused on a page route (anything outside ``JSON_PREFIXES``: a browser posting a form
-or an upload) gets a page instead of JSON: the middleware answers with the app's own
+A form or upload refused on a page route (a path outside ``JSON_PREFIXES``, a form content
+type) gets a page instead of JSON: the middleware answers with the app's own
 ``REFUSAL_PAGE`` route (a GET with the refused path and limit in the query, and the request's
 cookies), so the refusal is rendered in the visitor's language, in the site's layout, 413.
 
@@ -41,8 +41,18 @@ JSON_PREFIXES = ("/api", "/public", "/docs", "/redoc", "/openapi", "/metrics", "
 REFUSAL_PAGE = "/refused/too-large"
 
 
+FORM_TYPES = (b"multipart/form-data", b"application/x-www-form-urlencoded")
+
+
 def is_page_path(path: str) -> bool:
     return not path.startswith(JSON_PREFIXES)
+
+
+def is_page_form(scope: Scope) -> bool:
+    """A browser posting a form or an upload to a page (not a page's own JSON call, such as
+    the studio's): its refusal is a page."""
+    content_type = dict(scope["headers"]).get(b"content-type", b"").lower()
+    return is_page_path(scope["path"]) and content_type.startswith(FORM_TYPES)
 
 
 def limit_for(path: str) -> int:
@@ -80,7 +90,7 @@ class BodyLimit:
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
             await _drain(receive, int(declared))
-            if is_page_path(scope["path"]):
+            if is_page_form(scope):
                 await self.app(_refusal_page_scope(scope, limit), _no_body, send)
             else:
                 await _refuse(send, limit)

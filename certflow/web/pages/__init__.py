@@ -42,7 +42,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from certflow.errors import CertflowError
 from certflow.i18n import N_
 from certflow.settings import ROOT
-from certflow.web.limits import BodyTooLarge, is_page_path
+from certflow.web.limits import BodyTooLarge, is_page_form
 from certflow.web.pages import (account, admin, analytics, auth, dashboard, escalations, inbox, mijn,
                                 mijn_apply, monitor, refusals, register, studio)
 from certflow.web.pages.deps import (
@@ -89,7 +89,11 @@ def _is_page(request: Request) -> bool:
 
 
 def _is_page_route(request: Request) -> bool:
-    """The request matched a route of this package (a page, whatever the client accepts)."""
+    """The request matched a route of this package and is not one of a page's own JSON calls
+    (the studio's), which keep JSON refusals."""
+    if "json" in request.headers.get("content-type", "") or \
+            request.headers.get("accept", "").startswith("application/json"):
+        return False
     endpoint = getattr(request.scope.get("route"), "endpoint", None)
     return bool(getattr(endpoint, "__module__", "").startswith(__name__ + "."))
 
@@ -150,7 +154,7 @@ def _install_error_pages(app: FastAPI) -> None:
     async def too_large(request: Request, exc: Exception) -> Any:
         # A body without Content-Length, found too large while a page route read it.
         assert isinstance(exc, BodyTooLarge)
-        if is_page_path(request.url.path):
+        if is_page_form(request.scope):
             return refusals.too_large(request, request.url.path, exc.limit)
         if api_too_large is not None:
             return await api_too_large(request, exc)  # type: ignore[misc]
