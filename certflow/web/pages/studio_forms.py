@@ -1,0 +1,147 @@
+"""The studio's form editor: a task's JSON Schema (``forms/<name>.json`` in the process's
+draft) as text, with a live preview drawn by exactly the code the inbox task page uses
+(``schema_forms.fields`` and ``macros/schema_form.html``), so what the process owner sees is
+what the assignee will get.
+
+Saving puts the form into the process's studio draft (nothing runs from it); only deploying
+the draft makes a new process version that new tasks use. A schema that is not JSON, not a
+JSON Schema, or not something the form renderer can draw is refused with the reason and the
+draft is left as it was. Process owners only, like the rest of the studio.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+from certflow.engine.errors import CertflowError, DeployError, NotFound
+from certflow.engine.studio import ROLE, Workspace
+from certflow.i18n import N_
+from certflow.services.accounts import Account
+from certflow.web import schema_forms
+from certflow.web.deps import actor_of, get_engine
+from certflow.web.pages.deps import form_values, require_role
+from certflow.web.pages.rendering import redirect, render
+
+router = APIRouter(prefix="/studio")
+Owner = Annotated[Account, Depends(require_role(ROLE))]
+_FORM_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,100}\.json$")
+MAX_FORM_CHARS = 200_000
+
+
+def schema_problems(text: str) -> tuple[dict[str, Any] | None, list[str]]:
+    """The schema, or why a task form cannot be made from ``text`` (each with where)."""
+    if len(text) > MAX_FORM_CHARS:
+        return None, [f"too large ({len(text):,} characters, at most {MAX_FORM_CHARS:,})"]
+    try:
+        schema = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, [f"not valid JSON: line {exc.lineno}, column {exc.colno}: {exc.msg}"]
+    if not isinstance(schema, dict):
+        return None, ["a form is a JSON object ({...}) with \"type\": \"object\" and its \"properties\""]
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        where = " → ".join(str(p) for p in exc.absolute_path) or "(top)"
+        return None, [f"not a valid JSON Schema at {where}: {exc.message}"]
+    problems = []
+    if schema.get("type", "object") != "object":
+        problems.append(f"a task form must be of type object, not {schema.get('type')}")
+    elif not isinstance(schema.get("properties", {}), dict):
+        problems.append("\"properties\" must be an object of fields")
+    else:
+        try:
+            schema_forms.fields(schema, {}, {}, "nl")
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            problems.append(f"the form cannot be drawn: {exc}")
+    return (None, problems) if problems else (schema, [])
+
+
+def _form_name(space: Workspace, name: str) -> str:
+    path = f"forms/{name}"
+    if not _FORM_NAME.match(name) or path not in space.sources:
+        raise NotFound(f"no form {name!r} in {space.process_id!r}")
+    return path
+
+
+def _preview(schema: dict[str, Any], language: str) -> dict[str, Any]:
+    return {"fields": schema_forms.fields(schema, {}, {}, language),
+            "form_title": schema_forms.pick(schema.get("title"), language),
+            "form_intro": schema_forms.pick(schema.get("description"), language)}
+
+
+def _page(request: Request, space: Workspace, name: str, text: str, language: str,
+          problems: list[str], status_code: int = 200, **extra: Any) -> Response:
+    schema, schema_errors = schema_problems(text)
+    context = {"space": space, "name": name, "text": text, "preview_lang": language,
+               "problems": problems, "schema_errors": schema_errors, "deploy_problems": [],
+               "preview": _preview(schema, language) if schema is not None else None, **extra}
+    return render(request, "studio/form.html", context, status_code=status_code)
+
+
+@router.get("/{process_id}/forms")
+def forms(request: Request, process_id: str, user: Owner) -> Response:
+    space = get_engine().workspace(actor_of(user), process_id)
+    names = sorted(n.removeprefix("forms/") for n in space.sources if n.startswith("forms/"))
+    return render(request, "studio/forms.html", {"space": space, "forms": names})
+
+
+@router.get("/{process_id}/forms/{name}")
+def form(request: Request, process_id: str, name: str, user: Owner, lang: str = "",
+         saved: str = "", deployed: str = "") -> Response:
+    space = get_engine().workspace(actor_of(user), process_id)
+    path = _form_name(space, name)
+    flash = (N_("Form saved in the draft. It goes live when the draft is deployed.") if saved else
+             N_("Deployed as a new version: new tasks use this form.") if deployed else None)
+    return _page(request, space, name, space.sources[path], lang if lang in ("nl", "en") else user.language,
+                 [], flash=flash, deployed_version=deployed)
+
+
+@router.post("/{process_id}/forms/{name}/preview")
+async def preview(request: Request, process_id: str, name: str, user: Owner) -> Response:
+    space = get_engine().workspace(actor_of(user), process_id)
+    _form_name(space, name)
+    values = await form_values(request)
+    language = values.get("preview_lang", "nl")
+    schema, errors = schema_problems(values.get("schema", ""))
+    return render(request, "studio/_form_preview.html", {
+        "schema_errors": errors, "preview_lang": language if language in ("nl", "en") else "nl",
+        "preview": _preview(schema, language) if schema is not None else None})
+
+
+@router.post("/{process_id}/forms/{name}")
+async def save(request: Request, process_id: str, name: str, user: Owner) -> Response:
+    engine, actor = get_engine(), actor_of(user)
+    space = engine.workspace(actor, process_id)
+    path = _form_name(space, name)
+    values = await form_values(request)
+    text, language = values.get("schema", ""), values.get("preview_lang", user.language)
+    schema, problems = schema_problems(text)
+    if schema is None:
+        return _page(request, space, name, text, language, problems, status_code=422)
+    try:
+        engine.save_draft(actor, process_id, {**space.sources, path: text}, space.base_version)
+    except DeployError as exc:
+        return _page(request, space, name, text, language, [p.message for p in exc.problems], 422)
+    return redirect(request, f"/studio/{process_id}/forms/{name}?saved=1&lang={language}")
+
+
+@router.post("/{process_id}/forms/{name}/deploy")
+def deploy(request: Request, process_id: str, name: str, user: Owner) -> Response:
+    engine, actor = get_engine(), actor_of(user)
+    space = engine.workspace(actor, process_id)
+    path = _form_name(space, name)
+    try:
+        done = engine.deploy_draft(actor, process_id)
+    except DeployError as exc:
+        return _page(request, space, name, space.sources[path], user.language, [], status_code=422,
+                     deploy_problems=exc.problems)
+    except CertflowError as exc:
+        return _page(request, space, name, space.sources[path], user.language, [exc.message], 422)
+    return redirect(request, f"/studio/{process_id}/forms/{name}?deployed={done.version}")
