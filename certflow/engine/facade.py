@@ -36,6 +36,7 @@ from certflow.engine.monitor import MonitorMixin
 from certflow.engine.projections import correlation_key, waiting_message_tasks
 from certflow.engine.runtime import Advance, Runtime
 from certflow.engine.studio import StudioMixin
+from certflow.engine.studio_tables import TableStudioMixin
 from certflow.engine.spiff import SERIALIZER_VERSION, find_task, state_to_dict
 from certflow.store.models import AuditEvent, Definition, HumanTask, Instance, Subscription, User
 from certflow.i18n import Message, N_
@@ -55,7 +56,7 @@ class Actor:
 MAX_MESSAGE_TTL = timedelta(days=3650)
 
 
-class Engine(MonitorMixin, StudioMixin, AnalyticsMixin, HandoverMixin, EscalationMixin, MessagingMixin, JobsMixin,
+class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, HandoverMixin, EscalationMixin, MessagingMixin, JobsMixin,
              InlineMixin, Runtime):
     def actor(self, username: str) -> Actor:
         """Who ``username`` is to the engine (groups, staff): the CLI's ``--as``."""

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from certflow.engine.facade import Actor
 from tests.web.test_pages_studio import Studio, _draft, _versions, site  # noqa: F401  (fixture)
 
 FORM = "/studio/certification/forms/eligibility_check.json"

@@ -44,7 +44,8 @@ from certflow.i18n import N_
 from certflow.settings import ROOT
 from certflow.web.limits import BodyTooLarge, is_page_form
 from certflow.web.pages import (account, admin, analytics, auth, dashboard, escalations, inbox, mijn,
-                                mijn_apply, monitor, refusals, register, studio, studio_forms)
+                                mijn_apply, monitor, refusals, register, studio, studio_forms,
+                                studio_tables)
 from certflow.web.pages.deps import (
     PageDeps,
     CsrfRefused,
@@ -59,7 +60,8 @@ log = logging.getLogger(__name__)
 STATIC_DIR = ROOT / "certflow" / "web" / "static"
 NODE_MODULES = ROOT / "node_modules"
 # What the pages load from npm packages (package.json): mounted file by file, not the tree.
-VENDOR = {"htmx.org": "htmx.org/dist", "axe-core": "axe-core", "bpmn-js": "bpmn-js/dist"}
+VENDOR = {"htmx.org": "htmx.org/dist", "axe-core": "axe-core", "bpmn-js": "bpmn-js/dist",
+          "dmn-js": "dmn-js/dist"}
 # What ``make install`` builds from npm packages that ship ES modules only (the studio's
 # modeler bundle: esbuild, see the Makefile); git-ignored, served as /static/build.
 BUILD_DIR = ROOT / "build" / "web"
@@ -69,7 +71,8 @@ BAD_REQUEST = N_("This page did not get what it needs: a field or file is missin
 
 ROUTERS: list[APIRouter] = [auth.router, account.router, admin.router, register.router,
                             inbox.router, escalations.router, mijn.router, mijn_apply.router,
-                            dashboard.router, analytics.router, studio_forms.router, studio.router,
+                            dashboard.router, analytics.router, studio_forms.router, studio_tables.router,
+                            studio.router,
                             monitor.router, refusals.router]
 
 

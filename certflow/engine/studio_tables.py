@@ -1,0 +1,208 @@
+"""The studio's fee and VAT tables (``processes/shared/fees.dmn``, ``vat.dmn``): drafts kept on
+the server, the checks ``certflow deploy`` applies to them, and deploy as the next
+``SharedTable`` version, which is what invoices are priced from.
+
+Process owners only. The checks are the registry's shared checks (the billing service's
+effective-date rules: no overlaps, no gaps, a VAT rate for every fee's whole period), run on a
+copy of ``processes/shared`` with the tables as they would be live: the drafts where there are
+drafts, the deployed versions otherwise. Deploy takes every table draft at once, so a fee that
+needs a new VAT category goes live together with it, or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lxml import etree
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from certflow.clock import CLOCK
+from certflow.engine import deploy as deploying
+from certflow.engine.dto import DeployedVersion
+from certflow.engine.errors import DeployError, NotFound, Problem
+from certflow.engine.studio import studio_only
+from certflow.store.models import SharedTable
+from certflow.store.studio_texts import StudioSharedDraft
+
+if TYPE_CHECKING:
+    from certflow.engine.facade import Actor
+
+TABLES = deploying.SHARED_TABLES
+MAX_TABLE_CHARS = 1_000_000
+DMN_NS = "omg.org/spec/DMN/"
+_LEADING_COMMENT = re.compile(r"^\s*(<\?xml[^>]*\?>\s*)?(<!--.*?-->)", re.S)
+
+
+@dataclass(frozen=True)
+class TableSpace:
+    """A table as the editor opens it: the draft when there is one, else the live version."""
+
+    name: str
+    content: str
+    version: int | None  # the live SharedTable version (None: only the file so far)
+    is_draft: bool
+    saved_by: str | None
+    saved_at: datetime | None
+
+
+def table_problems(name: str, content: str) -> list[Problem]:
+    """Why ``content`` cannot even be kept as a draft of table ``name``."""
+    if name not in TABLES:
+        return [Problem(name, None, f"not a shared table (known: {', '.join(TABLES)})")]
+    if len(content) > MAX_TABLE_CHARS:
+        return [Problem(name, None, f"too large ({len(content):,} characters, at most {MAX_TABLE_CHARS:,})")]
+    try:
+        root = deploying.read_xml(None, content)
+    except (etree.XMLSyntaxError, ValueError) as exc:
+        return [Problem(name, None, f"not valid XML: {exc}")]
+    if etree.QName(root).localname != "definitions" or DMN_NS not in (etree.QName(root).namespace or ""):
+        return [Problem(name, None, "not a DMN file (expected a DMN <definitions> root element)")]
+    return []
+
+
+def keep_comment(old: str, new: str) -> str:
+    """The table editor writes the XML anew and drops comments; the leading comment is the
+    table's manual for the next owner, so it is carried over when the new text has none."""
+    found = _LEADING_COMMENT.match(old)
+    if found is None or _LEADING_COMMENT.match(new):
+        return new
+    declaration = re.match(r"^\s*<\?xml[^>]*\?>\s*", new)
+    head = declaration.group(0) if declaration else ""
+    return f"{head.rstrip()}\n{found.group(2)}\n{new[len(head):].lstrip()}" if head else f"{found.group(2)}\n{new}"
+
+
+def _live(session: Session, name: str) -> SharedTable | None:
+    return session.scalars(select(SharedTable).where(SharedTable.name == name)
+                           .order_by(SharedTable.version.desc()).limit(1)).first()
+
+
+class TableStudioMixin:
+    """Mixed into ``Engine`` (needs ``session()``, ``settings``, ``registry``)."""
+
+    settings: Any
+    registry: Any
+    session: Any
+
+    def _live_content(self, session: Session, name: str) -> tuple[str, int | None]:
+        row = _live(session, name)
+        if row is not None:
+            return row.content, row.version
+        return (Path(self.settings.processes_dir) / "shared" / name).read_text(encoding="utf-8"), None
+
+    def _space(self, session: Session, name: str) -> TableSpace:
+        if name not in TABLES:
+            raise NotFound(f"no shared table {name!r}")
+        content, version = self._live_content(session, name)
+        draft = session.get(StudioSharedDraft, name)
+        if draft is not None:
+            return TableSpace(name, draft.content, version, True, draft.saved_by, draft.saved_at)
+        return TableSpace(name, content, version, False, None, None)
+
+    def _contents(self, session: Session, edited: dict[str, str] | None) -> dict[str, str]:
+        return {name: (edited or {}).get(name) or self._space(session, name).content for name in TABLES}
+
+    def table_space(self, actor: "Actor", name: str) -> TableSpace:
+        studio_only(actor)
+        with self.session() as session:
+            return self._space(session, name)
+
+    def table_contents(self, actor: "Actor", edited: dict[str, str] | None = None) -> dict[str, str]:
+        """Both tables as they would go live: ``edited`` first, then drafts, then live."""
+        studio_only(actor)
+        with self.session() as session:
+            return self._contents(session, edited)
+
+    def save_table_draft(self, actor: "Actor", name: str, content: str) -> TableSpace:
+        """Keep ``content`` as the table's draft. Refused (DeployError, nothing saved) when it is
+        not a DMN file at all; the effective-date rules are the check's to report."""
+        studio_only(actor)
+        problems = table_problems(name, content)
+        if problems:
+            raise DeployError(problems)
+        with self.session() as session:
+            live, version = self._live_content(session, name)
+            draft = session.get(StudioSharedDraft, name)
+            if draft is None:
+                draft = StudioSharedDraft(name=name)
+                session.add(draft)
+            now = CLOCK.now()
+            draft.content = keep_comment(draft.content or live, content)
+            draft.base_version, draft.saved_by, draft.saved_at = version, actor.username, now
+            return TableSpace(name, draft.content, version, True, actor.username, now)
+
+    def discard_table_draft(self, actor: "Actor", name: str) -> None:
+        studio_only(actor)
+        with self.session() as session:
+            draft = session.get(StudioSharedDraft, name)
+            if draft is not None and name in TABLES:
+                session.delete(draft)
+
+    def check_tables(self, actor: "Actor", edited: dict[str, str] | None = None) -> list[Problem]:
+        """Everything ``certflow deploy`` would report about the tables as they would go live."""
+        return self._check(self.table_contents(actor, edited))
+
+    def _check(self, contents: dict[str, str]) -> list[Problem]:
+        problems = [p for name, text in contents.items() for p in table_problems(name, text)]
+        return problems or self._shared_checks(contents)
+
+    def _shared_checks(self, contents: dict[str, str]) -> list[Problem]:
+        shared = Path(self.settings.processes_dir) / "shared"
+        with tempfile.TemporaryDirectory(prefix="certflow-tables-") as tmp:
+            copy = Path(tmp) / "shared"
+            shutil.copytree(shared, copy)
+            for name, text in contents.items():
+                (copy / name).write_text(text, encoding="utf-8")
+            return deploying.shared_problems(Path(tmp), self.registry)
+
+    def deploy_tables(self, actor: "Actor") -> list[DeployedVersion]:
+        """Every table draft as the table's next version, all or none; drafts gone after."""
+        studio_only(actor)
+        with self.session() as session:
+            drafts = {d.name: d for d in session.scalars(select(StudioSharedDraft)
+                                                         .where(StudioSharedDraft.name.in_(TABLES)))}
+            if not drafts:
+                raise NotFound("no fee or VAT table draft to deploy")
+            problems = self._check(self._contents(session, None))
+            if problems:
+                raise DeployError(problems)
+            done = [_store(session, name, draft.content, actor.username) for name, draft in sorted(drafts.items())]
+            for draft in drafts.values():
+                session.delete(draft)
+            return done
+
+    def table_versions(self, actor: "Actor", name: str) -> list[dict[str, Any]]:
+        studio_only(actor)
+        with self.session() as session:
+            rows = session.scalars(select(SharedTable).where(SharedTable.name == name)
+                                   .order_by(SharedTable.version.desc()))
+            return [{"version": r.version, "deployed_at": r.deployed_at, "deployed_by": r.deployed_by}
+                    for r in rows]
+
+
+def _store(session: Session, name: str, content: str, actor: str) -> DeployedVersion:
+    digest = hashlib.sha256(content.encode()).hexdigest()
+    latest = _live(session, name)
+    if latest is not None and latest.content_hash == digest:
+        return DeployedVersion(f"shared/{name}", latest.version, latest.id, created=False)
+    same = session.scalars(select(SharedTable).where(SharedTable.name == name,
+                                                     SharedTable.content_hash == digest)).first()
+    if same is not None:
+        # Back to an earlier version's text: (name, content_hash) is unique, so that version
+        # is made the newest again under a new number rather than stored twice.
+        same.version = (latest.version if latest else 0) + 1
+        same.deployed_at, same.deployed_by = CLOCK.now(), actor
+        session.flush()
+        return DeployedVersion(f"shared/{name}", same.version, same.id, created=True)
+    row = SharedTable(name=name, version=(latest.version if latest else 0) + 1, content_hash=digest,
+                      content=content, deployed_at=CLOCK.now(), deployed_by=actor)
+    session.add(row)
+    session.flush()
+    return DeployedVersion(f"shared/{name}", row.version, row.id, created=True)

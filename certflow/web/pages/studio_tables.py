@@ -1,0 +1,134 @@
+"""The studio's fee and VAT tables: the dmn-js decision table editor (npm ``dmn-js``, served
+from node_modules) on the draft of ``fees.dmn`` or ``vat.dmn``, the checks deploy applies,
+and an invoice preview ("what would a first certification invoice be on 2027-01-01") priced
+by the billing service's own lookup from the tables as edited, not as live.
+
+The editor writes the table's XML into the page's form on every change, so saving, checking
+and the preview all send exactly what is on screen; without JavaScript the XML itself can be
+edited. Deploying creates the next ``SharedTable`` version of every table with a draft.
+Process owners only.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from certflow.engine.errors import CertflowError, DeployError, NotFound, Problem
+from certflow.engine.studio import ROLE
+from certflow.engine.studio_tables import TABLES
+from certflow.i18n import N_
+from certflow.services.accounts import Account
+from certflow.services.billing import fees, totals
+from certflow.web.deps import actor_of, get_engine
+from certflow.web.pages.deps import form_values, require_role
+from certflow.web.pages.rendering import redirect, render
+
+router = APIRouter(prefix="/studio/shared")
+Owner = Annotated[Account, Depends(require_role(ROLE))]
+SAMPLE_PRODUCT = "certification"
+SAMPLE_DATE = "2027-01-01"
+
+
+def _table(name: str) -> str:
+    if name not in TABLES:
+        raise NotFound(f"no shared table {name!r}")
+    return name
+
+
+def invoice_preview(contents: dict[str, str], product: str, on: str) -> dict[str, Any]:
+    """One invoice line for ``product`` on day ``on``, priced from ``contents`` (the tables as
+    edited) by the billing service; or the reasons it cannot be priced."""
+    try:
+        day = date.fromisoformat(on)
+    except ValueError:
+        return {"problems": [f"not a date: {on!r} (expected YYYY-MM-DD)"], "products": []}
+    with tempfile.TemporaryDirectory(prefix="certflow-preview-") as tmp:
+        for name, text in contents.items():
+            (Path(tmp) / name).write_text(text, encoding="utf-8")
+        try:
+            tables = fees.load_tables(Path(tmp))
+        except fees.FeeTableError as exc:
+            return {"problems": exc.problems, "products": []}
+    products = sorted(tables.products)
+    try:
+        price = tables.price(product, day)
+    except fees.NoPriceError as exc:
+        return {"problems": [str(exc)], "products": products}
+    line = totals.price_line(price, 1)
+    sums = totals.totals([line])
+    return {"problems": [], "products": products, "product": product, "day": day, "price": price,
+            "net": sums.net, "vat": sums.vat, "gross": sums.gross, "rate": price.vat_rate}
+
+
+def _page(request: Request, user: Account, name: str, content: str | None = None,
+          problems: list[Problem] | None = None, checked: bool = False, status_code: int = 200,
+          flash: str | None = None) -> Response:
+    engine, actor = get_engine(), actor_of(user)
+    space = engine.table_space(actor, name)
+    text = space.content if content is None else content
+    contents = engine.table_contents(actor, {name: text})
+    return render(request, "studio/table.html", {
+        "space": space, "name": name, "content": text, "problems": problems or [], "checked": checked,
+        "tables": TABLES, "flash": flash, "product": SAMPLE_PRODUCT, "on": SAMPLE_DATE,
+        "invoice": invoice_preview(contents, SAMPLE_PRODUCT, SAMPLE_DATE),
+        "history": engine.table_versions(actor, name),
+    }, status_code=status_code)
+
+
+@router.get("/{name}")
+def table(request: Request, name: str, user: Owner, saved: str = "", deployed: str = "") -> Response:
+    flash = (N_("Table saved as a draft. Invoices use it once it is deployed.") if saved else
+             N_("Deployed: new invoices are priced from the new version.") if deployed else None)
+    return _page(request, user, _table(name), flash=flash)
+
+
+@router.post("/{name}")
+async def save(request: Request, name: str, user: Owner) -> Response:
+    content = (await form_values(request)).get("content", "")
+    try:
+        get_engine().save_table_draft(actor_of(user), _table(name), content)
+    except DeployError as exc:
+        return _page(request, user, name, content, exc.problems, status_code=422)
+    return redirect(request, f"/studio/shared/{name}?saved=1")
+
+
+@router.post("/{name}/check")
+async def check(request: Request, name: str, user: Owner) -> Response:
+    content = (await form_values(request)).get("content", "")
+    problems = get_engine().check_tables(actor_of(user), {_table(name): content})
+    return _page(request, user, name, content, problems, checked=True,
+                 status_code=422 if problems else 200)
+
+
+@router.post("/{name}/preview")
+async def preview(request: Request, name: str, user: Owner) -> Response:
+    values = await form_values(request)
+    contents = get_engine().table_contents(actor_of(user), {_table(name): values.get("content", "")})
+    product, on = values.get("product", "").strip(), values.get("on", "").strip()
+    return render(request, "studio/_invoice_preview.html", {
+        "invoice": invoice_preview(contents, product, on), "product": product, "on": on})
+
+
+@router.post("/{name}/discard")
+def discard(request: Request, name: str, user: Owner) -> Response:
+    get_engine().discard_table_draft(actor_of(user), _table(name))
+    return redirect(request, f"/studio/shared/{name}")
+
+
+@router.post("/{name}/deploy")
+def deploy(request: Request, name: str, user: Owner) -> Response:
+    try:
+        done = get_engine().deploy_tables(actor_of(user))
+    except DeployError as exc:
+        return _page(request, user, _table(name), problems=exc.problems, checked=True, status_code=422)
+    except CertflowError as exc:
+        return _page(request, user, _table(name), problems=[Problem(name, None, exc.message)],
+                     checked=True, status_code=422)
+    versions = ",".join(f"{d.process_id.removeprefix('shared/')}:{d.version}" for d in done)
+    return redirect(request, f"/studio/shared/{name}?deployed={versions}")

@@ -1,0 +1,169 @@
+"""The studio's fee and VAT tables: a process owner edits fees.dmn, sees what an invoice would
+be on a given day priced from the edited table, saves a draft that prices nothing, and deploys
+it as the next SharedTable version that invoices are priced from. Broken tables (overlapping or
+gapped periods, not DMN, a DOCTYPE) are refused with the rule and reason, and nothing changes."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from certflow.services.billing import fees
+from certflow.settings import get_settings
+from certflow.store.db import session_scope
+from certflow.store.models import SharedTable
+from certflow.store.studio_texts import StudioSharedDraft
+from tests.web.test_pages_studio import Studio, site  # noqa: F401  (fixture)
+
+PAGE = "/studio/shared/fees.dmn"
+OLD = ('<inputEntry id="certification_2015_date"><text>[date("2015-01-01")..date("9999-12-31")]'
+       '</text></inputEntry>')
+NEW_RULE = """
+      <rule id="certification_2027">
+        <inputEntry id="certification_2027_product"><text>"certification"</text></inputEntry>
+        <inputEntry id="certification_2027_date"><text>[date("2027-01-01")..date("9999-12-31")]</text></inputEntry>
+        <outputEntry id="certification_2027_net"><text>700.00</text></outputEntry>
+        <outputEntry id="certification_2027_cat"><text>"standard"</text></outputEntry>
+        <outputEntry id="certification_2027_incl"><text>false</text></outputEntry>
+        <outputEntry id="certification_2027_nl"><text>"Certificering"</text></outputEntry>
+        <outputEntry id="certification_2027_en"><text>"Certification"</text></outputEntry>
+      </rule>
+    </decisionTable>"""
+
+
+def _fees(owner: Studio) -> str:
+    page = owner.b.get(PAGE)
+    assert page.status_code == 200
+    return fees_file()
+
+
+def fees_file() -> str:
+    with session_scope() as session:
+        row = session.scalars(select(SharedTable).where(SharedTable.name == "fees.dmn")
+                              .order_by(SharedTable.version.desc())).first()
+        assert row is not None
+        return row.content
+
+
+def raised(text: str, close: bool = True) -> str:
+    """The certification fee 700.00 from 2027 (the 2015 row closed the day before, or not)."""
+    if close:
+        text = text.replace(OLD, OLD.replace("9999-12-31", "2026-12-31"))
+    return text.replace("</decisionTable>", NEW_RULE, 1)
+
+
+def _post(owner: Studio, url: str, **data: str) -> Any:
+    return owner.b.client.post(url, data={"csrf_token": owner.token, **data}, follow_redirects=False)
+
+
+def _state() -> tuple[int, int]:
+    with session_scope() as session:
+        versions = session.scalar(select(func.count()).select_from(SharedTable)
+                                  .where(SharedTable.name == "fees.dmn")) or 0
+        drafts = session.scalar(select(func.count()).select_from(StudioSharedDraft)) or 0
+        return int(versions), int(drafts)
+
+
+def _live_price(on: date) -> Decimal:
+    settings = get_settings()
+    with session_scope() as session:
+        return fees.deployed_tables(session, settings.var_dir, settings.processes_dir).price(
+            "certification", on).net
+
+
+@pytest.mark.parametrize("who", ["cas", "mila", "olga"])
+def test_only_process_owners_edit_tables(site: dict[str, Any], who: str) -> None:  # noqa: F811
+    other, text = Studio(site, who), raised(fees_file())
+    assert other.b.get(PAGE).status_code == 403
+    for url in (PAGE, PAGE + "/check", PAGE + "/preview", PAGE + "/deploy", PAGE + "/discard"):
+        assert _post(other, url, content=text, product="certification", on="2027-01-01").status_code == 403
+    assert _state() == (1, 0)
+
+
+def test_page_serves_the_decision_table_editor_locally(site: dict[str, Any]) -> None:  # noqa: F811
+    owner = Studio(site, "petra")
+    page = owner.b.get(PAGE).text
+    assert "/static/vendor/dmn-js/dmn-modeler.production.min.js" in page and "cdn" not in page.lower()
+    assert owner.b.get("/static/vendor/dmn-js/dmn-modeler.production.min.js").status_code == 200
+    assert "€ 786,50" in page  # the sample invoice, priced from the live table
+
+
+def test_preview_prices_from_the_edited_table(site: dict[str, Any]) -> None:  # noqa: F811
+    owner = Studio(site, "petra")
+    text = raised(_fees(owner))
+    on_2027 = _post(owner, PAGE + "/preview", content=text, product="certification", on="2027-01-01")
+    assert on_2027.status_code == 200 and "€ 847,00" in on_2027.text and "€ 147,00" in on_2027.text
+    on_2026 = _post(owner, PAGE + "/preview", content=text, product="certification", on="2026-12-31")
+    assert "€ 786,50" in on_2026.text
+    overlap = _post(owner, PAGE + "/preview", content=raised(fees_file(), close=False),
+                    product="certification", on="2027-01-01")
+    assert "certification_2027" in overlap.text and "overlaps" in overlap.text
+    unknown = _post(owner, PAGE + "/preview", content=text, product="tulip", on="2027-01-01")
+    assert "no fee for product" in unknown.text
+    assert _state() == (1, 0)  # previews save nothing
+
+
+def test_save_check_deploy_makes_the_next_version_invoices_use(site: dict[str, Any]) -> None:  # noqa: F811
+    owner = Studio(site, "petra")
+    text = raised(_fees(owner))
+    checked = _post(owner, PAGE + "/check", content=text)
+    assert checked.status_code == 200, checked.text[checked.text.find("data-problems"):][:1500]
+    # dmn-js writes the XML anew, without comments: the table's manual is carried over
+    saved = _post(owner, PAGE, content=re.sub(r"<!--.*?-->", "", text, flags=re.S))
+    assert saved.status_code == 303 and _state() == (1, 1)
+    assert _live_price(date(2027, 1, 1)) == Decimal("650.00")  # a draft prices nothing
+    page = owner.b.get(saved.headers["location"]).text
+    assert "certification_2027" in page and "concept" in page.lower()
+    assert "fees, effective-dated" in page
+
+    deployed = _post(owner, PAGE + "/deploy")
+    assert deployed.status_code == 303 and "fees.dmn:2" in deployed.headers["location"]
+    assert _state() == (2, 0)
+    assert _live_price(date(2027, 1, 1)) == Decimal("700.00")
+    assert _live_price(date(2026, 12, 31)) == Decimal("650.00")
+    assert "Versie 2" in owner.b.get(PAGE).text
+
+
+@pytest.mark.parametrize("kind,reason,status", [
+    ("overlap", "overlaps rule", 422),
+    ("gap", "gap for &#39;certification&#39;", 422),
+    ("not_dmn", "not a DMN file", 422),
+    ("doctype", "DOCTYPE", 422),
+    ("not_xml", "not valid XML", 422),
+])
+def test_broken_tables_are_refused_with_the_reason(
+        site: dict[str, Any], kind: str, reason: str, status: int) -> None:  # noqa: F811
+    owner = Studio(site, "petra")
+    text = _fees(owner)
+    broken = {
+        "overlap": raised(text, close=False),
+        "gap": raised(text).replace('date("2027-01-01")..', 'date("2027-02-01")..'),
+        "not_dmn": "<html><body>fees</body></html>",
+        "doctype": '<!DOCTYPE d [<!ENTITY e "x">]>' + text.split("?>", 1)[1],
+        "not_xml": "fees: 650",
+    }[kind]
+    checked = _post(owner, PAGE + "/check", content=broken)
+    assert checked.status_code == 422 and reason in checked.text and "data-problems" in checked.text
+    if kind in ("overlap", "gap"):  # a draft may be work in progress, but is never deployed
+        assert _post(owner, PAGE, content=broken).status_code == 303
+        refused = _post(owner, PAGE + "/deploy")
+        assert refused.status_code == 422 and reason in refused.text
+        assert _state() == (1, 1)
+    else:
+        refused = _post(owner, PAGE, content=broken)
+        assert refused.status_code == 422 and reason in refused.text
+        assert _state() == (1, 0)
+    assert _live_price(date(2027, 1, 1)) == Decimal("650.00")
+
+
+def test_unknown_table_and_deploy_without_drafts(site: dict[str, Any]) -> None:  # noqa: F811
+    owner = Studio(site, "petra")
+    assert owner.b.get("/studio/shared/closing_days.json").status_code == 404
+    refused = _post(owner, PAGE + "/deploy")
+    assert refused.status_code == 422 and "no fee or VAT table draft" in refused.text
+    assert _state() == (1, 0)
