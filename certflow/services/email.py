@@ -18,6 +18,9 @@ And the filters ``money`` and ``long_date``. A context key ending in
 their login. StrictUndefined turns a missing
 variable into an error rather than a blank in a letter. The recipient's language picks the
 file ('nl' or 'en'); a template without that language falls back to Dutch.
+A process owner may change a template in the studio: each deploy stores a new version in
+``email_templates`` (certflow.services.email_templates), and the latest deployed version of a
+file is used instead of the file itself; the files are version 0, used until then.
 ``samples.json`` beside the templates holds a sample context per template, and
 ``check_templates()`` renders them all, so a broken text is caught by a test, not a person.
 
@@ -57,6 +60,9 @@ from typing import Any
 from urllib.parse import quote
 
 from jinja2 import (
+    BaseLoader,
+    ChoiceLoader,
+    DictLoader,
     Environment,
     FileSystemLoader,
     StrictUndefined,
@@ -76,6 +82,7 @@ from certflow.settings import ROOT, Settings
 from certflow.store.billing import Invoice
 from certflow.store.communications import EmailMessage
 from certflow.store.models import User
+from certflow.store.studio_texts import EmailTemplate
 
 log = logging.getLogger(__name__)
 
@@ -152,10 +159,16 @@ def _date_filter(ctx: Context, value: Any) -> str:
 
 # --- rendering ---------------------------------------------------------------------------
 
+Overrides = Mapping[str, str]
+
+
 @lru_cache(maxsize=8)
-def _environment(template_dir: Path) -> Environment:
+def _environment(template_dir: Path, overrides: tuple[tuple[str, str], ...] = ()) -> Environment:
+    loader: BaseLoader = FileSystemLoader(template_dir)
+    if overrides:
+        loader = ChoiceLoader([DictLoader(dict(overrides)), loader])
     env = Environment(
-        loader=FileSystemLoader(template_dir),
+        loader=loader,
         undefined=StrictUndefined,
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
         trim_blocks=True,
@@ -168,12 +181,15 @@ def _environment(template_dir: Path) -> Environment:
 
 
 def render(template: str, language: str, context: Mapping[str, Any],
-           template_dir: Path = TEMPLATE_DIR, fallback: bool = True) -> Rendered:
-    """Render subject, text and HTML. Raises jinja2 errors or ValueError on a broken template."""
+           template_dir: Path = TEMPLATE_DIR, fallback: bool = True,
+           overrides: Overrides | None = None) -> Rendered:
+    """Render subject, text and HTML. Raises jinja2 errors or ValueError on a broken template.
+    ``overrides`` ({file name: text}, e.g. the deployed versions) win over the files."""
     lang = language if language in LANGUAGES else DEFAULT_LANGUAGE
-    if fallback and not (template_dir / f"{template}.{lang}.txt").is_file():
+    if fallback and not (template_dir / f"{template}.{lang}.txt").is_file() \
+            and f"{template}.{lang}.txt" not in (overrides or {}):
         lang = DEFAULT_LANGUAGE
-    env = _environment(template_dir)
+    env = _environment(template_dir, tuple(sorted((overrides or {}).items())))
     values = {**context, "language": lang}
     name = f"{template}.{lang}.txt"
     first, _, text = env.get_template(name).render(values).partition("\n")
@@ -183,13 +199,19 @@ def render(template: str, language: str, context: Mapping[str, Any],
     return Rendered(first[len("Subject:"):].strip(), text.lstrip("\n"), html, lang)
 
 
-def check_templates(template_dir: Path = TEMPLATE_DIR) -> list[str]:
-    """Render every template in every language with its sample context; return the problems."""
+def sample_contexts(template_dir: Path = TEMPLATE_DIR) -> dict[str, Any]:
+    """Each template's sample context (OSError/ValueError when a samples.json is broken)."""
     samples: dict[str, Any] = {}
+    # One samples.json per folder, so each process keeps its own next to its templates.
+    for path in sorted(template_dir.rglob("samples.json")):
+        samples.update(json.loads(path.read_text("utf-8")))
+    return samples
+
+
+def check_templates(template_dir: Path = TEMPLATE_DIR, overrides: Overrides | None = None) -> list[str]:
+    """Render every template in every language with its sample context; return the problems."""
     try:
-        # One samples.json per folder, so each process keeps its own next to its templates.
-        for path in sorted(template_dir.rglob("samples.json")):
-            samples.update(json.loads(path.read_text("utf-8")))
+        samples = sample_contexts(template_dir)
     except (OSError, ValueError) as exc:
         return [f"samples.json: {exc}"]
     names = _template_names(template_dir)
@@ -202,7 +224,7 @@ def check_templates(template_dir: Path = TEMPLATE_DIR) -> list[str]:
             try:
                 values = {**SAMPLE_BASE, **samples[name]}
                 values.update(portal_links(SAMPLE_PUBLIC_URL, values))
-                render(name, lang, values, template_dir, fallback=False)
+                render(name, lang, values, template_dir, fallback=False, overrides=overrides)
             except TemplateNotFound as exc:
                 problems.append(f"{name}.{lang}: missing {exc.name}")
             except (TemplateError, ValueError, TypeError) as exc:
@@ -284,7 +306,8 @@ def send_email(ctx: HandlerContext, data: SendEmail) -> dict[str, Any]:
     if row is None:
         user = _recipient(ctx.session, data.recipient)
         context = _with_display_names(ctx.session, data.context)
-        rendered = _render_for(user, data.template, context, ctx.settings)
+        rendered = _render_for(user, data.template, context, ctx.settings,
+                               deployed_templates(ctx.session))
         # Refuse early; the same documents are then sent (not read from the database twice).
         attachments = invoice_attachments(ctx.session, user.username, data.attach_invoices)
         row = _queue(ctx.session, ctx.idempotency_key, user, data.template, rendered, ctx.now,
@@ -320,14 +343,24 @@ def _with_display_names(session: Session, context: Mapping[str, Any]) -> dict[st
     return values
 
 
+def deployed_templates(session: Session) -> dict[str, str]:
+    """The latest deployed version of every template edited in the studio, by file name;
+    the files in TEMPLATE_DIR are version 0 and serve every other name."""
+    latest: dict[str, str] = {}
+    for name, content in session.execute(select(EmailTemplate.name, EmailTemplate.content)
+                                         .order_by(EmailTemplate.version)):
+        latest[name] = content
+    return latest
+
+
 def _render_for(user: User, template: str, context: Mapping[str, Any],
-                settings: Settings) -> Rendered:
+                settings: Settings, overrides: Overrides | None = None) -> Rendered:
     # The sender's own variables win: a process cannot address someone by another name.
     values = {**context, "recipient_name": user.display_name,
               "organisation": settings.supplier_name, "iban": _grouped(settings.supplier_iban),
               **portal_links(settings.public_url, context)}
     try:
-        return render(template, user.language, values)
+        return render(template, user.language, values, overrides=overrides)
     except TemplateNotFound as exc:
         raise PermanentError(f"email/send: no email template {template!r} ({exc.name})") from exc
     except (TemplateError, ValueError, TypeError) as exc:

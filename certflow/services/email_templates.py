@@ -1,0 +1,180 @@
+"""The email texts as process owners edit them in the studio: drafts, a preview rendered on
+each template's sample data, and deploy as a new version of every changed file.
+
+Live mail is written from the latest deployed version of a file (``email_templates`` rows,
+read by certflow.services.email); a file never deployed from the studio is its own version 0.
+A draft changes no mail. Deploy renders every template in both languages with its samples,
+drafts included, exactly as ``check_templates`` does at ``certflow deploy``: a syntax error or
+a variable the sample data does not have refuses the deploy and nothing is stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from jinja2 import TemplateError, TemplateSyntaxError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from certflow.services import email
+from certflow.store.studio_texts import EmailTemplate, StudioSharedDraft
+
+DRAFT_PREFIX = "email/"
+MAX_TEMPLATE_CHARS = 100_000
+_FILE = re.compile(r"^([a-z0-9_]+/)*[a-z0-9][a-z0-9_]*\.(nl|en)\.(txt|html)$")
+
+
+class TemplateRefused(ValueError):
+    """A template text that cannot be kept or deployed; ``problems`` says why, each a line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class TemplateText:
+    name: str  # "certification/application_received.nl.txt"
+    content: str
+    version: int  # the live version (0: the file)
+    is_draft: bool
+    saved_by: str | None
+    saved_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Preview:
+    subject: str
+    text: str
+    html: str
+    language: str
+    problems: list[str]
+
+
+def editable() -> list[str]:
+    """Every template file a process owner may edit (partials such as the signature are not
+    listed: a change there would change every mail at once)."""
+    root = email.TEMPLATE_DIR
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*.*.*")
+                  if _FILE.match(p.relative_to(root).as_posix()))
+
+
+def _known(name: str) -> str:
+    if not _FILE.match(name) or name not in editable():
+        raise LookupError(f"no email template {name!r}")
+    return name
+
+
+def _drafts(session: Session) -> dict[str, StudioSharedDraft]:
+    rows = session.scalars(select(StudioSharedDraft).where(StudioSharedDraft.name.startswith(DRAFT_PREFIX)))
+    return {r.name.removeprefix(DRAFT_PREFIX): r for r in rows}
+
+
+def _live(session: Session, name: str) -> tuple[str, int]:
+    row = session.scalars(select(EmailTemplate).where(EmailTemplate.name == name)
+                          .order_by(EmailTemplate.version.desc()).limit(1)).first()
+    if row is not None:
+        return row.content, row.version
+    return (email.TEMPLATE_DIR / name).read_text(encoding="utf-8"), 0
+
+
+def text(session: Session, name: str) -> TemplateText:
+    """The draft when there is one, else the live text."""
+    content, version = _live(session, _known(name))
+    draft = _drafts(session).get(name)
+    if draft is not None:
+        return TemplateText(name, draft.content, version, True, draft.saved_by, draft.saved_at)
+    return TemplateText(name, content, version, False, None, None)
+
+
+def overview(session: Session) -> list[dict[str, Any]]:
+    drafts = _drafts(session)
+    versions = dict(session.execute(select(EmailTemplate.name, func.max(EmailTemplate.version))
+                                    .group_by(EmailTemplate.name)).tuples().all())
+    return [{"name": n, "version": versions.get(n, 0), "draft": drafts.get(n)} for n in editable()]
+
+
+def syntax_problems(name: str, content: str) -> list[str]:
+    if len(content) > MAX_TEMPLATE_CHARS:
+        return [f"{name}: too large ({len(content):,} characters, at most {MAX_TEMPLATE_CHARS:,})"]
+    try:
+        email._environment(email.TEMPLATE_DIR).parse(content)
+    except TemplateSyntaxError as exc:
+        return [f"{name}, line {exc.lineno}: {exc.message}"]
+    if name.endswith(".txt") and not content.startswith("Subject:"):
+        return [f"{name}: the first line must be 'Subject: ...'"]
+    return []
+
+
+def _overrides(session: Session, edited: dict[str, str] | None = None) -> dict[str, str]:
+    """What mail would be written from: deployed versions, then drafts, then ``edited``."""
+    over = email.deployed_templates(session)
+    over.update({n: d.content for n, d in _drafts(session).items()})
+    over.update(edited or {})
+    return over
+
+
+def preview(session: Session, name: str, content: str) -> Preview:
+    """The mail ``name`` belongs to, rendered on its sample data with ``content`` as that file."""
+    problems = syntax_problems(_known(name), content)
+    if problems:
+        return Preview("", "", "", "", problems)
+    template, language, _kind = name.rsplit(".", 2)
+    try:
+        sample = email.sample_contexts().get(template, {})
+        rendered = email.render(template, language, {**email.SAMPLE_BASE, **sample}, fallback=False,
+                                overrides=_overrides(session, {name: content}))
+    except (TemplateError, ValueError, TypeError, OSError) as exc:
+        return Preview("", "", "", language, [f"{name}: {exc}"])
+    return Preview(rendered.subject, rendered.text, rendered.html, language, [])
+
+
+def save_draft(session: Session, name: str, content: str, who: str, now: datetime) -> TemplateText:
+    """Keep ``content`` as the draft of ``name``; TemplateRefused (nothing saved) if it does
+    not even parse."""
+    problems = syntax_problems(_known(name), content)
+    if problems:
+        raise TemplateRefused(problems)
+    _, version = _live(session, name)
+    draft = session.get(StudioSharedDraft, DRAFT_PREFIX + name)
+    if draft is None:
+        draft = StudioSharedDraft(name=DRAFT_PREFIX + name)
+        session.add(draft)
+    draft.content, draft.base_version, draft.saved_by, draft.saved_at = content, version, who, now
+    return TemplateText(name, content, version, True, who, now)
+
+
+def discard_draft(session: Session, name: str) -> None:
+    draft = session.get(StudioSharedDraft, DRAFT_PREFIX + _known(name))
+    if draft is not None:
+        session.delete(draft)
+
+
+def check(session: Session) -> list[str]:
+    """Every problem the templates would have live with the drafts deployed."""
+    return email.check_templates(email.TEMPLATE_DIR, _overrides(session))
+
+
+def deploy(session: Session, who: str, now: datetime) -> list[tuple[str, int]]:
+    """Every draft as the next version of its file, all or none; drafts gone after."""
+    drafts = _drafts(session)
+    if not drafts:
+        raise TemplateRefused(["no email text draft to deploy"])
+    problems = check(session)
+    if problems:
+        raise TemplateRefused(problems)
+    done = []
+    for name, draft in sorted(drafts.items()):
+        live, version = _live(session, name)
+        if live != draft.content:
+            session.add(EmailTemplate(name=name, version=version + 1, content=draft.content,
+                                      content_hash=hashlib.sha256(draft.content.encode()).hexdigest(),
+                                      deployed_at=now, deployed_by=who))
+            done.append((name, version + 1))
+        session.delete(draft)
+    session.flush()
+    return done

@@ -1,0 +1,121 @@
+"""The studio's email texts: a process owner edits a template with the mail rendered on its
+sample data, saves a draft that changes no mail, and deploys it as a new version that the email
+service then writes from (the file stays the fallback). Syntax errors and variables the sample
+data lacks are shown, and refuse the deploy with nothing stored."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from certflow.clock import CLOCK
+from certflow.registry import HandlerContext
+from certflow.services import email
+from certflow.settings import get_settings
+from certflow.store.db import session_scope
+from certflow.store.studio_texts import EmailTemplate, StudioSharedDraft
+from tests.web.test_pages_studio import Studio, site  # noqa: F401  (fixture)
+
+NAME = "certification/application_received.nl.txt"
+EDIT = "/studio/emails/edit/" + NAME
+SUBJECT = "Subject: We hebben uw aanvraag voor certificering ontvangen"
+
+
+def _post(owner: Studio, url: str, **data: str) -> Any:
+    return owner.b.client.post(url, data={"csrf_token": owner.token, **data}, follow_redirects=False)
+
+
+def _file() -> str:
+    return (email.TEMPLATE_DIR / NAME).read_text(encoding="utf-8")
+
+
+def _state() -> tuple[int, int]:
+    with session_scope() as session:
+        versions = session.scalar(select(func.count()).select_from(EmailTemplate)) or 0
+        drafts = session.scalar(select(func.count()).select_from(StudioSharedDraft)) or 0
+        return int(versions), int(drafts)
+
+
+def _sent_subject(key: str) -> str:
+    """What the email service really sends to cas (Dutch) now."""
+    with session_scope() as session:
+        ctx = HandlerContext(session=session, now=CLOCK.now(), idempotency_key=key,
+                             settings=get_settings())
+        result = email.send_email(ctx, email.SendEmail(recipient="cas",
+                                                       template="certification/application_received"))
+        return str(result["subject"])
+
+
+@pytest.mark.parametrize("who", ["cas", "mila", "olga"])
+def test_only_process_owners_edit_email_texts(site: dict[str, Any], who: str) -> None:  # noqa: F811
+    other = Studio(site, who)
+    for url in ("/studio/emails", EDIT):
+        assert other.b.get(url).status_code == 403, url
+    for url in ("/studio/emails/save/" + NAME, "/studio/emails/preview/" + NAME,
+                "/studio/emails/discard/" + NAME, "/studio/emails/deploy"):
+        assert _post(other, url, content=_file() + "x").status_code == 403, url
+    assert _state() == (0, 0)
+
+
+def test_preview_renders_the_mail_on_sample_data(site: dict[str, Any]) -> None:  # noqa: F811
+    owner = Studio(site, "petra")
+    listing = owner.b.get("/studio/emails").text
+    assert NAME in listing and "certification/application_received.en.html" in listing
+    page = owner.b.get(EDIT)
+    assert page.status_code == 200 and "Beste Anna de Vries" in page.text
+    changed = _file().replace(SUBJECT, "Subject: Uw aanvraag is binnen, {{ recipient_name }}")
+    shown = _post(owner, "/studio/emails/preview/" + NAME, content=changed)
+    assert "Uw aanvraag is binnen, Anna de Vries" in shown.text and "data-template-errors" not in shown.text
+    assert _state() == (0, 0)  # a preview saves nothing
+
+
+@pytest.mark.parametrize("content,reason", [
+    ("Subject: x\n{% if %}", "line 2: Expected an expression"),
+    ("Subject: x\n{{ recipient_name }", "line 2"),
+    ("Beste {{ recipient_name }}", "the first line must be"),
+])
+def test_syntax_errors_are_shown_and_refused(site: dict[str, Any], content: str, reason: str) -> None:  # noqa: F811
+    owner = Studio(site, "petra")
+    shown = _post(owner, "/studio/emails/preview/" + NAME, content=content)
+    assert "data-template-errors" in shown.text and reason in shown.text
+    refused = _post(owner, "/studio/emails/save/" + NAME, content=content)
+    assert refused.status_code == 422 and "data-refused" in refused.text and reason in refused.text
+    assert _state() == (0, 0)
+
+
+def test_an_undefined_variable_refuses_the_deploy(site: dict[str, Any]) -> None:  # noqa: F811
+    owner = Studio(site, "petra")
+    broken = _file().replace("Beste {{ recipient_name }}", "Beste {{ candidate_nickname }}")
+    shown = _post(owner, "/studio/emails/preview/" + NAME, content=broken)
+    assert "&#39;candidate_nickname&#39; is undefined" in shown.text
+    assert _post(owner, "/studio/emails/save/" + NAME, content=broken).status_code == 303  # a draft
+    refused = _post(owner, "/studio/emails/deploy")
+    assert refused.status_code == 422 and "candidate_nickname" in refused.text
+    assert _state() == (0, 1)
+    assert _sent_subject("mail-undefined") == SUBJECT.removeprefix("Subject: ")
+
+
+def test_save_then_deploy_changes_the_mail_sent(site: dict[str, Any]) -> None:  # noqa: F811
+    owner = Studio(site, "petra")
+    changed = _file().replace(SUBJECT, "Subject: Uw aanvraag is binnen")
+    saved = _post(owner, "/studio/emails/save/" + NAME, content=changed)
+    assert saved.status_code == 303 and _state() == (0, 1)
+    assert "Uw aanvraag is binnen" in owner.b.get(saved.headers["location"]).text
+    assert _sent_subject("mail-before") == SUBJECT.removeprefix("Subject: ")  # a draft sends nothing new
+
+    assert _post(owner, "/studio/emails/deploy").status_code == 303
+    assert _state() == (1, 0)
+    assert _sent_subject("mail-after") == "Uw aanvraag is binnen"
+    assert "Versie 1 is live" in owner.b.get(EDIT).text
+    assert _file().startswith(SUBJECT)  # the file is untouched: version 0, the fallback
+
+
+def test_unknown_templates_and_deploy_without_drafts(site: dict[str, Any]) -> None:  # noqa: F811
+    owner = Studio(site, "petra")
+    assert owner.b.get("/studio/emails/edit/_signature.nl.txt").status_code == 404
+    assert owner.b.get("/studio/emails/edit/../../settings.py").status_code == 404
+    assert _post(owner, "/studio/emails/save/samples.json", content="{}").status_code == 404
+    refused = _post(owner, "/studio/emails/deploy")
+    assert refused.status_code == 422 and "no email text draft" in refused.text
