@@ -85,3 +85,23 @@ def test_fee_table_edit_prices_the_preview_invoice(app: App, ui: Callable[..., U
     page.wait_for_selector("#dmn-editor[data-ready='true']")
     assert _cell(page, "certification_2015_net").inner_text().strip() == "650.00"
     assert not errors, errors
+
+
+def test_email_text_change_shows_in_the_mail_preview(app: App, ui: Callable[..., UI]) -> None:
+    app.person("mail_owner", ["process_owner"], is_staff=True)
+    owner = ui("mail_owner")
+    errors = _errors(owner.page)
+    owner.visit("/studio/emails", shot="studio-emails")
+    owner.page.get_by_role("link", name="certification/application_received.nl.txt").click()
+    page = owner.page
+    assert "We hebben uw aanvraag" in page.locator("#email-preview [data-subject]").inner_text()
+    owner.check("studio-email")
+    source = page.locator("#content")
+    source.fill(source.input_value().replace("Subject: We hebben uw aanvraag voor certificering ontvangen",
+                                             "Subject: Welkom, {{ recipient_name }}"))
+    page.locator("#email-preview [data-subject]:has-text('Welkom, Anna de Vries')").wait_for()
+    source.fill(source.input_value().replace("{{ recipient_name }}", "{{ nickname }}"))
+    page.locator("#email-preview [data-template-errors]").wait_for()
+    assert "'nickname' is undefined" in page.locator("#email-preview").inner_text()
+    owner.check("studio-email-error")
+    assert not errors, errors
