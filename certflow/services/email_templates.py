@@ -53,6 +53,7 @@ class Preview:
     html: str
     language: str
     problems: list[str]
+    kind: str = "txt"  # the file edited: "txt" (subject and plain text) or "html"
 
 
 def editable() -> list[str]:
@@ -122,15 +123,15 @@ def preview(session: Session, name: str, content: str) -> Preview:
     """The mail ``name`` belongs to, rendered on its sample data with ``content`` as that file."""
     problems = syntax_problems(_known(name), content)
     if problems:
-        return Preview("", "", "", "", problems)
-    template, language, _kind = name.rsplit(".", 2)
+        return Preview("", "", "", "", problems, name.rsplit(".", 1)[1])
+    template, language, kind = name.rsplit(".", 2)
     try:
         sample = email.sample_contexts().get(template, {})
         rendered = email.render(template, language, {**email.SAMPLE_BASE, **sample}, fallback=False,
                                 overrides=_overrides(session, {name: content}))
     except (TemplateError, ValueError, TypeError, OSError) as exc:
-        return Preview("", "", "", language, [f"{name}: {exc}"])
-    return Preview(rendered.subject, rendered.text, rendered.html, language, [])
+        return Preview("", "", "", language, [f"{name}: {exc}"], kind)
+    return Preview(rendered.subject, rendered.text, rendered.html, language, [], kind)
 
 
 def save_draft(session: Session, name: str, content: str, who: str, now: datetime) -> TemplateText:

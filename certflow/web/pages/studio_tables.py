@@ -14,7 +14,7 @@ from __future__ import annotations
 import tempfile
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
@@ -61,7 +61,8 @@ def invoice_preview(contents: dict[str, str], product: str, on: str) -> dict[str
     except fees.NoPriceError as exc:
         return {"problems": [str(exc)], "products": products}
     line = totals.price_line(price, 1)
-    sums = totals.totals([line])
+    # A priced line has every field an invoice line has; the protocol only asks them settable.
+    sums = totals.totals([cast(totals.LineLike, line)])
     return {"problems": [], "products": products, "product": product, "day": day, "price": price,
             "net": sums.net, "vat": sums.vat, "gross": sums.gross, "rate": price.vat_rate}
 
