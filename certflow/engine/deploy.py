@@ -402,19 +402,28 @@ def _store_shared(session: Session, processes_dir: Path, actor: str) -> list[Dep
         path = processes_dir / "shared" / name
         if not path.exists():
             continue
-        content = path.read_text(encoding="utf-8")
-        digest = hashlib.sha256(content.encode()).hexdigest()
-        latest = session.execute(select(SharedTable).where(SharedTable.name == name)
-                                 .order_by(SharedTable.version.desc()).limit(1)).scalar_one_or_none()
-        if latest is not None and latest.content_hash == digest:
-            done.append(DeployedVersion(f"shared/{name}", latest.version, latest.id, created=False))
-            continue
-        row = SharedTable(name=name, version=(latest.version if latest else 0) + 1, content_hash=digest,
-                          content=content, deployed_at=CLOCK.now(), deployed_by=actor)
-        session.add(row)
-        session.flush()
-        done.append(DeployedVersion(f"shared/{name}", row.version, row.id, created=True))
+        done.append(store_shared_table(session, name, path.read_text(encoding="utf-8"), actor))
     return done
+
+
+def store_shared_table(session: Session, name: str, content: str, actor: str) -> DeployedVersion:
+    """``content`` as the table's next version (or its latest, unchanged). Back to an earlier
+    version's text (a studio deploy reverted, or the files deployed after one): that row is
+    made the newest again under the next number, as (name, content_hash) is stored once."""
+    digest = hashlib.sha256(content.encode()).hexdigest()
+    latest = session.execute(select(SharedTable).where(SharedTable.name == name)
+                             .order_by(SharedTable.version.desc()).limit(1)).scalar_one_or_none()
+    if latest is not None and latest.content_hash == digest:
+        return DeployedVersion(f"shared/{name}", latest.version, latest.id, created=False)
+    version = (latest.version if latest else 0) + 1
+    row = session.scalars(select(SharedTable).where(SharedTable.name == name,
+                                                    SharedTable.content_hash == digest)).first()
+    if row is None:
+        row = SharedTable(name=name, content_hash=digest, content=content)
+        session.add(row)
+    row.version, row.deployed_at, row.deployed_by = version, CLOCK.now(), actor
+    session.flush()
+    return DeployedVersion(f"shared/{name}", row.version, row.id, created=True)
 
 
 def shared_problems(processes_dir: Path, registry: HandlerRegistry) -> list[Problem]:

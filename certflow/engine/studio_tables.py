@@ -11,7 +11,6 @@ needs a new VAT category goes live together with it, or not at all.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import shutil
 import tempfile
@@ -173,7 +172,7 @@ class TableStudioMixin:
             problems = self._check(self._contents(session, None))
             if problems:
                 raise DeployError(problems)
-            done = [_store(session, name, draft.content, actor.username) for name, draft in sorted(drafts.items())]
+            done = [deploying.store_shared_table(session, name, draft.content, actor.username) for name, draft in sorted(drafts.items())]
             for draft in drafts.values():
                 session.delete(draft)
             return done
@@ -185,24 +184,3 @@ class TableStudioMixin:
                                    .order_by(SharedTable.version.desc()))
             return [{"version": r.version, "deployed_at": r.deployed_at, "deployed_by": r.deployed_by}
                     for r in rows]
-
-
-def _store(session: Session, name: str, content: str, actor: str) -> DeployedVersion:
-    digest = hashlib.sha256(content.encode()).hexdigest()
-    latest = _live(session, name)
-    if latest is not None and latest.content_hash == digest:
-        return DeployedVersion(f"shared/{name}", latest.version, latest.id, created=False)
-    same = session.scalars(select(SharedTable).where(SharedTable.name == name,
-                                                     SharedTable.content_hash == digest)).first()
-    if same is not None:
-        # Back to an earlier version's text: (name, content_hash) is unique, so that version
-        # is made the newest again under a new number rather than stored twice.
-        same.version = (latest.version if latest else 0) + 1
-        same.deployed_at, same.deployed_by = CLOCK.now(), actor
-        session.flush()
-        return DeployedVersion(f"shared/{name}", same.version, same.id, created=True)
-    row = SharedTable(name=name, version=(latest.version if latest else 0) + 1, content_hash=digest,
-                      content=content, deployed_at=CLOCK.now(), deployed_by=actor)
-    session.add(row)
-    session.flush()
-    return DeployedVersion(f"shared/{name}", row.version, row.id, created=True)

@@ -13,11 +13,13 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from certflow.engine.facade import Actor
 from certflow.services.billing import fees
 from certflow.settings import get_settings
 from certflow.store.db import session_scope
 from certflow.store.models import SharedTable
 from certflow.store.studio_texts import StudioSharedDraft
+from tests.processes.driver import PROCESSES
 from tests.web.test_pages_studio import Studio, site  # noqa: F401  (fixture)
 
 PAGE = "/studio/shared/fees.dmn"
@@ -127,6 +129,14 @@ def test_save_check_deploy_makes_the_next_version_invoices_use(site: dict[str, A
     assert _live_price(date(2027, 1, 1)) == Decimal("700.00")
     assert _live_price(date(2026, 12, 31)) == Decimal("650.00")
     assert "Versie 2" in owner.b.get(PAGE).text
+
+    # `certflow deploy` of the files afterwards makes the files' text the newest version again
+    # (the files are the source there), without tripping over the text stored as version 1.
+    site["engine"].deploy(Actor.system(), PROCESSES, only=["certification"])
+    assert _live_price(date(2027, 1, 1)) == Decimal("650.00") and _state() == (2, 0)
+    with session_scope() as session:
+        assert session.scalars(select(SharedTable.version).where(SharedTable.name == "fees.dmn")
+                               .order_by(SharedTable.version.desc())).first() == 3
 
 
 @pytest.mark.parametrize("kind,reason,status", [
