@@ -90,3 +90,15 @@ def test_unknown_forms_and_deploy_without_a_draft(site: dict[str, Any]) -> None:
     refused = _post(owner, FORM + "/deploy")
     assert refused.status_code == 422 and "no draft" in refused.text
     assert _versions() == 1
+
+
+def test_deploy_takes_the_form_as_on_screen(site: dict[str, Any]) -> None:  # noqa: F811
+    engine, owner = site["engine"], Studio(site, "petra")
+    refused = _post(owner, FORM + "/deploy", schema='{"type": "object", "properties": {')
+    assert refused.status_code == 422 and "not valid JSON" in refused.text
+    assert _draft() is None and _versions() == 1
+    changed = _text(owner).replace(LABEL, "Voldoet / Meets the requirements")
+    assert _post(owner, FORM + "/deploy", schema=changed).status_code == 303
+    assert _versions() == 2 and _draft() is None
+    live = engine.definition_source("certification")["forms"]["eligibility_check.json"]
+    assert live["properties"]["eligible"]["title"] == "Voldoet / Meets the requirements"

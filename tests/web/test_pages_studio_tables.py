@@ -177,3 +177,14 @@ def test_unknown_table_and_deploy_without_drafts(site: dict[str, Any]) -> None: 
     refused = _post(owner, PAGE + "/deploy")
     assert refused.status_code == 422 and "no fee or VAT table draft" in refused.text
     assert _state() == (1, 0)
+
+
+def test_deploy_takes_the_table_as_on_screen_and_refuses_it_whole(site: dict[str, Any]) -> None:  # noqa: F811
+    owner = Studio(site, "petra")
+    text = _fees(owner)
+    refused = _post(owner, PAGE + "/deploy", content=raised(text, close=False))
+    assert refused.status_code == 422 and "overlaps rule" in refused.text
+    assert _state() == (1, 0)  # not even a draft
+    done = _post(owner, PAGE + "/deploy", content=raised(text))
+    assert done.status_code == 303 and _state() == (2, 0)
+    assert _live_price(date(2027, 1, 1)) == Decimal("700.00")

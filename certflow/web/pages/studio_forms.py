@@ -133,15 +133,23 @@ async def save(request: Request, process_id: str, name: str, user: Owner) -> Res
 
 
 @router.post("/{process_id}/forms/{name}/deploy")
-def deploy(request: Request, process_id: str, name: str, user: Owner) -> Response:
+async def deploy(request: Request, process_id: str, name: str, user: Owner) -> Response:
+    """Deploy the draft, with the form as on screen: an unsaved change is saved first."""
     engine, actor = get_engine(), actor_of(user)
     space = engine.workspace(actor, process_id)
     path = _form_name(space, name)
+    text = (await form_values(request)).get("schema", space.sources[path])
+    if text != space.sources[path]:
+        schema, problems = schema_problems(text)
+        if schema is None:
+            return _page(request, space, name, text, user.language, problems, status_code=422)
     try:
+        if text != space.sources[path]:
+            space = engine.save_draft(actor, process_id, {**space.sources, path: text}, space.base_version)
         done = engine.deploy_draft(actor, process_id)
     except DeployError as exc:
-        return _page(request, space, name, space.sources[path], user.language, [], status_code=422,
-                     deploy_problems=exc.problems)
+        return _page(request, engine.workspace(actor, process_id), name, text, user.language, [],
+                     status_code=422, deploy_problems=exc.problems)
     except CertflowError as exc:
-        return _page(request, space, name, space.sources[path], user.language, [exc.message], 422)
+        return _page(request, space, name, text, user.language, [exc.message], 422)
     return redirect(request, f"/studio/{process_id}/forms/{name}?deployed={done.version}")

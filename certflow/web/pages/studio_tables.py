@@ -123,11 +123,20 @@ def discard(request: Request, name: str, user: Owner) -> Response:
 
 
 @router.post("/{name}/deploy")
-def deploy(request: Request, name: str, user: Owner) -> Response:
+async def deploy(request: Request, name: str, user: Owner) -> Response:
+    """Deploy every table draft, with this table as on screen: an unsaved change is saved first."""
+    engine, actor = get_engine(), actor_of(user)
+    content = (await form_values(request)).get("content")
     try:
-        done = get_engine().deploy_tables(actor_of(user))
+        if content is not None and content != engine.table_space(actor, _table(name)).content:
+            problems = engine.check_tables(actor, {name: content})  # refused: nothing saved either
+            if problems:
+                raise DeployError(problems)
+            engine.save_table_draft(actor, name, content)
+        done = engine.deploy_tables(actor)
     except DeployError as exc:
-        return _page(request, user, _table(name), problems=exc.problems, checked=True, status_code=422)
+        return _page(request, user, _table(name), content, problems=exc.problems, checked=True,
+                     status_code=422)
     except CertflowError as exc:
         return _page(request, user, _table(name), problems=[Problem(name, None, exc.message)],
                      checked=True, status_code=422)
