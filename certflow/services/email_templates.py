@@ -93,10 +93,17 @@ def text(session: Session, name: str) -> TemplateText:
 
 
 def overview(session: Session) -> list[dict[str, Any]]:
+    """Per mail (``certification/granted``) its files: NL and EN, plain text and HTML."""
     drafts = _drafts(session)
     versions = dict(session.execute(select(EmailTemplate.name, func.max(EmailTemplate.version))
                                     .group_by(EmailTemplate.name)).tuples().all())
-    return [{"name": n, "version": versions.get(n, 0), "draft": drafts.get(n)} for n in editable()]
+    mails: dict[str, list[dict[str, Any]]] = {}
+    for n in editable():
+        template, language, kind = n.rsplit(".", 2)
+        mails.setdefault(template, []).append({"name": n, "language": language, "kind": kind,
+                                               "version": versions.get(n, 0), "draft": drafts.get(n)})
+    return [{"template": t, "files": sorted(files, key=lambda f: (f["language"] != "nl", f["kind"] != "txt"))}
+            for t, files in sorted(mails.items())]
 
 
 def syntax_problems(name: str, content: str) -> list[str]:

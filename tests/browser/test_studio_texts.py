@@ -92,7 +92,7 @@ def test_email_text_change_shows_in_the_mail_preview(app: App, ui: Callable[...,
     owner = ui("mail_owner")
     errors = _errors(owner.page)
     owner.visit("/studio/emails", shot="studio-emails")
-    owner.page.get_by_role("link", name="certification/application_received.nl.txt").click()
+    owner.page.locator('a[href="/studio/emails/edit/certification/application_received.nl.txt"]').click()
     page = owner.page
     assert "We hebben uw aanvraag" in page.locator("#email-preview [data-subject]").inner_text()
     owner.check("studio-email")

@@ -49,7 +49,7 @@ def emails(request: Request, user: Owner, deployed: str = "") -> Response:
         found = store.overview(session)
     flash = N_("Deployed: mail is written from the new versions.") if deployed else None
     return render(request, "studio/emails.html", {"templates": found, "flash": flash, "problems": [],
-                                                  "has_drafts": any(t["draft"] for t in found)})
+                                                  "has_drafts": any(f["draft"] for t in found for f in t["files"])})
 
 
 @router.get("/edit/{name:path}")
@@ -93,6 +93,6 @@ def deploy(request: Request, user: Owner) -> Response:
         with session_scope() as session:
             found: list[dict[str, Any]] = store.overview(session)
         return render(request, "studio/emails.html", {"templates": found, "problems": exc.problems,
-                                                      "has_drafts": any(t["draft"] for t in found)},
+                                                      "has_drafts": any(f["draft"] for t in found for f in t["files"])},
                       status_code=422)
     return redirect(request, "/studio/emails?deployed=1")
