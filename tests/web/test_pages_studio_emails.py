@@ -102,7 +102,8 @@ def test_save_then_deploy_changes_the_mail_sent(site: dict[str, Any]) -> None:  
     changed = _file().replace(SUBJECT, "Subject: Uw aanvraag is binnen")
     saved = _post(owner, "/studio/emails/save/" + NAME, content=changed)
     assert saved.status_code == 303 and _state() == (0, 1)
-    assert "Uw aanvraag is binnen" in owner.b.get(saved.headers["location"]).text
+    draft_page = owner.b.get(saved.headers["location"]).text
+    assert "Uw aanvraag is binnen" in draft_page and 'action="/studio/emails/deploy"' in draft_page
     assert _sent_subject("mail-before") == SUBJECT.removeprefix("Subject: ")  # a draft sends nothing new
 
     assert _post(owner, "/studio/emails/deploy").status_code == 303
