@@ -188,3 +188,28 @@ def test_deploy_takes_the_table_as_on_screen_and_refuses_it_whole(site: dict[str
     done = _post(owner, PAGE + "/deploy", content=raised(text))
     assert done.status_code == 303 and _state() == (2, 0)
     assert _live_price(date(2027, 1, 1)) == Decimal("700.00")
+
+
+def test_a_vat_change_prices_the_preview_and_goes_live_with_deploy(site: dict[str, Any]) -> None:  # noqa: F811
+    owner = Studio(site, "petra")
+    assert owner.b.get("/studio/shared/vat.dmn").status_code == 200
+    with session_scope() as session:
+        vat = session.scalars(select(SharedTable.content).where(SharedTable.name == "vat.dmn")).one()
+    old = '<inputEntry id="standard_2012_date"><text>[date("2012-10-01")..date("9999-12-31")]</text></inputEntry>'
+    assert old in vat
+    raised_vat = vat.replace(old, old.replace("9999-12-31", "2026-12-31")).replace("</decisionTable>", """
+      <rule id="standard_2027">
+        <inputEntry id="standard_2027_category"><text>"standard"</text></inputEntry>
+        <inputEntry id="standard_2027_date"><text>[date("2027-01-01")..date("9999-12-31")]</text></inputEntry>
+        <outputEntry id="standard_2027_rate"><text>22</text></outputEntry>
+      </rule>
+    </decisionTable>""", 1)
+    shown = _post(owner, "/studio/shared/vat.dmn/preview", content=raised_vat, product="certification",
+                  on="2027-01-01")
+    assert "€ 793,00" in shown.text and "btw 22%" in shown.text
+    assert _post(owner, "/studio/shared/vat.dmn/deploy", content=raised_vat).status_code == 303
+    settings = get_settings()
+    with session_scope() as session:
+        tables = fees.deployed_tables(session, settings.var_dir, settings.processes_dir)
+        assert tables.price("certification", date(2027, 1, 1)).vat_rate == Decimal("22")
+        assert tables.price("certification", date(2026, 12, 31)).vat_rate == Decimal("21")
