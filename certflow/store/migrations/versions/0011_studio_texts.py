@@ -1,7 +1,7 @@
 """studio_shared_drafts and email_templates: drafts of the fee/VAT tables and email texts,
 and the deployed versions of the email texts
 
-Revision ID: 0010_studio_texts
+Revision ID: 0011_studio_texts
 Revises: 0009_studio_drafts
 """
 from alembic import op
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from certflow.store.base import UTCDateTime
 
 
-revision = "0010_studio_texts"
-down_revision = "0009_studio_drafts"
+revision = "0011_studio_texts"
+down_revision = "0010_monitor"
 branch_labels = None
 depends_on = None
 
