@@ -2,7 +2,7 @@
 and the deployed versions of the email texts
 
 Revision ID: 0011_studio_texts
-Revises: 0009_studio_drafts
+Revises: 0010_monitor
 """
 from alembic import op
 import sqlalchemy as sa
