@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,14 @@ class App:
 
 @pytest.fixture(scope="session")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
+    with running_app(tmp_path_factory) as the_app:
+        yield the_app
+
+
+@contextmanager
+def running_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
+    """A web app on its own SQLite database, migrated and deployed. The session shares one;
+    a test that must move the app's clock a long way takes its own (``app`` per module)."""
     var = tmp_path_factory.mktemp("browser-app")
     port = _free_port()
     database_url = f"sqlite:///{var / 'certflow.sqlite'}"
@@ -136,8 +145,10 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
             the_app.stop()
             raise AssertionError(f"the app did not start\n{the_app.logs()}")
         time.sleep(0.2)
-    yield the_app
-    the_app.stop()
+    try:
+        yield the_app
+    finally:
+        the_app.stop()
 
 
 @pytest.fixture(scope="session")

@@ -4,23 +4,31 @@ hours between steps so the figures mean something), then the office's dashboard 
 owner's analytics page show them, charts and tables, checked with axe-core and screenshotted
 (tests/browser/artifacts/analytics-*.png). A mentor is refused.
 
-The clock moves 66 hours in all: far less than any timer or due date of the diagrams (the
-shortest is five days), so the other browser tests sharing the app see no timer fire."""
+The clock moves 66 hours in all, so this module runs on an app of its own: on the session's
+shared app, cases the later tests start through the browser stalled after the move (seen
+2026-11-30; the cause is not yet found, see the closing note of issue 8)."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any, Callable
 
 import pytest
 
-from tests.browser.conftest import UI, App
+from tests.browser.conftest import UI, App, running_app
 
 pytestmark = pytest.mark.browser
 
 ADDRESS = {"street": "Neude 1", "postal_code": "3512 AE", "city": "Utrecht", "country": "NL"}
 DOSSIER = {"knowledge": "Theorie", "tasks": "Begeleiding", "competences": "Coaching", "hours_spent": 35}
 DRIVE = "from tests.browser.test_analytics_pages import drive\ndrive()\n"
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
+    with running_app(tmp_path_factory) as the_app:
+        yield the_app
 
 
 def drive() -> None:
