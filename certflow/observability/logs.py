@@ -72,6 +72,9 @@ def configure_logging(process: str, fmt: str = "json", level: str = "INFO") -> N
     logging.getLogger("alembic").setLevel(logging.WARNING)  # readiness asks it every few seconds
     # SpiffWorkflow attaches a task's whole data (form answers, message payloads, personal data)
     # to its state-change lines whenever the ``spiff.task`` logger's *own* level is below INFO,
-    # and NOTSET counts as below. Pinned at INFO, the lines keep their ids and lose the data.
+    # and NOTSET counts as below. Those lines cost about half a worker's time per fired timer
+    # and the audit table records every transition, so they stay off (WARNING); at DEBUG they
+    # are traced, pinned at INFO: with their ids, without the data.
+    spiff_level = logging.INFO if level.upper() == "DEBUG" else logging.WARNING
     for name in ("spiff.task", "spiff.workflow"):
-        logging.getLogger(name).setLevel(logging.INFO)
+        logging.getLogger(name).setLevel(spiff_level)

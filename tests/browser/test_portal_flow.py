@@ -97,7 +97,7 @@ from certflow.store.db import session_scope
 from certflow.store.models import Job
 engine = build_engine()
 for _ in range(30):
-    with session_scope() as s:
+    with engine.session() as s:  # reads the shared clock, which other tests may have moved
         ids = list(s.scalars(select(Job.id).where(Job.status == "queued", Job.available_at <= engine.now())
                              .order_by(Job.id)))
     if not ids and not engine.drain_messages():

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from certflow.clock import CLOCK, parse_duration
+from certflow.observability.logs import configure_logging
 from certflow.store.db import session_scope
 from certflow.store.models import Incident, Instance, Job
 from tests.support import FLOW_DIR, Harness
@@ -63,6 +64,7 @@ def test_engine_runs_log_no_task_data(waiting: Harness, caplog: pytest.LogCaptur
     """SpiffWorkflow logged every task state change at INFO with the task's data in the extras
     (in a worker's JSON logs: nine lines per fired timer, personal data included, half the time
     per timer). Firing and advancing at INFO now leaves none of it in the logs."""
+    configure_logging("worker", level="INFO")  # as a worker starts (an earlier test may have traced)
     caplog.set_level("INFO")
     assert waiting.engine.fire_due_timers(limit=None) == 7
     waiting.run_jobs()
