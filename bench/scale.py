@@ -38,6 +38,8 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
+from certflow.launcher import die_with_parent  # noqa: E402
+
 PG_ADMIN = os.environ.get("CERTFLOW_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REDIS = os.environ.get("CERTFLOW_TEST_REDIS", "redis://127.0.0.1:6379/0")
 STAFF = {"olga": ["office"], "cato": ["certifier"]}
@@ -50,13 +52,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _die_with_parent() -> None:
-    import ctypes
-    import signal
-
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 # -- the system under test --------------------------------------------------------------------
@@ -132,7 +127,7 @@ class Stack:
     def _spawn(self, name: str, args: list[str], extra: dict[str, str]) -> None:
         log = open(self.var / f"{name}.log", "wb")
         self.procs[name] = subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env=self.env(**extra),
-                                            stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+                                            stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
 
     @staticmethod
     def _scrape(port: int) -> float | None:

@@ -34,6 +34,7 @@ from typing import Any
 import httpx
 import pytest
 
+from certflow.launcher import die_with_parent
 from tests.support import IN_CI, ROOT
 
 CHROMIUM = os.environ.get("CERTFLOW_CHROMIUM", "/usr/bin/chromium")
@@ -51,13 +52,6 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _die_with_parent() -> None:
-    import ctypes
-    import signal
-
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 @dataclass
 class App:
     url: str
@@ -70,7 +64,7 @@ class App:
         log = open(self.var / f"{name}.log", "wb")
         self.procs[name] = subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env=self.env,
                                             stdout=log, stderr=subprocess.STDOUT,
-                                            preexec_fn=_die_with_parent)
+                                            preexec_fn=die_with_parent)
 
     def stop(self) -> None:
         for proc in self.procs.values():
