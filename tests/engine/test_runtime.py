@@ -351,3 +351,20 @@ def test_a_typo_in_a_handler_parameter_fails_at_deploy(harness: Harness, tmp_pat
     with pytest.raises(DeployError) as refused:
         harness.engine.deploy(harness.staff, target)
     assert problem in refused.value.message
+
+
+def test_a_job_behind_a_backlog_is_republished_ever_less_often(flow: Harness) -> None:
+    """A worker minutes behind must not get a duplicate of every waiting job every tick: the
+    queue would grow faster than it drains. Each republish waits as long again as the job had
+    waited: after 30 s, then 1, 2 and 4 minutes."""
+    start(flow)
+    flow.published.clear()
+    republished_at = []
+    for second in range(10, 8 * 60 + 1, 10):  # beat ticks, 8 minutes, the job never taken
+        flow.advance("PT10S")
+        if flow.engine.sweep_jobs():
+            republished_at.append(second)
+    assert republished_at[0] <= 40  # a lost message is still found within a tick of 30 s
+    for before, at in zip(republished_at, republished_at[1:]):
+        assert at - before >= before  # then as long again as it had waited
+    assert len(republished_at) == 4 == len(flow.published)  # [30, 70, 150, 300]; it was 16
