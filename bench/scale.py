@@ -113,7 +113,7 @@ class Stack:
                                "--without-mingle", "--without-heartbeat", f"--hostname={name}@%h"],
                         {"CERTFLOW_METRICS_PORT": str(self.metrics_ports[name])})
         self._spawn("beat", ["certflow.cli", "beat"], {})
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # a loaded machine takes a while to import and connect
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"{self.base}/readyz", timeout=2).status_code == 200 and all(
