@@ -1,6 +1,7 @@
 """Reads the diagram interchange (DI) of a BPMN file and reports what makes a diagram hard to read:
-elements without a shape, overlapping shapes, flows drawn through unrelated shapes, labels on top
-of shapes or of each other, and tasks/gateways/events without a one-line documentation.
+elements without a shape, overlapping shapes, flows drawn through unrelated shapes, flows crossing
+each other, labels on top of shapes, of each other or of another flow's line, a diagram larger
+than two screens at 100%, and tasks/gateways/events without a one-line documentation.
 
 Plain geometry on axis-aligned boxes (events and gateways are checked by their bounding box,
 which is stricter than their drawn outline). Used by test_diagram_layout.py."""
@@ -26,6 +27,10 @@ FLOW_NODE_TAGS = (
 )
 # Touching is fine; only a real overlap (more than this many px) counts.
 TOLERANCE = 2.0
+# A screen at 100% zoom; a diagram may take two of them side by side, or two stacked.
+SCREEN_W, SCREEN_H = 1920, 1080
+
+Point = tuple[float, float]
 
 
 @dataclass(frozen=True)
@@ -169,6 +174,65 @@ def colliding_labels(d: Diagram) -> list[str]:
     return problems
 
 
+def _orientation(p: Point, q: Point, r: Point) -> int:
+    v = (q[0] - p[0]) * (r[1] - p[1]) - (q[1] - p[1]) * (r[0] - p[0])
+    return 0 if abs(v) < 1e-6 else (1 if v > 0 else -1)
+
+
+def segments_cross(a: Point, b: Point, c: Point, e: Point) -> bool:
+    """True if segments a-b and c-e cross properly (each passes through the other's inside).
+    Touching (one ends on the other, as two flows meeting at a shared endpoint do) does not count."""
+    return (_orientation(a, b, c) * _orientation(a, b, e) < 0
+            and _orientation(c, e, a) * _orientation(c, e, b) < 0)
+
+
+def _segments(points: list[Point]) -> list[tuple[Point, Point]]:
+    return list(zip(points, points[1:]))
+
+
+def crossing_flows(d: Diagram) -> list[str]:
+    ids = sorted(f for f in d.edges if f in d.flows)
+    problems = []
+    for n, f in enumerate(ids):
+        for g in ids[n + 1:]:
+            if any(segments_cross(a, b, c, e)
+                   for a, b in _segments(d.edges[f]) for c, e in _segments(d.edges[g])):
+                problems.append(f"{f} crosses {g}")
+    return problems
+
+
+def flows_through_labels(d: Diagram) -> list[str]:
+    """A label with another flow's line through it reads as that flow's label."""
+    problems = []
+    for owner, label in sorted(d.labels.items()):
+        inner = label.shrunk(TOLERANCE)
+        for flow, points in sorted(d.edges.items()):
+            if flow == owner or flow not in d.flows:
+                continue
+            if any(inner.hit_by_segment(p, q) for p, q in _segments(points)):
+                problems.append(f"{flow} is drawn through the label of {owner}")
+    return problems
+
+
+def bounding_box(d: Diagram) -> Box:
+    boxes = list(d.shapes.values()) + list(d.labels.values())
+    xs = [b.x for b in boxes] + [b.x + b.w for b in boxes]
+    ys = [b.y for b in boxes] + [b.y + b.h for b in boxes]
+    for points in d.edges.values():
+        xs += [x for x, _ in points]
+        ys += [y for _, y in points]
+    return Box(min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys))
+
+
+def too_large(d: Diagram) -> list[str]:
+    box = bounding_box(d)
+    side_by_side = box.w <= 2 * SCREEN_W and box.h <= SCREEN_H
+    stacked = box.w <= SCREEN_W and box.h <= 2 * SCREEN_H
+    if side_by_side or stacked:
+        return []
+    return [f"{box.w:.0f} x {box.h:.0f} px does not fit two {SCREEN_W} x {SCREEN_H} screens"]
+
+
 def undocumented(d: Diagram) -> list[str]:
     problems = []
     for i, el in sorted(d.nodes.items()):
@@ -186,6 +250,9 @@ CHECKS = {
     "overlapping shapes": overlapping_shapes,
     "flow through a shape": flows_through_shapes,
     "label collision": colliding_labels,
+    "flow through a label": flows_through_labels,
+    "crossing flows": crossing_flows,
+    "larger than two screens": too_large,
     "documentation": undocumented,
 }
 
