@@ -147,8 +147,14 @@ class Calendar:
             return end_of_day(self.shift(local_date(start), term.working_days))
         due = term.add_to(start)
         if move_to_working_day and not self.is_working_day(local_date(due)):
-            return end_of_day(self.next_working_day(local_date(due)))
+            return self.term_end(local_date(due))
         return due
+
+    def term_end(self, last_day: date) -> datetime:
+        """The end of a term whose last day is ``last_day`` (Dutch midnight after it), or, when
+        that day is not a working day, the end of the next working day: the act's rule for a
+        term that ends on a Saturday, Sunday or holiday (Algemene termijnenwet, art. 1)."""
+        return end_of_day(self.next_working_day(last_day))
 
     def before(self, instant: datetime, term: Term) -> datetime:
         """``term`` before ``instant`` (a reminder ahead of a due time), same Dutch clock time."""

@@ -5,7 +5,8 @@ Start guard
 -----------
 ``recertification/signup_allowed``  (start data ``{candidate, level?}``)
     Refuses, saying what to do instead, when the candidate is not in the Register, when their
-    certificate lapsed, was withdrawn or is past its valid_until (a Dutch calendar date), when
+    certificate lapsed, was withdrawn or is past its valid_until (a Dutch calendar date; when
+    valid_until is not a working day, through the next working day, as the lifecycle's lapse), when
     it is suspended, when a recertification of theirs is already running (a
     ``recertification*`` instance started for them is still running, paid or not), when the
     Register still says "recertification running" after an earlier one ended without a new
@@ -20,7 +21,8 @@ Operators
     input:  ``{holder: str (username)}``
     result: ``{certificate_id, register_number, valid_until (ISO), late_signup: bool,
     days_left: int}`` — the certificate the Register shows for the holder now. ``late_signup``
-    is true when today (Dutch date) is later than three months before valid_until;
+    is true when today (Dutch date) is later than three months before valid_until (moved to
+    the next working day when that is not one: the sign-up date the invitation names);
     ``days_left`` counts the days from today to valid_until.
 ``recertification/check_assessors``
     input:  ``{holder: str, assessors: list[str]}``
@@ -42,7 +44,9 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from certflow import workdays
 from certflow.localtime import LOCAL_TZ as LOCAL_ZONE
+from certflow.settings import get_settings
 from certflow.store.models import AuditEvent, Instance
 from certflow.store.register import RegisterEntry
 from handlers import HandlerContext, PermanentError, conflict_rule, guard, handler
@@ -56,6 +60,22 @@ SIGNUP_MONTHS_BEFORE = 3
 LEVELS = ("same", "changed")
 # Processes that renew a certificate: only one of them may run per professional at a time.
 RECERTIFICATION_PREFIX = "recertification"
+
+
+def _calendar() -> workdays.Calendar:
+    return workdays.calendar(get_settings().processes_dir)
+
+
+def last_signup_day(valid_until: date) -> date:
+    """The last day a sign-up is taken: valid_until, or the next working day when valid_until
+    is not one (Algemene termijnenwet; certificate_lifecycle lapses at its end, ``term_end``)."""
+    return _calendar().next_working_day(valid_until)
+
+
+def signup_by(valid_until: date) -> date:
+    """Three months before expiry, moved to a working day: the "sign up by" date the
+    invitation names (certificate_lifecycle's ``remind_at``)."""
+    return _calendar().next_working_day(months_before(valid_until, SIGNUP_MONTHS_BEFORE))
 
 
 def dutch_today(now: datetime) -> date:
@@ -95,7 +115,7 @@ def _entry_refusal(entry: RegisterEntry, today: date) -> str | None:
     if entry.status == "withdrawn":
         return Message(N_("Your certificate was withdrawn; recertification is not possible — "
                           "apply for first certification instead (process 'certification')"))
-    if entry.status == "lapsed" or entry.valid_until < today:
+    if entry.status == "lapsed" or last_signup_day(entry.valid_until) < today:
         return Message(N_("Your certificate expired on %(until)s; recertification is no longer "
                           "possible — apply for first certification instead (process "
                           "'certification')"), until=Day.of(entry.valid_until))
@@ -158,7 +178,7 @@ def current_certificate(ctx: HandlerContext, data: HolderIn) -> dict[str, Any]:
     return {
         "certificate_id": entry.certificate_id, "register_number": entry.register_number,
         "valid_until": entry.valid_until.isoformat(),
-        "late_signup": today > months_before(entry.valid_until, SIGNUP_MONTHS_BEFORE),
+        "late_signup": today > signup_by(entry.valid_until),
         "days_left": (entry.valid_until - today).days,
     }
 

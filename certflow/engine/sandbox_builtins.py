@@ -305,7 +305,7 @@ def iso_duration_days(days: int) -> str:
 
 
 DATE_HELPER_NAMES = ("today", "now", "parse_date", "add_days", "add_months", "add_years", "iso_duration_days",
-                     "deadline", "working_day")
+                     "deadline", "working_day", "term_end")
 
 
 def _untraced(helper: Callable[..., Any]) -> Callable[..., Any]:
@@ -339,6 +339,13 @@ def working_day(value: Any) -> str:
     return str(_calendar().next_working_day(parse_date(value)).isoformat())
 
 
+def term_end(value: Any) -> str:
+    """When a term whose last day is ``value`` ends, as an ISO moment (a timer's ``timeDate``):
+    the end of that day, Dutch time, or the end of the next working day when it is not one
+    (the act's rule for candidates' terms): ``term_end(valid_until)``."""
+    return str(_calendar().term_end(parse_date(value)).isoformat())
+
+
 def make_date_helpers(now: Callable[[], datetime]) -> dict[str, Callable[..., Any]]:
     """The date helpers, with ``today()``/``now()`` reading the injected clock."""
 
@@ -365,6 +372,7 @@ def make_date_helpers(now: Callable[[], datetime]) -> dict[str, Callable[..., An
         "today": today, "now": now_iso, "parse_date": parse_date, "add_days": add_days,
         "add_months": add_months, "add_years": add_years, "iso_duration_days": iso_duration_days,
         "deadline": _untraced(deadline), "working_day": _untraced(working_day),
+        "term_end": _untraced(term_end),
     }
 
 

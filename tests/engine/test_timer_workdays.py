@@ -44,13 +44,18 @@ def test_deadline_and_working_day_skip_weekends_and_holidays(sqlite_url: str) ->
     _env().execute("two = deadline('2 werkdagen')\n"
                    "calendar = deadline('P1D')\n"
                    "moved = deadline('P1D', True)\n"
-                   "next_one = working_day(friday)\n", data)
+                   "next_one = working_day(friday)\n"
+                   "ends = term_end(friday)\n"
+                   "thursday_ends = term_end(today())\n", data)
     tuesday, wednesday = EASTER + timedelta(days=2), EASTER + timedelta(days=3)
     # A term ends at the end of its last day (midnight, Dutch time).
     assert _parse(data["two"]) == local(wednesday + timedelta(days=1))
     assert to_local(_parse(data["calendar"])).date() == THURSDAY + timedelta(days=1)  # Good Friday
     assert _parse(data["moved"]) == local(tuesday + timedelta(days=1))  # off Good Friday, past Easter
     assert data["next_one"] == tuesday.isoformat()
+    # a term whose last day is Good Friday runs through Tuesday; one ending on a working day ends with it
+    assert _parse(data["ends"]) == local(tuesday + timedelta(days=1))
+    assert _parse(data["thursday_ends"]) == local(THURSDAY + timedelta(days=1))
 
 
 def test_a_diagram_timer_in_working_days_fires_after_the_holidays(harness: Harness, tmp_path: Path) -> None:

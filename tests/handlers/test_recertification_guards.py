@@ -95,17 +95,33 @@ def test_someone_not_in_the_register_is_sent_to_first_certification(session: Ses
 
 
 def test_an_expired_certificate_cannot_be_recertified(session: Session, settings: Settings) -> None:
-    certified(session, settings, valid_until="2026-03-01")  # NOW is 2 March 2026
+    certified(session, settings, valid_until="2026-02-27")  # a Friday; NOW is Monday 2 March 2026
     assert allowed(session, {"candidate": "anna", "level": "same"}) == (
-        f"Your certificate expired on 1 March 2026; recertification is no longer possible — {FIRST}")
+        f"Your certificate expired on 27 February 2026; recertification is no longer possible — {FIRST}")
 
 
 def test_expiry_is_judged_on_the_dutch_date(session: Session, settings: Settings) -> None:
-    certified(session, settings, valid_until="2026-03-01")
-    late_evening_utc = datetime(2026, 3, 1, 22, 30, tzinfo=timezone.utc)  # 23:30 in Amsterdam
-    after_midnight = datetime(2026, 3, 1, 23, 30, tzinfo=timezone.utc)  # 00:30 on 2 March there
+    certified(session, settings, valid_until="2026-02-26")  # a Thursday
+    late_evening_utc = datetime(2026, 2, 26, 22, 30, tzinfo=timezone.utc)  # 23:30 in Amsterdam
+    after_midnight = datetime(2026, 2, 26, 23, 30, tzinfo=timezone.utc)  # 00:30 on 27 February there
     assert allowed(session, {"candidate": "anna"}, late_evening_utc) is None  # the last valid day
     assert FIRST in (allowed(session, {"candidate": "anna"}, after_midnight) or "")
+
+
+@pytest.mark.parametrize("valid_until, last_day", [
+    ("2026-03-01", date(2026, 3, 2)),  # a Sunday: through Monday
+    ("2026-04-03", date(2026, 4, 7)),  # Good Friday: past Easter Monday, through Tuesday
+    ("2026-12-25", date(2026, 12, 28)),  # Christmas (a Friday): past Boxing Day and Sunday
+])
+def test_an_expiry_on_a_day_off_takes_a_sign_up_through_the_next_working_day(
+        session: Session, settings: Settings, valid_until: str, last_day: date) -> None:
+    """The candidate's term ends with valid_until; on a day off it runs through the next working
+    day (Algemene termijnenwet), as certificate_lifecycle's lapse does."""
+    certified(session, settings, valid_until=valid_until)
+    evening = datetime(last_day.year, last_day.month, last_day.day, 21, 0, tzinfo=timezone.utc)  # 22:00 or 23:00 there
+    next_morning = datetime(last_day.year, last_day.month, last_day.day, 23, 30, tzinfo=timezone.utc)
+    assert allowed(session, {"candidate": "anna"}, evening) is None
+    assert FIRST in (allowed(session, {"candidate": "anna"}, next_morning) or "")
 
 
 def test_a_lapsed_certificate_cannot_be_recertified(session: Session, settings: Settings) -> None:
@@ -189,6 +205,15 @@ def test_current_certificate_and_late_signup(session: Session, settings: Setting
     day_later = datetime(2026, 3, 3, 9, 0, tzinfo=timezone.utc)
     late = run(session, settings, "recertification/current_certificate", "c2", day_later, holder="anna")
     assert (late["late_signup"], late["days_left"]) == (True, 91)
+
+
+def test_late_signup_counts_from_the_working_day_the_invitation_names(session: Session, settings: Settings) -> None:
+    certified(session, settings, valid_until="2026-06-07")  # three months before: Saturday 7 March
+    monday = datetime(2026, 3, 9, 15, 0, tzinfo=timezone.utc)
+    tuesday = datetime(2026, 3, 10, 9, 0, tzinfo=timezone.utc)
+    on_monday = run(session, settings, "recertification/current_certificate", "c1", monday, holder="anna")
+    on_tuesday = run(session, settings, "recertification/current_certificate", "c2", tuesday, holder="anna")
+    assert (on_monday["late_signup"], on_tuesday["late_signup"]) == (False, True)
 
 
 def test_current_certificate_needs_a_valid_entry(session: Session, settings: Settings) -> None:
