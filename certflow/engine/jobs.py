@@ -301,10 +301,10 @@ class JobsMixin(_Base):
         within a tick of ``sweep_after_seconds``, while a worker that is minutes behind gets a
         handful of duplicates per job, not one every 30 s (which filled the queue faster than
         the worker could drain it: 2,996 messages for 97 queued jobs under load)."""
-        now = self.now()
-        unclaimed_before = now - timedelta(seconds=self.settings.sweep_after_seconds)
-        lost_before = now - timedelta(seconds=self.settings.running_lost_after_seconds)
         with self.session() as session:
+            now = self.now()  # after the session read the shared clock (another process may move it)
+            unclaimed_before = now - timedelta(seconds=self.settings.sweep_after_seconds)
+            lost_before = now - timedelta(seconds=self.settings.running_lost_after_seconds)
             candidates = session.scalars(select(Job).where(Job.available_at <= now, or_(
                 (Job.status == "queued") & or_(Job.published_at.is_(None), Job.published_at < unclaimed_before),
                 (Job.status == "running") & (Job.published_at < lost_before),

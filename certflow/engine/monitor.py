@@ -238,8 +238,8 @@ class MonitorMixin(_Base):
         """One instance as the monitor shows it. Personal data (the instance's variables) only
         for the roles that work with the people (``DATA_ROLES``); others see the names."""
         may_monitor(actor)
-        now = self.now()
         with self.session() as session:
+            now = self.now()  # after the session read the shared clock (another process may move it)
             instance = session.get(Instance, instance_id)
             if instance is None:
                 raise NotFound(f"no instance {instance_id!r}")
