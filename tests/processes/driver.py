@@ -4,14 +4,18 @@ and the clock moves instead of sleeping."""
 
 from __future__ import annotations
 
+import math
 import time
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 
+from certflow import workdays
 from certflow.clock import CLOCK, parse_duration
 from certflow.engine.dto import TaskView
 from certflow.engine.facade import Actor
+from certflow.settings import get_settings
 from certflow.store.communications import EmailMessage
 from certflow.store.db import session_scope
 from certflow.store.models import Instance, Job, Message
@@ -19,6 +23,28 @@ from tests.integration.topology import Topology, wait_for
 from tests.support import ROOT, Harness
 
 PROCESSES = ROOT / "processes"
+
+
+def calendar() -> workdays.Calendar:
+    """The working-day calendar the diagrams' terms follow (processes/shared/closing_days.json)."""
+    return workdays.calendar(get_settings().processes_dir)
+
+
+def candidate_term_end(start: datetime, term: str) -> datetime:
+    """When a candidate's term (``deadline(term, True)`` in a diagram) that started at ``start``
+    ends: so many days later, or the end of the next working day when that is a day off. Tests
+    compute it here rather than counting days, so they pass whatever day they run on."""
+    return calendar().deadline(start, workdays.parse_term(term), True)
+
+
+def expired_days_ago(today: date) -> int:
+    """``days_left`` (negative) of the most recent expiry whose sign-up term is over by
+    ``today``: an expiry on a day off counts through the next working day (the lifecycle's
+    lapse and the sign-up guard), so "yesterday" is not always past it."""
+    days = 1
+    while calendar().next_working_day(today - timedelta(days=days)) >= today:
+        days += 1
+    return -days
 
 
 class Driver:
@@ -60,6 +86,12 @@ class Driver:
                 return
             time.sleep(0.1)
         raise AssertionError("timers stayed due")
+
+    def until(self, moment: datetime) -> None:
+        """Move time on to ``moment`` (as ``later``)."""
+        seconds = math.ceil((moment - self.engine.now()).total_seconds())
+        assert seconds > 0, f"the clock is already past {moment}"
+        self.later(f"PT{seconds}S")
 
     def _timers_due(self) -> bool:
         with session_scope() as s:

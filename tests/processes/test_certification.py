@@ -3,6 +3,8 @@ handlers — in-process jobs on SQLite, and a real Celery worker on PostgreSQL +
 
 from __future__ import annotations
 
+import math
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -16,7 +18,7 @@ from certflow.store.models import Instance
 from certflow.store.register import Certificate, RegisterEntry
 from tests.integration.topology import wait_for
 from tests.processes.conftest import ADDRESS
-from tests.processes.driver import Driver
+from tests.processes.driver import Driver, candidate_term_end
 
 DOSSIER = {"knowledge": "Theorie", "tasks": "Begeleiding", "competences": "Coaching", "hours_spent": 35}
 
@@ -95,14 +97,24 @@ def grant(d: Driver) -> Certificate:
         return s.scalars(select(Certificate)).one()
 
 
+def until(d: Driver, moment: datetime) -> None:
+    """``later`` up to ``moment``."""
+    seconds = math.ceil((moment - d.engine.now()).total_seconds())
+    assert seconds > 0, f"the clock is already past {moment}"
+    later(d, f"PT{seconds}S")
+
+
 def cancelled_for_non_payment(d: Driver) -> str:
     instance_id = apply(d)
     d.do("olga", "check_eligibility", {"eligible": True, "remarks": ""})
+    deadline = candidate_term_end(d.engine.now(), "P45D")  # 45 days, or through the next working day
     later(d, "P15D")
     assert d.emails("cas").count("certification/payment_reminder") == 1
     later(d, "P14D")
     assert d.emails("cas").count("certification/payment_reminder") == 2
-    later(d, "P17D")  # day 46: past the 45-day deadline
+    until(d, deadline - timedelta(minutes=10))
+    assert "certification/application_cancelled" not in d.emails("cas")
+    until(d, deadline + timedelta(minutes=10))  # past the payment term
     assert d.emails("cas")[-1] == "certification/application_cancelled"
     assert d.emails("cas").count("certification/payment_reminder") == 2
     return instance_id

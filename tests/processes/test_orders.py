@@ -3,6 +3,7 @@ on SQLite, and a real Celery worker on PostgreSQL + Redis."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ from certflow.store.models import Instance
 from certflow.store.register import CertificateCopy
 from certflow.services.certificates import certificate_pdf
 from tests.processes.conftest import ADDRESS
-from tests.processes.driver import Driver
+from tests.processes.driver import Driver, candidate_term_end
 from tests.processes.test_recertification_supervisor import certify
 
 SHIP_TO = {"name": "Bea Boekhouder", "street": "Stationsplein 5", "postal_code": "3511 ED",
@@ -125,9 +126,12 @@ def test_book_is_shipped_after_payment(shop: Driver) -> None:
 def test_unpaid_order_is_reminded_then_cancelled_and_credited(shop: Driver) -> None:
     instance_id = order(shop, "bea", "book", "ORD-3", quantity=2)
     assert totals(invoices("ORD-3")["invoice"]) == ("45.87", "4.13", "50.00")
+    deadline = candidate_term_end(shop.engine.now(), "P30D")  # or through the next working day
     shop.later("P15D")
     assert mails(shop, "bea") == ["orders/invoice_sent", "orders/payment_reminder"]
-    shop.later("P16D")  # day 31: past the 30-day deadline
+    shop.until(deadline - timedelta(minutes=10))
+    assert mails(shop, "bea") == ["orders/invoice_sent", "orders/payment_reminder"]
+    shop.until(deadline + timedelta(minutes=10))  # past the payment term
     assert mails(shop, "bea") == ["orders/invoice_sent", "orders/payment_reminder", "orders/cancelled"]
     assert status(shop, instance_id) == "completed" and shop.inbox("olga") == []
     found = invoices("ORD-3")

@@ -22,7 +22,7 @@ from certflow.store.models import Message
 from certflow.store.register import Certificate, RegisterEntry
 from certflow.services.certificates import LOCAL_ZONE, add_years
 from tests.processes.conftest import ADDRESS
-from tests.processes.driver import Driver
+from tests.processes.driver import Driver, candidate_term_end, expired_days_ago
 
 PROCESS = "recertification_supervisor"
 MAIL = "recertification/supervisor/"
@@ -272,11 +272,14 @@ def test_late_sign_up_reminders_then_not_granted(recert: Driver) -> None:
 def test_unpaid_reminders_then_cancelled_and_credited(recert: Driver) -> None:
     certify(recert, "cas")
     instance_id = sign_up(recert)
+    deadline = candidate_term_end(recert.engine.now(), "P30D")  # or through the next working day
     recert.later("P11D")
     assert mails(recert, "cas").count(MAIL + "payment_reminder") == 1
     recert.later("P10D")
     assert mails(recert, "cas").count(MAIL + "payment_reminder") == 2
-    recert.later("P10D")  # day 31: past the 30-day deadline
+    recert.until(deadline - timedelta(minutes=10))
+    assert MAIL + "cancelled" not in mails(recert, "cas")
+    recert.until(deadline + timedelta(minutes=10))  # past the payment term
     assert mails(recert, "cas")[-1] == MAIL + "cancelled"
     assert recert.engine.instance(recert.people["olga"], instance_id).status == "completed"
     with session_scope() as s:
@@ -310,7 +313,7 @@ def test_sign_up_guard(recert: Driver) -> None:
     pay(recert)
     assert entry_of("cas").status == "valid"  # the lifecycle process would mark it; none runs here
     recert.person("bo", ["candidate"], address=ADDRESS)
-    certify(recert, "bo", expires_in_days=-1)
+    certify(recert, "bo", expires_in_days=expired_days_ago(recert.engine.now().astimezone(LOCAL_ZONE).date()))
     assert "expired on" in refusal(recert, {**ok, "candidate": "bo"}, "bo")
 
 

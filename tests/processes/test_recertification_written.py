@@ -22,7 +22,7 @@ from certflow.store.models import Instance, Message
 from certflow.store.register import Certificate, RegisterEntry
 from certflow.services.certificates import add_years
 from handlers.recertification import dutch_today
-from tests.processes.driver import Driver
+from tests.processes.driver import Driver, candidate_term_end, expired_days_ago
 
 PROCESS = "recertification_written"
 SAME = {"development_last_3_years": "Supervisie en een cursus ACT", "current_practice": "Zelfstandig, 20 trajecten per jaar"}
@@ -275,11 +275,14 @@ def test_question_to_assessor_one_then_disagreement_committee_negative(recert: D
 def test_unpaid_invoice_reminders_then_cancelled(recert: Driver) -> None:
     certify(recert, days_left=130)
     instance_id = sign_up(recert)
+    deadline = candidate_term_end(recert.engine.now(), "P45D")  # or through the next working day
     recert.later("P15D")
     assert mails(recert).count("payment_reminder") == 1
     recert.later("P14D")
     assert mails(recert).count("payment_reminder") == 2
-    recert.later("P17D")  # day 46: past the 45-day deadline
+    recert.until(deadline - timedelta(minutes=10))
+    assert "signup_cancelled" not in mails(recert)
+    recert.until(deadline + timedelta(minutes=10))  # past the payment term
     assert mails(recert)[-1] == "signup_cancelled"
     assert mails(recert).count("payment_reminder") == 2
     assert status(recert, instance_id) == "completed"
@@ -288,7 +291,7 @@ def test_unpaid_invoice_reminders_then_cancelled(recert: Driver) -> None:
 
 
 def test_sign_up_after_expiry_is_refused_and_creates_nothing(recert: Driver) -> None:
-    old = certify(recert, days_left=-1)
+    old = certify(recert, days_left=expired_days_ago(dutch_today(recert.engine.now())))
     with pytest.raises(InvalidInput, match="apply for first certification instead") as refused:
         recert.engine.start(recert.people["cas"], PROCESS, "RECERT-cas", {"candidate": "cas", "level": "same"})
     assert refused.value.message.startswith("Your certificate expired on ")

@@ -6,7 +6,7 @@ PostgreSQL + Redis. The fan-out at scale runs in-process only."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -25,7 +25,7 @@ from certflow.store.models import Instance, Job, Message
 from certflow.store.register import RegisterEntry
 from certflow.services.register_fee import reference_year
 from tests.processes.conftest import ADDRESS
-from tests.processes.driver import PROCESSES, Driver
+from tests.processes.driver import PROCESSES, Driver, candidate_term_end
 from tests.support import Harness
 
 # The clock starts at the real date (late November 2026): the first run is 1 January 2027.
@@ -132,8 +132,8 @@ def one_unpaid(d: Driver, holder: str = "pia") -> str:
     return fee_instance_id(holder)
 
 
-def until_escalated(d: Driver) -> None:
-    d.later("P61D")  # both reminders and the 60-day deadline
+def until_escalated(d: Driver, deadline: datetime) -> None:
+    d.until(deadline + timedelta(minutes=10))  # both reminders and the payment term
     assert [t.element_id for t in d.inbox("olga")] == ["handle_unpaid"]
 
 
@@ -214,12 +214,14 @@ def test_paid_fee_is_thanked_and_completes(driver: Driver) -> None:
 def test_unpaid_fee_reminders_then_office_suspends(driver: Driver) -> None:
     d = driver
     instance_id = one_unpaid(d)
+    deadline = candidate_term_end(d.engine.now(), "P60D")  # 60 days, or through the next working day
     d.later("P22D")
     assert d.emails("pia").count("register_fee/payment_reminder") == 1
     d.later("P21D")
     assert d.emails("pia").count("register_fee/payment_reminder") == 2
+    d.until(deadline - timedelta(minutes=10))
     assert d.inbox("olga") == []
-    d.later("P18D")  # day 61: past the 60-day deadline
+    d.until(deadline + timedelta(minutes=10))  # past the payment term
     [task] = d.inbox("olga")
     assert (task.element_id, task.title) == ("handle_unpaid", "Onbetaalde registerbijdrage")
     assert task.context["holder"] == "pia" and task.context["year"] == 2027
@@ -238,7 +240,7 @@ def test_unpaid_fee_reminders_then_office_suspends(driver: Driver) -> None:
 def test_unpaid_fee_written_off_with_a_credit_note(driver: Driver) -> None:
     d = driver
     instance_id = one_unpaid(d)
-    until_escalated(d)
+    until_escalated(d, candidate_term_end(d.engine.now(), "P60D"))
     d.do("olga", "handle_unpaid", {"action": "write_off", "note": "Overleden; nabestaanden geïnformeerd"})
     [note] = invoices("credit_note")
     original = invoice_of("pia")
@@ -252,15 +254,16 @@ def test_unpaid_fee_written_off_with_a_credit_note(driver: Driver) -> None:
 def test_reminded_by_phone_waits_again_then_paid_during_escalation(driver: Driver) -> None:
     d = driver
     instance_id = one_unpaid(d)
-    until_escalated(d)
+    until_escalated(d, candidate_term_end(d.engine.now(), "P60D"))
     reminders = d.emails("pia").count("register_fee/payment_reminder")
     d.do("olga", "handle_unpaid", {"action": "reminded_by_phone", "note": "Betaalt deze week"})
+    deadline = candidate_term_end(d.engine.now(), "P60D")
     view = d.engine.instance(d.people["olga"], instance_id)
     assert view.status == "running" and d.inbox("olga") == []
     assert view.waiting_for == [f"payment_received (invoice_number={invoice_of('pia').number})"]
     d.later("P22D")  # the wait starts over: reminders again ...
     assert d.emails("pia").count("register_fee/payment_reminder") == reminders + 1
-    d.later("P40D")  # ... and a new 60-day deadline
+    d.until(deadline + timedelta(minutes=10))  # ... and a new payment term
     assert [t.element_id for t in d.inbox("olga")] == ["handle_unpaid"]
     pay(d, "pia")  # the payment arrives while the office has the task
     assert d.inbox("olga") == []
