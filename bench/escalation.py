@@ -9,10 +9,12 @@ worker and beat (``python -m certflow.cli worker|beat``), beat ticking every ``-
 1. The test process ``casework`` (tests/engine/data_escalation, default policy: escalate at the
    due time) is deployed and 100 real instances are started. Then N queue rows are
    bulk-inserted over those instances (SYNTHETIC rows: the sweep reads only the queue and the
-   instance's definition), with due times spread over ``--spread`` seconds from a few seconds
-   ahead, so tasks fall due continuously while beat runs.
-2. Worker and beat start; the bench waits until every row is escalated and reads the audit:
-   latency = actual time - planned (due) time of each ``task_escalated`` event.
+   instance's definition), not yet due.
+2. Worker and beat start. Once the worker has run beat's first tick, the rows get due times
+   spread over ``--spread`` seconds from a few seconds ahead, so tasks fall due continuously
+   while beat runs (not while the worker is still starting: that time is not escalation
+   latency). The bench waits until every row is escalated and reads the audit: latency =
+   actual time - planned (due) time of each ``task_escalated`` event.
 3. The sweep's query (``certflow.engine.escalation.due_steps``: 200 rows, FOR UPDATE SKIP
    LOCKED) is EXPLAIN ANALYZEd and timed with 200 tasks due among N open ones; with
    ``--million``, SYNTHETIC rows (generate_series, 10% with nothing left to do) bring the
@@ -58,8 +60,8 @@ def setup(var: Path, name: str, interval: float) -> str:
     return url
 
 
-def seed(n: int, spread: float) -> tuple[list[str], datetime]:
-    """100 real instances, then ``n`` synthetic queue rows due over ``spread`` seconds."""
+def seed(n: int) -> list[str]:
+    """100 real instances, then ``n`` synthetic queue rows, not yet due (``arm``)."""
     from certflow.bootstrap import build_engine, create_schema
     from certflow.engine.facade import Actor
     from certflow.store.db import session_scope
@@ -72,7 +74,6 @@ def seed(n: int, spread: float) -> tuple[list[str], datetime]:
     for i in range(100):
         engine.start(staff, "casework", f"BENCH-{i}", {"assessor": "ada", "candidate": "cas"})
     now = datetime.now(timezone.utc)
-    first_due = now + timedelta(seconds=8)
     with session_scope() as s:
         s.execute(update(HumanTask).values(next_escalation_at=None))  # the real ones stay quiet
         instances = s.scalars(select(Instance.id)).all()
@@ -80,16 +81,35 @@ def seed(n: int, spread: float) -> tuple[list[str], datetime]:
         rows = [dict(id=tid, instance_id=instances[i % len(instances)], process_id="casework",
                      business_key="BENCH", element_id="assess", title="synthetic", candidate_group="assessor",
                      assignee=None, form="done.json", priority=50, created_at=now, claimed_at=None, context={},
-                     escalation_level=0, due_at=first_due + timedelta(seconds=spread * i / n))
+                     escalation_level=0, due_at=now + timedelta(days=1), next_escalation_at=None)
                 for i, tid in enumerate(ids)]
-        for row in rows:
-            row["next_escalation_at"] = row["due_at"]
         for start in range(0, n, 5000):
             s.execute(insert(HumanTask), rows[start:start + 5000])
-    return ids, first_due
+    return ids
 
 
-def run_topology(var: Path, n: int, timeout: float) -> float:
+def arm(url: str, n: int, spread: float) -> datetime:
+    """Give the synthetic rows their due times: spread over ``spread`` seconds from 3 s ahead."""
+    first_due = datetime.now(timezone.utc) + timedelta(seconds=3)
+    db = create_engine(url)
+    with db.begin() as conn:
+        conn.execute(text(
+            "UPDATE human_tasks SET due_at = :first + make_interval(secs => :spread * "
+            "CAST(substring(id from 5) AS integer) / :n), next_escalation_at = :first + "
+            "make_interval(secs => :spread * CAST(substring(id from 5) AS integer) / :n) "
+            "WHERE business_key = 'BENCH' AND title = 'synthetic'"),
+            {"first": first_due, "spread": spread, "n": n})
+    db.dispose()
+    return first_due
+
+
+def worker_ticked(var: Path) -> bool:
+    log = var / "worker.log"
+    return log.exists() and any("certflow.tick[" in line and "succeeded" in line
+                                for line in log.read_text(errors="replace").splitlines())
+
+
+def run_topology(var: Path, url: str, n: int, spread: float, timeout: float) -> tuple[float, datetime]:
     from certflow.store.db import session_scope
     from certflow.store.models import HumanTask
 
@@ -98,8 +118,16 @@ def run_topology(var: Path, n: int, timeout: float) -> float:
                               stdout=open(var / f"{args[0]}.log", "wb"), stderr=subprocess.STDOUT)
              for args in (["worker", "--concurrency=2", "--without-gossip", "--without-mingle",
                            "--without-heartbeat"], ["beat"])]
-    started = time.monotonic()
     try:
+        booted = time.monotonic()
+        while not worker_ticked(var):
+            if time.monotonic() - booted > 300:
+                raise SystemExit("the worker ran no tick in 300 s; worker log:\n"
+                                 + (var / "worker.log").read_text()[-3000:])
+            time.sleep(0.5)
+        print(f"worker and beat up in {time.monotonic() - booted:.1f} s (first tick run)")
+        first_due = arm(url, n, spread)
+        started = time.monotonic()
         while time.monotonic() - started < timeout:
             with session_scope() as s:
                 done = s.scalar(select(func.count()).select_from(HumanTask).where(
@@ -113,7 +141,7 @@ def run_topology(var: Path, n: int, timeout: float) -> float:
             proc.terminate()
         for proc in procs:
             proc.wait(30)
-    return time.monotonic() - started
+    return time.monotonic() - started, first_due
 
 
 def latencies() -> list[float]:
@@ -194,10 +222,10 @@ def main() -> None:
         url = setup(var, name, args.interval)
         print(f"database: PostgreSQL {name}; beat interval {args.interval} s; load average {os.getloadavg()}")
         t0 = time.perf_counter()
-        ids, first_due = seed(args.n, args.spread)
-        print(f"seeded 100 real instances + {len(ids):,} SYNTHETIC queue rows in {time.perf_counter() - t0:.1f} s; "
-              f"due from {first_due:%H:%M:%S} over {args.spread:.0f} s")
-        took = run_topology(var, args.n, timeout=args.spread + 600)
+        ids = seed(args.n)
+        print(f"seeded 100 real instances + {len(ids):,} SYNTHETIC queue rows in {time.perf_counter() - t0:.1f} s")
+        took, first_due = run_topology(var, url, args.n, args.spread, timeout=args.spread + 600)
+        print(f"due from {first_due:%H:%M:%S} over {args.spread:.0f} s")
         lat = latencies()
         if len(lat) != args.n:
             print(f"only {len(lat)} of {args.n} escalated; worker log:\n" + (var / "worker.log").read_text()[-3000:])
