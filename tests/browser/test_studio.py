@@ -102,8 +102,9 @@ def test_process_owner_changes_checks_and_deploys(app: App, ui: Callable[..., UI
 
     _select(page, "timer_payment_deadline")
     timer = _field(page, "certflow-timer")
-    assert timer.input_value() == "P45D"
-    assert "45 dagen" in page.locator('[data-entry-id="certflow-timer"]').inner_text()
+    assert timer.input_value() == '=deadline("P45D", True)'  # the candidate's term, on working days
+    assert "45 dagen, of tot en met de eerstvolgende werkdag" in \
+        page.locator('[data-entry-id="certflow-timer"]').inner_text()
     _select(page, "lane_office")
     assert page.locator('[data-entry-id="certflow-lane-group"] select').input_value() == "office"
     _select(page, "wait_payment")

@@ -3,6 +3,8 @@
 
 const ISO = /^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$/i;
 const WORKING = /^(\d{1,4})\s*(werkdag|werkdagen|working days?|business days?)$/i;
+// deadline("P45D", True): a candidate's term, moved to the next working day (certflow's sandbox helper).
+const DEADLINE = /^deadline\(\s*(["'])([^"']+)\1\s*(?:,\s*(True|False)\s*)?\)$/;
 const UNITS = [ 'year', 'month', 'week', 'day', 'hour', 'minute', 'second' ];
 
 // A Python string literal ("P5D" or 'P5D') -> its text; anything else -> null (an expression).
@@ -46,7 +48,15 @@ function duration(text, t) {
 export function preview(value, t, allowDate) {
   const text = (value || '').trim();
   if (!text) return { ok: true, text: '' };
-  if (text.startsWith('=')) return { ok: true, text: t.expression || 'computed at run time' };
+  if (text.startsWith('=')) {
+    const deadline = DEADLINE.exec(text.slice(1).trim());
+    const term = deadline && preview(deadline[2], t, false);
+    if (term && term.ok) {
+      return { ok: true, text: term.text + (deadline[3] === 'True'
+        ? ', ' + (t.moved || 'or through the next working day when it ends on a day off') : '') };
+    }
+    return { ok: true, text: t.expression || 'computed at run time' };
+  }
   const working = WORKING.exec(text);
   if (working) return { ok: true, text: `${Number(working[1])} ${t.working_days || 'working days'}` };
   const cycle = /^R(\d*)\/(P[^/]+)$/i.exec(text);
