@@ -49,6 +49,18 @@ def _cannot_emit(name: str, payload: dict[str, Any], *, idempotency_key: str | N
                          "build it with Engine.handler_context")
 
 
+class EmitMany(Protocol):
+    """Queue many messages of one name at once, each under its idempotency key (keys queued
+    before are skipped); returns how many were queued now. A fan-out's bulk path."""
+
+    def __call__(self, name: str, keyed: list[tuple[str, dict[str, Any]]]) -> int: ...
+
+
+def _cannot_emit_many(name: str, keyed: list[tuple[str, dict[str, Any]]]) -> int:
+    raise PermanentError(f"this context cannot emit messages (tried {name!r}); "
+                         "build it with Engine.handler_context")
+
+
 @dataclass(frozen=True)
 class HandlerContext:
     session: Session
@@ -60,6 +72,7 @@ class HandlerContext:
     extra: dict[str, Any] = field(default_factory=dict)
     # Messages go through the engine's outbox; handlers never import the engine for it.
     emit: Emit = _cannot_emit
+    emit_many: EmitMany = _cannot_emit_many
 
 
 HandlerFn = Callable[[HandlerContext, Any], dict[str, Any]]

@@ -21,7 +21,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from certflow.engine.dto import IncidentView, JobMessage
 from certflow.engine.inline import VIA_JOB
 from certflow.engine.errors import Conflict, Forbidden, InvalidInput, NotFound
-from certflow.engine.messaging import emit
+from certflow.engine.messaging import emit, emit_many
 from certflow.engine.projections import ATTEMPT, NOT_BEFORE, table_of
 from certflow.engine.spiff import complete_service_task, find_task
 from certflow.observability.context import bind
@@ -58,9 +58,12 @@ class JobsMixin(_Base):
             return emit(session, name, payload, now, idempotency_key=idempotency_key,
                         source_instance_id=instance_id or None)
 
+        def emit_messages(name: str, keyed: list[tuple[str, dict[str, Any]]]) -> int:
+            return emit_many(session, name, keyed, now, source_instance_id=instance_id or None)
+
         return HandlerContext(session=session, now=now, idempotency_key=idempotency_key,
                               settings=self.settings, instance_id=instance_id,
-                              business_key=business_key, emit=emit_message)
+                              business_key=business_key, emit=emit_message, emit_many=emit_messages)
 
     def run_job(self, job_id: int) -> str:
         """Run one job's handler and deliver its outcome. Safe to call twice for one job.

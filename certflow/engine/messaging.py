@@ -20,6 +20,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from certflow.engine.errors import CertflowError, Conflict
 from certflow.engine.projections import correlation_key, waiting_message_tasks
@@ -226,4 +227,25 @@ def emit(session: Any, name: str, payload: dict[str, Any], now: Any, idempotency
     return True
 
 
-__all__ = ["MessagingMixin", "emit", "Instance"]
+def emit_many(session: Any, name: str, keyed: list[tuple[str, dict[str, Any]]], now: Any,
+              source_instance_id: str | None = None) -> int:
+    """Queue many keyed messages with one read and one bulk INSERT; keys queued before (by
+    an earlier or a concurrent run) are skipped. Returns how many were queued now."""
+    fresh = dict(keyed)  # one message per key, however often it is named
+    if not fresh:
+        return 0
+    known = set(session.scalars(select(Message.idempotency_key).where(Message.idempotency_key.in_(fresh))))
+    rows = [dict(idempotency_key=key, name=name, payload=payload, source_instance_id=source_instance_id,
+                 status="pending", created_at=now) for key, payload in fresh.items() if key not in known]
+    if not rows:
+        return 0
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = (insert(Message).on_conflict_do_nothing(index_elements=["idempotency_key"])
+                 .returning(Message.id))
+    queued = len(session.execute(statement, rows).all())
+    session.info["emitted"] = session.info.get("emitted", 0) + queued  # drained after commit
+    return queued
+
+
+__all__ = ["MessagingMixin", "emit", "emit_many", "Instance"]

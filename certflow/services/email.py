@@ -79,6 +79,7 @@ from sqlalchemy.orm import Session
 
 from certflow.registry import HandlerContext, HandlerError, PermanentError
 from certflow.settings import ROOT, Settings
+from certflow.services.billing.invoices import ensure_documents
 from certflow.store.billing import Invoice
 from certflow.store.communications import EmailMessage
 from certflow.store.models import User
@@ -309,7 +310,8 @@ def send_email(ctx: HandlerContext, data: SendEmail) -> dict[str, Any]:
         rendered = _render_for(user, data.template, context, ctx.settings,
                                deployed_templates(ctx.session))
         # Refuse early; the same documents are then sent (not read from the database twice).
-        attachments = invoice_attachments(ctx.session, user.username, data.attach_invoices)
+        attachments = invoice_attachments(ctx.session, user.username, data.attach_invoices,
+                                          ctx.settings)
         row = _queue(ctx.session, ctx.idempotency_key, user, data.template, rendered, ctx.now,
                      data.attach_invoices)
     if row.status != "sent":
@@ -404,17 +406,21 @@ def _queue(session: Session, key: str, user: User, template: str, rendered: Rend
     return row
 
 
-def invoice_attachments(session: Session, recipient: str, numbers: list[str]) -> list[Attachment]:
+def invoice_attachments(session: Session, recipient: str, numbers: list[str],
+                        settings: Settings) -> list[Attachment]:
     """The documents of the recipient's invoices ``numbers``: each one's PDF, and its UBL when
-    the customer is an organisation (that is what its bookkeeping reads in)."""
+    the customer is an organisation (that is what its bookkeeping reads in). An invoice made
+    in bulk gets them rendered and stored here, once (billing.invoices.ensure_documents)."""
     out = []
     for number in numbers:
         invoice = session.scalar(select(Invoice).where(Invoice.number == number.strip()))
-        if invoice is None or invoice.pdf is None:
+        if invoice is None:
             raise PermanentError(f"email/send: no invoice {number!r} to attach; nothing was sent")
         if invoice.customer_username != recipient:
             raise PermanentError(f"email/send: invoice {number} is not {recipient!r}'s; "
                                  "nothing was sent")
+        ensure_documents(session, invoice, settings)
+        assert invoice.pdf is not None
         out.append(Attachment(f"{invoice.number}.pdf", "application/pdf", invoice.pdf))
         if invoice.customer_type == "organisation" and invoice.ubl_xml:
             out.append(Attachment(f"{invoice.number}.xml", "application/xml",
@@ -426,7 +432,8 @@ def _send_row(session: Session, row: EmailMessage, settings: Settings, now: date
               attachments: list[Attachment] | None = None) -> None:
     user = session.get(User, row.recipient)
     if attachments is None:
-        attachments = invoice_attachments(session, row.recipient, list(row.attached_invoices or []))
+        attachments = invoice_attachments(session, row.recipient, list(row.attached_invoices or []),
+                                          settings)
     msg = _mime(row, user.display_name if user else "", settings, now, attachments)
     try:
         deliver(msg, settings)

@@ -1,4 +1,4 @@
-"""The yearly register fee: who owes it for a year, one message per professional.
+"""The yearly register fee: who owes it for a year, their invoices, one message per professional.
 
 Used by the operators (handlers/register_fee.py)
 ------------------------------------------------
@@ -9,6 +9,10 @@ Used by the operators (handlers/register_fee.py)
     result: ``{year, reference_date, count, queued}``: ``count`` professionals were in the
     register on the reference date (1 January of ``year``); ``queued`` of them got a new
     ``register_fee_due`` message in this run (0 when the year was already done).
+    Per batch of holders it also makes their fee invoices in bulk
+    (certflow.services.billing.batch: one lock, two INSERTs), under the very keys
+    ``register_fee/create_invoice`` uses, so each instance's own task finds its invoice made;
+    the PDF and UBL are rendered when the invoice e-mail first needs them.
 ``register_fee/create_invoice``
     input:  ``{holder: str (username), year: int}``
     result: as ``invoicing/create_invoice`` (``invoice_id, invoice_number, payment_reference,
@@ -39,9 +43,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Select, select
-from sqlalchemy.exc import IntegrityError
 
 from certflow.registry import HandlerContext
+from certflow.services.billing.batch import BatchResult, Order, create_invoices
 from certflow.services.billing.invoices import CreateInvoiceInput, create_invoice, local_date
 from certflow.store.register import RegisterEntry
 
@@ -90,32 +94,38 @@ def fee_key(year: int, holder: str) -> str:
 
 
 def fan_out(ctx: HandlerContext, data: FanOutInput) -> dict[str, Any]:
-    """Queue ``register_fee_due`` for every professional in the register on 1 January."""
+    """Invoice everyone in the register on 1 January and queue ``register_fee_due`` for each,
+    a batch of holders at a time (certflow.services.billing.batch)."""
     year = data.year or reference_year(data.due or ctx.now)
     reference = date(year, 1, 1)
     count = queued = 0
     rows = ctx.session.execute(in_register(reference).execution_options(yield_per=data.batch_size))
     for batch in rows.scalars().partitions():
-        for holder in batch:
-            count += 1
-            queued += _queue(ctx, year, holder)
+        count += len(batch)
+        invoice_batch(ctx, year, batch)
+        queued += ctx.emit_many(MESSAGE, [(fee_key(year, holder), {
+            "business_key": fee_key(year, holder), "holder": holder, "year": year}) for holder in batch])
     return {"year": year, "reference_date": reference.isoformat(), "count": count, "queued": queued}
 
 
-def _queue(ctx: HandlerContext, year: int, holder: str) -> bool:
-    key = fee_key(year, holder)
-    try:
-        return ctx.emit(MESSAGE, {"business_key": key, "holder": holder, "year": year},
-                        idempotency_key=key)
-    except IntegrityError:
-        # A concurrent run of this job (the sweep re-publishes one that runs long) committed the
-        # same key first; emit's savepoint has undone only this one row.
-        return False
+def invoice_batch(ctx: HandlerContext, year: int, holders: list[str]) -> BatchResult:
+    """The fee invoices of ``holders``, made together under the keys each holder's own
+    ``register_fee/create_invoice`` uses, which then finds its invoice made. A holder whose
+    account is incomplete is left to that task, which refuses with the reason (an incident)."""
+    return create_invoices(ctx.session, ctx.now, ctx.settings, [
+        Order(invoice_key(year, holder), fee_invoice_input(holder, year)) for holder in holders])
+
+
+def invoice_key(year: int, holder: str) -> str:
+    return f"{fee_key(year, holder)}:invoice"
+
+
+def fee_invoice_input(holder: str, year: int) -> CreateInvoiceInput:
+    return CreateInvoiceInput(customer=holder, product="register_fee",
+                              reference=f"Registerbijdrage {year}", supply_date=date(year, 1, 1))
 
 
 def create_fee_invoice(ctx: HandlerContext, data: FeeInvoiceInput) -> dict[str, Any]:
     """Invoice ``holder`` the register fee of ``year``: once per holder and year."""
-    keyed = replace(ctx, idempotency_key=f"{fee_key(data.year, data.holder)}:invoice")
-    return create_invoice(keyed, CreateInvoiceInput(
-        customer=data.holder, product="register_fee", reference=f"Registerbijdrage {data.year}",
-        supply_date=date(data.year, 1, 1)))
+    keyed = replace(ctx, idempotency_key=invoice_key(data.year, data.holder))
+    return create_invoice(keyed, fee_invoice_input(data.holder, data.year))

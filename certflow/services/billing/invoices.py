@@ -25,15 +25,23 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from certflow.localtime import LOCAL_TZ as AMSTERDAM
-from certflow.services.billing.fees import FeeTableError, NoPriceError, cached_tables, deployed_tables
+from certflow.services.billing.fees import (
+    FeeTableError,
+    FeeTables,
+    NoPriceError,
+    cached_tables,
+    deployed_tables,
+)
 from certflow.store.billing import Invoice, InvoiceLine
 from certflow.store.models import User
 from certflow.registry import HandlerContext, HandlerError, PermanentError
+from certflow.settings import Settings
 from certflow.services.billing.numbers import (
     format_number,
     lock_sequence,
@@ -84,6 +92,15 @@ def _customer(session: Session, username: str) -> User:
     user = session.get(User, username)
     if user is None:
         raise PermanentError(f"invoicing: customer {username!r} is unknown")
+    missing = customer_problems(user)
+    if missing:
+        raise PermanentError(f"invoicing: customer {username!r} has no {', '.join(missing)}; "
+                             "complete the account before invoicing")
+    return user
+
+
+def customer_problems(user: User) -> list[str]:
+    """What the account lacks for an invoice that legally names it (empty when complete)."""
     address = user.address or {}
     missing = [f"address.{f}" for f in REQUIRED_ADDRESS if not str(address.get(f) or "").strip()]
     if not user.display_name.strip():
@@ -91,10 +108,7 @@ def _customer(session: Session, username: str) -> User:
     if user.customer_type == "organisation" and not (user.kvk_number or user.oin):
         # Its e-invoice goes over Peppol, which needs the KvK number or OIN as its address.
         missing.append("kvk_number or oin")
-    if missing:
-        raise PermanentError(f"invoicing: customer {username!r} has no {', '.join(missing)}; "
-                             "complete the account before invoicing")
-    return user
+    return missing
 
 
 def customer_identifiers(user: User) -> dict[str, str]:
@@ -135,22 +149,52 @@ def _store(ctx: HandlerContext, invoice: Invoice) -> Invoice:
     computed = totals(invoice.lines)
     invoice.net_total, invoice.vat_total = computed.net, computed.vat
     invoice.gross_total = computed.gross
+    # Rendered before the row is written: one INSERT with the documents, not an INSERT and
+    # an UPDATE that rewrites the row with them.
+    invoice.pdf = render_pdf(invoice, ctx.settings)
+    invoice.ubl_xml = build_ubl(invoice, ctx.settings)
     ctx.session.add(invoice)
     try:
         ctx.session.flush()
     except IntegrityError as exc:  # a concurrent run of this job won the race: retry finds it
         raise HandlerError(f"invoicing: concurrent insert for key {ctx.idempotency_key!r}") from exc
-    invoice.pdf = render_pdf(invoice, ctx.settings)
-    invoice.ubl_xml = build_ubl(invoice, ctx.settings)
-    ctx.session.flush()
+    return invoice
+
+
+def ensure_documents(session: Session, invoice: Invoice, settings: Settings) -> Invoice:
+    """Give ``invoice`` its PDF and UBL if it has none yet, and store them.
+
+    Invoices made in bulk (certflow.services.billing.batch) are stored without: their
+    documents are rendered here, once, where they are first needed (the invoice e-mail, a
+    download), by whichever worker gets there, instead of one after another in the batch.
+    Both are rendered from the stored invoice alone and byte-for-byte reproducible, so a
+    second renderer racing the first writes the same bytes; the first write stands."""
+    if invoice.pdf is not None and invoice.ubl_xml is not None:
+        return invoice
+    pdf, ubl = render_pdf(invoice, settings), build_ubl(invoice, settings)
+    table = Invoice.__table__
+    session.execute(update(table).where(table.c.id == invoice.id, table.c.pdf.is_(None))
+                    .values(pdf=pdf, ubl_xml=ubl))
+    set_committed_value(invoice, "pdf", pdf)
+    set_committed_value(invoice, "ubl_xml", ubl)
     return invoice
 
 
 def _new_invoice(ctx: HandlerContext, user: User, data: CreateInvoiceInput) -> Invoice:
-    issue = local_date(ctx.now)
-    supply = data.supply_date or issue
     try:
         tables = deployed_tables(ctx.session, ctx.settings.var_dir, ctx.settings.processes_dir)
+    except FeeTableError as exc:
+        raise PermanentError(f"invoicing: {exc}") from exc
+    return build_invoice(ctx.idempotency_key, user, data, ctx.now, tables)
+
+
+def build_invoice(key: str, user: User, data: CreateInvoiceInput, now: datetime,
+                  tables: FeeTables) -> Invoice:
+    """The invoice for ``data`` at the fee of its supply date, not yet numbered nor stored.
+    Raises PermanentError when the tables have no price for it."""
+    issue = local_date(now)
+    supply = data.supply_date or issue
+    try:
         price = tables.price(data.product, supply)
     except (NoPriceError, FeeTableError) as exc:
         raise PermanentError(f"invoicing: {exc}") from exc
@@ -158,14 +202,14 @@ def _new_invoice(ctx: HandlerContext, user: User, data: CreateInvoiceInput) -> I
     description = price.description_en if english else price.description_nl
     priced = price_line(price, data.quantity)
     invoice = Invoice(
-        idempotency_key=ctx.idempotency_key, kind="invoice", customer_username=user.username,
+        idempotency_key=key, kind="invoice", customer_username=user.username,
         customer_name=user.display_name, customer_address=dict(user.address),
         customer_email=user.email, customer_type=user.customer_type,
         customer_identifiers=customer_identifiers(user),
         language="en" if english else "nl", issue_date=issue,
         supply_date=supply, due_date=issue + timedelta(days=PAYMENT_TERM_DAYS),
         description=description, reference=data.reference, currency="EUR", status="open",
-        created_at=ctx.now,
+        created_at=now,
     )
     invoice.lines.append(InvoiceLine(
         position=1, product=data.product, description=description, quantity=priced.quantity,

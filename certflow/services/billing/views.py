@@ -13,9 +13,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from certflow.errors import Forbidden, NotFound
+from certflow.services.billing.invoices import ensure_documents
 from certflow.services.documents import Document
 from certflow.services.payments import amount_received
 from certflow.services.viewer import Viewer
+from certflow.settings import Settings, get_settings
 from certflow.store.billing import Invoice
 from certflow.i18n import Message, N_
 
@@ -57,8 +59,11 @@ def invoice_view(session: Session, viewer: Viewer, number: str) -> dict[str, Any
 
 
 def invoice_document(session: Session, viewer: Viewer, number: str,
-                     kind: Literal["pdf", "ubl"]) -> Document:
+                     kind: Literal["pdf", "ubl"], settings: Settings | None = None) -> Document:
     invoice = invoice_for(session, viewer, number)
+    if invoice.kind in ("invoice", "credit_note"):
+        # One made in bulk gets its documents on first need (the e-mail usually came first).
+        ensure_documents(session, invoice, settings or get_settings())
     content = invoice.pdf if kind == "pdf" else (invoice.ubl_xml or "").encode() or None
     if content is None:
         raise NotFound(Message(N_("invoice %(number)s has no %(kind)s document"), number=number, kind=kind.upper()))
