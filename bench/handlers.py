@@ -37,6 +37,7 @@ from certflow.services.billing.pdf import render_pdf  # noqa: E402
 from certflow.services.billing.invoices import CreateInvoiceInput, create_invoice  # noqa: E402
 from certflow.services.billing.ubl import build_ubl  # noqa: E402
 from tests.support_documents import en16931_errors  # noqa: E402
+from bench.smtp_sink import smtp_sink  # noqa: E402
 
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)
 PRODUCTS = ("certification", "recertification", "register_fee", "english_certificate", "book")
@@ -113,52 +114,33 @@ def bench_emails(n: int) -> float | None:
     """Mean milliseconds per email over a batch of ``n``, each in its own committed
     transaction: record (keyed), render NL templates, and send over a real SMTP connection to
     a local aiosmtpd server that accepts everything."""
-    from aiosmtpd.controller import Controller
-
     from certflow.services.email import SendEmail, send_email
 
-    class Sink:
-        received = 0
+    with smtp_sink() as (sink, port), tempfile.TemporaryDirectory() as tmp:
+        engine = create_engine(f"sqlite:///{tmp}/bench.sqlite")
+        Base.metadata.create_all(engine)
+        settings = Settings(_env_file=None, var_dir=Path(tmp), smtp_host="127.0.0.1", smtp_port=port)  # type: ignore[call-arg]
+        with Session(engine) as session:
+            _customer(session)
+        data = SendEmail(recipient="bench", template="certification/invoice_sent",
+                         context={"invoice_number": "2026-000001", "total": "786.50",
+                                  "payment_reference": "4202600000000001"})
 
-        async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
-            Sink.received += 1
-            return "250 OK"
-
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = Controller(Sink(), hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            engine = create_engine(f"sqlite:///{tmp}/bench.sqlite")
-            Base.metadata.create_all(engine)
-            settings = Settings(_env_file=None, var_dir=Path(tmp), smtp_host="127.0.0.1", smtp_port=port)  # type: ignore[call-arg]
+        def one(i: int) -> None:
             with Session(engine) as session:
-                _customer(session)
-            data = SendEmail(recipient="bench", template="certification/invoice_sent",
-                             context={"invoice_number": "2026-000001", "total": "786.50",
-                                      "payment_reference": "4202600000000001"})
+                ctx = HandlerContext(session=session, now=NOW, idempotency_key=f"bench-mail-{i}-{uuid.uuid4().hex}",
+                                     settings=settings)
+                send_email(ctx, data)
+                session.commit()
 
-            def one(i: int) -> None:
-                with Session(engine) as session:
-                    ctx = HandlerContext(session=session, now=NOW, idempotency_key=f"bench-mail-{i}-{uuid.uuid4().hex}",
-                                         settings=settings)
-                    send_email(ctx, data)
-                    session.commit()
-
-            for i in range(WARMUP):
-                one(-i - 1)
-            started = time.perf_counter()
-            for i in range(n):
-                one(i)
-            elapsed = (time.perf_counter() - started) * 1000 / n
-        print(f"emails: n={n} mean={elapsed:.2f}ms (SMTP server received {Sink.received})")
-        return elapsed
-    finally:
-        controller.stop()
+        for i in range(WARMUP):
+            one(-i - 1)
+        started = time.perf_counter()
+        for i in range(n):
+            one(i)
+        elapsed = (time.perf_counter() - started) * 1000 / n
+    print(f"emails: n={n} mean={elapsed:.2f}ms (SMTP server received {sink.received})")
+    return elapsed
 
 
 def main(argv: list[str] | None = None) -> None:

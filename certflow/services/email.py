@@ -48,6 +48,7 @@ import mailbox
 import re
 import smtplib
 import ssl
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -272,12 +273,7 @@ def deliver(msg: MimeMessage, settings: Settings) -> None:
         return
     where = f"{settings.smtp_host}:{settings.smtp_port}"
     try:
-        with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=SMTP_TIMEOUT) as smtp:
-            if settings.smtp_tls:
-                smtp.starttls(context=ssl.create_default_context())
-            if settings.smtp_user:
-                smtp.login(settings.smtp_user, settings.smtp_password)
-            smtp.send_message(msg)
+        _send_smtp(msg, settings)
     except smtplib.SMTPRecipientsRefused as exc:
         detail = "; ".join(f"{rcpt}: {code} {reply!r}"
                            for rcpt, (code, reply) in exc.recipients.items())
@@ -287,6 +283,62 @@ def deliver(msg: MimeMessage, settings: Settings) -> None:
         raise HandlerError(f"mail server {where} deferred the recipient: {detail}") from exc
     except (smtplib.SMTPException, OSError) as exc:
         raise HandlerError(f"could not send email via {where}: {exc}") from exc
+
+
+class _Connections(threading.local):
+    """This thread's open SMTP session and the settings it was opened with."""
+
+    smtp: smtplib.SMTP | None = None
+    opened_for: tuple[Any, ...] = ()
+
+
+_SMTP = _Connections()
+
+
+def _send_smtp(msg: MimeMessage, settings: Settings) -> None:
+    """Send over this thread's SMTP session, kept open between mails: a connection, EHLO,
+    STARTTLS and login per mail cost more than the mail (the yearly fee run sends thousands).
+    A session the server closed meanwhile is opened again once; anything else is the
+    caller's error (and the session is dropped)."""
+    wanted = (settings.smtp_host, settings.smtp_port, settings.smtp_tls, settings.smtp_user,
+              settings.smtp_password)
+    for fresh in (False, True):
+        smtp = _SMTP.smtp if _SMTP.opened_for == wanted and not fresh else None
+        if smtp is None:
+            close_smtp()
+            smtp = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=SMTP_TIMEOUT)
+            _SMTP.smtp, _SMTP.opened_for = smtp, wanted
+            if settings.smtp_tls:
+                smtp.starttls(context=ssl.create_default_context())
+            if settings.smtp_user:
+                smtp.login(settings.smtp_user, settings.smtp_password)
+            fresh = True
+        try:
+            smtp.send_message(msg)
+            return
+        except smtplib.SMTPServerDisconnected:
+            close_smtp()
+            if fresh:
+                raise
+        except smtplib.SMTPRecipientsRefused:
+            try:
+                smtp.rset()  # the session itself is fine: ready for the next mail
+            except (smtplib.SMTPException, OSError):
+                close_smtp()
+            raise
+        except BaseException:
+            close_smtp()
+            raise
+
+
+def close_smtp() -> None:
+    """Close this thread's kept SMTP session, if any."""
+    smtp, _SMTP.smtp, _SMTP.opened_for = _SMTP.smtp, None, ()
+    if smtp is not None:
+        try:
+            smtp.quit()
+        except (smtplib.SMTPException, OSError):
+            smtp.close()
 
 
 def _to_maildir(msg: MimeMessage, path: Path) -> None:

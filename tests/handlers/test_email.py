@@ -275,3 +275,47 @@ def test_a_username_in_the_context_reaches_the_letter_as_a_name(session: Session
     with pytest.raises(PermanentError, match="no user 'ghost'"):
         SEND(make_ctx(session, settings, "job-names-2"),
              {"recipient": "anna", "template": "certification/mentor_assigned", "context": {"mentor_username": "ghost"}})
+
+
+# -- one SMTP session for many mails ------------------------------------------------------------
+class PeerCollector(Collector):
+    """Also notes which client connection each mail came over."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.peers: list[Any] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.peers.append(session.peer)
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_mails_go_over_one_kept_session_which_is_reopened_when_the_server_closed_it(
+        session: Session, settings: Settings) -> None:
+    from certflow.services.email import close_smtp
+
+    add_user(session, "anna", "Anna de Vries")
+    port = free_port()
+    mailer = settings.model_copy(update={"smtp_host": "127.0.0.1", "smtp_port": port})
+    params = {"recipient": "anna", "template": "certification/granted",
+              "context": {"register_number": "RL-2026-00007", "valid_until": "2029-03-02"}}
+    first = PeerCollector()
+    controller = Controller(first, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        for n in range(3):
+            SEND(make_ctx(session, mailer, f"kept-{n}"), params)
+    finally:
+        controller.stop()  # drops the session certflow kept open
+    assert len(first.envelopes) == 3 and len(set(first.peers)) == 1
+    second = PeerCollector()
+    controller = Controller(second, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        SEND(make_ctx(session, mailer, "after-restart"), params)
+    finally:
+        controller.stop()
+        close_smtp()
+    assert len(second.envelopes) == 1
+    assert session.scalar(select(func.count()).select_from(EmailMessage)
+                          .where(EmailMessage.status == "sent")) == 4
