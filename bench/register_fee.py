@@ -7,7 +7,8 @@
 1. N professionals in the register (users, certificates, register entries) are bulk-inserted
    directly, not through the handlers, plus 5% more who are NOT in the register on 1 January
    (lapsed, withdrawn, suspended, expired on 31 December) and must not be invoiced.
-2. The ``register_fee/fan_out`` handler runs once, in-process: one message per professional.
+2. The ``register_fee/fan_out`` handler runs once, in-process: the invoices in bulk (without
+   their PDF, made when the mail needs it) and one message per professional.
 3. ``engine.drain_messages()`` routes them: N ``register_fee`` instances start, each waiting
    for its ``register_fee/create_invoice`` job.
 4. Those invoice jobs run in-process (``engine.run_job``) for a sample, or all with ``--all``.
@@ -145,7 +146,7 @@ def run(n: int, sample: int | None) -> dict[str, float]:
     figures["invoice_ms"] = (time.perf_counter() - began) * 1000 / max(1, len(chosen))
     assert outcomes == ["done"] * len(chosen), set(outcomes)
     print(f"invoice jobs:   {len(chosen)} of {len(job_ids)} run in-process, "
-          f"{figures['invoice_ms']:.2f} ms each (handler: number, PDF, UBL; then the advance)")
+          f"{figures['invoice_ms']:.2f} ms each (handler: finds the invoice the fan-out made; then the advance)")
     return figures
 
 

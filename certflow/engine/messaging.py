@@ -45,6 +45,8 @@ def candidate_keys(payload: dict[str, Any]) -> list[str]:
 
 class MessagingMixin(_Base):
     _draining = False
+    # Start message names by definition id (cache; definitions never change once deployed).
+    _start_messages: dict[int, frozenset[str]] | None = None
 
     if TYPE_CHECKING:  # provided by the facade
 
@@ -122,11 +124,24 @@ class MessagingMixin(_Base):
             _mark(session, message_id, status, outcome, self.now())
 
     def _message_start_process(self, session: Any, name: str) -> str | None:
-        latest: dict[str, Definition] = {}
-        for row in session.scalars(select(Definition).order_by(Definition.version)):
-            latest[row.process_id] = row
-        for process_id, row in latest.items():
-            if any(m.get("type") == "StartEvent" and m.get("message") == name for m in row.elements.values()):
+        # Definitions are immutable: each one's start messages are read once per process (a
+        # fan-out routes thousands of messages, and reading every definition's elements for
+        # each of them was the biggest part of routing one).
+        latest: dict[str, int] = {}
+        for process_id, definition_id in session.execute(
+                select(Definition.process_id, Definition.id).order_by(Definition.version)):
+            latest[process_id] = definition_id
+        if self._start_messages is None:
+            self._start_messages = {}
+        known = self._start_messages
+        missing = [i for i in latest.values() if i not in known]
+        if missing:
+            for definition_id, elements in session.execute(
+                    select(Definition.id, Definition.elements).where(Definition.id.in_(missing))):
+                known[definition_id] = frozenset(
+                    m.get("message") for m in elements.values() if m.get("type") == "StartEvent")
+        for process_id, definition_id in latest.items():
+            if name in known[definition_id]:
                 return process_id
         return None
 

@@ -37,6 +37,7 @@ of professionals never sit in memory at once.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
@@ -108,7 +109,7 @@ def fan_out(ctx: HandlerContext, data: FanOutInput) -> dict[str, Any]:
     return {"year": year, "reference_date": reference.isoformat(), "count": count, "queued": queued}
 
 
-def invoice_batch(ctx: HandlerContext, year: int, holders: list[str]) -> BatchResult:
+def invoice_batch(ctx: HandlerContext, year: int, holders: Sequence[str]) -> BatchResult:
     """The fee invoices of ``holders``, made together under the keys each holder's own
     ``register_fee/create_invoice`` uses, which then finds its invoice made. A holder whose
     account is incomplete is left to that task, which refuses with the reason (an incident)."""

@@ -172,9 +172,8 @@ def ensure_documents(session: Session, invoice: Invoice, settings: Settings) -> 
     if invoice.pdf is not None and invoice.ubl_xml is not None:
         return invoice
     pdf, ubl = render_pdf(invoice, settings), build_ubl(invoice, settings)
-    table = Invoice.__table__
-    session.execute(update(table).where(table.c.id == invoice.id, table.c.pdf.is_(None))
-                    .values(pdf=pdf, ubl_xml=ubl))
+    session.execute(update(Invoice).where(Invoice.id == invoice.id, Invoice.pdf.is_(None))
+                    .values(pdf=pdf, ubl_xml=ubl).execution_options(synchronize_session=False))
     set_committed_value(invoice, "pdf", pdf)
     set_committed_value(invoice, "ubl_xml", ubl)
     return invoice
