@@ -29,8 +29,9 @@ the mail: the stored PDF, byte for byte what ``GET /api/invoices/{number}/pdf`` 
 the customer is an organisation, the UBL e-invoice its bookkeeping reads in. Someone else's
 invoice is refused: a mail never carries another person's financial data.
 
-Delivery is SMTP when ``settings.smtp_host`` is set; otherwise the maildir ``var_dir/mail``,
-so a development machine loses nothing.
+Delivery is SMTP when ``settings.smtp_host`` is set, over one session each worker thread keeps
+open between mails (reopened once when the server has closed it); otherwise the maildir
+``var_dir/mail``, so a development machine loses nothing.
 
 Exactly once as far as SMTP allows: the message row (unique on the idempotency key) is
 written and flushed before sending and marked sent after, so a redelivered job finds it and
