@@ -5,6 +5,7 @@ They live in the core, not in the engine, because services (below the engine) ra
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 
 class CertflowError(Exception):
@@ -24,6 +25,20 @@ class Conflict(CertflowError):
     """The thing changed under you: a second claim, a task completed already."""
 
     status = 409
+
+
+class DraftConflict(Conflict):
+    """A studio draft saved by someone else since the editor loaded it (optimistic
+    concurrency): ``revision`` is what is saved now (0: no draft any more, deployed or
+    discarded), ``saved_by``/``saved_at`` who saved it and when (None when there is no draft)."""
+
+    def __init__(self, name: str, revision: int, saved_by: str | None, saved_at: datetime | None) -> None:
+        if saved_by is None or saved_at is None:
+            text = f"the draft of {name} was deployed or discarded after you opened it"
+        else:
+            text = f"{saved_by} saved the draft of {name} at {saved_at.isoformat()}, after you opened it"
+        super().__init__(text, revision=revision)
+        self.name, self.revision, self.saved_by, self.saved_at = name, revision, saved_by, saved_at
 
 
 class Forbidden(CertflowError):

@@ -25,7 +25,7 @@ from certflow.engine import diagram_diff, rules
 from certflow.engine.dto import DeployedVersion
 from certflow.engine.errors import DeployError, Forbidden, NotFound, Problem
 from certflow.store.models import Definition
-from certflow.store.studio import StudioDraft
+from certflow.store.studio import StudioDraft, next_revision
 
 if TYPE_CHECKING:
     from certflow.engine.facade import Actor
@@ -49,6 +49,7 @@ class Workspace:
     is_draft: bool
     saved_by: str | None
     saved_at: datetime | None
+    revision: int = 0  # what a save must carry back (0: no draft yet)
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,14 @@ class VersionInfo:
     version: int
     deployed_at: datetime
     deployed_by: str
+    changes: diagram_diff.VersionDiff
+
+
+@dataclass(frozen=True)
+class DraftChanges:
+    """A draft against the newest deployed version (None: never deployed): what a deploy changes."""
+
+    newest: int | None
     changes: diagram_diff.VersionDiff
 
 
@@ -91,15 +100,17 @@ class StudioMixin:
             draft = session.get(StudioDraft, process_id)
             if draft is not None:
                 return Workspace(process_id, dict(draft.sources), draft.base_version, True,
-                                 draft.saved_by, draft.saved_at)
+                                 draft.saved_by, draft.saved_at, draft.revision)
             row = rules.definition(session, process_id, None)
             return Workspace(process_id, dict(row.sources), row.version, False, None, None)
 
     def save_draft(self, actor: "Actor", process_id: str, sources: dict[str, str],
-                   base_version: int | None = None) -> Workspace:
+                   base_version: int | None = None, revision: int | None = None) -> Workspace:
         """Keep ``sources`` as the process's draft. Refused (DeployError, nothing saved) when
         it cannot even be parsed: not BPMN, a DOCTYPE, too large, odd file names. Convention
-        problems are the deploy check's to report: a draft may be work in progress."""
+        problems are the deploy check's to report: a draft may be work in progress.
+        ``revision`` is the one the editor loaded: DraftConflict (nothing saved) when someone
+        saved, deployed or discarded the draft since; None saves whatever is there."""
         studio_only(actor)
         _valid_id(process_id)
         problems = deploying.source_problems(sources)
@@ -110,14 +121,15 @@ class StudioMixin:
                 latest = session.scalar(select(Definition.version).where(Definition.process_id == process_id)
                                         .order_by(Definition.version.desc()).limit(1))
                 base_version = latest
-            draft = session.get(StudioDraft, process_id)
+            draft = session.get(StudioDraft, process_id, with_for_update=True)
+            new_revision = next_revision(draft, revision, process_id)
             if draft is None:
                 draft = StudioDraft(process_id=process_id)
                 session.add(draft)
             now = _now()
             draft.sources, draft.base_version = dict(sources), base_version
-            draft.saved_by, draft.saved_at = actor.username, now
-            return Workspace(process_id, dict(sources), base_version, True, actor.username, now)
+            draft.saved_by, draft.saved_at, draft.revision = actor.username, now, new_revision
+            return Workspace(process_id, dict(sources), base_version, True, actor.username, now, new_revision)
 
     def upload_diagram(self, actor: "Actor", process_id: str, text: str) -> Workspace:
         """Replace the process's diagram (its one .bpmn file) in the draft with an uploaded one."""
@@ -151,13 +163,16 @@ class StudioMixin:
         problems += deploying.shared_problems(self.settings.processes_dir, self.registry)
         return bundle, problems
 
-    def deploy_draft(self, actor: "Actor", process_id: str) -> DeployedVersion:
+    def deploy_draft(self, actor: "Actor", process_id: str, revision: int | None = None) -> DeployedVersion:
         """Deploy the process's draft as its next version (or report it unchanged); the draft
-        is gone afterwards. DeployError with every problem, nothing stored, otherwise."""
+        is gone afterwards. DeployError with every problem, nothing stored, otherwise; with
+        ``revision`` (the draft the owner reviewed), DraftConflict if it was saved since."""
         studio_only(actor)
         rules.staff_only(actor, "deploy")
         with self.session() as session:
-            draft = session.get(StudioDraft, process_id)
+            draft = session.get(StudioDraft, process_id, with_for_update=True)
+            if revision is not None:
+                next_revision(draft, revision, process_id)
             if draft is None:
                 raise NotFound(f"no draft of {process_id!r} to deploy")
             bundle, problems = self._problems(process_id, dict(draft.sources))
@@ -180,6 +195,16 @@ class StudioMixin:
                                          diagram_diff.diff(previous, row.sources)))
                 previous = row.sources
             return found[::-1]
+
+    def draft_changes(self, actor: "Actor", process_id: str, sources: dict[str, str]) -> DraftChanges:
+        """What deploying ``sources`` would change against the newest deployed version."""
+        studio_only(actor)
+        _valid_id(process_id)
+        with self.session() as session:
+            newest = session.scalars(select(Definition).where(Definition.process_id == process_id)
+                                     .order_by(Definition.version.desc()).limit(1)).first()
+            old = dict(newest.sources) if newest is not None else {}
+            return DraftChanges(newest.version if newest is not None else None, diagram_diff.diff(old, sources))
 
     def version_diff(self, actor: "Actor", process_id: str, old: int, new: int) -> diagram_diff.VersionDiff:
         studio_only(actor)

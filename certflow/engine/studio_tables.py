@@ -29,6 +29,7 @@ from certflow.engine.dto import DeployedVersion
 from certflow.engine.errors import DeployError, NotFound, Problem
 from certflow.engine.studio import studio_only
 from certflow.store.models import SharedTable
+from certflow.store.studio import next_revision
 from certflow.store.studio_texts import StudioSharedDraft
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ class TableSpace:
     is_draft: bool
     saved_by: str | None
     saved_at: datetime | None
+    revision: int = 0  # what a save must carry back (0: no draft)
 
 
 def table_problems(name: str, content: str) -> list[Problem]:
@@ -102,7 +104,7 @@ class TableStudioMixin:
         content, version = self._live_content(session, name)
         draft = session.get(StudioSharedDraft, name)
         if draft is not None:
-            return TableSpace(name, draft.content, version, True, draft.saved_by, draft.saved_at)
+            return TableSpace(name, draft.content, version, True, draft.saved_by, draft.saved_at, draft.revision)
         return TableSpace(name, content, version, False, None, None)
 
     def _contents(self, session: Session, edited: dict[str, str] | None) -> dict[str, str]:
@@ -119,23 +121,27 @@ class TableStudioMixin:
         with self.session() as session:
             return self._contents(session, edited)
 
-    def save_table_draft(self, actor: "Actor", name: str, content: str) -> TableSpace:
+    def save_table_draft(self, actor: "Actor", name: str, content: str,
+                         revision: int | None = None) -> TableSpace:
         """Keep ``content`` as the table's draft. Refused (DeployError, nothing saved) when it is
-        not a DMN file at all; the effective-date rules are the check's to report."""
+        not a DMN file at all; the effective-date rules are the check's to report. With the
+        ``revision`` the editor loaded: DraftConflict if the draft was saved since."""
         studio_only(actor)
         problems = table_problems(name, content)
         if problems:
             raise DeployError(problems)
         with self.session() as session:
             live, version = self._live_content(session, name)
-            draft = session.get(StudioSharedDraft, name)
+            draft = session.get(StudioSharedDraft, name, with_for_update=True)
+            new_revision = next_revision(draft, revision, name)
             if draft is None:
                 draft = StudioSharedDraft(name=name)
                 session.add(draft)
             now = CLOCK.now()
             draft.content = keep_comment(draft.content or live, content)
             draft.base_version, draft.saved_by, draft.saved_at = version, actor.username, now
-            return TableSpace(name, draft.content, version, True, actor.username, now)
+            draft.revision = new_revision
+            return TableSpace(name, draft.content, version, True, actor.username, now, new_revision)
 
     def discard_table_draft(self, actor: "Actor", name: str) -> None:
         studio_only(actor)

@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from certflow.services import email
+from certflow.store.studio import next_revision
 from certflow.store.studio_texts import EmailTemplate, StudioSharedDraft
 
 DRAFT_PREFIX = "email/"
@@ -44,6 +45,7 @@ class TemplateText:
     is_draft: bool
     saved_by: str | None
     saved_at: datetime | None
+    revision: int = 0  # what a save must carry back (0: no draft)
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ def text(session: Session, name: str) -> TemplateText:
     content, version = _live(session, _known(name))
     draft = _drafts(session).get(name)
     if draft is not None:
-        return TemplateText(name, draft.content, version, True, draft.saved_by, draft.saved_at)
+        return TemplateText(name, draft.content, version, True, draft.saved_by, draft.saved_at, draft.revision)
     return TemplateText(name, content, version, False, None, None)
 
 
@@ -141,19 +143,23 @@ def preview(session: Session, name: str, content: str) -> Preview:
     return Preview(rendered.subject, rendered.text, rendered.html, language, [], kind)
 
 
-def save_draft(session: Session, name: str, content: str, who: str, now: datetime) -> TemplateText:
+def save_draft(session: Session, name: str, content: str, who: str, now: datetime,
+               revision: int | None = None) -> TemplateText:
     """Keep ``content`` as the draft of ``name``; TemplateRefused (nothing saved) if it does
-    not even parse."""
+    not even parse; DraftConflict if ``revision`` (the one the editor loaded) is not the
+    draft's any more."""
     problems = syntax_problems(_known(name), content)
     if problems:
         raise TemplateRefused(problems)
     _, version = _live(session, name)
-    draft = session.get(StudioSharedDraft, DRAFT_PREFIX + name)
+    draft = session.get(StudioSharedDraft, DRAFT_PREFIX + name, with_for_update=True)
+    new_revision = next_revision(draft, revision, name)
     if draft is None:
         draft = StudioSharedDraft(name=DRAFT_PREFIX + name)
         session.add(draft)
     draft.content, draft.base_version, draft.saved_by, draft.saved_at = content, version, who, now
-    return TemplateText(name, content, version, True, who, now)
+    draft.revision = new_revision
+    return TemplateText(name, content, version, True, who, now, new_revision)
 
 
 def discard_draft(session: Session, name: str) -> None:

@@ -26,6 +26,8 @@ class StudioSharedDraft(Base):
     base_version: Mapped[int | None] = mapped_column(Integer)
     saved_by: Mapped[str] = mapped_column(String(100))
     saved_at: Mapped[datetime]
+    # Raised by every save; a save carrying an older one is refused (certflow.store.studio).
+    revision: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
 class EmailTemplate(Base):

@@ -110,8 +110,8 @@ def test_process_owner_changes_checks_and_deploys(app: App, ui: Callable[..., UI
     _select(page, "wait_payment")
     assert _field(page, "certflow-correlation").input_value() == "invoice_number"
 
-    page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Uitrollen als nieuwe versie").click()
+    page.locator("#studio-confirm").get_by_role("button", name="Uitrollen", exact=True).click()
     page.wait_for_selector(f"#studio-status:has-text('versie {latest + 1}')")
     owner.check("studio-deployed")
 

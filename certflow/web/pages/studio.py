@@ -10,17 +10,20 @@ draft may contain is decided by the engine facade (``certflow.engine.studio``).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
 from certflow.engine.errors import CertflowError, DeployError, Problem
-from certflow.engine.studio import ROLE
+from certflow.engine.studio import ROLE, Workspace
+from certflow.errors import DraftConflict
 from certflow.i18n import N_
 from certflow.services.accounts import ROLES, Account
 from certflow.web.deps import actor_of, get_engine
 from certflow.web.pages.deps import require_role
+from certflow.web.pages.drafts import conflict_json, revision_of
 from certflow.web.pages.rendering import redirect, render
 
 router = APIRouter(prefix="/studio")
@@ -37,15 +40,16 @@ def _refusal(exc: CertflowError) -> JSONResponse:
     return JSONResponse({"error": exc.message, "problems": _problems(problems)}, status_code=exc.status)
 
 
-async def _sources(request: Request) -> dict[str, str] | JSONResponse:
+async def _body(request: Request) -> tuple[dict[str, str], int | None] | JSONResponse:
+    """The editor's ``{"sources": {path: text}, "revision": n}``, or the 422 saying so."""
     try:
         body = json.loads(await request.body())
     except (json.JSONDecodeError, UnicodeDecodeError):
         body = None
     sources = body.get("sources") if isinstance(body, dict) else None
-    if not isinstance(sources, dict) or not all(isinstance(k, str) for k in sources):
+    if not isinstance(body, dict) or not isinstance(sources, dict) or not all(isinstance(k, str) for k in sources):
         return JSONResponse({"error": "expected {\"sources\": {path: text}}", "problems": []}, status_code=422)
-    return sources
+    return sources, revision_of(body.get("revision"))
 
 
 @router.get("")
@@ -73,7 +77,7 @@ def workspace(process_id: str, user: Owner) -> JSONResponse:
     space = get_engine().workspace(actor_of(user), process_id)
     return JSONResponse({
         "process_id": space.process_id, "sources": space.sources, "base_version": space.base_version,
-        "is_draft": space.is_draft, "saved_by": space.saved_by,
+        "is_draft": space.is_draft, "saved_by": space.saved_by, "revision": space.revision,
         "saved_at": space.saved_at.isoformat() if space.saved_at else None,
         "bpmn_file": next((n for n in sorted(space.sources) if n.endswith(".bpmn")), None),
         "forms": sorted(n.removeprefix("forms/") for n in space.sources if n.startswith("forms/")),
@@ -82,33 +86,63 @@ def workspace(process_id: str, user: Owner) -> JSONResponse:
 
 @router.post("/{process_id}/draft")
 async def save_draft(request: Request, process_id: str, user: Owner) -> JSONResponse:
-    sources = await _sources(request)
-    if isinstance(sources, JSONResponse):
-        return sources
-    try:
-        space = get_engine().save_draft(actor_of(user), process_id, sources)
-    except CertflowError as exc:
-        return _refusal(exc)
-    return JSONResponse({"saved_by": space.saved_by, "saved_at": space.saved_at.isoformat()
-                         if space.saved_at else None})
+    """Save the editor's sources as the draft, if the draft is still the revision it loaded."""
+    return await _with_sources(request, lambda sources, revision: _saved(get_engine().save_draft(
+        actor_of(user), process_id, sources, revision=revision)))
 
 
 @router.post("/{process_id}/check")
 async def check(request: Request, process_id: str, user: Owner) -> JSONResponse:
-    sources = await _sources(request)
-    if isinstance(sources, JSONResponse):
-        return sources
+    return await _with_sources(request, lambda sources, _: {"problems": _problems(
+        get_engine().check_sources(actor_of(user), process_id, sources))})
+
+
+@router.post("/{process_id}/changes")
+async def changes(request: Request, process_id: str, user: Owner) -> Response:
+    """What deploying these sources would change against the newest deployed version (the
+    versions page's summary), shown for the owner to confirm before deploying."""
+    body = await _body(request)
+    if isinstance(body, JSONResponse):
+        return body
     try:
-        problems = get_engine().check_sources(actor_of(user), process_id, sources)
+        change = get_engine().draft_changes(actor_of(user), process_id, body[0])
     except CertflowError as exc:
         return _refusal(exc)
-    return JSONResponse({"problems": _problems(problems)})
+    return render(request, "studio/_changes.html", {"change": change, "process_id": process_id})
+
+
+async def _with_sources(request: Request, action: Callable[[dict[str, str], int | None], dict[str, Any]]
+                        ) -> JSONResponse:
+    """The two JSON routes that take the editor's sources: read them, act, answer or refuse."""
+    body = await _body(request)
+    if isinstance(body, JSONResponse):
+        return body
+    try:
+        return JSONResponse(action(*body))
+    except DraftConflict as exc:
+        return conflict_json(request, exc)
+    except CertflowError as exc:
+        return _refusal(exc)
+
+
+def _saved(space: Workspace) -> dict[str, Any]:
+    return {"saved_by": space.saved_by, "saved_at": space.saved_at.isoformat() if space.saved_at else None,
+            "revision": space.revision}
 
 
 @router.post("/{process_id}/deploy")
-def deploy(process_id: str, user: Owner) -> JSONResponse:
+async def deploy(request: Request, process_id: str, user: Owner) -> JSONResponse:
+    """Deploy the draft; with ``{"revision": n}`` only if the draft is still that revision (the
+    one whose changes the owner confirmed)."""
     try:
-        done = get_engine().deploy_draft(actor_of(user), process_id)
+        body = json.loads(await request.body() or b"{}")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = {}
+    revision = revision_of(body.get("revision")) if isinstance(body, dict) else None
+    try:
+        done = get_engine().deploy_draft(actor_of(user), process_id, revision=revision)
+    except DraftConflict as exc:
+        return conflict_json(request, exc)
     except CertflowError as exc:
         return _refusal(exc)
     return JSONResponse({"process_id": done.process_id, "version": done.version, "created": done.created})

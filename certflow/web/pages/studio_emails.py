@@ -15,11 +15,13 @@ from fastapi.responses import Response
 from certflow.clock import CLOCK
 from certflow.engine.errors import NotFound
 from certflow.engine.studio import ROLE
+from certflow.errors import DraftConflict
 from certflow.i18n import N_
 from certflow.services import email_templates as store
 from certflow.services.accounts import Account
 from certflow.store.db import session_scope
 from certflow.web.pages.deps import form_values, require_role
+from certflow.web.pages.drafts import conflict_context, revision_of
 from certflow.web.pages.rendering import redirect, render
 
 router = APIRouter(prefix="/studio/emails")
@@ -33,14 +35,17 @@ def _known(name: str) -> str:
 
 
 def _page(request: Request, name: str, content: str | None = None, problems: list[str] | None = None,
-          status_code: int = 200, flash: str | None = None, refused: bool = False) -> Response:
+          status_code: int = 200, flash: str | None = None, refused: bool = False,
+          revision: int | None = None, **extra: Any) -> Response:
     with session_scope() as session:
         space = store.text(session, _known(name))
         text = space.content if content is None else content
         preview = store.preview(session, name, text)
     return render(request, "studio/email.html", {
         "space": space, "name": name, "content": text, "preview": preview, "flash": flash,
-        "problems": problems or [], "refused": refused}, status_code=status_code)
+        "problems": problems or [], "refused": refused,
+        "revision": space.revision if revision is None else revision,
+        "conflict": None, "reload_url": f"/studio/emails/edit/{name}", **extra}, status_code=status_code)
 
 
 @router.get("")
@@ -68,12 +73,19 @@ async def preview(request: Request, name: str, user: Owner) -> Response:
 
 @router.post("/save/{name:path}")
 async def save(request: Request, name: str, user: Owner) -> Response:
-    content = (await form_values(request)).get("content", "")
+    values = await form_values(request)
+    content, revision = values.get("content", ""), revision_of(values.get("revision"))
     try:
         with session_scope() as session:
-            store.save_draft(session, _known(name), content, user.username, CLOCK.now())
+            store.save_draft(session, _known(name), content, user.username, CLOCK.now(), revision)
     except store.TemplateRefused as exc:
-        return _page(request, name, content, exc.problems, status_code=422, refused=True)
+        return _page(request, name, content, exc.problems, status_code=422, refused=True, revision=revision)
+    except DraftConflict as exc:
+        # Saved by someone else since the page was opened: the typed text stays in the editor,
+        # theirs is shown, and the page now carries their revision (saving again replaces it).
+        with session_scope() as session:
+            saved = store.text(session, name).content
+        return _page(request, name, content, status_code=409, saved_text=saved, **conflict_context(request, exc))
     return redirect(request, f"/studio/emails/edit/{name}?saved=1")
 
 

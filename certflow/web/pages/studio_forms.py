@@ -21,12 +21,14 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from certflow.engine.errors import CertflowError, DeployError, NotFound
+from certflow.errors import DraftConflict
 from certflow.engine.studio import ROLE, Workspace
 from certflow.i18n import N_
 from certflow.services.accounts import Account
 from certflow.web import schema_forms
 from certflow.web.deps import actor_of, get_engine
 from certflow.web.pages.deps import form_values, require_role
+from certflow.web.pages.drafts import conflict_context, revision_of
 from certflow.web.pages.rendering import redirect, render
 
 router = APIRouter(prefix="/studio")
@@ -81,6 +83,8 @@ def _page(request: Request, space: Workspace, name: str, text: str, language: st
     schema, schema_errors = schema_problems(text)
     context = {"space": space, "name": name, "text": text, "preview_lang": language,
                "problems": problems, "schema_errors": schema_errors, "deploy_problems": [],
+               "revision": space.revision, "conflict": None,
+               "reload_url": f"/studio/{space.process_id}/forms/{name}",
                "preview": _preview(schema, language) if schema is not None else None, **extra}
     return render(request, "studio/form.html", context, status_code=status_code)
 
@@ -122,11 +126,14 @@ async def save(request: Request, process_id: str, name: str, user: Owner) -> Res
     path = _form_name(space, name)
     values = await form_values(request)
     text, language = values.get("schema", ""), values.get("preview_lang", user.language)
+    revision = revision_of(values.get("revision"))
     schema, problems = schema_problems(text)
     if schema is None:
-        return _page(request, space, name, text, language, problems, status_code=422)
+        return _page(request, space, name, text, language, problems, status_code=422, revision=revision)
     try:
-        engine.save_draft(actor, process_id, {**space.sources, path: text}, space.base_version)
+        engine.save_draft(actor, process_id, {**space.sources, path: text}, space.base_version, revision)
+    except DraftConflict as exc:
+        return _conflict(request, user, space, name, path, text, language, exc)
     except DeployError as exc:
         return _page(request, space, name, text, language, [p.message for p in exc.problems], 422)
     return redirect(request, f"/studio/{process_id}/forms/{name}?saved=1&lang={language}")
@@ -138,18 +145,36 @@ async def deploy(request: Request, process_id: str, name: str, user: Owner) -> R
     engine, actor = get_engine(), actor_of(user)
     space = engine.workspace(actor, process_id)
     path = _form_name(space, name)
-    text = (await form_values(request)).get("schema", space.sources[path])
+    values = await form_values(request)
+    text, revision = values.get("schema", space.sources[path]), revision_of(values.get("revision"))
     if text != space.sources[path]:
         schema, problems = schema_problems(text)
         if schema is None:
-            return _page(request, space, name, text, user.language, problems, status_code=422)
+            return _page(request, space, name, text, user.language, problems, status_code=422, revision=revision)
     try:
         if text != space.sources[path]:
-            space = engine.save_draft(actor, process_id, {**space.sources, path: text}, space.base_version)
-        done = engine.deploy_draft(actor, process_id)
+            space = engine.save_draft(actor, process_id, {**space.sources, path: text}, space.base_version,
+                                      revision)
+        elif revision is not None and revision != space.revision:
+            # Unchanged here, but the draft moved on since this page was opened: deploying
+            # now would deploy what the owner has not seen.
+            raise DraftConflict(process_id, space.revision, space.saved_by, space.saved_at)
+        done = engine.deploy_draft(actor, process_id, space.revision if space.is_draft else None)
+    except DraftConflict as exc:
+        return _conflict(request, user, space, name, path, text, user.language, exc)
     except DeployError as exc:
         return _page(request, engine.workspace(actor, process_id), name, text, user.language, [],
                      status_code=422, deploy_problems=exc.problems)
     except CertflowError as exc:
         return _page(request, space, name, text, user.language, [exc.message], 422)
     return redirect(request, f"/studio/{process_id}/forms/{name}?deployed={done.version}")
+
+
+def _conflict(request: Request, user: Account, space: Workspace, name: str, path: str, text: str, language: str,
+              exc: DraftConflict) -> Response:
+    """409: someone saved the draft since this page was opened. The typed schema stays in the
+    editor, their saved form is shown beside it, and the page now carries their revision, so
+    saving again replaces their draft knowingly."""
+    saved = get_engine().workspace(actor_of(user), space.process_id)
+    return _page(request, saved, name, text, language, [], status_code=409,
+                 saved_text=saved.sources.get(path), **conflict_context(request, exc))

@@ -22,11 +22,13 @@ from fastapi.responses import Response
 from certflow.engine.errors import CertflowError, DeployError, NotFound, Problem
 from certflow.engine.studio import ROLE
 from certflow.engine.studio_tables import TABLES
+from certflow.errors import DraftConflict
 from certflow.i18n import N_
 from certflow.services.accounts import Account
 from certflow.services.billing import fees, totals
 from certflow.web.deps import actor_of, get_engine
 from certflow.web.pages.deps import form_values, require_role
+from certflow.web.pages.drafts import conflict_context, revision_of
 from certflow.web.pages.rendering import redirect, render
 
 router = APIRouter(prefix="/studio/shared")
@@ -69,7 +71,7 @@ def invoice_preview(contents: dict[str, str], product: str, on: str) -> dict[str
 
 def _page(request: Request, user: Account, name: str, content: str | None = None,
           problems: list[Problem] | None = None, checked: bool = False, status_code: int = 200,
-          flash: str | None = None) -> Response:
+          flash: str | None = None, revision: int | None = None, **extra: Any) -> Response:
     engine, actor = get_engine(), actor_of(user)
     space = engine.table_space(actor, name)
     text = space.content if content is None else content
@@ -79,7 +81,17 @@ def _page(request: Request, user: Account, name: str, content: str | None = None
         "tables": TABLES, "flash": flash, "product": SAMPLE_PRODUCT, "on": SAMPLE_DATE,
         "invoice": invoice_preview(contents, SAMPLE_PRODUCT, SAMPLE_DATE),
         "history": engine.table_versions(actor, name),
+        "revision": space.revision if revision is None else revision,
+        "conflict": None, "reload_url": f"/studio/shared/{name}", **extra,
     }, status_code=status_code)
+
+
+def _conflict(request: Request, user: Account, name: str, content: str, exc: DraftConflict) -> Response:
+    """409: saved by someone else since this page was opened; the typed table stays in the
+    editor, theirs is shown, and the page now carries their revision (saving again replaces it)."""
+    saved = get_engine().table_space(actor_of(user), name)
+    return _page(request, user, name, content, status_code=409, saved_text=saved.content,
+                 **conflict_context(request, exc))
 
 
 @router.get("/{name}")
@@ -91,20 +103,24 @@ def table(request: Request, name: str, user: Owner, saved: str = "", deployed: s
 
 @router.post("/{name}")
 async def save(request: Request, name: str, user: Owner) -> Response:
-    content = (await form_values(request)).get("content", "")
+    values = await form_values(request)
+    content, revision = values.get("content", ""), revision_of(values.get("revision"))
     try:
-        get_engine().save_table_draft(actor_of(user), _table(name), content)
+        get_engine().save_table_draft(actor_of(user), _table(name), content, revision)
+    except DraftConflict as exc:
+        return _conflict(request, user, name, content, exc)
     except DeployError as exc:
-        return _page(request, user, name, content, exc.problems, status_code=422)
+        return _page(request, user, name, content, exc.problems, status_code=422, revision=revision)
     return redirect(request, f"/studio/shared/{name}?saved=1")
 
 
 @router.post("/{name}/check")
 async def check(request: Request, name: str, user: Owner) -> Response:
-    content = (await form_values(request)).get("content", "")
+    values = await form_values(request)
+    content = values.get("content", "")
     problems = get_engine().check_tables(actor_of(user), {_table(name): content})
     return _page(request, user, name, content, problems, checked=True,
-                 status_code=422 if problems else 200)
+                 status_code=422 if problems else 200, revision=revision_of(values.get("revision")))
 
 
 @router.post("/{name}/preview")
@@ -126,19 +142,27 @@ def discard(request: Request, name: str, user: Owner) -> Response:
 async def deploy(request: Request, name: str, user: Owner) -> Response:
     """Deploy every table draft, with this table as on screen: an unsaved change is saved first."""
     engine, actor = get_engine(), actor_of(user)
-    content = (await form_values(request)).get("content")
+    values = await form_values(request)
+    content, revision = values.get("content"), revision_of(values.get("revision"))
     try:
-        if content is not None and content != engine.table_space(actor, _table(name)).content:
+        space = engine.table_space(actor, _table(name))
+        if content is not None and content != space.content:
             problems = engine.check_tables(actor, {name: content})  # refused: nothing saved either
             if problems:
                 raise DeployError(problems)
-            engine.save_table_draft(actor, name, content)
+            engine.save_table_draft(actor, name, content, revision)
+        elif revision is not None and revision != space.revision:
+            # Unchanged here, but the draft moved on since the page was opened: deploying now
+            # would deploy a table the owner has not seen.
+            raise DraftConflict(name, space.revision, space.saved_by, space.saved_at)
         done = engine.deploy_tables(actor)
+    except DraftConflict as exc:
+        return _conflict(request, user, name, content or "", exc)
     except DeployError as exc:
         return _page(request, user, _table(name), content, problems=exc.problems, checked=True,
-                     status_code=422)
+                     status_code=422, revision=revision)
     except CertflowError as exc:
         return _page(request, user, _table(name), problems=[Problem(name, None, exc.message)],
-                     checked=True, status_code=422)
+                     checked=True, status_code=422, revision=revision)
     versions = ",".join(f"{d.process_id.removeprefix('shared/')}:{d.version}" for d in done)
     return redirect(request, f"/studio/shared/{name}?deployed={versions}")

@@ -113,17 +113,52 @@ function showProblems(problems) {
   problemBox.hidden = problems.length === 0;
 }
 
-// -- actions ----------------------------------------------------------------------------------
+// -- saving: a save carries the revision it loaded; a stale one is refused (409) -----------
+const conflictBox = document.getElementById('studio-conflict');
+const conflictText = document.getElementById('studio-conflict-text');
+const conflictDownload = document.getElementById('studio-conflict-download');
+let conflictRevision = null;
+
+function showConflict(data, xml) {
+  conflictRevision = data.conflict ? data.conflict.revision : null;
+  conflictText.textContent = data.error || texts.error;
+  if (conflictDownload.href.startsWith('blob:')) URL.revokeObjectURL(conflictDownload.href);
+  conflictDownload.href = URL.createObjectURL(new Blob([ xml ], { type: 'application/xml' }));
+  conflictDownload.download = `${processId}-mine.bpmn`;
+  conflictBox.querySelectorAll('button').forEach((b) => { b.hidden = false; });
+  conflictBox.hidden = false;
+  say('');
+  conflictBox.scrollIntoView({ block: 'nearest' });
+}
+
 async function saveDraft() {
-  const result = await post(`${base}/draft`, { sources: await currentSources() });
+  const sources = await currentSources();
+  const result = await post(`${base}/draft`, { sources, revision: space.revision });
   if (result.ok) {
     dirty = false;
+    space.revision = result.data.revision;
+    space.sources = sources;
+    conflictBox.hidden = true;
     say(texts.saved, 'success');
+  } else if (result.status === 409) {
+    showConflict(result.data, sources[space.bpmn_file]);
   } else {
     say(texts.save_refused + ' ' + (result.data.error || ''), 'warning');
     showProblems(result.data.problems || []);
   }
   return result.ok;
+}
+
+async function overwrite() {
+  // The owner chose to replace the other draft: save against the revision now saved.
+  if (conflictRevision !== null) space.revision = conflictRevision;
+  await saveDraft();
+}
+
+async function reloadSaved() {
+  await load();
+  conflictBox.querySelectorAll('button').forEach((b) => { b.hidden = true; });
+  say(texts.reloaded, 'success');
 }
 
 async function check() {
@@ -136,16 +171,41 @@ async function check() {
   return result.ok && problems.length === 0;
 }
 
+// -- deploy: show what it changes against the newest version, deploy only when confirmed ------
+const confirmDialog = document.getElementById('studio-confirm');
+const confirmBody = document.getElementById('studio-confirm-body');
+
 async function deploy() {
-  if (!window.confirm(texts.confirm)) return;
+  say(texts.loading_changes);
+  const response = await fetch(`${base}/changes`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrf, Accept: 'text/html' },
+    body: JSON.stringify({ sources: await currentSources() }),
+    credentials: 'same-origin'
+  });
+  if (!response.ok) {
+    let data = {};
+    try { data = await response.json(); } catch (e) { data = {}; }
+    say(texts.refused + ' ' + (data.error || texts.error), 'warning');
+    return;
+  }
+  say('');
+  confirmBody.innerHTML = await response.text();
+  confirmDialog.showModal();
+}
+
+async function confirmedDeploy() {
+  confirmDialog.close();
   if (!(await saveDraft())) return;
   say(texts.deploying);
-  const result = await post(`${base}/deploy`);
+  const result = await post(`${base}/deploy`, { revision: space.revision });
   if (result.ok) {
     clearProblems();
     say(format(result.data.created ? texts.deployed : texts.unchanged, { v: result.data.version }), 'success');
     document.getElementById('studio-state').textContent = format(texts.state_deployed, { v: result.data.version });
     await load();
+  } else if (result.status === 409) {
+    showConflict(result.data, (await currentSources())[space.bpmn_file]);
   } else {
     showProblems(result.data.problems || []);
     say(texts.refused + ' ' + ((result.data.problems || []).length ? texts.problems : (result.data.error || '')),
@@ -169,6 +229,10 @@ async function load() {
 document.getElementById('studio-save').addEventListener('click', saveDraft);
 document.getElementById('studio-check').addEventListener('click', check);
 document.getElementById('studio-deploy').addEventListener('click', deploy);
+document.getElementById('studio-confirm-deploy').addEventListener('click', confirmedDeploy);
+document.getElementById('studio-confirm-cancel').addEventListener('click', () => confirmDialog.close());
+document.getElementById('studio-conflict-reload').addEventListener('click', reloadSaved);
+document.getElementById('studio-conflict-overwrite').addEventListener('click', overwrite);
 modeler.on('commandStack.changed', () => { dirty = true; });
 window.addEventListener('beforeunload', (event) => {
   if (dirty) { event.preventDefault(); event.returnValue = texts.unsaved; }

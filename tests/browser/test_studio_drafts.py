@@ -1,0 +1,96 @@
+"""Two process owners in two browsers on one diagram draft, in Chromium: the second save made
+from the same revision is refused with who saved it and when; the refused owner downloads
+their own version, reloads the saved draft, or saves theirs over it on purpose; nothing is
+lost silently. Deploy first shows what it changes against the newest version and deploys
+only when confirmed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from tests.browser.conftest import UI, App
+from tests.browser.test_studio import LATEST, _field, _select
+import pytest
+
+pytestmark = pytest.mark.browser
+
+SAVED_DUE = """(async () => {
+    const r = await fetch('/studio/certification/workspace.json', { credentials: 'same-origin' });
+    const space = await r.json();
+    const m = space.sources[space.bpmn_file].match(/name="due" value="(?:&quot;|&#34;)(P\\d+D)/);
+    return [ space.revision, m && m[1] ];
+})()"""
+
+
+def _open(owner: UI) -> None:
+    owner.visit("/studio/certification")
+    owner.page.wait_for_selector("#studio[data-ready='1']", state="attached")
+
+
+def _set_due(owner: UI, value: str) -> None:
+    _select(owner.page, "check_eligibility")
+    _field(owner.page, "certflow-due").fill(value)
+    owner.page.wait_for_timeout(400)  # the panel's debounce
+
+
+def test_two_owners_on_one_draft_lose_nothing(app: App, ui: Callable[..., UI], tmp_path: Path) -> None:
+    app.person("draft_anna", ["process_owner"], is_staff=True)
+    app.person("draft_bert", ["process_owner"], is_staff=True)
+    latest = app.run(LATEST)
+    anna, bert = ui("draft_anna"), ui("draft_bert")
+    _open(anna)
+    _open(bert)
+
+    _set_due(anna, "P7D")
+    anna.page.get_by_role("button", name="Concept opslaan").click()
+    anna.page.wait_for_selector("#studio-status:has-text('Concept opgeslagen.')")
+
+    _set_due(bert, "P9D")
+    bert.page.get_by_role("button", name="Concept opslaan").click()
+    conflict = bert.page.locator("#studio-conflict")
+    conflict.wait_for()
+    assert "draft_anna heeft dit concept op" in conflict.inner_text()
+    bert.check("studio-draft-conflict")
+    with bert.page.expect_download() as download:
+        bert.page.get_by_role("link", name="Mijn versie downloaden (.bpmn)").click()
+    kept = tmp_path / "mine.bpmn"
+    download.value.save_as(kept)
+    assert "P9D" in kept.read_text(encoding="utf-8")  # his version, kept for him
+    assert bert.page.evaluate(SAVED_DUE) == [1, "P7D"]  # hers, untouched
+
+    bert.page.get_by_role("button", name="Het opgeslagen concept opnieuw laden").click()
+    bert.page.wait_for_selector("#studio-status:has-text('Het opgeslagen concept is geladen')")
+    _select(bert.page, "check_eligibility")
+    assert _field(bert.page, "certflow-due").input_value() == "P7D"
+    bert.check("studio-draft-reloaded")
+
+    # Now bert saves on top of what he has seen; anna's editor (revision 1) is the stale one,
+    # and she chooses to save hers over his.
+    _set_due(bert, "P10D")
+    bert.page.get_by_role("button", name="Concept opslaan").click()
+    bert.page.wait_for_selector("#studio-status:has-text('Concept opgeslagen.')")
+    _set_due(anna, "P8D")
+    anna.page.get_by_role("button", name="Concept opslaan").click()
+    anna.page.locator("#studio-conflict").wait_for()
+    assert "draft_bert heeft dit concept op" in anna.page.locator("#studio-conflict").inner_text()
+    assert anna.page.evaluate(SAVED_DUE) == [2, "P10D"]
+    anna.page.get_by_role("button", name="Mijn versie in plaats van de hunne opslaan").click()
+    anna.page.wait_for_selector("#studio-status:has-text('Concept opgeslagen.')")
+    assert anna.page.locator("#studio-conflict").is_hidden()
+    assert anna.page.evaluate(SAVED_DUE) == [3, "P8D"]
+
+    # Deploy: the changes against the newest version first; cancel deploys nothing.
+    anna.page.get_by_role("button", name="Uitrollen als nieuwe versie").click()
+    dialog = anna.page.locator("#studio-confirm")
+    dialog.wait_for()
+    row = dialog.locator("tr", has=anna.page.locator("code", has_text="check_eligibility"))
+    assert "P8D" in row.inner_text()
+    assert f"Ten opzichte van versie {latest}, de nieuwste uitgerolde" in dialog.inner_text()
+    anna.check("studio-deploy-preview")
+    dialog.get_by_role("button", name="Annuleren").click()
+    assert dialog.is_hidden() and app.run(LATEST) == latest
+    anna.page.get_by_role("button", name="Uitrollen als nieuwe versie").click()
+    dialog.get_by_role("button", name="Uitrollen", exact=True).click()
+    anna.page.wait_for_selector(f"#studio-status:has-text('versie {latest + 1}')")
+    assert app.run(LATEST) == latest + 1
