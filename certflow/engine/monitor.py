@@ -309,7 +309,9 @@ class MonitorMixin(_Base):
             if refusals:
                 raise Conflict(f"instance {instance_id} cannot move to version {newest.version}: "
                                + "; ".join(r.message(newest.version) for r in refusals),
-                               elements=[r.element_id for r in refusals])
+                               elements=[r.element_id for r in refusals],
+                               refusals=[{**asdict(r), "message": r.message(newest.version)} for r in refusals],
+                               current_version=current, newest_version=newest.version)
             moving.migrate(adv.workflow, target.spec, target.subprocess_specs)
             try:  # what is saved must restore against the new version: prove it before commit
                 state_from_dict(state_to_dict(adv.workflow), target.spec, target.subprocess_specs)

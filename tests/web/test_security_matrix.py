@@ -21,9 +21,10 @@ import pytest
 from certflow.store.db import session_scope
 from tests.web.test_api import Api, serving
 
-ROLES = ("anonymous", "unknown", "revoked", "expired", "cas", "ann", "olga")
+ROLES = ("anonymous", "unknown", "revoked", "expired", "cas", "ann", "olga", "petra")
 # Who may call each route. public: anyone; user: any signed-in user (listings are filtered to
-# what the user may see); owner: staff, or the candidate the object belongs to; staff: staff.
+# what the user may see); owner: staff, or the candidate the object belongs to; staff: staff;
+# process_owner: process owners (and admins), not the rest of the staff.
 RULES: dict[str, str] = {
     "GET /api/health": "public",
     "GET /public/register": "public",
@@ -42,6 +43,7 @@ RULES: dict[str, str] = {
     "GET /api/definitions": "staff",
     "GET /api/definitions/{process_id}/versions/{version}": "staff",
     "POST /api/instances/{instance_id}/cancel": "staff",
+    "POST /api/instances/{instance_id}/migrate": "process_owner",
     # The object is the office's task on cas's application: not the candidate's to touch.
     "GET /api/tasks/{task_id}": "staff",
     "POST /api/tasks/{task_id}/claim": "staff",
@@ -62,9 +64,10 @@ RULES: dict[str, str] = {
 }
 ALLOWED = {
     "public": set(ROLES),
-    "user": {"cas", "ann", "olga"},
-    "owner": {"cas", "olga"},
-    "staff": {"olga"},
+    "user": {"cas", "ann", "olga", "petra"},
+    "owner": {"cas", "olga", "petra"},
+    "staff": {"olga", "petra"},
+    "process_owner": {"petra"},
 }
 # Calls that change something run last, on objects nothing else needs afterwards.
 CHANGING = ("/claim", "/unclaim", "/assign", "/complete", "/cancel")  # in this order
@@ -95,6 +98,7 @@ def _objects(api: Api) -> dict[str, str]:
     from certflow.services import access
     from certflow.store.register import Certificate
 
+    api.person("petra", ["office", "process_owner"], staff=True)
     instance_id = api.apply("cas", "APP-1")
     api.do("olga", "check_eligibility", {"eligible": True, "remarks": "ok"})
     number = api.get(f"/api/instances/{instance_id}", "olga").json()["data"]["invoice_number"]
@@ -138,6 +142,7 @@ def _bodies(role: str) -> dict[str, Any]:
                                 "data": {"candidate": role, "eligibility_route": "hbo_diploma",
                                          "motivation": "matrix"}},
         "POST /api/deployments": {"only": ["certification"]},
+        "POST /api/instances/{instance_id}/migrate": {"reason": "matrix"},
         "POST /api/tasks/{task_id}/assign": {"assignee": "olga"},
         "POST /api/escalations/{task_id}/reassign": {"assignee": "olga", "reason": "matrix"},
         "POST /api/escalations/{task_id}/extend": {"due": "5 werkdagen", "reason": "matrix"},
