@@ -25,9 +25,11 @@ from sqlalchemy.orm import Session
 
 from certflow.clock import CLOCK
 from certflow.engine import deploy as deploying
+from certflow.engine import table_diff
 from certflow.engine.dto import DeployedVersion
 from certflow.engine.errors import DeployError, NotFound, Problem
 from certflow.engine.studio import studio_only
+from certflow.engine.table_diff import TableDiff
 from certflow.store.models import SharedTable
 from certflow.store.studio import next_revision
 from certflow.store.studio_texts import StudioSharedDraft
@@ -182,6 +184,35 @@ class TableStudioMixin:
             for draft in drafts.values():
                 session.delete(draft)
             return done
+
+    def table_changes(self, actor: "Actor", edited: dict[str, str] | None = None) -> dict[str, TableDiff]:
+        """What deploying would change, per table with a draft (or an ``edited`` text): its
+        rows against the live version. Tables that would not change are left out."""
+        studio_only(actor)
+        with self.session() as session:
+            drafted = set(session.scalars(select(StudioSharedDraft.name).where(StudioSharedDraft.name.in_(TABLES))))
+            found = {}
+            for name in TABLES:
+                if name not in drafted and name not in (edited or {}):
+                    continue
+                change = table_diff.diff(self._live_content(session, name)[0],
+                                         (edited or {}).get(name) or self._space(session, name).content)
+                if not change.empty:
+                    found[name] = change
+            return found
+
+    def compare_table_versions(self, actor: "Actor", name: str, old: int, new: int) -> TableDiff:
+        """Rows added, removed and changed from version ``old`` to version ``new`` of a table."""
+        studio_only(actor)
+        with self.session() as session:
+            texts = []
+            for version in (old, new):
+                row = session.scalars(select(SharedTable).where(SharedTable.name == name,
+                                                                SharedTable.version == version)).first()
+                if row is None:
+                    raise NotFound(f"no version {version} of {name!r}")
+                texts.append(row.content)
+            return table_diff.diff(texts[0], texts[1])
 
     def table_versions(self, actor: "Actor", name: str) -> list[dict[str, Any]]:
         studio_only(actor)

@@ -23,7 +23,7 @@ EMAIL = "certification/application_received.nl.txt"
 _REVISION = re.compile(r'name="revision" value="(\d*)"')
 
 
-def _owners(site: dict[str, Any]) -> tuple[Studio, Studio]:
+def _owners(site: dict[str, Any]) -> tuple[Studio, Studio]:  # noqa: F811
     person("piet", ["process_owner"], staff=True)
     return Studio(site, "petra"), Studio({**site, "piet": "piet@example.org"}, "piet")
 
@@ -44,7 +44,7 @@ def _textarea(page: str, field: str) -> str:
     return html.unescape(found.group(1))
 
 
-def test_the_second_save_of_one_diagram_revision_is_refused(site: dict[str, Any]) -> None:
+def test_the_second_save_of_one_diagram_revision_is_refused(site: dict[str, Any]) -> None:  # noqa: F811
     petra, piet = _owners(site)
     loaded = piet.b.get("/studio/certification/workspace.json").json()
     assert loaded["revision"] == 0 and not loaded["is_draft"]
@@ -74,7 +74,7 @@ def test_the_second_save_of_one_diagram_revision_is_refused(site: dict[str, Any]
     assert stale.status_code == 409 and stale.json()["error"].startswith("piet saved this draft on ")
 
 
-def test_a_deploy_of_a_draft_saved_since_is_refused(site: dict[str, Any]) -> None:
+def test_a_deploy_of_a_draft_saved_since_is_refused(site: dict[str, Any]) -> None:  # noqa: F811
     petra, piet = _owners(site)
     sources = petra.sources()
     sources[BPMN] = sources[BPMN].replace(DUE, DUE.replace("P5D", "P7D"))
@@ -94,7 +94,7 @@ def test_a_deploy_of_a_draft_saved_since_is_refused(site: dict[str, Any]) -> Non
     assert _draft() is None
 
 
-def test_the_deploy_preview_lists_what_changes_against_the_newest_version(site: dict[str, Any]) -> None:
+def test_the_deploy_preview_lists_what_changes_against_the_newest_version(site: dict[str, Any]) -> None:  # noqa: F811
     petra = Studio(site, "petra")
     sources = petra.sources()
     same = petra.b.client.post("/studio/certification/changes", json={"sources": sources},
@@ -110,7 +110,7 @@ def test_the_deploy_preview_lists_what_changes_against_the_newest_version(site: 
     assert _draft() is None and _versions() == 1  # a preview saves and deploys nothing
 
 
-def test_the_second_save_of_one_form_revision_is_refused(site: dict[str, Any]) -> None:
+def test_the_second_save_of_one_form_revision_is_refused(site: dict[str, Any]) -> None:  # noqa: F811
     petra, piet = _owners(site)
     hers, his = petra.b.get(FORM).text, piet.b.get(FORM).text
     original = _textarea(hers, "schema")
@@ -134,7 +134,7 @@ def test_the_second_save_of_one_form_revision_is_refused(site: dict[str, Any]) -
     assert stale.status_code == 409 and _versions() == 1
 
 
-def test_the_second_save_of_one_table_revision_is_refused(site: dict[str, Any]) -> None:
+def test_the_second_save_of_one_table_revision_is_refused(site: dict[str, Any]) -> None:  # noqa: F811
     petra, piet = _owners(site)
     hers, his = petra.b.get(TABLE).text, piet.b.get(TABLE).text
     original = _textarea(hers, "content")
@@ -154,7 +154,7 @@ def test_the_second_save_of_one_table_revision_is_refused(site: dict[str, Any]) 
     assert _post(piet, TABLE, content=theirs, revision=_revision(refused.text)).status_code == 303
 
 
-def test_the_second_save_of_one_email_revision_is_refused(site: dict[str, Any]) -> None:
+def test_the_second_save_of_one_email_revision_is_refused(site: dict[str, Any]) -> None:  # noqa: F811
     petra, piet = _owners(site)
     edit = "/studio/emails/edit/" + EMAIL
     hers, his = petra.b.get(edit).text, piet.b.get(edit).text

@@ -138,6 +138,35 @@ def discard(request: Request, name: str, user: Owner) -> Response:
     return redirect(request, f"/studio/shared/{name}")
 
 
+@router.post("/{name}/deploy/review")
+async def review(request: Request, name: str, user: Owner) -> Response:
+    """Before deploying: the rows each table's deploy changes against its live version, with
+    the table as on screen; deploying is one more click from there. Problems go back to the
+    table page, as the deploy would refuse them anyway."""
+    engine, actor = get_engine(), actor_of(user)
+    values = await form_values(request)
+    content, revision = values.get("content", ""), revision_of(values.get("revision"))
+    problems = engine.check_tables(actor, {_table(name): content})
+    if problems:
+        return _page(request, user, name, content, problems, checked=True, status_code=422, revision=revision)
+    return render(request, "studio/table_deploy.html", {
+        "name": name, "content": content, "revision": revision,
+        "changes": engine.table_changes(actor, {name: content})})
+
+
+@router.get("/{name}/versions")
+def versions(request: Request, name: str, user: Owner, old: int | None = None, new: int | None = None) -> Response:
+    """Every deployed version of the table, and two of them compared row by row (by default
+    the newest against the one before)."""
+    engine, actor = get_engine(), actor_of(user)
+    history = engine.table_versions(actor, _table(name))
+    if len(history) >= 2 and old is None and new is None:
+        new, old = history[0]["version"], history[1]["version"]
+    change = engine.compare_table_versions(actor, name, old, new) if old is not None and new is not None else None
+    return render(request, "studio/table_versions.html", {
+        "name": name, "history": history, "old": old, "new": new, "change": change})
+
+
 @router.post("/{name}/deploy")
 async def deploy(request: Request, name: str, user: Owner) -> Response:
     """Deploy every table draft, with this table as on screen: an unsaved change is saved first."""
