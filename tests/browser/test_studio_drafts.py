@@ -2,18 +2,26 @@
 from the same revision is refused with who saved it and when; the refused owner downloads
 their own version, reloads the saved draft, or saves theirs over it on purpose; nothing is
 lost silently. Deploy first shows what it changes against the newest version and deploys
-only when confirmed."""
+only when confirmed. On an app of its own, as it deploys the certification diagram."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Callable
 
-from tests.browser.conftest import UI, App
-from tests.browser.test_studio import LATEST, _field, _select
 import pytest
 
+from tests.browser.conftest import UI, App, running_app
+from tests.browser.test_studio import LATEST, _field, _select
+
 pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
+    with running_app(tmp_path_factory) as the_app:
+        yield the_app
 
 SAVED_DUE = """(async () => {
     const r = await fetch('/studio/certification/workspace.json', { credentials: 'same-origin' });
@@ -94,3 +102,34 @@ def test_two_owners_on_one_draft_lose_nothing(app: App, ui: Callable[..., UI], t
     dialog.get_by_role("button", name="Uitrollen", exact=True).click()
     anna.page.wait_for_selector(f"#studio-status:has-text('versie {latest + 1}')")
     assert app.run(LATEST) == latest + 1
+
+
+LANE_OF = """(id) => {
+    const registry = window.certflowStudio.modeler.get('elementRegistry');
+    const shape = registry.get(id);
+    const lane = registry.filter((e) => e.type === 'bpmn:Lane')
+        .find((l) => (l.businessObject.flowNodeRef || []).includes(shape.businessObject));
+    const middle = shape.y + shape.height / 2;
+    return [ lane && lane.id, lane && lane.y <= middle && middle <= lane.y + lane.height ];
+}"""
+
+
+def test_a_tasks_lane_is_chosen_in_the_properties_panel(app: App, ui: Callable[..., UI]) -> None:
+    app.person("lane_owner", ["process_owner"], is_staff=True)
+    owner = ui("lane_owner")
+    _open(owner)
+    page = owner.page
+    _select(page, "check_eligibility")
+    lane = page.locator('[data-entry-id="certflow-lane"] select')
+    assert lane.input_value() == "lane_office"
+    options = lane.locator("option").all_inner_texts()
+    assert options == ["candidate", "office", "mentor", "committee", "certifier", "coordinator"]
+    lane.select_option(label="coordinator")
+    page.wait_for_function("() => window.certflowStudio.modeler.get('commandStack').canUndo()")
+    assert page.evaluate(LANE_OF, "check_eligibility") == ["lane_coordinator", True]
+    _select(page, "check_eligibility")
+    assert page.locator('[data-entry-id="certflow-lane"] select').input_value() == "lane_coordinator"
+    owner.check("studio-lane-moved")
+    # One undo puts it back where it was.
+    page.evaluate("() => window.certflowStudio.modeler.get('commandStack').undo()")
+    assert page.evaluate(LANE_OF, "check_eligibility") == ["lane_office", True]

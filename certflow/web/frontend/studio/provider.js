@@ -99,21 +99,49 @@ function PropertySelect(props) {
   });
 }
 
-function laneOf(element, elementRegistry) {
-  const bo = getBusinessObject(element);
-  const lane = elementRegistry.filter((e) => is(e, 'bpmn:Lane'))
-    .find((l) => (getBusinessObject(l).get('flowNodeRef') || []).includes(bo));
-  return lane ? getBusinessObject(lane).name : '';
+function participantOf(shape) {
+  let found = shape.parent;
+  while (found && !is(found, 'bpmn:Participant')) found = found.parent;
+  return found;
 }
 
-function LaneInfo(props) {
+// The lanes a task can be put in: the innermost lanes of its own pool, top to bottom.
+function lanesFor(element, elementRegistry) {
+  const pool = participantOf(element);
+  return elementRegistry.filter((e) => {
+    if (!is(e, 'bpmn:Lane') || participantOf(e) !== pool) return false;
+    const children = getBusinessObject(e).get('childLaneSet');
+    return !(children && children.get('lanes').length);
+  }).sort((a, b) => a.y - b.y);
+}
+
+function laneOf(element, lanes) {
+  const bo = getBusinessObject(element);
+  return lanes.find((l) => (getBusinessObject(l).get('flowNodeRef') || []).includes(bo));
+}
+
+// The lane (its name is the task's candidate group) as a field: choosing another lane moves
+// the task into it, vertically centred, the way dragging it there does; bpmn-js then updates
+// the lanes' flowNodeRefs and re-routes the flows. One undo step.
+function LaneSelect(props) {
   const { element, id, texts } = props;
   const elementRegistry = useService('elementRegistry');
-  const lane = laneOf(element, elementRegistry);
-  return h('div', { class: 'bio-properties-panel-entry studio-readonly', 'data-entry-id': id },
-    h('span', { class: 'bio-properties-panel-label' }, texts.group || 'Group (lane)'),
-    h('div', { class: 'studio-readonly__value' }, lane || '–'),
-    h('div', { class: 'bio-properties-panel-description' }, texts.group_hint || ''));
+  const modeling = useService('modeling');
+  return h(SelectEntry, {
+    element, id, label: texts.group || 'Group (lane)', description: texts.group_hint || '',
+    getValue: () => {
+      const lane = laneOf(element, lanesFor(element, elementRegistry));
+      return lane ? lane.id : '';
+    },
+    setValue: (laneId) => {
+      const lane = elementRegistry.get(laneId);
+      if (!lane) return;
+      const dy = Math.round(lane.y + (lane.height - element.height) / 2) - element.y;
+      if (dy) modeling.moveElements([ element ], { x: 0, y: dy });
+    },
+    getOptions: () => lanesFor(element, elementRegistry)
+      .map((l) => ({ value: l.id, label: getBusinessObject(l).name || l.id }))
+  });
 }
 
 // A lane's name is the candidate group of the user tasks in it (certflow.engine.elements).
@@ -309,13 +337,19 @@ function TimerField(props) {
 
 export default function CertflowPropertiesProvider(propertiesPanel, injector, config) {
   this._config = config;
+  this._injector = injector;
   propertiesPanel.registerProvider(400, this);
 }
 
 CertflowPropertiesProvider.$inject = [ 'propertiesPanel', 'injector', 'config.certflow' ];
 
+function injectorRegistry(provider) {
+  return provider._injector.get('elementRegistry');
+}
+
 CertflowPropertiesProvider.prototype.getGroups = function(element) {
   const { forms, catalogue, texts, groups: roles } = this._config;
+  const provider = this;
   return (groups) => {
     const entries = [];
     const textEntry = (name, label, extra) => entries.push(
@@ -327,8 +361,10 @@ CertflowPropertiesProvider.prototype.getGroups = function(element) {
       entries.push({ id: 'certflow-lane-group', component: LaneGroup, groups: roles, texts,
         isEdited: isSelectEntryEdited });
     }
+    if (is(element, 'bpmn:Task') && element.parent && lanesFor(element, injectorRegistry(provider)).length) {
+      entries.push({ id: 'certflow-lane', component: LaneSelect, texts, isEdited: () => false });
+    }
     if (is(element, 'bpmn:UserTask')) {
-      entries.push({ id: 'certflow-lane', component: LaneInfo, texts });
       selectEntry('form', texts.form || 'Form', () => forms());
       textEntry('assignee', texts.assignee || 'Assignee', { description: texts.assignee_hint });
       textEntry('due', texts.due || 'Due', {
