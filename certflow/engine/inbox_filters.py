@@ -9,13 +9,14 @@ sub-select on ``instances.subject``, the task filter an equality on the element 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, or_, select
 
 from certflow.engine.errors import InvalidInput
+from certflow.engine.filter_parsing import parse_filter
 from certflow.store.models import HumanTask, Instance
 from certflow.i18n import Message, N_
 
@@ -47,23 +48,8 @@ class InboxFilter:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "InboxFilter":
         """From saved JSON or a query string: unknown keys are ignored, blanks mean "any"."""
-        known = {f.name for f in fields(cls)}
-        values: dict[str, Any] = {}
-        for key, value in data.items():
-            if key not in known or value in (None, ""):
-                continue
-            if key == "due_within_days":
-                try:
-                    value = int(value)
-                except (TypeError, ValueError):
-                    raise InvalidInput(Message(N_("due window must be a whole number of days")),
-                                       field="due_within_days") from None
-            elif key == "overdue":
-                value = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "on", "yes")
-            else:
-                value = str(value).strip()[:200]
-            values[key] = value
-        return cls(**values)
+        return parse_filter(cls, data, flags=("overdue",), numbers={
+            "due_within_days": Message(N_("due window must be a whole number of days"))})
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v not in (None, "") and not (k == "scope" and v == "all")}

@@ -27,6 +27,7 @@ from certflow.engine.dto import (
     IncidentView, InstanceDetail, MigrationCheck, MonitorPage, MonitorRow, TimelineEntry,
 )
 from certflow.engine.errors import Conflict, Forbidden, InvalidInput, NotFound
+from certflow.engine.filter_parsing import parse_filter
 from certflow.engine.spiff import state_from_dict, state_to_dict
 from certflow.store.models import AuditEvent, Definition, HumanTask, Incident, Instance, Subscription
 
@@ -72,22 +73,8 @@ class InstanceFilter:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "InstanceFilter":
         """From a query string: unknown keys ignored, blanks mean "any"."""
-        known = {f.name for f in fields(cls)}
-        values: dict[str, Any] = {}
-        for key, value in data.items():
-            if key not in known or value in (None, ""):
-                continue
-            if key == "version":
-                try:
-                    value = int(value)
-                except (TypeError, ValueError):
-                    raise InvalidInput("a version is a whole number from 1", field="version") from None
-            elif key in ("has_incident", "overdue"):
-                value = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "on", "yes")
-            else:
-                value = str(value).strip()[:200]
-            values[key] = value
-        return cls(**values)
+        return parse_filter(cls, data, flags=("has_incident", "overdue"),
+                            numbers={"version": "a version is a whole number from 1"})
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) not in (None, "")}

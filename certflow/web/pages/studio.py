@@ -65,11 +65,17 @@ def handlers(user: Owner) -> JSONResponse:
 
 @router.get("/{process_id}")
 def editor(request: Request, process_id: str, user: Owner, saved: str = "", restored: str = "") -> Response:
-    space = get_engine().workspace(actor_of(user), process_id)
     flash = N_("The version has been restored as the draft.") if restored else \
         (N_("The diagram has been uploaded as the draft.") if saved else None)
-    return render(request, "studio/editor.html", {"space": space, "flash": flash, "upload_problems": [],
-                                                  "groups": list(ROLES)})
+    return _editor(request, get_engine().workspace(actor_of(user), process_id), flash=flash)
+
+
+def _editor(request: Request, space: Workspace, flash: str | None = None,
+            upload_problems: list[Problem] | None = None, status_code: int = 200) -> Response:
+    """The modeler page (its data it fetches itself from workspace.json and handlers.json)."""
+    return render(request, "studio/editor.html", {"space": space, "flash": flash, "groups": list(ROLES),
+                                                  "upload_problems": upload_problems or []},
+                  status_code=status_code)
 
 
 @router.get("/{process_id}/workspace.json")
@@ -170,8 +176,7 @@ async def upload(request: Request, process_id: str, user: Owner, diagram: Upload
         except DeployError as exc:
             problems = exc.problems
     if problems:
-        return render(request, "studio/editor.html", {"space": space, "upload_problems": problems,
-                                                      "groups": list(ROLES)}, status_code=422)
+        return _editor(request, space, upload_problems=problems, status_code=422)
     return redirect(request, f"/studio/{process_id}?saved=1")
 
 
