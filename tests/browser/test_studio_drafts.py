@@ -71,6 +71,10 @@ def test_two_owners_on_one_draft_lose_nothing(app: App, ui: Callable[..., UI], t
     bert.page.wait_for_selector("#studio-status:has-text('Het opgeslagen concept is geladen')")
     _select(bert.page, "check_eligibility")
     assert _field(bert.page, "certflow-due").input_value() == "P7D"
+    assert "door draft_anna" in bert.page.locator("#studio-state").inner_text()
+    # Only the download of his own version is left to do.
+    assert bert.page.get_by_role("button", name="Mijn versie in plaats van de hunne opslaan").is_hidden()
+    assert bert.page.get_by_role("link", name="Mijn versie downloaden (.bpmn)").is_visible()
     bert.check("studio-draft-reloaded")
 
     # Now bert saves on top of what he has seen; anna's editor (revision 1) is the stale one,

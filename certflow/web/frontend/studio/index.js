@@ -125,7 +125,7 @@ function showConflict(data, xml) {
   if (conflictDownload.href.startsWith('blob:')) URL.revokeObjectURL(conflictDownload.href);
   conflictDownload.href = URL.createObjectURL(new Blob([ xml ], { type: 'application/xml' }));
   conflictDownload.download = `${processId}-mine.bpmn`;
-  conflictBox.querySelectorAll('button').forEach((b) => { b.hidden = false; });
+  conflictBox.querySelectorAll('button').forEach((b) => { b.style.display = ''; });
   conflictBox.hidden = false;
   say('');
   conflictBox.scrollIntoView({ block: 'nearest' });
@@ -138,6 +138,7 @@ async function saveDraft() {
     dirty = false;
     space.revision = result.data.revision;
     space.sources = sources;
+    showState(result.data.saved_by, result.data.saved_at);
     conflictBox.hidden = true;
     say(texts.saved, 'success');
   } else if (result.status === 409) {
@@ -157,7 +158,8 @@ async function overwrite() {
 
 async function reloadSaved() {
   await load();
-  conflictBox.querySelectorAll('button').forEach((b) => { b.hidden = true; });
+  // Their draft is on screen now: only the download of the owner's own version stays.
+  conflictBox.querySelectorAll('button').forEach((b) => { b.style.display = 'none'; });
   say(texts.reloaded, 'success');
 }
 
@@ -213,12 +215,21 @@ async function confirmedDeploy() {
   }
 }
 
+// The line under the heading: who saved the draft on screen, and when (Amsterdam time).
+function showState(who, when) {
+  if (!who || !when) return;
+  const moment = new Date(when).toLocaleString(root.dataset.lang || 'nl', {
+    dateStyle: 'long', timeStyle: 'short', timeZone: 'Europe/Amsterdam' });
+  document.getElementById('studio-state').textContent = format(texts.state_draft, { who, when: moment });
+}
+
 async function load() {
   const [ workspace, catalogue ] = await Promise.all([
     fetch(`${base}/workspace.json`, { credentials: 'same-origin' }).then((r) => r.json()),
     fetch('/studio/handlers.json', { credentials: 'same-origin' }).then((r) => r.json())
   ]);
   space = workspace;
+  if (space.is_draft) showState(space.saved_by, space.saved_at);
   Object.assign(modeler.get('config.certflow').catalogue, catalogue);
   await modeler.importXML(space.sources[space.bpmn_file]);
   modeler.get('canvas').zoom('fit-viewport', 'auto');
