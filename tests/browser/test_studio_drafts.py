@@ -127,7 +127,10 @@ def test_a_tasks_lane_is_chosen_in_the_properties_panel(app: App, ui: Callable[.
     lane = page.locator('[data-entry-id="certflow-lane"] select')
     assert lane.input_value() == "lane_office"
     options = lane.locator("option").all_inner_texts()
-    assert options == ["candidate", "office", "mentor", "committee", "certifier", "coordinator"]
+    by_height = page.evaluate("""() => window.certflowStudio.modeler.get('elementRegistry')
+        .filter((e) => e.type === 'bpmn:Lane').sort((a, b) => a.y - b.y).map((l) => l.businessObject.name)""")
+    assert options == by_height  # the pool's lanes, top to bottom
+    assert sorted(options) == ["candidate", "certifier", "committee", "coordinator", "mentor", "office"]
     lane.select_option(label="coordinator")
     page.wait_for_function("() => window.certflowStudio.modeler.get('commandStack').canUndo()")
     assert page.evaluate(LANE_OF, "check_eligibility") == ["lane_coordinator", True]
