@@ -95,7 +95,9 @@ def definition(session: Session, process_id: str, version: int | None) -> Defini
              else query.order_by(Definition.version.desc()).limit(1))
     row = session.execute(query).scalar_one_or_none()
     if row is None:
-        raise NotFound(f"no deployed process {process_id!r}" + (f" version {version}" if version else ""))
+        raise (NotFound(Message(N_("no deployed process '%(process)s'"), process=process_id)) if version is None
+               else NotFound(Message(N_("no deployed process '%(process)s' version %(version)s"),
+                                     process=process_id, version=version)))
     return row
 
 

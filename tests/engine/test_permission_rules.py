@@ -243,3 +243,33 @@ def test_which_variable_a_waiting_task_is_found_by() -> None:
     waiting = SimpleNamespace(extensions={"properties": {"correlation": "invoice_number", "form": "x"}})
     assert queue.correlation_variable(waiting) == "invoice_number"
     assert queue.correlation_variable(SimpleNamespace(extensions={"properties": {"form": "x"}})) is None
+
+
+# -- start guards -------------------------------------------------------------------------------
+def test_a_start_guard_decides_on_the_register_and_the_moment_it_is_given() -> None:
+    """A guard (e.g. "recertification opens six months before expiry") is asked with the
+    caller's database session and the engine's clock, and its refusal names the guard."""
+    register = SimpleNamespace(holders={"cas"})
+
+    def once_per_person(session: Any, now: datetime, data: dict[str, Any]) -> str | None:
+        if now >= NOW + timedelta(days=30):
+            return "applications for this round closed"
+        return "you already hold this certificate" if data["candidate"] in session.holders else None
+
+    registry = SimpleNamespace(guards={"test/once": once_per_person})
+    elements = start_elements(guard="test/once")
+    rules.check_guards(register, registry, elements, NOW, {"candidate": "bea"})  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput) as held:
+        rules.check_guards(register, registry, elements, NOW, {"candidate": "cas"})  # type: ignore[arg-type]
+    assert (held.value.message, held.value.details) == ("you already hold this certificate",
+                                                        {"guard": "test/once"})
+    with pytest.raises(InvalidInput, match="^applications for this round closed$"):
+        rules.check_guards(register, registry, elements, NOW + timedelta(days=31),  # type: ignore[arg-type]
+                           {"candidate": "bea"})
+
+
+def test_only_the_start_events_guard_decides_whether_a_process_starts() -> None:
+    """A ``guard`` property on another element (a process owner's slip) is not asked at start."""
+    closed = SimpleNamespace(guards={"test/closed": lambda *_: "closed"})
+    elements = {"assess": {"type": "UserTask", "guard": "test/closed"}, "start": {"type": "StartEvent"}}
+    rules.check_guards(None, closed, elements, NOW, {})  # type: ignore[arg-type]

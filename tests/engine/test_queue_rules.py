@@ -201,3 +201,28 @@ def test_staff_see_the_data_a_case_has_gathered_while_it_runs_and_when_it_ends(q
                 queue.engine.complete(who, task.id, {"ok": True})
     view = queue.engine.instance(queue.staff, instance_id)
     assert view.status == "completed" and view.data.get("ok") is True
+
+
+def test_staff_still_see_what_a_cancelled_case_had_gathered(queue: Harness) -> None:
+    instance_id = start(queue)
+    clerk = queue.user("clerk", ["office"])
+    [soon] = [t for t in queue.engine.inbox(clerk) if t.element_id == "soon"]
+    queue.engine.complete(clerk, soon.id, {"ok": True})
+    view = queue.engine.cancel(queue.staff, instance_id, "withdrawn by the candidate")
+    assert view.status == "cancelled"
+    assert view.data == {"business_key": "Q1", "started_by": queue.staff.username, "ok": True}
+    assert queue.engine.instance(queue.staff, instance_id).data == view.data
+
+
+def test_staff_see_the_data_the_open_work_carries_not_what_a_finished_branch_left(queue: Harness) -> None:
+    """Five branches run at once: "soon" is done (ok) and its follow-up is open; the mentor's
+    branch then ends with "not ok". The case's data is what its open work carries on with."""
+    instance_id = start(queue)
+    clerk = queue.user("clerk", ["office"])
+    mentor = queue.user("mila", ["mentor"])
+    [soon] = [t for t in queue.engine.inbox(clerk) if t.element_id == "soon"]
+    queue.engine.complete(clerk, soon.id, {"ok": True})
+    [mentoring] = queue.engine.inbox(mentor)
+    queue.engine.complete(mentor, mentoring.id, {"ok": False})
+    assert queue.engine.instance(queue.staff, instance_id).data == {
+        "business_key": "Q1", "started_by": queue.staff.username, "ok": True}
