@@ -3,6 +3,8 @@ Engine wired to it."""
 
 from __future__ import annotations
 
+import gc
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +16,30 @@ from certflow.bootstrap import build_engine, create_schema
 from certflow.clock import CLOCK
 from certflow.settings import reset_settings
 from certflow.store.db import reset_engines
-from tests.support import IN_CI, PG_ADMIN, REDIS, Harness
+from tests.support import IN_CI, MUTATION_RUN, PG_ADMIN, REDIS, Harness
+
+
+# -- mutation runs (bench/mutation.py) ---------------------------------------------------------
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """mutmut collects the tests once in its fork server and forks one run per mutant from it:
+    what is loaded here (the table schema, fonts, fee tables, mapped classes) every mutant's
+    run has for free instead of loading it again. Frozen, the inherited objects are left out
+    of every garbage collection in the forked runs (pytest alone collects five times at the
+    end of each): collecting them would cost time and copy every page the fork shares."""
+    if MUTATION_RUN and session.config.option.collectonly:
+        if "tests.handlers.test_invoicing" in sys.modules:
+            from tests.handlers.test_invoicing import warm_up
+
+            warm_up()
+        gc.collect()
+        gc.freeze()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """In a mutation run the database-server tests go last: a mutant is usually killed by a
+    quick test, and mutmut stops at the first failure."""
+    if MUTATION_RUN:
+        items.sort(key=lambda item: item.get_closest_marker("integration") is not None)
 
 
 # -- environment ---------------------------------------------------------------------------

@@ -4,11 +4,13 @@ the Harness around an Engine, and the locations of test data."""
 from __future__ import annotations
 
 import os
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 import handlers
 from certflow.clock import CLOCK
@@ -21,9 +23,31 @@ ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN = os.environ.get("CERTFLOW_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REDIS = os.environ.get("CERTFLOW_TEST_REDIS", "redis://127.0.0.1:6379/0")
 IN_CI = os.environ.get("CI") == "true"
+# Set by bench/mutation.py for its runs (docs/testing.md, "How it stays fast"): tests that are
+# not about an invoice's PDF or UBL then skip rendering them (tests/handlers/test_invoicing.py).
+MUTATION_RUN = os.environ.get("CERTFLOW_MUTATION_RUN") == "1"
 FLOW_DIR = ROOT / "tests" / "engine" / "data"
 MESSAGING_DIR = ROOT / "tests" / "engine" / "data_messaging"
 CHAIN_DIR = ROOT / "tests" / "engine" / "data_chain"
+
+
+def blocked_on_a_lock(engine: Any, thread: threading.Thread, timeout: float = 60.0) -> bool:
+    """Whether ``thread`` comes to wait for a lock in ``engine``'s PostgreSQL database (True as
+    soon as PostgreSQL shows a session of that database waiting for one; False if the thread
+    ends first). Asked of the database rather than slept on: as fast as the machine allows, and
+    a thread still on its way to the lock on a loaded machine is not taken for a blocked one."""
+    query = text("SELECT count(*) FROM pg_stat_activity "
+                 "WHERE datname = current_database() AND wait_event_type = 'Lock'")
+    deadline = time.monotonic() + timeout
+    with engine.connect() as conn:
+        while thread.is_alive() and time.monotonic() < deadline:
+            if conn.execute(query).scalar():
+                return True
+            conn.rollback()  # a fresh snapshot of pg_stat_activity on the next read
+            time.sleep(0.02)
+    return False
+
+
 # -- test handlers (registered once, by name, like real ones) ---------------------------------
 class EchoIn(BaseModel):
     value: str

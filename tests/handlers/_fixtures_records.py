@@ -3,13 +3,16 @@ they do not collide with a conftest.py another test module may bring)."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from datetime import datetime, timezone
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.pool import StaticPool
 from sqlalchemy.orm import Session
 
 import certflow.store.all_models  # noqa: F401  (registers every table on Base.metadata)
@@ -21,9 +24,25 @@ from handlers import HandlerContext
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc)
 
 
+@cache
+def _schema() -> tuple[Engine, sqlite3.Connection]:
+    """Every table, created once per process (``create_all`` costs more than a whole handler
+    test); each test's database starts as a copy of it."""
+    template = sqlite3.connect(":memory:", check_same_thread=False)
+    eng = create_engine("sqlite://", creator=lambda: template, poolclass=StaticPool)
+    Base.metadata.create_all(eng)
+    return eng, template
+
+
+def _fresh_database() -> sqlite3.Connection:
+    conn = sqlite3.connect(":memory:", check_same_thread=False)
+    _schema()[1].backup(conn)
+    return conn
+
+
 @pytest.fixture
 def engine() -> Iterator[Engine]:
-    eng = create_engine("sqlite://")
+    eng = create_engine("sqlite://", creator=_fresh_database)
 
     # pysqlite's own transaction handling breaks SAVEPOINT; let SQLAlchemy issue BEGIN,
     # as certflow.store.db does for the real database.
@@ -35,7 +54,6 @@ def engine() -> Iterator[Engine]:
     def _begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN")
 
-    Base.metadata.create_all(eng)
     yield eng
     eng.dispose()
 

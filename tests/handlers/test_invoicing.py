@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from decimal import Decimal
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -19,18 +20,32 @@ from sqlalchemy.orm import Session
 
 import certflow.store.all_models  # noqa: F401  (registers every table)
 import handlers.invoicing  # noqa: F401  (registers the operators)
+from certflow.services.billing import invoices as invoice_service
 from certflow.settings import Settings
 from certflow.store.base import Base
 from certflow.store.billing import Invoice, InvoiceSequence
 from certflow.store.models import User
 from handlers import REGISTRY, HandlerContext, PermanentError
 from certflow.services.billing.numbers import check_digit, is_valid_payment_reference, payment_reference
-from tests.support import IN_CI, PG_ADMIN
+from tests.support import IN_CI, MUTATION_RUN, PG_ADMIN, blocked_on_a_lock
 
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)
 UBL_DIR = Path(__file__).resolve().parents[1] / "data" / "ubl21" / "maindoc"
 ADDRESS = {"street": "Oudegracht 1", "postal_code": "3511 AA", "city": "Utrecht", "country": "NL"}
 
+
+NOT_RENDERED_PDF = b"%PDF- (not rendered: a mutation run, and this test is not about documents)"
+
+
+@pytest.fixture(autouse=True)
+def documents_only_where_tested(request: pytest.FixtureRequest,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under bench/mutation.py, an invoice's PDF and UBL are made only in the tests marked
+    ``documents`` (those that read them): rendering is most of an invoice test's time and every
+    mutant runs these tests again. The normal suite renders every invoice it makes."""
+    if MUTATION_RUN and request.node.get_closest_marker("documents") is None:
+        monkeypatch.setattr(invoice_service, "render_pdf", lambda *_: NOT_RENDERED_PDF)
+        monkeypatch.setattr(invoice_service, "build_ubl", lambda *_: "<not-rendered/>")
 
 
 def add_user(session: Session, username: str = "jan", address: dict[str, Any] | None = None,
@@ -55,6 +70,24 @@ def invoice(session: Session, settings: Settings, product: str = "certification"
             **params: Any) -> dict[str, Any]:
     return run(session, settings, "invoicing/create_invoice",
                {"customer": "jan", "product": product, **params})
+
+
+def warm_up() -> None:
+    """One invoice and its credit note, rendered, on a throwaway database: loads everything an
+    invoice test loads the first time (tests/conftest.py calls it once in a mutation run)."""
+    import tempfile
+
+    from tests.handlers._fixtures_records import _fresh_database
+
+    engine = create_engine("sqlite://", creator=_fresh_database)
+    with tempfile.TemporaryDirectory() as var, Session(engine) as session:
+        settings = Settings(_env_file=None, env="test", var_dir=Path(var), smtp_host="")  # type: ignore[call-arg]
+        add_user(session)
+        number = invoice(session, settings)["invoice_number"]
+        run(session, settings, "invoicing/credit_note", {"invoice_number": number, "reason": "x"})
+    engine.dispose()
+    for document in ("Invoice", "CreditNote"):
+        ubl_schema(document)
 
 
 # -- amounts ---------------------------------------------------------------------------------
@@ -169,6 +202,7 @@ def test_payment_reference_check_digit() -> None:
 
 
 # -- PDF and EPC QR --------------------------------------------------------------------------
+@pytest.mark.documents
 def test_pdf_is_a_complete_invoice(session: Session, settings: Settings) -> None:
     add_user(session)
     result = invoice(session, settings, reference="APP-7")
@@ -185,6 +219,7 @@ def test_pdf_is_a_complete_invoice(session: Session, settings: Settings) -> None
     assert len(page.images) == 1  # the EPC QR code
 
 
+@pytest.mark.documents
 def test_english_customer_gets_an_english_invoice(session: Session, settings: Settings) -> None:
     add_user(session, language="en")
     stored = session.get(Invoice, invoice(session, settings)["invoice_id"])
@@ -194,10 +229,17 @@ def test_english_customer_gets_an_english_invoice(session: Session, settings: Se
 
 
 # -- UBL -------------------------------------------------------------------------------------
+PARSER = etree.XMLParser(resolve_entities=False, no_network=True)
+
+
+@cache
+def ubl_schema(document: str) -> etree.XMLSchema:
+    return etree.XMLSchema(etree.parse(str(UBL_DIR / f"UBL-{document}-2.1.xsd"), PARSER))
+
+
 def validate_ubl(xml: str, document: str) -> etree._ElementTree:
-    parser = etree.XMLParser(resolve_entities=False, no_network=True)
-    schema = etree.XMLSchema(etree.parse(str(UBL_DIR / f"UBL-{document}-2.1.xsd"), parser))
-    doc = etree.parse(io.BytesIO(xml.encode()), parser)
+    schema = ubl_schema(document)
+    doc = etree.parse(io.BytesIO(xml.encode()), PARSER)
     assert schema.validate(doc), schema.error_log
     return doc
 
@@ -206,6 +248,7 @@ NS = {"cbc": "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents
       "cac": "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"}
 
 
+@pytest.mark.documents
 def test_ubl_invoice_validates_and_carries_the_invoice_fields(session: Session,
                                                              settings: Settings) -> None:
     add_user(session)
@@ -217,6 +260,8 @@ def test_ubl_invoice_validates_and_carries_the_invoice_fields(session: Session,
     assert value("/*/cbc:InvoiceTypeCode") == "380"
     assert value("/*/cbc:ID") == "2026-000001"
     assert value("/*/cbc:DueDate") == "2026-04-01"
+    assert value("/*/cbc:DocumentCurrencyCode") == "EUR"
+    assert value("//cac:InvoiceLine/cbc:ID") == "1"
     assert value("//cac:AccountingSupplierParty//cbc:EndpointID/@schemeID") == "0106"
     assert value("//cac:AccountingSupplierParty//cac:PartyTaxScheme/cbc:CompanyID") == "NL001234567B01"
     assert value("//cac:PaymentMeans/cbc:PaymentMeansCode") == "58"
@@ -230,6 +275,7 @@ def test_ubl_invoice_validates_and_carries_the_invoice_fields(session: Session,
 
 
 # -- credit notes ----------------------------------------------------------------------------
+@pytest.mark.documents
 def test_credit_note_reverses_the_invoice(session: Session, settings: Settings) -> None:
     add_user(session)
     original = invoice(session, settings)
@@ -361,8 +407,7 @@ def test_a_redelivered_job_waiting_on_the_lock_gets_the_first_invoice(
 
     thread = threading.Thread(target=second)
     thread.start()
-    thread.join(timeout=1.0)
-    assert thread.is_alive()  # blocked on the year's sequence row
+    assert blocked_on_a_lock(pg_engine, thread)  # on the year's sequence row
     first_session.commit()
     first_session.close()
     thread.join(timeout=30)

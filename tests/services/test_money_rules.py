@@ -25,6 +25,7 @@ from certflow.store.billing import Invoice
 from certflow.store.models import User
 from handlers import REGISTRY, HandlerContext
 from tests.handlers._fixtures_records import engine, session, settings  # noqa: F401  (fixtures)
+from tests.handlers.test_invoicing import documents_only_where_tested  # noqa: F401  (autouse)
 
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)
 CBC = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"
@@ -181,6 +182,7 @@ def _invoice(session: Session, settings: Settings, **params: Any) -> Invoice:
     return invoice
 
 
+@pytest.mark.documents
 @pytest.mark.parametrize("product, quantity", [("english_certificate", 4), ("book", 3)])
 def test_ubl_unit_price_times_quantity_is_the_line_amount(
         session: Session, settings: Settings, product: str, quantity: int) -> None:  # noqa: F811
@@ -196,6 +198,7 @@ def test_ubl_unit_price_times_quantity_is_the_line_amount(
     assert abs(price * qty - line_amount) <= Decimal("0.01")
 
 
+@pytest.mark.documents
 def test_ubl_unit_price_of_an_inclusive_line_rounds_half_up_at_four_places(
         session: Session, settings: Settings) -> None:  # noqa: F811
     """8 books at EUR 25.00 incl. 9%: net 183.49, so the unit price is 22.93625, which the
