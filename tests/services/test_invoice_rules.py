@@ -5,7 +5,9 @@ products an invoice may be for."""
 
 from __future__ import annotations
 
+import hashlib
 import threading
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -13,13 +15,20 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 import handlers.invoicing  # noqa: F401  (registers the operators)
+from certflow.services.billing import invoices as invoice_service
 from certflow.services.billing.invoices import unknown_product
 from certflow.settings import Settings
 from certflow.store.billing import Invoice
-from handlers import PermanentError
+from certflow.store.models import SharedTable
+from handlers import HandlerError, PermanentError
 from tests.handlers._fixtures_records import engine, session, settings  # noqa: F401  (fixtures)
-from tests.handlers.test_invoicing import add_user, invoice, pg_engine, run  # noqa: F401
-from tests.support import ROOT
+from tests.handlers.test_invoicing import (  # noqa: F401  (fixtures)
+    add_user, documents_only_where_tested, invoice, pg_engine, run,
+)
+from tests.support import ROOT, blocked_on_a_lock
+
+
+NOW = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)
 
 
 def credit(session: Session, settings: Settings, number: str, key: str = "c-1") -> dict[str, Any]:  # noqa: F811
@@ -78,8 +87,7 @@ def test_two_workers_crediting_one_invoice_at_once_make_one_credit_note(
 
     thread = threading.Thread(target=second)
     thread.start()
-    thread.join(timeout=1.0)
-    assert thread.is_alive()  # waiting for the first to finish
+    assert blocked_on_a_lock(pg_engine, thread)  # waiting for the first to finish
     first.commit()
     first.close()
     thread.join(timeout=30)
@@ -132,8 +140,7 @@ def test_a_redelivered_credit_job_waiting_on_the_lock_gets_the_first_credit_note
 
     thread = threading.Thread(target=again)
     thread.start()
-    thread.join(timeout=1.0)
-    assert thread.is_alive()
+    assert blocked_on_a_lock(pg_engine, thread)
     first.commit()
     first.close()
     thread.join(timeout=30)
@@ -156,3 +163,90 @@ def test_a_credit_note_mirrors_every_line_and_is_owed_only_when_the_invoice_was_
     assert [(line.unit_price, line.unit_net, line.line_net) for line in note.lines] == \
         [(-line.unit_price, -line.unit_net, -line.line_net) for line in original.lines]
     assert note.lines[0].quantity == 3 and note.lines[0].line_net < 0
+
+
+# -- what the office is told before an invoice can be made --------------------------------------
+def test_an_incomplete_account_is_refused_naming_everything_missing(session: Session,  # noqa: F811
+                                                                   settings: Settings) -> None:  # noqa: F811
+    user = add_user(session, address={"city": "Utrecht"})
+    user.display_name, user.customer_type = " ", "organisation"
+    session.flush()
+    with pytest.raises(PermanentError) as refused:
+        invoice(session, settings)
+    assert str(refused.value) == (
+        "invoicing: customer 'jan' has no display_name, address.street, address.postal_code, "
+        "kvk_number or oin; complete the account before invoicing")
+
+
+@pytest.mark.parametrize(("registration", "identifiers"), [
+    ({"kvk_number": "12345678"}, {"kvk": "12345678"}),
+    ({"oin": "00000001003214345000"}, {"oin": "00000001003214345000"}),
+])
+def test_an_organisation_is_invoiced_under_its_kvk_number_or_oin(
+        session: Session, settings: Settings, registration: dict[str, str],  # noqa: F811
+        identifiers: dict[str, str]) -> None:
+    user = add_user(session)
+    user.customer_type = "organisation"
+    for column, value in registration.items():
+        setattr(user, column, value)
+    session.flush()
+    assert stored(session, invoice(session, settings)["invoice_number"]).customer_identifiers == identifiers
+
+
+@pytest.mark.parametrize(("language", "description"), [
+    ("nl", "Certificering loopbaanprofessional"), ("en", "Certification as a career professional")])
+def test_the_invoice_line_speaks_the_customers_language(session: Session, settings: Settings,  # noqa: F811
+                                                        language: str, description: str) -> None:
+    add_user(session, language=language)
+    made = stored(session, invoice(session, settings)["invoice_number"])
+    assert (made.language, made.description, made.lines[0].description) == (language, description, description)
+
+
+def test_a_redelivered_job_gets_its_invoice_even_after_the_account_changed(  # noqa: F811
+        session: Session, settings: Settings) -> None:  # noqa: F811
+    """The worker ran the job, the result got lost, the office meanwhile emptied the address:
+    the job's second delivery answers with the invoice already made, not with a refusal."""
+    user = add_user(session)
+    first = run(session, settings, "invoicing/create_invoice", {"customer": "jan", "product": "book"},
+                key="inst-1:invoice:1")
+    user.address = {}
+    session.flush()
+    assert run(session, settings, "invoicing/create_invoice", {"customer": "jan", "product": "book"},
+               key="inst-1:invoice:1") == first
+
+
+def test_a_credit_note_carries_the_invoices_reference(session: Session, settings: Settings) -> None:  # noqa: F811
+    add_user(session)
+    number = invoice(session, settings, reference="APP-2026-17")["invoice_number"]
+    assert stored(session, credit(session, settings, number)["invoice_number"]).reference == "APP-2026-17"
+
+
+def test_an_invoice_is_priced_from_the_deployed_fee_table(session: Session, settings: Settings) -> None:  # noqa: F811
+    """A fee changed and deployed prices the next invoice (the file in processes/ is not read)."""
+    shared = ROOT / "processes" / "shared"
+    fees = (shared / "fees.dmn").read_text(encoding="utf-8")
+    assert "<text>650.00</text>" in fees
+    for name, content in (("fees.dmn", fees.replace("<text>650.00</text>", "<text>700.00</text>")),
+                          ("vat.dmn", (shared / "vat.dmn").read_text(encoding="utf-8"))):
+        session.add(SharedTable(name=name, version=1, content_hash=hashlib.sha256(content.encode()).hexdigest(),
+                                content=content, deployed_at=NOW, deployed_by="olga"))
+    add_user(session)
+    made = invoice(session, settings)
+    assert (made["net"], made["vat"], made["total"]) == ("700.00", "147.00", "847.00")
+
+
+def test_a_lost_race_for_the_same_job_is_retried_not_failed(session: Session, settings: Settings,  # noqa: F811
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two deliveries of one job inserting at once (PostgreSQL): the loser's insert hits the
+    unique key. Simulated by hiding the first invoice from the second's check: the second
+    fails with a retryable error (not an incident) naming the key; its retry then finds the
+    first invoice by the key (test_same_key_returns_the_same_invoice)."""
+    add_user(session)
+    run(session, settings, "invoicing/create_invoice", {"customer": "jan", "product": "book"},
+        key="inst-1:invoice:1")
+    monkeypatch.setattr(invoice_service, "invoice_by_key", lambda *_: None)
+    with pytest.raises(HandlerError) as lost:
+        run(session, settings, "invoicing/create_invoice", {"customer": "jan", "product": "book"},
+            key="inst-1:invoice:1")
+    assert not isinstance(lost.value, PermanentError)
+    assert str(lost.value) == "invoicing: concurrent insert for key 'inst-1:invoice:1'"
