@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     # Messages routed inline after the job that emitted them; a bigger fan-out is left to beat,
     # which routes them in batches of drain_batch per tick.
     inline_drain_limit: int = 50
+    # A worker runs up to this many follow-up jobs of the instance it just advanced itself,
+    # in the same process (its live workflow is cached there), before publishing the rest.
+    # 0 publishes every job to the broker.
+    job_chain_limit: int = 20
     drain_batch: int = 500
     beat_interval_seconds: float = 2.0
     # Due timers are fired this many instances per transaction (each in its own savepoint), and

@@ -65,46 +65,65 @@ class JobsMixin(_Base):
                               settings=self.settings, instance_id=instance_id,
                               business_key=business_key, emit=emit_message, emit_many=emit_messages)
 
-    def run_job(self, job_id: int) -> str:
+    def run_job(self, job_id: int, chain: list[JobMessage] | None = None) -> str:
         """Run one job's handler and deliver its outcome. Safe to call twice for one job.
 
         A handler with outside effects runs in the transaction that claims the job, inside a
         savepoint, so a failing handler leaves no half-written effect and the claim still
         commits; its result is then delivered in an advance. A database-only handler runs
-        inside that advance itself (certflow.engine.inline): one transaction, not two."""
+        inside that advance itself (certflow.engine.inline), in the very transaction that read
+        the job: one transaction, not two.
+
+        ``chain``: a worker passes a list to keep the instance's work in this process. Jobs the
+        delivering advance writes for the same instance, due now, are appended to it instead
+        of being published (the live workflow stays cached here); the caller runs them next or
+        publishes them. They are committed outbox rows like any other, so a crash before they
+        run loses nothing: the sweep publishes them."""
         failure: tuple[str, str, bool] | None = None
         result: dict[str, Any] = {}
+        advance: Advance | None = None
         with self.session() as session:
-            row = session.execute(select(Job, Instance.business_key).join(Instance, Instance.id == Job.instance_id)
-                                  .where(Job.id == job_id)).first()
+            row = session.connection().execute(_JOB_TO_RUN, {"job_id": job_id}).first()
             if row is None:
                 raise NotFound(f"no job {job_id}")
-            job, business_key = row
-            if job.status not in ("queued", "running"):
-                log.info("job %s is %s; duplicate delivery ignored", job_id, job.status)
-                return f"ignored:{job.status}"
-            instance_id = job.instance_id
-            bind(job_id=job_id, instance_id=instance_id, task_id=job.task_id, handler=job.operator,
-                 request_id=job.request_id)
-            here = self.runs_in_advance(job.operator)
-            if not here:
-                job.status = "running"
-                failure, result = self._run_claimed(session, job, business_key)
-            emitted = session.info.pop("emitted", 0)
-        if here:  # database-only: the handler runs inside the advance (certflow.engine.inline)
-            return self.deliver_result(job_id, instance_id=instance_id, run_here=True)
+            if row.status not in ("queued", "running"):
+                log.info("job %s is %s; duplicate delivery ignored", job_id, row.status)
+                return f"ignored:{row.status}"
+            instance_id = row.instance_id
+            bind(job_id=job_id, instance_id=instance_id, task_id=row.task_id, handler=row.operator,
+                 request_id=row.request_id)
+            if self.runs_in_advance(row.operator):
+                # database-only: the handler runs inside the advance (certflow.engine.inline),
+                # which locks the instance and reads the job again under that lock.
+                with self.advance_in(session, instance_id, "worker", inline=True) as advance:
+                    outcome = self._deliver(advance, job_id, None, None, "", False, run_here=True)
+            else:
+                session.connection().execute(_CLAIM, {"job_id": job_id})
+                failure, result = self._run_claimed(session, row)
+                emitted = session.info.pop("emitted", 0)
+        if advance is not None:
+            self._keep_local(advance, chain)
+            self.after_advance(advance)
+            return outcome
         if 0 < emitted <= self.settings.inline_drain_limit:
             self.drain_messages()  # a big fan-out is left to beat's batches
         if failure is not None:
             error, tb, permanent = failure
-            return self.deliver_result(job_id, error=error, tb=tb, permanent=permanent, instance_id=instance_id)
-        return self.deliver_result(job_id, result=result, instance_id=instance_id)
+            return self.deliver_result(job_id, error=error, tb=tb, permanent=permanent, instance_id=instance_id,
+                                       chain=chain)
+        return self.deliver_result(job_id, result=result, instance_id=instance_id, chain=chain)
 
-    def _run_claimed(self, session: Session, job: Job, business_key: str
-                     ) -> tuple[tuple[str, str, bool] | None, dict[str, Any]]:
-        """A handler with outside effects, in the claim's transaction (its own savepoint)."""
+    def _keep_local(self, advance: Advance, chain: list[JobMessage] | None) -> None:
+        """Move the advance's jobs from its publish list to ``chain`` (see ``run_job``)."""
+        if chain is not None and advance.published:
+            chain.extend(advance.published)
+            advance.published = []
+
+    def _run_claimed(self, session: Session, job: Any) -> tuple[tuple[str, str, bool] | None, dict[str, Any]]:
+        """A handler with outside effects, in the claim's transaction (its own savepoint).
+        ``job``: the row ``_JOB_TO_RUN`` read."""
         ctx = self.handler_context(session, job.idempotency_key, instance_id=job.instance_id,
-                                   business_key=business_key)
+                                   business_key=job.business_key)
         try:
             with session.begin_nested():
                 result = self.registry.get(job.operator)(ctx, dict(job.params))
@@ -117,51 +136,60 @@ class JobsMixin(_Base):
 
     def deliver_result(self, job_id: int, result: dict[str, Any] | None = None, error: str | None = None,
                        tb: str = "", permanent: bool = False, instance_id: str | None = None,
-                       run_here: bool = False) -> str:
+                       run_here: bool = False, chain: list[JobMessage] | None = None) -> str:
         """Deliver a job's outcome as a worker's advance (database-only service tasks it
-        reaches run inside it). ``run_here``: run the job's handler in this advance first."""
+        reaches run inside it). ``run_here``: run the job's handler in this advance first.
+        ``chain``: as in ``run_job``."""
         if instance_id is None:
             with self.session() as session:
                 instance_id = session.scalar(select(Job.instance_id).where(Job.id == job_id))
             if instance_id is None:
                 raise NotFound(f"no job {job_id}")
-        with self.advancing(instance_id, "worker", inline=True) as adv:
-            job = adv.session.get(Job, job_id)
-            assert job is not None
-            task = find_task(adv.workflow, job.task_id)
-            if (adv.instance.status != "running" or task is None or task.state != TaskState.STARTED
-                    or task.internal_data.get(ATTEMPT, 1) != job.attempt or job.status not in ("queued", "running")):
-                if job.status in ("queued", "running"):
-                    job.status, job.finished_at = "stale", adv.now
-                log.info("stale result for job %s (%s) dropped", job_id, job.idempotency_key)
-                adv.audit("job_result_dropped", job.task_id, job.element_id, job=job.idempotency_key)
-                return "stale"
-            if run_here:
-                job.status = "running"
-                result, failure = self.call_in_advance(adv, job.operator, dict(job.params), job.idempotency_key)
-                if failure is not None:
-                    error, tb, permanent = failure
-            job.finished_at = adv.now
-            if error is None:
-                job.status = "done"
-                complete_service_task(task, result or {})
-                adv.audit("service_completed", job.task_id, job.element_id, operator=job.operator, attempt=job.attempt)
-                return "done"
-            job.status, job.error = "failed", error
-            adv.audit("service_failed", job.task_id, job.element_id, error=error, attempt=job.attempt)
-            if permanent or job.attempt >= job.max_attempts:
-                adv.session.add(Incident(
-                    instance_id=adv.instance.id, task_id=job.task_id, element_id=job.element_id,
-                    operator=job.operator, error=error, traceback=tb, attempts=job.attempt,
-                    status="open", created_at=adv.now))
-                adv.instance.has_incident = True
-                adv.audit("incident_opened", job.task_id, job.element_id, error=error)
-                return "incident"
-            backoff = timedelta(seconds=self.settings.job_backoff_seconds * 2 ** (job.attempt - 1))
-            task.internal_data[VIA_JOB] = True  # retried by its jobs only, after their backoff
-            task.internal_data[ATTEMPT] = job.attempt + 1  # projection writes the next job
-            task.internal_data[NOT_BEFORE] = (adv.now + backoff).isoformat()
-            return "retry"
+        with self.session() as session:
+            with self.advance_in(session, instance_id, "worker", inline=True) as advance:
+                outcome = self._deliver(advance, job_id, result, error, tb, permanent, run_here)
+        self._keep_local(advance, chain)
+        self.after_advance(advance)
+        return outcome
+
+    def _deliver(self, adv: Advance, job_id: int, result: dict[str, Any] | None, error: str | None,
+                 tb: str, permanent: bool, run_here: bool) -> str:
+        job = adv.session.get(Job, job_id)
+        assert job is not None
+        task = find_task(adv.workflow, job.task_id)
+        if (adv.instance.status != "running" or task is None or task.state != TaskState.STARTED
+                or task.internal_data.get(ATTEMPT, 1) != job.attempt or job.status not in ("queued", "running")):
+            if job.status in ("queued", "running"):
+                job.status, job.finished_at = "stale", adv.now
+            log.info("stale result for job %s (%s) dropped", job_id, job.idempotency_key)
+            adv.audit("job_result_dropped", job.task_id, job.element_id, job=job.idempotency_key)
+            return "stale"
+        if run_here:
+            job.status = "running"
+            result, failure = self.call_in_advance(adv, job.operator, dict(job.params), job.idempotency_key)
+            if failure is not None:
+                error, tb, permanent = failure
+        job.finished_at = adv.now
+        if error is None:
+            job.status = "done"
+            complete_service_task(task, result or {})
+            adv.audit("service_completed", job.task_id, job.element_id, operator=job.operator, attempt=job.attempt)
+            return "done"
+        job.status, job.error = "failed", error
+        adv.audit("service_failed", job.task_id, job.element_id, error=error, attempt=job.attempt)
+        if permanent or job.attempt >= job.max_attempts:
+            adv.session.add(Incident(
+                instance_id=adv.instance.id, task_id=job.task_id, element_id=job.element_id,
+                operator=job.operator, error=error, traceback=tb, attempts=job.attempt,
+                status="open", created_at=adv.now))
+            adv.instance.has_incident = True
+            adv.audit("incident_opened", job.task_id, job.element_id, error=error)
+            return "incident"
+        backoff = timedelta(seconds=self.settings.job_backoff_seconds * 2 ** (job.attempt - 1))
+        task.internal_data[VIA_JOB] = True  # retried by its jobs only, after their backoff
+        task.internal_data[ATTEMPT] = job.attempt + 1  # projection writes the next job
+        task.internal_data[NOT_BEFORE] = (adv.now + backoff).isoformat()
+        return "retry"
 
     # -- incidents ---------------------------------------------------------------------------
     def incidents(self, actor: "Actor", status: str | None = "open") -> list[IncidentView]:
@@ -329,6 +357,12 @@ def _republish_due(job: Job, now: datetime) -> bool:
         return True
     return now - job.published_at > max(job.published_at - job.available_at, timedelta(0))
 
+# The job a worker was handed, read with Core before anything is locked (the advance reads
+# the row again under the instance lock: this read only routes).
+_JOB_TO_RUN = (select(Job.id, Job.instance_id, Job.task_id, Job.operator, Job.status, Job.request_id,
+                      Job.idempotency_key, Job.params, Instance.business_key)
+               .join(Instance, Instance.id == Job.instance_id).where(Job.id == bindparam("job_id")))
+_CLAIM = update(table_of(Job)).where(table_of(Job).c.id == bindparam("job_id")).values(status="running")
 
 _SAVED = ("state", "serializer_version", "next_due_at", "projected", "status", "ended_at", "updated_at",
           "has_incident")

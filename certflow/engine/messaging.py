@@ -23,7 +23,7 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from certflow.engine.errors import CertflowError, Conflict
-from certflow.engine.projections import correlation_key, waiting_message_tasks
+from certflow.engine.projections import correlation_key
 from certflow.store.models import Definition, Instance, Message, Subscription
 
 if TYPE_CHECKING:
@@ -159,7 +159,8 @@ class MessagingMixin(_Base):
     # -- buffering (Zeebe's model) ---------------------------------------------------------------
     def after_commit(self, advance: Advance, published: list[Any]) -> None:
         super().after_commit(advance, published)
-        if advance.instance.status == "running" and waiting_message_tasks(advance.workflow):
+        # The save's projection lists the instance's subscriptions: no second walk of the tree.
+        if advance.instance.status == "running" and (advance.instance.projected or {}).get("subs"):
             self.correlate_buffered(advance.instance.id)
 
     def buffer_message(self, name: str, key: str, payload: dict[str, Any], ttl: timedelta, actor: str) -> int:

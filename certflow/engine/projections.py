@@ -20,7 +20,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefin
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from certflow import workdays
@@ -37,6 +37,30 @@ def table_of(model: type[Base]) -> Table:
     """A model's table, for Core statements (rows as dicts, executemany) on the hot path."""
     return cast(Table, model.__table__)
 
+
+class _Statements:
+    """The projections' statements, built once: run on the session's connection with plain
+    parameters, they skip statement construction, cache-key generation and the ORM's execute
+    path on every save (several per advance)."""
+
+    def __init__(self) -> None:
+        human, jobs, subs = table_of(HumanTask), table_of(Job), table_of(Subscription)
+        self.human_existing = select(human.c.id, human.c.element_id, human.c.assignee, human.c.due_at,
+                                     human.c.created_at, human.c.escalation_level
+                                     ).where(human.c.instance_id == bindparam("instance_id"))
+        self.human_delete = delete(human).where(human.c.id.in_(bindparam("ids", expanding=True)))
+        self.human_insert = insert(human)
+        self.audit_insert = insert(table_of(AuditEvent))
+        self.jobs_open = select(jobs.c.id, jobs.c.task_id, jobs.c.attempt, jobs.c.status).where(
+            jobs.c.instance_id == bindparam("instance_id"), jobs.c.status.in_(("queued", "running", "failed")))
+        self.jobs_stale = (update(jobs).where(jobs.c.id.in_(bindparam("ids", expanding=True)))
+                           .values(status="stale", finished_at=bindparam("finished_at")))
+        self.job_insert = insert(jobs).returning(jobs.c.id)
+        self.subs_delete = delete(subs).where(subs.c.instance_id == bindparam("instance_id"))
+        self.subs_insert = insert(subs)
+
+
+_Q = _Statements()
 
 ATTEMPT = "certflow_attempt"
 # An automatic retry waits out its backoff; set at failure time, absent for a manual retry.
@@ -81,17 +105,15 @@ def project(session: Session, instance: Instance, tasks: list[Task], workflow: B
 
 def _human_tasks(session: Session, instance: Instance, ready: dict[str, Task], now: datetime,
                  evaluate: Any, new: bool, due: "Due", tasks: list[Task]) -> None:
-    existing = {} if new else {row.id: row for row in session.execute(
-        select(HumanTask.id, HumanTask.element_id, HumanTask.assignee, HumanTask.due_at,
-               HumanTask.created_at, HumanTask.escalation_level)
-        .where(HumanTask.instance_id == instance.id))}
+    db = session.connection()
+    existing = {} if new else {row.id: row for row in db.execute(_Q.human_existing, {"instance_id": instance.id})}
     gone = [tid for tid in existing if tid not in ready]
     if gone:
         _audit_withdrawn(session, instance, [existing[tid] for tid in gone], tasks, now)
-        session.execute(delete(HumanTask).where(HumanTask.id.in_(gone)))
+        db.execute(_Q.human_delete, {"ids": gone})
     rows = [_queue_entry(instance, task, now, evaluate, due) for tid, task in ready.items() if tid not in existing]
     if rows:
-        session.execute(insert(table_of(HumanTask)), rows)
+        db.execute(_Q.human_insert, rows)
 
 
 def _audit_withdrawn(session: Session, instance: Instance, rows: list[Any], tasks: list[Task],
@@ -109,7 +131,7 @@ def _audit_withdrawn(session: Session, instance: Instance, rows: list[Any], task
             "overdue": bool(row.due_at and _aware(row.due_at) < now),
         }) for row in rows if row.id not in completed]
     if events:
-        session.execute(insert(table_of(AuditEvent)), events)
+        session.connection().execute(_Q.audit_insert, events)
 
 
 def _aware(value: datetime) -> datetime:
@@ -157,16 +179,15 @@ def shown(task: Task) -> dict[str, Any]:
 
 def _jobs(session: Session, instance: Instance, waiting: dict[str, Task], now: datetime,
           settings: Settings, new: bool) -> list[JobMessage]:
-    jobs = [] if new else session.execute(select(Job.id, Job.task_id, Job.attempt, Job.status).where(
-        Job.instance_id == instance.id, Job.status.in_(("queued", "running", "failed")))).all()
+    db = session.connection()
+    jobs = [] if new else db.execute(_Q.jobs_open, {"instance_id": instance.id}).all()
     current = {(j.task_id, j.attempt) for j in jobs}
     stale = [
         job.id for job in jobs if job.status in ("queued", "running") and (
             job.task_id not in waiting or waiting[job.task_id].internal_data.get(ATTEMPT, 1) != job.attempt)
     ]
     if stale:  # cancelled by a timer, or retried since
-        session.execute(update(Job).where(Job.id.in_(stale)).values(status="stale", finished_at=now),
-                        execution_options={"synchronize_session": False})
+        db.execute(_Q.jobs_stale, {"ids": stale, "finished_at": now})
     publish = []
     for tid, task in waiting.items():
         attempt = task.internal_data.setdefault(ATTEMPT, 1)
@@ -176,14 +197,14 @@ def _jobs(session: Session, instance: Instance, waiting: dict[str, Task], now: d
         available = max(now, datetime.fromisoformat(not_before)) if not_before else now
         delay = available - now
         operator = task.task_spec.operation_name
-        job_id = session.execute(insert(Job).values(
+        job_id = db.execute(_Q.job_insert, dict(
             idempotency_key=f"{instance.id}:{tid}:{attempt}", instance_id=instance.id, task_id=tid,
             element_id=task.task_spec.bpmn_id, operator=operator,
             params=task.internal_data.get(SERVICE_PARAMS, {}), attempt=attempt,
             max_attempts=task.task_spec.retries or settings.job_max_attempts, status="queued",
             available_at=available, published_at=now if delay == timedelta(0) else None,
             created_at=now, request_id=current_request_id(),
-        ).returning(Job.id)).scalar_one()
+        )).scalar_one()
         if delay == timedelta(0):
             publish.append(JobMessage(job_id, operator))
     return publish
@@ -203,10 +224,11 @@ def _wanted_subscriptions(instance: Instance, waiting: list[Task]) -> set[tuple[
 
 
 def _subscriptions(session: Session, instance: Instance, wanted: set[tuple[str, str]], new: bool) -> None:
+    db = session.connection()
     if not new:
-        session.execute(delete(Subscription).where(Subscription.instance_id == instance.id))
+        db.execute(_Q.subs_delete, {"instance_id": instance.id})
     if wanted:
-        session.execute(insert(table_of(Subscription)), [
+        db.execute(_Q.subs_insert, [
             dict(instance_id=instance.id, message_name=name, correlation_key=key) for name, key in sorted(wanted)])
 
 
