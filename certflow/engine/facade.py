@@ -123,7 +123,7 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
         rules.bounded(data, "data")
         if not actor.is_staff:
             with self.session() as session:
-                elements = rules.definition(session, process_id, None).elements
+                elements = self.definition(session, rules.latest_id(session, process_id)).elements
             rules.may_start(elements, actor, process_id)
             data[rules.subject_variable(elements)] = actor.username
         views: list[InstanceView] = []
@@ -144,14 +144,14 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
                 from certflow.engine.messaging import claim
 
                 claim(session, message[2])  # a second drainer stops here
-            row = rules.definition(session, process_id, None)
+            definition_id = rules.latest_id(session, process_id)
             running = session.scalar(select(Instance.id).where(
                 Instance.process_id == process_id, Instance.business_key == business_key,
                 Instance.status == "running"))
             if running:
                 raise Conflict(Message(N_("%(process)s '%(key)s' is already running as instance %(instance)s"),
                                       process=process_id, key=business_key, instance=running))
-            definition = self.definition(session, row.id)
+            definition = self.definition(session, definition_id)
             rules.check_start_form(definition, data)
             rules.check_guards(session, self.registry, definition.elements, self.now(), data)
             workflow = self.new_workflow(definition)
@@ -159,7 +159,7 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
             start.data.update(data, business_key=business_key, started_by=username)
             now = self.now()
             instance = Instance(
-                definition_id=row.id, process_id=process_id, business_key=business_key,
+                definition_id=definition_id, process_id=process_id, business_key=business_key,
                 status="running", state={}, serializer_version=SERIALIZER_VERSION,
                 started_by=username, subject=rules.subject(definition.elements, data, message),
                 created_at=now, updated_at=now,
@@ -320,7 +320,7 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
 
     def complete(self, actor: Actor, task_id: str, data: dict[str, Any]) -> Completed:
         answer: list[Completed] = []
-        with self.advancing(lambda session: queue.get(session, task_id).instance_id, actor.username) as adv:
+        with self.advancing(lambda session: queue.instance_of(session, task_id), actor.username) as adv:
             entry = queue.get(adv.session, task_id)  # under the instance lock
             queue.may_complete(entry, actor)
             rules.bounded(data, "data")

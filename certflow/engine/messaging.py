@@ -19,7 +19,7 @@ import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from certflow.engine.errors import CertflowError, Conflict
@@ -43,10 +43,15 @@ def candidate_keys(payload: dict[str, Any]) -> list[str]:
     return keys
 
 
+_DEFINITION_IDS = select(Definition.id, Definition.process_id).order_by(Definition.version)
+_ELEMENTS_OF = (select(Definition.process_id, Definition.elements)
+                .where(Definition.id.in_(bindparam("ids", expanding=True))))
+
+
 class MessagingMixin(_Base):
     _draining = False
-    # Start message names by definition id (cache; definitions never change once deployed).
-    _start_messages: dict[int, frozenset[str]] | None = None
+    # (latest definition ids, message name -> process it starts): see _message_start_process.
+    _message_starts: tuple[tuple[int, ...], dict[str, str]] | None = None
 
     if TYPE_CHECKING:  # provided by the facade
 
@@ -89,7 +94,15 @@ class MessagingMixin(_Base):
             targets = session.scalars(select(Subscription.instance_id).where(
                 Subscription.message_name == name,
                 Subscription.correlation_key.in_(candidate_keys(payload)))).all()
-            starts = self._message_start_process(session, name)
+            starts = None if targets else self._message_start_process(session, name)
+            if not targets and not starts:  # settled here: no transaction of its own
+                try:
+                    claim(session, message_id)
+                except AlreadyRouted:
+                    return  # another drainer routed it meanwhile: its outcome stands
+                _mark(session, message_id, "unrouted", f"nobody waits for {name!r} and no process starts on it",
+                      self.now())
+                return
         try:
             if targets:
                 # The first delivery claims the message (pending -> delivered) in its own
@@ -105,8 +118,6 @@ class MessagingMixin(_Base):
                 if not isinstance(key, str) or not key:
                     raise Conflict(f"message {name!r} starts {starts} but carries no business_key")
                 self.start_by_message(starts, key, name, payload, message_id)
-            else:
-                self._settle(message_id, "unrouted", f"nobody waits for {name!r} and no process starts on it")
         except AlreadyRouted:
             return
         except CertflowError as exc:
@@ -124,26 +135,22 @@ class MessagingMixin(_Base):
             _mark(session, message_id, status, outcome, self.now())
 
     def _message_start_process(self, session: Any, name: str) -> str | None:
-        # Definitions are immutable: each one's start messages are read once per process (a
-        # fan-out routes thousands of messages, and reading every definition's elements for
-        # each of them was the biggest part of routing one).
+        """The process whose latest version starts on message ``name``. Deployed versions never
+        change, so the map from message to process is kept per set of latest versions: a
+        deploy changes that set, and only then are their elements read again."""
         latest: dict[str, int] = {}
-        for process_id, definition_id in session.execute(
-                select(Definition.process_id, Definition.id).order_by(Definition.version)):
+        for definition_id, process_id in session.execute(_DEFINITION_IDS):
             latest[process_id] = definition_id
-        if self._start_messages is None:
-            self._start_messages = {}
-        known = self._start_messages
-        missing = [i for i in latest.values() if i not in known]
-        if missing:
-            for definition_id, elements in session.execute(
-                    select(Definition.id, Definition.elements).where(Definition.id.in_(missing))):
-                known[definition_id] = frozenset(
-                    m.get("message") for m in elements.values() if m.get("type") == "StartEvent")
-        for process_id, definition_id in latest.items():
-            if name in known[definition_id]:
-                return process_id
-        return None
+        ids = tuple(sorted(latest.values()))
+        if self._message_starts is None or self._message_starts[0] != ids:
+            elements_of = dict(session.execute(_ELEMENTS_OF, {"ids": list(ids)}).all())
+            starts: dict[str, str] = {}
+            for process_id in latest:  # the first process (in this order) wins a tie, as before
+                for element in elements_of[process_id].values():
+                    if element.get("type") == "StartEvent" and element.get("message"):
+                        starts.setdefault(element["message"], process_id)
+            self._message_starts = (ids, starts)
+        return self._message_starts[1].get(name)
 
     def _catch_any(self, adv: Any, name: str, payload: dict[str, Any]) -> None:
         keys = set(candidate_keys(payload))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from certflow.engine import elements as el
@@ -25,9 +25,24 @@ if TYPE_CHECKING:
     from certflow.engine.runtime import Runtime
 
 
+_GET = select(HumanTask).where(HumanTask.id == bindparam("task_id"))
+_GET_LOCKED = _GET.with_for_update()
+
+
+_INSTANCE_OF = select(HumanTask.instance_id).where(HumanTask.id == bindparam("task_id"))
+
+
+def instance_of(session: Session, task_id: str) -> str:
+    """The instance of an open task: one column, read before its instance is locked (the
+    entry itself is read under that lock)."""
+    instance_id = session.connection().execute(_INSTANCE_OF, {"task_id": task_id}).scalar()
+    if instance_id is None:
+        raise NotFound(Message(N_("no open task '%(task)s' (it may have been completed or cancelled)"), task=task_id))
+    return str(instance_id)
+
+
 def get(session: Session, task_id: str, lock: bool = False) -> HumanTask:
-    query = select(HumanTask).where(HumanTask.id == task_id)
-    entry = session.execute(query.with_for_update() if lock else query).scalar_one_or_none()
+    entry = session.execute(_GET_LOCKED if lock else _GET, {"task_id": task_id}).scalar_one_or_none()
     if entry is None:
         raise NotFound(Message(N_("no open task '%(task)s' (it may have been completed or cancelled)"), task=task_id))
     return entry

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from jsonschema import Draft202012Validator
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 from SpiffWorkflow.util.task import TaskState
 
@@ -99,6 +99,19 @@ def definition(session: Session, process_id: str, version: int | None) -> Defini
                else NotFound(Message(N_("no deployed process '%(process)s' version %(version)s"),
                                      process=process_id, version=version)))
     return row
+
+
+_LATEST_ID = (select(Definition.id).where(Definition.process_id == bindparam("process_id"))
+              .order_by(Definition.version.desc()).limit(1))
+
+
+def latest_id(session: Session, process_id: str) -> int:
+    """The id of a process's latest deployed version (the runtime caches the rest by id,
+    so starting an instance does not read the version's whole row)."""
+    definition_id = session.connection().execute(_LATEST_ID, {"process_id": process_id}).scalar()
+    if definition_id is None:
+        raise NotFound(f"no deployed process {process_id!r}")
+    return int(definition_id)
 
 
 def may_see(session: Session, actor: "Actor", instance: Instance) -> None:

@@ -22,7 +22,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefin
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session, defer, sessionmaker
 
 from certflow.clock import CLOCK
@@ -88,6 +88,11 @@ class Advance:
         ))
 
 
+# Built once (statement construction and its cache key cost more than the lookup itself).
+_LOCK = (select(Instance).options(defer(Instance.state))
+         .where(Instance.id == bindparam("instance_id")).with_for_update())
+
+
 def lock_instance(session: Session, instance_id: str) -> Instance:
     """The locking strategy for an advance.
 
@@ -102,9 +107,7 @@ def lock_instance(session: Session, instance_id: str) -> Instance:
     The state column is deferred: when the live workflow is cached it is never read (nor
     decoded); on a miss it is loaded under the lock already held.
     """
-    instance = session.execute(
-        select(Instance).options(defer(Instance.state)).where(Instance.id == instance_id).with_for_update()
-    ).scalar_one_or_none()
+    instance = session.execute(_LOCK, {"instance_id": instance_id}).scalar_one_or_none()
     if instance is None:
         raise NotFound(f"no instance {instance_id!r}")
     return instance
