@@ -41,6 +41,8 @@ STEPS: list[tuple[str, dict[str, Any]]] = [
 # CPU milliseconds per lifecycle of (a) and (b), both in this process (SQLite too): on a
 # loaded machine their ratio moves far less than the wall-clock one.
 CPU_MS: dict[str, float] = {}
+# Advances that found their workflow in their process's live cache, and those that decoded it.
+HITS: dict[str, tuple[int, int]] = {}
 
 
 # -- (a) bare SpiffWorkflow ------------------------------------------------------------------
@@ -157,6 +159,7 @@ def persisted_sqlite(n: int) -> float:
     for i in range(n):
         lifecycle(engine, staff, people, f"B{i}", settle)
     CPU_MS["b"] = (time.process_time() - cpu) * 1000 / n
+    HITS["b"] = (engine.live_hits, engine.live_misses)
     return (time.perf_counter() - began) * 1000 / n
 
 
@@ -175,7 +178,10 @@ def end_to_end(n: int, workers: int, drivers: int) -> tuple[float, float]:
     from worker.app import make_app, make_publisher
 
     engine.publisher = make_publisher(make_app(get_settings()))
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # The workers count their live-cache hits in prometheus-client's multiprocess files.
+    metrics_dir = var / "metrics"
+    metrics_dir.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
     procs = [subprocess.Popen([sys.executable, "-m", "certflow.cli", "worker", f"--concurrency={workers}",
                                "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=WARNING"],
                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(var / "worker.log", "wb"))]
@@ -206,11 +212,31 @@ def end_to_end(n: int, workers: int, drivers: int) -> tuple[float, float]:
         for p in procs:
             p.terminate()
             p.wait(20)
+        HITS["c driver"] = (engine.live_hits, engine.live_misses)
+        HITS["c workers"] = worker_hits(metrics_dir)
         from certflow.store.db import reset_engines
 
         reset_engines()
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def worker_hits(metrics_dir: Path) -> tuple[int, int]:
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(metrics_dir))
+    counts = {"hit": 0.0, "miss": 0.0}
+    for metric in registry.collect():
+        for sample in metric.samples:
+            if sample.name == "certflow_live_workflow_total":
+                counts[sample.labels["result"]] += sample.value
+    return int(counts["hit"]), int(counts["miss"])
+
+
+def hit_rates() -> str:
+    return "  ".join(f"{mode} {hits}/{hits + misses}" for mode, (hits, misses) in HITS.items())
 
 
 def make_waiter(engine: Any) -> Any:
@@ -253,6 +279,7 @@ def main() -> None:
         c, per_s = end_to_end(args.n, args.workers, args.drivers)
         print(f"(c) PostgreSQL + Redis + {args.workers} worker procs, {args.drivers} drivers: "
               f"{c:8.2f} ms/lifecycle (wall/n)  c/a={c / a:.2f}  {per_s:.1f} lifecycles/s")
+    print(f"live-workflow cache hits (advances): {hit_rates()}")
     print(f"bench-engine: a_ms={a:.2f} b_ms={b:.2f} c_ms={c:.2f} b/a={b / a:.2f} c/a={c / a:.2f} c_per_s={per_s:.1f}")
 
 

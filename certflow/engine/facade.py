@@ -121,11 +121,6 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
         start event's ``subject`` variable (default ``candidate``) is set to the starter."""
         data = dict(data or {})
         rules.bounded(data, "data")
-        if not actor.is_staff:
-            with self.session() as session:
-                elements = self.definition(session, rules.latest_id(session, process_id)).elements
-            rules.may_start(elements, actor, process_id)
-            data[rules.subject_variable(elements)] = actor.username
         views: list[InstanceView] = []
         self._start(actor.username, process_id, business_key, data, view=(actor, views))
         return views[0]
@@ -137,21 +132,24 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
     def _start(self, username: str, process_id: str, business_key: str, data: dict[str, Any],
                message: tuple[str, dict[str, Any], int | None] | None = None,
                view: tuple[Actor, list[InstanceView]] | None = None) -> str:
-        if not business_key or len(business_key) > 200:
-            raise InvalidInput(Message(N_("a business key of 1 to 200 characters is required")))
         with self.session() as session:
             if message is not None and message[2] is not None:
                 from certflow.engine.messaging import claim
 
                 claim(session, message[2])  # a second drainer stops here
             definition_id = rules.latest_id(session, process_id)
+            definition = self.definition(session, definition_id)
+            if view is not None and not view[0].is_staff:  # anyone else starts only for themselves
+                rules.may_start(definition.elements, view[0], process_id)
+                data[rules.subject_variable(definition.elements)] = view[0].username
+            if not business_key or len(business_key) > 200:
+                raise InvalidInput(Message(N_("a business key of 1 to 200 characters is required")))
             running = session.scalar(select(Instance.id).where(
                 Instance.process_id == process_id, Instance.business_key == business_key,
                 Instance.status == "running"))
             if running:
                 raise Conflict(Message(N_("%(process)s '%(key)s' is already running as instance %(instance)s"),
                                       process=process_id, key=business_key, instance=running))
-            definition = self.definition(session, definition_id)
             rules.check_start_form(definition, data)
             rules.check_guards(session, self.registry, definition.elements, self.now(), data)
             workflow = self.new_workflow(definition)

@@ -9,8 +9,8 @@ same transaction as the delivery, so a crash in between delivers it again, never
 
 A message published from outside (the API, a payment) when nobody waits yet can be buffered
 with a time-to-live, as Zeebe does: it is correlated, once, when a subscription with its name
-and correlation key opens (checked after every advance that leaves the instance waiting for a
-message, after buffering, and by beat), and marked expired when its time is up.
+and correlation key opens (checked after every advance that opens a subscription, after
+buffering, and by beat), and marked expired when its time is up.
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ def candidate_keys(payload: dict[str, Any]) -> list[str]:
     return keys
 
 
+_NEXT_PENDING = select(Message.id).where(Message.status == "pending").order_by(Message.id).limit(1)
+_NEXT_PENDING_SKIP_LOCKED = _NEXT_PENDING.with_for_update(skip_locked=True)
 _DEFINITION_IDS = select(Definition.id, Definition.process_id).order_by(Definition.version)
 _ELEMENTS_OF = (select(Definition.process_id, Definition.elements)
                 .where(Definition.id.in_(bindparam("ids", expanding=True))))
@@ -68,28 +70,25 @@ class MessagingMixin(_Base):
         self._draining = True
         try:
             handled = 0
-            while handled < limit:
-                message_id = self._next_message()
-                if message_id is None:
-                    break
-                self._route(message_id)
+            while handled < limit and self._route_next():
                 handled += 1
             return handled
         finally:
             self._draining = False
 
-    def _next_message(self) -> int | None:
+    def _route_next(self) -> bool:
+        """Route the oldest pending message; False when none is pending. It is picked and
+        looked up (and, when nobody takes it, settled) in one transaction."""
         with self.session() as session:
-            query = select(Message.id).where(Message.status == "pending").order_by(Message.id).limit(1)
+            query = _NEXT_PENDING
             if session.bind is not None and session.bind.dialect.name == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            return session.scalar(query)
-
-    def _route(self, message_id: int) -> None:
-        with self.session() as session:
+                query = _NEXT_PENDING_SKIP_LOCKED
+            message_id = session.scalar(query)
+            if message_id is None:
+                return False
             message = session.get(Message, message_id)
             if message is None or message.status != "pending":
-                return
+                return True
             name, payload = message.name, dict(message.payload)
             targets = session.scalars(select(Subscription.instance_id).where(
                 Subscription.message_name == name,
@@ -99,10 +98,10 @@ class MessagingMixin(_Base):
                 try:
                     claim(session, message_id)
                 except AlreadyRouted:
-                    return  # another drainer routed it meanwhile: its outcome stands
+                    return True  # another drainer routed it meanwhile: its outcome stands
                 _mark(session, message_id, "unrouted", f"nobody waits for {name!r} and no process starts on it",
                       self.now())
-                return
+                return True
         try:
             if targets:
                 # The first delivery claims the message (pending -> delivered) in its own
@@ -119,12 +118,13 @@ class MessagingMixin(_Base):
                     raise Conflict(f"message {name!r} starts {starts} but carries no business_key")
                 self.start_by_message(starts, key, name, payload, message_id)
         except AlreadyRouted:
-            return
+            return True
         except CertflowError as exc:
             self._settle(message_id, "failed", exc.message)
         except Exception as exc:  # a broken diagram must not stop the other messages
             log.exception("routing message %s failed", message_id)
             self._settle(message_id, "failed", f"{type(exc).__name__}: {exc}")
+        return True
 
     def _settle(self, message_id: int, status: str, outcome: str) -> None:
         with self.session() as session:
@@ -166,8 +166,10 @@ class MessagingMixin(_Base):
     # -- buffering (Zeebe's model) ---------------------------------------------------------------
     def after_commit(self, advance: Advance, published: list[Any]) -> None:
         super().after_commit(advance, published)
-        # The save's projection lists the instance's subscriptions: no second walk of the tree.
-        if advance.instance.status == "running" and (advance.instance.projected or {}).get("subs"):
+        # Only a subscription this advance opened can match a message buffered before it: one
+        # that was open already was looked up after the advance that opened it (and beat looks
+        # again, should that process have died in between). No second walk of the tree either.
+        if advance.instance.status == "running" and advance.subscribed:
             self.correlate_buffered(advance.instance.id)
 
     def buffer_message(self, name: str, key: str, payload: dict[str, Any], ttl: timedelta, actor: str) -> int:

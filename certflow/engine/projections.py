@@ -72,6 +72,8 @@ class Projected:
     """What a save produced that must happen after commit."""
 
     publish: list[JobMessage]
+    # The instance now waits for a message it did not wait for before this save.
+    subscribed: bool = False
 
 
 def project(session: Session, instance: Instance, tasks: list[Task], workflow: BpmnWorkflow,
@@ -96,11 +98,13 @@ def project(session: Session, instance: Instance, tasks: list[Task], workflow: B
         _human_tasks(session, instance, ready, now, evaluate, new, Due(elements, settings), tasks)
     if new or after["jobs"] != before.get("jobs"):
         publish = _jobs(session, instance, waiting, now, settings, new)
+    subscribed = False
     if new or after["subs"] != before.get("subs"):
         _subscriptions(session, instance, subscriptions, new)
+        subscribed = bool(set(map(tuple, after["subs"])) - set(map(tuple, before.get("subs", []))))
     instance.projected = after
     instance.next_due_at = next_due(workflow)
-    return Projected(publish=publish)
+    return Projected(publish=publish, subscribed=subscribed)
 
 
 def _human_tasks(session: Session, instance: Instance, ready: dict[str, Task], now: datetime,

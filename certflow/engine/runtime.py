@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, defer, sessionmaker
 
 from certflow.clock import CLOCK
 from certflow.observability.context import bind
-from certflow.observability.metrics import observe_advance
+from certflow.observability.metrics import live_workflow, observe_advance
 from certflow.engine.dto import JobMessage
 from certflow.engine.errors import InvalidInput, NotFound
 from certflow.engine.projections import project, table_of
@@ -79,6 +79,8 @@ class Advance:
     on_saved: list[Callable[[], None]] = field(default_factory=list)
     # Jobs the save wrote, published after commit.
     published: list[JobMessage] = field(default_factory=list)
+    # The save opened a message subscription: a buffered message may now be delivered.
+    subscribed: bool = False
     started: float = 0.0
 
     def audit(self, action: str, task_id: str | None = None, element_id: str | None = None, **detail: Any) -> None:
@@ -215,8 +217,10 @@ class Runtime:
         cached = self._live.pop(instance.id, None)
         if cached is not None and cached[0] == instance.version:
             self.live_hits += 1
+            live_workflow(True)
             return cached[1], cached[2]
         self.live_misses += 1
+        live_workflow(False)
         workflow = self.restore(instance, definition)
         return workflow, task_states(workflow.get_tasks())
 
@@ -274,6 +278,7 @@ class Runtime:
         advance.session.flush()  # the one flush: the projections below read with Core
         projected = project(advance.session, instance, tasks, workflow, now, self.settings, self.evaluate,
                             advance.definition.elements)
+        advance.subscribed = projected.subscribed
         instance.state = state_to_dict(workflow)
         instance.serializer_version = SERIALIZER_VERSION
         instance.updated_at = now

@@ -39,6 +39,9 @@ class _Instruments:
                                     ["handler"], registry=r)
         self.advance = Histogram("certflow_advance_seconds", "Duration of one advance (lock, move, save)",
                                  buckets=ADVANCE_BUCKETS, registry=r)
+        self.live_workflow = Counter(
+            "certflow_live_workflow", "Advances that found their workflow cached in this process (hit) "
+            "or decoded the stored state (miss)", ["result"], registry=r)
         self.ticks = Counter("certflow_ticks", "Beat ticks run by a worker", registry=r)
         self.ticks_sent = Counter("certflow_beat_ticks_sent", "Ticks beat put on the queue", registry=r)
         self.tick_work = Counter("certflow_tick_items", "What ticks did: timers fired, messages routed, jobs swept",
@@ -54,6 +57,10 @@ def instruments() -> _Instruments:
 
 def observe_advance(seconds: float) -> None:
     instruments().advance.observe(seconds)
+
+
+def live_workflow(hit: bool) -> None:
+    instruments().live_workflow.labels("hit" if hit else "miss").inc()
 
 
 def job_finished(handler: str, outcome: str, seconds: float) -> None:
