@@ -154,42 +154,51 @@ class JobsMixin(_Base):
 
     def _deliver(self, adv: Advance, job_id: int, result: dict[str, Any] | None, error: str | None,
                  tb: str, permanent: bool, run_here: bool) -> str:
-        job = adv.session.get(Job, job_id)
+        """The job's outcome, in an advance of its instance. The job row is read and written
+        with Core statements (read under the instance lock, written once at the end)."""
+        db = adv.session.connection()
+        job = db.execute(_JOB_UNDER_LOCK, {"job_id": job_id}).one_or_none()
         assert job is not None
-        task = find_task(adv.workflow, job.task_id)
-        if (adv.instance.status != "running" or task is None or task.state != TaskState.STARTED
-                or task.internal_data.get(ATTEMPT, 1) != job.attempt or job.status not in ("queued", "running")):
-            if job.status in ("queued", "running"):
-                job.status, job.finished_at = "stale", adv.now
-            log.info("stale result for job %s (%s) dropped", job_id, job.idempotency_key)
-            adv.audit("job_result_dropped", job.task_id, job.element_id, job=job.idempotency_key)
-            return "stale"
-        if run_here:
-            job.status = "running"
-            result, failure = self.call_in_advance(adv, job.operator, dict(job.params), job.idempotency_key)
-            if failure is not None:
-                error, tb, permanent = failure
-        job.finished_at = adv.now
-        if error is None:
-            job.status = "done"
-            complete_service_task(task, result or {})
-            adv.audit("service_completed", job.task_id, job.element_id, operator=job.operator, attempt=job.attempt)
-            return "done"
-        job.status, job.error = "failed", error
-        adv.audit("service_failed", job.task_id, job.element_id, error=error, attempt=job.attempt)
-        if permanent or job.attempt >= job.max_attempts:
-            adv.session.add(Incident(
-                instance_id=adv.instance.id, task_id=job.task_id, element_id=job.element_id,
-                operator=job.operator, error=error, traceback=tb, attempts=job.attempt,
-                status="open", created_at=adv.now))
-            adv.instance.has_incident = True
-            adv.audit("incident_opened", job.task_id, job.element_id, error=error)
-            return "incident"
-        backoff = timedelta(seconds=self.settings.job_backoff_seconds * 2 ** (job.attempt - 1))
-        task.internal_data[VIA_JOB] = True  # retried by its jobs only, after their backoff
-        task.internal_data[ATTEMPT] = job.attempt + 1  # projection writes the next job
-        task.internal_data[NOT_BEFORE] = (adv.now + backoff).isoformat()
-        return "retry"
+        status, finished_at, job_error = job.status, job.finished_at, job.error
+        try:
+            task = find_task(adv.workflow, job.task_id)
+            if (adv.instance.status != "running" or task is None or task.state != TaskState.STARTED
+                    or task.internal_data.get(ATTEMPT, 1) != job.attempt or job.status not in ("queued", "running")):
+                if job.status in ("queued", "running"):
+                    status, finished_at = "stale", adv.now
+                log.info("stale result for job %s (%s) dropped", job_id, job.idempotency_key)
+                adv.audit("job_result_dropped", job.task_id, job.element_id, job=job.idempotency_key)
+                return "stale"
+            if run_here:
+                result, failure = self.call_in_advance(adv, job.operator, dict(job.params), job.idempotency_key)
+                if failure is not None:
+                    error, tb, permanent = failure
+            finished_at = adv.now
+            if error is None:
+                status = "done"
+                complete_service_task(task, result or {})
+                adv.audit("service_completed", job.task_id, job.element_id, operator=job.operator,
+                          attempt=job.attempt)
+                return "done"
+            status, job_error = "failed", error
+            adv.audit("service_failed", job.task_id, job.element_id, error=error, attempt=job.attempt)
+            if permanent or job.attempt >= job.max_attempts:
+                adv.session.add(Incident(
+                    instance_id=adv.instance.id, task_id=job.task_id, element_id=job.element_id,
+                    operator=job.operator, error=error, traceback=tb, attempts=job.attempt,
+                    status="open", created_at=adv.now))
+                adv.instance.has_incident = True
+                adv.audit("incident_opened", job.task_id, job.element_id, error=error)
+                return "incident"
+            backoff = timedelta(seconds=self.settings.job_backoff_seconds * 2 ** (job.attempt - 1))
+            task.internal_data[VIA_JOB] = True  # retried by its jobs only, after their backoff
+            task.internal_data[ATTEMPT] = job.attempt + 1  # projection writes the next job
+            task.internal_data[NOT_BEFORE] = (adv.now + backoff).isoformat()
+            return "retry"
+        finally:
+            if (status, finished_at, job_error) != (job.status, job.finished_at, job.error):
+                db.execute(_JOB_FINISH, {"job_id": job_id, "status": status, "finished_at": finished_at,
+                                         "error": job_error})
 
     # -- incidents ---------------------------------------------------------------------------
     def incidents(self, actor: "Actor", status: str | None = "open") -> list[IncidentView]:
@@ -362,6 +371,9 @@ def _republish_due(job: Job, now: datetime) -> bool:
 _JOB_TO_RUN = (select(Job.id, Job.instance_id, Job.task_id, Job.operator, Job.status, Job.request_id,
                       Job.idempotency_key, Job.params, Instance.business_key)
                .join(Instance, Instance.id == Job.instance_id).where(Job.id == bindparam("job_id")))
+_JOB_UNDER_LOCK = select(table_of(Job)).where(table_of(Job).c.id == bindparam("job_id"))
+_JOB_FINISH = (update(table_of(Job)).where(table_of(Job).c.id == bindparam("job_id"))
+               .values(status=bindparam("status"), finished_at=bindparam("finished_at"), error=bindparam("error")))
 _CLAIM = update(table_of(Job)).where(table_of(Job).c.id == bindparam("job_id")).values(status="running")
 
 _SAVED = ("state", "serializer_version", "next_due_at", "projected", "status", "ended_at", "updated_at",

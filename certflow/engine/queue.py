@@ -90,12 +90,17 @@ def forms_of(session: Session, runtime: "Runtime", instance_ids: set[str]) -> di
     return {instance_id: runtime.definition(session, definition_id).forms for instance_id, definition_id in rows}
 
 
+_HUMAN = HumanTask.__table__
+_MINE = select(_HUMAN).where(_HUMAN.c.instance_id == bindparam("instance_id"), or_(
+    _HUMAN.c.assignee == bindparam("username"),
+    _HUMAN.c.assignee.is_(None) & _HUMAN.c.candidate_group.in_(bindparam("groups", expanding=True)),
+))
+
+
 def mine(session: Session, actor: "Actor", instance_id: str, forms: dict[str, Any], now: datetime) -> list[TaskView]:
     """What in this instance the actor can pick up next."""
-    entries = session.scalars(select(HumanTask).where(HumanTask.instance_id == instance_id, or_(
-        HumanTask.assignee == actor.username,
-        HumanTask.assignee.is_(None) & HumanTask.candidate_group.in_(actor.groups or ("",)),
-    ))).all()
+    entries = session.connection().execute(_MINE, {
+        "instance_id": instance_id, "username": actor.username, "groups": list(actor.groups or ("",))}).all()
     return [view(e, forms, now) for e in entries]
 
 
