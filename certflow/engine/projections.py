@@ -101,7 +101,7 @@ def project(session: Session, instance: Instance, tasks: list[Task], workflow: B
     subscribed = False
     if new or after["subs"] != before.get("subs"):
         _subscriptions(session, instance, subscriptions, new)
-        subscribed = bool(set(map(tuple, after["subs"])) - set(map(tuple, before.get("subs", []))))
+        subscribed = bool(subscriptions - {(name, key) for name, key in before.get("subs") or []})
     instance.projected = after
     instance.next_due_at = next_due(workflow)
     return Projected(publish=publish, subscribed=subscribed)
