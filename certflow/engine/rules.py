@@ -132,8 +132,24 @@ def current_data(workflow: Any) -> dict[str, Any]:
     return merged or dict(workflow.data)
 
 
+# Validators by schema object: the forms of a deployed version are immutable and the runtime
+# keeps one dict per form, so each is built once (a validator costs more than a validation).
+_VALIDATORS: dict[int, tuple[dict[str, Any], Draft202012Validator]] = {}
+
+
+def _validator(schema: dict[str, Any]) -> Draft202012Validator:
+    cached = _VALIDATORS.get(id(schema))
+    if cached is not None and cached[0] is schema:
+        return cached[1]
+    if len(_VALIDATORS) >= 512:
+        _VALIDATORS.clear()
+    validator = Draft202012Validator(schema)
+    _VALIDATORS[id(schema)] = (schema, validator)  # the schema is kept: its id stays its own
+    return validator
+
+
 def validate_form(schema: dict[str, Any], data: dict[str, Any], form: str | None) -> None:
-    errors = sorted(Draft202012Validator(schema).iter_errors(data), key=lambda e: list(e.path))
+    errors = sorted(_validator(schema).iter_errors(data), key=lambda e: list(e.path))
     if errors:
         fields = {("/".join(str(p) for p in e.path) or "(form)"): e.message for e in errors}
         raise InvalidInput(Message(N_("form %(form)s rejected: %(problems)s"), form=form,
