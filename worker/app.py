@@ -174,12 +174,26 @@ def _run_one(eng: Any, job_id: int, chain: list[JobMessage] | None) -> str:
                                                                       "duration_ms": round(seconds * 1000, 1)})
 
 
+# When this process last finished a tick's work (time.monotonic()).
+_LAST_TICK = {"done": float("-inf")}
+
+
 @app.task(name="certflow.tick")
 def tick() -> dict[str, int]:
     """Beat's heartbeat: fire due timers, route pending messages, publish due and lost jobs,
-    and apply due escalation steps (reminders, escalations) to human tasks."""
+    and apply due escalation steps (reminders, escalations) to human tasks.
+
+    Ticks share the jobs' queue, so a worker that is behind finds them stacked up behind its
+    backlog (705 of 1,232 messages in the scale bench under load), then reaches them one after
+    another. Each would be a full sweep of the database; a tick that arrives less than half an
+    interval after this process finished one returns at once instead: the work it would do was
+    just done, and a timer due in between waits at most half an interval more."""
     from certflow.bootstrap import engine
 
+    if time.monotonic() - _LAST_TICK["done"] < get_settings().beat_interval_seconds / 2:
+        result = {"skipped": 1}
+        metrics.tick_done(result)
+        return result
     with log_context():
         eng = engine()
         timers = eng.fire_due_timers(limit=None, budget_seconds=eng.settings.timer_budget_seconds)
@@ -187,6 +201,7 @@ def tick() -> dict[str, int]:
                   "buffered": eng.correlate_buffered(), "expired": eng.expire_buffered(),
                   "jobs": eng.sweep_jobs(), "escalations": eng.sweep_escalations(),
                   "pruned": prune_delivered(eng.settings)}
+    _LAST_TICK["done"] = time.monotonic()
     metrics.tick_done(result)
     return result
 

@@ -1,0 +1,37 @@
+"""Beat's tick, run as the worker runs it (the task function, in this process)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from certflow.bootstrap import build_engine
+from certflow.clock import CLOCK, parse_duration
+from certflow.settings import get_settings, reset_settings
+from certflow.store.db import session_scope
+from tests.support import FLOW_DIR, Harness
+from worker import app as worker_app
+from worker.app import make_app, make_publisher, tick
+
+
+def test_a_tick_right_after_another_returns_at_once(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker that is behind reaches the ticks stacked behind its backlog one after another:
+    only the first does the sweep; the next half interval's ticks cost nothing, and after that
+    a tick does the work again (here: fires a reminder that fell due meanwhile)."""
+    monkeypatch.setenv("CERTFLOW_BEAT_INTERVAL_SECONDS", "2")
+    reset_settings()
+    monkeypatch.setitem(worker_app._LAST_TICK, "done", float("-inf"))
+    h = Harness(build_engine(make_publisher(make_app(get_settings()))))
+    h.engine.deploy(h.staff, FLOW_DIR)
+    first = h.engine.start(h.staff, "flow", "K1", {"key": "K1"}).id
+    h.run_jobs()
+    assert tick()["timers"] == 0  # nothing due yet: the sweep ran
+    with session_scope() as session:
+        CLOCK.advance(session, parse_duration("P8D"), allowed=True)  # the review's reminder is due
+    stacked = tick()
+    assert stacked == {"skipped": 1}
+    assert not [j for j in h.jobs() if j.instance_id == first and j.element_id == "remind"]
+    time.sleep(1.05)  # half of the 2 s interval
+    assert tick()["timers"] == 1
+    assert [j.element_id for j in h.jobs() if j.instance_id == first and j.element_id == "remind"] == ["remind"]
