@@ -48,3 +48,15 @@ def test_language_choice_order() -> None:
     assert i18n.pick_language(None, "en", "nl-NL,nl;q=0.9") == "en"
     assert i18n.pick_language(None, None, "en-GB,en;q=0.9") == "en"
     assert i18n.pick_language(None, None, "de-DE") == "nl"
+
+
+def test_each_text_is_translated_once() -> None:
+    """The catalogue is read with the last of two entries for one text winning, so a translator
+    who edits the first one sees nothing change ("What to do" had two, and the page showed the
+    second). Appending helpers must reuse an existing entry."""
+    import re
+    from collections import Counter
+
+    po = (ROOT / "certflow" / "locale" / "nl" / "LC_MESSAGES" / "messages.po").read_text()
+    keys = Counter(re.findall(r'^(?:msgctxt (".*")\n)?msgid ((?:".*"\n)+)', po, re.M))
+    assert [key for key, n in keys.items() if n > 1 and key[1] != '""\n'] == []
