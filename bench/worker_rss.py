@@ -45,6 +45,8 @@ def main() -> None:
                 [child] = wait_until(lambda: pool_children(main_pid), timeout=30, what="the pool process")
                 warm = rss_mb(child)
                 print(f"after {args.warmup} jobs: pool process {child} RSS {warm:.1f} MB")
+            elif warm is not None and (i + 1) % 1000 == 0:  # along the way: a plateau or a climb?
+                print(f"after {done()} jobs: RSS {rss_mb(pool_children(main_pid)[0]):.1f} MB", flush=True)
         wait_until(lambda: done() >= args.jobs, timeout=3600, what="every job")
         [child] = pool_children(main_pid)
         end = rss_mb(child)
