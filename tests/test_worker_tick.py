@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+import certflow.bootstrap
 from certflow.bootstrap import build_engine
 from certflow.clock import CLOCK, parse_duration
 from certflow.settings import get_settings, reset_settings
@@ -15,13 +16,16 @@ from worker import app as worker_app
 from worker.app import make_app, make_publisher, tick
 
 
-def test_a_tick_right_after_another_returns_at_once(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_tick_right_after_another_returns_at_once(sqlite_url: str, monkeypatch: pytest.MonkeyPatch,
+                                                    request: pytest.FixtureRequest) -> None:
     """A worker that is behind reaches the ticks stacked behind its backlog one after another:
     only the first does the sweep; the next half interval's ticks cost nothing, and after that
     a tick does the work again (here: fires a reminder that fell due meanwhile)."""
     monkeypatch.setenv("CERTFLOW_BEAT_INTERVAL_SECONDS", "2")
     reset_settings()
     monkeypatch.setitem(worker_app._LAST_TICK, "done", float("-inf"))
+    certflow.bootstrap.engine.cache_clear()  # the tick's engine: this test's database, not an earlier one's
+    request.addfinalizer(certflow.bootstrap.engine.cache_clear)
     h = Harness(build_engine(make_publisher(make_app(get_settings()))))
     h.engine.deploy(h.staff, FLOW_DIR)
     first = h.engine.start(h.staff, "flow", "K1", {"key": "K1"}).id
