@@ -16,7 +16,7 @@ import handlers
 from certflow.clock import CLOCK
 from certflow.engine.facade import Actor, Engine
 from certflow.store.db import session_scope
-from certflow.store.models import Job
+from certflow.store.models import Job, Message
 from certflow.services import access, accounts
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -205,3 +205,15 @@ class Harness:
     def jobs(self) -> list[Job]:
         with session_scope() as session:
             return list(session.scalars(select(Job).order_by(Job.id)))
+
+
+def db_effects() -> list[str]:
+    """The values the chain process's database-only handler left (its ``db_effect`` messages)."""
+    with session_scope() as s:
+        return sorted(m.payload["value"] for m in s.scalars(select(Message).where(Message.name == "db_effect")))
+
+
+def job_states() -> list[tuple[str, str]]:
+    """Every job's element and status, oldest first."""
+    with session_scope() as s:
+        return [(j.element_id, j.status) for j in s.scalars(select(Job).order_by(Job.id))]

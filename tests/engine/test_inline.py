@@ -7,28 +7,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 
 from certflow.store.db import session_scope
-from certflow.store.models import AuditEvent, Definition, Job, Message
-from tests.support import CHAIN_DIR, Harness
+from certflow.store.models import AuditEvent, Definition
+from tests.support import CHAIN_DIR, Harness, db_effects as _effects, job_states as _jobs
 
-
-@pytest.fixture
-def chain(harness: Harness) -> Harness:
-    harness.engine.deploy(harness.staff, CHAIN_DIR)
-    return harness
-
-
-def _effects() -> list[str]:
-    with session_scope() as s:
-        return sorted(m.payload["value"] for m in s.scalars(select(Message).where(Message.name == "db_effect")))
-
-
-def _jobs() -> list[tuple[str, str]]:
-    with session_scope() as s:
-        return [(j.element_id, j.status) for j in s.scalars(select(Job).order_by(Job.id))]
 
 
 def test_deploy_records_which_tasks_run_inline(chain: Harness) -> None:

@@ -7,30 +7,12 @@ loses nothing. The chain diagram is start -> a, b (database) -> c (outside) -> d
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
 
 import certflow.bootstrap
 from certflow.engine.dto import JobMessage
-from certflow.store.db import session_scope
-from certflow.store.models import Job, Message
-from tests.support import CHAIN_DIR, Harness
+from tests.support import Harness, db_effects as _effects, job_states as _jobs
 from worker import app as worker_app
 
-
-@pytest.fixture
-def chain(harness: Harness) -> Harness:
-    harness.engine.deploy(harness.staff, CHAIN_DIR)
-    return harness
-
-
-def _effects() -> list[str]:
-    with session_scope() as s:
-        return sorted(m.payload["value"] for m in s.scalars(select(Message).where(Message.name == "db_effect")))
-
-
-def _jobs() -> list[tuple[str, str]]:
-    with session_scope() as s:
-        return [(j.element_id, j.status) for j in s.scalars(select(Job).order_by(Job.id))]
 
 
 def test_the_worker_runs_the_instance_s_next_job_itself_and_the_broker_sees_one_message(
