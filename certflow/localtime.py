@@ -41,3 +41,10 @@ def at_local_time(day: date, like: datetime) -> datetime:
     """``day`` at the Dutch wall-clock time of ``like``, as a UTC instant (keeps 09:00 at 09:00
     across a change to or from summer time)."""
     return datetime.combine(day, to_local(like).timetz().replace(tzinfo=None), LOCAL_TZ).astimezone(timezone.utc)
+
+
+def at_clock(day: date, clock: time) -> datetime:
+    """``day`` at the Dutch wall-clock time ``clock``, with the offset Amsterdam has on that day
+    (+01:00 in winter, +02:00 in summer): 09:00 stays 09:00 all year. A time the change to
+    summer time skips (02:30 on the last Sunday of March) is read with the winter offset."""
+    return datetime.combine(day, clock.replace(tzinfo=None), LOCAL_TZ)

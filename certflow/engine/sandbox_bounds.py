@@ -39,6 +39,7 @@ _LINEAR_CALLS = frozenset({
     "len", "str", "int", "float", "bool", "abs", "min", "max", "any", "all",
     "today", "now", "parse_date", "add_days", "add_months", "add_years", "iso_duration_days",
     "deadline", "working_day", "term_end",  # at most 9999 working days (workdays.parse_term)
+    "at_local",
 })
 _LINEAR_METHODS = frozenset({
     "get", "keys", "values", "items", "lower", "upper", "strip", "lstrip", "rstrip",

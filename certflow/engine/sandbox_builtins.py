@@ -22,8 +22,10 @@ import operator
 import re
 import sys
 from collections.abc import Callable, Iterable
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
+
+from certflow.localtime import at_clock
 
 MAX_ITEMS = 100_000  # longest str/bytes/list/tuple/dict/set a guarded operation may produce
 MAX_RANGE = 100_000  # longest range()
@@ -305,7 +307,7 @@ def iso_duration_days(days: int) -> str:
 
 
 DATE_HELPER_NAMES = ("today", "now", "parse_date", "add_days", "add_months", "add_years", "iso_duration_days",
-                     "deadline", "working_day", "term_end")
+                     "deadline", "working_day", "term_end", "at_local")
 
 
 def _untraced(helper: Callable[..., Any]) -> Callable[..., Any]:
@@ -335,7 +337,7 @@ def _calendar() -> Any:
 
 def working_day(value: Any) -> str:
     """The date itself when it is a Dutch working day, else the first working day after it
-    (Algemene termijnenwet plus the closing days): ``working_day(invite_at) + 'T09:00:00+01:00'``."""
+    (Algemene termijnenwet plus the closing days): ``at_local(working_day(d), '09:00')``."""
     return str(_calendar().next_working_day(parse_date(value)).isoformat())
 
 
@@ -344,6 +346,19 @@ def term_end(value: Any) -> str:
     the end of that day, Dutch time, or the end of the next working day when it is not one
     (the act's rule for candidates' terms): ``term_end(valid_until)``."""
     return str(_calendar().term_end(parse_date(value)).isoformat())
+
+
+def at_local(value: Any, clock: Any = "09:00") -> str:
+    """The date ``value`` at Dutch wall-clock time ``clock`` (``"09:00"``), as an ISO moment
+    with the offset Amsterdam has on that day, for a timer's ``timeDate``: ``at_local(invite_at,
+    '09:00')`` fires at 09:00 Dutch time in summer and winter alike (a fixed ``+01:00`` would
+    fire at 10:00 in summer)."""
+    if not isinstance(clock, str):
+        raise TypeError(f"at_local() needs the time as text such as '09:00', got {type(clock).__name__}")
+    parsed = time.fromisoformat(clock.strip())
+    if parsed.tzinfo is not None:
+        raise ValueError(f"at_local() takes a Dutch wall-clock time without an offset, got {clock!r}")
+    return at_clock(parse_date(value), parsed).isoformat()
 
 
 def make_date_helpers(now: Callable[[], datetime]) -> dict[str, Callable[..., Any]]:
@@ -372,7 +387,7 @@ def make_date_helpers(now: Callable[[], datetime]) -> dict[str, Callable[..., An
         "today": today, "now": now_iso, "parse_date": parse_date, "add_days": add_days,
         "add_months": add_months, "add_years": add_years, "iso_duration_days": iso_duration_days,
         "deadline": _untraced(deadline), "working_day": _untraced(working_day),
-        "term_end": _untraced(term_end),
+        "term_end": _untraced(term_end), "at_local": at_local,
     }
 
 

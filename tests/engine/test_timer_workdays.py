@@ -8,6 +8,8 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from certflow.engine.facade import Actor
 from certflow.engine.sandbox import SandboxEnvironment
 from certflow.localtime import to_local
@@ -56,6 +58,24 @@ def test_deadline_and_working_day_skip_weekends_and_holidays(sqlite_url: str) ->
     # a term whose last day is Good Friday runs through Tuesday; one ending on a working day ends with it
     assert _parse(data["ends"]) == local(tuesday + timedelta(days=1))
     assert _parse(data["thursday_ends"]) == local(THURSDAY + timedelta(days=1))
+
+
+def test_at_local_is_nine_oclock_dutch_time_in_summer_and_winter(sqlite_url: str) -> None:
+    data: dict[str, object] = {"july": "2027-07-01", "december": "2027-12-01",
+                               "spring_change": "2027-03-28", "autumn_change": "2027-10-31"}
+    _env().execute("summer = at_local(july, '09:00')\n"
+                   "winter = at_local(december, '09:00')\n"
+                   "after_spring_change = at_local(spring_change, '09:00')\n"
+                   "after_autumn_change = at_local(autumn_change, '09:00')\n"
+                   "half_past = at_local(december + 'T23:00:00+00:00', '09:30')\n", data)
+    assert data["summer"] == "2027-07-01T09:00:00+02:00"  # 07:00 UTC
+    assert data["winter"] == "2027-12-01T09:00:00+01:00"  # 08:00 UTC
+    assert data["after_spring_change"] == "2027-03-28T09:00:00+02:00"
+    assert data["after_autumn_change"] == "2027-10-31T09:00:00+01:00"
+    assert data["half_past"] == "2027-12-01T09:30:00+01:00"
+    for bad in ("at_local(july, '09:00+01:00')", "at_local(july, 9)", "at_local(july, 'nine')"):
+        with pytest.raises(Exception, match="at_local|Invalid isoformat"):
+            _env().execute(f"x = {bad}\n", dict(data))
 
 
 def test_a_diagram_timer_in_working_days_fires_after_the_holidays(harness: Harness, tmp_path: Path) -> None:

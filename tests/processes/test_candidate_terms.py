@@ -94,18 +94,24 @@ def entry_status() -> str:
         return s.scalars(select(RegisterEntry.status).where(RegisterEntry.holder == "cas")).one()
 
 
-def test_a_certificate_expiring_on_a_sunday_lapses_at_the_end_of_monday(driver: Driver) -> None:
-    sunday = date(YEAR, 3, 1) + timedelta(days=(6 - date(YEAR, 3, 1).weekday()) % 7)  # March: no holidays
-    travel(local(sunday - timedelta(days=30), 10))
-    cert = certify(driver, days_left=(sunday - dutch_today(driver.engine.now())).days)
-    assert cert["valid_until"] == sunday.isoformat()
-    with session_scope() as s:  # what first certification throws after the Register entry
+def issue_certificate(driver: Driver, valid_until: date) -> None:
+    """A certificate expiring on ``valid_until`` and its lifecycle, started as first
+    certification starts it (the message it throws after the Register entry)."""
+    cert = certify(driver, days_left=(valid_until - dutch_today(driver.engine.now())).days)
+    assert cert["valid_until"] == valid_until.isoformat()
+    with session_scope() as s:
         emit(s, "certificate_issued", {"business_key": "lifecycle-cas", "holder": "cas",
                                        "certificate_id": cert["certificate_id"],
                                        "register_number": cert["register_number"],
                                        "valid_until": cert["valid_until"]}, driver.engine.now())
     driver.engine.drain_messages()
     driver.settle()
+
+
+def test_a_certificate_expiring_on_a_sunday_lapses_at_the_end_of_monday(driver: Driver) -> None:
+    sunday = date(YEAR, 3, 1) + timedelta(days=(6 - date(YEAR, 3, 1).weekday()) % 7)  # March: no holidays
+    travel(local(sunday - timedelta(days=30), 10))
+    issue_certificate(driver, sunday)
 
     until(driver, local(sunday, 23, 50))
     assert entry_status() == "valid"
@@ -115,3 +121,36 @@ def test_a_certificate_expiring_on_a_sunday_lapses_at_the_end_of_monday(driver: 
     until(driver, local(sunday + timedelta(days=2), 0, 10))  # Tuesday, just after midnight
     assert entry_status() == "lapsed"
     assert driver.emails("cas")[-1] == "lifecycle/lapsed"
+
+
+def on_or_after_weekday(day: date) -> date:
+    return day if day.weekday() < 5 else next_weekday(day)
+
+
+# The invitation's month (4 months before expiry), its first days free of holidays, and the
+# hour in UTC that is 09:00 in Amsterdam then: summer time (+02:00) and winter time (+01:00).
+SEASONS = {"summer": (7, 7), "winter": (2, 8)}
+
+
+@pytest.mark.parametrize("season", sorted(SEASONS))
+def test_the_recertification_invitation_and_reminder_come_at_nine_dutch_time_all_year(
+        driver: Driver, season: str) -> None:
+    month, utc_hour = SEASONS[season]
+    invite_day = on_or_after_weekday(date(YEAR, month, 2))
+    valid_until = date(YEAR, month + 4, invite_day.day)
+    remind_day = on_or_after_weekday(date(YEAR, month + 1, invite_day.day))  # early August / March
+    travel(local(invite_day - timedelta(days=10), 10))
+    issue_certificate(driver, valid_until)
+
+    nine = datetime(invite_day.year, invite_day.month, invite_day.day, utc_hour, tzinfo=timezone.utc)
+    assert nine == local(invite_day, 9)  # the plain fact the test stands on
+    until(driver, nine - timedelta(minutes=5))
+    assert "lifecycle/invitation" not in driver.emails("cas")
+    until(driver, nine + timedelta(minutes=5))  # 09:05 Dutch time: the invitation is there
+    assert driver.emails("cas")[-1] == "lifecycle/invitation"
+
+    nine = datetime(remind_day.year, remind_day.month, remind_day.day, utc_hour, tzinfo=timezone.utc)
+    until(driver, nine - timedelta(minutes=5))
+    assert "lifecycle/reminder" not in driver.emails("cas")
+    until(driver, nine + timedelta(minutes=5))
+    assert driver.emails("cas")[-1] == "lifecycle/reminder"

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 import handlers
 from certflow.engine.messaging import emit
+from certflow.localtime import LOCAL_TZ
 from certflow.settings import get_settings
 from certflow.store.communications import EmailMessage
 from certflow.store.db import session_scope
@@ -35,9 +36,9 @@ def months_before(day: str, months: int) -> str:
 
 
 def move_to(d: Driver, day: str, clock: str, *, hours: int) -> None:
-    """Move the clock to ``hours`` away from ``day`` at ``clock`` Dutch winter time (the time
-    the diagram's timers name), firing whatever falls due on the way."""
-    target = datetime.fromisoformat(f"{day}T{clock}+01:00") + timedelta(hours=hours)
+    """Move the clock to ``hours`` away from ``day`` at ``clock`` Dutch time, summer or winter
+    (the time the diagram's timers name), firing whatever falls due on the way."""
+    target = datetime.fromisoformat(f"{day}T{clock}").replace(tzinfo=LOCAL_TZ) + timedelta(hours=hours)
     seconds = int((target - d.engine.now()).total_seconds())
     assert seconds > 0, f"the clock is already past {target}"
     later(d, f"PT{seconds}S")
