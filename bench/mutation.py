@@ -48,6 +48,12 @@ MODULES: dict[str, list[str]] = {
     "certflow/engine/policies.py": [
         "tests/engine/test_escalation_policies.py",
         "tests/engine/test_escalation.py::test_deploy_refuses_a_bad_policy_with_file_and_element"],
+    "certflow/engine/escalation.py": [
+        "tests/engine/test_escalation_rules.py", "tests/engine/test_escalation.py",
+        "tests/web/test_escalations_api.py"],
+    "certflow/workdays.py": [
+        "tests/test_workdays.py", "tests/engine/test_escalation_policies.py",
+        "tests/engine/test_timer_workdays.py::test_deadline_and_working_day_skip_weekends_and_holidays"],
     "certflow/engine/rules.py": [
         "tests/engine/test_permission_rules.py", "tests/engine/test_queue_rules.py",
         "tests/engine/test_definition_rules.py",

@@ -55,10 +55,6 @@ class Term:
     calendar: tuple[int, int, timedelta] | None = None  # (months, days, the rest)
     working_days: int = 0
 
-    @property
-    def working(self) -> bool:
-        return self.calendar is None
-
     def add_to(self, instant: datetime, sign: int = 1) -> datetime:
         """Calendar terms only. Weeks, days and less are elapsed time, as in the diagram's
         timers (a task due ``P14D`` and a boundary timer ``P14D`` fall together, also across a
@@ -170,9 +166,9 @@ class Calendar:
 
 
 # -- the data file ------------------------------------------------------------------------------
-def read_days(data: Any, key: str, problems: list[str]) -> dict[date, str]:
+def read_days(data: dict[str, Any], key: str, problems: list[str]) -> dict[date, str]:
     days: dict[date, str] = {}
-    entries = data.get(key, []) if isinstance(data, dict) else []
+    entries = data.get(key, [])
     if not isinstance(entries, list):
         problems.append(f"{key}: expected a list of {{date, name}}")
         return days
@@ -196,7 +192,9 @@ def load(path: Path) -> tuple[Calendar, list[str]]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         return Calendar(), [f"not valid JSON: {exc}"]
-    unknown = set(data) - {"$comment", "equated_days", "closing_days"} if isinstance(data, dict) else set()
+    if not isinstance(data, dict):  # a bare list of days would otherwise count for nothing, silently
+        return Calendar(), ["expected an object with equated_days and/or closing_days"]
+    unknown = set(data) - {"$comment", "equated_days", "closing_days"}
     if unknown:
         problems.append(f"unknown key(s) {sorted(unknown)}; expected equated_days, closing_days")
     return Calendar(read_days(data, "equated_days", problems), read_days(data, "closing_days", problems)), problems

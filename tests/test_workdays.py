@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -114,3 +115,154 @@ def test_the_closing_days_file_is_checked(tmp_path: Path) -> None:
     assert check_file(ROOT / "processes") == []
     cal, _ = load(tmp_path / "missing.json")
     assert cal.is_working_day(date(2026, 12, 31))  # without the file: the act's days only
+
+
+# -- the calendar over the years (issue 14: as sharp as money) ----------------------------------
+@pytest.mark.parametrize(("day", "why"), [
+    ("2031-04-26", "King's Day"),   # 27 April 2031 is a Sunday: the Saturday before
+    ("2031-04-27", "Sunday"),
+    ("2036-04-26", "King's Day"),   # 2036 too
+    ("2027-04-27", "King's Day"),   # a Tuesday
+    ("2027-05-05", "Liberation Day (5 May, every year)"),  # a Wednesday, not a lustrum year
+    ("2030-05-05", "Liberation Day (5 May, every year)"),  # a lustrum year, on a Sunday
+    ("2027-05-06", "Ascension Day"),
+    ("2027-05-07", "equated by Royal decree: vrijdag na Hemelvaartsdag"),
+    ("2027-03-26", "Good Friday"),
+    ("2027-03-29", "Easter Monday"),
+    ("2027-05-17", "Whit Monday"),
+    ("2027-01-01", "New Year's Day"),
+])
+def test_the_act_s_days_in_other_years(day: str, why: str) -> None:
+    assert CAL.reason(date.fromisoformat(day)) == why
+
+
+@pytest.mark.parametrize("day", ["2031-04-28", "2027-04-26", "2027-05-04", "2027-03-25", "2027-05-10", "2027-03-30"])
+def test_the_days_around_them_are_working_days(day: str) -> None:
+    assert CAL.reason(date.fromisoformat(day)) is None and CAL.is_working_day(date.fromisoformat(day))
+
+
+@pytest.mark.parametrize(("day", "expected"), [
+    ("2026-11-29", "2026-11-30"),  # a Sunday: the Monday
+    ("2026-11-30", "2026-11-30"),  # a working day: itself
+    ("2026-05-05", "2026-05-06"),  # 5 May (a Tuesday): the Wednesday
+    ("2026-05-14", "2026-05-18"),  # Ascension, the equated Friday, the weekend: Monday
+    ("2026-12-31", "2027-01-04"),  # the office's closing day, New Year's Day, the weekend
+    ("2025-04-26", "2025-04-28"),  # King's Day on the Saturday, then Sunday
+])
+def test_the_next_working_day(day: str, expected: str) -> None:
+    assert CAL.next_working_day(date.fromisoformat(day)) == date.fromisoformat(expected)
+
+
+@pytest.mark.parametrize(("day", "n", "expected"), [
+    ("2026-11-27", 1, "2026-11-30"),    # Friday + 1: Monday
+    ("2026-11-30", -1, "2026-11-27"),   # Monday - 1: Friday
+    ("2026-11-30", 0, "2026-11-30"),
+    ("2026-04-07", -1, "2026-04-02"),   # Tuesday after Easter - 1: Maundy Thursday
+    ("2026-04-01", 3, "2026-04-08"),    # Wednesday + 3 across Easter: Thursday, Tuesday, Wednesday
+    ("2026-05-19", -3, "2026-05-12"),   # back across the equated Friday and Ascension
+])
+def test_working_days_count_forward_and_back(day: str, n: int, expected: str) -> None:
+    assert CAL.shift(date.fromisoformat(day), n) == date.fromisoformat(expected)
+
+
+def test_a_term_ends_with_its_last_day_or_the_next_working_day() -> None:
+    assert CAL.term_end(date(2026, 11, 27)) == local("2026-11-28T00:00")  # a Friday: its own end
+    assert CAL.term_end(date(2026, 11, 28)) == local("2026-12-01T00:00")  # a Saturday: end of Monday
+    # 5 May 2027 (Wednesday), Ascension, the equated Friday, the weekend: the end of Monday 10 May
+    assert CAL.term_end(date(2027, 5, 5)) == local("2027-05-11T00:00")
+
+
+@pytest.mark.parametrize(("start", "term", "expected"), [
+    ("2026-12-15T10:00", "P1M", "2027-01-15T10:00+01:00"),   # across the year
+    ("2026-03-15T10:00", "P1M", "2026-04-15T10:00+02:00"),   # months keep the Dutch clock time
+    ("2026-01-31T10:00", "P1Y1M", "2027-02-28T10:00+01:00"),
+    ("2028-01-31T10:00", "P1M", "2028-02-29T10:00+01:00"),   # a leap year
+    ("2026-11-02T10:00", "P2W", "2026-11-16T10:00+01:00"),
+    ("2026-11-02T10:00", "PT4H30M", "2026-11-02T14:30+01:00"),
+    ("2026-11-02T10:00", "PT45S", "2026-11-02T10:00+01:00"),  # shown to the minute
+    ("2026-11-02T10:00", "P1DT2H", "2026-11-03T12:00+01:00"),
+    ("2026-11-02T10:00", "p3d", "2026-11-05T10:00+01:00"),
+])
+def test_calendar_terms(start: str, term: str, expected: str) -> None:
+    assert due(start, term) == expected
+
+
+def test_calendar_terms_back_keep_the_dutch_clock_time() -> None:
+    assert CAL.before(local("2027-01-15T10:00"), parse_term("P1M")) == local("2026-12-15T10:00")
+    assert CAL.before(local("2026-04-15T10:00"), parse_term("P1M")) == local("2026-03-15T10:00")
+    assert CAL.before(local("2026-03-31T10:00"), parse_term("P1M")) == local("2026-02-28T10:00")
+    assert CAL.before(local("2026-11-05T10:00"), parse_term("P3D")) == local("2026-11-02T10:00")
+    assert CAL.after(local("2026-11-02T10:00"), parse_term("PT45S")) == local("2026-11-02T10:00:45")
+
+
+def test_working_day_steps_keep_the_clock_time_across_summer_time() -> None:
+    # summer time began on Sunday 29 March 2026: Friday 09:00 + 1 working day is Monday 09:00
+    assert CAL.after(local("2026-03-27T09:00"), parse_term("1 werkdag")) == local("2026-03-30T09:00")
+    assert CAL.before(local("2026-03-30T09:00"), parse_term("1 werkdag")) == local("2026-03-27T09:00")
+    assert CAL.before(local("2026-11-30T09:00"), parse_term("P0D")) == local("2026-11-30T09:00")
+
+
+@pytest.mark.parametrize(("text", "days"), [
+    ("10 werkdagen", 10), ("1 werkdag", 1), (" 3 Werkdagen ", 3), ("2 working days", 2),
+    ("1 working day", 1), ("5 business days", 5), ("9999 werkdagen", 9999), ("4werkdagen", 4),
+])
+def test_working_day_terms_in_dutch_and_english(text: str, days: int) -> None:
+    term = parse_term(text)
+    assert (term.calendar, term.working_days, term.text) == (None, days, text.strip())
+
+
+@pytest.mark.parametrize("bad", ["10000 werkdagen", "P1DT", "P1D2H", "1 werkdagen extra", "PT1D"])
+def test_more_terms_that_are_refused(bad: str) -> None:
+    with pytest.raises(TermError) as caught:
+        parse_term(bad)
+    assert str(caught.value) == (f"{bad!r} is neither an ISO 8601 duration (P14D, PT4H, P1M) "
+                                 f"nor a number of working days (10 werkdagen)")
+
+
+def _file(tmp_path: Path, content: object) -> Path:
+    (tmp_path / "shared").mkdir(exist_ok=True)
+    path = tmp_path / "shared" / "closing_days.json"
+    path.write_text(content if isinstance(content, str) else json.dumps(content))
+    return path
+
+
+def test_every_bad_entry_is_named_and_the_good_ones_still_count(tmp_path: Path) -> None:
+    path = _file(tmp_path, {"$comment": "ours", "equated_days": {"date": "2027-05-07"}, "closing_days": [
+        "2027-02-01", {"date": "2027-02-02", "name": 5}, {"date": "2027-02-03", "name": ""},
+        {"name": "no date"}, {"date": "2027-02-05", "name": "heidag"}]})
+    cal, problems = load(path)
+    assert problems == [
+        "equated_days: expected a list of {date, name}",
+        'closing_days[0]: expected {"date": "YYYY-MM-DD", "name": "..."}',
+        'closing_days[1]: expected {"date": "YYYY-MM-DD", "name": "..."}',
+        'closing_days[2]: expected {"date": "YYYY-MM-DD", "name": "..."}',
+        "closing_days[3]: None is not a date (YYYY-MM-DD)",
+    ]
+    assert cal.closing == {date(2027, 2, 5): "heidag"} and cal.equated == {}
+    assert cal.reason(date(2027, 2, 5)) == "closing day: heidag"
+    assert check_file(tmp_path) == [f"shared/closing_days.json: {p}" for p in problems]
+
+
+def test_a_file_that_is_not_json_or_names_unknown_keys_is_refused(tmp_path: Path) -> None:
+    _file(tmp_path, "{nope")
+    [problem] = check_file(tmp_path)
+    assert problem.startswith("shared/closing_days.json: not valid JSON: ")
+    _file(tmp_path, {"equated_days": [], "feestdagen": [], "closing": []})
+    assert check_file(tmp_path) == ["shared/closing_days.json: unknown key(s) ['closing', 'feestdagen']; "
+                                    "expected equated_days, closing_days"]
+    _file(tmp_path, [{"date": "2027-02-05", "name": "heidag"}])  # a bare list: not silently nothing
+    assert check_file(tmp_path) == ["shared/closing_days.json: expected an object with equated_days "
+                                    "and/or closing_days"]
+    _file(tmp_path, {"equated_days": [{"date": "2027-05-07", "name": "vrijdag na Hemelvaartsdag"}]})
+    cal, problems = load(tmp_path / "shared" / "closing_days.json")
+    assert problems == [] and cal.reason(date(2027, 5, 7)) == "equated by Royal decree: vrijdag na Hemelvaartsdag"
+    assert check_file(tmp_path / "elsewhere") == []  # no file: the act's days only
+
+
+def test_a_closing_day_the_office_adds_counts_at_once(tmp_path: Path) -> None:
+    path = _file(tmp_path, {"closing_days": []})
+    assert calendar(tmp_path).is_working_day(date(2027, 2, 5))
+    _file(tmp_path, {"closing_days": [{"date": "2027-02-05", "name": "heidag"}]})
+    os.utime(path, ns=(path.stat().st_mtime_ns + 10**9, path.stat().st_mtime_ns + 10**9))
+    assert calendar(tmp_path).reason(date(2027, 2, 5)) == "closing day: heidag"
+    assert calendar(tmp_path / "elsewhere").is_working_day(date(2027, 2, 5))
