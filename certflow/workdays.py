@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import holidays
-from certflow.localtime import LOCAL_TZ, at_local_time, end_of_day, local_date, to_local
+from certflow.localtime import at_local_time, end_of_day, local_date, to_local
 
 CALENDAR_FILE = Path("shared") / "closing_days.json"
 # The art. 3 days as the holidays package names them (language en_US); 5 May is added apart.
@@ -52,8 +52,8 @@ class Term:
     """A calendar duration (``calendar``) or ``working_days`` working days."""
 
     text: str
-    calendar: tuple[int, int, timedelta] | None = None  # (months, days, the rest)
-    working_days: int = 0
+    calendar: tuple[int, int, timedelta] | None  # (months, days, the rest)
+    working_days: int
 
     def add_to(self, instant: datetime, sign: int = 1) -> datetime:
         """Calendar terms only. Weeks, days and less are elapsed time, as in the diagram's
@@ -63,11 +63,10 @@ class Term:
         assert self.calendar is not None
         months, days, rest = self.calendar
         if months:
-            local = to_local(instant).replace(tzinfo=None)
-            index = local.year * 12 + local.month - 1 + sign * months
-            year, month = divmod(index, 12)
-            local = local.replace(year=year, month=month + 1, day=min(local.day, monthrange(year, month + 1)[1]))
-            instant = local.replace(tzinfo=LOCAL_TZ).astimezone(timezone.utc)
+            local = to_local(instant)  # the same Dutch clock time that many months on
+            year, month0 = divmod(local.year * 12 + local.month - 1 + sign * months, 12)
+            day = min(local.day, monthrange(year, month0 + 1)[1])
+            instant = local.replace(year=year, month=month0 + 1, day=day).astimezone(timezone.utc)
         return instant + sign * (timedelta(days=days) + rest)
 
 
@@ -82,7 +81,7 @@ def parse_term(text: str) -> Term:
         parts = {k: int(v) for k, v in match.groupdict().items() if v}
         months = parts.pop("years", 0) * 12 + parts.pop("months", 0)
         days = parts.pop("weeks", 0) * 7 + parts.pop("days", 0)
-        return Term(cleaned, (months, days, timedelta(**parts)))
+        return Term(cleaned, (months, days, timedelta(**parts)), 0)
     raise TermError(f"{text!r} is neither an ISO 8601 duration (P14D, PT4H, P1M) "
                     f"nor a number of working days (10 werkdagen)")
 
