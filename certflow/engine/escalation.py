@@ -97,9 +97,12 @@ class EscalationMixin(_Base):
     def _step(self, session: Session, entry: HumanTask, definition_id: int, now: datetime,
               cal: workdays.Calendar) -> dict[str, Any] | None:
         policy = policies.of(self.definition(session, definition_id).elements, entry.element_id)
-        planned = policies.steps(policy, entry.due_at, cal) if entry.due_at else []
+        assert entry.due_at is not None  # next_escalation_at is only ever set from a due time
+        planned = policies.steps(policy, entry.due_at, cal)
         level = entry.escalation_level
-        if level >= len(planned) or planned[level].at > now:  # nothing (more) to do, or re-planned
+        # Nothing more to do (the default policy lost a step in an upgrade), or re-planned later
+        # (a closing day added since): no step now, only the next time.
+        if level >= len(planned) or planned[level].at > now:
             entry.next_escalation_at = planned[level].at if level < len(planned) else None
             return None
         step = planned[level]

@@ -25,6 +25,7 @@ from certflow.bootstrap import build_engine
 from certflow.clock import Clock
 from certflow.engine.errors import Forbidden, InvalidInput, NotFound
 from certflow.engine.facade import Actor
+from certflow.engine.policies import DEFAULT
 from certflow.settings import get_settings, reset_settings
 from certflow.store.db import session_scope
 from certflow.store.models import AuditEvent
@@ -155,6 +156,23 @@ def test_a_closing_day_added_after_the_escalation_moves_the_second_level(h: Harn
     assert audit("task_escalated")[-1].detail["planned_at"] == local(MON + timedelta(days=8)).isoformat()
 
 
+def test_a_step_the_default_policy_no_longer_has_is_left_alone(
+        sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A version without escalation.json follows the default in the code; an upgrade that drops
+    its second level leaves tasks escalated under it where they are, without a failing sweep."""
+    h = _harness(tmp_path, monkeypatch, with_policy=False)
+    travel(local(MON, 9))
+    instance = start(h)
+    travel(local(MON + timedelta(days=3)))
+    assert h.engine.sweep_escalations() == 1  # the default: no reminder, escalation at the due time
+    assert task(h, "assess", instance).next_escalation_at == local(MON + timedelta(days=10))  # 5 working days on
+    monkeypatch.setitem(DEFAULT, "second_level_to", None)
+    travel(local(MON + timedelta(days=10), 1))
+    assert h.engine.sweep_escalations() == 0
+    assess = task(h, "assess", instance)
+    assert (assess.escalated_to, assess.escalation_level, assess.next_escalation_at) == ("coordinator", 1, None)
+
+
 def test_small_batches_still_apply_every_task_s_steps_in_due_order_and_count_them(h: Harness) -> None:
     travel(local(MON, 9))
     start(h, "CASE-A")
@@ -183,9 +201,9 @@ def test_the_people_are_told_per_batch_and_a_failing_mail_server_loses_no_step(
     h.engine.notify = lambda events: told.append([e["detail"]["step"] for e in events])
     travel(local(MON, 9))
     start(h)
-    travel(local(MON + timedelta(days=3), 1))
+    travel(local(MON + timedelta(days=3)))  # exactly the due time, the reminder missed
     assert h.engine.sweep_escalations() == 2
-    assert told == [["reminder", "escalation"]]  # one batch, and no empty one after it
+    assert told == [["reminder", "escalation"]]  # one batch, in order, and no empty one after it
 
     def down(events: list[dict[str, Any]]) -> None:
         raise OSError("mail server down")
