@@ -169,7 +169,7 @@ def sweep_query(url: str, open_tasks: int, label: str) -> float:
                           f"(SELECT id FROM human_tasks WHERE title = 'synthetic' ORDER BY id LIMIT {SWEEP_BATCH})"))
         conn.execute(text("ANALYZE human_tasks"))
         count = conn.scalar(text("SELECT count(*) FROM human_tasks"))
-    sql = str(due_steps(now, SWEEP_BATCH, True).compile(dialect=postgresql.dialect(),
+    sql = str(due_steps(now, SWEEP_BATCH).compile(dialect=postgresql.dialect(),
                                                         compile_kwargs={"literal_binds": True}))
     print(f"\n--- sweep query at {count:,} open tasks ({label}) ---\n{sql}\n")
     with db.connect() as conn:

@@ -72,8 +72,7 @@ class EscalationMixin(_Base):
         the last task taken: any task not taken is due no earlier than that (strict due order)."""
         with self.session() as session:
             now = self.now()
-            postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
-            rows = session.execute(due_steps(now, size, postgres)).all()
+            rows = session.execute(due_steps(now, size)).all()
             if not rows:
                 return 0, []
             cutoff = rows[-1][0].next_escalation_at if len(rows) == size else now
@@ -147,9 +146,9 @@ class EscalationMixin(_Base):
                                   .where(AuditEvent.instance_id == entry.instance_id,
                                          AuditEvent.task_id == entry.id, AuditEvent.action.in_(ACTIONS))
                                   .order_by(AuditEvent.id)).all()
+        # Why: the due time that passed (not a later extension's), as the last escalation saw it.
         last: dict[str, Any] = next((h.detail for h in reversed(history) if h.action == "task_escalated"), {})
-        why = (f"due {_iso(entry.due_at)} passed; policy {last.get('policy', 'default')}, "
-               f"level {last.get('level', entry.escalation_level)}") if entry.due_at else "escalated"
+        why = f"due {last.get('due_at')} passed; policy {last.get('policy')}, level {last.get('level')}"
         return EscalationView(
             task=queue.view(entry, self.definition_forms(session, entry.instance_id), now),  # type: ignore[attr-defined]
             escalated_to=entry.escalated_to, escalated_since=entry.escalated_at, why=why,
@@ -206,15 +205,17 @@ class EscalationMixin(_Base):
             return self._escalation_view(session, entry)
 
 
-def due_steps(now: datetime, size: int, postgres: bool) -> Select[tuple[HumanTask, int]]:
+def due_steps(now: datetime, size: int) -> Select[tuple[HumanTask, int]]:
     """The sweep's query: the ``size`` tasks whose next step is due first. It reads the partial
     index ``ix_human_tasks_next_escalation`` from its start and stops after ``size`` rows, so
-    its cost depends on ``size``, not on how many tasks are open (bench/escalation.py)."""
-    query = (select(HumanTask, Instance.definition_id)
-             .join(Instance, Instance.id == HumanTask.instance_id)
-             .where(HumanTask.next_escalation_at <= now)
-             .order_by(HumanTask.next_escalation_at).limit(size))
-    return query.with_for_update(of=HumanTask, skip_locked=True) if postgres else query
+    its cost depends on ``size``, not on how many tasks are open (bench/escalation.py).
+    ``FOR UPDATE OF human_tasks SKIP LOCKED`` on PostgreSQL; SQLite leaves the clause out (it
+    serializes writers)."""
+    return (select(HumanTask, Instance.definition_id)
+            .join(Instance, Instance.id == HumanTask.instance_id)
+            .where(HumanTask.next_escalation_at <= now)
+            .order_by(HumanTask.next_escalation_at).limit(size)
+            .with_for_update(of=HumanTask, skip_locked=True))
 
 
 def _may_handle(entry: HumanTask, actor: "Actor") -> None:

@@ -137,6 +137,7 @@ def test_the_second_level_keeps_whom_the_coordinator_gave_the_task_to(h: Harness
     assert [e["action"] for e in view.history][-1] == "escalation_reassigned"
     [row] = audit("escalation_reassigned")
     assert row.actor == "cor" and row.detail == {"from": None, "to": "abe", "reason": "", "escalated_to": "coordinator"}
+    assert (row.instance_id, row.task_id, row.element_id) == (instance, assess.id, "assess")
     travel(local(MON + timedelta(days=7), 1))
     assert h.engine.sweep_escalations() == 1
     assert task(h, "assess", instance).assignee == "abe"  # only the first escalation returns it
@@ -182,6 +183,9 @@ def test_small_batches_still_apply_every_task_s_steps_in_due_order_and_count_the
     assert h.engine.sweep_escalations(batch=1) == 10  # 2 cases x (3 for assess + 2 for answer)
     planned = [s["planned_at"] for s in steps()]
     assert len(planned) == 10 and planned == sorted(planned)
+    first = next(s["task"] for s in steps() if s["element"] == "assess")  # CASE-A's assessment
+    history = h.engine.escalation(MO, first).history  # its own steps, not its case's answer task's
+    assert [e["action"] for e in history] == ["escalation_reminder", "task_escalated", "task_escalated"]
     assert h.engine.sweep_escalations(batch=1) == 0
 
 
@@ -264,7 +268,7 @@ def test_the_inbox_shows_my_groups_escalations_longest_waiting_first(h: Harness)
 
 
 def test_only_the_group_it_escalated_to_may_open_or_handle_it(h: Harness) -> None:
-    _, assess = escalated_case(h)
+    instance, assess = escalated_case(h)
     with pytest.raises(Forbidden, match=f"task {assess.id} is not escalated to a group of yours"):
         h.engine.escalation(ADA, assess.id)
     with pytest.raises(Forbidden):
@@ -272,9 +276,10 @@ def test_only_the_group_it_escalated_to_may_open_or_handle_it(h: Harness) -> Non
     assert h.engine.escalation(COCO, assess.id).escalated_to == "coordinator"
     taken = h.engine.escalation_take_over(COCO, assess.id, "I know the case")
     assert taken.task.assignee == "coco" and taken.escalated_to is None
-    assert [e["action"] for e in taken.history][-1] == "escalation_taken_over"
+    assert {k: taken.history[-1][k] for k in ("actor", "action")} == {"actor": "coco", "action": "escalation_taken_over"}
     [row] = audit("escalation_taken_over")
     assert row.actor == "coco" and row.at == h.engine.now()
+    assert (row.instance_id, row.task_id, row.element_id) == (instance, assess.id, "assess")
     assert row.detail == {"from": None, "to": "coco", "reason": "I know the case", "escalated_to": "coordinator"}
     with pytest.raises(Forbidden):  # no longer escalated: not for a coordinator who is not staff
         h.engine.escalation(COCO, assess.id)
@@ -319,6 +324,7 @@ def test_extend_needs_a_reason_and_a_due_time_ahead_and_starts_the_policy_over(h
     assert (view.task.due_at, view.level, view.escalated_to) == (new_due, 0, None)
     assert view.next_step_at == local(MON + timedelta(days=4))  # the reminder again, 1 working day before
     assert view.history[-1]["action"] == "escalation_extended"
+    assert view.why == f"due {due.isoformat()} passed; policy casework/defaults, level 2"  # the due that passed
     [row] = audit("escalation_extended")
     assert (row.actor, row.at) == ("cor", due)
     assert row.detail == {"old_due_at": due.isoformat(), "due_at": new_due.isoformat(),
