@@ -49,11 +49,12 @@ class TermError(ValueError):
 
 @dataclass(frozen=True)
 class Term:
-    """A calendar duration (``calendar``) or ``working_days`` working days."""
+    """A calendar duration (``calendar``; ``working_days`` None) or ``working_days`` working days
+    (``calendar`` None)."""
 
     text: str
     calendar: tuple[int, int, timedelta] | None  # (months, days, the rest)
-    working_days: int
+    working_days: int | None
 
     def add_to(self, instant: datetime, sign: int = 1) -> datetime:
         """Calendar terms only. Weeks, days and less are elapsed time, as in the diagram's
@@ -81,7 +82,7 @@ def parse_term(text: str) -> Term:
         parts = {k: int(v) for k, v in match.groupdict().items() if v}
         months = parts.pop("years", 0) * 12 + parts.pop("months", 0)
         days = parts.pop("weeks", 0) * 7 + parts.pop("days", 0)
-        return Term(cleaned, (months, days, timedelta(**parts)), 0)
+        return Term(cleaned, (months, days, timedelta(**parts)), None)
     raise TermError(f"{text!r} is neither an ISO 8601 duration (P14D, PT4H, P1M) "
                     f"nor a number of working days (10 werkdagen)")
 
@@ -138,7 +139,7 @@ class Calendar:
         last working day; a calendar term at the same moment later, or, with
         ``move_to_working_day`` (the act's rule for terms set for candidates), at the end of the
         next working day when it ends on a day that is not one."""
-        if term.calendar is None:
+        if term.working_days is not None:
             return end_of_day(self.shift(local_date(start), term.working_days))
         due = term.add_to(start)
         if move_to_working_day and not self.is_working_day(local_date(due)):
@@ -153,13 +154,13 @@ class Calendar:
 
     def before(self, instant: datetime, term: Term) -> datetime:
         """``term`` before ``instant`` (a reminder ahead of a due time), same Dutch clock time."""
-        if term.calendar is None:
+        if term.working_days is not None:
             return at_local_time(self.shift(local_date(instant), -term.working_days), instant)
         return term.add_to(instant, -1)
 
     def after(self, instant: datetime, term: Term) -> datetime:
         """``term`` after ``instant`` (a further escalation), same Dutch clock time."""
-        if term.calendar is None:
+        if term.working_days is not None:
             return at_local_time(self.shift(local_date(instant), term.working_days), instant)
         return term.add_to(instant)
 
@@ -188,7 +189,7 @@ def load(path: Path) -> tuple[Calendar, list[str]]:
         return Calendar(), []
     problems: list[str] = []
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_bytes())  # UTF-8 (json detects it)
     except json.JSONDecodeError as exc:
         return Calendar(), [f"not valid JSON: {exc}"]
     if not isinstance(data, dict):  # a bare list of days would otherwise count for nothing, silently
@@ -207,10 +208,10 @@ def check_file(processes_dir: Path) -> list[str]:
 def calendar(processes_dir: Path) -> Calendar:
     """The organisation's calendar, re-read when the file changes."""
     path = processes_dir / CALENDAR_FILE
-    stamp = path.stat().st_mtime_ns if path.exists() else 0
+    stamp = path.stat().st_mtime_ns if path.exists() else None
     return _cached(path, stamp)
 
 
 @lru_cache(maxsize=4)
-def _cached(path: Path, stamp: int) -> Calendar:
+def _cached(path: Path, stamp: int | None) -> Calendar:
     return load(path)[0]
