@@ -118,6 +118,9 @@ def test_each_level_once_at_its_planned_time_audited_with_policy_level_and_both_
     assert view.why == f"due {due.isoformat()} passed; policy casework/defaults, level 3"
     assert [e["action"] for e in view.history] == ["escalation_reminder", "task_escalated", "task_escalated"]
     assert h.engine.escalations(COR) == []
+    assert h.engine.escalation_take_over(MO, view.task.id).task.assignee == "mo"
+    assert audit("escalation_taken_over")[0].detail == {"from": None, "to": "mo", "reason": "",
+                                                        "escalated_to": "office_manager"}
 
 
 def test_a_reminder_for_a_task_nobody_holds_is_for_its_group_and_mails_nobody(h: Harness) -> None:
