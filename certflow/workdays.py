@@ -52,8 +52,7 @@ class Term:
     """A calendar duration (``calendar``; ``working_days`` None) or ``working_days`` working days
     (``calendar`` None)."""
 
-    text: str
-    calendar: tuple[int, int, timedelta] | None  # (months, days, the rest)
+    calendar: tuple[int, timedelta] | None  # (months, the rest: weeks, days, hours...)
     working_days: int | None
 
     def add_to(self, instant: datetime, sign: int = 1) -> datetime:
@@ -62,13 +61,13 @@ class Term:
         change of summer time); months count on the Dutch calendar (31 January + P1M is the
         last day of February)."""
         assert self.calendar is not None
-        months, days, rest = self.calendar
+        months, rest = self.calendar
         if months:
             local = to_local(instant)  # the same Dutch clock time that many months on
             year, month0 = divmod(local.year * 12 + local.month - 1 + sign * months, 12)
             day = min(local.day, monthrange(year, month0 + 1)[1])
             instant = local.replace(year=year, month=month0 + 1, day=day).astimezone(timezone.utc)
-        return instant + sign * (timedelta(days=days) + rest)
+        return instant + sign * rest
 
 
 def parse_term(text: str) -> Term:
@@ -76,13 +75,12 @@ def parse_term(text: str) -> Term:
     cleaned = str(text).strip()
     match = _WORKING.match(cleaned)
     if match:
-        return Term(cleaned, None, int(match.group(1)))
+        return Term(None, int(match.group(1)))
     match = _ISO.match(cleaned)
     if match and any(match.groupdict().values()) and not cleaned.upper().endswith("T"):
         parts = {k: int(v) for k, v in match.groupdict().items() if v}
         months = parts.pop("years", 0) * 12 + parts.pop("months", 0)
-        days = parts.pop("weeks", 0) * 7 + parts.pop("days", 0)
-        return Term(cleaned, (months, days, timedelta(**parts)), None)
+        return Term((months, timedelta(**parts)), None)  # weeks, days and less: timedelta's own
     raise TermError(f"{text!r} is neither an ISO 8601 duration (P14D, PT4H, P1M) "
                     f"nor a number of working days (10 werkdagen)")
 
@@ -134,7 +132,7 @@ class Calendar:
         return day
 
     # -- terms on instants ---------------------------------------------------------------------
-    def deadline(self, start: datetime, term: Term, move_to_working_day: bool = False) -> datetime:
+    def deadline(self, start: datetime, term: Term, move_to_working_day: bool) -> datetime:
         """When a term that starts at ``start`` ends. A working-day term ends at the end of its
         last working day; a calendar term at the same moment later, or, with
         ``move_to_working_day`` (the act's rule for terms set for candidates), at the end of the
