@@ -269,3 +269,13 @@ def test_a_closing_day_the_office_adds_counts_at_once(tmp_path: Path) -> None:
     os.utime(path, ns=(path.stat().st_mtime_ns + 10**9, path.stat().st_mtime_ns + 10**9))
     assert calendar(tmp_path).reason(date(2027, 2, 5)) == "closing day: heidag"
     assert calendar(tmp_path / "elsewhere").is_working_day(date(2027, 2, 5))
+
+
+def test_a_server_with_a_dutch_locale_still_knows_the_act_s_days(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The holidays package names days in the locale's language unless told otherwise; the
+    act's days are matched by their English names, so a server set to Dutch must not lose them."""
+    for variable in ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"):
+        monkeypatch.setenv(variable, "nl_NL.UTF-8")
+    assert cal().reason(date(2026, 12, 25)) == "Christmas Day"
+    assert cal().reason(date(2026, 4, 27)) == "King's Day"
+    assert cal().reason(date(2026, 5, 14)) == "Ascension Day"
