@@ -24,10 +24,13 @@ from certflow.settings import reset_settings
 from certflow.store.db import session_scope
 from certflow.store.communications import EmailMessage
 from certflow.store.models import AuditEvent
-from tests.support import ROOT, Harness
+from tests.support import MUTATION_RUN, ROOT, Harness
 
 DATA = ROOT / "tests" / "engine" / "data_escalation"
 YEAR = datetime.now(timezone.utc).year + 1  # always ahead of the real clock
+# A mutant that makes the sweep loop for ever fails in seconds here, not at mutmut's CPU limit
+# (minutes per mutant); the normal suite keeps its usual limit.
+pytestmark = pytest.mark.timeout(20 if MUTATION_RUN else 300)
 EASTER = easter(YEAR)
 STEPS = ("escalation_reminder", "task_escalated")
 

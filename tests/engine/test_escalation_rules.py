@@ -30,9 +30,12 @@ from certflow.settings import get_settings, reset_settings
 from certflow.store.db import session_scope
 from certflow.store.models import AuditEvent
 from tests.engine.test_escalation import YEAR, _harness, local, mails, processes, steps, task, travel
-from tests.support import Harness
+from tests.support import MUTATION_RUN, Harness
 
 FEB = date(YEAR, 2, 2)
+# A mutant that makes the sweep loop for ever fails in seconds here, not at mutmut's CPU limit
+# (minutes per mutant); the normal suite keeps its usual limit.
+pytestmark = pytest.mark.timeout(20 if MUTATION_RUN else 300)
 MON = FEB + timedelta(days=(7 - FEB.weekday()) % 7)  # the first Monday from 2 February
 COR = Actor("cor", ("coordinator",), True)
 MO = Actor("mo", ("office_manager",), True)

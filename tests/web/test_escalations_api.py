@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from tests.engine.test_escalation import EASTER, local, processes, travel
+from tests.support import MUTATION_RUN
 from tests.web.test_api import Api, serving
+
+
+# A mutant that makes the sweep loop for ever fails in seconds here, not at mutmut's CPU limit
+# (minutes per mutant); the normal suite keeps its usual limit.
+pytestmark = pytest.mark.timeout(20 if MUTATION_RUN else 300)
 
 
 @pytest.fixture
