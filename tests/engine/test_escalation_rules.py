@@ -104,6 +104,8 @@ def test_each_level_once_at_its_planned_time_audited_with_policy_level_and_both_
     [view] = h.engine.escalations(COR)
     assert (view.escalated_to, view.escalated_since, view.level) == ("coordinator", due, 2)
     assert view.task.assignee is None  # back in the assessors' queue
+    assert view.task.form_schema == {"type": "object", "properties": {"done": {"type": "boolean"}},
+                                     "additionalProperties": False}  # the form the coordinator can open
     assert view.why == f"due {due.isoformat()} passed; policy casework/defaults, level 2"
     second = local(MON + timedelta(days=7))  # 2 working days after Wednesday: Friday, Monday
     assert view.next_step_at == second
@@ -221,7 +223,7 @@ def test_the_people_are_told_per_batch_and_a_failing_mail_server_loses_no_step(
     travel(local(MON + timedelta(days=7), 1))
     with caplog.at_level(logging.ERROR, logger="certflow.engine.escalation"):
         assert h.engine.sweep_escalations() == 1
-    assert "escalation notices for 1 step(s) failed" in caplog.text
+    assert [r.getMessage() for r in caplog.records] == ["escalation notices for 1 step(s) failed"]
     assert [s["step"] for s in steps()] == ["reminder", "escalation", "second_level"]
     assert h.engine.sweep_escalations() == 0
 
