@@ -48,13 +48,13 @@ def renders(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[str]]:
     counted: Counter[str] = Counter()
     pdf, ubl = invoice_service.render_pdf, invoice_service.build_ubl
 
-    def render_pdf(invoice: Invoice, settings: Settings) -> bytes:
+    def render_pdf(invoice: Invoice, config: Settings) -> bytes:
         counted[f"{invoice.number}.pdf"] += 1
-        return pdf(invoice, settings)
+        return pdf(invoice, config)
 
-    def build_ubl(invoice: Invoice, settings: Settings) -> str:
+    def build_ubl(invoice: Invoice, config: Settings) -> str:
         counted[f"{invoice.number}.xml"] += 1
-        return ubl(invoice, settings)
+        return ubl(invoice, config)
 
     monkeypatch.setattr(invoice_service, "render_pdf", render_pdf)
     monkeypatch.setattr(invoice_service, "build_ubl", build_ubl)
