@@ -322,7 +322,7 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
             entry = queue.get(adv.session, task_id)  # under the instance lock
             queue.may_complete(entry, actor)
             rules.bounded(data, "data")
-            schema = adv.definition.forms.get(entry.form or "", {"type": "object"})
+            schema = adv.definition.forms.get(entry.form or "", rules.ANY_OBJECT)
             rules.validate_form(schema, data, entry.form)
             task = find_task(adv.workflow, task_id)
             if task is None or task.state != TaskState.READY:

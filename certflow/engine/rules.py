@@ -135,6 +135,8 @@ def current_data(workflow: Any) -> dict[str, Any]:
 # Validators by schema object: the forms of a deployed version are immutable and the runtime
 # keeps one dict per form, so each is built once (a validator costs more than a validation).
 _VALIDATORS: dict[int, tuple[dict[str, Any], Draft202012Validator]] = {}
+# The schema of a task without a form: one object, so its validator is cached once.
+ANY_OBJECT: dict[str, Any] = {"type": "object"}
 
 
 def _validator(schema: dict[str, Any]) -> Draft202012Validator:
