@@ -23,9 +23,10 @@ from certflow.engine.inline import VIA_JOB
 from certflow.engine.errors import Conflict, Forbidden, InvalidInput, NotFound
 from certflow.engine.messaging import emit, emit_many
 from certflow.engine.projections import ATTEMPT, NOT_BEFORE, table_of
+from certflow.engine.runtime import EffectKept
 from certflow.engine.spiff import complete_service_task, find_task
 from certflow.observability.context import bind
-from certflow.registry import HandlerContext, PermanentError
+from certflow.registry import HandlerContext
 from certflow.store.models import AuditEvent, Incident, Instance, Job
 
 if TYPE_CHECKING:
@@ -68,20 +69,25 @@ class JobsMixin(_Base):
     def run_job(self, job_id: int, chain: list[JobMessage] | None = None) -> str:
         """Run one job's handler and deliver its outcome. Safe to call twice for one job.
 
-        A handler with outside effects runs in the transaction that claims the job, inside a
-        savepoint, so a failing handler leaves no half-written effect and the claim still
-        commits; its result is then delivered in an advance. A database-only handler runs
-        inside that advance itself (certflow.engine.inline), in the very transaction that read
-        the job: one transaction, not two.
+        One transaction for the whole job, whatever the handler's effects: the advance locks
+        the instance, reads the job again under that lock, checks the task still waits for
+        *this* attempt (a stale job runs nothing), runs the handler in a savepoint, completes
+        the task and continues the instance (database-only tasks it reaches run inline too,
+        certflow.engine.inline), and commits the effect with the new state.
+
+        A handler with outside effects (SMTP) keys them itself (the e-mail row, unique on the
+        idempotency key, committed with the state). If the advance fails *after* such a
+        handler succeeded (a diagram error further on, a concurrent save), the advance is
+        rolled back to just after the handler: the effect and the job's claim commit, and the
+        result is delivered in an advance of its own, as before, so the effect is never redone
+        because what followed it failed.
 
         ``chain``: a worker passes a list to keep the instance's work in this process. Jobs the
         delivering advance writes for the same instance, due now, are appended to it instead
         of being published (the live workflow stays cached here); the caller runs them next or
         publishes them. They are committed outbox rows like any other, so a crash before they
         run loses nothing: the sweep publishes them."""
-        failure: tuple[str, str, bool] | None = None
-        result: dict[str, Any] = {}
-        advance: Advance | None = None
+        kept: EffectKept | None = None
         with self.session() as session:
             row = session.connection().execute(_JOB_TO_RUN, {"job_id": job_id}).first()
             if row is None:
@@ -92,47 +98,25 @@ class JobsMixin(_Base):
             instance_id = row.instance_id
             bind(job_id=job_id, instance_id=instance_id, task_id=row.task_id, handler=row.operator,
                  request_id=row.request_id)
-            if self.runs_in_advance(row.operator):
-                # database-only: the handler runs inside the advance (certflow.engine.inline),
-                # which locks the instance and reads the job again under that lock.
+            try:
                 with self.advance_in(session, instance_id, "worker", inline=True) as advance:
                     outcome = self._deliver(advance, job_id, None, None, "", False, run_here=True)
-            else:
+            except EffectKept as exc:
+                kept = exc  # the effect and the claim commit with this session
                 session.connection().execute(_CLAIM, {"job_id": job_id})
-                failure, result = self._run_claimed(session, row)
-                emitted = session.info.pop("emitted", 0)
-        if advance is not None:
-            self._keep_local(advance, chain)
-            self.after_advance(advance)
-            return outcome
-        if 0 < emitted <= self.settings.inline_drain_limit:
-            self.drain_messages()  # a big fan-out is left to beat's batches
-        if failure is not None:
-            error, tb, permanent = failure
-            return self.deliver_result(job_id, error=error, tb=tb, permanent=permanent, instance_id=instance_id,
-                                       chain=chain)
-        return self.deliver_result(job_id, result=result, instance_id=instance_id, chain=chain)
+        if kept is not None:
+            log.warning("job %s: the advance after its handler failed; delivering its result again",
+                        job_id, exc_info=kept.__cause__)
+            return self.deliver_result(job_id, result=kept.result, instance_id=instance_id, chain=chain)
+        self._keep_local(advance, chain)
+        self.after_advance(advance)
+        return outcome
 
     def _keep_local(self, advance: Advance, chain: list[JobMessage] | None) -> None:
         """Move the advance's jobs from its publish list to ``chain`` (see ``run_job``)."""
         if chain is not None and advance.published:
             chain.extend(advance.published)
             advance.published = []
-
-    def _run_claimed(self, session: Session, job: Any) -> tuple[tuple[str, str, bool] | None, dict[str, Any]]:
-        """A handler with outside effects, in the claim's transaction (its own savepoint).
-        ``job``: the row ``_JOB_TO_RUN`` read."""
-        ctx = self.handler_context(session, job.idempotency_key, instance_id=job.instance_id,
-                                   business_key=job.business_key)
-        try:
-            with session.begin_nested():
-                result = self.registry.get(job.operator)(ctx, dict(job.params))
-                if not isinstance(result, dict):
-                    raise PermanentError(f"{job.operator} returned {type(result).__name__}, not a dict")
-        except Exception as exc:
-            log.warning("job %s (%s) failed", job.id, job.operator, exc_info=True)  # the traceback's home
-            return (str(exc) or type(exc).__name__, traceback.format_exc(), isinstance(exc, PermanentError)), {}
-        return None, result
 
     def deliver_result(self, job_id: int, result: dict[str, Any] | None = None, error: str | None = None,
                        tb: str = "", permanent: bool = False, instance_id: str | None = None,
@@ -173,6 +157,8 @@ class JobsMixin(_Base):
                 result, failure = self.call_in_advance(adv, job.operator, dict(job.params), job.idempotency_key)
                 if failure is not None:
                     error, tb, permanent = failure
+                elif not self.runs_in_advance(job.operator):
+                    adv.keep_effect(result or {})  # a failure further on keeps this effect
             finished_at = adv.now
             if error is None:
                 status = "done"
