@@ -126,12 +126,14 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
         return views[0]
 
     def start_by_message(self, process_id: str, business_key: str, message: str,
-                         payload: dict[str, Any], message_id: int | None = None) -> str:
-        return self._start(f"message:{message}", process_id, business_key, {}, (message, payload, message_id))
+                         payload: dict[str, Any], message_id: int | None = None, inline: bool = False) -> str:
+        """``inline``: started by a worker (see ``drain_messages``)."""
+        return self._start(f"message:{message}", process_id, business_key, {}, (message, payload, message_id),
+                           inline=inline)
 
     def _start(self, username: str, process_id: str, business_key: str, data: dict[str, Any],
                message: tuple[str, dict[str, Any], int | None] | None = None,
-               view: tuple[Actor, list[InstanceView]] | None = None) -> str:
+               view: tuple[Actor, list[InstanceView]] | None = None, inline: bool = False) -> str:
         with self.session() as session:
             if message is not None and message[2] is not None:
                 from certflow.engine.messaging import claim
@@ -165,7 +167,7 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
             session.add(instance)
             session.flush()
             session.autoflush = False  # as in every advance: save() flushes once
-            advance = Advance(session, instance, workflow, definition, now, username)
+            advance = Advance(session, instance, workflow, definition, now, username, inline=inline)
             advance.audit("instance_started", data=data)
             if message is not None:
                 self._catch_start_message(advance, *message)

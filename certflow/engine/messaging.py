@@ -60,23 +60,29 @@ class MessagingMixin(_Base):
         def _catch(self, adv: Advance, name: str, key: str, payload: dict[str, Any]) -> None: ...
 
         def start_by_message(self, process_id: str, business_key: str, message: str,
-                             payload: dict[str, Any], message_id: int | None = None) -> str: ...
+                             payload: dict[str, Any], message_id: int | None = None, inline: bool = False) -> str: ...
 
-    def drain_messages(self, limit: int = 10_000) -> int:
+    def drain_messages(self, limit: int = 10_000, inline: bool = False) -> int:
         """Route pending messages, oldest first. Re-entrant calls return at once: the outer
-        loop picks up whatever the inner deliveries threw."""
+        loop picks up whatever the inner deliveries threw.
+
+        ``inline``: the caller is a worker (beat's tick, a job's advance), so the advances that
+        deliver or start run the database-only service tasks they reach inside themselves
+        (certflow.engine.inline), as a job's advance does: a message-started register_fee
+        instance makes its invoice in the advance that starts it, not in a job of its own.
+        A web process drains with the default: it only writes the jobs."""
         if self._draining:
             return 0
         self._draining = True
         try:
             handled = 0
-            while handled < limit and self._route_next():
+            while handled < limit and self._route_next(inline):
                 handled += 1
             return handled
         finally:
             self._draining = False
 
-    def _route_next(self) -> bool:
+    def _route_next(self, inline: bool = False) -> bool:
         """Route the oldest pending message; False when none is pending. It is picked and
         looked up (and, when nobody takes it, settled) in one transaction."""
         with self.session() as session:
@@ -107,7 +113,7 @@ class MessagingMixin(_Base):
                 # The first delivery claims the message (pending -> delivered) in its own
                 # transaction; a drainer that loses that race delivers to nobody.
                 for n, instance_id in enumerate(dict.fromkeys(targets)):
-                    with self.advancing(instance_id, f"message:{name}") as adv:
+                    with self.advancing(instance_id, f"message:{name}", inline=inline) as adv:
                         if n == 0:
                             claim(adv.session, message_id)
                         self._catch_any(adv, name, payload)
@@ -116,7 +122,7 @@ class MessagingMixin(_Base):
                 key = payload.get("business_key")
                 if not isinstance(key, str) or not key:
                     raise Conflict(f"message {name!r} starts {starts} but carries no business_key")
-                self.start_by_message(starts, key, name, payload, message_id)
+                self.start_by_message(starts, key, name, payload, message_id, inline=inline)
         except AlreadyRouted:
             return True
         except CertflowError as exc:

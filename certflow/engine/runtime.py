@@ -265,9 +265,9 @@ class Runtime:
     def after_commit(self, advance: Advance, published: list[JobMessage]) -> None:
         self.publish(published)
         if advance.thrown:
-            self.drain_messages()
+            self.drain_messages(inline=advance.inline)  # a worker's advance: routed as by a worker
 
-    def drain_messages(self, limit: int = 10_000) -> int:  # messaging.py; here for the type
+    def drain_messages(self, limit: int = 10_000, inline: bool = False) -> int:  # messaging.py; for the type
         return 0
 
     def run_inline_services(self, advance: Advance, tasks: list[Task]) -> list[Task]:  # inline.py

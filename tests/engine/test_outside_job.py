@@ -62,7 +62,7 @@ def test_an_email_job_sends_once_and_moves_the_instance_on_in_one_transaction(
     h = mailing
     c_job = at_c(h)
     drained: list[int] = []  # d emits a message: its routing after commit is counted apart
-    monkeypatch.setattr(h.engine, "drain_messages", lambda limit=0: drained.append(len(commits)) or 0)
+    monkeypatch.setattr(h.engine, "drain_messages", lambda limit=0, inline=False: drained.append(len(commits)) or 0)
     commits.clear()
     assert h.engine.run_job(c_job) == "done"
     assert len(commits) == 1 and drained == [1]  # send, deliver, continue: one commit, not two
