@@ -1,8 +1,9 @@
 """Service-task jobs, timers and incidents: the runtime's side that workers and beat drive.
 
-Jobs are delivered at least once; effects happen once. A worker runs the handler in its own
-transaction keyed by the job's idempotency key, then delivers the result as a new advance that
-first checks the task still waits for *that* attempt; anything else is dropped and logged.
+Jobs are delivered at least once; effects happen once. A worker runs a job as one advance of
+its instance: it first checks the task still waits for *that* attempt (anything else is dropped
+and logged), then runs the handler, keyed by the job's idempotency key, and completes the task,
+all in one transaction (``run_job``).
 """
 
 from __future__ import annotations
