@@ -297,7 +297,7 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
             process_id = process_id or filters.process_id
             group = group or filters.group
             overdue = overdue if overdue is not None else filters.overdue
-        with self.session() as session:
+        with self.reading() as session:  # one statement (certflow.engine.inbox)
             return queue.inbox(session, self, actor, process_id, group, overdue, limit, after, filters)
 
     def inbox_choices(self, actor: Actor) -> dict[str, Any]:

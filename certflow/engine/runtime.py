@@ -280,6 +280,19 @@ class Runtime:
                 CLOCK.refresh(session)
             yield session
 
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A unit of work that only reads, each statement on its own snapshot: on PostgreSQL
+        no BEGIN and COMMIT round trips (the connection is back to transactions when it
+        returns to the pool). For reads of one statement, or of rows that never change
+        (definitions); never for a write or for two reads that must agree."""
+        with transaction(self.sessions) as session:
+            if session.get_bind().dialect.name == "postgresql":
+                session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            if self.settings.clock_controllable:  # a fixed clock needs no read
+                CLOCK.refresh(session)
+            yield session
+
     def run_engine(self, advance: Advance) -> list[Task]:
         """Run until only people, messages, timers or workers can move the instance. Returns
         the one walk of the task tree that audit and projections then read."""
