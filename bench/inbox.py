@@ -10,9 +10,13 @@
    real instances, 8 groups, 70% unassigned, the rest claimed by 2,000 people, due dates over
    ±60 days (20% undated), four priorities.
 3. Timed: ``Engine.inbox_page`` as different officers (two groups each, some with own
-   claims), first pages and keyset next pages, plus staff group views and the overdue filter;
-   each call in its own transaction, as the API makes it. The SQL statements per call are
-   counted.
+   claims): first pages and keyset next pages, the overdue view, their own tasks, their
+   groups' unassigned work, one group, due within a week; staff looking at a group. Each page
+   is timed on its own (a next page is a request of its own), as the API makes it; per page:
+   SQL statements, time waiting on them, CPU time in this process and in the PostgreSQL
+   backends it used (from /proc: the machine may be shared, CPU is the steadier figure).
+   ``--compare /work/main`` times another checkout's certflow on the same database,
+   alternating, for a before/after ratio in one run.
 4. For the ratio, in the same run: the query shape from before issue 12 (OR over assignee and
    groups, ``ORDER BY due_at IS NULL, due_at, …``, 500 rows, one definition lookup per row),
    replayed as SQL on the same table (its indexes are gone, so this is indicative only).
@@ -24,6 +28,7 @@ Prints figures and asserts nothing about time. Last line:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -136,19 +141,20 @@ def build(url: str, n_open: int, n_real: int) -> int:
 
 def workload(calls: int) -> Any:
     """The calls, as (actor, arguments, pages): officers' first pages (some paging on by
-    cursor to the 2nd and 3rd), staff group views, the overdue filter."""
+    cursor to the 2nd and 3rd), the overdue view, their own tasks, their groups' unassigned
+    work, one of their groups, due within a week; and staff looking at a group."""
     from certflow.engine.facade import Actor
+    from certflow.engine.inbox_filters import InboxFilter
 
     rng = random.Random(12)
     for n in range(calls):
-        who = Actor(f"user{rng.randrange(2000)}", tuple(rng.sample(GROUPS, 2)), n % 10 == 0)
-        kind = n % 5
-        if kind == 3 and who.is_staff:
-            yield who, {"group": rng.choice(GROUPS)}, 1
-        elif kind == 4:
-            yield who, {"overdue": True}, 1
-        else:
-            yield who, {}, 3 if kind == 2 else 1
+        groups = tuple(rng.sample(GROUPS, 2))
+        who = Actor(f"user{rng.randrange(2000)}", groups, n % 10 == 0)
+        views: list[dict[str, Any]] = [
+            {"group": rng.choice(GROUPS)}, {}, {}, {"overdue": True}, {"filters": InboxFilter(scope="mine")},
+            {"filters": InboxFilter(scope="unassigned")}, {"filters": InboxFilter(group=groups[0])}, {},
+            {"filters": InboxFilter(due_within_days=7)}, {}]
+        yield who, views[n % 10], 3 if n % 10 == 2 else 1
 
 
 def cpu_ticks(pids: list[int]) -> int:
@@ -178,6 +184,7 @@ def measure(engine: Any, calls: int) -> dict[str, Any]:
     event.listen(get_engine(), "before_cursor_execute", before)
     event.listen(get_engine(), "after_cursor_execute", after)
     timings: list[float] = []
+    empty, seen = 0, []
     cpu, ticks = time.process_time(), cpu_ticks(BACKENDS)
     try:
         for who, kwargs, pages in workload(calls):
@@ -186,7 +193,8 @@ def measure(engine: Any, calls: int) -> dict[str, Any]:
                 began = time.perf_counter()
                 page = engine.inbox_page(who, after=after_cursor, **kwargs)
                 timings.append((time.perf_counter() - began) * 1000)
-                assert page.tasks, f"{who} has an empty inbox"
+                empty += not page.tasks
+                seen.append(hashlib.sha1(" ".join(t.id for t in page.tasks).encode()).hexdigest()[:12])
                 after_cursor = page.next
                 if after_cursor is None:
                     break
@@ -194,7 +202,7 @@ def measure(engine: Any, calls: int) -> dict[str, Any]:
         event.remove(get_engine(), "before_cursor_execute", before)
         event.remove(get_engine(), "after_cursor_execute", after)
     n = len(timings)
-    return {"pages": timings, "statements": sql["n"] / n, "sql_ms": sql["s"] * 1000 / n,
+    return {"pages": timings, "empty": empty, "seen": seen, "statements": sql["n"] / n, "sql_ms": sql["s"] * 1000 / n,
             "cpu_ms": (time.process_time() - cpu) * 1000 / n,
             "db_cpu_ms": (cpu_ticks(BACKENDS) - ticks) * 1000 / os.sysconf("SC_CLK_TCK") / n}
 
@@ -215,11 +223,16 @@ def explain(engine: Any) -> None:
     from certflow.engine.facade import Actor
     from certflow.store.db import get_engine
 
+    from certflow.engine.inbox_filters import InboxFilter
+
     officer = Actor("user7", ("office", "mentor"), False)
     cursor = engine.inbox_page(officer).next
     calls = {"first page": (officer, {}), "next page": (officer, {"after": cursor}),
              "staff group": (Actor("olga", ("office",), True), {"group": "mentor"}),
-             "overdue": (officer, {"overdue": True})}
+             "overdue": (officer, {"overdue": True}), "mine": (officer, {"filters": InboxFilter(scope="mine")}),
+             "unassigned": (officer, {"filters": InboxFilter(scope="unassigned")}),
+             "one of my groups": (officer, {"filters": InboxFilter(group="mentor")}),
+             "due within 7 days": (officer, {"filters": InboxFilter(due_within_days=7)})}
     for label, (who, kwargs) in calls.items():
         seen: list[tuple[str, Any]] = []
 
@@ -263,7 +276,7 @@ def pct(values: list[float], q: float) -> float:
 
 def summary(result: dict[str, Any]) -> str:
     pages = result["pages"]
-    return (f"{len(pages)} pages, p50={pct(pages, 50):.2f} ms p95={pct(pages, 95):.2f} ms max={max(pages):.1f} ms; "
+    return (f"{len(pages)} pages ({result['empty']} empty), p50={pct(pages, 50):.2f} ms p95={pct(pages, 95):.2f} ms max={max(pages):.1f} ms; "
             f"per page: {result['statements']:.1f} SQL statements, {result['sql_ms']:.2f} ms waiting on them, "
             f"CPU {result['cpu_ms']:.2f} ms here + {result['db_cpu_ms']:.2f} ms in PostgreSQL")
 
@@ -284,10 +297,13 @@ def compare(url: str, total: int, other: Path, calls: int, rounds: int) -> None:
     merged = {}
     for tree, runs in results.items():
         n = [len(r["pages"]) for r in runs]
-        merged[tree] = {"pages": [t for r in runs for t in r["pages"]]} | {
+        merged[tree] = {"pages": [t for r in runs for t in r["pages"]], "empty": sum(r["empty"] for r in runs)} | {
             k: sum(r[k] * m for r, m in zip(runs, n)) / sum(n) for k in ("statements", "sql_ms", "cpu_ms", "db_cpu_ms")}
         print(f"{tree}: {summary(merged[tree])}")
     before, after = merged[other]["pages"], merged[ROOT]["pages"]
+    pairs = [(a, b) for x, y in zip(results[other], results[ROOT]) for a, b in zip(x["seen"], y["seen"])]
+    print(f"same tasks in the same order: {sum(a == b for a, b in pairs)} of {len(pairs)} pages "
+          "(the overdue and due-within views may differ where a due time passed between the runs)")
     print(f"ratio {other.name}/{ROOT.name}: p50 {pct(before, 50) / pct(after, 50):.1f}x, "
           f"p95 {pct(before, 95) / pct(after, 95):.1f}x")
     print(f"bench-inbox ({other}): open={total} p50_ms={pct(before, 50):.2f} p95_ms={pct(before, 95):.2f}")

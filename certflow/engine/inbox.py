@@ -159,7 +159,7 @@ def _statement(sources: tuple[tuple[bool, bool, bool], ...], overdue: bool | Non
         elif assignee:
             source.append(HumanTask.assignee == bindparam(f"assignee_{n}"))
         for dated in (True, False):
-            where = _branch(dated, overdue, position)
+            where = _branch(dated, overdue, position, due_before)
             if where is not None:
                 branches.append(select(*_KEY).where(*source, *common, *where).order_by(
                     HumanTask.due_at, HumanTask.priority.desc(), HumanTask.created_at, HumanTask.id,
@@ -179,12 +179,14 @@ def _queue_order(c: Any) -> list[ColumnElement[Any]]:
     return [c.due_at.is_(None), c.due_at, c.priority.desc(), c.created_at, c.id]
 
 
-def _branch(dated: bool, overdue: bool | None, position: str | None) -> list[ColumnElement[bool]] | None:
+def _branch(dated: bool, overdue: bool | None, position: str | None,
+            due_before: bool) -> list[ColumnElement[bool]] | None:
     """The conditions of the dated or undated half of a source, after a cursor at ``position``
-    (None: the first page); None when that half holds nothing."""
+    (None: the first page); None when that half holds nothing (it is then not read to the
+    end to find nothing)."""
     if not dated:
-        if overdue:
-            return None  # an undated task is never overdue
+        if overdue or due_before:
+            return None  # an undated task is never overdue, nor due within a window
         where: list[ColumnElement[bool]] = [HumanTask.due_at.is_(None)]
         if position == "undated":
             where += [HumanTask.priority <= _AFTER_PRIORITY, _after_priority()]

@@ -72,7 +72,7 @@ def _all_pages(h: Harness, actor: Actor, limit: int, **filters: object) -> list[
 
 
 def _expected(actor: Actor, overdue: bool | None = None, now: object = None, scope: str = "all",
-              group: str | None = None) -> list[str]:
+              group: str | None = None, due_before: object = None) -> list[str]:
     """The rule, in Python: mine plus my groups' unassigned work (or a whole group's), narrowed
     to mine or to nobody's by the scope, in queue order."""
     with session_scope() as s:
@@ -82,6 +82,8 @@ def _expected(actor: Actor, overdue: bool | None = None, now: object = None, sco
     else:
         mine = [e for e in entries if e.assignee == actor.username
                 or (e.assignee is None and e.candidate_group in actor.groups)]
+    if due_before is not None:
+        mine = [e for e in mine if e.due_at is not None and e.due_at <= due_before]  # type: ignore[operator]
     if scope == "mine":
         mine = [e for e in mine if e.assignee == actor.username]
     elif scope == "unassigned":
@@ -135,6 +137,16 @@ def test_scopes_page_like_the_rule_with_and_without_a_group(crowded: tuple[Harne
     staff_bob = Actor("bob", ("office",), True)
     assert _all_pages(h, staff_bob, 8, filters=flt, group="mentor") == _expected(
         staff_bob, scope=scope, group="mentor")
+
+
+def test_due_within_a_window_pages_like_the_rule(crowded: tuple[Harness, str]) -> None:
+    h, _ = crowded
+    bob = Actor("bob", ("office", "coordinator"), False)
+    now = h.engine.now()
+    window = _all_pages(h, bob, 6, filters=InboxFilter(due_within_days=3))
+    assert window == _expected(bob, due_before=now + timedelta(days=3)) and window
+    upcoming = _all_pages(h, bob, 6, filters=InboxFilter(due_within_days=3, overdue=False))
+    assert upcoming == [t for t in window if t not in _expected(bob, True, now)] and upcoming
 
 
 @pytest.mark.parametrize("undated", [False, True])
