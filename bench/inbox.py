@@ -232,7 +232,8 @@ def explain(engine: Any) -> None:
              "overdue": (officer, {"overdue": True}), "mine": (officer, {"filters": InboxFilter(scope="mine")}),
              "unassigned": (officer, {"filters": InboxFilter(scope="unassigned")}),
              "one of my groups": (officer, {"filters": InboxFilter(group="mentor")}),
-             "due within 7 days": (officer, {"filters": InboxFilter(due_within_days=7)})}
+             "due within 7 days": (officer, {"filters": InboxFilter(due_within_days=7)}),
+             "one candidate": (officer, {"filters": InboxFilter(candidate="REAL-7")})}
     for label, (who, kwargs) in calls.items():
         seen: list[tuple[str, Any]] = []
 
