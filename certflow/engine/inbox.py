@@ -146,13 +146,11 @@ def _statement(sources: tuple[tuple[bool, bool, bool], ...], overdue: bool | Non
     if due_before:
         common.append(HumanTask.due_at <= bindparam("due_before", type_=HumanTask.due_at.type))
     if candidate:
-        # A task's business key is its instance's: on ``instances`` both are indexed, and with
-        # no OR on the outside the database joins from the few matching instances instead of
-        # reading each source to its end to find them.
+        # A task's business key is its instance's: on ``instances`` both are indexed.
         common.append(HumanTask.instance_id.in_(select(Instance.id).where(or_(
             Instance.business_key == bindparam("candidate"), Instance.subject == bindparam("candidate")))))
     size: ColumnElement[Any] = literal_column(str(limit + 1))
-    branches = []
+    wheres = []
     for n, (group, assignee, unassigned) in enumerate(sources):
         source: list[ColumnElement[bool]] = []
         if group:
@@ -161,16 +159,22 @@ def _statement(sources: tuple[tuple[bool, bool, bool], ...], overdue: bool | Non
             source.append(HumanTask.assignee.is_(None))
         elif assignee:
             source.append(HumanTask.assignee == bindparam(f"assignee_{n}"))
-        for dated in (True, False):
-            where = _branch(dated, overdue, position, due_before)
-            if where is not None:
-                branches.append(select(*_KEY).where(*source, *common, *where).order_by(
-                    HumanTask.due_at, HumanTask.priority.desc(), HumanTask.created_at, HumanTask.id,
-                ).limit(size).subquery())
-    if not branches:
+        wheres.append(source)
+    halves = [w for w in (_branch(dated, overdue, position, due_before) for dated in (True, False)) if w is not None]
+    if not halves:
         return None
-    union = union_all(*(select(b) for b in branches)).subquery()
-    top = select(union).order_by(*_queue_order(union.c)).limit(size).subquery()
+    if candidate:
+        # A candidate has a handful of tasks: one query over all sources, which the database
+        # answers from the candidate's instances (no index gives this order, so it does not
+        # try to walk one to find them).
+        top = select(*_KEY).where(or_(*(and_(*w) for w in wheres)), *common, or_(*(and_(*h) for h in halves))) \
+            .order_by(*_queue_order(HumanTask)).limit(size).subquery()
+    else:
+        branches = [select(*_KEY).where(*w, *common, *half).order_by(
+            HumanTask.due_at, HumanTask.priority.desc(), HumanTask.created_at, HumanTask.id,
+        ).limit(size).subquery() for w in wheres for half in halves]
+        union = union_all(*(select(b) for b in branches)).subquery()
+        top = select(union).order_by(*_queue_order(union.c)).limit(size).subquery()
     return (select(*_ROW, Instance.definition_id)
             .join_from(top, HumanTask, HumanTask.id == top.c.id)
             .join(Instance, Instance.id == HumanTask.instance_id)

@@ -45,7 +45,7 @@ def crowded(db_harness: Harness) -> tuple[Harness, str]:
     rows = []
     for n in range(180):
         rows.append(dict(
-            id=f"t{n:04d}", instance_id=instance_id, process_id="flow", business_key=f"B{n}",
+            id=f"t{n:04d}", instance_id=instance_id, process_id="flow", business_key="K1",
             element_id="review", title="Review request", form="review.json",
             candidate_group=rng.choice(["office", "office", "coordinator", "mentor"]),
             assignee=rng.choice([None, None, None, "bob", "ann"]),
@@ -137,6 +137,18 @@ def test_scopes_page_like_the_rule_with_and_without_a_group(crowded: tuple[Harne
     staff_bob = Actor("bob", ("office",), True)
     assert _all_pages(h, staff_bob, 8, filters=flt, group="mentor") == _expected(
         staff_bob, scope=scope, group="mentor")
+
+
+def test_a_candidate_pages_like_the_rule(crowded: tuple[Harness, str]) -> None:
+    """A candidate's tasks come from one query over all sources, not one per source."""
+    h, _ = crowded
+    bob = Actor("bob", ("office", "coordinator"), False)
+    now = h.engine.now()
+    assert _all_pages(h, bob, 7, filters=InboxFilter(candidate="K1")) == _expected(bob)
+    assert _all_pages(h, bob, 7, filters=InboxFilter(candidate="K1", overdue=True)) == _expected(bob, True, now)
+    assert _all_pages(h, bob, 7, filters=InboxFilter(candidate="K1", scope="mine"), group="office") == _expected(
+        bob, scope="mine", group="office")
+    assert _all_pages(h, bob, 7, filters=InboxFilter(candidate="K2")) == []
 
 
 def test_due_within_a_window_pages_like_the_rule(crowded: tuple[Harness, str]) -> None:
