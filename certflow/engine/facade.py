@@ -32,6 +32,7 @@ from certflow.engine.delegation import HandoverMixin
 from certflow.engine.dto import CaseProgress
 from certflow.engine.inbox_filters import InboxFilter
 from certflow.engine.jobs import JobsMixin
+from certflow.engine.timers import TimersMixin
 from certflow.engine.messaging import MessagingMixin
 from certflow.engine.monitor import MonitorMixin
 from certflow.engine.projections import correlation_key, waiting_message_tasks
@@ -58,7 +59,7 @@ MAX_MESSAGE_TTL = timedelta(days=3650)
 
 
 class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, HandoverMixin, EscalationMixin, MessagingMixin, JobsMixin,
-             InlineMixin, Runtime):
+             TimersMixin, InlineMixin, Runtime):
     def actor(self, username: str) -> Actor:
         """Who ``username`` is to the engine (groups, staff): the CLI's ``--as``."""
         with self.session() as session:

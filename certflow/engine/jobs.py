@@ -1,4 +1,5 @@
-"""Service-task jobs, timers and incidents: the runtime's side that workers and beat drive.
+"""Service-task jobs, incidents and the job sweep: the runtime's side that workers and beat
+drive (due timers are fired by certflow.engine.timers).
 
 Jobs are delivered at least once; effects happen once. A worker runs a job as one advance of
 its instance: it first checks the task still waits for *that* attempt (anything else is dropped
@@ -9,15 +10,12 @@ all in one transaction (``run_job``).
 from __future__ import annotations
 
 import logging
-import time
-import traceback
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import bindparam, insert, or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.exc import StaleDataError
 
 from certflow.engine.dto import IncidentView, JobMessage
 from certflow.engine.inline import VIA_JOB
@@ -28,7 +26,7 @@ from certflow.engine.runtime import EffectKept
 from certflow.engine.spiff import complete_service_task, find_task
 from certflow.observability.context import bind
 from certflow.registry import HandlerContext
-from certflow.store.models import AuditEvent, Incident, Instance, Job
+from certflow.store.models import Incident, Instance, Job
 
 if TYPE_CHECKING:
     from certflow.engine.facade import Actor
@@ -229,95 +227,7 @@ class JobsMixin(_Base):
             adv.audit(f"incident_{incident.status}", incident.task_id, incident.element_id)
         return incident.status
 
-    # -- timers and the sweep (beat) ---------------------------------------------------------
-    def fire_due_timers(self, limit: int | None = 500, budget_seconds: float | None = None) -> int:
-        """Advance instances whose earliest timer is due, in due order, until ``limit`` fired,
-        ``budget_seconds`` passed or none is due.
-
-        Batched: each transaction picks up to ``timer_batch`` due instances and locks them
-        (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so schedulers running side by side, such as
-        two ticks on two worker processes, take different instances and none fires twice).
-        Each instance's advance runs in its own savepoint: one that fails is rolled back alone
-        and gets an incident, and the others commit together. Nothing is published before
-        that commit."""
-        fired = 0
-        deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
-        while limit is None or fired < limit:
-            batch = self.settings.timer_batch if limit is None else min(self.settings.timer_batch, limit - fired)
-            n = self._fire_batch(batch)
-            fired += n
-            if n < batch or (deadline is not None and time.monotonic() >= deadline):
-                break
-        return fired
-
-    def _fire_batch(self, size: int) -> int:
-        """One batch, all in one transaction. Normally without savepoints (they cost two round
-        trips per instance) and with the audit rows and state updates of the whole batch
-        written together; if any advance fails, the whole batch is rolled back and fired again
-        with a savepoint per instance, so the failing one alone gets its incident."""
-        try:
-            return self._fire(size, isolated=False)
-        except _Isolate:
-            return self._fire(size, isolated=True)
-
-    def _fire(self, size: int, isolated: bool) -> int:
-        done: list[tuple[Advance, list[JobMessage]]] = []
-        with self.session() as session:
-            session.autoflush = False
-            query = (select(Instance).where(Instance.status == "running", Instance.next_due_at <= self.now())
-                     .order_by(Instance.next_due_at).limit(size))
-            if session.bind is not None and session.bind.dialect.name == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            instances = session.scalars(query).all()
-            saved = []
-            for instance in instances:
-                if not isolated:
-                    try:
-                        done.append(self._fire_one(session, instance, write_audit=False))
-                    except Exception as exc:
-                        raise _Isolate from exc
-                    # Out of the unit of work: the next advance's flush would write this row
-                    # alone; the batch writes all of them in one executemany below.
-                    saved.append(_saved_row(instance))
-                    session.expunge(instance)
-                    continue
-                try:
-                    with session.begin_nested():
-                        done.append(self._fire_one(session, instance, write_audit=True))
-                        session.flush()  # the instance row too, so a stale version fails here
-                except Exception as exc:
-                    self._timer_incident(session, instance.id, exc)
-            if saved:
-                _write_saved(session, saved)
-                for advance, _ in done:
-                    advance.instance.version += 1  # detached: what the row now holds
-            events = [] if isolated else [event for advance, _ in done for event in advance.events]
-            if events:
-                session.execute(insert(table_of(AuditEvent)), events)  # Core: one executemany
-        for advance, published in done:
-            self._checkin(advance.instance, advance.workflow, advance.states)
-            self.after_commit(advance, published)
-        return len(instances)
-
-    def _fire_one(self, session: Session, instance: Instance, write_audit: bool) -> tuple[Advance, list[JobMessage]]:
-        advance, before = self.open_advance(session, instance, "timer")
-        # do_engine_steps refreshes timers only at its end, so the due timer would cost a
-        # second engine round; refreshing first runs it in the first (same outcome).
-        advance.workflow.refresh_timers()
-        advance.audit("timers_checked")
-        return advance, self.save(advance, before, write_audit)
-
-    def _timer_incident(self, session: Session, instance_id: str, exc: Exception) -> None:
-        log.exception("timer advance of %s failed", instance_id)
-        instance = session.get(Instance, instance_id)
-        if instance is None:
-            return
-        instance.next_due_at, instance.has_incident = None, True  # stop re-firing until resolved
-        session.add(Incident(instance_id=instance_id, task_id="", element_id="(timer)", operator="engine",
-                             error=str(exc), traceback=traceback.format_exc(), attempts=1,
-                             status="open", created_at=self.now()))
-        session.flush()
-
+    # -- the sweep (beat); timers are in certflow.engine.timers ---------------------------------
     def sweep_jobs(self, limit: int = 1000) -> int:
         """Publish jobs that are due but not (or no longer) on the broker: retries whose backoff
         has passed, and jobs whose publish was lost between commit and broker.
@@ -362,29 +272,6 @@ _JOB_UNDER_LOCK = select(table_of(Job)).where(table_of(Job).c.id == bindparam("j
 _JOB_FINISH = (update(table_of(Job)).where(table_of(Job).c.id == bindparam("job_id"))
                .values(status=bindparam("status"), finished_at=bindparam("finished_at"), error=bindparam("error")))
 _CLAIM = update(table_of(Job)).where(table_of(Job).c.id == bindparam("job_id")).values(status="running")
-
-_SAVED = ("state", "serializer_version", "next_due_at", "projected", "status", "ended_at", "updated_at",
-          "has_incident")
-
-
-def _saved_row(instance: Instance) -> dict[str, Any]:
-    return {"b_id": instance.id, "b_version": instance.version, **{c: getattr(instance, c) for c in _SAVED}}
-
-
-def _write_saved(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Write a batch of saved instances, each only if it still has the version it was read at
-    (the optimistic lock the ORM keeps for one row, kept here for many)."""
-    table = table_of(Instance)
-    statement = (update(table).where(table.c.id == bindparam("b_id"), table.c.version == bindparam("b_version"))
-                 .values(version=table.c.version + 1, **{c: bindparam(c, type_=table.c[c].type) for c in _SAVED}))
-    result = session.connection().execute(statement, rows)
-    if result.rowcount != len(rows):
-        raise StaleDataError(f"{len(rows) - result.rowcount} of {len(rows)} timer instances changed meanwhile")
-
-
-class _Isolate(Exception):
-    """An advance in a timer batch failed: fire the batch again, each in its own savepoint."""
-
 
 def _staff(actor: "Actor") -> None:
     if not actor.is_staff:
