@@ -94,6 +94,9 @@ MODULES: dict[str, list[str]] = {
         "tests/services/test_invoice_rules.py", "tests/services/test_money_rules.py",
         "tests/handlers/test_invoicing.py", "tests/services/test_invoice_documents.py",
         "--deselect", SLOW_NUMBERING],
+    # Accounts and getting in: service-level tests on an in-memory database, no web client.
+    "certflow/services/accounts.py": ["tests/services/test_account_rules.py"],
+    "certflow/services/access.py": ["tests/services/test_access_rules.py"],
 }
 
 
