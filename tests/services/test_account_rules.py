@@ -101,6 +101,9 @@ def test_defaults_of_a_new_account(session: Session) -> None:
     assert (made.email, made.language, made.roles, made.is_staff, made.address,
             made.date_of_birth, made.has_password, made.is_active) \
         == ("bea@example.org", "nl", (), False, {}, None, False, True)
+    # The row as stored is what a person's data export shows: an empty address, not null.
+    session.expire_all()
+    assert session.get(User, "bea").address == {}  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("username", ["", "Cas", "-cas", "cas de vries", "cas@x", "a" * 101])
@@ -410,6 +413,7 @@ def test_an_email_address_of_someone_else_is_refused(session: Session) -> None:
     make(session, "bea", email="bea@example.nl")
     with pytest.raises(Conflict) as in_use:
         accounts.update(session, "bea", {"email": "cas@example.nl", "display_name": "Cas"})
+    assert in_use.value.message == "e-mail address in use"
     assert in_use.value.details["fields"] == {"email": "An account with this e-mail address exists."}
     assert accounts.get(session, "bea").display_name == "Bea"
     # One's own address, also in other capitals, is not someone else's.
