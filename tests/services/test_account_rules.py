@@ -147,6 +147,11 @@ def test_an_account_holds_the_invoicing_details_it_was_given(session: Session) -
         "vat_id": "NL004495445B01"})
     assert (account.customer_type, account.kvk_number, account.oin, account.vat_id) \
         == ("organisation", "12345678", None, "NL004495445B01")
+    public_body = accounts.update(session, "acme", {"kvk_number": None,
+                                                     "oin": "00000001003214345000"})
+    session.expire_all()
+    assert accounts.get(session, "acme") == public_body
+    assert (public_body.kvk_number, public_body.oin) == (None, "00000001003214345000")
 
 
 # -- finding accounts ----------------------------------------------------------------------------
@@ -161,7 +166,7 @@ def test_an_email_is_found_whatever_its_case_and_spaces(session: Session) -> Non
     assert found is not None and found.username == "cas"
 
 
-def test_the_people_list_is_by_name_and_searches_name_email_and_username(session: Session) -> None:
+def _people_search(session: Session) -> None:
     accounts.create(session, "dd", "Dirk", [], email="dirk@example.nl", now=NOW)
     accounts.create(session, "zwartje", "Carla", [], email="carla@example.nl", now=NOW)
     accounts.create(session, "zz", "Anna Zwart", [], email="anna@example.nl", now=NOW)
@@ -172,9 +177,24 @@ def test_the_people_list_is_by_name_and_searches_name_email_and_username(session
 
     assert names() == ["Anna Zwart", "Bert Bakker", "Carla", "Dirk"]
     assert names("  ") == names()
+    # Found by name (with capitals), by e-mail address and by username, whatever is typed.
     assert names(" ZWART ") == ["Anna Zwart", "Bert Bakker", "Carla"]
+    assert names("zwart") == ["Anna Zwart", "Bert Bakker", "Carla"]
     assert names("dirk") == ["Dirk"]
     assert names(limit=2) == ["Anna Zwart", "Bert Bakker"]
+
+
+def test_the_people_list_is_by_name_and_searches_name_email_and_username(session: Session) -> None:
+    _people_search(session)
+
+
+@pytest.mark.integration
+def test_the_people_search_ignores_capitals_on_postgresql(pg_url: str) -> None:
+    """SQLite's LIKE ignores the case of ASCII letters by itself; PostgreSQL's does not."""
+    from certflow.store.db import session_scope
+
+    with session_scope() as session:
+        _people_search(session)
 
 
 def test_the_people_list_shows_two_hundred_at_most(session: Session) -> None:
