@@ -61,7 +61,7 @@ def digest(secret: str) -> str:
 
 # -- passwords ---------------------------------------------------------------------------------
 
-def password_problem(password: str, email: str = "") -> str | None:
+def password_problem(password: str, email: str) -> str | None:
     """Why a new password is not good enough, or None."""
     if len(password) < MIN_PASSWORD:
         return N_("Use at least 10 characters.")

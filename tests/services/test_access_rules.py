@@ -143,6 +143,16 @@ def test_every_refusal_gets_the_same_answer_and_counts(session: Session, setting
         == [(email, "10.0.0.1", NOW)]
 
 
+def test_the_password_that_stands_in_for_a_missing_one_opens_nothing(
+        session: Session, settings: Settings, cas: str) -> None:
+    """An unknown address and an account without a password are checked against a stand-in
+    hash (so both cost one argon2 run); its own password must not get anyone in."""
+    accounts.create(session, "sys", "System", [], email="sys@example.nl", now=NOW)
+    for email in ("sys@example.nl", "nobody@example.nl"):
+        refused = sign_in(session, settings, "certflow-no-such-account", email=email)
+        assert isinstance(refused, SignInRefused) and refused.retry_minutes == 0
+
+
 def test_a_sign_in_without_a_time_uses_the_wall_clock(session: Session, settings: Settings,
                                                       cas: str) -> None:
     before = datetime.now(timezone.utc)
@@ -423,6 +433,22 @@ def test_the_token_list_is_in_order_and_per_person(session: Session, settings: S
     assert [t.name for t in access.list_tokens(session, "")] == ["one", "two", "three"]
 
 
+@pytest.mark.integration
+def test_the_token_list_stays_in_the_order_made_after_a_revocation_on_postgresql(pg_url: str) -> None:
+    """PostgreSQL, unlike SQLite, moves an updated row: only the ORDER BY keeps the list put."""
+    from certflow.store.db import session_scope
+
+    with session_scope() as session:
+        accounts.create(session, "cas", "Cas", [], now=NOW)
+        made = [access.create_token(session, "cas", name, now=NOW) for name in ("a", "b", "c")]
+        session.commit()
+        access.revoke_token(session, made[0][1].id, now=NOW)
+        access.authenticate(session, made[1][0], now=NOW + 2 * MIN)
+        session.commit()
+        assert [t.name for t in access.list_tokens(session)] == ["a", "b", "c"]
+        assert [t.name for t in access.list_tokens(session, "cas")] == ["a", "b", "c"]
+
+
 # -- password reset -----------------------------------------------------------------------------------
 def test_a_reset_link_works_once_and_ends_every_other_open_link(session: Session, settings: Settings,
                                                                 cas: str) -> None:
@@ -441,6 +467,16 @@ def test_a_reset_link_works_once_and_ends_every_other_open_link(session: Session
             access.complete_reset(session, used, "another long passphrase", now=NOW + MIN)
         assert refused.value.message == "This link has expired or was used already. Ask for a new one."
     assert set(session.scalars(select(PasswordReset.used_at))) == {NOW + MIN}
+
+
+def test_a_reset_leaves_other_peoples_links_usable(session: Session, settings: Settings,
+                                                   cas: str) -> None:
+    accounts.create(session, "bea", "Bea", [], email="bea@example.nl", now=NOW)
+    _, theirs = access.request_reset(session, settings, "bea@example.nl", now=NOW)  # type: ignore[misc]
+    _, mine = access.request_reset(session, settings, "cas@example.nl", now=NOW)  # type: ignore[misc]
+    access.complete_reset(session, mine, "a new long passphrase", now=NOW)
+    bea = access.complete_reset(session, theirs, "bea's own passphrase", now=NOW + MIN)
+    assert bea.username == "bea"
 
 
 def test_a_reset_link_lasts_an_hour(session: Session, settings: Settings, cas: str) -> None:
