@@ -469,6 +469,16 @@ def test_a_reset_link_works_once_and_ends_every_other_open_link(session: Session
     assert set(session.scalars(select(PasswordReset.used_at))) == {NOW + MIN}
 
 
+def test_when_each_link_was_used_stays_on_record(session: Session, settings: Settings,
+                                                 cas: str) -> None:
+    _, first = access.request_reset(session, settings, "cas@example.nl", now=NOW)  # type: ignore[misc]
+    access.complete_reset(session, first, "a new long passphrase", now=NOW + MIN)
+    _, second = access.request_reset(session, settings, "cas@example.nl", now=NOW + 5 * MIN)  # type: ignore[misc]
+    access.complete_reset(session, second, "another long passphrase", now=NOW + 6 * MIN)
+    used = {row.token_hash: row.used_at for row in session.scalars(select(PasswordReset))}
+    assert used == {access.digest(first): NOW + MIN, access.digest(second): NOW + 6 * MIN}
+
+
 def test_a_reset_leaves_other_peoples_links_usable(session: Session, settings: Settings,
                                                    cas: str) -> None:
     accounts.create(session, "bea", "Bea", [], email="bea@example.nl", now=NOW)
