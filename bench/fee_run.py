@@ -8,10 +8,12 @@ invoices and invoice e-mails, on PostgreSQL.
    bench/register_fee.py: SYNTHETIC rows, not made through the handlers.
 2. Through the product from there on: register_fee_run is deployed; the shared clock moves past
    1 January; its timer fires; the ``register_fee/fan_out`` job runs; its messages are routed
-   in beat's batches (``drain_batch``), starting N ``register_fee`` instances.
-3. Every job the run produces (``register_fee/create_invoice``, which also runs the next
-   database-only steps inside its advance, and ``email/send`` with the invoice's PDF, plus
-   the UBL for organisations) is run by ``--workers`` processes side by side, each calling
+   in beat's batches (``drain_batch``, drained as a worker's tick does: ``inline=True``),
+   starting N ``register_fee`` instances; each makes its invoice (``register_fee/create_invoice``,
+   database-only) inside the advance that starts it.
+3. Every job the run produces (``email/send`` with the invoice's PDF, plus the UBL for
+   organisations; a ``register_fee/create_invoice`` job only where the inline run failed) is
+   run by ``--workers`` processes side by side, each calling
    ``engine.run_job`` (what a Celery worker does, without the broker), until none is left.
    E-mails go over SMTP to a local aiosmtpd server that accepts everything.
 
@@ -117,7 +119,7 @@ def run(args: argparse.Namespace, sink: Sink, port: int) -> None:
         began, cpu = time.perf_counter(), time.process_time()
         assert engine.run_job(fan_out) == "done"
         fanned, fan_cpu = time.perf_counter() - began, time.process_time() - cpu
-        while engine.drain_messages(get_settings().drain_batch):
+        while engine.drain_messages(get_settings().drain_batch, inline=True):  # as beat's tick on a worker
             pass
         routed, route_cpu = time.perf_counter() - began, time.process_time() - cpu - fan_cpu
         print(f"fan-out job {fanned:.1f} s ({1000 * fan_cpu / args.n:.1f} ms CPU per professional); "

@@ -10,9 +10,13 @@
    real instances, 8 groups, 70% unassigned, the rest claimed by 2,000 people, due dates over
    ±60 days (20% undated), four priorities.
 3. Timed: ``Engine.inbox_page`` as different officers (two groups each, some with own
-   claims), first pages and keyset next pages, plus staff group views and the overdue filter;
-   each call in its own transaction, as the API makes it. The SQL statements per call are
-   counted.
+   claims): first pages and keyset next pages, the overdue view, their own tasks, their
+   groups' unassigned work, one group, due within a week; staff looking at a group. Each page
+   is timed on its own (a next page is a request of its own), as the API makes it; per page:
+   SQL statements, time waiting on them, CPU time in this process and in the PostgreSQL
+   backends it used (from /proc: the machine may be shared, CPU is the steadier figure).
+   ``--compare /work/main`` times another checkout's certflow on the same database,
+   alternating, for a before/after ratio in one run.
 4. For the ratio, in the same run: the query shape from before issue 12 (OR over assignee and
    groups, ``ORDER BY due_at IS NULL, due_at, …``, 500 rows, one definition lookup per row),
    replayed as SQL on the same table (its indexes are gone, so this is indicative only).
@@ -24,9 +28,12 @@ Prints figures and asserts nothing about time. Last line:
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -35,7 +42,15 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+
+
+def use_tree(tree: Path) -> None:
+    """Import certflow (and tests.support) from ``tree``: main's checkout, for a before/after
+    ratio on the same database."""
+    sys.path[:] = [str(tree)] + [p for p in sys.path if Path(p or ".").resolve() not in (ROOT / "bench", ROOT)]
+
+
+use_tree(ROOT)
 
 from sqlalchemy import create_engine, event, text  # noqa: E402
 
@@ -64,20 +79,39 @@ ORDER BY due_at IS NULL, due_at, priority DESC, created_at LIMIT 500
 """
 
 
-def build(url: str, n_open: int, n_real: int) -> Any:
+BACKENDS: list[int] = []  # the server processes of this process's pool (for their CPU time)
+
+
+def connect(url: str) -> Any:
+    """The product's engine on ``url``, set up as a web process has it."""
     var = Path(tempfile.mkdtemp(prefix="bench-inbox-"))
     os.environ.update(DATABASE_URL=url, CERTFLOW_VAR_DIR=str(var), REDIS_URL="",
                       CERTFLOW_HANDLER_MODULES="bench.fake_handlers", CERTFLOW_CLOCK_CONTROLLABLE="false")
-    from certflow.bootstrap import build_engine, create_schema
-    from certflow.engine.facade import Actor
+    from certflow.bootstrap import build_engine
     from certflow.settings import reset_settings
-    from certflow.store.db import reset_engines, session_scope
-    from tests.support import create_user
+    from certflow.store.db import get_engine, reset_engines
 
     reset_settings()
     reset_engines()
+
+    def note_backend(dbapi_conn: Any, _record: Any) -> None:
+        with dbapi_conn.cursor() as cur:
+            cur.execute("SELECT pg_backend_pid()")
+            BACKENDS.append(cur.fetchone()[0])
+        dbapi_conn.rollback()
+
+    event.listen(get_engine(url), "connect", note_backend)
+    return build_engine()
+
+
+def build(url: str, n_open: int, n_real: int) -> int:
+    from certflow.bootstrap import create_schema
+    from certflow.engine.facade import Actor
+    from certflow.store.db import session_scope
+    from tests.support import create_user
+
+    engine = connect(url)
     create_schema(url)
-    engine = build_engine()
     published: list[Any] = []
     engine.publisher = published.extend
     staff = Actor("olga", ("office",), True)
@@ -96,57 +130,129 @@ def build(url: str, n_open: int, n_real: int) -> Any:
         s.execute(text(SYNTHETIC), {"n": n_open - real, "real": real})
     raw = create_engine(url, isolation_level="AUTOCOMMIT")
     with raw.connect() as conn:
-        conn.execute(text("ANALYZE human_tasks"))
-        total = conn.execute(text("SELECT count(*) FROM human_tasks")).scalar_one()
+        # What autovacuum does after a bulk insert anyway (its insert threshold): statistics
+        # and the visibility map, so the measured state is the steady one.
+        conn.execute(text("VACUUM ANALYZE human_tasks"))
+        total = int(conn.execute(text("SELECT count(*) FROM human_tasks")).scalar_one())
     raw.dispose()
     print(f"inserted {total - real} SYNTHETIC open tasks (bulk path) in {time.perf_counter() - began:.1f} s")
-    return engine, total
+    return total
 
 
-def measure(engine: Any, calls: int) -> tuple[list[float], float]:
+def workload(calls: int) -> Any:
+    """The calls, as (actor, arguments, pages): officers' first pages (some paging on by
+    cursor to the 2nd and 3rd), the overdue view, their own tasks, their groups' unassigned
+    work, one of their groups, due within a week; and staff looking at a group."""
     from certflow.engine.facade import Actor
+    from certflow.engine.inbox_filters import InboxFilter
+
+    rng = random.Random(12)
+    for n in range(calls):
+        groups = tuple(rng.sample(GROUPS, 2))
+        who = Actor(f"user{rng.randrange(2000)}", groups, n % 10 == 0)
+        views: list[dict[str, Any]] = [
+            {"group": rng.choice(GROUPS)}, {}, {}, {"overdue": True}, {"filters": InboxFilter(scope="mine")},
+            {"filters": InboxFilter(scope="unassigned")}, {"filters": InboxFilter(group=groups[0])}, {},
+            {"filters": InboxFilter(due_within_days=7)}, {}]
+        yield who, views[n % 10], 3 if n % 10 == 2 else 1
+
+
+def cpu_ticks(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total
+
+
+def measure(engine: Any, calls: int) -> dict[str, Any]:
+    """Each page timed on its own (a cursor's next page is a request of its own)."""
     from certflow.store.db import get_engine
 
-    statements = [0]
-    event.listen(get_engine(), "before_cursor_execute", lambda *a: statements.__setitem__(0, statements[0] + 1))
-    rng = random.Random(12)
-    timings = []
-    for n in range(calls):
-        who = Actor(f"user{rng.randrange(2000)}", tuple(rng.sample(GROUPS, 2)), n % 10 == 0)
-        kind = n % 5
-        began = time.perf_counter()
-        if kind == 3 and who.is_staff:
-            page = engine.inbox_page(who, group=rng.choice(GROUPS))
-        elif kind == 4:
-            page = engine.inbox_page(who, overdue=True)
-        else:
-            page = engine.inbox_page(who)
-            if kind == 2 and page.next:  # a second and third page, by cursor
-                page = engine.inbox_page(who, after=page.next)
-                page = engine.inbox_page(who, after=page.next) if page.next else page
-        timings.append((time.perf_counter() - began) * 1000)
-        assert page.tasks, f"{who} has an empty inbox"
-    return timings, statements[0] / calls
+    sql = {"n": 0, "s": 0.0}
+
+    def before(conn: Any, *_: Any) -> None:
+        conn.info["bench_t"] = time.perf_counter()
+
+    def after(conn: Any, *_: Any) -> None:
+        sql["n"] += 1
+        sql["s"] += time.perf_counter() - conn.info.pop("bench_t")
+
+    event.listen(get_engine(), "before_cursor_execute", before)
+    event.listen(get_engine(), "after_cursor_execute", after)
+    timings: list[float] = []
+    empty, seen = 0, []
+    cpu, ticks = time.process_time(), cpu_ticks(BACKENDS)
+    try:
+        for who, kwargs, pages in workload(calls):
+            after_cursor = None
+            for _ in range(pages):
+                began = time.perf_counter()
+                page = engine.inbox_page(who, after=after_cursor, **kwargs)
+                timings.append((time.perf_counter() - began) * 1000)
+                empty += not page.tasks
+                seen.append(hashlib.sha1(" ".join(t.id for t in page.tasks).encode()).hexdigest()[:12])
+                after_cursor = page.next
+                if after_cursor is None:
+                    break
+    finally:
+        event.remove(get_engine(), "before_cursor_execute", before)
+        event.remove(get_engine(), "after_cursor_execute", after)
+    n = len(timings)
+    return {"pages": timings, "empty": empty, "seen": seen, "statements": sql["n"] / n, "sql_ms": sql["s"] * 1000 / n,
+            "cpu_ms": (time.process_time() - cpu) * 1000 / n,
+            "db_cpu_ms": (cpu_ticks(BACKENDS) - ticks) * 1000 / os.sysconf("SC_CLK_TCK") / n}
+
+
+def profile(engine: Any, calls: int) -> None:
+    import cProfile
+    import pstats
+
+    prof = cProfile.Profile()
+    prof.enable()
+    measure(engine, calls)
+    prof.disable()
+    pstats.Stats(prof).sort_stats("tottime").print_stats(25)
 
 
 def explain(engine: Any) -> None:
+    """EXPLAIN ANALYZE of the statements of one call of each kind, as the inbox sent them."""
     from certflow.engine.facade import Actor
     from certflow.store.db import get_engine
 
-    seen: list[tuple[str, Any]] = []
+    from certflow.engine.inbox_filters import InboxFilter
 
-    def keep(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
-        if "UNION ALL" in statement:
-            seen.append((statement, params))
+    officer = Actor("user7", ("office", "mentor"), False)
+    cursor = engine.inbox_page(officer).next
+    calls = {"first page": (officer, {}), "next page": (officer, {"after": cursor}),
+             "staff group": (Actor("olga", ("office",), True), {"group": "mentor"}),
+             "overdue": (officer, {"overdue": True}), "mine": (officer, {"filters": InboxFilter(scope="mine")}),
+             "unassigned": (officer, {"filters": InboxFilter(scope="unassigned")}),
+             "one of my groups": (officer, {"filters": InboxFilter(group="mentor")}),
+             "due within 7 days": (officer, {"filters": InboxFilter(due_within_days=7)}),
+             "one candidate": (officer, {"filters": InboxFilter(candidate="REAL-7")})}
+    for label, (who, kwargs) in calls.items():
+        seen: list[tuple[str, Any]] = []
 
-    event.listen(get_engine(), "before_cursor_execute", keep)
-    engine.inbox_page(Actor("user7", ("office", "mentor"), False))
-    event.remove(get_engine(), "before_cursor_execute", keep)
-    statement, params = seen[0]
-    with get_engine().connect() as conn:
-        cursor = conn.connection.cursor()
-        cursor.execute("EXPLAIN (ANALYZE, COSTS OFF) " + statement, params)
-        print("\n".join(row[0] for row in cursor.fetchall()))
+        def keep(conn: Any, cur: Any, statement: str, params: Any, *_: Any) -> None:
+            if statement.lstrip().upper().startswith(("SELECT", "WITH")) and statement.strip() != "SELECT 1":
+                seen.append((statement, params))
+
+        event.listen(get_engine(), "before_cursor_execute", keep)
+        engine.inbox_page(who, **kwargs)
+        event.remove(get_engine(), "before_cursor_execute", keep)
+        with get_engine().connect() as conn:
+            cur = conn.connection.cursor()
+            for statement, params in seen:
+                cur.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + statement, params)
+                plan = [row[0] for row in cur.fetchall()]
+                if label == "first page":
+                    print("\n".join(plan))
+                print(f"explain {label}: " + "; ".join(p.strip() for p in plan if p.strip().startswith(
+                    ("Planning Time", "Execution Time"))))
 
 
 def legacy(url: str, calls: int) -> list[float]:
@@ -169,41 +275,103 @@ def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else values[0]
 
 
+def summary(result: dict[str, Any]) -> str:
+    pages = result["pages"]
+    return (f"{len(pages)} pages ({result['empty']} empty), p50={pct(pages, 50):.2f} ms p95={pct(pages, 95):.2f} ms max={max(pages):.1f} ms; "
+            f"per page: {result['statements']:.1f} SQL statements, {result['sql_ms']:.2f} ms waiting on them, "
+            f"CPU {result['cpu_ms']:.2f} ms here + {result['db_cpu_ms']:.2f} ms in PostgreSQL")
+
+
+def child(tree: Path, url: str, calls: int) -> dict[str, Any]:
+    """One measuring process with certflow imported from ``tree`` (the same database)."""
+    out = subprocess.run([sys.executable, __file__, "--database", url.rsplit("/", 1)[1], "--tree", str(tree),
+                          "--calls", str(calls), "--json"], check=True, capture_output=True, text=True).stdout
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+def compare(url: str, total: int, other: Path, calls: int, rounds: int) -> None:
+    """Alternate ``other``'s tree and this one on the same database, ``rounds`` times."""
+    results: dict[Path, list[dict[str, Any]]] = {other: [], ROOT: []}
+    for _ in range(rounds):
+        for tree in results:
+            results[tree].append(child(tree, url, calls // rounds))
+    merged = {}
+    for tree, runs in results.items():
+        n = [len(r["pages"]) for r in runs]
+        merged[tree] = {"pages": [t for r in runs for t in r["pages"]], "empty": sum(r["empty"] for r in runs)} | {
+            k: sum(r[k] * m for r, m in zip(runs, n)) / sum(n) for k in ("statements", "sql_ms", "cpu_ms", "db_cpu_ms")}
+        print(f"{tree}: {summary(merged[tree])}")
+    before, after = merged[other]["pages"], merged[ROOT]["pages"]
+    pairs = [(a, b) for x, y in zip(results[other], results[ROOT]) for a, b in zip(x["seen"], y["seen"])]
+    print(f"same tasks in the same order: {sum(a == b for a, b in pairs)} of {len(pairs)} pages "
+          "(the overdue and due-within views may differ where a due time passed between the runs)")
+    print(f"ratio {other.name}/{ROOT.name}: p50 {pct(before, 50) / pct(after, 50):.1f}x, "
+          f"p95 {pct(before, 95) / pct(after, 95):.1f}x")
+    print(f"bench-inbox ({other}): open={total} p50_ms={pct(before, 50):.2f} p95_ms={pct(before, 95):.2f}")
+    print(f"bench-inbox: open={total} p50_ms={pct(after, 50):.2f} p95_ms={pct(after, 95):.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--open", type=int, default=1_000_000, help="open tasks in total (default 1,000,000)")
     ap.add_argument("--real", type=int, default=200, help="of which started through the product")
-    ap.add_argument("--calls", type=int, default=500, help="timed inbox calls")
-    ap.add_argument("--explain", action="store_true", help="print the plan of one first-page query")
+    ap.add_argument("--calls", type=int, default=500, help="timed inbox calls (some read 3 pages)")
+    ap.add_argument("--explain", action="store_true", help="EXPLAIN ANALYZE one call of each kind")
+    ap.add_argument("--profile", type=int, default=0, metavar="N", help="cProfile N calls")
     ap.add_argument("--legacy-calls", type=int, default=20, help="calls of the old query shape (0: skip)")
+    ap.add_argument("--compare", type=Path, metavar="TREE",
+                    help="also time TREE's certflow (e.g. /work/main) on the same database, alternating")
+    ap.add_argument("--rounds", type=int, default=4, help="alternations for --compare")
+    ap.add_argument("--database", help="an existing bench database (from --keep): skip building")
+    ap.add_argument("--keep", action="store_true", help="keep the database (prints its name)")
+    ap.add_argument("--tree", type=Path, default=ROOT, help=argparse.SUPPRESS)
+    ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    name = f"certflow_bench_inbox_{uuid.uuid4().hex[:8]}"
+    use_tree(args.tree.resolve())
     admin = create_engine(f"{PG}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    name = args.database or f"certflow_bench_inbox_{uuid.uuid4().hex[:8]}"
     url = f"{PG}/{name}"
+    if not args.database:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:
-        engine, total = build(url, args.open, args.real)
+        if args.database:
+            engine = connect(url)
+            with engine.sessions() as s:
+                total = int(s.execute(text("SELECT count(*) FROM human_tasks")).scalar_one())
+        else:
+            total = build(url, args.open, args.real)
+            engine = connect(url)  # a fresh process's engine, as a web worker has it
         from certflow.engine.facade import Actor
 
         engine.inbox_page(Actor("warm", ("office",), False))  # a running web process has its caches warm
+        if args.json:
+            print(json.dumps(measure(engine, args.calls)))
+            return
         if args.explain:
             explain(engine)
-        timings, per_call = measure(engine, args.calls)
-        p50, p95 = pct(timings, 50), pct(timings, 95)
-        print(f"inbox_page: {args.calls} calls, p50={p50:.2f} ms p95={p95:.2f} ms max={max(timings):.1f} ms, "
-              f"{per_call:.1f} SQL statements per call")
+        if args.profile:
+            profile(engine, args.profile)
+        if args.compare:
+            compare(url, total, args.compare.resolve(), args.calls, args.rounds)
+            return
+        result = measure(engine, args.calls)
+        print(f"inbox_page: {summary(result)}")
         if args.legacy_calls:
             old = legacy(url, args.legacy_calls)
             print(f"old query shape (500 rows + a lookup per row), same table: p50={pct(old, 50):.1f} ms "
-                  f"p95={pct(old, 95):.1f} ms; ratio p50 old/new = {pct(old, 50) / p50:.1f}")
-        print(f"bench-inbox: open={total} p50_ms={p50:.2f} p95_ms={p95:.2f}")
+                  f"p95={pct(old, 95):.1f} ms; ratio p50 old/new = {pct(old, 50) / pct(result['pages'], 50):.1f}")
+        pages = result["pages"]
+        print(f"bench-inbox: open={total} p50_ms={pct(pages, 50):.2f} p95_ms={pct(pages, 95):.2f}")
     finally:
         from certflow.store.db import reset_engines
 
         reset_engines()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        if not (args.keep or args.database):
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        elif args.keep:
+            print(f"kept database {name} (--database {name})")
 
 
 if __name__ == "__main__":

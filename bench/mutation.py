@@ -98,7 +98,11 @@ MODULES: dict[str, list[str]] = {
         "tests/integration/test_concurrency.py::test_eight_people_claiming_one_task_at_once_get_it_once"],
     "certflow/services/billing/invoices.py": [
         "tests/services/test_invoice_rules.py", "tests/services/test_money_rules.py",
-        "tests/handlers/test_invoicing.py", "--deselect", SLOW_NUMBERING],
+        "tests/handlers/test_invoicing.py", "tests/services/test_invoice_documents.py",
+        "--deselect", SLOW_NUMBERING],
+    # Accounts and getting in: service-level tests on an in-memory database, no web client.
+    "certflow/services/accounts.py": ["tests/services/test_account_rules.py"],
+    "certflow/services/access.py": ["tests/services/test_access_rules.py"],
 }
 
 

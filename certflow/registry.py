@@ -89,7 +89,8 @@ class Handler(Generic[In]):
     # Declared at registration: True when every effect is a write to certflow's own database
     # (invoice numbers, register entries, certificates). Such a handler runs inside the
     # advance that completes its task (exactly once by construction: one commit for both);
-    # one with outside effects (SMTP, anything remote) runs in its own job transaction.
+    # one with outside effects (SMTP, anything remote) only runs for its own job (in that job's
+    # advance, keyed by the job), never for a task some other advance happens to reach.
     in_transaction: bool = False
 
     def __call__(self, ctx: HandlerContext, params: dict[str, Any]) -> dict[str, Any]:

@@ -49,9 +49,9 @@ class Settings(BaseSettings):
     job_chain_limit: int = 20
     drain_batch: int = 500
     beat_interval_seconds: float = 2.0
-    # Due timers are fired this many instances per transaction (each in its own savepoint), and
-    # a tick fires for at most timer_budget_seconds: a longer backlog is shared by the ticks
-    # that follow, running side by side on the worker processes.
+    # Due timers are fired this many instances per transaction (certflow.engine.timers), and a
+    # tick fires for at most timer_budget_seconds: a longer backlog is shared by the ticks that
+    # follow, running side by side on the worker processes.
     timer_batch: int = 50
     timer_budget_seconds: float = 20.0
 

@@ -4,6 +4,7 @@ Engine wired to it."""
 from __future__ import annotations
 
 import gc
+import os
 import sys
 import uuid
 from collections.abc import Iterator
@@ -17,6 +18,11 @@ from certflow.clock import CLOCK
 from certflow.settings import reset_settings
 from certflow.store.db import reset_engines
 from tests.support import IN_CI, MUTATION_RUN, PG_ADMIN, REDIS, Harness
+
+# Every save in the tests checks that the finished-task cache gives the plain serializer's
+# state (certflow.engine.spiff.FinishedTaskCache); mutation runs skip the double work.
+if not MUTATION_RUN:
+    os.environ.setdefault("CERTFLOW_VERIFY_STATE", "1")
 
 
 # -- mutation runs (bench/mutation.py) ---------------------------------------------------------

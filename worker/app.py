@@ -197,7 +197,7 @@ def tick() -> dict[str, int]:
     with log_context():
         eng = engine()
         timers = eng.fire_due_timers(limit=None, budget_seconds=eng.settings.timer_budget_seconds)
-        result = {"timers": timers, "messages": eng.drain_messages(eng.settings.drain_batch),
+        result = {"timers": timers, "messages": eng.drain_messages(eng.settings.drain_batch, inline=True),
                   "buffered": eng.correlate_buffered(), "expired": eng.expire_buffered(),
                   "jobs": eng.sweep_jobs(), "escalations": eng.sweep_escalations(),
                   "pruned": prune_delivered(eng.settings)}

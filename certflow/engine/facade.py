@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from SpiffWorkflow.util.task import TaskState
@@ -31,6 +32,7 @@ from certflow.engine.delegation import HandoverMixin
 from certflow.engine.dto import CaseProgress
 from certflow.engine.inbox_filters import InboxFilter
 from certflow.engine.jobs import JobsMixin
+from certflow.engine.timers import TimersMixin
 from certflow.engine.messaging import MessagingMixin
 from certflow.engine.monitor import MonitorMixin
 from certflow.engine.projections import correlation_key, waiting_message_tasks
@@ -57,7 +59,7 @@ MAX_MESSAGE_TTL = timedelta(days=3650)
 
 
 class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, HandoverMixin, EscalationMixin, MessagingMixin, JobsMixin,
-             InlineMixin, Runtime):
+             TimersMixin, InlineMixin, Runtime):
     def actor(self, username: str) -> Actor:
         """Who ``username`` is to the engine (groups, staff): the CLI's ``--as``."""
         with self.session() as session:
@@ -126,56 +128,72 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
         return views[0]
 
     def start_by_message(self, process_id: str, business_key: str, message: str,
-                         payload: dict[str, Any], message_id: int | None = None) -> str:
-        return self._start(f"message:{message}", process_id, business_key, {}, (message, payload, message_id))
+                         payload: dict[str, Any], message_id: int | None = None, inline: bool = False) -> str:
+        """``inline``: started by a worker (see ``drain_messages``)."""
+        return self._start(f"message:{message}", process_id, business_key, {}, (message, payload, message_id),
+                           inline=inline)
 
     def _start(self, username: str, process_id: str, business_key: str, data: dict[str, Any],
                message: tuple[str, dict[str, Any], int | None] | None = None,
-               view: tuple[Actor, list[InstanceView]] | None = None) -> str:
+               view: tuple[Actor, list[InstanceView]] | None = None, inline: bool = False) -> str:
         with self.session() as session:
-            if message is not None and message[2] is not None:
-                from certflow.engine.messaging import claim
-
-                claim(session, message[2])  # a second drainer stops here
-            definition_id = rules.latest_id(session, process_id)
-            definition = self.definition(session, definition_id)
-            if view is not None and not view[0].is_staff:  # anyone else starts only for themselves
-                rules.may_start(definition.elements, view[0], process_id)
-                data[rules.subject_variable(definition.elements)] = view[0].username
-            if not business_key or len(business_key) > 200:
-                raise InvalidInput(Message(N_("a business key of 1 to 200 characters is required")))
-            running = session.scalar(select(Instance.id).where(
-                Instance.process_id == process_id, Instance.business_key == business_key,
-                Instance.status == "running"))
-            if running:
-                raise Conflict(Message(N_("%(process)s '%(key)s' is already running as instance %(instance)s"),
-                                      process=process_id, key=business_key, instance=running))
-            rules.check_start_form(definition, data)
-            rules.check_guards(session, self.registry, definition.elements, self.now(), data)
-            workflow = self.new_workflow(definition)
-            start = workflow.get_tasks(state=TaskState.READY)[0]
-            start.data.update(data, business_key=business_key, started_by=username)
-            now = self.now()
-            instance = Instance(
-                definition_id=definition_id, process_id=process_id, business_key=business_key,
-                status="running", state={}, serializer_version=SERIALIZER_VERSION,
-                started_by=username, subject=rules.subject(definition.elements, data, message),
-                created_at=now, updated_at=now,
-            )
-            session.add(instance)
-            session.flush()
-            session.autoflush = False  # as in every advance: save() flushes once
-            advance = Advance(session, instance, workflow, definition, now, username)
-            advance.audit("instance_started", data=data)
-            if message is not None:
-                self._catch_start_message(advance, *message)
-            published = self.save(advance, {})
-            instance_id = instance.id
-            if view is not None:
-                view[1].append(self._view(session, instance, definition, view[0], workflow))
-        self._checkin(instance, workflow, advance.states)
-        self.after_commit(advance, published)
+            instance_id, committed = self.start_in(session, username, process_id, business_key, data, message,
+                                                   view, inline)
+        committed()
         return instance_id
+
+    def start_in(self, session: Session, username: str, process_id: str, business_key: str, data: dict[str, Any],
+                 message: tuple[str, dict[str, Any], int | None] | None = None,
+                 view: tuple[Actor, list[InstanceView]] | None = None, inline: bool = False
+                 ) -> tuple[str, Callable[[], None]]:
+        """Start an instance in a transaction the caller opened (message routing picks the
+        message in it). Returns its id and what to call once the caller has committed."""
+        if message is not None and message[2] is not None:
+            from certflow.engine.messaging import claim
+
+            claim(session, message[2])  # a second drainer stops here
+        definition_id = rules.latest_id(session, process_id)
+        definition = self.definition(session, definition_id)
+        if view is not None and not view[0].is_staff:  # anyone else starts only for themselves
+            rules.may_start(definition.elements, view[0], process_id)
+            data[rules.subject_variable(definition.elements)] = view[0].username
+        if not business_key or len(business_key) > 200:
+            raise InvalidInput(Message(N_("a business key of 1 to 200 characters is required")))
+        running = session.scalar(select(Instance.id).where(
+            Instance.process_id == process_id, Instance.business_key == business_key,
+            Instance.status == "running"))
+        if running:
+            raise Conflict(Message(N_("%(process)s '%(key)s' is already running as instance %(instance)s"),
+                                  process=process_id, key=business_key, instance=running))
+        rules.check_start_form(definition, data)
+        rules.check_guards(session, self.registry, definition.elements, self.now(), data)
+        workflow = self.new_workflow(definition)
+        start = workflow.get_tasks(state=TaskState.READY)[0]
+        start.data.update(data, business_key=business_key, started_by=username)
+        now = self.now()
+        instance = Instance(
+            definition_id=definition_id, process_id=process_id, business_key=business_key,
+            status="running", state={}, serializer_version=SERIALIZER_VERSION,
+            started_by=username, subject=rules.subject(definition.elements, data, message),
+            created_at=now, updated_at=now,
+        )
+        session.add(instance)
+        session.flush()
+        session.autoflush = False  # as in every advance: save() flushes once
+        advance = Advance(session, instance, workflow, definition, now, username, inline=inline)
+        advance.audit("instance_started", data=data)
+        if message is not None:
+            self._catch_start_message(advance, *message)
+        published = self.save(advance, {})
+        instance_id = instance.id
+        if view is not None:
+            view[1].append(self._view(session, instance, definition, view[0], workflow))
+
+        def committed() -> None:
+            self._checkin(instance, workflow, advance.states)
+            self.after_commit(advance, published)
+
+        return instance_id, committed
 
     def _catch_start_message(self, adv: Advance, name: str, payload: dict[str, Any], message_id: int | None) -> None:
         from SpiffWorkflow.bpmn.util import BpmnEvent
@@ -280,7 +298,7 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
             process_id = process_id or filters.process_id
             group = group or filters.group
             overdue = overdue if overdue is not None else filters.overdue
-        with self.session() as session:
+        with self.reading() as session:  # one statement (certflow.engine.inbox)
             return queue.inbox(session, self, actor, process_id, group, overdue, limit, after, filters)
 
     def inbox_choices(self, actor: Actor) -> dict[str, Any]:
@@ -322,7 +340,7 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
             entry = queue.get(adv.session, task_id)  # under the instance lock
             queue.may_complete(entry, actor)
             rules.bounded(data, "data")
-            schema = adv.definition.forms.get(entry.form or "", {"type": "object"})
+            schema = adv.definition.forms.get(entry.form or "", rules.ANY_OBJECT)
             rules.validate_form(schema, data, entry.form)
             task = find_task(adv.workflow, task_id)
             if task is None or task.state != TaskState.READY:

@@ -2,8 +2,8 @@
 
 A filter is plain data (it is saved per user and shared per group, see
 certflow.services.saved_filters), so its windows are relative ("due within 7 days"), not dates.
-Every condition narrows the query the queue already runs on its (group, due) and (assignee,
-due) indexes; none of them needs a scan of its own: the candidate filter is an indexed
+The scope picks which of the queue's index-served sources the inbox reads; every other field
+is a condition on each of them (certflow.engine.inbox): the candidate filter an indexed
 sub-select on ``instances.subject``, the task filter an equality on the element id.
 """
 
@@ -13,11 +13,9 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, or_, select
-
 from certflow.engine.errors import InvalidInput
 from certflow.engine.filter_parsing import parse_filter
-from certflow.store.models import HumanTask, Instance
+from certflow.engine.inbox import InboxFilter as Narrowing
 from certflow.i18n import Message, N_
 
 SCOPES = ("all", "mine", "unassigned")
@@ -58,26 +56,10 @@ class InboxFilter:
         return not self.to_dict()
 
 
-def conditions(flt: InboxFilter, username: str, now: datetime) -> list[ColumnElement[bool]]:
-    """The filter's conditions on ``human_tasks`` (besides process, group and overdue, which
-    the queue's inbox query takes itself), to add to a query that already limits the rows to
-    what the actor may see."""
-    where: list[ColumnElement[bool]] = []
-    if flt.scope == "mine":
-        where.append(HumanTask.assignee == username)
-    elif flt.scope == "unassigned":
-        where.append(HumanTask.assignee.is_(None))
-    if flt.element_id:
-        where.append(HumanTask.element_id == flt.element_id)
-    if flt.due_within_days is not None:
-        where.append(HumanTask.due_at <= now + timedelta(days=flt.due_within_days))
-    if flt.candidate:
-        where.append(or_(
-            HumanTask.business_key == flt.candidate,
-            HumanTask.instance_id.in_(select(Instance.id).where(Instance.subject == flt.candidate)),
-        ))
-    return where
-
-
-def narrow(query: Select[Any], flt: InboxFilter, username: str, now: datetime) -> Select[Any]:
-    return query.where(*conditions(flt, username, now))
+def narrowing(flt: InboxFilter, process_id: str | None, overdue: bool | None, now: datetime) -> Narrowing:
+    """The filter as the queue's inbox query takes it (``process_id`` and ``overdue`` as the
+    caller resolved them). The scope is not here: it picks the query's sources
+    (certflow.engine.queue.sources)."""
+    due_before = None if flt.due_within_days is None else now + timedelta(days=flt.due_within_days)
+    return Narrowing(process_id=process_id, overdue=overdue, element_id=flt.element_id or None,
+                     due_before=due_before, candidate=flt.candidate or None)

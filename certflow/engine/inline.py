@@ -107,8 +107,12 @@ class InlineMixin(_Base):
                 if not isinstance(result, dict):
                     raise PermanentError(f"{operator} returned {type(result).__name__}, not a dict")
         except Exception as exc:
+            log.warning("%s (%s) failed", operator, key, exc_info=True)  # the traceback's home
             return None, (str(exc) or type(exc).__name__, traceback.format_exc(), isinstance(exc, PermanentError))
         finally:
             session.autoflush = False
-            advance.thrown += session.info.pop("emitted", 0)  # messages it emitted: routed after commit
+            # Messages it emitted are routed after commit; a big fan-out is left to beat's batches.
+            emitted = session.info.pop("emitted", 0)
+            if emitted <= self.settings.inline_drain_limit:
+                advance.thrown += emitted
         return result, None

@@ -1,32 +1,32 @@
-"""Service-task jobs, timers and incidents: the runtime's side that workers and beat drive.
+"""Service-task jobs, incidents and the job sweep: the runtime's side that workers and beat
+drive (due timers are fired by certflow.engine.timers).
 
-Jobs are delivered at least once; effects happen once. A worker runs the handler in its own
-transaction keyed by the job's idempotency key, then delivers the result as a new advance that
-first checks the task still waits for *that* attempt; anything else is dropped and logged.
+Jobs are delivered at least once; effects happen once. A worker runs a job as one advance of
+its instance: it first checks the task still waits for *that* attempt (anything else is dropped
+and logged), then runs the handler, keyed by the job's idempotency key, and completes the task,
+all in one transaction (``run_job``).
 """
 
 from __future__ import annotations
 
 import logging
-import time
-import traceback
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import bindparam, insert, or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.exc import StaleDataError
 
 from certflow.engine.dto import IncidentView, JobMessage
 from certflow.engine.inline import VIA_JOB
 from certflow.engine.errors import Conflict, Forbidden, InvalidInput, NotFound
 from certflow.engine.messaging import emit, emit_many
 from certflow.engine.projections import ATTEMPT, NOT_BEFORE, table_of
+from certflow.engine.runtime import EffectKept
 from certflow.engine.spiff import complete_service_task, find_task
 from certflow.observability.context import bind
-from certflow.registry import HandlerContext, PermanentError
-from certflow.store.models import AuditEvent, Incident, Instance, Job
+from certflow.registry import HandlerContext
+from certflow.store.models import Incident, Instance, Job
 
 if TYPE_CHECKING:
     from certflow.engine.facade import Actor
@@ -68,20 +68,25 @@ class JobsMixin(_Base):
     def run_job(self, job_id: int, chain: list[JobMessage] | None = None) -> str:
         """Run one job's handler and deliver its outcome. Safe to call twice for one job.
 
-        A handler with outside effects runs in the transaction that claims the job, inside a
-        savepoint, so a failing handler leaves no half-written effect and the claim still
-        commits; its result is then delivered in an advance. A database-only handler runs
-        inside that advance itself (certflow.engine.inline), in the very transaction that read
-        the job: one transaction, not two.
+        One transaction for the whole job, whatever the handler's effects: the advance locks
+        the instance, reads the job again under that lock, checks the task still waits for
+        *this* attempt (a stale job runs nothing), runs the handler in a savepoint, completes
+        the task and continues the instance (database-only tasks it reaches run inline too,
+        certflow.engine.inline), and commits the effect with the new state.
+
+        A handler with outside effects (SMTP) keys them itself (the e-mail row, unique on the
+        idempotency key, committed with the state). If the advance fails *after* such a
+        handler succeeded (a diagram error further on, a concurrent save), the advance is
+        rolled back to just after the handler: the effect and the job's claim commit, and the
+        result is delivered in an advance of its own, as before, so the effect is never redone
+        because what followed it failed.
 
         ``chain``: a worker passes a list to keep the instance's work in this process. Jobs the
         delivering advance writes for the same instance, due now, are appended to it instead
         of being published (the live workflow stays cached here); the caller runs them next or
         publishes them. They are committed outbox rows like any other, so a crash before they
         run loses nothing: the sweep publishes them."""
-        failure: tuple[str, str, bool] | None = None
-        result: dict[str, Any] = {}
-        advance: Advance | None = None
+        kept: EffectKept | None = None
         with self.session() as session:
             row = session.connection().execute(_JOB_TO_RUN, {"job_id": job_id}).first()
             if row is None:
@@ -92,47 +97,25 @@ class JobsMixin(_Base):
             instance_id = row.instance_id
             bind(job_id=job_id, instance_id=instance_id, task_id=row.task_id, handler=row.operator,
                  request_id=row.request_id)
-            if self.runs_in_advance(row.operator):
-                # database-only: the handler runs inside the advance (certflow.engine.inline),
-                # which locks the instance and reads the job again under that lock.
+            try:
                 with self.advance_in(session, instance_id, "worker", inline=True) as advance:
                     outcome = self._deliver(advance, job_id, None, None, "", False, run_here=True)
-            else:
+            except EffectKept as exc:
+                kept = exc  # the effect and the claim commit with this session
                 session.connection().execute(_CLAIM, {"job_id": job_id})
-                failure, result = self._run_claimed(session, row)
-                emitted = session.info.pop("emitted", 0)
-        if advance is not None:
-            self._keep_local(advance, chain)
-            self.after_advance(advance)
-            return outcome
-        if 0 < emitted <= self.settings.inline_drain_limit:
-            self.drain_messages()  # a big fan-out is left to beat's batches
-        if failure is not None:
-            error, tb, permanent = failure
-            return self.deliver_result(job_id, error=error, tb=tb, permanent=permanent, instance_id=instance_id,
-                                       chain=chain)
-        return self.deliver_result(job_id, result=result, instance_id=instance_id, chain=chain)
+        if kept is not None:
+            log.warning("job %s: the advance after its handler failed; delivering its result again",
+                        job_id, exc_info=kept.__cause__)
+            return self.deliver_result(job_id, result=kept.result, instance_id=instance_id, chain=chain)
+        self._keep_local(advance, chain)
+        self.after_advance(advance)
+        return outcome
 
     def _keep_local(self, advance: Advance, chain: list[JobMessage] | None) -> None:
         """Move the advance's jobs from its publish list to ``chain`` (see ``run_job``)."""
         if chain is not None and advance.published:
             chain.extend(advance.published)
             advance.published = []
-
-    def _run_claimed(self, session: Session, job: Any) -> tuple[tuple[str, str, bool] | None, dict[str, Any]]:
-        """A handler with outside effects, in the claim's transaction (its own savepoint).
-        ``job``: the row ``_JOB_TO_RUN`` read."""
-        ctx = self.handler_context(session, job.idempotency_key, instance_id=job.instance_id,
-                                   business_key=job.business_key)
-        try:
-            with session.begin_nested():
-                result = self.registry.get(job.operator)(ctx, dict(job.params))
-                if not isinstance(result, dict):
-                    raise PermanentError(f"{job.operator} returned {type(result).__name__}, not a dict")
-        except Exception as exc:
-            log.warning("job %s (%s) failed", job.id, job.operator, exc_info=True)  # the traceback's home
-            return (str(exc) or type(exc).__name__, traceback.format_exc(), isinstance(exc, PermanentError)), {}
-        return None, result
 
     def deliver_result(self, job_id: int, result: dict[str, Any] | None = None, error: str | None = None,
                        tb: str = "", permanent: bool = False, instance_id: str | None = None,
@@ -173,6 +156,8 @@ class JobsMixin(_Base):
                 result, failure = self.call_in_advance(adv, job.operator, dict(job.params), job.idempotency_key)
                 if failure is not None:
                     error, tb, permanent = failure
+                elif not self.runs_in_advance(job.operator):
+                    adv.keep_effect(result or {})  # a failure further on keeps this effect
             finished_at = adv.now
             if error is None:
                 status = "done"
@@ -242,95 +227,7 @@ class JobsMixin(_Base):
             adv.audit(f"incident_{incident.status}", incident.task_id, incident.element_id)
         return incident.status
 
-    # -- timers and the sweep (beat) ---------------------------------------------------------
-    def fire_due_timers(self, limit: int | None = 500, budget_seconds: float | None = None) -> int:
-        """Advance instances whose earliest timer is due, in due order, until ``limit`` fired,
-        ``budget_seconds`` passed or none is due.
-
-        Batched: each transaction picks up to ``timer_batch`` due instances and locks them
-        (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so schedulers running side by side, such as
-        two ticks on two worker processes, take different instances and none fires twice).
-        Each instance's advance runs in its own savepoint: one that fails is rolled back alone
-        and gets an incident, and the others commit together. Nothing is published before
-        that commit."""
-        fired = 0
-        deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
-        while limit is None or fired < limit:
-            batch = self.settings.timer_batch if limit is None else min(self.settings.timer_batch, limit - fired)
-            n = self._fire_batch(batch)
-            fired += n
-            if n < batch or (deadline is not None and time.monotonic() >= deadline):
-                break
-        return fired
-
-    def _fire_batch(self, size: int) -> int:
-        """One batch, all in one transaction. Normally without savepoints (they cost two round
-        trips per instance) and with the audit rows and state updates of the whole batch
-        written together; if any advance fails, the whole batch is rolled back and fired again
-        with a savepoint per instance, so the failing one alone gets its incident."""
-        try:
-            return self._fire(size, isolated=False)
-        except _Isolate:
-            return self._fire(size, isolated=True)
-
-    def _fire(self, size: int, isolated: bool) -> int:
-        done: list[tuple[Advance, list[JobMessage]]] = []
-        with self.session() as session:
-            session.autoflush = False
-            query = (select(Instance).where(Instance.status == "running", Instance.next_due_at <= self.now())
-                     .order_by(Instance.next_due_at).limit(size))
-            if session.bind is not None and session.bind.dialect.name == "postgresql":
-                query = query.with_for_update(skip_locked=True)
-            instances = session.scalars(query).all()
-            saved = []
-            for instance in instances:
-                if not isolated:
-                    try:
-                        done.append(self._fire_one(session, instance, write_audit=False))
-                    except Exception as exc:
-                        raise _Isolate from exc
-                    # Out of the unit of work: the next advance's flush would write this row
-                    # alone; the batch writes all of them in one executemany below.
-                    saved.append(_saved_row(instance))
-                    session.expunge(instance)
-                    continue
-                try:
-                    with session.begin_nested():
-                        done.append(self._fire_one(session, instance, write_audit=True))
-                        session.flush()  # the instance row too, so a stale version fails here
-                except Exception as exc:
-                    self._timer_incident(session, instance.id, exc)
-            if saved:
-                _write_saved(session, saved)
-                for advance, _ in done:
-                    advance.instance.version += 1  # detached: what the row now holds
-            events = [] if isolated else [event for advance, _ in done for event in advance.events]
-            if events:
-                session.execute(insert(table_of(AuditEvent)), events)  # Core: one executemany
-        for advance, published in done:
-            self._checkin(advance.instance, advance.workflow, advance.states)
-            self.after_commit(advance, published)
-        return len(instances)
-
-    def _fire_one(self, session: Session, instance: Instance, write_audit: bool) -> tuple[Advance, list[JobMessage]]:
-        advance, before = self.open_advance(session, instance, "timer")
-        # do_engine_steps refreshes timers only at its end, so the due timer would cost a
-        # second engine round; refreshing first runs it in the first (same outcome).
-        advance.workflow.refresh_timers()
-        advance.audit("timers_checked")
-        return advance, self.save(advance, before, write_audit)
-
-    def _timer_incident(self, session: Session, instance_id: str, exc: Exception) -> None:
-        log.exception("timer advance of %s failed", instance_id)
-        instance = session.get(Instance, instance_id)
-        if instance is None:
-            return
-        instance.next_due_at, instance.has_incident = None, True  # stop re-firing until resolved
-        session.add(Incident(instance_id=instance_id, task_id="", element_id="(timer)", operator="engine",
-                             error=str(exc), traceback=traceback.format_exc(), attempts=1,
-                             status="open", created_at=self.now()))
-        session.flush()
-
+    # -- the sweep (beat); timers are in certflow.engine.timers ---------------------------------
     def sweep_jobs(self, limit: int = 1000) -> int:
         """Publish jobs that are due but not (or no longer) on the broker: retries whose backoff
         has passed, and jobs whose publish was lost between commit and broker.
@@ -375,29 +272,6 @@ _JOB_UNDER_LOCK = select(table_of(Job)).where(table_of(Job).c.id == bindparam("j
 _JOB_FINISH = (update(table_of(Job)).where(table_of(Job).c.id == bindparam("job_id"))
                .values(status=bindparam("status"), finished_at=bindparam("finished_at"), error=bindparam("error")))
 _CLAIM = update(table_of(Job)).where(table_of(Job).c.id == bindparam("job_id")).values(status="running")
-
-_SAVED = ("state", "serializer_version", "next_due_at", "projected", "status", "ended_at", "updated_at",
-          "has_incident")
-
-
-def _saved_row(instance: Instance) -> dict[str, Any]:
-    return {"b_id": instance.id, "b_version": instance.version, **{c: getattr(instance, c) for c in _SAVED}}
-
-
-def _write_saved(session: Session, rows: list[dict[str, Any]]) -> None:
-    """Write a batch of saved instances, each only if it still has the version it was read at
-    (the optimistic lock the ORM keeps for one row, kept here for many)."""
-    table = table_of(Instance)
-    statement = (update(table).where(table.c.id == bindparam("b_id"), table.c.version == bindparam("b_version"))
-                 .values(version=table.c.version + 1, **{c: bindparam(c, type_=table.c[c].type) for c in _SAVED}))
-    result = session.connection().execute(statement, rows)
-    if result.rowcount != len(rows):
-        raise StaleDataError(f"{len(rows) - result.rowcount} of {len(rows)} timer instances changed meanwhile")
-
-
-class _Isolate(Exception):
-    """An advance in a timer batch failed: fire the batch again, each in its own savepoint."""
-
 
 def _staff(actor: "Actor") -> None:
     if not actor.is_staff:

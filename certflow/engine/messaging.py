@@ -16,6 +16,7 @@ buffering, and by beat), and marked expired when its time is up.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -59,72 +60,101 @@ class MessagingMixin(_Base):
 
         def _catch(self, adv: Advance, name: str, key: str, payload: dict[str, Any]) -> None: ...
 
-        def start_by_message(self, process_id: str, business_key: str, message: str,
-                             payload: dict[str, Any], message_id: int | None = None) -> str: ...
+        def start_in(self, session: Any, username: str, process_id: str, business_key: str, data: dict[str, Any],
+                     message: tuple[str, dict[str, Any], int | None] | None = None, view: Any = None,
+                     inline: bool = False) -> tuple[str, Callable[[], None]]: ...
 
-    def drain_messages(self, limit: int = 10_000) -> int:
+    def drain_messages(self, limit: int = 10_000, inline: bool = False) -> int:
         """Route pending messages, oldest first. Re-entrant calls return at once: the outer
-        loop picks up whatever the inner deliveries threw."""
+        loop picks up whatever the inner deliveries threw.
+
+        ``inline``: the caller is a worker (beat's tick, a job's advance), so the advances that
+        deliver or start run the database-only service tasks they reach inside themselves
+        (certflow.engine.inline), as a job's advance does: a message-started register_fee
+        instance makes its invoice in the advance that starts it, not in a job of its own.
+        A web process drains with the default: it only writes the jobs."""
         if self._draining:
             return 0
         self._draining = True
         try:
             handled = 0
-            while handled < limit and self._route_next():
+            while handled < limit and self._route_next(inline):
                 handled += 1
             return handled
         finally:
             self._draining = False
 
-    def _route_next(self) -> bool:
+    def _route_next(self, inline: bool = False) -> bool:
         """Route the oldest pending message; False when none is pending. It is picked and
-        looked up (and, when nobody takes it, settled) in one transaction."""
-        with self.session() as session:
-            query = _NEXT_PENDING
-            if session.bind is not None and session.bind.dialect.name == "postgresql":
-                query = _NEXT_PENDING_SKIP_LOCKED
-            message_id = session.scalar(query)
-            if message_id is None:
-                return False
-            message = session.get(Message, message_id)
-            if message is None or message.status != "pending":
-                return True
-            name, payload = message.name, dict(message.payload)
-            targets = session.scalars(select(Subscription.instance_id).where(
-                Subscription.message_name == name,
-                Subscription.correlation_key.in_(candidate_keys(payload)))).all()
-            starts = None if targets else self._message_start_process(session, name)
-            if not targets and not starts:  # settled here: no transaction of its own
-                try:
-                    claim(session, message_id)
-                except AlreadyRouted:
-                    return True  # another drainer routed it meanwhile: its outcome stands
-                _mark(session, message_id, "unrouted", f"nobody waits for {name!r} and no process starts on it",
-                      self.now())
-                return True
+        looked up (and, when nobody takes it, settled) in one transaction; a message that
+        starts an instance starts it in that same transaction too."""
+        started: Callable[[], None] | None = None
+        starting: int | None = None
         try:
-            if targets:
-                # The first delivery claims the message (pending -> delivered) in its own
-                # transaction; a drainer that loses that race delivers to nobody.
-                for n, instance_id in enumerate(dict.fromkeys(targets)):
-                    with self.advancing(instance_id, f"message:{name}") as adv:
-                        if n == 0:
-                            claim(adv.session, message_id)
-                        self._catch_any(adv, name, payload)
-                        _mark(adv.session, message_id, "delivered", f"to {instance_id}", adv.now)
-            elif starts:
-                key = payload.get("business_key")
-                if not isinstance(key, str) or not key:
-                    raise Conflict(f"message {name!r} starts {starts} but carries no business_key")
-                self.start_by_message(starts, key, name, payload, message_id)
-        except AlreadyRouted:
+            with self.session() as session:
+                query = _NEXT_PENDING
+                if session.bind is not None and session.bind.dialect.name == "postgresql":
+                    query = _NEXT_PENDING_SKIP_LOCKED
+                message_id = session.scalar(query)
+                if message_id is None:
+                    return False
+                message = session.get(Message, message_id)
+                if message is None or message.status != "pending":
+                    return True
+                name, payload = message.name, dict(message.payload)
+                targets = session.scalars(select(Subscription.instance_id).where(
+                    Subscription.message_name == name,
+                    Subscription.correlation_key.in_(candidate_keys(payload)))).all()
+                starts = None if targets else self._message_start_process(session, name)
+                if not targets and not starts:  # settled here: no transaction of its own
+                    try:
+                        claim(session, message_id)
+                    except AlreadyRouted:
+                        return True  # another drainer routed it meanwhile: its outcome stands
+                    _mark(session, message_id, "unrouted",
+                          f"nobody waits for {name!r} and no process starts on it", self.now())
+                    return True
+                if starts:
+                    starting = message_id
+                    started = self._start_on(session, starts, name, payload, message_id, inline)
+        except Exception as exc:
+            if starting is None:
+                raise
+            self._routing_failed(starting, exc)  # rolled back with the pick: settled on its own
             return True
-        except CertflowError as exc:
-            self._settle(message_id, "failed", exc.message)
-        except Exception as exc:  # a broken diagram must not stop the other messages
-            log.exception("routing message %s failed", message_id)
-            self._settle(message_id, "failed", f"{type(exc).__name__}: {exc}")
+        if started is not None:
+            started()
+            return True
+        try:
+            # The first delivery claims the message (pending -> delivered) in its own
+            # transaction; a drainer that loses that race delivers to nobody.
+            for n, instance_id in enumerate(dict.fromkeys(targets)):
+                with self.advancing(instance_id, f"message:{name}", inline=inline) as adv:
+                    if n == 0:
+                        claim(adv.session, message_id)
+                    self._catch_any(adv, name, payload)
+                    _mark(adv.session, message_id, "delivered", f"to {instance_id}", adv.now)
+        except Exception as exc:
+            self._routing_failed(message_id, exc)
         return True
+
+    def _routing_failed(self, message_id: int, exc: Exception) -> None:
+        if isinstance(exc, AlreadyRouted):
+            return  # another drainer routed it meanwhile: its outcome stands
+        if isinstance(exc, CertflowError):
+            self._settle(message_id, "failed", exc.message)
+            return
+        # A broken diagram must not stop the other messages.
+        log.error("routing message %s failed", message_id, exc_info=exc)
+        self._settle(message_id, "failed", f"{type(exc).__name__}: {exc}")
+
+    def _start_on(self, session: Any, process_id: str, name: str, payload: dict[str, Any], message_id: int,
+                  inline: bool) -> Callable[[], None]:
+        key = payload.get("business_key")
+        if not isinstance(key, str) or not key:
+            raise Conflict(f"message {name!r} starts {process_id} but carries no business_key")
+        return self.start_in(session, f"message:{name}", process_id, key, {}, (name, payload, message_id),
+                             inline=inline)[1]
 
     def _settle(self, message_id: int, status: str, outcome: str) -> None:
         with self.session() as session:

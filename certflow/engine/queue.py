@@ -16,8 +16,8 @@ from certflow.engine import elements as el
 from certflow.engine import inbox as inboxq
 from certflow.engine.dto import InboxPage, TaskView
 from certflow.engine.errors import Conflict, Forbidden, InvalidInput, NotFound
-from certflow.store.models import HumanTask, Instance, User
-from certflow.engine.inbox_filters import InboxFilter as Criteria, conditions
+from certflow.store.models import HumanTask, User
+from certflow.engine.inbox_filters import InboxFilter as Criteria, narrowing
 from certflow.i18n import Message, N_
 
 if TYPE_CHECKING:
@@ -67,27 +67,30 @@ def inbox(session: Session, runtime: "Runtime", actor: "Actor", process_id: str 
           after: str | None = None, criteria: Criteria | None = None) -> InboxPage:
     """Mine, plus unassigned in my groups; staff may ask for any group. Due first, a page at
     a time (see certflow.engine.inbox for the order and the indexes behind it);
-    ``criteria`` (the inbox page's filters) add their conditions to every branch."""
+    ``criteria`` (the inbox page's filters) narrow it."""
     now = runtime.now()
+    criteria = criteria or Criteria()
+    entries, next_cursor = inboxq.page(session, sources(actor, group, criteria.scope),
+                                       narrowing(criteria, process_id, overdue, now), now, limit, after)
+    # Definitions are immutable and cached by id: a deploy is a new id, so a row always shows
+    # the forms of the version its instance runs (read in the same statement as the row).
+    return InboxPage([view(e, runtime.definition(session, e.definition_id).forms, now) for e in entries],
+                     next_cursor)
+
+
+def sources(actor: "Actor", group: str | None, scope: str = "all") -> list[inboxq.Source]:
+    """Whose tasks the inbox shows, each an index-served source. A group's whole queue for
+    staff or its members; otherwise the actor's own tasks and their groups' unassigned ones.
+    The scope picks sources rather than adding a condition: "mine" over the unassigned index
+    would read all of it to find nothing."""
     if group and (actor.is_staff or group in actor.groups):
-        sources = [HumanTask.candidate_group == group]
-    else:
-        sources = [HumanTask.assignee == actor.username] + [
-            HumanTask.assignee.is_(None) & (HumanTask.candidate_group == g) for g in dict.fromkeys(actor.groups)]
-    extra = tuple(conditions(criteria, actor.username, now)) if criteria is not None else ()
-    entries, next_cursor = inboxq.page(session, sources, inboxq.InboxFilter(process_id, overdue, extra),
-                                       now, limit, after)
-    forms = forms_of(session, runtime, {e.instance_id for e in entries})
-    return InboxPage([view(e, forms[e.instance_id], now) for e in entries], next_cursor)
-
-
-def forms_of(session: Session, runtime: "Runtime", instance_ids: set[str]) -> dict[str, dict[str, Any]]:
-    """The form schemas of each instance's definition: one query for the page, definitions
-    from the runtime's cache."""
-    if not instance_ids:
-        return {}
-    rows = session.execute(select(Instance.id, Instance.definition_id).where(Instance.id.in_(instance_ids))).all()
-    return {instance_id: runtime.definition(session, definition_id).forms for instance_id, definition_id in rows}
+        if scope == "mine":
+            return [inboxq.Source(group=group, assignee=actor.username)]
+        return [inboxq.Source(group=group, unassigned=scope == "unassigned")]
+    found = [] if scope == "unassigned" else [inboxq.Source(assignee=actor.username)]
+    if scope != "mine":
+        found += [inboxq.Source(group=g, unassigned=True) for g in dict.fromkeys(actor.groups)]
+    return found
 
 
 _HUMAN = HumanTask.__table__

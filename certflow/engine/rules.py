@@ -109,8 +109,8 @@ def latest_id(session: Session, process_id: str) -> int:
     """The id of a process's latest deployed version (the runtime caches the rest by id,
     so starting an instance does not read the version's whole row)."""
     definition_id = session.connection().execute(_LATEST_ID, {"process_id": process_id}).scalar()
-    if definition_id is None:
-        raise NotFound(f"no deployed process {process_id!r}")
+    if definition_id is None:  # the same refusal as ``definition``'s, in the reader's language
+        raise NotFound(Message(N_("no deployed process '%(process)s'"), process=process_id))
     return int(definition_id)
 
 
@@ -135,6 +135,8 @@ def current_data(workflow: Any) -> dict[str, Any]:
 # Validators by schema object: the forms of a deployed version are immutable and the runtime
 # keeps one dict per form, so each is built once (a validator costs more than a validation).
 _VALIDATORS: dict[int, tuple[dict[str, Any], Draft202012Validator]] = {}
+# The schema of a task without a form: one object, so its validator is cached once.
+ANY_OBJECT: dict[str, Any] = {"type": "object"}
 
 
 def _validator(schema: dict[str, Any]) -> Draft202012Validator:

@@ -23,7 +23,7 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.orm import Session, defer, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction, defer, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -84,6 +84,15 @@ class Advance:
     # The save opened a message subscription: a buffered message may now be delivered.
     subscribed: bool = False
     started: float = 0.0
+    # A savepoint taken just after a handler with outside effects succeeded in this advance,
+    # and its result: if what follows fails, the advance rolls back to it (see EffectKept).
+    kept_effect: SessionTransaction | None = None
+    kept_result: dict[str, Any] = field(default_factory=dict)
+
+    def keep_effect(self, result: dict[str, Any]) -> None:
+        """Mark the point after an outside effect (an e-mail sent): a failure from here on
+        rolls the advance back to it, not past it (``Runtime.advance_in``)."""
+        self.kept_effect, self.kept_result = self.session.begin_nested(), result
 
     def audit(self, action: str, task_id: str | None = None, element_id: str | None = None, **detail: Any) -> None:
         self.events.append(dict(
@@ -115,6 +124,17 @@ def lock_instance(session: Session, instance_id: str) -> Instance:
     if instance is None:
         raise NotFound(f"no instance {instance_id!r}")
     return instance
+
+
+class EffectKept(Exception):
+    """An advance failed after a handler with outside effects had succeeded in it. The advance
+    was rolled back to just after the handler, so the effect's own record (the e-mail row,
+    keyed by the job) commits with the caller's transaction and a retry does not redo it;
+    ``result`` is the handler's, to deliver in an advance of its own."""
+
+    def __init__(self, result: dict[str, Any]) -> None:
+        super().__init__("the advance after an outside effect failed")
+        self.result = result
 
 
 class Runtime:
@@ -194,10 +214,19 @@ class Runtime:
         advance.inline = inline
         advance.started = started
         bind(instance_id=instance_id)
-        yield advance
-        advance.published = self.save(advance, before)
-        for hook in advance.on_saved:
-            hook()
+        try:
+            yield advance
+            advance.published = self.save(advance, before)
+            for hook in advance.on_saved:
+                hook()
+        except Exception as exc:
+            kept = advance.kept_effect
+            if kept is None or not kept.is_active:
+                raise
+            kept.rollback()
+            raise EffectKept(advance.kept_result) from exc
+        if advance.kept_effect is not None and advance.kept_effect.is_active:
+            advance.kept_effect.commit()
 
     def after_advance(self, advance: Advance) -> None:
         """After the advance's commit: cache the workflow, publish its jobs."""
@@ -236,9 +265,9 @@ class Runtime:
     def after_commit(self, advance: Advance, published: list[JobMessage]) -> None:
         self.publish(published)
         if advance.thrown:
-            self.drain_messages()
+            self.drain_messages(inline=advance.inline)  # a worker's advance: routed as by a worker
 
-    def drain_messages(self, limit: int = 10_000) -> int:  # messaging.py; here for the type
+    def drain_messages(self, limit: int = 10_000, inline: bool = False) -> int:  # messaging.py; for the type
         return 0
 
     def run_inline_services(self, advance: Advance, tasks: list[Task]) -> list[Task]:  # inline.py
@@ -247,6 +276,19 @@ class Runtime:
     @contextmanager
     def session(self) -> Iterator[Session]:
         with transaction(self.sessions) as session:
+            if self.settings.clock_controllable:  # a fixed clock needs no read
+                CLOCK.refresh(session)
+            yield session
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A unit of work that only reads, each statement on its own snapshot: on PostgreSQL
+        no BEGIN and COMMIT round trips (the connection is back to transactions when it
+        returns to the pool). For reads of one statement, or of rows that never change
+        (definitions); never for a write or for two reads that must agree."""
+        with transaction(self.sessions) as session:
+            if session.get_bind().dialect.name == "postgresql":
+                session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
             if self.settings.clock_controllable:  # a fixed clock needs no read
                 CLOCK.refresh(session)
             yield session

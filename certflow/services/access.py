@@ -24,7 +24,7 @@ from datetime import datetime, timedelta, timezone
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select
+from sqlalchemy import CursorResult, delete, func, select
 from sqlalchemy.orm import Session
 
 from certflow.errors import CertflowError, Forbidden, InvalidInput, NotFound
@@ -61,7 +61,7 @@ def digest(secret: str) -> str:
 
 # -- passwords ---------------------------------------------------------------------------------
 
-def password_problem(password: str, email: str = "") -> str | None:
+def password_problem(password: str, email: str) -> str | None:
     """Why a new password is not good enough, or None."""
     if len(password) < MIN_PASSWORD:
         return N_("Use at least 10 characters.")
@@ -197,7 +197,8 @@ def end_session(session: Session, cookie: str | None) -> None:
 def expire_sessions(session: Session, username: str) -> int:
     """End every browser session of a person (deactivation, tests of expiry)."""
     result = session.execute(delete(WebSession).where(WebSession.username == username))
-    return int(getattr(result, "rowcount", 0) or 0)
+    assert isinstance(result, CursorResult)  # a DELETE's; Session.execute is typed as any Result
+    return result.rowcount
 
 
 # -- API tokens ------------------------------------------------------------------------------

@@ -193,8 +193,8 @@ def clean_customer(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, s
         except StdnumError:
             errors["vat_id"] = N_("This is not a valid VAT number. A Dutch one looks like "
                                   "NL123456789B01.")
-    if kind == "organisation" and not (kvk or oin) and "kvk_number" not in errors \
-            and "oin" not in errors:
+    # A bad KvK number or OIN is not empty: it already has its own message.
+    if kind == "organisation" and not (kvk or oin):
         errors["kvk_number"] = N_("An organisation needs its KvK number or OIN: its e-invoice "
                                   "is addressed to it.")
     if kind == "person" and (kvk or oin or vat):

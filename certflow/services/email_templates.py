@@ -20,6 +20,7 @@ from jinja2 import TemplateError, TemplateSyntaxError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from certflow.errors import DraftConflict
 from certflow.services import email
 from certflow.store.studio import next_revision
 from certflow.store.studio_texts import EmailTemplate, StudioSharedDraft
@@ -173,9 +174,29 @@ def check(session: Session) -> list[str]:
     return email.check_templates(email.TEMPLATE_DIR, _overrides(session))
 
 
-def deploy(session: Session, who: str, now: datetime) -> list[tuple[str, int]]:
-    """Every draft as the next version of its file, all or none; drafts gone after."""
+def drafts_seen(session: Session) -> str:
+    """Which drafts, at which revision, a page shows (``name:revision``, comma-separated): the
+    deploy form carries it back, so a deploy ships only the drafts the owner saw."""
+    return ",".join(f"{name}:{draft.revision}" for name, draft in sorted(_drafts(session).items()))
+
+
+def _still_as_seen(drafts: dict[str, StudioSharedDraft], seen: str) -> None:
+    """DraftConflict naming the first draft saved, added or removed since the page was shown."""
+    shown = dict(part.rsplit(":", 1) for part in seen.split(",") if ":" in part)
+    for name, draft in sorted(drafts.items()):
+        if shown.get(name) != str(draft.revision):
+            raise DraftConflict(name, draft.revision, draft.saved_by, draft.saved_at)
+    for name in sorted(set(shown) - set(drafts)):
+        raise DraftConflict(name, 0, None, None)
+
+
+def deploy(session: Session, who: str, now: datetime, seen: str | None = None) -> list[tuple[str, int]]:
+    """Every draft as the next version of its file, all or none; drafts gone after. With
+    ``seen`` (``drafts_seen`` of the page the owner deployed from), DraftConflict and nothing
+    deployed when a draft was saved, added or removed since."""
     drafts = _drafts(session)
+    if seen is not None:
+        _still_as_seen(drafts, seen)
     if not drafts:
         raise TemplateRefused(["no email text draft to deploy"])
     problems = check(session)

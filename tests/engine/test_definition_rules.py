@@ -52,3 +52,15 @@ def test_the_refusal_is_shown_in_dutch(deployed: Session) -> None:
         with pytest.raises(NotFound) as refused:
             rules.definition(deployed, "recertification", version)
         assert translate("nl", refused.value.message) == dutch
+
+
+def test_starting_a_process_that_is_not_deployed_is_refused_in_the_readers_language(
+        deployed: Session) -> None:
+    """Starting takes the newest version by its id (``latest_id``): the newest, and for a name
+    nobody deployed the same refusal as opening it, also in Dutch (it was English-only)."""
+    newest = rules.definition(deployed, "queue", None)
+    assert rules.latest_id(deployed, "queue") == newest.id
+    with pytest.raises(NotFound) as refused:
+        rules.latest_id(deployed, "recertification")
+    assert refused.value.message == "no deployed process 'recertification'"
+    assert translate("nl", refused.value.message) == "Proces ‘recertification’ is niet in gebruik genomen."

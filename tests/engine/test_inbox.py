@@ -1,28 +1,42 @@
 """The inbox pages through open tasks in queue order: due first (undated last), then higher
 priority, then older; each page is 50 by default and a cursor leads to the next, never
-repeating or skipping a task, whatever mix of dated, undated, claimed and group work."""
+repeating or skipping a task, whatever mix of dated, undated, claimed and group work, on
+SQLite and on PostgreSQL; each row shows the form of the version its instance runs."""
 
 from __future__ import annotations
 
 import random
+import shutil
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import insert
 
+from certflow.bootstrap import build_engine
 from certflow.engine.errors import InvalidInput
 from certflow.engine.facade import Actor
 from certflow.engine.inbox import sort_key
+from certflow.engine.inbox_filters import InboxFilter
 from certflow.store.db import session_scope
-from certflow.store.models import HumanTask
-from tests.support import FLOW_DIR, Harness
+from certflow.store.models import HumanTask, User
+from tests.support import FLOW_DIR, Harness, create_user
+
+MONITOR_OWNER = Actor("olga", ("process_owner",), True)
 
 
 @pytest.fixture
-def crowded(harness: Harness) -> tuple[Harness, str]:
+def db_harness(any_db: str) -> Harness:
+    h = Harness(build_engine())
+    h.engine.publisher = h.published.extend
+    return h
+
+
+@pytest.fixture
+def crowded(db_harness: Harness) -> tuple[Harness, str]:
     """One real instance (for its definition's forms) and 180 queue rows inserted directly
     (synthetic) with many ties in due date and priority."""
-    h = harness
+    h = db_harness
     h.engine.deploy(h.staff, FLOW_DIR)
     instance_id = h.engine.start(h.staff, "flow", "K1", {"key": "K1"}).id
     h.run_jobs()
@@ -31,7 +45,7 @@ def crowded(harness: Harness) -> tuple[Harness, str]:
     rows = []
     for n in range(180):
         rows.append(dict(
-            id=f"t{n:04d}", instance_id=instance_id, process_id="flow", business_key=f"B{n}",
+            id=f"t{n:04d}", instance_id=instance_id, process_id="flow", business_key="K1",
             element_id="review", title="Review request", form="review.json",
             candidate_group=rng.choice(["office", "office", "coordinator", "mentor"]),
             assignee=rng.choice([None, None, None, "bob", "ann"]),
@@ -57,11 +71,23 @@ def _all_pages(h: Harness, actor: Actor, limit: int, **filters: object) -> list[
         assert pages < 500
 
 
-def _expected(actor: Actor, overdue: bool | None = None, now: object = None) -> list[str]:
+def _expected(actor: Actor, overdue: bool | None = None, now: object = None, scope: str = "all",
+              group: str | None = None, due_before: object = None) -> list[str]:
+    """The rule, in Python: mine plus my groups' unassigned work (or a whole group's), narrowed
+    to mine or to nobody's by the scope, in queue order."""
     with session_scope() as s:
         entries = s.query(HumanTask).all()
-    mine = [e for e in entries if e.assignee == actor.username
-            or (e.assignee is None and e.candidate_group in actor.groups)]
+    if group is not None:
+        mine = [e for e in entries if e.candidate_group == group]
+    else:
+        mine = [e for e in entries if e.assignee == actor.username
+                or (e.assignee is None and e.candidate_group in actor.groups)]
+    if due_before is not None:
+        mine = [e for e in mine if e.due_at is not None and e.due_at <= due_before]  # type: ignore[operator]
+    if scope == "mine":
+        mine = [e for e in mine if e.assignee == actor.username]
+    elif scope == "unassigned":
+        mine = [e for e in mine if e.assignee is None]
     if overdue is not None:
         mine = [e for e in mine if (e.due_at is not None and e.due_at < now) == overdue]  # type: ignore[operator]
     return [e.id for e in sorted(mine, key=sort_key)]
@@ -97,3 +123,105 @@ def test_staff_group_view_and_bad_cursor(crowded: tuple[Harness, str]) -> None:
         h.engine.inbox_page(h.staff, after="not-a-cursor")
     with pytest.raises(InvalidInput):
         h.engine.inbox_page(h.staff, limit=0)
+
+
+@pytest.mark.parametrize("scope", ["all", "mine", "unassigned"])
+def test_scopes_page_like_the_rule_with_and_without_a_group(crowded: tuple[Harness, str], scope: str) -> None:
+    h, _ = crowded
+    bob = Actor("bob", ("office", "coordinator"), False)
+    flt = InboxFilter(scope=scope)
+    assert _all_pages(h, bob, 8, filters=flt) == _expected(bob, scope=scope)
+    assert _all_pages(h, bob, 8, filters=flt, group="office") == _expected(bob, scope=scope, group="office")
+    # Not bob's group and bob is not staff: his own inbox, as without a group.
+    assert _all_pages(h, bob, 8, filters=flt, group="mentor") == _expected(bob, scope=scope)
+    staff_bob = Actor("bob", ("office",), True)
+    assert _all_pages(h, staff_bob, 8, filters=flt, group="mentor") == _expected(
+        staff_bob, scope=scope, group="mentor")
+
+
+def test_a_candidate_pages_like_the_rule(crowded: tuple[Harness, str]) -> None:
+    """A candidate's tasks come from one query over all sources, not one per source."""
+    h, _ = crowded
+    bob = Actor("bob", ("office", "coordinator"), False)
+    now = h.engine.now()
+    assert _all_pages(h, bob, 7, filters=InboxFilter(candidate="K1")) == _expected(bob)
+    assert _all_pages(h, bob, 7, filters=InboxFilter(candidate="K1", overdue=True)) == _expected(bob, True, now)
+    assert _all_pages(h, bob, 7, filters=InboxFilter(candidate="K1", scope="mine"), group="office") == _expected(
+        bob, scope="mine", group="office")
+    assert _all_pages(h, bob, 7, filters=InboxFilter(candidate="K2")) == []
+
+
+def test_due_within_a_window_pages_like_the_rule(crowded: tuple[Harness, str]) -> None:
+    h, _ = crowded
+    bob = Actor("bob", ("office", "coordinator"), False)
+    now = h.engine.now()
+    window = _all_pages(h, bob, 6, filters=InboxFilter(due_within_days=3))
+    assert window == _expected(bob, due_before=now + timedelta(days=3)) and window
+    upcoming = _all_pages(h, bob, 6, filters=InboxFilter(due_within_days=3, overdue=False))
+    assert upcoming == [t for t in window if t not in _expected(bob, True, now)] and upcoming
+
+
+@pytest.mark.parametrize("undated", [False, True])
+def test_equal_due_dates_priorities_and_times_page_once_each(db_harness: Harness, undated: bool) -> None:
+    """Ties on everything but the id, across the actor's own and two groups' work: the keyset
+    falls through to the id, so every page boundary lands inside a run of equal tasks."""
+    h = db_harness
+    h.engine.deploy(h.staff, FLOW_DIR)
+    instance_id = h.engine.start(h.staff, "flow", "K1", {"key": "K1"}).id
+    h.run_jobs()
+    now = h.engine.now()
+    due = None if undated else now + timedelta(days=3)
+    with session_scope() as s:
+        s.query(HumanTask).delete()
+        s.execute(insert(HumanTask), [dict(
+            id=f"t{n:03d}", instance_id=instance_id, process_id="flow", business_key=f"B{n}",
+            element_id="review", title="Review request", form="review.json",
+            candidate_group=("office", "mentor", "coordinator")[n % 3],
+            assignee="bob" if n % 4 == 0 else None, priority=50, due_at=due,
+            created_at=now, claimed_at=None, context={}) for n in range(97)])
+    bob = Actor("bob", ("office", "mentor"), False)
+    expected = _expected(bob)
+    assert len(expected) > 50 and expected == sorted(expected)  # only the id tells them apart
+    for limit in (1, 5, 50):
+        assert _all_pages(h, bob, limit) == expected
+
+
+def test_each_row_shows_the_form_of_the_version_its_instance_runs(harness: Harness, tmp_path: Path) -> None:
+    """Definitions are cached per process: a deploy must not leave an open inbox showing the
+    old form for new work, nor the new form for work still on the old version; a migrated
+    instance shows the new one."""
+    h = harness
+    h.engine.deploy(h.staff, FLOW_DIR)
+    first = h.engine.start(h.staff, "flow", "K1", {"key": "K1"}).id
+    h.run_jobs()
+
+    def forms() -> dict[str, str]:
+        return {t.instance_id: t.form_schema["title"] for t in h.engine.inbox(h.staff)
+                if t.element_id == "review" and t.form_schema}
+
+    assert forms() == {first: "Review"}  # and the definition is now in the engine's cache
+    changed = tmp_path / "procs"
+    shutil.copytree(FLOW_DIR, changed)
+    form = changed / "flow" / "forms" / "review.json"
+    form.write_text(form.read_text().replace('"title": "Review"', '"title": "Review (v2)"'))
+    [v2] = h.engine.deploy(h.staff, changed)
+    assert v2.version == 2
+    second = h.engine.start(h.staff, "flow", "K2", {"key": "K2"}).id
+    h.run_jobs()
+    assert forms() == {first: "Review", second: "Review (v2)"}
+    h.engine.migrate_instance(MONITOR_OWNER, first, "the form changed")
+    assert forms() == {first: "Review (v2)", second: "Review (v2)"}
+
+
+@pytest.mark.integration
+def test_a_read_leaves_the_pooled_connection_transactional(pg_url: str) -> None:
+    """The inbox reads without a transaction of its own on PostgreSQL; the pooled connection it
+    used must be back to all-or-nothing for the next unit of work."""
+    h = Harness(build_engine())
+    h.engine.inbox_page(h.staff)
+    with pytest.raises(RuntimeError), session_scope() as s:
+        create_user(s, "half", "Half", ["office"])
+        s.flush()
+        raise RuntimeError("halfway")
+    with session_scope() as s:
+        assert s.get(User, "half") is None

@@ -63,3 +63,28 @@ def test_unrouted_message_is_kept_with_its_reason(harness: Harness) -> None:
     with session_scope() as s:
         message = s.scalars(select(Message).where(Message.name == "nobody")).one()
     assert message.status == "unrouted" and "nobody waits" in (message.outcome or "")
+
+
+def test_a_message_that_starts_an_instance_is_picked_and_started_in_one_transaction(harness: Harness) -> None:
+    from sqlalchemy import event
+
+    from certflow.engine.messaging import emit
+    from certflow.store.db import get_engine
+
+    harness.engine.deploy(harness.staff, MESSAGING_DIR)
+    with session_scope() as s:
+        emit(s, "hello", {"business_key": "R-k9", "key": "k9"}, harness.engine.now())
+    commits: list[int] = []
+
+    def count(*_: object) -> None:
+        commits.append(1)
+
+    event.listen(get_engine(), "commit", count)
+    try:
+        assert harness.engine.drain_messages() == 1
+    finally:
+        event.remove(get_engine(), "commit", count)
+    assert len(commits) == 2  # the pick that starts R-k9, then the look that finds none left
+    assert _instances("receiver") == [("R-k9", "running")]
+    with session_scope() as s:
+        assert s.scalars(select(Message.status)).all() == ["started"]

@@ -4,11 +4,15 @@ in two groups, with and without due dates and priorities)."""
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import pytest
 
-from certflow.engine.errors import Forbidden
+from certflow.bootstrap import build_engine
+from certflow.engine.errors import Forbidden, InvalidInput, NotFound
+from certflow.i18n import translate
 from tests.support import ROOT, Harness
 
 QUEUE_DIR = ROOT / "tests" / "engine" / "data_queue"
@@ -134,8 +138,9 @@ def test_refusals_say_what_is_wrong(queue: Harness) -> None:
         queue.engine.unclaim(alice, soon.id)
     with pytest.raises(Forbidden, match="^only staff may assign tasks$"):
         queue.engine.assign(alice, soon.id, "bob")
-    with pytest.raises(NotFound, match="^no user 'nobody'$"):
+    with pytest.raises(NotFound, match="^no user 'nobody'$") as unknown:
         queue.engine.assign(queue.staff, soon.id, "nobody")
+    assert unknown.value.details == {"field": "assignee"}  # shown at the assignee box
     with pytest.raises(InvalidInput, match="^mila is not in group 'office'$") as wrong_group:
         queue.engine.assign(queue.staff, soon.id, "mila")
     assert wrong_group.value.details.get("field") == "assignee"
@@ -226,3 +231,62 @@ def test_staff_see_the_data_the_open_work_carries_not_what_a_finished_branch_lef
     queue.engine.complete(mentor, mentoring.id, {"ok": False})
     assert queue.engine.instance(queue.staff, instance_id).data == {
         "business_key": "Q1", "started_by": queue.staff.username, "ok": True}
+
+
+def test_a_task_completed_a_moment_ago_is_gone_and_the_second_submission_is_told_so(queue: Harness) -> None:
+    start(queue)
+    clerk = queue.user("clerk", ["office"])
+    [soon] = [t for t in queue.engine.inbox(clerk) if t.element_id == "soon"]
+    queue.engine.complete(clerk, soon.id, {"ok": True})
+    with pytest.raises(NotFound) as gone:  # a second tab, or a double click
+        queue.engine.complete(clerk, soon.id, {"ok": False})
+    assert str(gone.value) == f"no open task '{soon.id}' (it may have been completed or cancelled)"
+    assert translate("nl", gone.value.message) == ("Deze taak staat niet meer open: ze is misschien "
+                                                   "afgerond of geannuleerd.")
+
+
+def new_form_version(h: Harness, tmp_path: Path) -> None:
+    """Version 2 of the queue process: its form ``ok.json`` now also requires ``remarks``."""
+    shutil.copytree(QUEUE_DIR, tmp_path / "v2")
+    form = tmp_path / "v2" / "queue" / "forms" / "ok.json"
+    schema = json.loads(form.read_text())
+    schema["properties"]["remarks"] = {"type": "string", "minLength": 1}
+    schema["required"] = ["ok", "remarks"]
+    form.write_text(json.dumps(schema))
+    assert [(d.process_id, d.version) for d in h.engine.deploy(h.staff, tmp_path / "v2")] == [("queue", 2)]
+
+
+def test_each_case_is_checked_against_the_form_of_its_own_version(queue: Harness, tmp_path: Path) -> None:
+    """A process owner deploys a new version of a form: cases started before keep the form
+    they were started with, new cases get the new one, whichever is submitted first."""
+    before = start(queue, "Q1")
+    new_form_version(queue, tmp_path)
+    after = start(queue, "Q2")
+    clerk = queue.user("clerk", ["office"])
+    tasks = {(t.instance_id, t.element_id): t for t in queue.engine.inbox(clerk)}
+    old, new = tasks[before, "soon"], tasks[after, "soon"]
+    assert old.form_schema is not None and new.form_schema is not None
+    assert (old.form_schema["required"], new.form_schema["required"]) == (["ok"], ["ok", "remarks"])
+    with pytest.raises(InvalidInput) as incomplete:
+        queue.engine.complete(clerk, new.id, {"ok": True})
+    assert incomplete.value.details["fields"] == {"(form)": "'remarks' is a required property"}
+    with pytest.raises(InvalidInput) as unexpected:
+        queue.engine.complete(clerk, old.id, {"ok": True, "remarks": "checked"})
+    assert unexpected.value.details["fields"] == {
+        "(form)": "Additional properties are not allowed ('remarks' was unexpected)"}
+    queue.engine.complete(clerk, old.id, {"ok": True})
+    queue.engine.complete(clerk, new.id, {"ok": True, "remarks": "checked"})
+    later = tasks[after, "later"]  # the new version's form still holds after the old one's
+    with pytest.raises(InvalidInput, match="'remarks' is a required property"):
+        queue.engine.complete(clerk, later.id, {"ok": True})
+    assert queue.engine.instance(queue.staff, after).data["remarks"] == "checked"
+
+
+def test_a_freshly_started_web_process_shows_the_inbox_with_each_tasks_form(queue: Harness) -> None:
+    """After a restart nothing is cached: the first inbox page loads the definitions itself."""
+    start(queue)
+    clerk = queue.user("clerk", ["office"])
+    restarted = build_engine()
+    page = restarted.inbox(clerk)
+    assert ids(page) == ["soon", "later", "undated_high", "undated_low"]
+    assert all(t.form_schema is not None and t.form_schema["title"] == "Done" for t in page)

@@ -331,3 +331,25 @@ def test_runs_that_fire_late_invoice_the_years_they_were_due_for(inprocess: Driv
     assert [(r["year"], r["queued"]) for r in run_results(d)] == [(2027, 1), (2028, 1), (2029, 1)]
     assert sorted(fee_instances()) == ["fee-2027-pia", "fee-2028-pia", "fee-2029-pia"]
     assert sorted(i.reference for i in invoices()) == [f"Registerbijdrage {y}" for y in (2027, 2028, 2029)]
+
+
+def test_a_worker_routing_the_run_makes_each_invoice_in_the_advance_that_starts_its_instance(
+        inprocess: Driver, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beat's tick drains as a worker (``drain_messages(inline=True)``): each register_fee
+    instance makes its invoice while it starts, so the run writes one job per professional
+    (the e-mail), not two."""
+    d = inprocess
+    for name in ("pia", "pim"):
+        professional(d, name)
+    drain = d.engine.drain_messages
+    monkeypatch.setattr(d.engine, "drain_messages", lambda limit=10_000, inline=False: drain(limit, inline=True))
+    d.later("P40D")  # 7 January 2027
+    assert sorted(i.customer_username for i in fees(2027)) == ["pia", "pim"]
+    for name in ("pia", "pim"):
+        assert d.emails(name) == ["register_fee/invoice_sent"]
+    with session_scope() as s:
+        jobs = sorted(s.scalars(select(Job.operator)))
+    assert jobs == ["email/send", "email/send", "register_fee/fan_out"]
+    assert fee_instances() == {"fee-2027-pia": "running", "fee-2027-pim": "running"}
+    pay(d, "pia")  # the instance moved on to wait for the payment of that invoice
+    assert fee_instances() == {"fee-2027-pia": "completed", "fee-2027-pim": "running"}

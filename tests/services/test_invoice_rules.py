@@ -250,3 +250,23 @@ def test_a_lost_race_for_the_same_job_is_retried_not_failed(session: Session, se
             key="inst-1:invoice:1")
     assert not isinstance(lost.value, PermanentError)
     assert str(lost.value) == "invoicing: concurrent insert for key 'inst-1:invoice:1'"
+
+
+def test_a_fee_table_the_release_refuses_stops_the_invoice_naming_the_rule(  # noqa: F811
+        session: Session, settings: Settings) -> None:  # noqa: F811
+    """Deployed tables that this release cannot use (two VAT rows overlap): no invoice at a
+    guessed price, but an incident that says which file and rule are wrong."""
+    shared = ROOT / "processes" / "shared"
+    vat = (shared / "vat.dmn").read_text(encoding="utf-8")
+    overlap = vat.replace('low_2019_date"><text>[date("2019-01-01")', 'low_2019_date"><text>[date("2018-07-01")', 1)
+    assert overlap != vat
+    for name, content in (("fees.dmn", (shared / "fees.dmn").read_text(encoding="utf-8")), ("vat.dmn", overlap)):
+        session.add(SharedTable(name=name, version=1, content_hash=hashlib.sha256(content.encode()).hexdigest(),
+                                content=content, deployed_at=NOW, deployed_by="olga"))
+    add_user(session)
+    with pytest.raises(PermanentError) as refused:
+        invoice(session, settings)
+    message = str(refused.value)
+    assert message.startswith("invoicing: ") and "vat.dmn" in message and "'low_2019'" in message
+    assert "overlaps" in message
+    assert session.scalar(select(func.count()).select_from(Invoice)) == 0

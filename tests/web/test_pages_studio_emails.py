@@ -5,6 +5,8 @@ data lacks are shown, and refuse the deploy with nothing stored."""
 
 from __future__ import annotations
 
+import html
+import re
 from typing import Any
 
 import pytest
@@ -16,6 +18,7 @@ from certflow.services import email
 from certflow.settings import get_settings
 from certflow.store.db import session_scope
 from certflow.store.studio_texts import EmailTemplate, StudioSharedDraft
+from tests.web.pages_support import person
 from tests.web.test_pages_studio import Studio, site  # noqa: F401  (fixture)
 
 NAME = "certification/application_received.nl.txt"
@@ -120,3 +123,43 @@ def test_unknown_templates_and_deploy_without_drafts(site: dict[str, Any]) -> No
     assert _post(owner, "/studio/emails/save/samples.json", content="{}").status_code == 404
     refused = _post(owner, "/studio/emails/deploy")
     assert refused.status_code == 422 and "no email text draft" in refused.text
+
+
+def _deploy_form_drafts(owner: Studio) -> str:
+    """The ``drafts`` field of the deploy form on the list page, as the owner's browser has it."""
+    page = owner.b.get("/studio/emails").text
+    match = re.search(r'name="drafts" value="([^"]*)"', page)
+    assert match, "the list page has no deploy form"
+    return html.unescape(match.group(1))
+
+
+def test_deploy_ships_only_the_drafts_the_owner_saw(site: dict[str, Any]) -> None:  # noqa: F811
+    """Two owners: petra opens the list, then ian saves another text. Petra's deploy is refused
+    (409, naming the text, who saved it and that nothing was deployed), no mail changes; from the
+    list as it is now, her deploy ships both."""
+    site["ian"] = person("ian", ["process_owner"], staff=True)
+    petra, ian = Studio(site, "petra"), Studio(site, "ian")
+    other = "certification/application_received.en.txt"
+    mine = _file().replace(SUBJECT, "Subject: Uw aanvraag is binnen")
+    assert _post(petra, "/studio/emails/save/" + NAME, content=mine).status_code == 303
+    seen = _deploy_form_drafts(petra)
+    assert seen == f"{NAME}:1"
+
+    theirs = (email.TEMPLATE_DIR / other).read_text(encoding="utf-8").replace("Subject: ", "Subject: [ian] ", 1)
+    assert _post(ian, "/studio/emails/save/" + other, content=theirs).status_code == 303
+    refused = _post(petra, "/studio/emails/deploy", drafts=seen)
+    assert refused.status_code == 409, refused.text
+    assert "data-conflict" in refused.text and other in refused.text and "ian" in refused.text
+    assert "nothing was deployed" in refused.text.lower() or "niets" in refused.text.lower()
+    assert _state() == (0, 2)
+    assert _sent_subject("mail-refused") == SUBJECT.removeprefix("Subject: ")
+
+    # ian changes his mind and discards: what petra saw is gone too, so refused again.
+    now = _deploy_form_drafts(petra)
+    assert _post(ian, "/studio/emails/discard/" + other).status_code == 303
+    assert _post(petra, "/studio/emails/deploy", drafts=now).status_code == 409
+    assert _state() == (0, 1)
+
+    assert _post(petra, "/studio/emails/deploy", drafts=_deploy_form_drafts(petra)).status_code == 303
+    assert _state() == (1, 0)
+    assert _sent_subject("mail-deployed") == "Uw aanvraag is binnen"

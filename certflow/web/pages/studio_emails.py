@@ -48,13 +48,19 @@ def _page(request: Request, name: str, content: str | None = None, problems: lis
         "conflict": None, "reload_url": f"/studio/emails/edit/{name}", **extra}, status_code=status_code)
 
 
-@router.get("")
-def emails(request: Request, user: Owner, deployed: str = "") -> Response:
+def _overview(request: Request, flash: str | None = None, problems: list[str] | None = None,
+              status_code: int = 200, **extra: Any) -> Response:
     with session_scope() as session:
         found = store.overview(session)
-    flash = N_("Deployed: mail is written from the new versions.") if deployed else None
-    return render(request, "studio/emails.html", {"templates": found, "flash": flash, "problems": [],
-                                                  "has_drafts": any(f["draft"] for t in found for f in t["files"])})
+        seen = store.drafts_seen(session)
+    return render(request, "studio/emails.html", {
+        "templates": found, "flash": flash, "problems": problems or [], "drafts_seen": seen, "conflict": None,
+        "has_drafts": any(f["draft"] for t in found for f in t["files"]), **extra}, status_code=status_code)
+
+
+@router.get("")
+def emails(request: Request, user: Owner, deployed: str = "") -> Response:
+    return _overview(request, N_("Deployed: mail is written from the new versions.") if deployed else None)
 
 
 @router.get("/edit/{name:path}")
@@ -97,14 +103,15 @@ def discard(request: Request, name: str, user: Owner) -> Response:
 
 
 @router.post("/deploy")
-def deploy(request: Request, user: Owner) -> Response:
+async def deploy(request: Request, user: Owner) -> Response:
+    """Deploy the drafts the page showed (its ``drafts`` field); a draft saved, added or
+    removed since is a 409 that deploys nothing and shows the list as it is now."""
+    seen = (await form_values(request)).get("drafts")
     try:
         with session_scope() as session:
-            store.deploy(session, user.username, CLOCK.now())
+            store.deploy(session, user.username, CLOCK.now(), seen)
     except store.TemplateRefused as exc:
-        with session_scope() as session:
-            found: list[dict[str, Any]] = store.overview(session)
-        return render(request, "studio/emails.html", {"templates": found, "problems": exc.problems,
-                                                      "has_drafts": any(f["draft"] for t in found for f in t["files"])},
-                      status_code=422)
+        return _overview(request, problems=exc.problems, status_code=422)
+    except DraftConflict as exc:
+        return _overview(request, status_code=409, conflict_name=exc.name, **conflict_context(request, exc))
     return redirect(request, "/studio/emails?deployed=1")
