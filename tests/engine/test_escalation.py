@@ -267,3 +267,42 @@ def test_deploy_refuses_a_bad_policy_with_file_and_element(sqlite_url: str, tmp_
     assert ("casework/escalation.json", "assess", "policy of assess") in found  # the bad action
     assert any(p.element == "nope" and "no user task" in p.message for p in caught.value.problems)
     assert any(p.element == "answer" and "'colour'" in p.message for p in caught.value.problems)
+
+
+@pytest.mark.integration
+def test_eight_managers_taking_over_one_escalation_at_once_get_it_once(pg_url: str, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The escalated task's row is locked while a coordinator's step checks it: one manager
+    takes the task over, the other seven are told it is no longer escalated, and the history
+    shows one take-over (none believes they have the task while another does)."""
+    h = _harness(tmp_path, monkeypatch)
+    travel(local(EASTER + timedelta(days=8), 9))
+    instance = start(h)
+    travel(local(EASTER + timedelta(days=40), 9))
+    h.engine.sweep_escalations()
+    assess = task(h, "assess", instance)
+    assert assess.escalated_to == "office_manager"
+    managers = [h.user(f"mo{i}", ["office_manager"], staff=True) for i in range(8)]
+    barrier = threading.Barrier(8)
+    results: list[object] = [None] * 8
+
+    def take(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = h.engine.escalation_take_over(managers[i], assess.id).task.assignee
+        except InvalidInput as exc:
+            results[i] = str(exc)
+
+    threads = [threading.Thread(target=take, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    winners = [r for r in results if isinstance(r, str) and r.startswith("mo")]
+    refused = [r for r in results if isinstance(r, str) and "is not escalated" in r]
+    assert len(winners) == 1 and len(refused) == 7, results
+    assert task(h, "assess", instance).assignee == winners[0]
+    with session_scope() as s:
+        taken = s.scalars(select(AuditEvent.actor).where(AuditEvent.task_id == assess.id,
+                                                         AuditEvent.action == "escalation_taken_over")).all()
+    assert taken == [winners[0]], taken
