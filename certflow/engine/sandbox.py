@@ -171,10 +171,10 @@ def _check_node(node: ast.AST, lineno: int) -> None:
         _reject(node, lineno, "async comprehensions are not allowed")
     elif isinstance(node, ast.FormattedValue):
         _check_format_spec(node, lineno)
-    elif isinstance(node, (ast.Assign, ast.AugAssign)):
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-        if any(isinstance(t, ast.Subscript) and isinstance(t.slice, ast.Slice) for t in targets):
-            _reject(node, lineno, "assigning to a slice is not allowed")
+    elif isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Slice) and isinstance(node.ctx, ast.Store):
+        # Every target, not only an assignment's: ``a, l[:0] = 1, l`` or ``for l[:0] in ...``
+        # doubles a list in place, past the size guards.
+        _reject(node, lineno, "assigning to a slice is not allowed")
 
 
 def _check_tree(node: ast.AST, lineno: int = 1) -> None:
@@ -190,8 +190,9 @@ def _parse(source: str, mode: str) -> ast.AST:
         raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
     if len(source) > MAX_SOURCE_LENGTH:
         raise ScriptRejected(f"script is longer than {MAX_SOURCE_LENGTH} characters", 1)
-    tree = ast.parse(source.strip() if mode == "eval" else source, SCRIPT_FILENAME, mode)
     try:
+        # The parser too gives up on deep nesting (``-`` * 3000) with a RecursionError.
+        tree = ast.parse(source.strip() if mode == "eval" else source, SCRIPT_FILENAME, mode)
         _check_tree(tree)
     except RecursionError:
         raise ScriptRejected("script is nested too deeply", 1) from None
