@@ -62,8 +62,20 @@ _SAFE_GLOBALS = {
 }
 
 
+def _zoneinfo_unpickle(owner: Any, name: str) -> Any:
+    """The one ``getattr`` a reply needs: pickle protocol 4+ writes a ``ZoneInfo`` (a
+    datetime in Dutch time) as ``getattr(ZoneInfo, "_unpickle")(key, from_cache)``."""
+    from zoneinfo import ZoneInfo
+
+    if owner is not ZoneInfo or name != "_unpickle":
+        raise pickle.UnpicklingError(f"evaluator sent a getattr of {name!r}, which is not data")
+    return ZoneInfo._unpickle  # type: ignore[attr-defined]
+
+
 class _DataUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
+        if (module, name) == ("builtins", "getattr"):
+            return _zoneinfo_unpickle
         if (module, name) not in _SAFE_GLOBALS:
             raise pickle.UnpicklingError(f"evaluator sent a {module}.{name}, which is not data")
         return super().find_class(module, name)
@@ -143,7 +155,10 @@ class Evaluator:
         self.proc.wait()
         for stream in (self.proc.stdin, self.proc.stdout):
             if stream is not None:
-                stream.close()
+                try:
+                    stream.close()
+                except BrokenPipeError:
+                    pass  # the unsent rest of a request to a dead child: the pipe is closed all the same
 
 
 def _pythonpath() -> str:
