@@ -103,6 +103,20 @@ MODULES: dict[str, list[str]] = {
     # Accounts and getting in: service-level tests on an in-memory database, no web client.
     "certflow/services/accounts.py": ["tests/services/test_account_rules.py"],
     "certflow/services/access.py": ["tests/services/test_access_rules.py"],
+    # The diagram scripts' limits. The sandbox's own guards are pinned in this process (the
+    # in-process half of test_sandbox.py); the evaluator's tests start real processes, so only
+    # its module runs them.
+    "certflow/engine/sandbox.py": [
+        "tests/engine/test_script_limits.py", "tests/engine/test_sandbox.py", "-k", "not isolated"],
+    "certflow/engine/sandbox_bounds.py": [
+        "tests/engine/test_script_limits.py",
+        *(f"tests/engine/test_sandbox_isolation.py::{t}" for t in (
+            "test_check_data_counts_shared_members_every_time",
+            "test_plain_conditions_run_in_process_and_the_rest_isolated"))],
+    "certflow/engine/sandbox_builtins.py": [
+        "tests/engine/test_script_guards.py", "tests/engine/test_sandbox.py", "-k", "not isolated"],
+    "certflow/engine/evaluator.py": [
+        "tests/engine/test_evaluator_protocol.py", "tests/engine/test_sandbox_isolation.py"],
 }
 
 

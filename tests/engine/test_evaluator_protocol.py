@@ -206,6 +206,8 @@ def test_the_child_answers_each_outcome() -> None:
     assert handle("exec", "y = x + 1", {"x": 1}) == ("ok", {"x": 1, "y": 2})
     assert handle("exec", "a = 1\n\nb = a / 0") == ("error", "raised", "ZeroDivisionError", "division by zero", 3)
     assert handle("eval", "d['k']", {"d": {}}) == ("error", "raised", "KeyError", "'k'", 1)
+    # inside a comprehension spread over lines: the line of the failing part, not of the statement
+    assert handle("exec", "z = [\n    1 / x\n    for x in [0]\n]")[4] == 2
     assert handle("exec", "p = zip([1], [2])")[:3] == ("error", "data", "TypeError")
     kind, name, message = handle("exec", "x = 'a' * 10 ** 9")[1:4]
     assert (kind, name, message) == ("limit", "ScriptLimitExceeded", "repetition would produce 1000000000 items; the limit is 100000")

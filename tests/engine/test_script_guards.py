@@ -5,6 +5,7 @@ owner expects, across Easter, King's Day, 5 May and the change to summer time.""
 from __future__ import annotations
 
 import sys
+import traceback
 from datetime import date, datetime, timezone
 from types import FrameType
 from typing import Any
@@ -269,3 +270,30 @@ def test_the_builtins_hold_the_helpers_and_the_guards() -> None:
     names = set(make_builtins(lambda: FIXED_NOW))
     assert {"len", "range", "today", "deadline", "term_end", "_sandbox_binop", "_sandbox_sized"} <= names
     assert not {"open", "eval", "exec", "getattr", "type", "__import__"} & names
+
+
+def test_long_task_data_repeated_zero_times_or_joined_alone_is_fine() -> None:
+    long = "a" * 150_000  # task data may be longer than what a script may build
+    assert run("x = t * 0\ny = 0 * t", t=long) == {"t": long, "x": "", "y": ""}
+    assert len(run("x = '-'.join([t])", t="a" * 100_000)["x"]) == 100_000
+
+
+def test_a_method_the_value_does_not_have_is_an_attribute_error() -> None:
+    for script in ("d = {}\nd.extend([1])", "d = {}\nx = d.replace('a', 'b')", "x = (1,).join([])"):
+        with pytest.raises(AttributeError):
+            run(script)
+
+
+def test_an_error_inside_a_guarded_operation_points_at_its_own_line() -> None:
+    with pytest.raises(TypeError) as info:
+        run("x = (1 +\n     [] * 'a')")
+    lines = [f.lineno for f in traceback.extract_tb(info.value.__traceback__) if f.filename == "<string>"]
+    assert lines[-1] == 2
+
+
+def test_an_f_string_guards_what_it_formats() -> None:
+    refused("x = f\"{'a' * 100001}\"", f"repetition {TOO_MANY}")
+
+
+def test_a_moment_with_spaces_around_it_is_read_as_its_date() -> None:
+    assert value("parse_date(' 2025-03-01T23:30:00+01:00 ')") == date(2025, 3, 1)

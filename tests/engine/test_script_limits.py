@@ -372,3 +372,34 @@ def test_keys_and_values_are_both_counted() -> None:
 def test_what_is_not_data_is_named(value: Any, kind: str) -> None:
     with pytest.raises(NotData, match=f"^the result holds a {kind} object; task data must be plain values"):
         check_data(value, "the result")
+
+
+@pytest.mark.timeout(10)
+def test_a_loop_that_calls_nothing_is_stopped_too() -> None:
+    with pytest.raises(ScriptLimitExceeded, match=r"longer than 0\.2s"):
+        here(time_limit=0.2).execute("for i in range(100000):\n    for j in range(100000):\n        pass", {})
+
+
+def test_a_debuggers_tracer_is_back_after_a_script() -> None:
+    def tracer(frame: Any, event: str, arg: Any) -> None:
+        return None
+
+    before = sys.gettrace()
+    sys.settrace(tracer)
+    try:
+        here().execute("x = 1", {})
+        inside = sys.gettrace()
+    finally:
+        sys.settrace(before)
+    assert inside is tracer
+
+
+def test_the_engine_runs_costly_snippets_in_an_evaluator_by_default(fake_pool: FakePool) -> None:
+    engine = SandboxScriptEngine(now=lambda: FIXED_NOW, time_limit=0.3)
+    assert engine.environment.evaluate("sorted(x)", {"x": [1]}) == 42
+    assert fake_pool.calls == [(("eval", "sorted(x)", {"x": [1]}, {}, FIXED_NOW, 0.3), 2.3)]
+
+
+def test_service_tasks_are_not_the_script_engines_business() -> None:
+    with pytest.raises(NotImplementedError, match="^service tasks are dispatched by certflow, not the script engine$"):
+        here().call_service({}, operation_name="mail")
