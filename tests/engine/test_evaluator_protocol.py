@@ -290,6 +290,19 @@ def test_the_child_warms_the_calendar_then_limits_itself_then_serves(monkeypatch
     assert steps == ["calendar", "limits", "serve _handle"]
 
 
+def test_the_child_computes_the_holiday_years_before_it_is_ready(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Last year to five years ahead (certificates run 3 to 4 years): a script's first
+    # working_day() no longer pays for them inside its time limit.
+    from certflow import workdays
+    from certflow.engine import sandbox_builtins
+
+    fresh = workdays.Calendar()
+    monkeypatch.setattr(sandbox_builtins, "_calendar", lambda: fresh)
+    evaluator._warm_calendar()
+    this_year = date.today().year
+    assert sorted(fresh._years) == list(range(this_year - 1, this_year + 6))
+
+
 def test_warming_the_calendar_survives_a_broken_calendar(monkeypatch: pytest.MonkeyPatch) -> None:
     from certflow.engine import sandbox_builtins
 
