@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import atexit
 import io
+import math
 import os
 import pickle
 import select
@@ -283,7 +284,9 @@ def _limit_cpu(seconds: float) -> None:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     used = usage.ru_utime + usage.ru_stime
     _, hard = resource.getrlimit(resource.RLIMIT_CPU)
-    soft = int(used + seconds) + 1
+    # At least a whole second beyond the time limit, so the tracer's "ran longer than" comes
+    # first (int() of the sum left as little as a few milliseconds after it).
+    soft = math.ceil(used + seconds + 1)
     resource.setrlimit(resource.RLIMIT_CPU, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
 
 

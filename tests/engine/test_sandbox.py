@@ -24,6 +24,7 @@ from certflow.engine.sandbox import (
     validate,
 )
 
+pytestmark = pytest.mark.usefixtures("fresh_script_caches")  # rules computed, not recalled
 FIXED_NOW = datetime(2024, 1, 31, 23, 30, tzinfo=timezone.utc)
 
 

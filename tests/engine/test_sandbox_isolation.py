@@ -13,6 +13,7 @@ from certflow.engine import evaluator
 from certflow.engine.sandbox import SandboxEnvironment, ScriptLimitExceeded, runs_in_process
 from certflow.engine.sandbox_bounds import MAX_DEPTH, NotData, check_data, DataLimitExceeded
 
+pytestmark = pytest.mark.usefixtures("fresh_script_caches")  # rules computed, not recalled
 FIXED_NOW = datetime(2024, 1, 31, 23, 30, tzinfo=timezone.utc)
 CUBE = "[[[0] * 1000] * 1000] * 1000"  # 1,000 list objects in memory, 10**9 items as text
 HOSTILE = {

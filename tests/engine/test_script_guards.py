@@ -16,6 +16,7 @@ from certflow.engine.sandbox import SandboxEnvironment, ScriptLimitExceeded
 from certflow.engine.sandbox_builtins import INT_LIMIT, MAX_ITEMS, MAX_RANGE, make_builtins, make_date_helpers
 from certflow.localtime import LOCAL_TZ
 
+pytestmark = pytest.mark.usefixtures("fresh_script_caches")  # rules computed, not recalled
 FIXED_NOW = datetime(2024, 1, 31, 23, 30, tzinfo=timezone.utc)
 
 

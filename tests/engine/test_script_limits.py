@@ -36,6 +36,7 @@ from certflow.engine.sandbox_bounds import (
     check_data,
 )
 
+pytestmark = pytest.mark.usefixtures("fresh_script_caches")  # rules computed, not recalled
 FIXED_NOW = datetime(2024, 1, 31, 23, 30, tzinfo=timezone.utc)
 
 
