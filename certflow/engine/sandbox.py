@@ -99,7 +99,8 @@ _FRIENDLY = {
     "Assert": "'assert'", "AnnAssign": "an annotated assignment", "MatMult": "the @ operator",
     "Match": "a match statement",
 }
-_FORMAT_SPEC = re.compile(r"\d{4,}")  # f"{x:>1000000000}" would allocate a huge string
+_FORMAT_SPEC = re.compile(r"\d{4,}")
+_NO_SERVICES = "service tasks are dispatched by certflow, not the script engine"  # f"{x:>1000000000}" would allocate a huge string
 
 
 class ScriptRejected(SyntaxError):
@@ -116,65 +117,65 @@ class ScriptRejected(SyntaxError):
         return f"{self.msg} (line {self.lineno})" if self.lineno else str(self.msg)
 
 
-def _reject(node: ast.AST, lineno: int, message: str) -> NoReturn:
-    raise ScriptRejected(message, getattr(node, "lineno", lineno))
+def _reject(lineno: int, message: str) -> NoReturn:
+    # ``lineno`` is the node's own line, or its statement's for nodes without one (``_check_tree``)
+    raise ScriptRejected(message, lineno)
 
 
-def _check_name(node: ast.AST, lineno: int, name: str | None, what: str) -> None:
+def _check_name(lineno: int, name: str | None, what: str) -> None:
     if name is not None and name.startswith("_"):
-        _reject(node, lineno, f"{what} {name!r} is not allowed (names starting with '_' are reserved)")
+        _reject(lineno, f"{what} {name!r} is not allowed (names starting with '_' are reserved)")
 
 
 def _check_attribute(node: ast.Attribute, lineno: int) -> None:
-    _check_name(node, lineno, node.attr, "attribute")
+    _check_name(lineno, node.attr, "attribute")
     if node.attr in ("format", "format_map"):
-        _reject(node, lineno, f"str.{node.attr}() is not allowed; use an f-string")
+        _reject(lineno, f"str.{node.attr}() is not allowed; use an f-string")
     if node.attr not in SAFE_ATTRIBUTES:
-        _reject(node, lineno, f"attribute {node.attr!r} is not allowed")
+        _reject(lineno, f"attribute {node.attr!r} is not allowed")
     if not isinstance(node.ctx, ast.Load):
-        _reject(node, lineno, f"assigning or deleting attribute {node.attr!r} is not allowed")
+        _reject(lineno, f"assigning or deleting attribute {node.attr!r} is not allowed")
 
 
 def _check_call(node: ast.Call, lineno: int) -> None:
     func = node.func
     if isinstance(func, ast.Name) and func.id not in CALLABLE_NAMES and not func.id.startswith("_"):
-        _reject(node, lineno, f"calling {func.id}() is not allowed")
+        _reject(lineno, f"calling {func.id}() is not allowed")
     if not isinstance(func, (ast.Name, ast.Attribute)):
-        _reject(node, lineno, "only whitelisted functions and methods can be called")
+        _reject(lineno, "only whitelisted functions and methods can be called")
 
 
 def _check_format_spec(node: ast.FormattedValue, lineno: int) -> None:
-    spec = node.format_spec
-    if spec is None:
+    spec = node.format_spec  # None, or a JoinedStr of str constants and nested {...}
+    if not isinstance(spec, ast.JoinedStr):
         return
-    parts = spec.values if isinstance(spec, ast.JoinedStr) else [spec]
-    texts = [p.value for p in parts if isinstance(p, ast.Constant) and isinstance(p.value, str)]
-    if len(texts) != len(parts):
-        _reject(node, lineno, "f-string format specs must be literal (no nested {...})")
+    texts = [str(p.value) for p in spec.values if isinstance(p, ast.Constant)]
+    if len(texts) != len(spec.values):
+        _reject(lineno, "f-string format specs must be literal (no nested {...})")
     if any(_FORMAT_SPEC.search(text) for text in texts):
-        _reject(node, lineno, "f-string format width/precision must be below 1000")
+        _reject(lineno, "f-string format width/precision must be below 1000")
 
 
 def _check_node(node: ast.AST, lineno: int) -> None:
     if not isinstance(node, _ALLOWED_NODES):
         kind = type(node).__name__
-        _reject(node, lineno, f"{_FRIENDLY.get(kind, f'the {kind} construct')} is not allowed")
+        _reject(lineno, f"{_FRIENDLY.get(kind, f'the {kind} construct')} is not allowed")
     if isinstance(node, ast.Name):
-        _check_name(node, lineno, node.id, "name")
+        _check_name(lineno, node.id, "name")
     elif isinstance(node, ast.Attribute):
         _check_attribute(node, lineno)
     elif isinstance(node, ast.Call):
         _check_call(node, lineno)
     elif isinstance(node, ast.keyword):
-        _check_name(node, lineno, node.arg, "keyword argument")
+        _check_name(lineno, node.arg, "keyword argument")
     elif isinstance(node, ast.comprehension) and node.is_async:
-        _reject(node, lineno, "async comprehensions are not allowed")
+        _reject(lineno, "async comprehensions are not allowed")
     elif isinstance(node, ast.FormattedValue):
         _check_format_spec(node, lineno)
     elif isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Slice) and isinstance(node.ctx, ast.Store):
         # Every target, not only an assignment's: ``a, l[:0] = 1, l`` or ``for l[:0] in ...``
         # doubles a list in place, past the size guards.
-        _reject(node, lineno, "assigning to a slice is not allowed")
+        _reject(lineno, "assigning to a slice is not allowed")
 
 
 def _check_tree(node: ast.AST, lineno: int = 1) -> None:
@@ -275,7 +276,7 @@ class SandboxEnvironment(BasePythonScriptEngineEnvironment):
 
     def __init__(self, now: Callable[[], datetime] | None = None, time_limit: float = DEFAULT_TIME_LIMIT,
                  isolated: bool = True) -> None:
-        super().__init__({})
+        super().__init__()
         self.time_limit = time_limit
         self.isolated = isolated
         self.now = now or (lambda: datetime.now(timezone.utc))
@@ -325,7 +326,7 @@ class SandboxEnvironment(BasePythonScriptEngineEnvironment):
             )
 
     def call_service(self, context: dict[str, Any], **kwargs: Any) -> Any:
-        raise NotImplementedError("service tasks are dispatched by certflow, not the script engine")
+        raise NotImplementedError(_NO_SERVICES)
 
 
 class SandboxScriptEngine(PythonScriptEngine):
@@ -336,8 +337,8 @@ class SandboxScriptEngine(PythonScriptEngine):
         super().__init__(environment=SandboxEnvironment(now=now, time_limit=time_limit, isolated=isolated))
 
     def validate(self, expression: str) -> None:
-        validate(expression, "exec")
+        validate(expression)  # as a script: SpiffWorkflow validates script tasks' text
 
     def call_service(self, task: Any, **kwargs: Any) -> Any:
         # PythonScriptEngine.call_service's error path references an undefined name; skip it.
-        return self.environment.call_service(task.data, **kwargs)
+        raise NotImplementedError(_NO_SERVICES)

@@ -63,6 +63,7 @@ def rejected(source: str, mode: str = "exec") -> ScriptRejected:
     ("d.year = 2024", "assigning or deleting attribute 'year' is not allowed (line 1)"),
     ("del d.year", "assigning or deleting attribute 'year' is not allowed (line 1)"),
     ("y = open('f')", "calling open() is not allowed (line 1)"),
+    ("y = _x()", "name '_x' is not allowed (names starting with '_' are reserved) (line 1)"),
     ("y = d['f']()", "only whitelisted functions and methods can be called (line 1)"),
     ("y = f'{x:{w}}'", "f-string format specs must be literal (no nested {...}) (line 1)"),
     ("y = f'{x:>1000}'", "f-string format width/precision must be below 1000 (line 1)"),
@@ -198,7 +199,8 @@ def test_without_a_clock_scripts_read_utc_wall_time() -> None:
 
 
 def test_task_data_overrides_nothing_predefined() -> None:
-    with pytest.raises(ValueError, match=r"overwrites a predefined function.*\{'limit'\}"):
+    with pytest.raises(ValueError, match=r"^You have task data that overwrites a predefined function\(s\)\. Please change the "
+                                         r"following variable or field name\(s\) to something else: \{'limit'\}$"):
         here().execute("y = 1", {"limit": 1}, {"limit": 10})
     assert here().evaluate("limit", {"limit": 1}, {"limit": 10}) == 1  # an expression reads its data first
 
@@ -377,7 +379,8 @@ def test_what_is_not_data_is_named(value: Any, kind: str) -> None:
 @pytest.mark.timeout(10)
 def test_a_loop_that_calls_nothing_is_stopped_too() -> None:
     with pytest.raises(ScriptLimitExceeded, match=r"longer than 0\.2s"):
-        here(time_limit=0.2).execute("for i in range(100000):\n    for j in range(100000):\n        pass", {})
+        # no call inside the loops (range() is one): only the script's own lines count
+        here(time_limit=0.2).execute("x = [0] * 100000\nfor i in x:\n    for j in x:\n        pass", {})
 
 
 def test_a_debuggers_tracer_is_back_after_a_script() -> None:
@@ -403,3 +406,18 @@ def test_the_engine_runs_costly_snippets_in_an_evaluator_by_default(fake_pool: F
 def test_service_tasks_are_not_the_script_engines_business() -> None:
     with pytest.raises(NotImplementedError, match="^service tasks are dispatched by certflow, not the script engine$"):
         here().call_service({}, operation_name="mail")
+    engine = SandboxScriptEngine(now=lambda: FIXED_NOW)
+    with pytest.raises(NotImplementedError, match="^service tasks are dispatched by certflow, not the script engine$"):
+        engine.call_service(object(), operation_name="mail")
+
+
+def test_a_cheap_condition_reads_the_external_context_too(fake_pool: FakePool) -> None:
+    env = SandboxEnvironment(now=lambda: FIXED_NOW)
+    assert env.evaluate("limit > x", {"x": 1}, {"limit": 10}) is True
+    assert fake_pool.calls == []
+
+
+def test_an_engine_asked_to_run_in_process_never_needs_an_evaluator(fake_pool: FakePool) -> None:
+    engine = SandboxScriptEngine(now=lambda: FIXED_NOW, isolated=False)
+    assert engine.environment.evaluate("sorted(x)", {"x": [2, 1]}) == [1, 2]
+    assert fake_pool.calls == []
