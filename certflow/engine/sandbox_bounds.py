@@ -114,9 +114,6 @@ def is_bounded(tree: ast.AST) -> bool:
 
 
 def _linear_call(node: ast.Call) -> bool:
-    func = node.func
-    if node.keywords:
-        return False
-    if isinstance(func, ast.Name):
-        return func.id in _LINEAR_CALLS
-    return isinstance(func, ast.Attribute) and func.attr in _LINEAR_METHODS
+    # A method is judged as the Attribute node it is, keywords as the keyword nodes they are
+    # (never bounded); validation allows no other call targets.
+    return not isinstance(node.func, ast.Name) or node.func.id in _LINEAR_CALLS

@@ -143,7 +143,7 @@ def _join(sep: str | bytes, iterable: Iterable[Any]) -> Any:
 
 
 def _replace(text: Any, old: Any, new: Any, count: int = -1) -> Any:
-    hits = text.count(old) if len(old) else len(text) + 1
+    hits = text.count(old)  # an empty ``old`` is found len(text) + 1 times, as replace() inserts it
     if count >= 0:
         hits = min(hits, count)
     _check_len(len(text) + hits * (len(new) - len(old)), "replace")

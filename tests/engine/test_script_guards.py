@@ -4,6 +4,7 @@ owner expects, across Easter, King's Day, 5 May and the change to summer time.""
 
 from __future__ import annotations
 
+import re
 import sys
 import traceback
 from datetime import date, datetime, timezone
@@ -280,8 +281,9 @@ def test_long_task_data_repeated_zero_times_or_joined_alone_is_fine() -> None:
 
 
 def test_a_method_the_value_does_not_have_is_an_attribute_error() -> None:
-    for script in ("d = {}\nd.extend([1])", "d = {}\nx = d.replace('a', 'b')", "x = (1,).join([])"):
-        with pytest.raises(AttributeError):
+    for script, kind in (("d = {}\nd.extend([1])", "dict"), ("d = {}\nx = d.replace('a', 'b')", "dict"),
+                         ("x = (1,).join([])", "tuple")):
+        with pytest.raises(AttributeError, match=f"^'{kind}' object has no attribute"):
             run(script)
 
 
@@ -298,3 +300,18 @@ def test_an_f_string_guards_what_it_formats() -> None:
 
 def test_a_moment_with_spaces_around_it_is_read_as_its_date() -> None:
     assert value("parse_date(' 2025-03-01T23:30:00+01:00 ')") == date(2025, 3, 1)
+
+
+def test_adding_text_and_a_number_is_pythons_own_error() -> None:
+    with pytest.raises(TypeError, match=r'^can only concatenate str \(not "int"\) to str$'):
+        run("x = 'a' + 1")
+    with pytest.raises(TypeError, match=r"^unsupported operand type\(s\) for \+: 'int' and 'str'$"):
+        run("x = 1 + 'a'")
+
+
+@pytest.mark.timeout(60)
+def test_a_shift_bomb_is_refused_by_the_guard_not_by_the_memory_limit() -> None:
+    assert value("1 << 5") == 32
+    isolated = SandboxEnvironment(now=lambda: FIXED_NOW)  # 1 << 10**10 would need 1.25 GB
+    with pytest.raises(ScriptLimitExceeded, match=re.escape(TOO_BIG)):
+        isolated.execute("x = 1 << 10 ** 10", {})

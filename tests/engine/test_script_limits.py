@@ -311,6 +311,7 @@ def test_cheap_expressions(source: str) -> None:
 @pytest.mark.parametrize("source", [
     "sorted(x)", "x.count(1)", "max(a, default=0)", "x * 2", "x % 2", "x ** 2", "x << 2",
     "f'{x}'", "[i for i in x]", "{a, b}", "x[1:2]", "(a, *b)", "x | y", "range(5)",
+    "x.sort == sorted(y)", "x.get(sorted(y))", "len(x, key=y)",
 ])
 def test_costly_expressions(source: str) -> None:
     assert not runs_in_process(source)
