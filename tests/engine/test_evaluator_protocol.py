@@ -102,8 +102,13 @@ class _Sneaky:
         return getattr, (date, "today")  # date is data; its methods are not
 
 
+class _SneakyName:
+    def __reduce__(self) -> Any:
+        return getattr, (date, "_unpickle")  # the right name on the wrong class
+
+
 @pytest.mark.parametrize(("thing", "name"), [(os.system, "posix.system"), (ScriptLimitExceeded, "certflow"),
-                                             (_Sneaky(), "getattr of 'today'")])
+                                             (_Sneaky(), "getattr of 'today'"), (_SneakyName(), "getattr of '_unpickle'")])
 def test_a_compromised_evaluator_cannot_make_the_parent_run_code(thing: Any, name: str) -> None:
     with pytest.raises(pickle.UnpicklingError, match=f"evaluator sent a {name}.*, which is not data"):
         _unpickle(thing)
@@ -187,6 +192,25 @@ def test_each_call_gets_its_time_limit_plus_a_second_of_cpu() -> None:
     assert 1.5 <= soft - _cpu_used() < 2.5
 
 
+class _Usage:
+    ru_utime, ru_stime = 10_000.25, 500.5  # user and system time both count
+
+
+@pytest.mark.parametrize(("limits", "expected"), [
+    ((resource.RLIM_INFINITY, resource.RLIM_INFINITY), (10_504, resource.RLIM_INFINITY)),  # 10,500.75 + 2 + 1, rounded up
+    ((resource.RLIM_INFINITY, 10_000), (10_000, 10_000)),  # never above a hard limit
+    ((10_400, 20_000), (10_504, 20_000)),  # the last call's soft limit does not count
+])
+def test_the_cpu_limit_is_the_time_used_plus_the_time_limit_plus_a_second(
+        monkeypatch: pytest.MonkeyPatch, limits: tuple[int, int], expected: tuple[int, int]) -> None:
+    calls: list[tuple[int, tuple[int, int]]] = []
+    monkeypatch.setattr(resource, "getrusage", lambda who: _Usage())
+    monkeypatch.setattr(resource, "getrlimit", lambda which: limits)
+    monkeypatch.setattr(resource, "setrlimit", lambda which, value: calls.append((which, value)))
+    evaluator._limit_cpu(2.0)
+    assert calls == [(resource.RLIMIT_CPU, expected)]
+
+
 def test_the_cpu_limit_stays_under_a_hard_limit() -> None:
     read, write = os.pipe()
     child = os.fork()
@@ -211,7 +235,13 @@ def test_the_child_answers_each_outcome() -> None:
     assert handle("eval", "d['k']", {"d": {}}) == ("error", "raised", "KeyError", "'k'", 1)
     # inside a comprehension spread over lines: the line of the failing part, not of the statement
     assert handle("exec", "z = [\n    1 / x\n    for x in [0]\n]")[4] == 2
-    assert handle("exec", "p = zip([1], [2])")[:3] == ("error", "data", "TypeError")
+    assert handle("eval", "today()") == ("ok", "2024-01-31")  # the parent's clock
+    assert handle("exec", "p = zip([1], [2])") == (
+        "error", "data", "TypeError", "the task data the script leaves holds a zip object; task data must be "
+        "plain values (text, numbers, lists, dicts, dates)", 0)
+    # a script the parent did not check is refused here too, with no line in the script to point at
+    assert handle("exec", "import os") == (
+        "error", "raised", "ScriptRejected", "an import statement is not allowed (line 1)", 0)
     kind, name, message = handle("exec", "x = 'a' * 10 ** 9")[1:4]
     assert (kind, name, message) == ("limit", "ScriptLimitExceeded", "repetition would produce 1000000000 items; the limit is 100000")
     loop = "for i in range(100000):\n    for j in range(100000):\n        pass"
@@ -261,6 +291,16 @@ def test_the_child_says_ready_answers_in_order_and_stops_after_a_limit(monkeypat
     evaluator._serve(evaluator._handle)
     replies = _replies(stdout.buffer.getvalue())
     assert [r[:2] for r in replies] == [("ready",), ("ok", 2), ("error", "limit")]  # never 2 + 2
+
+
+@pytest.mark.usefixtures("cpu_limit_restored")
+def test_the_child_goes_on_after_an_ordinary_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    requests = _frames(("eval", "1 / 0", {}, {}, FIXED_NOW, 5.0), ("eval", "2 + 2", {}, {}, FIXED_NOW, 5.0))
+    stdout = _Stream()
+    monkeypatch.setattr(sys, "stdin", _Stream(requests))
+    monkeypatch.setattr(sys, "stdout", stdout)
+    evaluator._serve(evaluator._handle)
+    assert [r[:2] for r in _replies(stdout.buffer.getvalue())] == [("ready",), ("error", "raised"), ("ok", 4)]
     assert sys.stdout is sys.stderr  # a print in the child cannot corrupt the replies
 
 
@@ -423,12 +463,12 @@ def test_callers_beyond_the_pool_size_wait_for_a_free_evaluator(fakes: list[Fake
 
 
 def test_closing_the_pool_ends_its_idle_evaluators(fakes: list[FakeEvaluator]) -> None:
-    pool = evaluator.EvaluatorPool(size=2)
-    busy = pool._take()
+    pool = evaluator.EvaluatorPool(size=3)
+    busy = [pool._take(), pool._take()]
     idle = pool._take()
     pool._give_back(idle)
     pool.close()
-    assert idle.killed and not busy.killed and pool.idle == [] and pool.started == 1
+    assert idle.killed and not any(b.killed for b in busy) and pool.idle == [] and pool.started == 2
 
 
 def test_the_default_pool_has_four_evaluators_and_one_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
