@@ -164,7 +164,7 @@ class Evaluator:
 
 def _pythonpath() -> str:
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    return os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+    return os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
 
 
 class EvaluatorPool:
@@ -252,8 +252,7 @@ def raise_reply(reply: tuple[Any, ...]) -> Any:
     _, kind, name, message, lineno = reply
     if kind == "limit":
         raise ScriptLimitExceeded(message)
-    if kind == "data":
-        raise TypeError(message)
+    # "raised" and "data" (a value that is not data: a TypeError, with no line)
     exc = _PASSED_ON.get(name, RuntimeError)(message if name in _PASSED_ON else f"{name}: {message}")
     if lineno:
         _raise_at_line(exc, lineno)

@@ -505,6 +505,36 @@ def test_a_dead_evaluator_is_reported_as_a_cpu_or_memory_limit() -> None:
     assert child.proc.stdin is not None and child.proc.stdin.closed
 
 
+def test_an_evaluator_runs_this_checkouts_certflow(monkeypatch: pytest.MonkeyPatch) -> None:
+    # not whatever certflow another path or an installed package would give it
+    started: list[tuple[list[str], dict[str, str]]] = []
+
+    def popen(args: list[str], **kwargs: Any) -> Any:
+        started.append((args, kwargs["env"]))
+        raise OSError("not started in this test")
+
+    monkeypatch.setattr(evaluator.subprocess, "Popen", popen)
+    monkeypatch.setenv("CERTFLOW_SOMETHING", "kept")
+    with pytest.raises(OSError):
+        evaluator.Evaluator()
+    [(args, env)] = started
+    assert args == [sys.executable, "-m", "certflow.engine.evaluator"]
+    assert env["PYTHONPATH"] == evaluator._pythonpath() and env["CERTFLOW_SOMETHING"] == "kept"
+
+
+@pytest.mark.timeout(30)
+def test_an_evaluator_that_hangs_at_start_is_given_up(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    hangs = tmp_path / "python"
+    hangs.write_text("#!/bin/sh\nexec sleep 30\n")
+    hangs.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(hangs))
+    monkeypatch.setattr(evaluator, "SPAWN_TIMEOUT", 0.3)
+    started = time.monotonic()
+    with pytest.raises(ScriptLimitExceeded, match="^the script evaluator process did not start$"):
+        evaluator.Evaluator()
+    assert time.monotonic() - started < 10
+
+
 @pytest.mark.timeout(60)
 def test_an_evaluator_that_cannot_start_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "executable", "/bin/true")
