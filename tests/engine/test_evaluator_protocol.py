@@ -24,7 +24,8 @@ import pytest
 from certflow.engine import evaluator, sandbox
 from certflow.engine.sandbox_builtins import ScriptLimitExceeded
 
-pytestmark = pytest.mark.usefixtures("fresh_script_caches")  # rules computed, not recalled
+pytestmark = [pytest.mark.usefixtures("fresh_script_caches"),  # rules computed, not recalled
+              pytest.mark.timeout(20)]  # a pool that waits for ever fails in seconds, not minutes
 FIXED_NOW = datetime(2024, 1, 31, 23, 30, tzinfo=timezone.utc)
 
 
