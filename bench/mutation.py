@@ -50,10 +50,7 @@ MODULES: dict[str, list[str]] = {
         "tests/engine/test_escalation.py::test_deploy_refuses_a_bad_policy_with_file_and_element"],
     "certflow/engine/escalation.py": [
         "tests/engine/test_escalation_rules.py", "tests/engine/test_escalation.py",
-        "tests/engine/test_escalation_query.py", "tests/web/test_escalations_api.py",
-        # Eight PostgreSQL threads through the whole sweep: seconds for each of its ~400 mutants.
-        "--deselect",
-        "tests/engine/test_escalation.py::test_eight_managers_taking_over_one_escalation_at_once_get_it_once"],
+        "tests/engine/test_escalation_query.py", "tests/web/test_escalations_api.py"],
     "certflow/workdays.py": [
         "tests/test_workdays.py", "tests/engine/test_escalation_policies.py",
         "tests/engine/test_timer_workdays.py::test_deadline_and_working_day_skip_weekends_and_holidays"],

@@ -6,6 +6,7 @@ due steps taken, since only the task rows are locked. Each runs the query itself
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 from sqlalchemy import create_engine, insert, text
 from sqlalchemy.exc import OperationalError
 
+from certflow.engine.errors import InvalidInput
 from certflow.engine.escalation import due_steps
 from certflow.store.db import reset_engines
 from certflow.store.models import HumanTask
@@ -127,3 +129,34 @@ def test_a_tasks_escalation_history_is_in_the_order_it_happened(case: Any) -> No
                           "WHERE task_id = 'hist' AND action = 'escalation_reminder'"))
     view = h.engine.escalation(h.staff, "hist")
     assert [e["action"] for e in view.history] == ["escalation_reminder", "task_escalated"]
+
+
+def test_eight_managers_taking_over_one_escalation_at_once_get_it_once(case: Any) -> None:
+    """The escalated task's row is locked while a step checks it: one manager takes the task
+    over, the other seven are told it is no longer escalated, and the history has one take-over."""
+    h, db, instance = case
+    _tasks(db, instance, ["taken"], escalated_to=lambda n: "office_manager", escalated_at=lambda n: NOW,
+           due_at=lambda n: NOW - timedelta(days=1))
+    managers = [h.user(f"mo{i}", ["office_manager"], staff=True) for i in range(8)]
+    barrier = threading.Barrier(8)
+    results: list[str] = [""] * 8
+
+    def take(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = str(h.engine.escalation_take_over(managers[i], "taken").task.assignee)
+        except InvalidInput as exc:
+            results[i] = str(exc)
+
+    threads = [threading.Thread(target=take, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    winners = [r for r in results if r.startswith("mo")]
+    assert len(winners) == 1 and sum("is not escalated" in r for r in results) == 7, results
+    with db.connect() as conn:
+        taken = conn.execute(text("SELECT actor FROM audit_events WHERE task_id = 'taken' "
+                                  "AND action = 'escalation_taken_over'")).scalars().all()
+        assignee = conn.scalar(text("SELECT assignee FROM human_tasks WHERE id = 'taken'"))
+    assert taken == winners and assignee == winners[0]

@@ -315,3 +315,15 @@ def test_a_shift_bomb_is_refused_by_the_guard_not_by_the_memory_limit() -> None:
     isolated = SandboxEnvironment(now=lambda: FIXED_NOW)  # 1 << 10**10 would need 1.25 GB
     with pytest.raises(ScriptLimitExceeded, match=re.escape(TOO_BIG)):
         isolated.execute("x = 1 << 10 ** 10", {})
+
+
+def test_two_huge_numbers_from_the_task_data_are_refused_before_they_are_multiplied() -> None:
+    """Task data may hold integers far above 10**100 (a script cannot make them): their product
+    is refused from the sizes alone, before the multiplication spends the script's CPU."""
+    from certflow.engine import sandbox_builtins
+
+    huge = 2**5000
+    for a, b in ((huge, huge), (huge, 3), (3, huge)):
+        with pytest.raises(ScriptLimitExceeded, match=r"exceeds 10\*\*100"):
+            sandbox_builtins._pre_mul(a, b)
+    sandbox_builtins._pre_mul(10**50, 10**49)  # within the limit: computed
