@@ -93,7 +93,7 @@ MODULES: dict[str, list[str]] = {
         "tests/handlers/test_camt_banks.py::test_each_bank_statement_pays_its_invoices_once"],
     "certflow/engine/queue.py": [
         "tests/engine/test_permission_rules.py", "tests/engine/test_queue_rules.py",
-        "tests/engine/test_inbox.py::test_pages_cover_the_inbox_once_in_queue_order[50]",
+        "tests/engine/test_inbox.py::test_pages_cover_the_inbox_once_in_queue_order[sqlite-50]",
         "tests/services/test_inbox.py::test_filters_narrow_the_inbox",
         "tests/integration/test_concurrency.py::test_eight_people_claiming_one_task_at_once_get_it_once"],
     "certflow/services/billing/invoices.py": [
