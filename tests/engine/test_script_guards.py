@@ -327,3 +327,19 @@ def test_two_huge_numbers_from_the_task_data_are_refused_before_they_are_multipl
         with pytest.raises(ScriptLimitExceeded, match=r"exceeds 10\*\*100"):
             sandbox_builtins._pre_mul(a, b)
     sandbox_builtins._pre_mul(10**50, 10**49)  # within the limit: computed
+
+
+def test_at_local_is_the_dutch_wall_clock_moment_of_that_day() -> None:
+    """A diagram's ``at_local(day, '09:00')`` (the recertification invitation) is 09:00 in
+    Amsterdam on that day, summer (+02:00) and winter (+01:00) alike, 09:00 when no time is
+    given; a time with an offset or not as text is refused, naming the helper."""
+    at_local = make_date_helpers(lambda: datetime(2027, 1, 1, tzinfo=timezone.utc))["at_local"]
+    assert at_local("2027-07-01", "09:00") == "2027-07-01T09:00:00+02:00"
+    assert at_local("2027-12-01") == "2027-12-01T09:00:00+01:00"
+    assert at_local("2027-03-28", " 09:00 ") == "2027-03-28T09:00:00+02:00"  # the day summer time starts
+    assert at_local("2027-10-31", "09:30") == "2027-10-31T09:30:00+01:00"  # the day it ends
+    with pytest.raises(TypeError, match=re.escape("at_local() needs the time as text such as '09:00', got int")):
+        at_local("2027-07-01", 9)
+    with pytest.raises(ValueError, match=re.escape(
+            "at_local() takes a Dutch wall-clock time without an offset, got '09:00+01:00'")):
+        at_local("2027-07-01", "09:00+01:00")
