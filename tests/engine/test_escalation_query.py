@@ -160,3 +160,34 @@ def test_eight_managers_taking_over_one_escalation_at_once_get_it_once(case: Any
                                   "AND action = 'escalation_taken_over'")).scalars().all()
         assignee = conn.scalar(text("SELECT assignee FROM human_tasks WHERE id = 'taken'"))
     assert taken == winners and assignee == winners[0]
+
+
+def test_a_take_over_waits_for_a_step_in_progress_and_sees_its_outcome(case: Any) -> None:
+    """While another coordinator's step on the task is still open (it holds the task's row and
+    has just taken the task), a second take-over waits for it and is then told the task is no
+    longer escalated: it never acts on what it read before that step ended."""
+    h, db, instance = case
+    _tasks(db, instance, ["held"], escalated_to=lambda n: "office_manager", escalated_at=lambda n: NOW,
+           due_at=lambda n: NOW - timedelta(days=1))
+    second = h.user("mo1", ["office_manager"], staff=True)
+    outcome: list[str] = []
+
+    def take() -> None:
+        try:
+            outcome.append(str(h.engine.escalation_take_over(second, "held").task.assignee))
+        except InvalidInput as exc:
+            outcome.append(str(exc))
+
+    with db.connect() as first:
+        first.begin()
+        first.execute(text("SELECT id FROM human_tasks WHERE id = 'held' FOR UPDATE"))
+        first.execute(text("UPDATE human_tasks SET escalated_to = NULL, escalated_at = NULL, "
+                           "assignee = 'mo0' WHERE id = 'held'"))
+        waiting = threading.Thread(target=take)
+        waiting.start()
+        waiting.join(1.0)
+        first.commit()
+    waiting.join(20)
+    assert len(outcome) == 1 and "is not escalated" in outcome[0], outcome
+    with db.connect() as conn:
+        assert conn.scalar(text("SELECT assignee FROM human_tasks WHERE id = 'held'")) == "mo0"
