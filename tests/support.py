@@ -217,3 +217,16 @@ def job_states() -> list[tuple[str, str]]:
     """Every job's element and status, oldest first."""
     with session_scope() as s:
         return [(j.element_id, j.status) for j in s.scalars(select(Job).order_by(Job.id))]
+
+
+def save_fails_for(engine: Any, business_key: str, monkeypatch: Any) -> None:
+    """Make saving ``business_key``'s advance fail (a diagram that breaks when its timer fires);
+    every other instance saves as usual."""
+    save = engine.save
+
+    def failing(advance: Any, *args: Any) -> Any:
+        if advance.instance.business_key == business_key:
+            raise RuntimeError("the diagram broke")
+        return save(advance, *args)
+
+    monkeypatch.setattr(engine, "save", failing)

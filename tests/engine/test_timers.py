@@ -3,7 +3,6 @@ one that fails gets an incident and stops re-firing while the rest of its batch 
 
 from __future__ import annotations
 
-from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -12,7 +11,7 @@ from certflow.clock import CLOCK, parse_duration
 from certflow.observability.logs import configure_logging
 from certflow.store.db import session_scope
 from certflow.store.models import Incident, Instance, Job
-from tests.support import FLOW_DIR, Harness
+from tests.support import FLOW_DIR, Harness, save_fails_for
 
 
 @pytest.fixture
@@ -42,14 +41,7 @@ def test_batches_fire_every_due_timer_once(waiting: Harness, monkeypatch: pytest
 def test_a_failing_timer_gets_an_incident_and_its_batch_still_fires(
         waiting: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
     engine = waiting.engine
-    save = engine.save
-
-    def failing_for_t3(advance: Any, *args: Any) -> Any:
-        if advance.instance.business_key == "T3":
-            raise RuntimeError("the diagram broke")
-        return save(advance, *args)
-
-    monkeypatch.setattr(engine, "save", failing_for_t3)
+    save_fails_for(engine, "T3", monkeypatch)
     assert engine.fire_due_timers(limit=None) == 7
     assert engine.fire_due_timers(limit=None) == 0  # T3 does not fire again and again
     assert _reminders() == 6

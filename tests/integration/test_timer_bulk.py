@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -20,7 +19,7 @@ from certflow.bootstrap import build_engine
 from certflow.clock import CLOCK, parse_duration
 from certflow.store.db import session_scope
 from certflow.store.models import AuditEvent, Incident, Instance, Job
-from tests.support import FLOW_DIR, ROOT, Harness
+from tests.support import FLOW_DIR, ROOT, Harness, save_fails_for
 
 pytestmark = pytest.mark.integration
 
@@ -121,14 +120,7 @@ def test_a_process_killed_mid_batch_loses_no_timer(due: Harness) -> None:
 def test_a_batch_with_a_failing_instance_still_fires_the_others_on_postgres(
         due: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
     engine = due.engine
-    save = engine.save
-
-    def failing_for_t5(advance: Any, *args: Any) -> Any:
-        if advance.instance.business_key == "T5":
-            raise RuntimeError("the diagram broke")
-        return save(advance, *args)
-
-    monkeypatch.setattr(engine, "save", failing_for_t5)
+    save_fails_for(engine, "T5", monkeypatch)
     assert engine.fire_due_timers(limit=None) == 40
     assert engine.fire_due_timers(limit=None) == 0  # T5 does not fire again and again
     assert len(_reminders()) == 39
