@@ -35,7 +35,7 @@ from certflow.engine.errors import InvalidInput, NotFound
 from certflow.engine.projections import project, table_of
 from certflow.engine.sandbox import SandboxScriptEngine
 from certflow.registry import HandlerRegistry
-from certflow.engine.spiff import SERIALIZER_VERSION, spec_from_dict, state_from_dict, state_to_dict
+from certflow.engine.spiff import SERIALIZER_VERSION, TaskStates, restore_state, spec_from_dict, state_to_dict
 from certflow.localtime import LOCAL_TZ
 from certflow.settings import Settings
 from certflow.store.db import transaction
@@ -177,6 +177,12 @@ class Runtime:
         return BpmnWorkflow(definition.spec, definition.subprocess_specs, script_engine=self.script_engine)
 
     def restore(self, instance: Instance, definition: LoadedDefinition) -> BpmnWorkflow:
+        return self.restore_with_states(instance, definition)[0]
+
+    def restore_with_states(self, instance: Instance, definition: LoadedDefinition
+                            ) -> tuple[BpmnWorkflow, TaskStates]:
+        """The instance's workflow and its task states (``task_states`` of its tree), from one
+        pass over the stored state."""
         state = instance.state
         if instance.serializer_version != SERIALIZER_VERSION:
             from certflow.engine.migrations import migrate_state
@@ -184,9 +190,7 @@ class Runtime:
             # Not written back here: the next save stores it with the current version.
             state = migrate_state(state, instance.serializer_version, definition.spec,
                                   definition.subprocess_specs)
-        workflow = state_from_dict(state, definition.spec, definition.subprocess_specs)
-        workflow.script_engine = self.script_engine
-        return workflow
+        return restore_state(state, definition.spec, definition.subprocess_specs, self.script_engine)
 
     # -- the advance -------------------------------------------------------------------------
     @contextmanager
@@ -252,8 +256,7 @@ class Runtime:
             return cached[1], cached[2]
         self.live_misses += 1
         live_workflow(False)
-        workflow = self.restore(instance, definition)
-        return workflow, task_states(workflow.get_tasks())
+        return self.restore_with_states(instance, definition)
 
     def _checkin(self, instance: Instance, workflow: BpmnWorkflow, states: dict[str, tuple[int, str]]) -> None:
         if instance.status != "running":

@@ -1,0 +1,164 @@
+"""What an advance that misses the live-workflow cache pays to get its workflow back.
+
+    python bench/restore.py                      # this tree
+    python bench/restore.py --old /work/main     # this tree and another, alternated
+
+Runs one certification lifecycle (granted path, as bench/engine.py (b)) on SQLite and keeps
+the instance's stored state after every advance (its size grows over the lifecycle). Then,
+for each kept state, measures in CPU time what a cache miss does:
+  - ``decode``: the JSON text of the state column to a dict (``json.loads``, what SQLAlchemy's
+    JSON type does when the deferred column is loaded);
+  - ``checkout``: ``Runtime._checkout`` with an empty live cache, i.e. restoring the workflow
+    against the cached spec and the task states the advance's audit compares with.
+Each state is measured ``--rounds`` times; the median per state is reported. With ``--old``,
+child processes of the two trees take turns (``--pairs`` times each), so both see the same
+machine load; figures are the medians over a tree's runs.
+Last line: ``bench-restore: points=<n> kb=<avg> decode_ms=<x> checkout_ms=<y> miss_ms=<sum>``
+(per advance, averaged over the lifecycle's points), with ``old_miss_ms`` and ``ratio`` when
+comparing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent.parent
+
+
+def snapshots() -> tuple[Any, Any, Any, list[tuple[int, str, str, str]]]:
+    """One certification lifecycle; the engine, the definition, the instance, and its stored
+    state after every advance as (version, raw JSON, serializer version, status)."""
+    from sqlalchemy import text
+
+    from bench.engine import lifecycle, setup
+    from certflow.store.db import session_scope
+    from certflow.store.models import Instance
+
+    var = Path(tempfile.mkdtemp(prefix="bench-restore-"))
+    engine, staff, people = setup(f"sqlite:///{var / 'restore.sqlite'}", var)
+    published: list[Any] = []
+    engine.publisher = published.extend
+    kept: dict[int, tuple[str, str, str]] = {}  # version -> (raw JSON, serializer version, status)
+
+    def keep(instance_id: str) -> None:
+        with session_scope() as s:
+            row = s.execute(text("SELECT state, serializer_version, version, status FROM instances "
+                                 "WHERE id = :id"), {"id": instance_id}).one()
+        kept.setdefault(row.version, (row.state, row.serializer_version, row.status))
+
+    def settle(instance_id: str) -> None:
+        keep(instance_id)
+        while published:
+            engine.run_job(published.pop(0).job_id)
+            keep(instance_id)
+
+    lifecycle(engine, staff, people, "R1", settle)
+    with session_scope() as s:
+        row = s.query(Instance).one()
+        definition = engine.definition(s, row.definition_id)
+    return engine, definition, row, [(v, *kept[v]) for v in sorted(kept)]
+
+
+def child(rounds: int) -> dict[str, Any]:
+    """Runs in the tree under test (its root first on sys.path)."""
+    from certflow.store.models import Instance
+
+    engine, definition, row, kept = snapshots()
+    instance_id, definition_id = row.id, row.definition_id
+    points = []
+    for version, raw, serializer_version, status in kept:
+        if status != "running":
+            continue  # a finished instance is never advanced again
+        decode, checkout = [], []
+        for _ in range(rounds):
+            began = time.process_time()
+            state = json.loads(raw)
+            decode.append(time.process_time() - began)
+            instance = Instance(id=instance_id, definition_id=definition_id, state=state,
+                                serializer_version=serializer_version, version=version, status=status)
+            engine._live.clear()
+            began = time.process_time()
+            workflow, before = engine._checkout(instance, definition)
+            checkout.append(time.process_time() - began)
+            assert before and workflow.task_tree is not None
+        points.append({"version": version, "kb": len(raw) / 1024, "tasks": len(before),
+                       "decode_ms": statistics.median(decode) * 1000,
+                       "checkout_ms": statistics.median(checkout) * 1000})
+    return {"points": points}
+
+
+def run_tree(tree: Path, rounds: int) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", "--rounds", str(rounds)],
+                         cwd=tree, env=env, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def summary(runs: list[dict[str, Any]]) -> list[dict[str, float]]:
+    """Per lifecycle point, the median over runs of each figure."""
+    out = []
+    for i, first in enumerate(runs[0]["points"]):
+        out.append({
+            "version": first["version"], "kb": first["kb"], "tasks": first["tasks"],
+            "decode_ms": statistics.median(r["points"][i]["decode_ms"] for r in runs),
+            "checkout_ms": statistics.median(r["points"][i]["checkout_ms"] for r in runs),
+        })
+    return out
+
+
+def averages(points: list[dict[str, float]]) -> tuple[float, float, float]:
+    n = len(points)
+    decode = sum(p["decode_ms"] for p in points) / n
+    checkout = sum(p["checkout_ms"] for p in points) / n
+    return sum(p["kb"] for p in points) / n, decode, checkout
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=60, help="measurements per state (default 60)")
+    ap.add_argument("--old", type=Path, help="another tree (e.g. /work/main) to alternate with")
+    ap.add_argument("--pairs", type=int, default=3, help="runs per tree when comparing (default 3)")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        print(json.dumps(child(args.rounds)))
+        return
+
+    trees = {"new": HERE} if args.old is None else {"old": args.old.resolve(), "new": HERE}
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
+    for _ in range(1 if args.old is None else args.pairs):
+        for name, tree in trees.items():
+            runs[name].append(run_tree(tree, args.rounds))
+    results = {name: summary(r) for name, r in runs.items()}
+    new = results["new"]
+    header = f"{'version':>7} {'kb':>6} {'tasks':>5} " + " ".join(
+        f"{name + ' decode':>11} {name + ' checkout':>13}" for name in results)
+    print(header)
+    for i, p in enumerate(new):
+        cells = " ".join(f"{results[name][i]['decode_ms']:11.3f} {results[name][i]['checkout_ms']:13.3f}"
+                         for name in results)
+        print(f"{p['version']:>7} {p['kb']:6.1f} {p['tasks']:>5} {cells}")
+    kb, decode, checkout = averages(new)
+    line = (f"bench-restore: points={len(new)} kb={kb:.1f} decode_ms={decode:.3f} "
+            f"checkout_ms={checkout:.3f} miss_ms={decode + checkout:.3f}")
+    if "old" in results:
+        _, old_decode, old_checkout = averages(results["old"])
+        old = old_decode + old_checkout
+        line += f" old_miss_ms={old:.3f} ratio={(decode + checkout) / old:.2f}"
+    print(f"CPU ms per advance (median per state); load average {os.getloadavg()[0]:.1f}")
+    print(line)
+
+
+if __name__ == "__main__":
+    if "--child" in sys.argv:
+        sys.path.insert(0, os.environ.get("PYTHONPATH", str(HERE)).split(os.pathsep)[0])
+    main()
