@@ -252,7 +252,7 @@ def restore_state(dct: dict[str, Any], spec: Any, subprocess_specs: dict[str, An
     workflow, states = _fast_from_dict(dct, spec, subprocess_specs, script_engine)
     if os.environ.get("CERTFLOW_VERIFY_STATE") == "1":
         plain = _plain_from_dict(dct, spec, subprocess_specs, script_engine)
-        if _shape(workflow) != _shape(plain):
+        if _shape(workflow, dct) != _shape(plain, dct):
             raise AssertionError("the fast restore built a different workflow than SpiffWorkflow's")
         if states != walked_states(plain):
             raise AssertionError("the fast restore's task states differ from a walk of the tree")
@@ -452,17 +452,30 @@ def _fast_from_dict(dct: dict[str, Any], spec: Any, subprocess_specs: dict[str, 
     return workflow, restoring.states if restoring.exact else walked_states(workflow)
 
 
-def _shape(workflow: BpmnWorkflow) -> dict[str, Any]:
+def _shape(workflow: BpmnWorkflow, source: Any = None) -> dict[str, Any]:
     """Everything a restored workflow is made of, comparable with ``==`` across two restores of
     one state: every attribute of every (sub)workflow and task, the spec objects they point to
     (by identity: both restores are given the same spec), the waiting events, and which data
     containers are shared between tasks (a delta task's data is a shallow copy of its
-    parent's, so nested containers are shared; the two restores must share the same ones)."""
+    parent's, so nested containers are shared; the two restores must share the same ones) or
+    with the ``source`` dict they were restored from (which may be another workflow's saved
+    dicts: the finished-task cache's)."""
     owners: dict[int, str] = {}
     aliases: list[tuple[str, str]] = []
+    stored: set[int] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, (dict, list)):
+            stored.add(id(value))
+            for item in value.values() if isinstance(value, dict) else value:
+                walk(item)
+
+    walk(source)
 
     def note(value: Any, path: str) -> None:
         if isinstance(value, (dict, list, set)):
+            if id(value) in stored:
+                aliases.append((path, "stored"))
             first = owners.setdefault(id(value), path)
             if first != path:
                 aliases.append((path, first))
