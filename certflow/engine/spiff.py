@@ -371,6 +371,12 @@ class _Restore:
         new = Task.__new__
         pool = Task.thread_id_pool
         catching: dict[int, bool] = {}
+        finished = TaskState.FINISHED_MASK
+        # The save after this restore need not convert the finished tasks again: their dicts
+        # are the stored ones, cached under the key FinishedTaskCache.to_dict computes (the
+        # same six values; test_restore.py checks the save then converts only unfinished
+        # tasks, and CERTFLOW_VERIFY_STATE that it still equals the plain serializer's).
+        saved = workflow.__dict__.setdefault(_SAVED_TASKS, {})
         by_key: dict[str, Task] = {}
         depth: dict[str, int] = {}
         children_seen = 0
@@ -415,6 +421,9 @@ class _Restore:
             else:
                 data = fresh(item["data"], restore)
             attrs["data"] = data
+            if state & finished:
+                saved[tid] = ((state, attrs["last_state_change"], attrs["triggered"], tuple(children),
+                               len(data), len(attrs["internal_data"])), item)
             # The states a walk from the root finds: every task, if the stored tree is whole
             # (each task listed by its parent, saved after it; the root the only one without).
             children_seen += len(children)
@@ -485,7 +494,7 @@ def _shape(workflow: BpmnWorkflow, source: Any = None) -> dict[str, Any]:
                 note(item, f"{path}/{k}")
 
     def flow(w: Any, name: str) -> dict[str, Any]:
-        out: dict[str, Any] = {"class": type(w), "spec": id(w.spec), "attrs": sorted(vars(w)),
+        out: dict[str, Any] = {"class": type(w), "spec": id(w.spec), "attrs": sorted(set(vars(w)) - {_SAVED_TASKS}),
                                "root": (w.task_tree.id, w.task_tree is w.tasks.get(w.task_tree.id))}
         for attr in ("data", "correlations", "success", "completed", "locks"):
             out[attr] = getattr(w, attr)

@@ -187,3 +187,25 @@ def test_a_state_the_direct_restore_does_not_know_goes_spiffworkflows_way(
     workflow, states = restore_state(state, definition.spec, definition.subprocess_specs)
     assert _shape(workflow, state) == _shape(_plain_from_dict(state, definition.spec, definition.subprocess_specs), state)
     assert states == walked_states(workflow) and first in states
+
+
+def test_the_save_after_a_restore_converts_only_the_unfinished_tasks(
+        harness: Harness, saved: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> None:
+    _through_the_flow(harness)
+    definition = _definition(harness)
+    converted: list[int] = []
+    convert = spiff.TaskConverter.to_dict
+
+    def counting(self: Any, task: Any) -> dict[str, Any]:
+        converted.append(task.state)
+        return convert(self, task)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(spiff.TaskConverter, "to_dict", counting)
+    monkeypatch.delenv("CERTFLOW_VERIFY_STATE", raising=False)  # its plain save converts them all
+    for state in saved:
+        workflow, _ = restore_state(state, definition.spec, definition.subprocess_specs)
+        converted.clear()
+        again = state_to_dict(workflow)
+        unfinished = [t for t in workflow.tasks.values() if not t.state & TaskState.FINISHED_MASK]
+        assert len(converted) == len(unfinished)
+        assert again == spiff._PLAIN.to_dict(workflow) == state
