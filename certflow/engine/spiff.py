@@ -242,13 +242,16 @@ def restore_state(dct: dict[str, Any], spec: Any, subprocess_specs: dict[str, An
     """The workflow a saved state describes, and its task states by id (what a walk of the
     restored tree with ``get_tasks`` would give; the advance's audit compares with them).
 
-    Builds the same workflow as SpiffWorkflow's converters (``_plain_from_dict``) for ~a third
-    of the CPU: task dicts are turned into tasks here instead of through the registry's
-    generic dispatch, each id string is parsed once, a delta task's data is copied from its
-    parent as ``DeepMerge.merge({}, parent.data)`` does, without its per-key checks, and
-    plain JSON data skips the typename lookups. The task states come out of the same loop,
-    so a restore walks the tree once. ``CERTFLOW_VERIFY_STATE=1`` (set in the tests) restores
-    every state both ways and compares the two workflows, attribute by attribute."""
+    Builds the same workflow as SpiffWorkflow's converters (``_plain_from_dict``) for under
+    half the CPU (bench/restore.py): task dicts are turned into tasks here instead of through
+    the registry's generic dispatch, each id string is parsed once, a delta task's data is
+    copied from its parent as ``DeepMerge.merge({}, parent.data)`` does, without its per-key
+    checks, and plain JSON data skips the typename lookups. The task states come out of the
+    same loop, so a restore walks the tree once, and the finished tasks' stored dicts fill
+    the save's finished-task cache. Sub-processes are restored SpiffWorkflow's way (and then
+    walked); a state this does not replicate (``_Irregular``) is restored wholly that way.
+    ``CERTFLOW_VERIFY_STATE=1`` (set in the tests) restores every state both ways and compares
+    the two workflows attribute by attribute (``_shape``)."""
     workflow, states = _fast_from_dict(dct, spec, subprocess_specs, script_engine)
     if os.environ.get("CERTFLOW_VERIFY_STATE") == "1":
         plain = _plain_from_dict(dct, spec, subprocess_specs, script_engine)
