@@ -22,7 +22,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefin
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, inspect, select, update
 from sqlalchemy.orm import Session, SessionTransaction, defer, object_session, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
@@ -392,6 +392,12 @@ def write_instance(session: Session, instance: Instance) -> None:
     for column, value in values.items():
         set_committed_value(instance, column, value)
     set_committed_value(instance, "version", version + 1)
+    # Setting the row's attributes left the object flagged "modified" with nothing left to
+    # write: the commit would run a whole (empty) flush for it. Clear the flag, but only when
+    # no other attribute is pending (that one the commit's flush must still write).
+    state = inspect(instance)
+    if not state.committed_state:
+        state._commit_all(state.dict, session.identity_map)
 
 
 def _store_thrown_messages(advance: Advance) -> None:
