@@ -4,8 +4,9 @@ audit — comes from here.
 In production it is UTC wall time. Where it is allowed (tests, the embedded demo) it can be
 moved forward; the offset lives in the database (``clock_offset``) so web, worker and beat,
 which are separate processes, agree on what time it is. Each process re-reads the offset at
-the start of every unit of work (``refresh``), so a move is seen everywhere within one
-advance or one scheduler tick, without a read on every call.
+the start of every unit of work (``refresh``; an advance reads it with its instance lock,
+``OFFSET_COLUMN``), so a move is seen everywhere within one advance or one scheduler tick,
+without a read on every call.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ _DURATION = re.compile(
 
 
 _READ_OFFSET = select(ClockOffset.__table__.c.offset_seconds).where(ClockOffset.__table__.c.id == 1)
+# The offset as one more column of a statement a unit of work runs anyway (an advance's lock
+# of its instance row): the same read as ``refresh``, without a statement of its own.
+OFFSET_COLUMN = _READ_OFFSET.scalar_subquery().label("clock_offset")
 
 
 class ClockError(ValueError):
@@ -45,7 +49,10 @@ class Clock:
         # A Core read on the session's connection, not ``session.get``: it runs at the start of
         # every unit of work (each advance), where the ORM's identity-map load cost more than
         # the rest of the clock. An offset moved in this session is already in ``_offset``.
-        value = session.connection().execute(_READ_OFFSET).scalar()
+        self.refreshed(session.connection().execute(_READ_OFFSET).scalar())
+
+    def refreshed(self, value: float | None) -> None:
+        """Take the offset read by a statement that selected ``OFFSET_COLUMN``."""
         self._offset = float(value) if value is not None else 0.0
 
     def advance(self, session: Session, by: timedelta, *, allowed: bool) -> datetime:

@@ -87,7 +87,7 @@ class JobsMixin(_Base):
         publishes them. They are committed outbox rows like any other, so a crash before they
         run loses nothing: the sweep publishes them."""
         kept: EffectKept | None = None
-        with self.session() as session:
+        with self.session(clock=False) as session:  # the advance's lock reads the clock
             row = session.connection().execute(_JOB_TO_RUN, {"job_id": job_id}).first()
             if row is None:
                 raise NotFound(f"no job {job_id}")
@@ -128,7 +128,7 @@ class JobsMixin(_Base):
                 instance_id = session.scalar(select(Job.instance_id).where(Job.id == job_id))
             if instance_id is None:
                 raise NotFound(f"no job {job_id}")
-        with self.session() as session:
+        with self.session(clock=False) as session:  # the advance's lock reads the clock
             with self.advance_in(session, instance_id, "worker", inline=True) as advance:
                 outcome = self._deliver(advance, job_id, result, error, tb, permanent, run_here)
         self._keep_local(advance, chain)

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, SessionTransaction, defer, object_session, s
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
-from certflow.clock import CLOCK
+from certflow.clock import CLOCK, OFFSET_COLUMN
 from certflow.observability.context import bind
 from certflow.observability.metrics import live_workflow, observe_advance
 from certflow.engine.dto import JobMessage
@@ -104,9 +104,11 @@ class Advance:
 # Built once (statement construction and its cache key cost more than the lookup itself).
 _LOCK = (select(Instance).options(defer(Instance.state))
          .where(Instance.id == bindparam("instance_id")).with_for_update())
+# The same, reading the shared clock's offset in the same statement (a controllable clock).
+_LOCK_CLOCK = _LOCK.add_columns(OFFSET_COLUMN)
 
 
-def lock_instance(session: Session, instance_id: str) -> Instance:
+def lock_instance(session: Session, instance_id: str, read_clock: bool = False) -> Instance:
     """The locking strategy for an advance.
 
     PostgreSQL: ``SELECT … FOR UPDATE`` on the instance row, held until commit; a second
@@ -119,8 +121,18 @@ def lock_instance(session: Session, instance_id: str) -> Instance:
 
     The state column is deferred: when the live workflow is cached it is never read (nor
     decoded); on a miss it is loaded under the lock already held (``_stored_state``).
+
+    ``read_clock``: refresh the controllable clock from this statement (its offset column), so
+    the advance's unit of work needs no read of its own; in the advance's snapshot, after
+    anything it read before the lock.
     """
-    instance = session.execute(_LOCK, {"instance_id": instance_id}).scalar_one_or_none()
+    if not read_clock:
+        instance = session.execute(_LOCK, {"instance_id": instance_id}).scalar_one_or_none()
+    else:
+        row = session.execute(_LOCK_CLOCK, {"instance_id": instance_id}).one_or_none()
+        instance = None if row is None else row[0]
+        if row is not None:
+            CLOCK.refreshed(row[1])
     if instance is None:
         raise NotFound(f"no instance {instance_id!r}")
     return instance
@@ -215,7 +227,7 @@ class Runtime:
                   inline: bool = False) -> Iterator[Advance]:
         """``instance_id`` may be a function that finds it in the advance's own session (from a
         task id, say), saving a transaction."""
-        with self.session() as session:
+        with self.session(clock=False) as session:  # the lock reads the clock
             with self.advance_in(session, instance_id, actor, inline) as advance:
                 yield advance
         self.after_advance(advance)
@@ -231,7 +243,8 @@ class Runtime:
         session.autoflush = False
         if callable(instance_id):
             instance_id = instance_id(session)
-        advance, before = self.open_advance(session, lock_instance(session, instance_id), actor)
+        instance = lock_instance(session, instance_id, read_clock=self.settings.clock_controllable)
+        advance, before = self.open_advance(session, instance, actor)
         advance.inline = inline
         advance.started = started
         bind(instance_id=instance_id)
@@ -294,9 +307,11 @@ class Runtime:
         return tasks
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
+    def session(self, clock: bool = True) -> Iterator[Session]:
+        """A unit of work. ``clock=False``: one that advances an instance (``advance_in``) before
+        it asks the time; the lock statement refreshes the clock, so no read here."""
         with transaction(self.sessions) as session:
-            if self.settings.clock_controllable:  # a fixed clock needs no read
+            if clock and self.settings.clock_controllable:  # a fixed clock needs no read
                 CLOCK.refresh(session)
             yield session
 

@@ -4,7 +4,7 @@ monitor's case page read "now" after their session refreshed the offset, not bef
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from certflow.clock import CLOCK
 from certflow.store.db import session_scope
@@ -46,3 +46,24 @@ def test_the_case_page_sees_the_clock_another_process_moved(flow: Harness) -> No
     assert detail.instance.overdue
     [opened] = [e for e in detail.timeline if e.action == "ready" and e.element_id == "review"]
     assert opened.late
+
+
+
+def test_an_advance_sees_the_clock_another_process_moved(flow: Harness) -> None:  # noqa: F811
+    """An advance reads the offset with its instance lock (no read of its own): a job's run and
+    a user's completion are stamped by the clock as moved just before them, not a stale one."""
+    instance_id = start(flow)
+    moved_by_another_process(timedelta(days=2))
+    flow.run_jobs()  # the make_ref job, run as a worker runs it
+    moved_by_another_process(timedelta(days=3))
+    [task] = [t for t in flow.engine.inbox(flow.staff) if t.element_id == "review"]
+    moved_by_another_process(timedelta(days=4))  # after the inbox read: only the advance sees it
+    flow.engine.complete(flow.staff, task.id, {"approved": True})
+    real = datetime.now(timezone.utc)
+    events = {e["action"]: _aware(e["at"]) for e in flow.engine.history(flow.staff, instance_id)}
+    assert real + timedelta(days=2, minutes=-1) < events["service_completed"] < real + timedelta(days=3)
+    assert events["task_completed_by_user"] > real + timedelta(days=9, minutes=-1)
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
