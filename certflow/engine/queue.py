@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, or_, select
+from sqlalchemy import Row, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from certflow.engine import elements as el
@@ -39,6 +39,18 @@ def instance_of(session: Session, task_id: str) -> str:
     if instance_id is None:
         raise NotFound(Message(N_("no open task '%(task)s' (it may have been completed or cancelled)"), task=task_id))
     return str(instance_id)
+
+
+_ROW = select(HumanTask.__table__).where(HumanTask.__table__.c.id == bindparam("task_id"))
+
+
+def row(session: Session, task_id: str) -> Row[Any]:
+    """An open task's queue entry as a plain row, for an advance that reads it under its
+    instance's lock and never writes it (the save's projection does): no ORM object to build."""
+    entry = session.connection().execute(_ROW, {"task_id": task_id}).one_or_none()
+    if entry is None:
+        raise NotFound(Message(N_("no open task '%(task)s' (it may have been completed or cancelled)"), task=task_id))
+    return entry
 
 
 def get(session: Session, task_id: str, lock: bool = False) -> HumanTask:
@@ -115,7 +127,7 @@ def may_see(entry: HumanTask, actor: "Actor") -> None:
     raise Forbidden(Message(N_("task %(task)s is not yours to see"), task=entry.id))
 
 
-def may_complete(entry: HumanTask, actor: "Actor") -> None:
+def may_complete(entry: HumanTask | Row[Any], actor: "Actor") -> None:
     # Outsiders first: "claimed by X" would tell them the task exists and who works on it.
     if entry.assignee != actor.username and entry.candidate_group not in actor.groups and not actor.is_staff:
         raise Forbidden(Message(N_("task %(task)s belongs to group '%(group)s', which you are not in"),
