@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from time import perf_counter
 from typing import Any
+from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
@@ -46,6 +47,9 @@ log = logging.getLogger(__name__)
 AUDIT_INSERT = insert(table_of(AuditEvent))
 
 Publisher = Callable[[list[JobMessage]], None]
+# Each task's state and element by task id (the UUID itself: a string is made only for the
+# few that an advance audits).
+TaskStates = dict[UUID, tuple[int, str]]
 MAX_ENGINE_ROUNDS = 100
 LIVE_WORKFLOWS = 512
 
@@ -74,7 +78,7 @@ class Advance:
     events: list[dict[str, Any]] = field(default_factory=list)
     thrown: int = 0
     # Task states by id as this advance saved them: the next advance's "before" on a cache hit.
-    states: dict[str, tuple[int, str]] = field(default_factory=dict)
+    states: TaskStates = field(default_factory=dict)
     # A worker's advance: database-only service tasks run inside it (certflow.engine.inline).
     inline: bool = False
     # Run after the save, before commit, in the same transaction (answers built from it).
@@ -181,7 +185,7 @@ class Runtime:
         # Workflows this process saved last, by instance id, with the version they were saved
         # as and their task states. The version is the optimistic lock's, so a hit is exactly
         # the stored state; any other writer bumps it and the entry is simply not used.
-        self._live: OrderedDict[str, tuple[int, BpmnWorkflow, dict[str, tuple[int, str]]]] = OrderedDict()
+        self._live: OrderedDict[str, tuple[int, BpmnWorkflow, TaskStates]] = OrderedDict()
         # How often an advance found its workflow there (bench/engine.py reports the rate).
         self.live_hits = 0
         self.live_misses = 0
@@ -269,7 +273,7 @@ class Runtime:
         self.after_commit(advance, advance.published)
 
     def open_advance(self, session: Session, instance: Instance, actor: str
-                     ) -> tuple[Advance, dict[str, tuple[int, str]]]:
+                     ) -> tuple[Advance, TaskStates]:
         """The advance of an instance already locked in ``session``, and its task states
         before it moves."""
         definition = self.definition(session, instance.definition_id)
@@ -277,7 +281,7 @@ class Runtime:
         return Advance(session, instance, workflow, definition, CLOCK.now(), actor), before
 
     def _checkout(self, instance: Instance, definition: LoadedDefinition
-                  ) -> tuple[BpmnWorkflow, dict[str, tuple[int, str]]]:
+                  ) -> tuple[BpmnWorkflow, TaskStates]:
         # Taken out of the cache: an advance that fails half-way must not leave it behind.
         cached = self._live.pop(instance.id, None)
         if cached is not None and cached[0] == instance.version:
@@ -288,7 +292,7 @@ class Runtime:
         live_workflow(False)
         return self.restore_with_states(instance, definition)
 
-    def _checkin(self, instance: Instance, workflow: BpmnWorkflow, states: dict[str, tuple[int, str]]) -> None:
+    def _checkin(self, instance: Instance, workflow: BpmnWorkflow, states: TaskStates) -> None:
         if instance.status != "running":
             return
         self._live[instance.id] = (instance.version, workflow, states)
@@ -344,7 +348,7 @@ class Runtime:
                                element=element) from exc
         return tasks
 
-    def save(self, advance: Advance, before: dict[str, tuple[int, str]], write_audit: bool = True) -> list[JobMessage]:
+    def save(self, advance: Advance, before: TaskStates, write_audit: bool = True) -> list[JobMessage]:
         """Run the engine, then write the state with everything derived from it. With
         ``write_audit=False`` the caller is a batch that writes ``advance.events`` and the
         instance rows itself, once for all (the row's new values are left on the object)."""
@@ -428,15 +432,15 @@ def _store_thrown_messages(advance: Advance) -> None:
         advance.thrown += 1
 
 
-def task_states(tasks: list[Task]) -> dict[str, tuple[int, str]]:
+def task_states(tasks: list[Task]) -> TaskStates:
     return {
-        str(t.id): (t.state, t.task_spec.bpmn_id)
+        t.id: (t.state, t.task_spec.bpmn_id)
         for t in tasks if getattr(t.task_spec, "bpmn_id", None)
     }
 
 
-def _audit_transitions(advance: Advance, before: dict[str, tuple[int, str]]) -> None:
+def _audit_transitions(advance: Advance, before: TaskStates) -> None:
     for tid, (state, element) in advance.states.items():
         old = before.get(tid, (None, element))[0]
         if old != state and state not in (TaskState.FUTURE, TaskState.LIKELY, TaskState.MAYBE):
-            advance.audit(TaskState.get_name(state).lower(), tid, element)
+            advance.audit(TaskState.get_name(state).lower(), str(tid), element)
