@@ -6,6 +6,7 @@ the CLI and the HTTP API can never disagree about who may do what.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
@@ -39,7 +40,7 @@ from certflow.engine.projections import correlation_key, waiting_message_tasks
 from certflow.engine.runtime import Advance, Runtime
 from certflow.engine.studio import StudioMixin
 from certflow.engine.studio_tables import TableStudioMixin
-from certflow.engine.spiff import SERIALIZER_VERSION, find_task, state_to_dict
+from certflow.engine.spiff import SERIALIZER_VERSION, find_task, last_task_data, state_to_dict
 from certflow.store.models import AuditEvent, Definition, HumanTask, Instance, Subscription, User
 from certflow.i18n import Message, N_
 
@@ -235,7 +236,7 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
         tasks = session.scalars(select(HumanTask).where(HumanTask.instance_id == instance.id)).all()
         waits = session.scalars(select(Subscription).where(Subscription.instance_id == instance.id)).all()
         # The instance's data is for staff; others see their own tasks with what those show.
-        data = rules.current_data(workflow or self.restore(instance, definition)) if actor.is_staff else {}
+        data = self._current_data(instance, definition, workflow) if actor.is_staff else {}
         if not actor.is_staff:
             tasks = [t for t in tasks if t.assignee == actor.username]
         return InstanceView(
@@ -247,6 +248,20 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
             open_tasks=[queue.view(t, definition.forms, self.now()) for t in tasks],
             waiting_for=[f"{s.message_name} ({s.correlation_key})" for s in waits],
         )
+
+    def _current_data(self, instance: Instance, definition: Any, workflow: Any) -> dict[str, Any]:
+        """``rules.current_data`` of the instance's workflow. A completed one's is its last
+        task's data, read from the saved state's branch to that task (a finished instance is
+        not in the live cache, and restoring all of it cost more than the rest of the page)."""
+        if workflow is None and instance.status == "completed" and instance.serializer_version == SERIALIZER_VERSION:
+            data = last_task_data(instance.state)
+            if data is not None:
+                if os.environ.get("CERTFLOW_VERIFY_STATE") == "1":
+                    restored = rules.current_data(self.restore(instance, definition))
+                    if data != restored:
+                        raise AssertionError("the last task's data differs from the restored workflow's")
+                return data
+        return rules.current_data(workflow or self.restore(instance, definition))
 
     def progress(self, actor: Actor, process_id: str | None = None) -> list[CaseProgress]:
         """The actor's own cases (started by or about them), newest first, each with its open

@@ -35,6 +35,7 @@ from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 from SpiffWorkflow.spiff.serializer.task_spec import ServiceTaskConverter
 from SpiffWorkflow.spiff.specs.defaults import ServiceTask
 from SpiffWorkflow.task import Task
+from SpiffWorkflow.util.deep_merge import DeepMerge
 from SpiffWorkflow.util.task import TaskState
 
 from certflow.clock import CLOCK
@@ -525,6 +526,37 @@ def _shape(workflow: BpmnWorkflow, source: Any = None) -> dict[str, Any]:
     top["script_engine"] = type(workflow.script_engine)
     top["aliases"] = aliases
     return top
+
+
+def last_task_data(state: dict[str, Any]) -> dict[str, Any] | None:
+    """``workflow.last_task.data`` of a saved state, without restoring the workflow: a task
+    saves its data as a delta on its parent's, so only the branch from the root to the last
+    task is restored, the same way ``TaskConverter.from_dict`` restores each of them. None
+    when the state has no last task at its top level (the caller restores the workflow)."""
+    tasks = state.get("tasks") or {}
+    branch: list[dict[str, Any]] = []
+    task_id = state.get("last_task")
+    while task_id is not None:
+        dct = tasks.get(task_id)
+        if dct is None:
+            return None
+        branch.append(dct)
+        task_id = dct["parent"]
+    if not branch:
+        return None
+    registry = SERIALIZER.registry
+    data: dict[str, Any] | None = None
+    for dct in reversed(branch):
+        delta = dct.get("delta")
+        if delta and data is not None:
+            merged: dict[str, Any] = DeepMerge.merge({}, data)
+            merged.update(registry.restore(delta.get("updates", {})))
+            for key in delta.get("deletions", {}):
+                merged.pop(key, None)
+            data = merged
+        else:
+            data = registry.restore(dct["data"])
+    return data
 
 
 def find_task(workflow: BpmnWorkflow, task_id: str) -> Task | None:

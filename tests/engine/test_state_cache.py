@@ -5,10 +5,16 @@ show that the check bites and that what is saved restores to the same instance."
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from SpiffWorkflow.util.task import TaskState
 
+from certflow.engine.rules import current_data
 from certflow.engine.spiff import state_from_dict, state_to_dict
+from certflow.store.db import session_scope
+from certflow.store.models import Instance
+from tests.engine.test_runtime import edited
 from tests.support import FLOW_DIR, Harness
 
 
@@ -39,3 +45,32 @@ def test_what_a_save_stores_restores_to_the_same_state(live: Harness) -> None:
     assert state_to_dict(restored) == saved
     assert [t.task_spec.bpmn_id for t in restored.get_tasks(state=TaskState.READY)] == \
         [t.task_spec.bpmn_id for t in workflow.get_tasks(state=TaskState.READY)]
+
+
+# A script step between the review and the end that drops one variable and sets another: the
+# last task's data is then a delta with a deletion on its parent's.
+DROPS_KEY = ('<bpmn:sequenceFlow id="f3" sourceRef="review" targetRef="approved_gw"/>',
+             '<bpmn:sequenceFlow id="f3" sourceRef="review" targetRef="tidy"/>'
+             '<bpmn:scriptTask id="tidy" name="Tidy"><bpmn:incoming>f3</bpmn:incoming>'
+             '<bpmn:outgoing>f3b</bpmn:outgoing><bpmn:script>del key\ntidied = True</bpmn:script></bpmn:scriptTask>'
+             '<bpmn:sequenceFlow id="f3b" sourceRef="tidy" targetRef="approved_gw"/>')
+
+
+def test_a_finished_instance_shows_the_data_its_workflow_ends_with(harness: Harness, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The case page of a completed instance reads its last task's data off the saved state's
+    branch to that task, not a restored workflow: the same data, deletions included."""
+    monkeypatch.delenv("CERTFLOW_VERIFY_STATE", raising=False)  # compared here, not by the check
+    harness.engine.deploy(harness.staff, edited(tmp_path, *DROPS_KEY))
+    instance_id = harness.engine.start(harness.staff, "flow", "K1", {"key": "K1"}).id
+    harness.run_jobs()
+    [task] = [t for t in harness.engine.inbox(harness.staff) if t.element_id == "review"]
+    harness.engine.complete(harness.staff, task.id, {"approved": False})
+    view = harness.engine.instance(harness.staff, instance_id)
+    assert view.status == "completed"
+    assert view.data["tidied"] is True and "key" not in view.data and view.data["approved"] is False
+    with session_scope() as s:
+        instance = s.get(Instance, instance_id)
+        assert instance is not None
+        definition = harness.engine.definition(s, instance.definition_id)
+        assert view.data == current_data(harness.engine.restore(instance, definition))
