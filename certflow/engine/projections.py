@@ -45,10 +45,13 @@ class _Statements:
 
     def __init__(self) -> None:
         human, jobs, subs = table_of(HumanTask), table_of(Job), table_of(Subscription)
-        self.human_existing = select(human.c.id, human.c.element_id, human.c.assignee, human.c.due_at,
-                                     human.c.created_at, human.c.escalation_level
-                                     ).where(human.c.instance_id == bindparam("instance_id"))
-        self.human_delete = delete(human).where(human.c.id.in_(bindparam("ids", expanding=True)))
+        # Every row of the instance but those kept, returning what the audit of a withdrawn
+        # task needs: one statement where a read and a delete were two.
+        self.human_replace = (delete(human).where(human.c.instance_id == bindparam("instance_id"),
+                                                  human.c.id.not_in(bindparam("keep", expanding=True)))
+                              .returning(human.c.id, human.c.element_id, human.c.assignee, human.c.due_at,
+                                         human.c.created_at, human.c.escalation_level))
+        self.human_ids = select(human.c.id).where(human.c.instance_id == bindparam("instance_id"))
         self.human_insert = insert(human)
         self.audit_insert = insert(table_of(AuditEvent))
         self.jobs_open = select(jobs.c.id, jobs.c.task_id, jobs.c.attempt, jobs.c.status).where(
@@ -95,7 +98,8 @@ def project(session: Session, instance: Instance, tasks: list[Task], workflow: B
     new = instance.projected is None  # a just-started instance has no rows yet: nothing to read
     publish: list[JobMessage] = []
     if new or after["human"] != before.get("human"):
-        _human_tasks(session, instance, ready, now, evaluate, new, Due(elements, settings), tasks)
+        _human_tasks(session, instance, ready, now, evaluate, before.get("human"), Due(elements, settings), tasks,
+                     new)
     if new or after["jobs"] != before.get("jobs"):
         publish = _jobs(session, instance, waiting, now, settings, new)
     subscribed = False
@@ -108,14 +112,21 @@ def project(session: Session, instance: Instance, tasks: list[Task], workflow: B
 
 
 def _human_tasks(session: Session, instance: Instance, ready: dict[str, Task], now: datetime,
-                 evaluate: Any, new: bool, due: "Due", tasks: list[Task]) -> None:
+                 evaluate: Any, projected: list[str] | None, due: "Due", tasks: list[Task], new: bool) -> None:
+    """``projected``: the ready task ids whose rows the last save wrote (None: not known, so
+    read); ``new``: the instance has no rows yet. Those still ready keep their rows (and
+    claims); every other row of the instance is deleted, whatever put it there."""
     db = session.connection()
-    existing = {} if new else {row.id: row for row in db.execute(_Q.human_existing, {"instance_id": instance.id})}
-    gone = [tid for tid in existing if tid not in ready]
-    if gone:
-        _audit_withdrawn(session, instance, [existing[tid] for tid in gone], tasks, now)
-        db.execute(_Q.human_delete, {"ids": gone})
-    rows = [_queue_entry(instance, task, now, evaluate, due) for tid, task in ready.items() if tid not in existing]
+    kept: set[str] = set()
+    if not new:
+        if projected is None:
+            projected = list(db.execute(_Q.human_ids, {"instance_id": instance.id}).scalars())
+        kept = {tid for tid in projected if tid in ready}
+        gone = [row for row in db.execute(_Q.human_replace, {"instance_id": instance.id, "keep": sorted(kept)})
+                if row.id not in ready]
+        if gone:
+            _audit_withdrawn(session, instance, gone, tasks, now)
+    rows = [_queue_entry(instance, task, now, evaluate, due) for tid, task in ready.items() if tid not in kept]
     if rows:
         db.execute(_Q.human_insert, rows)
 

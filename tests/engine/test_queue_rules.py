@@ -290,3 +290,30 @@ def test_a_freshly_started_web_process_shows_the_inbox_with_each_tasks_form(queu
     page = restarted.inbox(clerk)
     assert ids(page) == ["soon", "later", "undated_high", "undated_low"]
     assert all(t.form_schema is not None and t.form_schema["title"] == "Done" for t in page)
+
+
+def test_a_save_keeps_the_claims_of_tasks_still_open_and_removes_rows_the_state_does_not_have(
+        queue: Harness) -> None:
+    """The queue is rewritten from the state without reading it first: a task that stays open
+    keeps its row and its claim, and a row nothing in the state accounts for (an edited table)
+    is gone after the next save rather than shown forever."""
+    from sqlalchemy import insert, select
+
+    from certflow.store.db import session_scope
+    from certflow.store.models import HumanTask
+
+    instance_id = start(queue)
+    alice = queue.user("alice", ["office"])
+    [soon] = [t for t in queue.engine.inbox(alice) if t.element_id == "soon"]
+    [later] = [t for t in queue.engine.inbox(alice) if t.element_id == "later"]
+    queue.engine.claim(alice, later.id)
+    with session_scope() as s:
+        row = s.execute(select(HumanTask.__table__).where(HumanTask.id == later.id)).mappings().one()
+        s.execute(insert(HumanTask.__table__).values({**row, "id": "stray", "assignee": None}))
+    queue.engine.complete(alice, soon.id, {"ok": True})
+    with session_scope() as s:
+        rows = {r.element_id: (r.id, r.assignee) for r in s.scalars(
+            select(HumanTask).where(HumanTask.instance_id == instance_id))}
+    assert rows["later"] == (later.id, "alice")
+    assert "stray" not in {task_id for task_id, _ in rows.values()}
+    assert "soon" not in rows and "followup" in rows
