@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from certflow.engine import assignment
@@ -57,6 +57,13 @@ class Actor:
 
 
 MAX_MESSAGE_TTL = timedelta(days=3650)
+
+
+# Built once: the instance view's reads, by instance id (start answers with one).
+_VIEW_TASKS = select(HumanTask).where(HumanTask.instance_id == bindparam("instance_id"))
+_VIEW_WAITS = select(Subscription).where(Subscription.instance_id == bindparam("instance_id"))
+_WAITING = select(Subscription.instance_id).where(Subscription.message_name == bindparam("name"),
+                                                  Subscription.correlation_key == bindparam("key"))
 
 
 class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, HandoverMixin, EscalationMixin, MessagingMixin, JobsMixin,
@@ -233,8 +240,8 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
 
     def _view(self, session: Session, instance: Instance, definition: Any, actor: Actor,
               workflow: Any = None) -> InstanceView:
-        tasks = session.scalars(select(HumanTask).where(HumanTask.instance_id == instance.id)).all()
-        waits = session.scalars(select(Subscription).where(Subscription.instance_id == instance.id)).all()
+        tasks = session.scalars(_VIEW_TASKS, {"instance_id": instance.id}).all()
+        waits = session.scalars(_VIEW_WAITS, {"instance_id": instance.id}).all()
         # The instance's data is for staff; others see their own tasks with what those show.
         data = self._current_data(instance, definition, workflow) if actor.is_staff else {}
         if not actor.is_staff:
@@ -392,9 +399,8 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
             key = correlation_key(None, business_key)
         else:
             raise InvalidInput("a message needs one correlation value (e.g. invoice_number) or a business key")
-        with self.session() as session:
-            targets = session.scalars(select(Subscription.instance_id).where(
-                Subscription.message_name == name, Subscription.correlation_key == key)).all()
+        with self.session(clock=False) as session:  # a lookup: each advance below reads the clock
+            targets = session.scalars(_WAITING, {"name": name, "key": key}).all()
         if not targets and ttl is not None:
             self.buffer_message(name, key, payload or {}, ttl, actor.username)
             return []
