@@ -36,7 +36,8 @@ from certflow.engine.errors import InvalidInput, NotFound
 from certflow.engine.projections import project, table_of
 from certflow.engine.sandbox import SandboxScriptEngine
 from certflow.registry import HandlerRegistry
-from certflow.engine.spiff import SERIALIZER_VERSION, TaskStates, restore_state, spec_from_dict, state_to_dict
+from certflow.engine.spiff import (SERIALIZER_VERSION, TaskStates, restore_state, spec_from_dict, state_json,
+                                  state_to_dict)
 from certflow.localtime import LOCAL_TZ
 from certflow.settings import Settings
 from certflow.store.db import transaction
@@ -370,7 +371,7 @@ class Runtime:
             instance.status, instance.ended_at = "completed", now
             advance.audit("instance_completed")
         if write_audit:
-            write_instance(advance.session, instance)
+            write_instance(advance.session, instance, state_json(workflow, instance.state))
         if advance.events and write_audit:
             advance.session.connection().execute(AUDIT_INSERT, advance.events)
         return projected.publish
@@ -397,15 +398,17 @@ _SAVE = (update(_INSTANCES)
                  **{c: bindparam(c, type_=_INSTANCES.c[c].type) for c in _SAVED}))
 
 
-def write_instance(session: Session, instance: Instance) -> None:
+def write_instance(session: Session, instance: Instance, state_text: str | None = None) -> None:
     """Write a saved instance's row with one Core UPDATE, only if it still has the version it
     was read at (the ORM's optimistic lock, kept: another writer's save makes this one fail),
     and tell the session the object is clean, so commit writes nothing more. Cheaper than the
-    unit of work's flush, which an advance would otherwise pay once per save."""
+    unit of work's flush, which an advance would otherwise pay once per save. ``state_text``:
+    the state already encoded (``state_json``), written instead of encoding it again."""
     values = {c: getattr(instance, c) for c in _SAVED}
     version = instance.version
+    written = values if state_text is None else {**values, "state": state_text}
     result = session.connection().execute(_SAVE, {"b_id": instance.id, "b_version": version,
-                                                  "b_new_version": version + 1, **values})
+                                                  "b_new_version": version + 1, **written})
     if result.rowcount != 1:
         raise StaleDataError(f"instance {instance.id} changed since version {version} was read")
     for column, value in values.items():

@@ -39,6 +39,7 @@ from SpiffWorkflow.util.deep_merge import DeepMerge
 from SpiffWorkflow.util.task import TaskState
 
 from certflow.clock import CLOCK
+from certflow.store.db import EncodedJSON
 from certflow.localtime import LOCAL_TZ
 
 SERVICE_PARAMS = "certflow_params"
@@ -186,6 +187,57 @@ class FinishedTaskCache(TaskConverter):  # type: ignore[misc]
         dct: dict[str, Any] = super().to_dict(task)
         saved[task.id] = (key, dct)
         return dct
+
+
+# Where a (sub)workflow keeps the JSON text of its finished tasks' saved dicts, by the dict's
+# id (the entry holds the dict, so the id stays its own while the entry lives).
+_SAVED_JSON = "_certflow_saved_json"
+
+
+def state_json(workflow: BpmnWorkflow, state: dict[str, Any]) -> EncodedJSON:
+    """``state`` (``state_to_dict(workflow)``) as JSON text, the finished tasks' part encoded
+    once and reused on later saves, as their dicts are (FinishedTaskCache): most of the text
+    of every save is theirs. The very text ``json.dumps(state)`` gives (compared under
+    ``CERTFLOW_VERIFY_STATE``)."""
+    text = EncodedJSON(_encode_workflow(workflow, state))
+    if os.environ.get("CERTFLOW_VERIFY_STATE") == "1" and text != json.dumps(state):
+        raise AssertionError("the saved-task JSON cache changed the serialized state")
+    return text
+
+
+def _encode_workflow(workflow: Any, dct: dict[str, Any]) -> str:
+    parts = []
+    for key, value in dct.items():
+        if key == "tasks":
+            text = _encode_tasks(workflow, value)
+        elif key == "subprocesses" and isinstance(value, dict):
+            subs = workflow.subprocesses if hasattr(workflow, "subprocesses") else {}
+            text = "{" + ", ".join(
+                f"{json.dumps(sid)}: " + (_encode_workflow(subs[UUID(sid)], sub) if UUID(sid) in subs
+                                          else json.dumps(sub))
+                for sid, sub in value.items()) + "}"
+        else:
+            text = json.dumps(value)
+        parts.append(f"{json.dumps(key)}: {text}")
+    return "{" + ", ".join(parts) + "}"
+
+
+def _encode_tasks(workflow: Any, tasks: dict[str, Any]) -> str:
+    before: dict[int, tuple[dict[str, Any], str]] = workflow.__dict__.get(_SAVED_JSON, {})
+    kept: dict[int, tuple[dict[str, Any], str]] = {}
+    parts = []
+    for task_id, dct in tasks.items():
+        if dct["state"] & TaskState.FINISHED_MASK:
+            hit = before.get(id(dct))
+            if hit is None or hit[0] is not dct:
+                hit = (dct, json.dumps(dct))
+            kept[id(dct)] = hit
+            text = hit[1]
+        else:
+            text = json.dumps(dct)
+        parts.append(f'"{task_id}": {text}')  # a task id is a UUID's text: nothing to escape
+    workflow.__dict__[_SAVED_JSON] = kept  # only what this save used: replaced dicts drop out
+    return "{" + ", ".join(parts) + "}"
 
 
 def _registry(cache_finished: bool = True) -> Any:

@@ -6,6 +6,7 @@ one file. PostgreSQL is production. Either way a unit of work is ``with session_
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -14,6 +15,16 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from certflow.settings import get_settings
+
+
+class EncodedJSON(str):
+    """JSON text already encoded, bound to a JSON column as it is (an instance's state, whose
+    finished tasks' text is kept between saves: certflow.engine.spiff.state_json)."""
+
+
+def json_serializer(value: Any) -> str:
+    """The engine's JSON serializer: ``json.dumps``, except for text already encoded."""
+    return value if isinstance(value, EncodedJSON) else json.dumps(value)
 
 
 _ENGINES: dict[str, Engine] = {}
@@ -29,7 +40,8 @@ def get_engine(url: str | None = None) -> Engine:
 
 def _create(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+                               json_serializer=json_serializer)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -49,7 +61,7 @@ def _create(url: str) -> Engine:
             conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, json_serializer=json_serializer)
 
 
 def session_factory(url: str | None = None) -> sessionmaker[Session]:

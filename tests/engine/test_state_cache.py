@@ -5,13 +5,14 @@ show that the check bites and that what is saved restores to the same instance."
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from SpiffWorkflow.util.task import TaskState
 
 from certflow.engine.rules import current_data
-from certflow.engine.spiff import state_from_dict, state_to_dict
+from certflow.engine.spiff import state_from_dict, state_json, state_to_dict
 from certflow.store.db import session_scope
 from certflow.store.models import Instance
 from tests.engine.test_runtime import edited
@@ -35,6 +36,23 @@ def test_a_finished_task_changed_in_place_is_caught_by_the_check(live: Harness,
     monkeypatch.setenv("CERTFLOW_VERIFY_STATE", "1")
     with pytest.raises(AssertionError, match="cache changed the serialized state"):
         state_to_dict(workflow)
+
+
+def test_the_saved_text_is_the_plain_encoding_and_a_stale_piece_is_caught(live: Harness,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A save writes its finished tasks' JSON text as encoded at an earlier save (state_json):
+    the text is exactly ``json.dumps`` of the state, and the check catches a piece gone stale."""
+    [(_, workflow, _)] = live.engine._live.values()
+    saved = state_to_dict(workflow)
+    monkeypatch.delenv("CERTFLOW_VERIFY_STATE", raising=False)
+    assert state_json(workflow, saved) == json.dumps(saved)  # fills the text cache
+    assert state_json(workflow, saved) == json.dumps(saved)  # from it
+    finished = next(d for d in saved["tasks"].values() if d["state"] & TaskState.FINISHED_MASK)
+    finished["triggered"] = not finished["triggered"]  # the dict changed behind the cache's back
+    assert state_json(workflow, saved) != json.dumps(saved)
+    monkeypatch.setenv("CERTFLOW_VERIFY_STATE", "1")
+    with pytest.raises(AssertionError, match="JSON cache changed the serialized state"):
+        state_json(workflow, saved)
 
 
 def test_what_a_save_stores_restores_to_the_same_state(live: Harness) -> None:
