@@ -590,7 +590,7 @@ def last_task_data(state: dict[str, Any]) -> dict[str, Any] | None:
     task_id = state.get("last_task")
     while task_id is not None:
         dct = tasks.get(task_id)
-        if dct is None:
+        if dct is None or len(branch) > len(tasks):  # not in this workflow, or not a tree
             return None
         branch.append(dct)
         task_id = dct["parent"]
