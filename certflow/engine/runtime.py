@@ -48,9 +48,6 @@ log = logging.getLogger(__name__)
 AUDIT_INSERT = insert(table_of(AuditEvent))
 
 Publisher = Callable[[list[JobMessage]], None]
-# Each task's state and element by task id (the UUID itself: a string is made only for the
-# few that an advance audits).
-TaskStates = dict[UUID, tuple[int, str]]
 MAX_ENGINE_ROUNDS = 100
 LIVE_WORKFLOWS = 512
 

@@ -287,7 +287,9 @@ def state_from_dict(dct: dict[str, Any], spec: Any, subprocess_specs: dict[str, 
     return restore_state(dct, spec, subprocess_specs, script_engine)[0]
 
 
-TaskStates = dict[str, tuple[int, str]]
+# Each task's state and element by task id (the UUID itself: a string is made only for the
+# few that an advance audits).
+TaskStates = dict[UUID, tuple[int, str]]
 
 
 def restore_state(dct: dict[str, Any], spec: Any, subprocess_specs: dict[str, Any],
@@ -316,7 +318,7 @@ def restore_state(dct: dict[str, Any], spec: Any, subprocess_specs: dict[str, An
 
 
 def walked_states(workflow: BpmnWorkflow) -> TaskStates:
-    return {str(t.id): (t.state, t.task_spec.bpmn_id)
+    return {t.id: (t.state, t.task_spec.bpmn_id)
             for t in workflow.get_tasks() if getattr(t.task_spec, "bpmn_id", None)}
 
 
@@ -493,7 +495,7 @@ class _Restore:
                     self.exact = False
             bpmn_id = getattr(spec, "bpmn_id", None)
             if bpmn_id:
-                states[key] = (state, bpmn_id)
+                states[tid] = (state, bpmn_id)
         if children_seen != len(tasks) - 1:
             self.exact = False
         return tasks

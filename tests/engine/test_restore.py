@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
 from SpiffWorkflow.bpmn import BpmnWorkflow
@@ -61,15 +62,7 @@ def _definition(h: Harness) -> Any:
 
 
 def _through_the_flow(h: Harness) -> str:
-    instance_id = h.engine.start(h.staff, "flow", "K1", {"key": "K1"}).id
-    h.run_jobs()
-    [review] = [t for t in h.engine.inbox(h.staff) if t.element_id == "review"]
-    h.engine.complete(h.staff, review.id, {"approved": True})
-    h.run_jobs()
-    ref = h.engine.instance(h.staff, instance_id).data["ref"]
-    h.engine.deliver_message(h.staff, "paid", {"amount": 1}, correlation={"ref": ref})
-    h.run_jobs()
-    return instance_id
+    return _through_the_flow_as(h, "K1")
 
 
 def test_every_saved_state_of_a_lifecycle_restores_as_spiffworkflow_restores_it(
@@ -186,7 +179,7 @@ def test_a_state_the_direct_restore_does_not_know_goes_spiffworkflows_way(
     state["root"] = upper if state["root"] == first else state["root"]
     workflow, states = restore_state(state, definition.spec, definition.subprocess_specs)
     assert _shape(workflow, state) == _shape(_plain_from_dict(state, definition.spec, definition.subprocess_specs), state)
-    assert states == walked_states(workflow) and first in states
+    assert states == walked_states(workflow) and UUID(first) in states
 
 
 def test_the_save_after_a_restore_converts_only_the_unfinished_tasks(
@@ -209,3 +202,44 @@ def test_the_save_after_a_restore_converts_only_the_unfinished_tasks(
         unfinished = [t for t in workflow.tasks.values() if not t.state & TaskState.FINISHED_MASK]
         assert len(converted) == len(unfinished)
         assert again == spiff._PLAIN.to_dict(workflow) == state
+
+
+def _audit_trail(h: Harness, instance_id: str) -> list[tuple[str, str | None]]:
+    from sqlalchemy import select
+
+    from certflow.store.db import session_scope
+    from certflow.store.models import AuditEvent
+
+    with session_scope() as s:
+        return [(e.action, e.element_id) for e in s.scalars(
+            select(AuditEvent).where(AuditEvent.instance_id == instance_id).order_by(AuditEvent.id))]
+
+
+def test_the_audit_trail_is_the_same_whether_an_advance_restores_or_finds_the_workflow_cached(
+        harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The task states an advance compares to find what changed (its audit rows) come from the
+    restore on a miss and from the cache on a hit: the two must name tasks alike, or a miss
+    would audit every task of the tree as having just changed."""
+    harness.engine.deploy(harness.staff, FLOW_DIR)
+    cached = _through_the_flow(harness)
+    assert harness.engine.live_hits > 0
+    monkeypatch.setattr(runtime, "LIVE_WORKFLOWS", 0)
+    harness.engine._live.clear()
+    misses = harness.engine.live_misses
+    restored = _through_the_flow_as(harness, "K2")
+    assert harness.engine.live_misses - misses >= 3
+    trail = _audit_trail(harness, cached)
+    assert trail == _audit_trail(harness, restored)
+    assert [a for a, _ in trail].count("instance_completed") == 1
+
+
+def _through_the_flow_as(h: Harness, key: str) -> str:
+    instance_id = h.engine.start(h.staff, "flow", key, {"key": key}).id
+    h.run_jobs()
+    [review] = [t for t in h.engine.inbox(h.staff) if t.element_id == "review"]
+    h.engine.complete(h.staff, review.id, {"approved": True})
+    h.run_jobs()
+    ref = h.engine.instance(h.staff, instance_id).data["ref"]
+    h.engine.deliver_message(h.staff, "paid", {"amount": 1}, correlation={"ref": ref})
+    h.run_jobs()
+    return instance_id
