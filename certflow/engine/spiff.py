@@ -173,10 +173,16 @@ class FinishedTaskCache(TaskConverter):  # type: ignore[misc]
     holds that between advances) with a key of everything that could still change on it:
     state, last state change, triggered, children, and the sizes of data and internal data.
     Any difference and the task is converted afresh. The output is the same dict the plain
-    converter gives: ``CERTFLOW_VERIFY_STATE=1`` (set in the tests) compares every save."""
+    converter gives: ``CERTFLOW_VERIFY_STATE=1`` (set in the tests) compares every save.
+
+    A task's data is saved as a delta on its parent's, so its dict is only final once the
+    parent has finished too: a multi-instance task, still running, changes its own data after
+    its children have finished (it gathers their outputs). Until then it is converted afresh."""
 
     def to_dict(self, task: Task) -> dict[str, Any]:
-        if not task._state & TaskState.FINISHED_MASK:
+        parent = task.parent
+        if not task._state & TaskState.FINISHED_MASK or (
+                parent is not None and not parent._state & TaskState.FINISHED_MASK):
             return super().to_dict(task)  # type: ignore[no-any-return]
         saved = task.workflow.__dict__.setdefault(_SAVED_TASKS, {})
         key = (task._state, task.last_state_change, task.triggered, tuple(task._children),
@@ -479,7 +485,7 @@ class _Restore:
             else:
                 data = fresh(item["data"], restore)
             attrs["data"] = data
-            if state & finished:
+            if state & finished and (parent_key is None or (parent is not None and parent._state & finished)):
                 saved[tid] = ((state, attrs["last_state_change"], attrs["triggered"], tuple(children),
                                len(data), len(attrs["internal_data"])), item)
             # The states a walk from the root finds: every task, if the stored tree is whole
