@@ -199,14 +199,16 @@ def end_to_end(n: int, workers: int, drivers: int, driver_procs: int = 1) -> tup
         keys = [f"C{i}" for i in range(n)]
         shares = [keys[p::driver_procs] for p in range(driver_procs)]
         threads = [max(1, drivers // driver_procs + (p < drivers % driver_procs)) for p in range(driver_procs)]
-        cpu = cpu_seconds(procs[0].pid)
+        watch = CpuWatch(procs[0].pid, name)
+        watch.start()
         began = time.perf_counter()
         if driver_procs == 1:
             driven.append(drive(engine, staff, people, dsn, shares[0], threads[0]))
         else:
             driven.extend(drive_in_processes(engine, staff, people, dsn, shares, threads))
         elapsed = time.perf_counter() - began
-        CPU_MS["c workers"] = (cpu_seconds(procs[0].pid) - cpu) * 1000 / n
+        for kind, seconds in watch.stop().items():
+            CPU_MS[f"c {kind}"] = seconds * 1000 / n
         CPU_MS["c drivers"] = sum(seconds for _, _, seconds in driven) * 1000 / n
         return elapsed * 1000 / n, n / elapsed
     finally:
@@ -283,27 +285,59 @@ def drive_in_processes(engine: Any, staff: Any, people: dict[str, Any], dsn: str
     return results
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and all its descendants still alive (/proc)."""
-    tick, total = os.sysconf("SC_CLK_TCK"), 0.0
-    children: dict[int, list[int]] = {}
-    stats: dict[int, list[str]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
+class CpuWatch:
+    """CPU seconds used from ``start`` on by the worker (its process and every descendant)
+    and by the PostgreSQL backends serving the bench database, read from /proc every 0.1 s
+    (a process that exits counts up to its last reading)."""
+
+    def __init__(self, worker_pid: int, database: str) -> None:
+        self.worker_pid, self.database = worker_pid, database
+        self.first: dict[int, float] = {}
+        self.last: dict[int, tuple[str, float]] = {}
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self.first = {pid: cpu for pid, (_, cpu) in self._read().items()}
+        self.thread.start()
+
+    def stop(self) -> dict[str, float]:
+        self.stopped.set()
+        self.thread.join()
+        self.last.update(self._read())
+        used = {"workers": 0.0, "postgres": 0.0}
+        for pid, (kind, cpu) in self.last.items():
+            used[kind] += cpu - self.first.get(pid, 0.0)
+        return used
+
+    def _run(self) -> None:
+        while not self.stopped.wait(0.1):
+            self.last.update(self._read())
+
+    def _read(self) -> dict[int, tuple[str, float]]:
+        tick = os.sysconf("SC_CLK_TCK")
+        parents: dict[int, int] = {}
+        found: dict[int, tuple[str, float]] = {}
+        cpu: dict[int, float] = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
             try:
-                text = (entry / "stat").read_text()
+                stat = (entry / "stat").read_text()
+                cmdline = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-            fields = text[text.rindex(")") + 2:].split()
-            stats[int(entry.name)] = fields
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
-    todo = [pid]
-    while todo:
-        current = todo.pop()
-        if current in stats:
-            total += (int(stats[current][11]) + int(stats[current][12])) / tick
-        todo.extend(children.get(current, []))
-    return total
+            pid, fields = int(entry.name), stat[stat.rindex(")") + 2:].split()
+            parents[pid], cpu[pid] = int(fields[1]), (int(fields[11]) + int(fields[12])) / tick
+            if cmdline.startswith(b"postgres: ") and f" {self.database} ".encode() in cmdline:
+                found[pid] = ("postgres", cpu[pid])
+        for pid in cpu:
+            ancestor = pid
+            while ancestor > 1 and ancestor != self.worker_pid:
+                ancestor = parents.get(ancestor, 1)
+            if ancestor == self.worker_pid:
+                found[pid] = ("workers", cpu[pid])
+        return found
 
 
 def worker_hits(metrics_dir: Path) -> tuple[int, int]:
@@ -381,8 +415,10 @@ def main() -> None:
         c, per_s = end_to_end(args.n, args.workers, args.drivers, args.driver_procs)
         print(f"(c) PostgreSQL + Redis + {args.workers} worker procs, {args.drivers} drivers in "
               f"{args.driver_procs} proc(s): {c:8.2f} ms/lifecycle (wall/n)  c/a={c / a:.2f}  {per_s:.1f} lifecycles/s")
-        print(f"(c) CPU per lifecycle: drivers {CPU_MS['c drivers']:.1f} ms, workers {CPU_MS['c workers']:.1f} ms "
-              f"(PostgreSQL's not counted); load average {os.getloadavg()[0]:.1f}")
+        used = CPU_MS["c drivers"] + CPU_MS["c workers"] + CPU_MS["c postgres"]
+        print(f"(c) CPU per lifecycle: drivers {CPU_MS['c drivers']:.1f} ms, workers {CPU_MS['c workers']:.1f} ms, "
+              f"PostgreSQL {CPU_MS['c postgres']:.1f} ms: at most {os.cpu_count() or 1} cores / {used:.0f} ms = "
+              f"{(os.cpu_count() or 1) * 1000 / used:.1f} lifecycles/s; load average {os.getloadavg()[0]:.1f}")
     print(f"live-workflow cache hits (advances): {hit_rates()}")
     print(f"bench-engine: a_ms={a:.2f} b_ms={b:.2f} c_ms={c:.2f} b/a={b / a:.2f} c/a={c / a:.2f} c_per_s={per_s:.1f}")
 

@@ -44,7 +44,8 @@ def candidate_keys(payload: dict[str, Any]) -> list[str]:
     return keys
 
 
-_NEXT_PENDING = select(Message.id).where(Message.status == "pending").order_by(Message.id).limit(1)
+# Two: the second tells the drain whether to look again (see ``drain_messages``).
+_NEXT_PENDING = select(Message.id).where(Message.status == "pending").order_by(Message.id).limit(2)
 _NEXT_PENDING_SKIP_LOCKED = _NEXT_PENDING.with_for_update(skip_locked=True)
 _DEFINITION_IDS = select(Definition.id, Definition.process_id).order_by(Definition.version)
 _ELEMENTS_OF = (select(Definition.process_id, Definition.elements)
@@ -53,6 +54,8 @@ _ELEMENTS_OF = (select(Definition.process_id, Definition.elements)
 
 class MessagingMixin(_Base):
     _draining = False
+    # A drain was asked for while this one ran (a delivery threw a message): look again.
+    _reentered = False
     # (latest definition ids, message name -> process it starts): see _message_start_process.
     _message_starts: tuple[tuple[int, ...], dict[str, str]] | None = None
 
@@ -72,22 +75,33 @@ class MessagingMixin(_Base):
         deliver or start run the database-only service tasks they reach inside themselves
         (certflow.engine.inline), as a job's advance does: a message-started register_fee
         instance makes its invoice in the advance that starts it, not in a job of its own.
-        A web process drains with the default: it only writes the jobs."""
+        A web process drains with the default: it only writes the jobs.
+
+        The loop stops when the pick saw no second pending message and no delivery asked for
+        a drain, without a transaction that finds none (each advance that throws drains after
+        its commit, so most drains route one message). A message committed meanwhile by
+        another process is routed by the drain its writer runs after commit, or by beat's
+        next tick, as one committed just after a final empty look would be."""
         if self._draining:
+            self._reentered = True  # the loop below looks again for what this caller wrote
             return 0
         self._draining = True
         try:
-            handled = 0
-            while handled < limit and self._route_next(inline):
-                handled += 1
+            handled, more = 0, True
+            while more and handled < limit:
+                self._reentered = False
+                found, more = self._route_next(inline)
+                handled += found
+                more = more or self._reentered
             return handled
         finally:
             self._draining = False
 
-    def _route_next(self, inline: bool = False) -> bool:
-        """Route the oldest pending message; False when none is pending. It is picked and
-        looked up (and, when nobody takes it, settled) in one transaction; a message that
-        starts an instance starts it in that same transaction too."""
+    def _route_next(self, inline: bool = False) -> tuple[bool, bool]:
+        """Route the oldest pending message. Returns whether one was found and whether another
+        was pending when it was picked. It is picked and looked up (and, when nobody
+        takes it, settled) in one transaction; a message that starts an instance starts it in
+        that same transaction too."""
         started: Callable[[], None] | None = None
         starting: int | None = None
         try:
@@ -95,12 +109,13 @@ class MessagingMixin(_Base):
                 query = _NEXT_PENDING
                 if session.bind is not None and session.bind.dialect.name == "postgresql":
                     query = _NEXT_PENDING_SKIP_LOCKED
-                message_id = session.scalar(query)
-                if message_id is None:
-                    return False
+                picked = session.scalars(query).all()
+                if not picked:
+                    return False, False
+                message_id, more = picked[0], len(picked) > 1
                 message = session.get(Message, message_id)
                 if message is None or message.status != "pending":
-                    return True
+                    return True, more
                 name, payload = message.name, dict(message.payload)
                 targets = session.scalars(select(Subscription.instance_id).where(
                     Subscription.message_name == name,
@@ -110,10 +125,10 @@ class MessagingMixin(_Base):
                     try:
                         claim(session, message_id)
                     except AlreadyRouted:
-                        return True  # another drainer routed it meanwhile: its outcome stands
+                        return True, more  # another drainer routed it meanwhile: its outcome stands
                     _mark(session, message_id, "unrouted",
                           f"nobody waits for {name!r} and no process starts on it", self.now())
-                    return True
+                    return True, more
                 if starts:
                     starting = message_id
                     started = self._start_on(session, starts, name, payload, message_id, inline)
@@ -121,10 +136,10 @@ class MessagingMixin(_Base):
             if starting is None:
                 raise
             self._routing_failed(starting, exc)  # rolled back with the pick: settled on its own
-            return True
+            return True, more
         if started is not None:
             started()
-            return True
+            return True, more
         try:
             # The first delivery claims the message (pending -> delivered) in its own
             # transaction; a drainer that loses that race delivers to nobody.
@@ -136,7 +151,7 @@ class MessagingMixin(_Base):
                     _mark(adv.session, message_id, "delivered", f"to {instance_id}", adv.now)
         except Exception as exc:
             self._routing_failed(message_id, exc)
-        return True
+        return True, more
 
     def _routing_failed(self, message_id: int, exc: Exception) -> None:
         if isinstance(exc, AlreadyRouted):

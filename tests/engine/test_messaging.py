@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlalchemy import select
 
 from certflow.store.db import session_scope
@@ -84,7 +86,46 @@ def test_a_message_that_starts_an_instance_is_picked_and_started_in_one_transact
         assert harness.engine.drain_messages() == 1
     finally:
         event.remove(get_engine(), "commit", count)
-    assert len(commits) == 2  # the pick that starts R-k9, then the look that finds none left
+    assert len(commits) == 1  # the pick that starts R-k9; it saw no other pending, so no second look
     assert _instances("receiver") == [("R-k9", "running")]
     with session_scope() as s:
         assert s.scalars(select(Message.status)).all() == ["started"]
+
+
+RELAY = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:spiffworkflow="http://spiffworkflow.org/bpmn/schema/1.0/core" id="defs" targetNamespace="http://bpmn.io/schema/bpmn">
+  <bpmn:message id="ping" name="ping"/>
+  <bpmn:message id="hello" name="hello"/>
+  <bpmn:process id="relay" isExecutable="true">
+    <bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing><bpmn:messageEventDefinition messageRef="ping"/></bpmn:startEvent>
+    <bpmn:intermediateThrowEvent id="pass_on" name="Pass on">
+      <bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing>
+      <bpmn:messageEventDefinition messageRef="hello">
+        <bpmn:extensionElements><spiffworkflow:messagePayload>{'business_key': 'R-' + key, 'key': key}</spiffworkflow:messagePayload></bpmn:extensionElements>
+      </bpmn:messageEventDefinition>
+    </bpmn:intermediateThrowEvent>
+    <bpmn:endEvent id="end"><bpmn:incoming>f2</bpmn:incoming></bpmn:endEvent>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="pass_on"/>
+    <bpmn:sequenceFlow id="f2" sourceRef="pass_on" targetRef="end"/>
+  </bpmn:process>
+</bpmn:definitions>
+"""
+
+
+def test_one_drain_routes_the_messages_its_deliveries_throw(harness: Harness, tmp_path: Path) -> None:
+    """The drain stops looking when its pick saw no other message pending; a message thrown by
+    the instance it started (after that pick) is still routed by the same drain, not left for
+    beat's tick: a ping starts a relay, whose hello starts a receiver, in one drain."""
+    from certflow.engine.messaging import emit
+
+    (tmp_path / "relay").mkdir()
+    (tmp_path / "relay" / "relay.bpmn").write_text(RELAY)
+    harness.engine.deploy(harness.staff, MESSAGING_DIR)
+    harness.engine.deploy(harness.staff, tmp_path)
+    with session_scope() as s:
+        emit(s, "ping", {"business_key": "P-a", "key": "a"}, harness.engine.now())
+    assert harness.engine.drain_messages() == 2
+    assert _instances("relay") == [("P-a", "completed")]
+    assert _instances("receiver") == [("R-a", "running")]
+    with session_scope() as s:
+        assert s.scalars(select(Message.status).order_by(Message.id)).all() == ["started", "started"]
