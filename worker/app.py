@@ -137,23 +137,26 @@ def _published(sender: str | None = None, **_: object) -> None:
 
 @app.task(name="certflow.run_job")
 def run_job(job_id: int) -> str:
-    """Run one job, then the jobs its result led to for the same instance (up to
-    ``job_chain_limit``), in this process, where the instance's live workflow is cached: an
-    instance's burst of service tasks stays in one worker. What is left is published. Each
-    job's log lines carry its job, instance, task and originating request ids."""
+    """Run one job, then the jobs its result led to (up to ``job_chain_limit``), in this
+    process, where their instances' live workflows are cached: an instance's burst of service
+    tasks stays in one worker, and so does the work of an instance a thrown message started
+    here (certflow.engine.jobs). What is left is published, also when the job itself failed
+    after writing some. Each job's log lines carry its job, instance, task and originating
+    request ids."""
     from certflow.bootstrap import engine
 
     eng = engine()
     limit = eng.settings.job_chain_limit
     chain: list[JobMessage] | None = [] if limit > 0 else None
-    outcome = _run_one(eng, job_id, chain)
-    ran = 0
     try:
-        while chain and ran < limit:
-            ran += 1
-            _run_one(eng, chain.pop(0).job_id, chain)
-    except Exception:  # as for a job from the broker: the sweep publishes the failed one again
-        log.exception("a chained job failed; publishing the rest")
+        outcome = _run_one(eng, job_id, chain)
+        ran = 0
+        try:
+            while chain and ran < limit:
+                ran += 1
+                _run_one(eng, chain.pop(0).job_id, chain)
+        except Exception:  # as for a job from the broker: the sweep publishes the failed one again
+            log.exception("a chained job failed; publishing the rest")
     finally:
         if chain:  # beyond the limit, or after a failure: the broker takes them
             eng.publish(chain)

@@ -10,6 +10,7 @@ all in one transaction (``run_job``).
 from __future__ import annotations
 
 import logging
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,9 @@ else:
     _Base = object
 
 log = logging.getLogger(__name__)
+# The chain of the job this thread is running (see ``JobsMixin.run_job``), while its
+# after-commit work runs: jobs written then are kept for this worker as well.
+_CHAIN: ContextVar[list[JobMessage] | None] = ContextVar("certflow_job_chain", default=None)
 
 
 class JobsMixin(_Base):
@@ -85,7 +89,9 @@ class JobsMixin(_Base):
         delivering advance writes for the same instance, due now, are appended to it instead
         of being published (the live workflow stays cached here); the caller runs them next or
         publishes them. They are committed outbox rows like any other, so a crash before they
-        run loses nothing: the sweep publishes them."""
+        run loses nothing: the sweep publishes them. The jobs that the work after its commit
+        writes (an instance a thrown message starts or reaches, routed here) join the chain
+        too: those instances were just advanced in this process as well."""
         kept: EffectKept | None = None
         with self.session(clock=False) as session:  # the advance's lock reads the clock
             row = session.connection().execute(_JOB_TO_RUN, {"job_id": job_id}).first()
@@ -107,15 +113,35 @@ class JobsMixin(_Base):
             log.warning("job %s: the advance after its handler failed; delivering its result again",
                         job_id, exc_info=kept.__cause__)
             return self.deliver_result(job_id, result=kept.result, instance_id=instance_id, chain=chain)
-        self._keep_local(advance, chain)
-        self.after_advance(advance)
+        self._after_local(advance, chain)
         return outcome
 
-    def _keep_local(self, advance: Advance, chain: list[JobMessage] | None) -> None:
-        """Move the advance's jobs from its publish list to ``chain`` (see ``run_job``)."""
-        if chain is not None and advance.published:
-            chain.extend(advance.published)
-            advance.published = []
+    def _after_local(self, advance: Advance, chain: list[JobMessage] | None) -> None:
+        """``after_advance`` for a worker's advance: its jobs, and those the work after its
+        commit writes, go to ``chain`` instead of the broker (see ``run_job``)."""
+        if chain is None:
+            self.after_advance(advance)
+            return
+        chain.extend(advance.published)
+        advance.published = []
+        token = _CHAIN.set(chain)
+        try:
+            self.after_advance(advance)
+        finally:
+            _CHAIN.reset(token)
+
+    def publish(self, jobs: list[JobMessage]) -> None:
+        """After commit: to the broker, or to the chain of the job this thread is running
+        (``_after_local``), where the instances that wrote them are cached. The chain takes
+        up to ``job_chain_limit`` jobs; more (a fan-out the drain started) go to the broker
+        at once, for the other workers, rather than wait behind this worker's chain."""
+        chain = _CHAIN.get()
+        if chain is None:
+            super().publish(jobs)
+            return
+        room = max(self.settings.job_chain_limit - len(chain), 0)
+        chain.extend(jobs[:room])
+        super().publish(jobs[room:])
 
     def deliver_result(self, job_id: int, result: dict[str, Any] | None = None, error: str | None = None,
                        tb: str = "", permanent: bool = False, instance_id: str | None = None,
@@ -131,8 +157,7 @@ class JobsMixin(_Base):
         with self.session(clock=False) as session:  # the advance's lock reads the clock
             with self.advance_in(session, instance_id, "worker", inline=True) as advance:
                 outcome = self._deliver(advance, job_id, result, error, tb, permanent, run_here)
-        self._keep_local(advance, chain)
-        self.after_advance(advance)
+        self._after_local(advance, chain)
         return outcome
 
     def _deliver(self, adv: Advance, job_id: int, result: dict[str, Any] | None, error: str | None,
