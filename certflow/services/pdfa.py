@@ -4,12 +4,18 @@ PDF/A-2b asks for (ISO 19005-2, level B): every font embedded (certflow.services
 output intent naming the colour space the page colours mean (sRGB, with its ICC profile),
 XMP metadata that declares the conformance and repeats the document info, a file identifier, and
 no encryption, JavaScript or external content. reportlab writes none of the first three, so they
-are added here with pikepdf. The result stays byte-for-byte reproducible for the same input.
+are added here with pikepdf. The result stays byte-for-byte reproducible for the same input, in
+any process on any day (the ICC profile's creation date is fixed, see ``srgb_profile``).
+
+The streams reportlab wrote are already Flate-compressed (certflow.services.pdf_fonts turns its
+ASCII85 layer off), so pikepdf copies them as they are: letting qpdf decode and compress them
+again cost a quarter of an invoice's rendering and changed nothing a reader sees.
 """
 
 from __future__ import annotations
 
 import io
+import zlib
 from datetime import datetime
 from functools import cache
 
@@ -17,12 +23,24 @@ import pikepdf
 from PIL import ImageCms
 
 PDFA_PART, PDFA_CONFORMANCE = "2", "B"
+# The ICC header's creation date (ICC.1:2022 7.2.8: six big-endian uint16, bytes 24-35).
+# LittleCMS stamps the moment the profile is made; a fixed one keeps every PDF reproducible.
+ICC_DATE = slice(24, 36)
+ICC_FIXED_DATE = bytes.fromhex("07d0 0001 0001 0000 0000 0000")  # 2000-01-01 00:00:00
 
 
 @cache
 def srgb_profile() -> bytes:
-    """An sRGB ICC profile, made by LittleCMS (through Pillow) rather than shipped as a file."""
-    return bytes(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    """An sRGB ICC profile, made by LittleCMS (through Pillow) rather than shipped as a file,
+    with a fixed creation date: otherwise two processes (or days) rendered different bytes."""
+    profile = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    profile[ICC_DATE] = ICC_FIXED_DATE
+    return bytes(profile)
+
+
+@cache
+def _srgb_profile_deflated() -> bytes:
+    return zlib.compress(srgb_profile())
 
 
 def to_pdfa(pdf: bytes, *, title: str, author: str, created: datetime) -> bytes:
@@ -49,7 +67,9 @@ def to_pdfa(pdf: bytes, *, title: str, author: str, created: datetime) -> bytes:
         doc.docinfo["/CreationDate"] = pdf_date
         doc.docinfo["/ModDate"] = pdf_date
         out = io.BytesIO()
-        doc.save(out, deterministic_id=True, fix_metadata_version=False)
+        # Streams are kept as reportlab compressed them (see the module docstring).
+        doc.save(out, deterministic_id=True, fix_metadata_version=False, compress_streams=False,
+                 stream_decode_level=pikepdf.StreamDecodeLevel.none)
     return out.getvalue()
 
 
@@ -63,7 +83,8 @@ def _offset(moment: datetime) -> str:
 
 
 def _output_intent(doc: pikepdf.Pdf) -> None:
-    icc = doc.make_stream(srgb_profile())
+    icc = pikepdf.Stream(doc, b"")
+    icc.write(_srgb_profile_deflated(), filter=pikepdf.Name.FlateDecode)
     icc["/N"] = 3
     intent = pikepdf.Dictionary(
         Type=pikepdf.Name.OutputIntent, S=pikepdf.Name.GTS_PDFA1,

@@ -268,3 +268,20 @@ def test_the_stored_invoice_is_pdfa(session: Session, settings: Settings) -> Non
     from certflow.services.billing.pdf import render_pdf
 
     assert render_pdf(document, settings) == document.pdf
+
+
+def test_an_invoice_rendered_again_later_is_the_same_file(session: Session, settings: Settings) -> None:
+    """Whichever worker renders an invoice, whenever (the mail's attachment, a later download),
+    the file is the same: nothing in it depends on the moment it was made. LittleCMS stamped
+    the sRGB profile with the second it was created, once per process."""
+    import time
+
+    from certflow.services import pdfa
+    from certflow.services.billing.pdf import render_pdf
+
+    customer(session)
+    document = invoiced(session, settings)
+    pdfa.srgb_profile.cache_clear()
+    pdfa._srgb_profile_deflated.cache_clear()
+    time.sleep(1.1)  # a new profile is made in another second
+    assert render_pdf(document, settings) == document.pdf
