@@ -43,6 +43,8 @@ commit, and a retry sends it again. A duplicate mail is better than a lost one.
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import logging
 import mailbox
@@ -54,8 +56,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from email.generator import NLCRE, BytesGenerator
 from email.message import EmailMessage as MimeMessage
-from email.utils import format_datetime, formataddr, parseaddr
+from email.utils import format_datetime, formataddr, getaddresses, parseaddr
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -261,10 +264,34 @@ def _mime(row: EmailMessage, display_name: str, settings: Settings, now: datetim
     msg.set_content(row.body_text)
     msg.add_alternative(row.body_html, subtype="html")
     for attachment in attachments:
-        maintype, subtype = attachment.content_type.split("/", 1)
-        msg.add_attachment(attachment.content, maintype=maintype, subtype=subtype,
-                           filename=attachment.filename)
+        _attach(msg, attachment)
     return msg
+
+
+def _attach(msg: MimeMessage, attachment: Attachment) -> None:
+    """``msg.add_attachment(content, ...)``, byte for byte, with the base64 done in one C call:
+    the stdlib encodes 57 bytes at a time in Python, 900 calls for an invoice PDF. Its lines
+    are those of ``base64.encodebytes`` (76 characters) under the default policy's 78."""
+    maintype, subtype = attachment.content_type.split("/", 1)
+    msg.add_attachment(b"", maintype=maintype, subtype=subtype, filename=attachment.filename)
+    part = msg.get_payload()[-1]
+    part.set_payload(base64.encodebytes(attachment.content).decode("ascii"))
+
+
+class _Generator(BytesGenerator):
+    """``BytesGenerator`` writing each part's text in one go, with the same line endings; the
+    stdlib writes it line by line (two writes per base64 line of an attachment)."""
+
+    def _write_lines(self, lines: str) -> None:
+        if lines:
+            self.write(NLCRE.sub(self._NL, lines))
+
+
+def as_bytes(msg: MimeMessage) -> bytes:
+    """The message as smtplib's ``send_message`` puts it on the wire (CRLF line endings)."""
+    out = io.BytesIO()
+    _Generator(out, policy=msg.policy).flatten(msg, linesep="\r\n")
+    return out.getvalue()
 
 
 def deliver(msg: MimeMessage, settings: Settings) -> None:
@@ -303,6 +330,10 @@ def _send_smtp(msg: MimeMessage, settings: Settings) -> None:
     caller's error (and the session is dropped)."""
     wanted = (settings.smtp_host, settings.smtp_port, settings.smtp_tls, settings.smtp_user,
               settings.smtp_password)
+    sender = getaddresses([msg["From"]])[0][1]
+    recipients = [address for _, address in getaddresses([msg["To"]])]
+    # Flattened once, not on every try; an address that needs SMTPUTF8 is left to smtplib.
+    data = as_bytes(msg) if "".join([sender, *recipients]).isascii() else None
     for fresh in (False, True):
         smtp = _SMTP.smtp if _SMTP.opened_for == wanted and not fresh else None
         if smtp is None:
@@ -315,7 +346,10 @@ def _send_smtp(msg: MimeMessage, settings: Settings) -> None:
                 smtp.login(settings.smtp_user, settings.smtp_password)
             fresh = True
         try:
-            smtp.send_message(msg)
+            if data is None:
+                smtp.send_message(msg)
+            else:
+                smtp.sendmail(sender, recipients, data)
             return
         except smtplib.SMTPServerDisconnected:
             close_smtp()

@@ -82,3 +82,38 @@ def test_a_retried_send_attaches_the_same_documents(
     run(session, smtp_settings, "email/send", params, key="job-1")
     (message,) = smtp[0].messages()
     assert [p.get_payload(decode=True) for p in message.iter_attachments()] == [invoice.pdf]
+
+
+def test_the_mail_on_the_wire_is_what_the_standard_library_would_have_sent(
+        session: Session, settings: Settings) -> None:
+    """The attachments are base64-encoded in one go and the message written out in one go
+    (certflow.services.email.as_bytes); a mail reader gets the same bytes as from smtplib's
+    ``send_message`` with ``add_attachment``: same parts, headers, line lengths, endings."""
+    import io
+    import random
+    from datetime import datetime, timezone
+    from email.generator import BytesGenerator
+
+    from certflow.services import email as mail
+
+    row = EmailMessage(id=7, idempotency_key="k", recipient="anna", to_address="anna@example.org",
+                       subject="Factuur 2026-000001 — één", template="orders/invoice_sent",
+                       language="nl", body_text="Beste Anna,\n\nZie de bijlage.\n" * 40,
+                       body_html="<p>Beste Anna,</p>\n" * 40, status="queued",
+                       created_at=datetime(2026, 3, 1, tzinfo=timezone.utc), attached_invoices=[])
+    now = datetime(2026, 3, 1, 9, tzinfo=timezone.utc)
+    documents = [mail.Attachment("2026-000001.pdf", "application/pdf", bytes(range(256)) * 300),
+                 mail.Attachment("2026-000001.xml", "application/xml", "<a>één</a>\n".encode() * 500),
+                 mail.Attachment("empty.pdf", "application/pdf", b"")]
+
+    random.seed(12)  # the same MIME boundaries both times
+    sent = mail.as_bytes(mail._mime(row, "Łukasz Wójcik", settings, now, documents))
+    random.seed(12)
+    expected = mail._mime(row, "Łukasz Wójcik", settings, now)
+    for document in documents:
+        maintype, subtype = document.content_type.split("/")
+        expected.add_attachment(document.content, maintype=maintype, subtype=subtype,
+                                filename=document.filename)
+    out = io.BytesIO()
+    BytesGenerator(out, policy=expected.policy).flatten(expected, linesep="\r\n")
+    assert sent == out.getvalue()
