@@ -18,6 +18,7 @@ import io
 import zlib
 from datetime import datetime
 from functools import cache
+from xml.sax.saxutils import escape
 
 import pikepdf
 from PIL import ImageCms
@@ -48,16 +49,9 @@ def to_pdfa(pdf: bytes, *, title: str, author: str, created: datetime) -> bytes:
     with pikepdf.open(io.BytesIO(pdf)) as doc:
         _output_intent(doc)
         moment = created.replace(microsecond=0).isoformat()
-        with doc.open_metadata(set_pikepdf_as_editor=False, update_docinfo=False) as meta:
-            meta["pdfaid:part"] = PDFA_PART
-            meta["pdfaid:conformance"] = PDFA_CONFORMANCE
-            meta["dc:title"] = title
-            meta["dc:creator"] = [author]
-            meta["pdf:Producer"] = "certflow"
-            meta["xmp:CreatorTool"] = "certflow"
-            meta["xmp:CreateDate"] = moment
-            meta["xmp:ModifyDate"] = moment
-            meta["xmp:MetadataDate"] = moment
+        metadata = pikepdf.Stream(doc, xmp_packet(title, author, moment))
+        metadata.Type, metadata.Subtype = pikepdf.Name.Metadata, pikepdf.Name.XML
+        doc.Root.Metadata = metadata
         # The info dictionary must agree with the XMP, date for date (ISO 19005-2, 6.6.2.3).
         pdf_date = created.strftime("D:%Y%m%d%H%M%S") + _offset(created)
         doc.docinfo["/Title"] = title
@@ -71,6 +65,37 @@ def to_pdfa(pdf: bytes, *, title: str, author: str, created: datetime) -> bytes:
         doc.save(out, deterministic_id=True, fix_metadata_version=False, compress_streams=False,
                  stream_decode_level=pikepdf.StreamDecodeLevel.none)
     return out.getvalue()
+
+
+def xmp_packet(title: str, author: str, moment: str) -> bytes:
+    """The XMP metadata pikepdf writes for ``title``, ``author`` and ``moment`` (ISO 8601), byte
+    for byte: pikepdf makes it once per process with placeholders, and each document's values
+    are put in, escaped as lxml escapes text. Building it through pikepdf's XMP model every
+    time cost a third of this module's work per invoice."""
+    packet = _xmp_template()
+    for placeholder, value in ((_TITLE, title), (_AUTHOR, author), (_MOMENT, moment)):
+        packet = packet.replace(placeholder, escape(value).encode())
+    return packet
+
+
+# Placeholders no title, name or date contains; lxml writes them as they are.
+_TITLE, _AUTHOR, _MOMENT = b"certflow-xmp-title", b"certflow-xmp-author", b"certflow-xmp-moment"
+
+
+@cache
+def _xmp_template() -> bytes:
+    with pikepdf.new() as doc:
+        with doc.open_metadata(set_pikepdf_as_editor=False, update_docinfo=False) as meta:
+            meta["pdfaid:part"] = PDFA_PART
+            meta["pdfaid:conformance"] = PDFA_CONFORMANCE
+            meta["dc:title"] = _TITLE.decode()
+            meta["dc:creator"] = [_AUTHOR.decode()]
+            meta["pdf:Producer"] = "certflow"
+            meta["xmp:CreatorTool"] = "certflow"
+            meta["xmp:CreateDate"] = _MOMENT.decode()
+            meta["xmp:ModifyDate"] = _MOMENT.decode()
+            meta["xmp:MetadataDate"] = _MOMENT.decode()
+        return bytes(doc.Root.Metadata.read_bytes())
 
 
 def _offset(moment: datetime) -> str:

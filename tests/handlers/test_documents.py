@@ -285,3 +285,28 @@ def test_an_invoice_rendered_again_later_is_the_same_file(session: Session, sett
     pdfa._srgb_profile_deflated.cache_clear()
     time.sleep(1.1)  # a new profile is made in another second
     assert render_pdf(document, settings) == document.pdf
+
+
+def test_the_pdfa_metadata_reads_back_as_written_whatever_the_characters() -> None:
+    """Title and author reach the XMP metadata (which archives and PDF/A checkers read) as
+    given, with XML's special characters and any script, agreeing with the info dictionary."""
+    from datetime import timedelta, timezone
+
+    from reportlab.pdfgen.canvas import Canvas
+
+    from certflow.services.pdfa import to_pdfa
+
+    buf = io.BytesIO()
+    canvas = Canvas(buf, invariant=True)
+    canvas.drawString(100, 100, "x")
+    canvas.showPage()
+    canvas.save()
+    title, author = 'Factuur <2026-000001> & "kopie"', "Łukasz & Παπαδόπουλος <b.v.>"
+    created = datetime(2026, 3, 1, 9, 30, 5, 123, tzinfo=timezone(timedelta(hours=1)))
+    with pikepdf.open(io.BytesIO(to_pdfa(buf.getvalue(), title=title, author=author,
+                                         created=created))) as pdf:
+        meta = pdf.open_metadata()
+        assert (meta["dc:title"], meta["dc:creator"]) == (title, [author])
+        assert meta["xmp:CreateDate"] == meta["xmp:ModifyDate"] == "2026-03-01T09:30:05+01:00"
+        assert (str(pdf.docinfo["/Title"]), str(pdf.docinfo["/Author"])) == (title, author)
+        assert str(pdf.docinfo["/CreationDate"]) == "D:20260301093005+01'00'"
