@@ -79,7 +79,7 @@ from jinja2.runtime import Context
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from certflow.registry import HandlerContext, HandlerError, PermanentError
 from certflow.settings import ROOT, Settings
@@ -492,7 +492,9 @@ def invoice_attachments(session: Session, recipient: str, numbers: list[str],
     in bulk gets them rendered and stored here, once (billing.invoices.ensure_documents)."""
     out = []
     for number in numbers:
-        invoice = session.scalar(select(Invoice).where(Invoice.number == number.strip()))
+        # With its lines in the same query: the PDF, if it is rendered here, needs them.
+        invoice = session.execute(select(Invoice).where(Invoice.number == number.strip())
+                                  .options(joinedload(Invoice.lines))).unique().scalar_one_or_none()
         if invoice is None:
             raise PermanentError(f"email/send: no invoice {number!r} to attach; nothing was sent")
         if invoice.customer_username != recipient:
