@@ -56,6 +56,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from email.generator import NLCRE, BytesGenerator
+from email.headerregistry import BaseHeader, HeaderRegistry
+from email.policy import default as default_policy
 from email.message import EmailMessage as MimeMessage
 from email.utils import format_datetime, formataddr, getaddresses, parseaddr
 from functools import lru_cache
@@ -248,9 +250,28 @@ def _template_names(template_dir: Path) -> set[str]:
 
 # --- delivery ----------------------------------------------------------------------------
 
+class _HeaderClasses(HeaderRegistry):
+    """The stdlib's header registry, keeping the class it makes for each header name: it made
+    a new class for every header set, a third of the time it takes to build an invoice mail."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._made: dict[str, type[BaseHeader]] = {}
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        made = self._made.get(name.lower())
+        if made is None:
+            made = self._made[name.lower()] = super().__getitem__(name)
+        return made
+
+
+# The default policy (what ``EmailMessage()`` uses), with the header classes kept.
+POLICY = default_policy.clone(header_factory=_HeaderClasses())
+
+
 def _mime(row: EmailMessage, display_name: str, settings: Settings, now: datetime,
           attachments: Sequence[Attachment] = ()) -> MimeMessage:
-    msg = MimeMessage()
+    msg = MimeMessage(policy=POLICY)
     msg["From"] = settings.mail_from
     msg["To"] = formataddr((display_name, row.to_address))
     msg["Subject"] = row.subject
