@@ -55,7 +55,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from email.generator import NLCRE, BytesGenerator
+from email.generator import BytesGenerator
 from email.headerregistry import BaseHeader, HeaderRegistry
 from email.policy import default as default_policy
 from email.message import EmailMessage as MimeMessage
@@ -293,17 +293,20 @@ def _mime(row: EmailMessage, display_name: str, settings: Settings, now: datetim
 class _Generator(BytesGenerator):
     """``BytesGenerator`` writing each part's text in one go, with the same line endings; the
     stdlib writes it line by line, two writes per base64 line of an attachment (some 1,800 for
-    an invoice mail)."""
+    an invoice mail). Only for ``flatten(msg, linesep=LINESEP)``."""
+
+    LINESEP = "\r\n"  # SMTP's, as smtplib's send_message writes it
+    _LINE_END = re.compile(r"\r\n|\r|\n")  # email.generator.NLCRE
 
     def _write_lines(self, lines: str) -> None:
         if lines:
-            self.write(NLCRE.sub(self._NL, lines))
+            self.write(self._LINE_END.sub(self.LINESEP, lines))
 
 
 def as_bytes(msg: MimeMessage) -> bytes:
     """The message as smtplib's ``send_message`` puts it on the wire (CRLF line endings)."""
     out = io.BytesIO()
-    _Generator(out, policy=msg.policy).flatten(msg, linesep="\r\n")
+    _Generator(out, policy=msg.policy).flatten(msg, linesep=_Generator.LINESEP)
     return out.getvalue()
 
 
