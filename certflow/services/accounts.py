@@ -93,7 +93,11 @@ def _row(session: Session, username: str) -> User:
 
 
 def valid_email(email: str) -> bool:
-    return bool(_EMAIL.match(email.strip())) and len(email) <= 200
+    """An address certflow can send to: ``name@domain.tld``, at most 200 characters, and ASCII
+    only (mail servers take a non-ASCII address only over SMTPUTF8, which Python's e-mail
+    package does not write: every mail to it would fail; a domain is entered as punycode)."""
+    email = email.strip()
+    return bool(_EMAIL.match(email)) and len(email) <= 200 and email.isascii()
 
 
 def by_email(session: Session, email: str) -> User | None:
@@ -145,7 +149,7 @@ def clean_person(data: Mapping[str, Any], *, today: date, require_address: bool,
             errors["display_name"] = N_("The name can be at most 200 characters.")
         clean["display_name"] = text["display_name"]
     if "email" in text:
-        if not _EMAIL.match(text["email"]) or len(text["email"]) > 200:
+        if not valid_email(text["email"]):
             errors["email"] = N_("Enter an e-mail address like name@example.nl.")
         clean["email"] = text["email"].lower()
     if "language" in text:

@@ -209,6 +209,8 @@ def test_the_people_list_shows_two_hundred_at_most(session: Session) -> None:
     (" cas@example.nl ", True), ("cas@example", False), ("cas example@x.nl", False),
     ("@example.nl", False), ("cas@@example.nl", False),
     ("c@" + "e" * 195 + ".nl", True), ("c@" + "e" * 196 + ".nl", False),
+    # Mail to a non-ASCII address cannot be sent (no SMTPUTF8): refused where it is entered.
+    ("josé@example.nl", False), ("jose@exämple.nl", False), ("jose@xn--exmple-cua.nl", True),
 ])
 def test_what_counts_as_an_email_address(email: str, valid: bool) -> None:
     assert accounts.valid_email(email) is valid
@@ -451,3 +453,8 @@ def test_a_deactivated_account_is_kept_and_can_come_back(session: Session) -> No
     assert accounts.set_active(session, "cas", True).is_active is True
     with pytest.raises(NotFound):
         accounts.set_active(session, "nobody", False)
+
+
+def test_an_address_mail_cannot_be_sent_to_is_refused_with_the_address_message() -> None:
+    clean, errors = person({"email": "josé@example.nl"})
+    assert errors == {"email": "Enter an e-mail address like name@example.nl."}
