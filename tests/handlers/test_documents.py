@@ -310,3 +310,12 @@ def test_the_pdfa_metadata_reads_back_as_written_whatever_the_characters() -> No
         assert meta["xmp:CreateDate"] == meta["xmp:ModifyDate"] == "2026-03-01T09:30:05+01:00"
         assert (str(pdf.docinfo["/Title"]), str(pdf.docinfo["/Author"])) == (title, author)
         assert str(pdf.docinfo["/CreationDate"]) == "D:20260301093005+01'00'"
+
+
+def test_pdfs_are_rendered_with_reportlabs_c_speedups() -> None:
+    """rl_accel (a pinned dependency) replaces ReportLab's pure-Python number formatting,
+    checksums and text widths: the same PDF bytes for about a quarter less CPU per invoice.
+    Without it ReportLab silently falls back to Python."""
+    from reportlab.lib import rl_accel
+
+    assert {"fp_str", "calcChecksum", "instanceStringWidthTTF"} <= set(rl_accel._c_funcs)
