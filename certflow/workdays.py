@@ -62,6 +62,9 @@ class Term:
         last day of February)."""
         assert self.calendar is not None
         months, rest = self.calendar
+        # In UTC: an aware Dutch time plus a timedelta is wall-clock arithmetic in Python (14
+        # days across the change to summer time would be an hour short of 14 x 24 hours).
+        instant = instant.astimezone(timezone.utc)
         if months:
             local = to_local(instant)  # the same Dutch clock time that many months on
             year, month0 = divmod(local.year * 12 + local.month - 1 + sign * months, 12)

@@ -82,6 +82,21 @@ def test_due_dates_count_working_days(start: str, term: str, expected: str) -> N
     assert due(start, term) == expected
 
 
+def test_a_term_ends_at_the_same_moment_whether_its_start_is_given_in_dutch_time_or_utc() -> None:
+    """A diagram's deadline() starts from the Dutch clock; a task's due date and the tests
+    from UTC. Days are elapsed time either way (a boundary timer P14D falls with it)."""
+    for start, term in [("2026-03-20T10:00", "P14D"),  # summer time begins meanwhile
+                        ("2027-03-10T23:43", "P60D"),  # late evening: 60 x 24 h later is Monday 00:43
+                        ("2026-10-20T09:00", "P14D"),  # winter time begins meanwhile
+                        ("2026-01-31T10:00", "P1M")]:
+        for move in (False, True):
+            utc = cal().deadline(local(start), parse_term(term), move)
+            dutch = cal().deadline(local(start).astimezone(LOCAL_TZ), parse_term(term), move)
+            assert dutch == utc, (start, term, move)
+    # the one that moved a day before: Sunday 9 May 23:43 would have moved to the end of Monday
+    assert due("2027-03-10T23:43", "P60D", move=True) == "2027-05-10T00:43+02:00"
+
+
 def test_a_calendar_term_ending_on_a_holiday_moves_to_the_next_working_day_when_the_policy_says_so() -> None:
     # 14 days from 20 March 2026 is Good Friday; Easter Monday follows the weekend: Tuesday
     assert due("2026-03-20T10:00", "P14D", move=True) == "2026-04-08T00:00+02:00"
