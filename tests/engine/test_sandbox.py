@@ -274,13 +274,18 @@ LIMITED = [
 ]
 
 
-@pytest.mark.timeout(10)
+@pytest.mark.timeout(60)
 @pytest.mark.parametrize("source", LIMITED)
 def test_size_bombs_are_refused_quickly(source: str, env: SandboxEnvironment) -> None:
+    """Refused by a size check before the value is built, not run until a time, CPU or memory
+    limit stops it (that would take seconds and, in process, the memory). The evaluator
+    process is started first: its start-up on a busy machine is not the refusal's time."""
+    env.execute("x = 1", {})
     started = time.monotonic()
-    with pytest.raises(ScriptLimitExceeded):
+    with pytest.raises(ScriptLimitExceeded) as refused:
         env.execute(source, {})
-    assert time.monotonic() - started < 2
+    assert "longer than" not in str(refused.value) and "CPU or memory" not in str(refused.value)
+    assert time.monotonic() - started < 5
 
 
 def test_while_true_is_rejected_at_validation() -> None:
