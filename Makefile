@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
+# The suite runs in parallel processes: most tests wait on PostgreSQL, a worker or Chromium.
+TEST_PROCS ?= 4
 
 .PHONY: install run test lint bench mutation clean
 
@@ -34,7 +36,7 @@ run: install
 test: install
 	$(VENV)/bin/mypy certflow handlers worker
 	$(VENV)/bin/lint-imports --no-logo --no-cache
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_PROCS) --dist loadgroup
 
 lint: install
 	$(VENV)/bin/ruff check certflow handlers worker

@@ -41,11 +41,39 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         gc.freeze()
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """In a mutation run the database-server tests go last: a mutant is usually killed by a
-    quick test, and mutmut stops at the first failure."""
+    quick test, and mutmut stops at the first failure.
+
+    ``make test`` runs the suite in parallel processes (pytest-xdist, ``--dist loadgroup``);
+    the tests that must share a process are grouped here (``xdist_group``)."""
     if MUTATION_RUN:
         items.sort(key=lambda item: item.get_closest_marker("integration") is not None)
+    for item in items:
+        group = xdist_group(item)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
+def xdist_group(item: pytest.Item) -> str | None:
+    """The group of tests ``item`` must run with in one process, if any:
+
+    - the process tests, all together: the last of them (test_zz_coverage) checks the branches
+      the others walked, recorded in that process;
+    - a module whose tests share a module-wide fixture (an app server, a browser's app, a
+      fuzzing schema): one process starts it once instead of one per process;
+    - a browser test module: its tests share the session's app and Chromium, so they are
+      kept together rather than each process starting its own for a single test."""
+    path = item.nodeid.split("::", 1)[0]
+    if path.startswith("tests/processes/"):
+        return "processes"
+    fixtures = getattr(item, "_fixtureinfo", None)
+    shared = fixtures is not None and any(
+        defs[-1].scope in ("module", "package") for defs in fixtures.name2fixturedefs.values())
+    if shared or path.startswith("tests/browser/"):
+        return path
+    return None
 
 
 # -- environment ---------------------------------------------------------------------------
