@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import gc
 import os
+import shutil
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -42,7 +45,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """In a mutation run the database-server tests go last: a mutant is usually killed by a
     quick test, and mutmut stops at the first failure.
 
@@ -50,6 +53,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     the tests that must share a process are grouped here (``xdist_group``)."""
     if MUTATION_RUN:
         items.sort(key=lambda item: item.get_closest_marker("integration") is not None)
+    if WALKS in os.environ:  # a process of a parallel run: the controller checks the coverage
+        coverage_test = [item for item in items if item.nodeid.startswith(COVERAGE_TEST)]
+        if coverage_test:
+            items[:] = [item for item in items if item not in coverage_test]
+            config.hook.pytest_deselected(items=coverage_test)
+            config.stash[CHECK_WALKS] = True
     for item in items:
         group = xdist_group(item)
         if group:
@@ -59,21 +68,66 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def xdist_group(item: pytest.Item) -> str | None:
     """The group of tests ``item`` must run with in one process, if any:
 
-    - the process tests, all together: the last of them (test_zz_coverage) checks the branches
-      the others walked, recorded in that process;
     - a module whose tests share a module-wide fixture (an app server, a browser's app, a
       fuzzing schema): one process starts it once instead of one per process;
     - a browser test module: its tests share the session's app and Chromium, so they are
       kept together rather than each process starting its own for a single test."""
     path = item.nodeid.split("::", 1)[0]
-    if path.startswith("tests/processes/"):
-        return "processes"
     fixtures = getattr(item, "_fixtureinfo", None)
     shared = fixtures is not None and any(
         defs[-1].scope in ("module", "package") for defs in fixtures.name2fixturedefs.values())
     if shared or path.startswith("tests/browser/"):
         return path
     return None
+
+
+# -- branch coverage of processes/ in a parallel run -------------------------------------------
+# Each process test records the branches its instances walked (tests/processes/coverage.py);
+# run alone, test_zz_coverage checks them after the others. In a parallel run (pytest-xdist)
+# they are walked in several processes: each saves what it walked in the directory named by
+# WALKS, and the controller checks the union when the run ends, failing the run (with the
+# table) where a branch was not walked. The coverage test itself is deselected there.
+WALKS = "CERTFLOW_TEST_BRANCH_WALKS"
+COVERAGE_TEST = "tests/processes/test_zz_coverage.py::"
+CHECK_WALKS = pytest.StashKey[bool]()
+WALK_REPORT = pytest.StashKey[str]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput") and config.getoption("numprocesses", None):
+        os.environ[WALKS] = tempfile.mkdtemp(prefix="certflow-walks-")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    walks = os.environ.get(WALKS)
+    if not walks:
+        return
+    from tests.processes import coverage
+    from tests.processes.driver import PROCESSES
+
+    config = session.config
+    if hasattr(config, "workerinput"):
+        coverage.save(Path(walks) / f"{config.workerinput['workerid']}.json",
+                      config.stash.get(CHECK_WALKS, False))
+        return
+    saved = sorted(Path(walks).glob("*.json"))
+    check = coverage.merge(saved)
+    shutil.rmtree(walks, ignore_errors=True)
+    if not check:
+        return
+    table, missing = coverage.report(coverage.required(PROCESSES))
+    report = "branch coverage of processes/ (gateway flows and boundary events):\n" + table
+    if missing:
+        report += "\nFAILED: branches no test walks:\n" + "\n".join(
+            f"  {pid}: {sorted(items)}" for pid, items in missing.items())
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    config.stash[WALK_REPORT] = report
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    if WALK_REPORT in config.stash:
+        terminalreporter.write_sep("=", "branch coverage of processes/")
+        terminalreporter.write_line(config.stash[WALK_REPORT])
 
 
 # -- environment ---------------------------------------------------------------------------

@@ -8,6 +8,7 @@ flow taken; a completed boundary event has fired).
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from pathlib import Path
 
@@ -70,3 +71,21 @@ def report(needed: dict[str, set[str]]) -> tuple[str, dict[str, set[str]]]:
         if items - done:
             missing[process_id] = items - done
     return "\n".join(lines), missing
+
+
+# -- across processes (``make test`` runs the suite in several: tests/conftest.py) -----------
+def save(path: Path, check: bool) -> None:
+    """What this process walked, for the run's controller; ``check``: the run selected the
+    coverage test (so the run covers the process tier and the controller checks it)."""
+    path.write_text(json.dumps({"check": check, "walked": {k: sorted(v) for k, v in WALKED.items()}}))
+
+
+def merge(paths: list[Path]) -> bool:
+    """Add what other processes walked; whether any of them asks for the check."""
+    check = False
+    for path in paths:
+        saved = json.loads(path.read_text())
+        check = check or saved["check"]
+        for process_id, items in saved["walked"].items():
+            WALKED[process_id].update(items)
+    return check
