@@ -6,16 +6,18 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 
 import handlers
 from certflow.clock import CLOCK
 from certflow.engine.facade import Actor, Engine
-from certflow.store.db import session_scope
+from certflow.store.db import get_engine, session_scope
 from certflow.store.models import Job, Message
 from certflow.services import access, accounts
 
@@ -205,6 +207,22 @@ class Harness:
     def jobs(self) -> list[Job]:
         with session_scope() as session:
             return list(session.scalars(select(Job).order_by(Job.id)))
+
+
+@contextmanager
+def statements() -> Iterator[list[str]]:
+    """The SQL statements the block runs on the test database, whitespace folded."""
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(" ".join(statement.split()))
+
+    engine = get_engine()
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
 
 
 def db_effects() -> list[str]:

@@ -209,6 +209,7 @@ class JobsMixin(_Base):
             if (status, finished_at, job_error) != (job.status, job.finished_at, job.error):
                 db.execute(_JOB_FINISH, {"job_id": job_id, "status": status, "finished_at": finished_at,
                                          "error": job_error})
+                adv.closed_jobs.add((job.task_id, job.attempt))
 
     # -- incidents ---------------------------------------------------------------------------
     def incidents(self, actor: "Actor", status: str | None = "open") -> list[IncidentView]:

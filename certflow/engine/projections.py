@@ -54,9 +54,11 @@ class _Statements:
         self.human_ids = select(human.c.id).where(human.c.instance_id == bindparam("instance_id"))
         self.human_insert = insert(human)
         self.audit_insert = insert(table_of(AuditEvent))
-        self.jobs_open = select(jobs.c.id, jobs.c.task_id, jobs.c.attempt, jobs.c.status).where(
+        self.jobs_open = select(jobs.c.task_id, jobs.c.attempt).where(
             jobs.c.instance_id == bindparam("instance_id"), jobs.c.status.in_(("queued", "running", "failed")))
-        self.jobs_stale = (update(jobs).where(jobs.c.id.in_(bindparam("ids", expanding=True)))
+        # By idempotency key (unique): the save knows the jobs it wrote by task and attempt.
+        self.jobs_stale = (update(jobs).where(jobs.c.idempotency_key.in_(bindparam("keys", expanding=True)),
+                                              jobs.c.status.in_(("queued", "running")))
                            .values(status="stale", finished_at=bindparam("finished_at")))
         self.job_insert = insert(jobs).returning(jobs.c.id)
         self.subs_delete = delete(subs).where(subs.c.instance_id == bindparam("instance_id"))
@@ -80,9 +82,11 @@ class Projected:
 
 
 def project(session: Session, instance: Instance, tasks: list[Task], workflow: BpmnWorkflow,
-            now: datetime, settings: Settings, evaluate: Any, elements: dict[str, Any] | None = None) -> Projected:
+            now: datetime, settings: Settings, evaluate: Any, elements: dict[str, Any] | None = None,
+            closed_jobs: frozenset[tuple[str, int]] | set[tuple[str, int]] = frozenset()) -> Projected:
     """Rewrite the projections that changed since the last save (compared by signature).
-    ``tasks`` is every task of the workflow, as the save walked them."""
+    ``tasks`` is every task of the workflow, as the save walked them; ``closed_jobs``: the
+    (task id, attempt) of jobs this advance finished itself (their rows say so already)."""
     before = instance.projected or {}
     ready = {str(t.id): t for t in tasks if t.state == TaskState.READY and t.task_spec.manual}
     waiting = {
@@ -101,7 +105,7 @@ def project(session: Session, instance: Instance, tasks: list[Task], workflow: B
         _human_tasks(session, instance, ready, now, evaluate, before.get("human"), Due(elements, settings), tasks,
                      new)
     if new or after["jobs"] != before.get("jobs"):
-        publish = _jobs(session, instance, waiting, now, settings, new)
+        publish = _jobs(session, instance, waiting, now, settings, new, before.get("jobs"), closed_jobs)
     subscribed = False
     if new or after["subs"] != before.get("subs"):
         _subscriptions(session, instance, subscriptions, new)
@@ -193,16 +197,24 @@ def shown(task: Task) -> dict[str, Any]:
 
 
 def _jobs(session: Session, instance: Instance, waiting: dict[str, Task], now: datetime,
-          settings: Settings, new: bool) -> list[JobMessage]:
+          settings: Settings, new: bool, projected: list[list[Any]] | None,
+          closed: frozenset[tuple[str, int]] | set[tuple[str, int]]) -> list[JobMessage]:
+    """``projected``: the [task id, attempt] of the jobs the last save knew open (the save
+    writes a job exactly when a pair appears there, in the same transaction as the pairs), so
+    they are not read back; None: not known, so the open rows are read. A job whose task no
+    longer waits for that attempt (cancelled by a timer, retried since, run inline) is marked
+    stale, unless this advance ``closed`` it itself."""
     db = session.connection()
-    jobs = [] if new else db.execute(_Q.jobs_open, {"instance_id": instance.id}).all()
-    current = {(j.task_id, j.attempt) for j in jobs}
-    stale = [
-        job.id for job in jobs if job.status in ("queued", "running") and (
-            job.task_id not in waiting or waiting[job.task_id].internal_data.get(ATTEMPT, 1) != job.attempt)
-    ]
-    if stale:  # cancelled by a timer, or retried since
-        db.execute(_Q.jobs_stale, {"ids": stale, "finished_at": now})
+    if new:
+        current: set[tuple[str, int]] = set()
+    elif projected is None:
+        current = {(j.task_id, j.attempt) for j in db.execute(_Q.jobs_open, {"instance_id": instance.id})}
+    else:
+        current = {(tid, attempt) for tid, attempt in projected}
+    stale = sorted(f"{instance.id}:{tid}:{attempt}" for tid, attempt in current - closed if (
+        tid not in waiting or waiting[tid].internal_data.get(ATTEMPT, 1) != attempt))
+    if stale:  # the status condition leaves a failed job failed
+        db.execute(_Q.jobs_stale, {"keys": stale, "finished_at": now})
     publish = []
     for tid, task in waiting.items():
         attempt = task.internal_data.setdefault(ATTEMPT, 1)

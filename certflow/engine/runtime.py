@@ -83,6 +83,8 @@ class Advance:
     on_saved: list[Callable[[], None]] = field(default_factory=list)
     # Jobs the save wrote, published after commit.
     published: list[JobMessage] = field(default_factory=list)
+    # (task id, attempt) of the jobs this advance finished (their rows are final already).
+    closed_jobs: set[tuple[str, int]] = field(default_factory=set)
     # The save opened a message subscription: a buffered message may now be delivered.
     subscribed: bool = False
     started: float = 0.0
@@ -359,7 +361,7 @@ class Runtime:
         _store_thrown_messages(advance)
         advance.session.flush()  # the one flush: the projections below read with Core
         projected = project(advance.session, instance, tasks, workflow, now, self.settings, self.evaluate,
-                            advance.definition.elements)
+                            advance.definition.elements, advance.closed_jobs)
         advance.subscribed = projected.subscribed
         instance.state = state_to_dict(workflow)
         instance.serializer_version = SERIALIZER_VERSION

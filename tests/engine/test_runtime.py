@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from certflow.engine.errors import Conflict, DeployError, Forbidden, InvalidInput, NotFound
 from certflow.store.db import session_scope
 from certflow.store.models import AuditEvent, Definition, Instance, Job
-from tests.support import FLOW_DIR, Harness
+from tests.support import FLOW_DIR, Harness, statements
 
 
 @pytest.fixture
@@ -166,6 +166,35 @@ def test_duplicate_delivery_has_one_effect(flow: Harness) -> None:
         completions = s.scalar(select(func.count()).select_from(AuditEvent).where(
             AuditEvent.instance_id == instance_id, AuditEvent.action == "service_completed"))
     assert completions == 1
+
+
+def test_a_job_s_advance_reads_no_open_jobs_back(flow: Harness) -> None:
+    """The projection knows the instance's open jobs from the last save: the job's advance
+    marks it done and writes the next one without reading the open jobs back."""
+    start(flow)
+    [job] = flow.jobs()
+    with statements() as seen:
+        assert flow.engine.run_job(job.id) == "done"
+    assert not [s for s in seen if "FROM jobs WHERE jobs.instance_id" in s]
+    assert not [s for s in seen if s.startswith("UPDATE jobs") and "stale" in s]
+    assert [(j.element_id, j.status) for j in flow.jobs()] == [("make_ref", "done")]
+
+
+def test_a_job_whose_task_moved_on_is_marked_stale_and_a_failed_one_stays_failed(
+        harness: Harness, tmp_path: Path) -> None:
+    """Stale marking from the open jobs the last save wrote (not read back): a cancel makes a
+    queued job stale; a job that failed into an incident stays failed when the task is skipped."""
+    failing_flow(harness, tmp_path)
+    harness.engine.settings = harness.engine.settings.model_copy(update={"job_max_attempts": 1})
+    first = start(harness, "K1")
+    assert harness.run_jobs() == ["incident"]
+    [incident] = harness.engine.incidents(harness.staff)
+    second = start(harness, "K2")
+    harness.engine.cancel(harness.staff, second, "withdrawn")
+    assert harness.engine.resolve_incident(harness.staff, incident.id, "skip") == "skipped"
+    with session_scope() as s:
+        states = s.execute(select(Job.instance_id, Job.status).order_by(Job.id)).all()
+    assert states == [(first, "failed"), (second, "stale")]
 
 
 def failing_flow(h: Harness, tmp_path: Path) -> None:
