@@ -358,7 +358,7 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
 
     def complete(self, actor: Actor, task_id: str, data: dict[str, Any]) -> Completed:
         answer: list[Completed] = []
-        with self.advancing(lambda session: queue.instance_of(session, task_id), actor.username) as adv:
+        with self.advancing(queue.instance_of(task_id), actor.username) as adv:
             entry = queue.row(adv.session, task_id)  # under the instance lock
             queue.may_complete(entry, actor)
             rules.bounded(data, "data")

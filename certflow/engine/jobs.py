@@ -12,10 +12,11 @@ from __future__ import annotations
 import logging
 from contextvars import ContextVar
 from datetime import datetime, timedelta
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import Row, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from certflow.engine.dto import IncidentView, JobMessage
@@ -23,7 +24,7 @@ from certflow.engine.inline import VIA_JOB
 from certflow.engine.errors import Conflict, Forbidden, InvalidInput, NotFound
 from certflow.engine.messaging import emit, emit_many
 from certflow.engine.projections import ATTEMPT, NOT_BEFORE, table_of
-from certflow.engine.runtime import EffectKept
+from certflow.engine.runtime import EffectKept, InstanceOf, lock_instance
 from certflow.engine.spiff import complete_service_task, find_task
 from certflow.observability.context import bind
 from certflow.registry import HandlerContext
@@ -72,11 +73,12 @@ class JobsMixin(_Base):
     def run_job(self, job_id: int, chain: list[JobMessage] | None = None) -> str:
         """Run one job's handler and deliver its outcome. Safe to call twice for one job.
 
-        One transaction for the whole job, whatever the handler's effects: the advance locks
-        the instance, reads the job again under that lock, checks the task still waits for
-        *this* attempt (a stale job runs nothing), runs the handler in a savepoint, completes
-        the task and continues the instance (database-only tasks it reaches run inline too,
-        certflow.engine.inline), and commits the effect with the new state.
+        One transaction for the whole job, whatever the handler's effects: it locks the job's
+        instance (the lock statement finds it from the job), reads the job under that lock (a
+        duplicate delivery stops here, having advanced nothing), checks the task still waits
+        for *this* attempt (a stale job runs nothing), runs the handler in a savepoint,
+        completes the task and continues the instance (database-only tasks it reaches run
+        inline too, certflow.engine.inline), and commits the effect with the new state.
 
         A handler with outside effects (SMTP) keys them itself (the e-mail row, unique on the
         idempotency key, committed with the state). If the advance fails *after* such a
@@ -93,26 +95,24 @@ class JobsMixin(_Base):
         writes (an instance a thrown message starts or reaches, routed here) join the chain
         too: those instances were just advanced in this process as well."""
         kept: EffectKept | None = None
-        with self.session(clock=False) as session:  # the advance's lock reads the clock
-            row = session.connection().execute(_JOB_TO_RUN, {"job_id": job_id}).first()
-            if row is None:
-                raise NotFound(f"no job {job_id}")
-            if row.status not in ("queued", "running"):
-                log.info("job %s is %s; duplicate delivery ignored", job_id, row.status)
-                return f"ignored:{row.status}"
-            instance_id = row.instance_id
-            bind(job_id=job_id, instance_id=instance_id, task_id=row.task_id, handler=row.operator,
-                 request_id=row.request_id)
+        started = perf_counter()
+        with self.session(clock=False) as session:  # the lock reads the clock
+            instance, job = self._lock_job(session, job_id)
+            if job.status not in ("queued", "running"):
+                log.info("job %s is %s; duplicate delivery ignored", job_id, job.status)
+                return f"ignored:{job.status}"
+            bind(job_id=job_id, instance_id=job.instance_id, task_id=job.task_id, handler=job.operator,
+                 request_id=job.request_id)
             try:
-                with self.advance_in(session, instance_id, "worker", inline=True) as advance:
-                    outcome = self._deliver(advance, job_id, None, None, "", False, run_here=True)
+                with self.advance_in(session, instance, "worker", inline=True, started=started) as advance:
+                    outcome = self._deliver(advance, job, None, None, "", False, run_here=True)
             except EffectKept as exc:
                 kept = exc  # the effect and the claim commit with this session
                 session.connection().execute(_CLAIM, {"job_id": job_id})
         if kept is not None:
             log.warning("job %s: the advance after its handler failed; delivering its result again",
                         job_id, exc_info=kept.__cause__)
-            return self.deliver_result(job_id, result=kept.result, instance_id=instance_id, chain=chain)
+            return self.deliver_result(job_id, result=kept.result, chain=chain)
         self._after_local(advance, chain)
         return outcome
 
@@ -144,29 +144,32 @@ class JobsMixin(_Base):
         super().publish(jobs[room:])
 
     def deliver_result(self, job_id: int, result: dict[str, Any] | None = None, error: str | None = None,
-                       tb: str = "", permanent: bool = False, instance_id: str | None = None,
-                       run_here: bool = False, chain: list[JobMessage] | None = None) -> str:
+                       tb: str = "", permanent: bool = False, run_here: bool = False,
+                       chain: list[JobMessage] | None = None) -> str:
         """Deliver a job's outcome as a worker's advance (database-only service tasks it
         reaches run inside it). ``run_here``: run the job's handler in this advance first.
         ``chain``: as in ``run_job``."""
-        if instance_id is None:
-            with self.session() as session:
-                instance_id = session.scalar(select(Job.instance_id).where(Job.id == job_id))
-            if instance_id is None:
-                raise NotFound(f"no job {job_id}")
-        with self.session(clock=False) as session:  # the advance's lock reads the clock
-            with self.advance_in(session, instance_id, "worker", inline=True) as advance:
-                outcome = self._deliver(advance, job_id, result, error, tb, permanent, run_here)
+        started = perf_counter()
+        with self.session(clock=False) as session:  # the lock reads the clock
+            instance, job = self._lock_job(session, job_id)
+            with self.advance_in(session, instance, "worker", inline=True, started=started) as advance:
+                outcome = self._deliver(advance, job, result, error, tb, permanent, run_here)
         self._after_local(advance, chain)
         return outcome
 
-    def _deliver(self, adv: Advance, job_id: int, result: dict[str, Any] | None, error: str | None,
+    def _lock_job(self, session: Session, job_id: int) -> tuple[Instance, Row[Any]]:
+        """A job's instance, locked (the lock statement finds it from the job), and the job's
+        row read under that lock, with Core (written once, at the end of ``_deliver``)."""
+        instance = lock_instance(session, InstanceOf(_JOBS, job_id, NotFound(f"no job {job_id}")),
+                                 read_clock=self.settings.clock_controllable)
+        return instance, session.connection().execute(_JOB_UNDER_LOCK, {"job_id": job_id}).one()
+
+    def _deliver(self, adv: Advance, job: Row[Any], result: dict[str, Any] | None, error: str | None,
                  tb: str, permanent: bool, run_here: bool) -> str:
-        """The job's outcome, in an advance of its instance. The job row is read and written
-        with Core statements (read under the instance lock, written once at the end)."""
+        """The job's outcome, in an advance of its instance; ``job``: its row, read under the
+        instance's lock (``_lock_job``), written here once at the end if it changed."""
         db = adv.session.connection()
-        job = db.execute(_JOB_UNDER_LOCK, {"job_id": job_id}).one_or_none()
-        assert job is not None
+        job_id = job.id
         status, finished_at, job_error = job.status, job.finished_at, job.error
         try:
             task = find_task(adv.workflow, job.task_id)
@@ -289,15 +292,11 @@ def _republish_due(job: Job, now: datetime) -> bool:
         return True
     return now - job.published_at > max(job.published_at - job.available_at, timedelta(0))
 
-# The job a worker was handed, read with Core before anything is locked (the advance reads
-# the row again under the instance lock: this read only routes).
-_JOB_TO_RUN = (select(Job.id, Job.instance_id, Job.task_id, Job.operator, Job.status, Job.request_id,
-                      Job.idempotency_key, Job.params, Instance.business_key)
-               .join(Instance, Instance.id == Job.instance_id).where(Job.id == bindparam("job_id")))
-_JOB_UNDER_LOCK = select(table_of(Job)).where(table_of(Job).c.id == bindparam("job_id"))
-_JOB_FINISH = (update(table_of(Job)).where(table_of(Job).c.id == bindparam("job_id"))
+_JOBS = table_of(Job)
+_JOB_UNDER_LOCK = select(_JOBS).where(_JOBS.c.id == bindparam("job_id"))
+_JOB_FINISH = (update(_JOBS).where(_JOBS.c.id == bindparam("job_id"))
                .values(status=bindparam("status"), finished_at=bindparam("finished_at"), error=bindparam("error")))
-_CLAIM = update(table_of(Job)).where(table_of(Job).c.id == bindparam("job_id")).values(status="running")
+_CLAIM = update(_JOBS).where(_JOBS.c.id == bindparam("job_id")).values(status="running")
 
 def _staff(actor: "Actor") -> None:
     if not actor.is_staff:

@@ -16,6 +16,8 @@ from certflow.engine import elements as el
 from certflow.engine import inbox as inboxq
 from certflow.engine.dto import InboxPage, TaskView
 from certflow.engine.errors import Conflict, Forbidden, InvalidInput, NotFound
+from certflow.engine.projections import table_of
+from certflow.engine.runtime import InstanceOf
 from certflow.store.models import HumanTask, User
 from certflow.engine.inbox_filters import InboxFilter as Criteria, narrowing
 from certflow.i18n import Message, N_
@@ -29,16 +31,11 @@ _GET = select(HumanTask).where(HumanTask.id == bindparam("task_id"))
 _GET_LOCKED = _GET.with_for_update()
 
 
-_INSTANCE_OF = select(HumanTask.instance_id).where(HumanTask.id == bindparam("task_id"))
-
-
-def instance_of(session: Session, task_id: str) -> str:
-    """The instance of an open task: one column, read before its instance is locked (the
-    entry itself is read under that lock)."""
-    instance_id = session.connection().execute(_INSTANCE_OF, {"task_id": task_id}).scalar()
-    if instance_id is None:
-        raise NotFound(Message(N_("no open task '%(task)s' (it may have been completed or cancelled)"), task=task_id))
-    return str(instance_id)
+def instance_of(task_id: str) -> InstanceOf:
+    """The instance of an open task, for the lock of the advance that completes it (the lock
+    statement finds it; the entry itself is read under that lock: ``row``)."""
+    return InstanceOf(table_of(HumanTask), task_id, NotFound(
+        Message(N_("no open task '%(task)s' (it may have been completed or cancelled)"), task=task_id)))
 
 
 _ROW = select(HumanTask.__table__).where(HumanTask.__table__.c.id == bindparam("task_id"))

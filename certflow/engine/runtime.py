@@ -23,7 +23,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefin
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import bindparam, insert, inspect, select, update
+from sqlalchemy import Select, Table, bindparam, insert, inspect, select, update
 from sqlalchemy.orm import Session, SessionTransaction, defer, object_session, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
@@ -105,14 +105,42 @@ class Advance:
         ))
 
 
+@dataclass(frozen=True)
+class InstanceOf:
+    """The instance that a row of ``table`` (a queue entry, a job: tables with ``id`` and
+    ``instance_id`` columns) belongs to, found by the lock statement itself: one statement
+    where a read before the lock and the lock were two. The row's instance never changes, so
+    reading it before the lock is safe; the row itself may have gone meanwhile (a task
+    completed, a job run), so the caller reads it again under the lock. ``missing``: raised
+    when there is no such row."""
+
+    table: Table
+    row_id: Any
+    missing: Exception
+
+
 # Built once (statement construction and its cache key cost more than the lookup itself).
 _LOCK = (select(Instance).options(defer(Instance.state))
          .where(Instance.id == bindparam("instance_id")).with_for_update())
 # The same, reading the shared clock's offset in the same statement (a controllable clock).
 _LOCK_CLOCK = _LOCK.add_columns(OFFSET_COLUMN)
+# The same again for InstanceOf, by table name and read_clock, built on first use.
+_LOCK_OF: dict[tuple[str, bool], Select[Any]] = {}
 
 
-def lock_instance(session: Session, instance_id: str, read_clock: bool = False) -> Instance:
+def _lock_of(table: Table, read_clock: bool) -> Select[Any]:
+    statement = _LOCK_OF.get((table.name, read_clock))
+    if statement is None:
+        owner = select(table.c.instance_id).where(table.c.id == bindparam("row_id")).scalar_subquery()
+        # FOR UPDATE locks the instances row only: a subquery's rows are not locked.
+        statement = select(Instance).options(defer(Instance.state)).where(Instance.id == owner).with_for_update()
+        if read_clock:
+            statement = statement.add_columns(OFFSET_COLUMN)
+        _LOCK_OF[(table.name, read_clock)] = statement
+    return statement
+
+
+def lock_instance(session: Session, instance_id: str | InstanceOf, read_clock: bool = False) -> Instance:
     """The locking strategy for an advance.
 
     PostgreSQL: ``SELECT … FOR UPDATE`` on the instance row, held until commit; a second
@@ -130,15 +158,18 @@ def lock_instance(session: Session, instance_id: str, read_clock: bool = False) 
     the advance's unit of work needs no read of its own; in the advance's snapshot, after
     anything it read before the lock.
     """
-    if not read_clock:
-        instance = session.execute(_LOCK, {"instance_id": instance_id}).scalar_one_or_none()
+    if isinstance(instance_id, InstanceOf):
+        statement, params = _lock_of(instance_id.table, read_clock), {"row_id": instance_id.row_id}
     else:
-        row = session.execute(_LOCK_CLOCK, {"instance_id": instance_id}).one_or_none()
-        instance = None if row is None else row[0]
-        if row is not None:
-            CLOCK.refreshed(row[1])
-    if instance is None:
+        statement, params = _LOCK_CLOCK if read_clock else _LOCK, {"instance_id": instance_id}
+    row = session.execute(statement, params).one_or_none()
+    if row is None:
+        if isinstance(instance_id, InstanceOf):
+            raise instance_id.missing
         raise NotFound(f"no instance {instance_id!r}")
+    if read_clock:
+        CLOCK.refreshed(row[1])
+    instance: Instance = row[0]
     return instance
 
 
@@ -227,31 +258,34 @@ class Runtime:
 
     # -- the advance -------------------------------------------------------------------------
     @contextmanager
-    def advancing(self, instance_id: str | Callable[[Session], str], actor: str,
-                  inline: bool = False) -> Iterator[Advance]:
-        """``instance_id`` may be a function that finds it in the advance's own session (from a
-        task id, say), saving a transaction."""
+    def advancing(self, instance_id: str | InstanceOf, actor: str, inline: bool = False) -> Iterator[Advance]:
+        """``instance_id`` may be the instance of a row (``InstanceOf``: of a task, say), found
+        by the lock statement itself."""
         with self.session(clock=False) as session:  # the lock reads the clock
             with self.advance_in(session, instance_id, actor, inline) as advance:
                 yield advance
         self.after_advance(advance)
 
     @contextmanager
-    def advance_in(self, session: Session, instance_id: str | Callable[[Session], str], actor: str,
-                   inline: bool = False) -> Iterator[Advance]:
-        """An advance inside a transaction the caller opened (a job's run reads its job row
-        first). The caller commits, then calls ``after_advance``: nothing is published before."""
-        started = perf_counter()
+    def advance_in(self, session: Session, instance_id: str | InstanceOf | Instance, actor: str,
+                   inline: bool = False, started: float | None = None) -> Iterator[Advance]:
+        """An advance inside a transaction the caller opened. The caller commits, then calls
+        ``after_advance``: nothing is published before. ``instance_id`` may be an ``Instance``
+        the caller locked already (``lock_instance``, in ``session``), when what it read under
+        that lock decides whether to advance at all (a job's run: a duplicate advances
+        nothing); ``started``: when it began."""
+        started = perf_counter() if started is None else started
         # Autoflush would flush before every query of the advance (about 9 each); save()
         # flushes once, before the projections read the tables.
         session.autoflush = False
-        if callable(instance_id):
-            instance_id = instance_id(session)
-        instance = lock_instance(session, instance_id, read_clock=self.settings.clock_controllable)
+        if isinstance(instance_id, Instance):
+            instance = instance_id
+        else:
+            instance = lock_instance(session, instance_id, read_clock=self.settings.clock_controllable)
         advance, before = self.open_advance(session, instance, actor)
         advance.inline = inline
         advance.started = started
-        bind(instance_id=instance_id)
+        bind(instance_id=instance.id)
         try:
             yield advance
             advance.published = self.save(advance, before)

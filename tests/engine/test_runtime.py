@@ -168,16 +168,48 @@ def test_duplicate_delivery_has_one_effect(flow: Harness) -> None:
     assert completions == 1
 
 
-def test_a_job_s_advance_reads_no_open_jobs_back(flow: Harness) -> None:
-    """The projection knows the instance's open jobs from the last save: the job's advance
-    marks it done and writes the next one without reading the open jobs back."""
+def test_a_job_s_advance_locks_its_instance_from_the_job_and_reads_the_job_once(flow: Harness) -> None:
+    """The lock statement finds the instance from the job (no read before the lock), the job
+    row is read once, under that lock, and the projection knows the instance's open jobs from
+    the last save (no read of them back): the job is marked done, the next written."""
     start(flow)
     [job] = flow.jobs()
     with statements() as seen:
         assert flow.engine.run_job(job.id) == "done"
-    assert not [s for s in seen if "FROM jobs WHERE jobs.instance_id" in s]
+    assert seen[0].startswith("SELECT instances.id") and "FROM jobs WHERE jobs.id = ?" in seen[0]
+    reads = [s for s in seen if s.startswith("SELECT") and "FROM jobs" in s]
+    assert reads == [seen[0], seen[1]] and seen[1].startswith("SELECT jobs.id")
     assert not [s for s in seen if s.startswith("UPDATE jobs") and "stale" in s]
     assert [(j.element_id, j.status) for j in flow.jobs()] == [("make_ref", "done")]
+
+
+def test_a_duplicate_delivery_advances_nothing(flow: Harness) -> None:
+    instance_id = start(flow)
+    [job] = flow.jobs()
+    flow.engine.run_job(job.id)
+    with session_scope() as s:
+        version = s.get(Instance, instance_id).version
+    with statements() as seen:
+        assert flow.engine.run_job(job.id) == "ignored:done"
+    assert seen and all(s.startswith("SELECT") for s in seen)  # it wrote nothing
+    with session_scope() as s:
+        assert s.get(Instance, instance_id).version == version
+    with pytest.raises(NotFound, match="^no job 999999$"):
+        flow.engine.run_job(999_999)
+    with pytest.raises(NotFound, match="^no job 999999$"):
+        flow.engine.deliver_result(999_999, result={})
+
+
+def test_a_completion_locks_its_instance_from_the_task_and_reads_the_task_once(flow: Harness) -> None:
+    start(flow)
+    flow.run_jobs()
+    task_id = office_task(flow)
+    with statements() as seen:
+        flow.engine.complete(flow.staff, task_id, {"approved": True})
+    assert seen[0].startswith("SELECT instances.id") and "FROM human_tasks WHERE human_tasks.id = ?" in seen[0]
+    assert len([s for s in seen if s.startswith("SELECT") and "WHERE human_tasks.id = ?" in s]) == 2
+    with pytest.raises(NotFound, match="no open task"):
+        flow.engine.complete(flow.staff, task_id, {"approved": True})
 
 
 def test_a_job_whose_task_moved_on_is_marked_stale_and_a_failed_one_stays_failed(
