@@ -138,10 +138,23 @@ class StateOnlyConverter(BpmnWorkflowConverter):  # type: ignore[misc]
     (it is ~60% of a full serialization) and handed back in on restore, already parsed."""
 
     def to_dict(self, workflow: BpmnWorkflow) -> dict[str, Any]:
-        dct: dict[str, Any] = WorkflowConverter.to_dict(self, workflow)
+        # WorkflowConverter.to_dict: the same keys in the same order.
+        registry = self.registry
+        dct: dict[str, Any] = {
+            "data": registry.convert(registry.clean(workflow.data)),
+            "correlations": workflow.correlations,
+            "last_task": str(workflow.last_task.id) if workflow.last_task is not None else None,
+            "success": workflow.success,
+            "completed": workflow.completed,
+            "tasks": self.tasks_to_dict(workflow),
+            "root": str(workflow.task_tree.id),
+        }
         dct["subprocesses"] = self.mapping_to_dict(workflow.subprocesses)
         dct["bpmn_events"] = self.registry.convert(workflow.bpmn_events)
         return dct
+
+    def tasks_to_dict(self, workflow: BpmnWorkflow) -> dict[str, Any]:
+        return self.mapping_to_dict(workflow.tasks)  # type: ignore[no-any-return]
 
     def from_dict(  # type: ignore[override]
         self, dct: dict[str, Any], spec: Any = None, subprocess_specs: Any = None,
@@ -185,14 +198,44 @@ class FinishedTaskCache(TaskConverter):  # type: ignore[misc]
                 parent is not None and not parent._state & TaskState.FINISHED_MASK):
             return super().to_dict(task)  # type: ignore[no-any-return]
         saved = task.workflow.__dict__.setdefault(_SAVED_TASKS, {})
-        key = (task._state, task.last_state_change, task.triggered, tuple(task._children),
-               len(task.data), len(task.internal_data))
+        key = _saved_key(task)
         hit = saved.get(task.id)
         if hit is not None and hit[0] == key:
             return hit[1]  # type: ignore[no-any-return]
         dct: dict[str, Any] = super().to_dict(task)
         saved[task.id] = (key, dct)
         return dct
+
+
+def _saved_key(task: Task) -> tuple[Any, ...]:
+    """What could still change on a finished task (``FinishedTaskCache``)."""
+    return (task._state, task.last_state_change, task.triggered, tuple(task._children),
+            len(task.data), len(task.internal_data))
+
+
+class CachedStateConverter(StateOnlyConverter):
+    """The workflow converter of the registry whose tasks go through ``FinishedTaskCache``.
+
+    A task whose saved dict is still good (the check of ``FinishedTaskCache.to_dict``) is
+    taken from the cache here, without the registry's dispatch or making its id's text again
+    (the dict holds it, and the registry added its typename when it was made); any other
+    goes through the registry as before."""
+
+    def tasks_to_dict(self, workflow: BpmnWorkflow) -> dict[str, Any]:
+        saved = workflow.__dict__.get(_SAVED_TASKS, {})
+        finished = TaskState.FINISHED_MASK
+        tasks, convert = workflow.tasks, self.registry.convert
+        out: dict[str, Any] = {}
+        for tid, task in tasks.items():
+            hit = saved.get(tid)
+            if hit is not None and task._state & finished:
+                parent = tasks.get(task._parent) if task._parent is not None else None  # task.parent
+                if (parent is None or parent._state & finished) and hit[0] == _saved_key(task):
+                    dct: dict[str, Any] = hit[1]
+                    out[dct["id"]] = dct
+                    continue
+            out[str(tid)] = convert(task)
+        return out
 
 
 # Where a (sub)workflow keeps the JSON text of its finished tasks' saved dicts, by the dict's
@@ -252,6 +295,7 @@ def _registry(cache_finished: bool = True) -> Any:
     config[BpmnWorkflow] = StateOnlyConverter
     if cache_finished:
         config[Task] = FinishedTaskCache
+        config[BpmnWorkflow] = CachedStateConverter
     return BpmnWorkflowSerializer.configure(config)
 
 

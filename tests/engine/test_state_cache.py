@@ -92,3 +92,28 @@ def test_a_finished_instance_shows_the_data_its_workflow_ends_with(harness: Harn
         assert instance is not None
         definition = harness.engine.definition(s, instance.definition_id)
         assert view.data == current_data(harness.engine.restore(instance, definition))
+
+
+def test_a_save_hands_only_the_tasks_not_saved_before_to_the_converters(live: Harness,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The finished tasks whose saved dicts are still good are taken from the cache by the
+    workflow's converter itself (no dispatch per task through the registry); the rest are
+    converted as before, and the state is the plain serializer's (CERTFLOW_VERIFY_STATE)."""
+    from certflow.engine import spiff
+
+    [(_, workflow, _)] = live.engine._live.values()
+    first = state_to_dict(workflow)  # fills the cache
+    handed: list[str] = []
+    registry = spiff.SERIALIZER.registry
+    dispatch = registry.convert_to_dict["Task"]
+
+    def counting(task: object, **kwargs: object) -> object:
+        handed.append(str(getattr(task, "id")))
+        return dispatch(task, **kwargs)
+
+    monkeypatch.setitem(registry.convert_to_dict, "Task", counting)
+    again = state_to_dict(workflow)
+    assert again == first
+    reused = {tid for tid, d in again["tasks"].items() if d is first["tasks"][tid]}
+    assert reused and not reused & set(handed)
+    assert sorted(handed) == sorted(tid for tid in again["tasks"] if tid not in reused)
