@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     # 0 publishes every job to the broker.
     job_chain_limit: int = 20
     drain_batch: int = 500
+    # Messages that start instances are started up to this many per transaction
+    # (certflow.engine.messaging: one pick, bulk writes); 1 starts each in its own.
+    start_batch: int = Field(default=50, ge=1, le=1000)
     beat_interval_seconds: float = 2.0
     # Due timers are fired this many instances per transaction (certflow.engine.timers), and a
     # tick fires for at most timer_budget_seconds: a longer backlog is shared by the ticks that

@@ -23,7 +23,7 @@ from certflow.engine import deploy as deploying
 from certflow.engine import rules
 from certflow.engine.rules import SCHEDULE
 from certflow.engine import queue
-from certflow.engine.dto import Completed, DeployedVersion, InboxPage, InstanceView, TaskView
+from certflow.engine.dto import Completed, DeployedVersion, InboxPage, InstanceView, JobMessage, TaskView
 from certflow.engine.errors import Conflict, InvalidInput, NotFound
 from certflow.engine.inbox import PAGE_SIZE
 from certflow.engine.inline import InlineMixin
@@ -37,7 +37,7 @@ from certflow.engine.timers import TimersMixin
 from certflow.engine.messaging import MessagingMixin
 from certflow.engine.monitor import MonitorMixin
 from certflow.engine.projections import correlation_key, waiting_message_tasks
-from certflow.engine.runtime import Advance, Runtime
+from certflow.engine.runtime import Advance, LoadedDefinition, Runtime
 from certflow.engine.studio import StudioMixin
 from certflow.engine.studio_tables import TableStudioMixin
 from certflow.engine.spiff import SERIALIZER_VERSION, find_task, last_task_data, state_to_dict
@@ -173,6 +173,26 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
         if running:
             raise Conflict(Message(N_("%(process)s '%(key)s' is already running as instance %(instance)s"),
                                   process=process_id, key=business_key, instance=running))
+        advance, published = self.create_instance(session, definition, username, business_key, data, message,
+                                                  inline)
+        instance, workflow = advance.instance, advance.workflow
+        instance_id = instance.id
+        if view is not None:
+            view[1].append(self._view(session, instance, definition, view[0], workflow))
+
+        def committed() -> None:
+            self._checkin(instance, workflow, advance.states)
+            self.after_commit(advance, published)
+
+        return instance_id, committed
+
+    def create_instance(self, session: Session, definition: LoadedDefinition, username: str, business_key: str,
+                        data: dict[str, Any], message: tuple[str, dict[str, Any], int | None] | None = None,
+                        inline: bool = False, write_audit: bool = True) -> tuple[Advance, list[JobMessage]]:
+        """Insert a new instance of ``definition`` and run its first advance, in ``session``;
+        the caller has checked who starts it and that its business key is free. Returns the
+        advance and its jobs (to publish after commit). ``write_audit=False``: a batch of
+        starts (certflow.engine.messaging) writes the instance rows and audit rows itself."""
         rules.check_start_form(definition, data)
         rules.check_guards(session, self.registry, definition.elements, self.now(), data)
         workflow = self.new_workflow(definition)
@@ -180,7 +200,7 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
         start.data.update(data, business_key=business_key, started_by=username)
         now = self.now()
         instance = Instance(
-            definition_id=definition_id, process_id=process_id, business_key=business_key,
+            definition_id=definition.id, process_id=definition.process_id, business_key=business_key,
             status="running", state={}, serializer_version=SERIALIZER_VERSION,
             started_by=username, subject=rules.subject(definition.elements, data, message),
             created_at=now, updated_at=now,
@@ -192,16 +212,7 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
         advance.audit("instance_started", data=data)
         if message is not None:
             self._catch_start_message(advance, *message)
-        published = self.save(advance, {})
-        instance_id = instance.id
-        if view is not None:
-            view[1].append(self._view(session, instance, definition, view[0], workflow))
-
-        def committed() -> None:
-            self._checkin(instance, workflow, advance.states)
-            self.after_commit(advance, published)
-
-        return instance_id, committed
+        return advance, self.save(advance, {}, write_audit)
 
     def _catch_start_message(self, adv: Advance, name: str, payload: dict[str, Any], message_id: int | None) -> None:
         from SpiffWorkflow.bpmn.util import BpmnEvent

@@ -17,14 +17,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from certflow.engine import rules
 from certflow.engine.errors import CertflowError, Conflict
-from certflow.engine.projections import correlation_key
+from certflow.engine.projections import correlation_key, table_of
+from certflow.engine.timers import insert_audit, saved_row, write_instances
 from certflow.store.models import Definition, Instance, Message, Subscription
 
 if TYPE_CHECKING:
@@ -44,9 +47,22 @@ def candidate_keys(payload: dict[str, Any]) -> list[str]:
     return keys
 
 
-# Two: the second tells the drain whether to look again (see ``drain_messages``).
-_NEXT_PENDING = select(Message.id).where(Message.status == "pending").order_by(Message.id).limit(2)
+# One more than routed: it tells the drain whether to look again (see ``drain_messages``).
+_NEXT_PENDING = (select(Message.id).where(Message.status == "pending").order_by(Message.id)
+                 .limit(bindparam("size")))
 _NEXT_PENDING_SKIP_LOCKED = _NEXT_PENDING.with_for_update(skip_locked=True)
+# A batch of starts (``_start_plan``): the picked messages after the first, who waits for
+# them, and which of their business keys run already.
+_MESSAGES_OF = (select(Message.id, Message.name, Message.payload, Message.status)
+                .where(Message.id.in_(bindparam("ids", expanding=True))).order_by(Message.id))
+_WAITED_FOR = (select(Subscription.message_name, Subscription.correlation_key)
+               .where(Subscription.message_name.in_(bindparam("names", expanding=True)),
+                      Subscription.correlation_key.in_(bindparam("keys", expanding=True))))
+_RUNNING_KEYS = (select(Instance.process_id, Instance.business_key)
+                 .where(Instance.business_key.in_(bindparam("keys", expanding=True)), Instance.status == "running"))
+_MESSAGES = table_of(Message)
+_STARTED = (update(_MESSAGES).where(_MESSAGES.c.id == bindparam("b_id"))
+            .values(status="started", outcome=bindparam("outcome"), handled_at=bindparam("handled_at")))
 _DEFINITION_IDS = select(Definition.id, Definition.process_id).order_by(Definition.version)
 _ELEMENTS_OF = (select(Definition.process_id, Definition.elements)
                 .where(Definition.id.in_(bindparam("ids", expanding=True))))
@@ -62,6 +78,10 @@ class MessagingMixin(_Base):
     if TYPE_CHECKING:  # provided by the facade
 
         def _catch(self, adv: Advance, name: str, key: str, payload: dict[str, Any]) -> None: ...
+
+        def create_instance(self, session: Any, definition: Any, username: str, business_key: str,
+                            data: dict[str, Any], message: tuple[str, dict[str, Any], int | None] | None = None,
+                            inline: bool = False, write_audit: bool = True) -> tuple[Advance, list[Any]]: ...
 
         def start_in(self, session: Any, username: str, process_id: str, business_key: str, data: dict[str, Any],
                      message: tuple[str, dict[str, Any], int | None] | None = None, view: Any = None,
@@ -90,32 +110,34 @@ class MessagingMixin(_Base):
             handled, more = 0, True
             while more and handled < limit:
                 self._reentered = False
-                found, more = self._route_next(inline)
+                found, more = self._route_next(inline, min(self.settings.start_batch, limit - handled))
                 handled += found
                 more = more or self._reentered
             return handled
         finally:
             self._draining = False
 
-    def _route_next(self, inline: bool = False) -> tuple[bool, bool]:
-        """Route the oldest pending message. Returns whether one was found and whether another
-        was pending when it was picked. It is picked and looked up (and, when nobody
-        takes it, settled) in one transaction; a message that starts an instance starts it in
-        that same transaction too."""
-        started: Callable[[], None] | None = None
+    def _route_next(self, inline: bool = False, size: int = 1) -> tuple[int, bool]:
+        """Route the oldest pending message, or, when it starts an instance, up to ``size``
+        oldest that all do (``_start_batch``). Returns how many were routed and whether
+        another was pending when they were picked. They are picked and looked up (and, when
+        nobody takes one, settled) in one transaction; messages that start instances start
+        them in that same transaction too."""
+        started: list[Callable[[], None]] = []
         starting: int | None = None
+        batch: list[_Start] = []
         try:
             with self.session() as session:
                 query = _NEXT_PENDING
                 if session.bind is not None and session.bind.dialect.name == "postgresql":
                     query = _NEXT_PENDING_SKIP_LOCKED
-                picked = session.scalars(query).all()
+                picked = session.scalars(query, {"size": size + 1}).all()
                 if not picked:
-                    return False, False
+                    return 0, False
                 message_id, more = picked[0], len(picked) > 1
                 message = session.get(Message, message_id)
                 if message is None or message.status != "pending":
-                    return True, more
+                    return 1, more
                 name, payload = message.name, dict(message.payload)
                 targets = session.scalars(select(Subscription.instance_id).where(
                     Subscription.message_name == name,
@@ -125,21 +147,32 @@ class MessagingMixin(_Base):
                     try:
                         claim(session, message_id)
                     except AlreadyRouted:
-                        return True, more  # another drainer routed it meanwhile: its outcome stands
+                        return 1, more  # another drainer routed it meanwhile: its outcome stands
                     _mark(session, message_id, "unrouted",
                           f"nobody waits for {name!r} and no process starts on it", self.now())
-                    return True, more
+                    return 1, more
                 if starts:
+                    if size > 1 and more:
+                        batch = self._start_plan(session, _Start(message_id, name, payload, starts),
+                                                 list(picked[1:size]))
                     starting = message_id
-                    started = self._start_on(session, starts, name, payload, message_id, inline)
+                    if len(batch) > 1:
+                        started = self._start_batch(session, batch, inline)
+                    else:
+                        started = [self._start_on(session, starts, name, payload, message_id, inline)]
         except Exception as exc:
             if starting is None:
                 raise
+            if len(batch) > 1:  # rolled back, all of it: each again in a transaction of its own
+                log.info("a batch of %d starts failed (%s); starting them one by one", len(batch), exc)
+                return self._route_one_by_one(len(batch), inline)
             self._routing_failed(starting, exc)  # rolled back with the pick: settled on its own
-            return True, more
-        if started is not None:
-            started()
-            return True, more
+            return 1, more
+        if started:
+            for committed in started:
+                committed()
+            routed = max(len(batch), 1)
+            return routed, len(picked) > routed
         try:
             # The first delivery claims the message (pending -> delivered) in its own
             # transaction; a drainer that loses that race delivers to nobody.
@@ -151,7 +184,83 @@ class MessagingMixin(_Base):
                     _mark(adv.session, message_id, "delivered", f"to {instance_id}", adv.now)
         except Exception as exc:
             self._routing_failed(message_id, exc)
-        return True, more
+        return 1, more
+
+    def _route_one_by_one(self, count: int, inline: bool) -> tuple[int, bool]:
+        """Route up to ``count`` of the oldest pending messages, each in its own transaction."""
+        routed, more = 0, True
+        while more and routed < count:
+            found, more = self._route_next(inline)
+            routed += found
+        return routed, more
+
+    # -- a batch of starts -------------------------------------------------------------------
+    def _start_plan(self, session: Any, first: _Start, following: list[int]) -> list[_Start]:
+        """``first`` and those of the ``following`` picked messages (locked by the pick, in
+        order) that start an instance too, up to the first that does not: one that someone
+        waits for, that starts nothing, that carries no business key, or whose key is taken
+        (running, or earlier in the batch). That one is routed on its own, as before."""
+        if not _valid_key(first.payload.get("business_key")):
+            return [first]  # refused on its own, with the reason
+        rows = session.execute(_MESSAGES_OF, {"ids": following}).all()
+        keys = {key for row in rows for key in candidate_keys(dict(row.payload))}
+        waited = set(session.execute(_WAITED_FOR, {"names": sorted({row.name for row in rows}),
+                                                   "keys": sorted(keys)}).tuples()) if keys else set()
+        batch, taken = [first], {(first.process_id, first.payload.get("business_key"))}
+        processes: dict[str, str | None] = {first.name: first.process_id}
+        for row in rows:
+            payload = dict(row.payload)
+            if row.name not in processes:
+                processes[row.name] = self._message_start_process(session, row.name)
+            process_id, key = processes[row.name], payload.get("business_key")
+            if (row.status != "pending" or process_id is None or not _valid_key(key) or (process_id, key) in taken or any((row.name, k) in waited for k in candidate_keys(payload))):
+                break
+            taken.add((process_id, key))
+            batch.append(_Start(row.id, row.name, payload, process_id))
+        if len(batch) < 2:
+            return batch
+        running = set(session.execute(_RUNNING_KEYS, {"keys": sorted({s.payload["business_key"] for s in batch})})
+                      .tuples())
+        for n, start in enumerate(batch):
+            if (start.process_id, start.payload["business_key"]) in running:
+                return batch[:n]  # refused on its own (already running), with the reason
+        return batch
+
+    def _start_batch(self, session: Any, batch: list[_Start], inline: bool) -> list[Callable[[], None]]:
+        """Start an instance per message of ``batch`` (``_start_plan``) in this transaction:
+        each is an advance of its own (workflow, engine, inline service tasks, projections),
+        and their messages, instance rows and audit rows are written together at the end.
+        Any failure raises and rolls all of it back (the caller then starts them one by one,
+        so a failing one fails alone, as it always did); nothing is published before commit."""
+        postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
+        done: list[tuple[Advance, list[Any]]] = []
+        definitions: dict[str, Any] = {}
+        for n, start in enumerate(batch):
+            if start.process_id not in definitions:
+                definitions[start.process_id] = self.definition(session, rules.latest_id(session, start.process_id))
+            advance, published = self.create_instance(
+                session, definitions[start.process_id], f"message:{start.name}", start.payload["business_key"],
+                {}, (start.name, start.payload, None), inline=inline, write_audit=False)
+            if _waits_for_later(advance, batch[n + 1:]):
+                raise Conflict(f"instance {advance.instance.id} waits for a message later in its batch")
+            done.append((advance, published))
+            session.expunge(advance.instance)  # its row is written with the batch's, below
+        now = self.now()
+        write_instances(session, [saved_row(advance.instance) for advance, _ in done], postgres)
+        insert_audit(session, [event for advance, _ in done for event in advance.events], postgres)
+        session.connection().execute(_STARTED, [
+            {"b_id": start.message_id, "outcome": f"started {advance.instance.id}", "handled_at": now}
+            for start, (advance, _) in zip(batch, done)])
+        for advance, _ in done:
+            advance.instance.version += 1  # detached: what its row now holds
+
+        def committed(advance: Advance, published: list[Any]) -> Callable[[], None]:
+            def after() -> None:
+                self._checkin(advance.instance, advance.workflow, advance.states)
+                self.after_commit(advance, published)
+            return after
+
+        return [committed(advance, published) for advance, published in done]
 
     def _routing_failed(self, message_id: int, exc: Exception) -> None:
         if isinstance(exc, AlreadyRouted):
@@ -266,6 +375,28 @@ class MessagingMixin(_Base):
                 Message.status == "buffered", Message.expires_at <= now).values(
                 status="expired", handled_at=now, outcome="nobody waited for it within its time-to-live"))
             return int(getattr(result, "rowcount", 0) or 0)
+
+
+@dataclass(frozen=True)
+class _Start:
+    """A picked message that starts an instance of ``process_id``."""
+
+    message_id: int
+    name: str
+    payload: dict[str, Any]
+    process_id: str
+
+
+def _valid_key(key: Any) -> bool:
+    """A business key ``start_in`` accepts."""
+    return isinstance(key, str) and 0 < len(key) <= 200
+
+
+def _waits_for_later(advance: Any, later: list[_Start]) -> bool:
+    """The instance just started waits for one of the batch's later messages: routed one by
+    one, that message would be delivered to it, not start an instance of its own."""
+    subscribed = {(name, key) for name, key in (advance.instance.projected or {}).get("subs") or []}
+    return bool(subscribed) and any((s.name, key) in subscribed for s in later for key in candidate_keys(s.payload))
 
 
 class AlreadyRouted(Exception):

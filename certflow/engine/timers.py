@@ -80,7 +80,7 @@ class TimersMixin(_Base):
                         raise _Isolate from exc
                     # Out of the unit of work: the next advance's flush would write this row
                     # alone; the batch writes all of them in one statement below.
-                    saved.append(_saved_row(instance))
+                    saved.append(saved_row(instance))
                     session.expunge(instance)
                     continue
                 try:
@@ -162,7 +162,7 @@ SELECT instance_id, task_id, element_id, actor, action, detail, at FROM json_to_
 _TIMES = ("next_due_at", "ended_at", "updated_at", "at")
 
 
-def _saved_row(instance: Instance) -> dict[str, Any]:
+def saved_row(instance: Instance) -> dict[str, Any]:
     return {"b_id": instance.id, "b_version": instance.version, **{c: getattr(instance, c) for c in _SAVED}}
 
 

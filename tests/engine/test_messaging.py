@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from certflow.store.db import session_scope
-from certflow.store.models import Instance, Message
+from certflow.store.models import AuditEvent, Instance, Message
 from tests.support import MESSAGING_DIR, Harness
 
 
@@ -129,3 +131,133 @@ def test_one_drain_routes_the_messages_its_deliveries_throw(harness: Harness, tm
     assert _instances("receiver") == [("R-a", "running")]
     with session_scope() as s:
         assert s.scalars(select(Message.status).order_by(Message.id)).all() == ["started", "started"]
+
+
+# The receivers' "instance_started" audit rows (the ticker's schedule has one too).
+_STARTED_AUDIT = (select(AuditEvent.instance_id).join(Instance, Instance.id == AuditEvent.instance_id)
+                  .where(AuditEvent.action == "instance_started", Instance.process_id == "receiver"))
+
+
+def _hellos(harness: Harness, keys: list[str]) -> None:
+    from certflow.engine.messaging import emit
+
+    with session_scope() as s:
+        for key in keys:
+            emit(s, "hello", {"business_key": f"R-{key}", "key": key}, harness.engine.now())
+
+
+def _counting_commits() -> tuple[list[int], Any]:
+    from sqlalchemy import event
+
+    from certflow.store.db import get_engine
+
+    commits: list[int] = []
+
+    def count(*_: object) -> None:
+        commits.append(1)
+
+    event.listen(get_engine(), "commit", count)
+    return commits, lambda: event.remove(get_engine(), "commit", count)
+
+
+def test_messages_that_start_instances_are_started_together_in_one_transaction(harness: Harness) -> None:
+    """A drained backlog of start messages: up to ``start_batch`` picked and started in one
+    transaction (one commit here), each instance as if started alone: its row, its queue
+    entry, its audit, its message marked with it; and it advances normally afterwards."""
+    harness.engine.deploy(harness.staff, MESSAGING_DIR)
+    keys = [f"k{i}" for i in range(7)]
+    _hellos(harness, keys)
+    commits, stop = _counting_commits()
+    try:
+        assert harness.engine.drain_messages() == 7
+    finally:
+        stop()
+    assert len(commits) == 1
+    assert _instances("receiver") == [(f"R-{k}", "running") for k in keys]
+    with session_scope() as s:
+        ids = dict(s.execute(select(Instance.business_key, Instance.id)
+                             .where(Instance.process_id == "receiver")).tuples().all())
+        messages = s.execute(select(Message.status, Message.outcome).order_by(Message.id)).tuples().all()
+        started = s.scalars(_STARTED_AUDIT).all()
+        versions = set(s.scalars(select(Instance.version).where(Instance.process_id == "receiver")))
+    assert messages == [("started", f"started {ids[f'R-{k}']}") for k in keys]
+    assert sorted(started) == sorted(ids.values())  # audited once each
+    assert versions == {2}  # inserted, then its saved state: as a start of its own writes it
+    tasks = harness.engine.inbox(harness.staff)
+    assert sorted(t.context["key"] for t in tasks) == keys
+    harness.engine.complete(harness.staff, tasks[0].id, {"ok": True})  # from the live cache
+    harness.engine.complete(harness.staff, tasks[1].id, {"ok": True})
+    assert sorted(status for _, status in _instances("receiver")).count("completed") == 2
+
+
+def test_a_start_that_fails_in_a_batch_fails_alone_and_the_others_start_once(
+        harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One broken start rolls its batch back; the batch is then started one by one, so that
+    message alone is settled as failed, with the reason, and every other starts exactly once."""
+    harness.engine.deploy(harness.staff, MESSAGING_DIR)
+    create = harness.engine.create_instance
+    calls: list[str] = []
+
+    def broken(session: Any, definition: Any, username: str, business_key: str, *args: Any, **kw: Any) -> Any:
+        calls.append(business_key)
+        if business_key == "R-k2":
+            raise RuntimeError("the diagram broke")
+        return create(session, definition, username, business_key, *args, **kw)
+
+    monkeypatch.setattr(harness.engine, "create_instance", broken)
+    keys = [f"k{i}" for i in range(5)]
+    _hellos(harness, keys)
+    assert harness.engine.drain_messages() == 5
+    assert _instances("receiver") == [(f"R-{k}", "running") for k in keys if k != "k2"]
+    with session_scope() as s:
+        statuses = s.execute(select(Message.status, Message.outcome).order_by(Message.id)).tuples().all()
+        audited = s.scalars(_STARTED_AUDIT).all()
+    assert [status for status, _ in statuses] == ["started", "started", "failed", "started", "started"]
+    assert "the diagram broke" in (statuses[2][1] or "")
+    assert len(audited) == len(set(audited)) == 4
+    assert calls[:3] == ["R-k0", "R-k1", "R-k2"]  # the batch, up to the failure; then one by one
+    assert calls[3:] == ["R-k0", "R-k1", "R-k2", "R-k3", "R-k4"]
+
+
+def test_a_start_that_fails_once_in_a_batch_is_started_by_the_retry(
+        harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A passing failure (a lost race, say): nothing of the batch is lost, the message of the
+    failed start stays pending until the one-by-one retry starts it."""
+    harness.engine.deploy(harness.staff, MESSAGING_DIR)
+    create = harness.engine.create_instance
+    failed: list[str] = []
+
+    def flaky(session: Any, definition: Any, username: str, business_key: str, *args: Any, **kw: Any) -> Any:
+        if business_key == "R-k3" and not failed:
+            failed.append(business_key)
+            with session_scope() as s:  # seen from outside, the whole batch is still pending
+                assert set(s.scalars(select(Message.status))) == {"pending"}
+            raise RuntimeError("serialization failure")
+        return create(session, definition, username, business_key, *args, **kw)
+
+    monkeypatch.setattr(harness.engine, "create_instance", flaky)
+    keys = [f"k{i}" for i in range(5)]
+    _hellos(harness, keys)
+    assert harness.engine.drain_messages() == 5
+    assert failed == ["R-k3"]
+    assert _instances("receiver") == [(f"R-{k}", "running") for k in keys]
+    with session_scope() as s:
+        assert set(s.scalars(select(Message.status))) == {"started"}
+        assert len(s.scalars(_STARTED_AUDIT).all()) == 5
+
+
+def test_a_batch_stops_before_a_key_that_runs_and_that_message_fails_alone(harness: Harness) -> None:
+    harness.engine.deploy(harness.staff, MESSAGING_DIR)
+    _hellos(harness, ["k0"])
+    harness.engine.drain_messages()
+    _hellos(harness, ["k1", "k0", "k2"])
+    commits, stop = _counting_commits()
+    try:
+        assert harness.engine.drain_messages() == 3
+    finally:
+        stop()
+    with session_scope() as s:
+        statuses = s.execute(select(Message.status, Message.outcome).order_by(Message.id)).tuples().all()
+    assert [status for status, _ in statuses] == ["started", "started", "failed", "started"]
+    assert "already running" in (statuses[2][1] or "")
+    assert _instances("receiver") == [("R-k0", "running"), ("R-k1", "running"), ("R-k2", "running")]
