@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from collections.abc import Callable
 from typing import Any
@@ -188,31 +188,42 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
 
     def create_instance(self, session: Session, definition: LoadedDefinition, username: str, business_key: str,
                         data: dict[str, Any], message: tuple[str, dict[str, Any], int | None] | None = None,
-                        inline: bool = False, write_audit: bool = True) -> tuple[Advance, list[JobMessage]]:
+                        inline: bool = False, write_audit: bool = True, inserted: Instance | None = None
+                        ) -> tuple[Advance, list[JobMessage]]:
         """Insert a new instance of ``definition`` and run its first advance, in ``session``;
         the caller has checked who starts it and that its business key is free. Returns the
-        advance and its jobs (to publish after commit). ``write_audit=False``: a batch of
-        starts (certflow.engine.messaging) writes the instance rows and audit rows itself."""
+        advance and its jobs (to publish after commit). A batch of starts
+        (certflow.engine.messaging) inserts the rows itself (``inserted``: this one's,
+        ``new_instance``, left out of the session) and, with ``write_audit=False``, writes
+        their saved rows and audit rows itself too."""
         rules.check_start_form(definition, data)
         rules.check_guards(session, self.registry, definition.elements, self.now(), data)
         workflow = self.new_workflow(definition)
         start = workflow.get_tasks(state=TaskState.READY)[0]
         start.data.update(data, business_key=business_key, started_by=username)
-        now = self.now()
-        instance = Instance(
-            definition_id=definition.id, process_id=definition.process_id, business_key=business_key,
-            status="running", state={}, serializer_version=SERIALIZER_VERSION,
-            started_by=username, subject=rules.subject(definition.elements, data, message),
-            created_at=now, updated_at=now,
-        )
-        session.add(instance)
-        session.flush()
+        if inserted is not None:
+            instance, now = inserted, inserted.created_at
+        else:
+            now = self.now()
+            instance = self.new_instance(definition, username, business_key, data, message, now)
+            session.add(instance)
+            session.flush()
         session.autoflush = False  # as in every advance: save() flushes once
         advance = Advance(session, instance, workflow, definition, now, username, inline=inline)
         advance.audit("instance_started", data=data)
         if message is not None:
             self._catch_start_message(advance, *message)
         return advance, self.save(advance, {}, write_audit)
+
+    def new_instance(self, definition: LoadedDefinition, username: str, business_key: str, data: dict[str, Any],
+                     message: tuple[str, dict[str, Any], int | None] | None, now: datetime) -> Instance:
+        """A new running instance of ``definition``, its row not written yet."""
+        return Instance(
+            definition_id=definition.id, process_id=definition.process_id, business_key=business_key,
+            status="running", state={}, serializer_version=SERIALIZER_VERSION,
+            started_by=username, subject=rules.subject(definition.elements, data, message),
+            created_at=now, updated_at=now,
+        )
 
     def _catch_start_message(self, adv: Advance, name: str, payload: dict[str, Any], message_id: int | None) -> None:
         from SpiffWorkflow.bpmn.util import BpmnEvent

@@ -21,13 +21,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from certflow.engine import rules
 from certflow.engine.errors import CertflowError, Conflict
 from certflow.engine.projections import correlation_key, table_of
 from certflow.engine.timers import insert_audit, saved_row, write_instances
+from certflow.store.base import new_id
 from certflow.store.models import Definition, Instance, Message, Subscription
 
 if TYPE_CHECKING:
@@ -81,7 +82,11 @@ class MessagingMixin(_Base):
 
         def create_instance(self, session: Any, definition: Any, username: str, business_key: str,
                             data: dict[str, Any], message: tuple[str, dict[str, Any], int | None] | None = None,
-                            inline: bool = False, write_audit: bool = True) -> tuple[Advance, list[Any]]: ...
+                            inline: bool = False, write_audit: bool = True, inserted: Instance | None = None
+                            ) -> tuple[Advance, list[Any]]: ...
+
+        def new_instance(self, definition: Any, username: str, business_key: str, data: dict[str, Any],
+                         message: tuple[str, dict[str, Any], int | None] | None, now: Any) -> Instance: ...
 
         def start_in(self, session: Any, username: str, process_id: str, business_key: str, data: dict[str, Any],
                      message: tuple[str, dict[str, Any], int | None] | None = None, view: Any = None,
@@ -235,17 +240,24 @@ class MessagingMixin(_Base):
         postgres = session.bind is not None and session.bind.dialect.name == "postgresql"
         done: list[tuple[Advance, list[Any]]] = []
         definitions: dict[str, Any] = {}
-        for n, start in enumerate(batch):
-            if start.process_id not in definitions:
-                definitions[start.process_id] = self.definition(session, rules.latest_id(session, start.process_id))
+        for process_id in {start.process_id for start in batch}:
+            definitions[process_id] = self.definition(session, rules.latest_id(session, process_id))
+        now = self.now()
+        # Their rows first, in one INSERT (the projections' rows refer to them); they stay
+        # out of the session: the batch writes their saved state below, as timers do.
+        instances = [self.new_instance(definitions[start.process_id], f"message:{start.name}",
+                                       start.payload["business_key"], {}, (start.name, start.payload, None), now)
+                     for start in batch]
+        for instance in instances:
+            instance.id, instance.version, instance.has_incident = new_id(), 1, False
+        session.connection().execute(_INSERT_INSTANCES, [_new_row(instance) for instance in instances])
+        for n, (start, instance) in enumerate(zip(batch, instances)):
             advance, published = self.create_instance(
                 session, definitions[start.process_id], f"message:{start.name}", start.payload["business_key"],
-                {}, (start.name, start.payload, None), inline=inline, write_audit=False)
+                {}, (start.name, start.payload, None), inline=inline, write_audit=False, inserted=instance)
             if _waits_for_later(advance, batch[n + 1:]):
                 raise Conflict(f"instance {advance.instance.id} waits for a message later in its batch")
             done.append((advance, published))
-            session.expunge(advance.instance)  # its row is written with the batch's, below
-        now = self.now()
         write_instances(session, [saved_row(advance.instance) for advance, _ in done], postgres)
         insert_audit(session, [event for advance, _ in done for event in advance.events], postgres)
         session.connection().execute(_STARTED, [
@@ -385,6 +397,14 @@ class _Start:
     name: str
     payload: dict[str, Any]
     process_id: str
+
+
+_INSTANCES = table_of(Instance)
+_INSERT_INSTANCES = insert(_INSTANCES)
+
+
+def _new_row(instance: Instance) -> dict[str, Any]:
+    return {column.key: getattr(instance, column.key) for column in _INSTANCES.columns}
 
 
 def _valid_key(key: Any) -> bool:

@@ -165,6 +165,8 @@ def test_messages_that_start_instances_are_started_together_in_one_transaction(h
     transaction (one commit here), each instance as if started alone: its row, its queue
     entry, its audit, its message marked with it; and it advances normally afterwards."""
     harness.engine.deploy(harness.staff, MESSAGING_DIR)
+    _hellos(harness, ["alone"])
+    assert harness.engine.drain_messages() == 1  # started on its own: the row to compare with
     keys = [f"k{i}" for i in range(7)]
     _hellos(harness, keys)
     commits, stop = _counting_commits()
@@ -173,21 +175,30 @@ def test_messages_that_start_instances_are_started_together_in_one_transaction(h
     finally:
         stop()
     assert len(commits) == 1
-    assert _instances("receiver") == [(f"R-{k}", "running") for k in keys]
+    assert _instances("receiver") == [("R-alone", "running")] + [(f"R-{k}", "running") for k in keys]
     with session_scope() as s:
-        ids = dict(s.execute(select(Instance.business_key, Instance.id)
-                             .where(Instance.process_id == "receiver")).tuples().all())
-        messages = s.execute(select(Message.status, Message.outcome).order_by(Message.id)).tuples().all()
+        rows = {i.business_key: i for i in s.scalars(select(Instance).where(Instance.process_id == "receiver"))}
+        alone = rows.pop("R-alone")
+        ids = {key: i.id for key, i in rows.items()}
+        messages = s.execute(select(Message.status, Message.outcome).where(Message.id > 1)
+                             .order_by(Message.id)).tuples().all()
         started = s.scalars(_STARTED_AUDIT).all()
         versions = set(s.scalars(select(Instance.version).where(Instance.process_id == "receiver")))
     assert messages == [("started", f"started {ids[f'R-{k}']}") for k in keys]
-    assert sorted(started) == sorted(ids.values())  # audited once each
+    assert sorted(started) == sorted([*ids.values(), alone.id])  # audited once each
     assert versions == {2}  # inserted, then its saved state: as a start of its own writes it
+    same = ("definition_id", "status", "serializer_version", "version", "next_due_at", "has_incident",
+            "started_by", "subject", "ended_at")
+    for row in rows.values():
+        assert {c: getattr(row, c) for c in same} == {c: getattr(alone, c) for c in same}
+        assert row.projected == {**alone.projected, "human": row.projected["human"]}
+        assert len(row.state["tasks"]) == len(alone.state["tasks"])
     tasks = harness.engine.inbox(harness.staff)
-    assert sorted(t.context["key"] for t in tasks) == keys
-    harness.engine.complete(harness.staff, tasks[0].id, {"ok": True})  # from the live cache
-    harness.engine.complete(harness.staff, tasks[1].id, {"ok": True})
-    assert sorted(status for _, status in _instances("receiver")).count("completed") == 2
+    assert sorted(t.context["key"] for t in tasks) == ["alone", *keys]
+    batched = [t for t in tasks if t.context["key"] != "alone"]
+    harness.engine.complete(harness.staff, batched[0].id, {"ok": True})  # from the live cache
+    harness.engine.complete(harness.staff, batched[1].id, {"ok": True})
+    assert [status for _, status in _instances("receiver")].count("completed") == 2
 
 
 def test_a_start_that_fails_in_a_batch_fails_alone_and_the_others_start_once(
