@@ -245,6 +245,7 @@ def test_a_lost_race_for_the_same_job_is_retried_not_failed(session: Session, se
     run(session, settings, "invoicing/create_invoice", {"customer": "jan", "product": "book"},
         key="inst-1:invoice:1")
     monkeypatch.setattr(invoice_service, "invoice_by_key", lambda *_: None)
+    monkeypatch.setattr(invoice_service, "result_by_key", lambda *_: None)
     with pytest.raises(HandlerError) as lost:
         run(session, settings, "invoicing/create_invoice", {"customer": "jan", "product": "book"},
             key="inst-1:invoice:1")
@@ -270,3 +271,18 @@ def test_a_fee_table_the_release_refuses_stops_the_invoice_naming_the_rule(  # n
     assert message.startswith("invoicing: ") and "vat.dmn" in message and "'low_2019'" in message
     assert "overlaps" in message
     assert session.scalar(select(func.count()).select_from(Invoice)) == 0
+
+
+def test_a_result_read_by_its_key_is_the_result_the_handler_gave(session: Session,  # noqa: F811
+                                                                 settings: Settings) -> None:  # noqa: F811
+    """A job run again (or an instance whose invoice the fee run's batch made) gets its result
+    from the invoice's columns: the very result the first run returned, credit notes too."""
+    add_user(session)
+    made = run(session, settings, "invoicing/create_invoice", {"customer": "jan", "product": "book"}, key="i-1")
+    noted = credit(session, settings, made["invoice_number"], key="c-1")
+    assert invoice_service.result_by_key(session, "i-1") == made
+    assert invoice_service.result_by_key(session, "c-1") == noted
+    assert noted["credits_invoice_number"] == made["invoice_number"]
+    assert invoice_service.result_by_key(session, "nothing") is None
+    again = run(session, settings, "invoicing/create_invoice", {"customer": "jan", "product": "book"}, key="i-1")
+    assert again == made

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
 from certflow.localtime import LOCAL_TZ as AMSTERDAM
@@ -120,6 +120,12 @@ def customer_identifiers(user: User) -> dict[str, str]:
 
 
 def _result(invoice: Invoice) -> dict[str, Any]:
+    credited = invoice.credits_invoice if invoice.kind == "credit_note" else None
+    return _result_of(invoice, credited.number if credited is not None else None)
+
+
+def _result_of(invoice: Any, credits_number: str | None) -> dict[str, Any]:
+    """The handlers' result for an invoice (its row, or a row of its columns)."""
     result: dict[str, Any] = {
         "invoice_id": invoice.id,
         "invoice_number": invoice.number,
@@ -130,9 +136,26 @@ def _result(invoice: Invoice) -> dict[str, Any]:
         "issue_date": invoice.issue_date.isoformat(),
         "due_date": invoice.due_date.isoformat(),
     }
-    if invoice.kind == "credit_note" and invoice.credits_invoice is not None:
-        result["credits_invoice_number"] = invoice.credits_invoice.number
+    if invoice.kind == "credit_note" and credits_number is not None:
+        result["credits_invoice_number"] = credits_number
     return result
+
+
+_CREDITED = aliased(Invoice)
+# Built once: what a result needs, not the whole row (its documents) as an object.
+_RESULT_BY_KEY = (select(Invoice.id, Invoice.number, Invoice.payment_reference, Invoice.net_total,
+                         Invoice.vat_total, Invoice.gross_total, Invoice.issue_date, Invoice.due_date,
+                         Invoice.kind, _CREDITED.number.label("credits_number"))
+                  .outerjoin(_CREDITED, _CREDITED.id == Invoice.credits_invoice_id)
+                  .where(Invoice.idempotency_key == bindparam("key")))
+
+
+def result_by_key(session: Session, key: str) -> dict[str, Any] | None:
+    """The result of the invoice made under ``key`` before, or None: read as columns, for the
+    common case of a handler run again, or of an instance of the fee run whose invoice the
+    run's batch made (certflow.services.billing.batch)."""
+    row = session.execute(_RESULT_BY_KEY, {"key": key}).first()
+    return None if row is None else _result_of(row, row.credits_number)
 
 
 def _store(ctx: HandlerContext, invoice: Invoice) -> Invoice:
@@ -219,9 +242,9 @@ def build_invoice(key: str, user: User, data: CreateInvoiceInput, now: datetime,
 
 def create_invoice(ctx: HandlerContext, data: CreateInvoiceInput) -> dict[str, Any]:
     """Invoice ``customer`` for ``quantity`` x ``product`` at today's fee."""
-    existing = invoice_by_key(ctx.session, ctx.idempotency_key)
+    existing = result_by_key(ctx.session, ctx.idempotency_key)
     if existing is not None:
-        return _result(existing)
+        return existing
     user = _customer(ctx.session, data.customer)
     return _result(_store(ctx, _new_invoice(ctx, user, data)))
 
