@@ -108,7 +108,8 @@ def project(session: Session, instance: Instance, tasks: list[Task], workflow: B
         publish = _jobs(session, instance, waiting, now, settings, new, before.get("jobs"), closed_jobs)
     subscribed = False
     if new or after["subs"] != before.get("subs"):
-        _subscriptions(session, instance, subscriptions, new)
+        # Only this function writes them: none projected last time is none there now.
+        _subscriptions(session, instance, subscriptions, new or before.get("subs") == [])
         subscribed = bool(subscriptions - {(name, key) for name, key in before.get("subs") or []})
     instance.projected = after
     instance.next_due_at = next_due(workflow)
@@ -250,9 +251,9 @@ def _wanted_subscriptions(instance: Instance, waiting: list[Task]) -> set[tuple[
     return wanted
 
 
-def _subscriptions(session: Session, instance: Instance, wanted: set[tuple[str, str]], new: bool) -> None:
+def _subscriptions(session: Session, instance: Instance, wanted: set[tuple[str, str]], none_yet: bool) -> None:
     db = session.connection()
-    if not new:
+    if not none_yet:
         db.execute(_Q.subs_delete, {"instance_id": instance.id})
     if wanted:
         db.execute(_Q.subs_insert, [

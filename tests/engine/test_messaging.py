@@ -272,3 +272,60 @@ def test_a_batch_stops_before_a_key_that_runs_and_that_message_fails_alone(harne
     assert [status for status, _ in statuses] == ["started", "started", "failed", "started"]
     assert "already running" in (statuses[2][1] or "")
     assert _instances("receiver") == [("R-k0", "running"), ("R-k1", "running"), ("R-k2", "running")]
+
+
+WAITER = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:spiffworkflow="http://spiffworkflow.org/bpmn/schema/1.0/core" id="defs" targetNamespace="http://bpmn.io/schema/bpmn">
+  <bpmn:message id="go" name="go"/>
+  <bpmn:process id="waiter" isExecutable="true">
+    <bpmn:laneSet id="ls"><bpmn:lane id="l1" name="office"><bpmn:flowNodeRef>start</bpmn:flowNodeRef><bpmn:flowNodeRef>prepare</bpmn:flowNodeRef><bpmn:flowNodeRef>wait</bpmn:flowNodeRef><bpmn:flowNodeRef>end</bpmn:flowNodeRef></bpmn:lane></bpmn:laneSet>
+    <bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:userTask id="prepare" name="Prepare">
+      <bpmn:extensionElements><spiffworkflow:properties><spiffworkflow:property name="form" value="ok.json"/></spiffworkflow:properties></bpmn:extensionElements>
+      <bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing></bpmn:userTask>
+    <bpmn:receiveTask id="wait" name="Wait" messageRef="go"><bpmn:incoming>f2</bpmn:incoming><bpmn:outgoing>f3</bpmn:outgoing></bpmn:receiveTask>
+    <bpmn:endEvent id="end"><bpmn:incoming>f3</bpmn:incoming></bpmn:endEvent>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="prepare"/>
+    <bpmn:sequenceFlow id="f2" sourceRef="prepare" targetRef="wait"/>
+    <bpmn:sequenceFlow id="f3" sourceRef="wait" targetRef="end"/>
+  </bpmn:process>
+</bpmn:definitions>
+"""
+
+
+def test_an_instance_that_waited_for_no_message_opens_its_first_subscription_without_a_delete(
+        harness: Harness, tmp_path: Path) -> None:
+    """Subscriptions are written only by the projections: when the last save projected none,
+    there is none to delete (the e-mail advance of every fee instance opens its payment wait)."""
+    from sqlalchemy import event
+
+    from certflow.store.db import get_engine
+    from certflow.store.models import Subscription
+
+    (tmp_path / "waiter").mkdir()
+    (tmp_path / "waiter" / "waiter.bpmn").write_text(WAITER)
+    (tmp_path / "waiter" / "forms").mkdir()
+    (tmp_path / "waiter" / "forms" / "ok.json").write_text((MESSAGING_DIR / "receiver" / "forms" / "ok.json").read_text())
+    harness.engine.deploy(harness.staff, tmp_path)
+    view = harness.engine.start(harness.staff, "waiter", "W1", {})
+    [task] = harness.engine.inbox(harness.staff)
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    event.listen(get_engine(), "before_cursor_execute", seen)
+    try:
+        harness.engine.complete(harness.staff, task.id, {"ok": True})
+        opened = [s for s in statements if "subscriptions" in s and s.lstrip().upper().startswith("DELETE")]
+        with session_scope() as s:
+            assert s.scalars(select(Subscription.message_name).where(Subscription.instance_id == view.id)).all() == ["go"]
+        statements.clear()
+        assert harness.engine.deliver_message(harness.staff, "go", business_key="W1") == [view.id]
+        closed = [s for s in statements if "subscriptions" in s and s.lstrip().upper().startswith("DELETE")]
+    finally:
+        event.remove(get_engine(), "before_cursor_execute", seen)
+    assert opened == [] and len(closed) == 1  # the wait that ends deletes its row
+    assert _instances("waiter") == [("W1", "completed")]
+    with session_scope() as s:
+        assert s.scalars(select(Subscription.instance_id)).all() == []
