@@ -7,6 +7,11 @@ catch event's ``correlation`` names it), or by starting the process whose start 
 it (the payload's ``business_key`` names the new instance). The row's status changes in the
 same transaction as the delivery, so a crash in between delivers it again, never twice.
 
+A backlog of messages that start instances (the yearly fee run's thousands) is started in
+batches: up to ``start_batch`` picked in one transaction, each instance its own advance, their
+rows written together (``_start_batch``). A batch commits whole or not at all; when one start
+fails, the batch is started again one message per transaction, so that one fails alone.
+
 A message published from outside (the API, a payment) when nobody waits yet can be buffered
 with a time-to-live, as Zeebe does: it is correlated, once, when a subscription with its name
 and correlation key opens (checked after every advance that opens a subscription, after
@@ -218,7 +223,8 @@ class MessagingMixin(_Base):
             if row.name not in processes:
                 processes[row.name] = self._message_start_process(session, row.name)
             process_id, key = processes[row.name], payload.get("business_key")
-            if (row.status != "pending" or process_id is None or not _valid_key(key) or (process_id, key) in taken or any((row.name, k) in waited for k in candidate_keys(payload))):
+            if (row.status != "pending" or process_id is None or not _valid_key(key) or (process_id, key) in taken
+                    or any((row.name, k) in waited for k in candidate_keys(payload))):
                 break
             taken.add((process_id, key))
             batch.append(_Start(row.id, row.name, payload, process_id))
