@@ -2,8 +2,10 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-# The suite runs in parallel processes: most tests wait on PostgreSQL, a worker or Chromium.
-TEST_PROCS ?= 4
+# `make test TEST_PROCS=4` runs the suite in 4 processes (pytest-xdist) on a machine with the
+# cores for it. Not by default: on 2 cores the tests' own workers, beats and browsers already
+# fill the CPU, and 4 processes took longer than one (docs/testing.md).
+TEST_PROCS ?= 0
 
 .PHONY: install run test lint bench mutation clean
 
@@ -36,7 +38,7 @@ run: install
 test: install
 	$(VENV)/bin/mypy certflow handlers worker
 	$(VENV)/bin/lint-imports --no-logo --no-cache
-	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_PROCS) --dist loadgroup
+	$(PY) -m pytest -q -p no:cacheprovider $(if $(filter-out 0,$(TEST_PROCS)),-n $(TEST_PROCS) --dist loadgroup)
 
 lint: install
 	$(VENV)/bin/ruff check certflow handlers worker
