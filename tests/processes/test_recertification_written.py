@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 import handlers
 from certflow.engine.errors import InvalidInput
+from certflow.localtime import local_date
 from certflow.settings import get_settings
 from certflow.store.billing import Invoice
 from certflow.store.communications import EmailMessage
@@ -139,8 +140,9 @@ def test_same_level_both_positive_granted_without_a_gap(recert: Driver) -> None:
     assert mails(recert)[-1] == "dossier_open"
     dossier = task(recert, "cas", "write_dossier_same")
     assert dossier.assignee == "cas" and [t.element_id for t in recert.inbox("cas")] == ["write_dossier_same"]
-    # due six weeks before expiry, so the assessment can finish in time
-    assert dossier.due_at.date() == date.fromisoformat(old["valid_until"]) - timedelta(days=42)
+    # due six weeks before expiry, so the assessment can finish in time (a Dutch date: from
+    # 23:00 UTC on, the UTC date is a day behind)
+    assert local_date(dossier.due_at) == date.fromisoformat(old["valid_until"]) - timedelta(days=42)
     recert.do("cas", "write_dossier_same", SAME)
 
     first, second = task(recert, "ria", "assess_1"), task(recert, "ab", "assess_2")
