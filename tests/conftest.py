@@ -10,6 +10,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    from tests.integration import topology
+
+    topology.reap()  # the workers and beats the tests stopped without waiting
     walks = os.environ.get(WALKS)
     if not walks:
         return
@@ -145,14 +149,28 @@ def _use(monkeypatch: pytest.MonkeyPatch, var: Path, database_url: str, redis_ur
     CLOCK._offset = 0.0
 
 
+@contextmanager
+def sqlite_database(folder: Path, monkeypatch: pytest.MonkeyPatch, template: Path | None = None) -> Iterator[str]:
+    """A SQLite database in ``folder``: empty tables, or a copy of ``template`` (a database
+    file prepared once per run, see tests/processes/conftest.py)."""
+    path = folder / "certflow.sqlite"
+    url = f"sqlite:///{path}"
+    _use(monkeypatch, folder / "var", url)
+    if template is None:
+        create_schema(url)
+    else:
+        shutil.copyfile(template, path)
+    try:
+        yield url
+    finally:
+        reset_engines()
+        reset_settings()
+
+
 @pytest.fixture
 def sqlite_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    url = f"sqlite:///{tmp_path / 'certflow.sqlite'}"
-    _use(monkeypatch, tmp_path / "var", url)
-    create_schema(url)
-    yield url
-    reset_engines()
-    reset_settings()
+    with sqlite_database(tmp_path, monkeypatch) as url:
+        yield url
 
 
 def service_or_fail(name: str, exc: Exception) -> None:
@@ -161,24 +179,52 @@ def service_or_fail(name: str, exc: Exception) -> None:
     pytest.skip(f"{name} unreachable: {exc}")
 
 
-@pytest.fixture
-def pg_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def pg_create(template: str | None = None) -> str:
+    """A new PostgreSQL database (its URL): empty, or a copy of the database ``template``."""
     name = f"certflow_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
     try:
-        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+            conn.execute(text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
     except Exception as exc:  # noqa: BLE001
         service_or_fail("PostgreSQL", exc)
-    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-    _use(monkeypatch, tmp_path / "var", url)
-    create_schema(url)
-    yield url
-    reset_engines()
-    reset_settings()
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    finally:
+        admin.dispose()
+    return PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+
+
+def pg_drop(url: str) -> None:
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+@contextmanager
+def pg_database(folder: Path, monkeypatch: pytest.MonkeyPatch, template: str | None = None,
+                keep: bool = False) -> Iterator[str]:
+    """A PostgreSQL database of its own: empty tables, or a copy of the database ``template``
+    (prepared once per run, see tests/processes/conftest.py); dropped at the end unless
+    ``keep``."""
+    url = pg_create(template)
+    _use(monkeypatch, folder / "var", url)
+    if template is None:
+        create_schema(url)
+    try:
+        yield url
+    finally:
+        reset_engines()
+        reset_settings()
+        if not keep:
+            pg_drop(url)
+
+
+@pytest.fixture
+def pg_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    with pg_database(tmp_path, monkeypatch) as url:
+        yield url
 
 
 @pytest.fixture

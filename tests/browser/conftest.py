@@ -147,7 +147,7 @@ class App:
             f"    print(json.dumps(access.start_session(s, get_settings(), {username!r}, 'test')[0]))\n"))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
     with running_app(tmp_path_factory) as the_app:
         yield the_app
@@ -155,7 +155,9 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
 
 @contextmanager
 def running_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
-    """A web app on its own SQLite database, migrated and deployed. The session shares one;
+    """A web app on its own SQLite database, migrated and deployed. The browser tests share one
+    (``package`` scope: it, its worker and its beat stop when they are done, instead of polling
+    their database beside the rest of the suite);
     a test that must move the app's clock a long way takes its own (``app`` per module)."""
     var = tmp_path_factory.mktemp("browser-app")
     port = _free_port()
@@ -187,7 +189,7 @@ def running_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
         the_app.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def worker(app: App) -> App:
     """A real Celery worker and beat on the app's database and SQLite broker."""
     if "worker" not in app.procs:
@@ -197,7 +199,7 @@ def worker(app: App) -> App:
     return app
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
         message = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"

@@ -33,7 +33,7 @@ def embedded(sqlite_url: str) -> Iterator[tuple[Harness, Topology]]:
     try:
         yield harness, topology
     finally:
-        topology.stop()
+        topology.stop(wait=False)
 
 
 def _broker_rows(visible_only: bool) -> int:

@@ -43,7 +43,7 @@ def stack(pg_url: str, redis_url: str, tmp_path: Path) -> Iterator[tuple[Harness
     try:
         yield harness, topology
     finally:
-        topology.stop()
+        topology.stop(wait=False)
 
 
 def slow_flow(tmp_path: Path) -> Path:

@@ -45,7 +45,7 @@ def stack(pg_url: str, redis_url: str) -> Iterator[tuple[Harness, Topology, Test
         with TestClient(app) as client:
             yield harness, topology, client
     finally:
-        topology.stop()
+        topology.stop(wait=False)
 
 
 def _json_lines(topology: Topology, name: str) -> list[dict[str, Any]]:

@@ -32,7 +32,7 @@ def stack(request: pytest.FixtureRequest) -> Iterator[tuple[Harness, Topology]]:
     try:
         yield harness, topology
     finally:
-        topology.stop()
+        topology.stop(wait=False)
 
 
 def _open_tasks(h: Harness) -> list[str]:

@@ -23,6 +23,23 @@ def _die_with_parent() -> None:
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+# Processes told to stop and not waited for (``Topology.stop(wait=False)``): reaped before the
+# next start and at the end of the run (tests/conftest.py).
+_STOPPING: list[subprocess.Popen[bytes]] = []
+
+
+def reap(timeout: float = 15.0) -> None:
+    """Wait for the processes told to stop; kill what is still there after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    for proc in _STOPPING:
+        try:
+            proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+    _STOPPING.clear()
+
+
 class Topology:
     def __init__(self, var: Path, extra_env: dict[str, str] | None = None) -> None:
         self.var = var
@@ -31,6 +48,7 @@ class Topology:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self, name: str, args: list[str]) -> None:
+        _STOPPING[:] = [proc for proc in _STOPPING if proc.poll() is None]
         log = open(self.var / f"{name}.log", "wb")
         self.procs[name] = subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT, env=self.env,
                                             stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
@@ -47,9 +65,16 @@ class Topology:
         proc.kill()
         proc.wait(10)
 
-    def stop(self) -> None:
+    def stop(self, wait: bool = True) -> None:
+        """Stop every process (SIGTERM: a worker's warm shutdown). A Celery worker takes 2-3 s
+        to stop its pool; a test that asserts nothing after its processes stopped passes
+        ``wait=False`` and goes on while they shut down (with its own database and queue)."""
         for proc in self.procs.values():
             proc.terminate()
+        if not wait:
+            _STOPPING.extend(self.procs.values())
+            self.procs.clear()
+            return
         for proc in self.procs.values():
             try:
                 proc.wait(15)

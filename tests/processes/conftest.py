@@ -1,15 +1,28 @@
 """The process tier: a ``driver`` fixture on both tiers (in-process jobs on SQLite; a real
 Celery worker on PostgreSQL + Redis), with every process in processes/ deployed and the usual
-people present. Each test's instances feed the branch-coverage check (test_zz_coverage.py)."""
+people present. Each test's instances feed the branch-coverage check (test_zz_coverage.py).
+
+Deploying processes/ (parse, validate, render every e-mail template, start the schedules)
+takes one to two seconds, and a hundred tests need the same result: it is done once per run
+and tier, into a database that each test's database is then copied from (a file copy on
+SQLite, ``CREATE DATABASE ... TEMPLATE`` on PostgreSQL)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 
 from certflow.bootstrap import build_engine
-from certflow.settings import get_settings
+from certflow.engine.facade import Actor
+from certflow.settings import get_settings, reset_settings
+from certflow.store.db import reset_engines, session_scope
+from certflow.store.models import Job
+from tests.conftest import pg_database, pg_drop, sqlite_database
 from tests.integration.topology import Topology
 from tests.processes import coverage
 from tests.processes.driver import PROCESSES, Driver
@@ -18,31 +31,70 @@ from worker.app import make_app, make_publisher
 
 ADDRESS = {"street": "Oudegracht 1", "postal_code": "3511 AA", "city": "Utrecht", "country": "NL"}
 
+# The usual people: username, groups, staff, extra account fields.
+PEOPLE: list[tuple[str, list[str], bool, dict[str, Any]]] = [
+    ("cas", ["candidate"], False, {"address": ADDRESS}),
+    ("olga", ["office"], True, {}),
+    ("mila", ["mentor"], False, {}),
+    ("kees", ["committee"], False, {}),
+    ("cato", ["certifier"], True, {}),
+    ("cor", ["coordinator"], True, {}),
+]
+
+
+def _prepare(folder: Path, make: Any) -> Any:
+    """Deploy processes/ and add the people in a database of the tier (``make`` opens it),
+    and return what names it (file or database), with no connection left open to it."""
+    with pytest.MonkeyPatch.context() as monkeypatch, make(folder, monkeypatch) as url:
+        harness = Harness(build_engine())
+        harness.engine.deploy(harness.staff, PROCESSES)
+        for username, groups, staff, extra in PEOPLE:
+            harness.user(username, groups, staff, **extra)
+        with session_scope() as s:  # nothing for a worker to do yet: no job is left unpublished
+            assert s.scalar(select(func.count()).select_from(Job)) == 0
+        reset_engines()
+    reset_settings()
+    reset_engines()
+    return url
+
+
+@pytest.fixture(scope="session")
+def prepared_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("prepared-sqlite")
+    _prepare(folder, sqlite_database)
+    return folder / "certflow.sqlite"
+
+
+@pytest.fixture(scope="session")
+def prepared_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The name of the prepared PostgreSQL database (kept to the end of the run)."""
+    folder = tmp_path_factory.mktemp("prepared-postgres")
+    url = _prepare(folder, partial(pg_database, keep=True))
+    yield url.rsplit("/", 1)[1]
+    pg_drop(url)
+
 
 @pytest.fixture(params=["inprocess-sqlite", pytest.param("worker-postgres-redis", marks=pytest.mark.integration)])
-def driver(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Driver]:
+def driver(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Driver]:
     topology = None
     if request.param == "inprocess-sqlite":
-        request.getfixturevalue("sqlite_url")
-        harness = Harness(build_engine())
+        database = sqlite_database(tmp_path, monkeypatch, request.getfixturevalue("prepared_sqlite"))
     else:
-        request.getfixturevalue("pg_url")
-        request.getfixturevalue("redis_url")
-        harness = Harness(build_engine(make_publisher(make_app(get_settings()))))
-        topology = Topology(get_settings().var_dir)
-        topology.worker()
-        topology.beat()
-    d = Driver(harness, topology)
-    harness.engine.deploy(harness.staff, PROCESSES)
-    d.person("cas", ["candidate"], address=ADDRESS)
-    d.person("olga", ["office"], staff=True)
-    d.person("mila", ["mentor"])
-    d.person("kees", ["committee"])
-    d.person("cato", ["certifier"], staff=True)
-    d.person("cor", ["coordinator"], staff=True)
-    try:
-        yield d
-        coverage.record(harness.engine)
-    finally:
-        if topology:
-            topology.stop()
+        database = pg_database(tmp_path, monkeypatch, request.getfixturevalue("prepared_postgres"))
+    with database:
+        if request.param == "inprocess-sqlite":
+            harness = Harness(build_engine())
+        else:
+            request.getfixturevalue("redis_url")  # after the database: both set the settings
+            harness = Harness(build_engine(make_publisher(make_app(get_settings()))))
+            topology = Topology(get_settings().var_dir)
+            topology.worker()
+            topology.beat()
+        d = Driver(harness, topology)
+        d.people.update({username: Actor(username, tuple(groups), staff) for username, groups, staff, _ in PEOPLE})
+        try:
+            yield d
+            coverage.record(harness.engine)
+        finally:
+            if topology:
+                topology.stop(wait=False)  # its own database and queue: nothing to wait for
