@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, insert, select, update
@@ -67,6 +67,14 @@ _WAITED_FOR = (select(Subscription.message_name, Subscription.correlation_key)
 _RUNNING_KEYS = (select(Instance.process_id, Instance.business_key)
                  .where(Instance.business_key.in_(bindparam("keys", expanding=True)), Instance.status == "running"))
 _MESSAGES = table_of(Message)
+# Buffered messages live at ``now`` that an open subscription waits for (correlate_buffered).
+_BUFFERED_ALL = (select(Message.id, Subscription.instance_id)
+                 .join(Subscription, (Subscription.message_name == Message.name)
+                       & (Subscription.correlation_key == Message.correlation_key))
+                 .where(Message.status == "buffered", Message.expires_at > bindparam("now")))
+_BUFFERED = _BUFFERED_ALL.order_by(Message.id).limit(bindparam("limit"))
+_BUFFERED_FOR = (_BUFFERED_ALL.where(Subscription.instance_id == bindparam("instance_id"))
+                 .order_by(Message.id).limit(bindparam("limit")))
 _STARTED = (update(_MESSAGES).where(_MESSAGES.c.id == bindparam("b_id"))
             .values(status="started", outcome=bindparam("outcome"), handled_at=bindparam("handled_at")))
 _DEFINITION_IDS = select(Definition.id, Definition.process_id).order_by(Definition.version)
@@ -341,8 +349,9 @@ class MessagingMixin(_Base):
         # Only a subscription this advance opened can match a message buffered before it: one
         # that was open already was looked up after the advance that opened it (and beat looks
         # again, should that process have died in between). No second walk of the tree either.
+        # Live at the moment the subscription opened (the advance's), read in one statement.
         if advance.instance.status == "running" and advance.subscribed:
-            self.correlate_buffered(advance.instance.id)
+            self.correlate_buffered(advance.instance.id, now=advance.now)
 
     def buffer_message(self, name: str, key: str, payload: dict[str, Any], ttl: timedelta, actor: str) -> int:
         """Keep a message nobody waits for yet until ``ttl`` has passed; the instance whose
@@ -360,17 +369,19 @@ class MessagingMixin(_Base):
         self.correlate_buffered()
         return message_id
 
-    def correlate_buffered(self, instance_id: str | None = None, limit: int = 1000) -> int:
-        """Deliver each live buffered message to an instance now waiting for it (this one's, or
-        any); beat calls this too, so a crash between commit and delivery loses nothing."""
-        with self.session() as session:
-            query = (select(Message.id, Subscription.instance_id)
-                     .join(Subscription, (Subscription.message_name == Message.name)
-                           & (Subscription.correlation_key == Message.correlation_key))
-                     .where(Message.status == "buffered", Message.expires_at > self.now()))
+    def correlate_buffered(self, instance_id: str | None = None, limit: int = 1000,
+                           now: datetime | None = None) -> int:
+        """Deliver each buffered message live at ``now`` (default: the clock's) to an instance
+        now waiting for it (this one's, or any); beat calls this too, so a crash between commit
+        and delivery loses nothing. The look-up is one read on its own snapshot (``reading``),
+        no transaction: after every advance that opened a subscription it ran as BEGIN, a
+        clock read, the query and COMMIT. Each delivery is an advance of its own that claims
+        the message first, so a message seen here is still delivered once."""
+        with self.reading(clock=now is None) as session:
+            query, params = _BUFFERED, {"now": now or self.now(), "limit": limit}
             if instance_id is not None:
-                query = query.where(Subscription.instance_id == instance_id)
-            pairs = session.execute(query.order_by(Message.id).limit(limit)).all()
+                query, params["instance_id"] = _BUFFERED_FOR, instance_id
+            pairs = session.connection().execute(query, params).all()
         return sum(self._deliver_buffered(message_id, target) for message_id, target in pairs)
 
     def _deliver_buffered(self, message_id: int, instance_id: str) -> int:

@@ -354,15 +354,16 @@ class Runtime:
             yield session
 
     @contextmanager
-    def reading(self) -> Iterator[Session]:
+    def reading(self, clock: bool = True) -> Iterator[Session]:
         """A unit of work that only reads, each statement on its own snapshot: on PostgreSQL
         no BEGIN and COMMIT round trips (the connection is back to transactions when it
         returns to the pool). For reads of one statement, or of rows that never change
-        (definitions); never for a write or for two reads that must agree."""
+        (definitions); never for a write or for two reads that must agree. ``clock=False``:
+        the caller knows its moment already, so no read of the clock."""
         with transaction(self.sessions) as session:
             if session.get_bind().dialect.name == "postgresql":
                 session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-            if self.settings.clock_controllable:  # a fixed clock needs no read
+            if clock and self.settings.clock_controllable:  # a fixed clock needs no read
                 CLOCK.refresh(session)
             yield session
 

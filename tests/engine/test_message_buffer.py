@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
+from certflow.bootstrap import build_engine
 from certflow.engine.errors import NotFound
 from certflow.store.db import session_scope
 from certflow.store.models import AuditEvent, Message
@@ -19,7 +20,11 @@ TTL = timedelta(days=60)
 
 
 @pytest.fixture
-def flow(harness: Harness) -> Harness:
+def flow(any_db: str) -> Harness:
+    """On SQLite and PostgreSQL: the look-up after an advance reads outside a transaction
+    there (``Runtime.reading``)."""
+    harness = Harness(build_engine())
+    harness.engine.publisher = harness.published.extend
     harness.engine.deploy(harness.staff, FLOW_DIR)
     return harness
 
