@@ -34,8 +34,8 @@ open between mails (reopened once when the server has closed it); otherwise the 
 ``var_dir/mail``, so a development machine loses nothing.
 
 Exactly once as far as SMTP allows: the message row (unique on the idempotency key) is
-written and flushed before sending and marked sent after, so a redelivered job finds it and
-sends nothing. The gap left: the mail went out but the caller's transaction then failed to
+written before sending, in the caller's transaction, as sent (marked failed there if sending
+fails), so a redelivered job finds it and sends nothing, and a concurrent one waits on the key. The gap left: the mail went out but the caller's transaction then failed to
 commit, and a retry sends it again. A duplicate mail is better than a lost one.
 
 ``send_newsletter(...)`` mails everyone who did not opt out, keyed per issue and person.
@@ -79,13 +79,13 @@ from jinja2 import (
 )
 from jinja2.runtime import Context
 from pydantic import BaseModel, Field
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy import bindparam, select, text
+from sqlalchemy.orm import Session, joinedload, make_transient_to_detached
 
 from certflow.registry import HandlerContext, HandlerError, PermanentError
 from certflow.settings import ROOT, Settings
 from certflow.services.billing.invoices import ensure_documents
+from certflow.store.base import new_id
 from certflow.store.billing import Invoice
 from certflow.store.communications import EmailMessage
 from certflow.store.models import User
@@ -415,8 +415,11 @@ def send_email(ctx: HandlerContext, data: SendEmail) -> dict[str, Any]:
         # Refuse early; the same documents are then sent (not read from the database twice).
         attachments = invoice_attachments(ctx.session, user.username, data.attach_invoices,
                                           ctx.settings)
-        row = _queue(ctx.session, ctx.idempotency_key, user, data.template, rendered, ctx.now,
-                     data.attach_invoices)
+        row, written = _queue(ctx.session, ctx.idempotency_key, user, data.template, rendered,
+                              ctx.now, data.attach_invoices)
+        if written:
+            _send_row(ctx.session, row, ctx.settings, ctx.now, attachments)
+            return _result(row)
     if row.status != "sent":
         _send_row(ctx.session, row, ctx.settings, ctx.now, attachments)
     return _result(row)
@@ -489,24 +492,43 @@ def _grouped(iban: str) -> str:
     return " ".join(compact[i:i + 4] for i in range(0, len(compact), 4))
 
 
+# A message's row, or nothing when its key is taken (``_queue``); PostgreSQL and SQLite
+# (3.35+) both read it. Text, because SQLAlchemy compiles its dialects' ON CONFLICT inserts
+# anew on every execution (they are not cached), which cost more than the insert itself.
+_EMAILS = EmailMessage.__table__
+_INSERT = text(
+    f"INSERT INTO {EmailMessage.__tablename__} ({', '.join(_EMAILS.c.keys())}) "
+    f"VALUES ({', '.join(':' + name for name in _EMAILS.c.keys())}) "
+    "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"
+).bindparams(*(bindparam(column.name, type_=column.type) for column in _EMAILS.c))
+
+
 def _queue(session: Session, key: str, user: User, template: str, rendered: Rendered,
-           now: datetime, invoices: list[str]) -> EmailMessage:
-    row = EmailMessage(
-        idempotency_key=key, recipient=user.username, to_address=user.email,
+           now: datetime, invoices: list[str]) -> tuple[EmailMessage, bool]:
+    """The message's row, written before the mail is handed over, and True; or the row a
+    concurrent send of the same key committed, and False. Written as sent (at ``now``): the
+    same transaction marks it failed if the hand-over fails (``_send_row``), and nobody
+    reads it before that commits.
+
+    One statement: the unique key decides (``ON CONFLICT DO NOTHING``; a concurrent insert of
+    the key waits for the other transaction), where a savepoint around an ORM insert cost
+    three round trips and a status UPDATE after sending a fourth."""
+    values = dict(
+        id=new_id(), idempotency_key=key, recipient=user.username, to_address=user.email,
         subject=rendered.subject, template=template, language=rendered.language,
-        body_text=rendered.text, body_html=rendered.html, status="queued", created_at=now,
-        attached_invoices=list(invoices),
+        body_text=rendered.text, body_html=rendered.html, status="sent", sent_at=now,
+        created_at=now, error=None, attached_invoices=list(invoices),
     )
-    try:
-        # A savepoint, so losing the race on the unique key leaves the caller's work intact.
-        with session.begin_nested():
-            session.add(row)
-    except IntegrityError:
+    written = session.connection().execute(_INSERT, values).first()
+    if written is None:
         existing = _by_key(session, key)
-        if existing is None:
-            raise
-        return existing
-    return row
+        if existing is None:  # gone again since: the job's retry looks afresh
+            raise HandlerError(f"email/send: the message of key {key!r} vanished; retry")
+        return existing, False
+    row = EmailMessage(**values)
+    make_transient_to_detached(row)  # the row just inserted, as if loaded: changes UPDATE it
+    session.add(row)
+    return row, True
 
 
 def invoice_attachments(session: Session, recipient: str, numbers: list[str],
@@ -539,15 +561,15 @@ def _send_row(session: Session, row: EmailMessage, settings: Settings, now: date
     if attachments is None:
         attachments = invoice_attachments(session, row.recipient, list(row.attached_invoices or []),
                                           settings)
-    msg = _mime(row, user.display_name if user else "", settings, now, attachments)
     try:
-        deliver(msg, settings)
-    except HandlerError as exc:
-        row.status, row.error = "failed", str(exc)
+        deliver(_mime(row, user.display_name if user else "", settings, now, attachments), settings)
+    except Exception as exc:
+        row.status, row.sent_at, row.error = "failed", None, str(exc)
         session.flush()
         raise
-    row.status, row.sent_at, row.error = "sent", now, None
-    session.flush()
+    if row.status != "sent":  # a retry of a row an earlier attempt left failed
+        row.status, row.sent_at, row.error = "sent", now, None
+        session.flush()
 
 
 def _result(row: EmailMessage) -> dict[str, Any]:

@@ -319,3 +319,39 @@ def test_mails_go_over_one_kept_session_which_is_reopened_when_the_server_closed
     assert len(second.envelopes) == 1
     assert session.scalar(select(func.count()).select_from(EmailMessage)
                           .where(EmailMessage.status == "sent")) == 4
+
+
+def test_two_sends_of_one_key_at_once_on_postgresql_mail_once(
+        pg_url: str, smtp_settings: Settings, smtp: tuple[Collector, int]) -> None:
+    """Two workers running the same e-mail job at the same moment (a redelivery while the
+    first still runs): the second waits on the message's key until the first commits, then
+    finds it sent and sends nothing; both report the same message."""
+    import threading
+
+    from certflow.store.db import session_scope
+
+    with session_scope(pg_url) as s:
+        add_user(s, "anna", "Anna de Vries")
+    params = {"recipient": "anna", "template": "certification/application_received"}
+    results: list[dict[str, Any]] = []
+    with session_scope(pg_url) as first:
+        results.append(SEND(make_ctx(first, smtp_settings, "job-twice"), params))
+        second = threading.Thread(target=lambda: results.append(_send_in_own_transaction(
+            pg_url, smtp_settings, "job-twice", params)))
+        second.start()
+        second.join(1.0)
+        assert second.is_alive()  # waits on the key while the first is not committed
+    second.join(10)
+    assert not second.is_alive()
+    assert len(smtp[0].envelopes) == 1
+    assert results[0] == results[1] and results[0]["status"] == "sent"
+    with session_scope(pg_url) as s:
+        assert s.scalars(select(EmailMessage.status)).all() == ["sent"]
+
+
+def _send_in_own_transaction(url: str, config: Settings, key: str,
+                             params: dict[str, Any]) -> dict[str, Any]:
+    from certflow.store.db import session_scope
+
+    with session_scope(url) as s:
+        return SEND(make_ctx(s, config, key), params)
