@@ -302,6 +302,20 @@ class _Generator(BytesGenerator):
         if lines:
             self.write(self._LINE_END.sub(self.LINESEP, lines))
 
+    @classmethod
+    def _make_boundary(cls, text: bytes | None = None) -> str:
+        """The stdlib's random boundary, refused (and numbered on, as the stdlib does) when the
+        parts' text holds ``--`` and it anywhere: one substring search instead of the stdlib's
+        multi-line regular expression over the whole text, the attachments' base64 included
+        (a third of writing out an invoice mail). A stricter test: it also refuses a boundary
+        the expression let through (with CRLF line ends its ``$`` never matched)."""
+        boundary = candidate = super()._make_boundary()  # type: ignore[misc]  # not in the stubs
+        counter = 0
+        while text is not None and b"--" + candidate.encode("ascii") in text:
+            candidate = f"{boundary}.{counter}"
+            counter += 1
+        return candidate
+
 
 def as_bytes(msg: MimeMessage) -> bytes:
     """The message as smtplib's ``send_message`` puts it on the wire (CRLF line endings)."""

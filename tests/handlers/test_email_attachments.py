@@ -3,6 +3,7 @@ a retried send attaches the same documents, and nobody is sent another person's 
 
 from __future__ import annotations
 
+import sys
 import uuid
 from typing import Any
 
@@ -117,3 +118,36 @@ def test_the_mail_on_the_wire_is_what_the_standard_library_would_have_sent(
     out = io.BytesIO()  # what smtplib.SMTP.send_message writes for an ASCII envelope
     BytesGenerator(out, policy=expected.policy).flatten(expected, linesep="\r\n")
     assert sent == out.getvalue()
+
+
+def test_a_text_holding_what_would_be_its_boundary_still_arrives_whole(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A boundary the text already holds is not used (a reader would cut the letter there):
+    the first random boundary is put in the letter itself, and the mail still parses back to
+    its text, HTML and attachment, each whole."""
+    import email as email_lib
+    import random
+    from datetime import datetime, timezone
+    from email.policy import default as default_policy
+
+    from certflow.services import email as mail
+
+    monkeypatch.setattr(random, "randrange", lambda _: 42)  # every boundary drawn: the same
+    first = "=" * 15 + f"{42:0{len(repr(sys.maxsize - 1))}d}" + "=="
+    text = f"Beste Anna,\n--{first}\nHier stopt de brief niet.\n"
+    row = EmailMessage(id="m1", idempotency_key="k", recipient="anna", to_address="anna@example.org",
+                       subject="Factuur", template="orders/invoice_sent", language="nl",
+                       body_text=text, body_html=f"<p>--{first}--</p>\n", status="sent",
+                       created_at=datetime(2026, 3, 1, tzinfo=timezone.utc), attached_invoices=[])
+    pdf = mail.Attachment("2026-000001.pdf", "application/pdf", b"%PDF-1.7 " * 500)
+    sent = mail.as_bytes(mail._mime(row, "Anna de Vries", settings,
+                                    datetime(2026, 3, 1, 9, tzinfo=timezone.utc), [pdf]))
+
+    parsed = email_lib.message_from_bytes(sent, policy=default_policy)
+    assert parsed.get_boundary() != first
+    body, attachment = [part for part in parsed.iter_parts()]
+    plain, html = body.iter_parts()
+    # (the wire's CRLF line ends, as a mail reader reads them)
+    assert plain.get_content().replace("\r\n", "\n") == text
+    assert html.get_content().replace("\r\n", "\n") == f"<p>--{first}--</p>\n"
+    assert attachment.get_content() == pdf.content
