@@ -141,3 +141,22 @@ def test_documents_once_rendered_are_stored_and_not_rendered_again(session: Sess
     assert single in pdf_text(download(session, settings, "anna", single, "pdf"))
     assert download(session, settings, "anna", single, "ubl").startswith(b"<?xml")
     assert renders == Counter()
+
+
+def test_a_second_renderer_racing_the_first_does_not_replace_the_stored_documents(
+        session: Session, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """Two workers render the same bulk invoice's documents at once (each saw none stored):
+    the first write stands, so the PDF a customer was mailed is the one downloaded later."""
+    from sqlalchemy.orm.attributes import set_committed_value
+
+    add_user(session, "anna", "Anna de Vries")
+    (number,) = bulk(session, settings, "anna")
+    mailed = download(session, settings, "anna", number, "pdf")
+    session.commit()
+    racer = stored(session, number)
+    set_committed_value(racer, "pdf", None)  # as the second worker read it, before the first wrote
+    set_committed_value(racer, "ubl_xml", None)
+    monkeypatch.setattr(invoice_service, "render_pdf", lambda *_: b"%PDF- another rendering")
+    invoice_service.ensure_documents(session, racer, settings)
+    session.commit()
+    assert stored(session, number).pdf == mailed
