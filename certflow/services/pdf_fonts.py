@@ -10,15 +10,26 @@ Importing this module also turns off reportlab's ASCII85 layer over its compress
 base64 mail attachment never passes through. It made every stream a quarter larger, cost a pure
 Python encoding in every render, and made pikepdf (certflow.services.pdfa) decode and compress
 every stream again at save.
+
+Each face keeps the font programs of the subsets it made last, with their compressed form
+(``_KeptSubsets``): reportlab makes and compresses a subset's program for every document, a
+third of rendering an invoice, while the subsets hardly vary. Its ASCII-readable subsets
+give printable ASCII its own codes, so a subset differs from another only in the other
+characters a document uses, in the order of their first use (``€``, ``à`` and ``·`` on every
+invoice; a name's accents add a few variants). The program is a function of the subset alone,
+so the PDF is the same, byte for byte.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from reportlab import rl_config
-from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase import pdfdoc, pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 
 FONT_DIR = Path(__file__).resolve().parents[1] / "fonts"
@@ -26,10 +37,53 @@ SANS, SANS_BOLD = "DejaVuSans", "DejaVuSans-Bold"
 SERIF, SERIF_BOLD = "DejaVuSerif", "DejaVuSerif-Bold"
 
 rl_config.useA85 = 0  # see the module docstring
+KEPT_SUBSETS = 16  # per face
+
+
+class _FontProgram(bytes):
+    """A subset's TrueType program (``TTFontFace.makeSubset``), with its Flate form once made."""
+
+    deflated: bytes | None = None
+
+
+class _KeptSubsets:
+    """A face's ``makeSubset``, keeping the programs of its last ``KEPT_SUBSETS`` subsets."""
+
+    def __init__(self, make: Callable[[Sequence[int]], bytes]) -> None:
+        self._make = make
+        self._kept: OrderedDict[tuple[int, ...], _FontProgram] = OrderedDict()
+
+    def __call__(self, subset: Sequence[int]) -> bytes:
+        key = tuple(subset)
+        program = self._kept.get(key)
+        if program is None:
+            program = self._kept[key] = _FontProgram(self._make(subset))
+            while len(self._kept) > KEPT_SUBSETS:
+                self._kept.popitem(last=False)
+        else:
+            self._kept.move_to_end(key)
+        return program
+
+
+class _Flate(pdfdoc.PDFStreamFilterZCompress):  # type: ignore[misc]  # untyped
+    """reportlab's Flate filter (a font program's stream is given the module's ``PDFZCompress``
+    when it is made), compressing a kept font program once."""
+
+    def encode(self, text: Any) -> bytes:
+        if isinstance(text, _FontProgram):
+            if text.deflated is None:
+                text.deflated = super().encode(text)
+            return text.deflated
+        return bytes(super().encode(text))
+
+
+pdfdoc.PDFZCompress = _Flate()
 
 
 @cache
 def register_fonts() -> None:
     """Register the four faces with reportlab, once per process; idempotent."""
     for name in (SANS, SANS_BOLD, SERIF, SERIF_BOLD):
-        pdfmetrics.registerFont(TTFont(name, str(FONT_DIR / f"{name}.ttf")))
+        font = TTFont(name, str(FONT_DIR / f"{name}.ttf"))
+        font.face.makeSubset = _KeptSubsets(font.face.makeSubset)
+        pdfmetrics.registerFont(font)

@@ -287,6 +287,37 @@ def test_an_invoice_rendered_again_later_is_the_same_file(session: Session, sett
     assert render_pdf(document, settings) == document.pdf
 
 
+def test_an_invoice_is_the_same_file_whatever_the_process_rendered_before(
+        session: Session, settings: Settings) -> None:
+    """Each face keeps the font programs of its last subsets (certflow.services.pdf_fonts):
+    an invoice rendered after others, with other characters in their names (more subsets
+    than are kept), is the file rendered with nothing kept, and every name still prints."""
+    import hashlib
+
+    from reportlab.pdfbase import pdfmetrics
+
+    from certflow.services import pdf_fonts
+    from certflow.services.billing.pdf import render_pdf
+
+    def rendered_alone(document: Invoice) -> bytes:
+        for face in ("DejaVuSans", "DejaVuSans-Bold"):
+            pdfmetrics.getFont(face).face.makeSubset._kept.clear()
+        return render_pdf(document, settings)
+
+    names = ["Jan de Vries", NAMES] + [f"Zoë {c}ß" for c in "éëèïöüçñåøłóźżęąşğ"]
+    people = [customer(session, f"p{n}", name=name) for n, name in enumerate(names)]
+    documents = [invoiced(session, settings, username=p.username) for p in people]
+    assert len(names) > pdf_fonts.KEPT_SUBSETS
+    def digests(pdfs: list[bytes]) -> list[str]:  # a readable failure, not two lists of PDFs
+        return [hashlib.sha256(pdf).hexdigest()[:12] for pdf in pdfs]
+
+    alone = [rendered_alone(d) for d in documents]
+    for _ in range(2):  # the first pass fills what is kept, the second renders from it
+        assert digests([render_pdf(d, settings) for d in documents]) == digests(alone)
+    for name, pdf in zip(names, alone):
+        assert name in " ".join(pypdf.PdfReader(io.BytesIO(pdf)).pages[0].extract_text().split())
+
+
 def test_the_pdfa_metadata_reads_back_as_written_whatever_the_characters() -> None:
     """Title and author reach the XMP metadata (which archives and PDF/A checkers read) as
     given, with XML's special characters and any script, agreeing with the info dictionary."""
