@@ -22,6 +22,7 @@ so the PDF is the same, byte for byte.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from functools import cache
@@ -52,16 +53,20 @@ class _KeptSubsets:
     def __init__(self, make: Callable[[Sequence[int]], bytes]) -> None:
         self._make = make
         self._kept: OrderedDict[tuple[int, ...], _FontProgram] = OrderedDict()
+        self._lock = threading.Lock()  # the web app renders in a thread pool
 
     def __call__(self, subset: Sequence[int]) -> bytes:
         key = tuple(subset)
-        program = self._kept.get(key)
-        if program is None:
-            program = self._kept[key] = _FontProgram(self._make(subset))
+        with self._lock:
+            program = self._kept.get(key)
+            if program is not None:
+                self._kept.move_to_end(key)
+                return program
+        program = _FontProgram(self._make(subset))
+        with self._lock:
+            self._kept[key] = program
             while len(self._kept) > KEPT_SUBSETS:
                 self._kept.popitem(last=False)
-        else:
-            self._kept.move_to_end(key)
         return program
 
 
