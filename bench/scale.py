@@ -263,16 +263,19 @@ class Drive:
 def settle(database_url: str, timeout: float = 120.0) -> None:
     """Wait until no job and no message is still on its way (the last instances' follow-ups,
     such as starting the certificate lifecycle, may still be routed by beat's tick)."""
-    from sqlalchemy import func, select
+    from sqlalchemy import or_, select
 
     from certflow.store.db import session_scope
     from certflow.store.models import Job, Message
 
+    # One statement, one snapshot: on PostgreSQL two statements see two (READ COMMITTED), and a
+    # tick's commit between them (message delivered, its jobs queued) would look like idle.
+    jobs = select(Job.id).where(Job.status.in_(("queued", "running"))).exists()
+    messages = select(Message.id).where(Message.status == "pending").exists()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with session_scope(database_url) as s:
-            busy = (s.scalar(select(func.count()).select_from(Job).where(Job.status.in_(("queued", "running")))) or 0) \
-                + (s.scalar(select(func.count()).select_from(Message).where(Message.status == "pending")) or 0)
+            busy = s.scalar(select(or_(jobs, messages)))
         if not busy:
             return
         time.sleep(0.5)

@@ -9,7 +9,7 @@ import time
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from certflow import workdays
 from certflow.clock import CLOCK, parse_duration
@@ -68,11 +68,14 @@ class Driver:
     def _pending(self) -> bool:
         # A message still pending may be mid-delivery in a worker's tick (this process's own
         # drain then skips it): its advance writes the jobs it causes in the same commit that
-        # marks it delivered, so both are checked in one snapshot.
+        # marks it delivered, so both are checked in one snapshot: one statement. (Two
+        # statements in one transaction are two snapshots on PostgreSQL, READ COMMITTED: the
+        # first could miss the jobs and the second the pending message, with that commit
+        # between them; a test then looked for an e-mail whose job was still to run.)
+        jobs = select(Job.id).where(Job.status.in_(("queued", "running")), Job.available_at <= self.engine.now())
+        messages = select(Message.id).where(Message.status == "pending")
         with session_scope() as s:
-            return bool(s.scalar(select(Job.id).where(Job.status.in_(("queued", "running")),
-                                                      Job.available_at <= self.engine.now()).limit(1))
-                        or s.scalar(select(Message.id).where(Message.status == "pending").limit(1)))
+            return bool(s.scalar(select(or_(jobs.exists(), messages.exists()))))
 
     def later(self, duration: str) -> None:
         """Move time on; return when every timer that became due has fired and every job it
