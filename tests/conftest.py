@@ -135,18 +135,30 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
 
 # -- environment ---------------------------------------------------------------------------
-def _use(monkeypatch: pytest.MonkeyPatch, var: Path, database_url: str, redis_url: str = "") -> None:
-    monkeypatch.setenv("CERTFLOW_ENV", "test")
-    monkeypatch.setenv("CERTFLOW_VAR_DIR", str(var))
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.setenv("REDIS_URL", redis_url)
-    monkeypatch.setenv("CERTFLOW_JOB_BACKOFF_SECONDS", "1")
-    # Password hashing at full cost takes ~0.5 s; tests check the logic, not the cost.
-    monkeypatch.setenv("CERTFLOW_ARGON2_TIME_COST", "1")
-    monkeypatch.setenv("CERTFLOW_ARGON2_MEMORY_KIB", "1024")
+def settings_env(var: Path, database_url: str, redis_url: str = "") -> dict[str, str]:
+    """The settings a test runs with (its processes too), by environment variable."""
+    return {
+        "CERTFLOW_ENV": "test",
+        "CERTFLOW_VAR_DIR": str(var),
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "CERTFLOW_JOB_BACKOFF_SECONDS": "1",
+        # Password hashing at full cost takes ~0.5 s; tests check the logic, not the cost.
+        "CERTFLOW_ARGON2_TIME_COST": "1",
+        "CERTFLOW_ARGON2_MEMORY_KIB": "1024",
+    }
+
+
+def use_env(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
     reset_settings()
     reset_engines()
     CLOCK._offset = 0.0
+
+
+def _use(monkeypatch: pytest.MonkeyPatch, var: Path, database_url: str, redis_url: str = "") -> None:
+    use_env(monkeypatch, settings_env(var, database_url, redis_url))
 
 
 @contextmanager

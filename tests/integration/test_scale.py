@@ -5,8 +5,8 @@ or email is made twice; every worker ran a share of the jobs.
 
 The issue asks for 500. On the 2-core machine those took 835 s under other engineers' load
 (docs/operations.md, "Scale-out figures"): more than the suite's budget. So the suite runs
-``CERTFLOW_SCALE_LIFECYCLES`` (60 by default); ``python bench/scale.py --workers 3 --lifecycles
-500`` or this test with ``CERTFLOW_SCALE_LIFECYCLES=500`` runs the full 500 with the same checks."""
+``CERTFLOW_SCALE_LIFECYCLES`` (30 by default: at least 120 jobs, enough for each worker's
+share to show); ``python bench/scale.py --workers 3 --lifecycles 500`` or this test with ``CERTFLOW_SCALE_LIFECYCLES=500`` runs the full 500 with the same checks."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from tests.support import REDIS
 
 pytestmark = pytest.mark.integration
 
-LIFECYCLES = int(os.environ.get("CERTFLOW_SCALE_LIFECYCLES", "60"))
+LIFECYCLES = int(os.environ.get("CERTFLOW_SCALE_LIFECYCLES", "30"))
 
 
 def test_three_workers_finish_every_lifecycle_exactly_once(pg_url: str, redis_url: str, tmp_path: Path) -> None:

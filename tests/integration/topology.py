@@ -41,9 +41,10 @@ def reap(timeout: float = 15.0) -> None:
 
 
 class Topology:
-    def __init__(self, var: Path, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(self, var: Path, extra_env: dict[str, str] | None = None,
+                 base: dict[str, str] | None = None) -> None:
         self.var = var
-        self.env = {**os.environ, "CERTFLOW_HANDLER_MODULES": "tests.support",
+        self.env = {**(os.environ if base is None else base), "CERTFLOW_HANDLER_MODULES": "tests.support",
                     "CERTFLOW_BEAT_INTERVAL_SECONDS": "0.5", "PYTHONPATH": str(ROOT), **(extra_env or {})}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 

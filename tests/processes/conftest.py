@@ -9,12 +9,15 @@ SQLite, ``CREATE DATABASE ... TEMPLATE`` on PostgreSQL)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import uuid
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from sqlalchemy import func, select
 
 from certflow.bootstrap import build_engine
@@ -22,11 +25,11 @@ from certflow.engine.facade import Actor
 from certflow.settings import get_settings, reset_settings
 from certflow.store.db import reset_engines, session_scope
 from certflow.store.models import Job
-from tests.conftest import pg_database, pg_drop, sqlite_database
+from tests.conftest import pg_create, pg_database, pg_drop, settings_env, sqlite_database, use_env
 from tests.integration.topology import Topology
 from tests.processes import coverage
 from tests.processes.driver import PROCESSES, Driver
-from tests.support import Harness
+from tests.support import REDIS, Harness
 from worker.app import make_app, make_publisher
 
 ADDRESS = {"street": "Oudegracht 1", "postal_code": "3511 AA", "city": "Utrecht", "country": "NL"}
@@ -74,27 +77,65 @@ def prepared_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
     pg_drop(url)
 
 
+class Stack:
+    """A PostgreSQL database copied from the prepared one, a Redis queue of its own, and a
+    Celery worker and beat started on them: what a process test on the production tier needs."""
+
+    def __init__(self, template: str, folder: Path) -> None:
+        self.url = pg_create(template)
+        self.queue = f"certflow-test-{uuid.uuid4().hex[:12]}"
+        self.env = {**settings_env(folder / "var", self.url, REDIS), "CERTFLOW_QUEUE": self.queue}
+        (folder / "var").mkdir(parents=True)
+        # The environment of the run, not of the test that happens to be running now.
+        self.topology = Topology(folder / "var", self.env, base=BASE_ENV)
+        self.topology.worker()
+        self.topology.beat()
+
+    def discard(self) -> None:
+        self.topology.stop(wait=False)  # its own database and queue: nothing to wait for
+        pg_drop(self.url)
+        redis.Redis.from_url(REDIS).delete(self.queue)
+
+
+# The environment the run started with (before any test changed it).
+BASE_ENV = dict(os.environ)
+
+
+@pytest.fixture(scope="session")
+def stacks(prepared_postgres: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[], Stack]]:
+    """Hands out stacks, each started while the test before it ran: a worker and a beat take
+    one to two seconds to start, which every PostgreSQL process test waited for."""
+    ready: list[Stack] = []
+
+    def take() -> Stack:
+        stack = ready.pop() if ready else Stack(prepared_postgres, tmp_path_factory.mktemp("stack"))
+        ready.append(Stack(prepared_postgres, tmp_path_factory.mktemp("stack")))
+        return stack
+
+    yield take
+    for stack in ready:
+        stack.discard()
+
+
 @pytest.fixture(params=["inprocess-sqlite", pytest.param("worker-postgres-redis", marks=pytest.mark.integration)])
 def driver(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Driver]:
-    topology = None
     if request.param == "inprocess-sqlite":
-        database = sqlite_database(tmp_path, monkeypatch, request.getfixturevalue("prepared_sqlite"))
-    else:
-        database = pg_database(tmp_path, monkeypatch, request.getfixturevalue("prepared_postgres"))
-    with database:
-        if request.param == "inprocess-sqlite":
-            harness = Harness(build_engine())
-        else:
-            request.getfixturevalue("redis_url")  # after the database: both set the settings
-            harness = Harness(build_engine(make_publisher(make_app(get_settings()))))
-            topology = Topology(get_settings().var_dir)
-            topology.worker()
-            topology.beat()
-        d = Driver(harness, topology)
-        d.people.update({username: Actor(username, tuple(groups), staff) for username, groups, staff, _ in PEOPLE})
-        try:
-            yield d
-            coverage.record(harness.engine)
-        finally:
-            if topology:
-                topology.stop(wait=False)  # its own database and queue: nothing to wait for
+        with sqlite_database(tmp_path, monkeypatch, request.getfixturevalue("prepared_sqlite")):
+            yield from _drive(Harness(build_engine()), None)
+        return
+    request.getfixturevalue("redis_url")  # fails under CI=true when Redis is not there
+    stack = request.getfixturevalue("stacks")()
+    use_env(monkeypatch, stack.env)
+    try:
+        yield from _drive(Harness(build_engine(make_publisher(make_app(get_settings())))), stack.topology)
+    finally:
+        reset_engines()
+        reset_settings()
+        stack.discard()
+
+
+def _drive(harness: Harness, topology: Topology | None) -> Iterator[Driver]:
+    d = Driver(harness, topology)
+    d.people.update({username: Actor(username, tuple(groups), staff) for username, groups, staff, _ in PEOPLE})
+    yield d
+    coverage.record(harness.engine)
