@@ -35,8 +35,9 @@ open between mails (reopened once when the server has closed it); otherwise the 
 
 Exactly once as far as SMTP allows: the message row (unique on the idempotency key) is
 written before sending, in the caller's transaction, as sent (marked failed there if sending
-fails), so a redelivered job finds it and sends nothing, and a concurrent one waits on the key. The gap left: the mail went out but the caller's transaction then failed to
-commit, and a retry sends it again. A duplicate mail is better than a lost one.
+fails), so a redelivered job finds it and sends nothing, and a concurrent one waits on the
+key. The gap left: the mail went out but the caller's transaction then failed to commit, and
+a retry sends it again. A duplicate mail is better than a lost one.
 
 ``send_newsletter(...)`` mails everyone who did not opt out, keyed per issue and person.
 """
