@@ -212,6 +212,27 @@ def test_a_completion_locks_its_instance_from_the_task_and_reads_the_task_once(f
         flow.engine.complete(flow.staff, task_id, {"approved": True})
 
 
+def test_a_save_sets_status_and_next_due_time_only_when_they_change(flow: Harness) -> None:
+    """SQLite rewrites an index entry for every column an UPDATE sets, changed or not, and the
+    status and next due time are in four indexes: a save sets them only when the advance
+    changed them, and the row then holds what the engine says."""
+    instance_id = start(flow)
+    with statements() as seen:
+        flow.run_jobs()  # the review task waits with its timers: a due time, the same status
+    saves = [s for s in seen if s.startswith("UPDATE instances")]
+    assert saves and not [s for s in saves if "status=?" in s or "ended_at=?" in s]
+    assert [s for s in saves if "next_due_at=?" in s]
+    with session_scope() as s:
+        due = s.get(Instance, instance_id).next_due_at
+    assert due is not None
+    with statements() as seen:
+        flow.engine.cancel(flow.staff, instance_id, "withdrawn")  # its timers go with it
+    assert [s for s in seen if s.startswith("UPDATE instances") and "next_due_at=?" in s]
+    with session_scope() as s:
+        row = s.get(Instance, instance_id)
+        assert (row.status, row.next_due_at, row.ended_at is not None) == ("cancelled", None, True)
+
+
 def test_a_job_whose_task_moved_on_is_marked_stale_and_a_failed_one_stays_failed(
         harness: Harness, tmp_path: Path) -> None:
     """Stale marking from the open jobs the last save wrote (not read back): a cancel makes a
