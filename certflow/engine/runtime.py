@@ -35,8 +35,8 @@ from certflow.engine.errors import InvalidInput, NotFound
 from certflow.engine.projections import project, table_of
 from certflow.engine.sandbox import SandboxScriptEngine
 from certflow.registry import HandlerRegistry
-from certflow.engine.spiff import (SERIALIZER_VERSION, TaskStates, restore_state, spec_from_dict, state_json,
-                                  state_to_dict)
+from certflow.engine.spiff import (SERIALIZER_VERSION, TaskStates, all_tasks, restore_state, spec_from_dict,
+                                  state_json, state_to_dict)
 from certflow.localtime import LOCAL_TZ
 from certflow.settings import Settings
 from certflow.store.db import transaction
@@ -373,7 +373,7 @@ class Runtime:
         try:
             for _ in range(MAX_ENGINE_ROUNDS):
                 workflow.do_engine_steps()
-                tasks = workflow.get_tasks()
+                tasks = all_tasks(workflow)
                 if not any(t.state == TaskState.READY and not t.task_spec.manual for t in tasks):
                     break
         except SpiffWorkflowException as exc:
