@@ -219,26 +219,54 @@ class CachedStateConverter(StateOnlyConverter):
     A task whose saved dict is still good (the check of ``FinishedTaskCache.to_dict``) is
     taken from the cache here, without the registry's dispatch or making its id's text again
     (the dict holds it, and the registry added its typename when it was made); any other
-    goes through the registry as before."""
+    goes through the registry as before.
+
+    Predicted tasks (FUTURE, LIKELY, MAYBE: the rest of the diagram ahead of the instance)
+    are two thirds of the unfinished tasks a save converts, and hardly change between saves.
+    One with no data and no internal data of its own, as they are until they become ready,
+    saves as a delta that deletes every key of its parent's data; so its dict is fixed by its
+    state, last state change, triggered flag, children and the keys of its parent's data,
+    and it is reused while those stay the same (``_predicted``). Only this save's entries are
+    kept: predicted tasks come and go as gateways decide."""
 
     def tasks_to_dict(self, workflow: BpmnWorkflow) -> dict[str, Any]:
         saved = workflow.__dict__.get(_SAVED_TASKS, {})
-        finished = TaskState.FINISHED_MASK
+        predicted_before = workflow.__dict__.get(_SAVED_PREDICTED, {})
+        predicted: dict[UUID, tuple[tuple[Any, ...], dict[str, Any]]] = {}
+        finished, predicted_mask = TaskState.FINISHED_MASK, TaskState.PREDICTED_MASK
         tasks, convert = workflow.tasks, self.registry.convert
         out: dict[str, Any] = {}
         for tid, task in tasks.items():
-            hit = saved.get(tid)
-            if hit is not None and task._state & finished:
-                parent = tasks.get(task._parent) if task._parent is not None else None  # task.parent
-                if (parent is None or parent._state & finished) and hit[0] == _saved_key(task):
-                    dct: dict[str, Any] = hit[1]
-                    out[dct["id"]] = dct
+            state = task._state
+            if state & finished:
+                hit = saved.get(tid)
+                if hit is not None:
+                    parent = tasks.get(task._parent) if task._parent is not None else None  # task.parent
+                    if (parent is None or parent._state & finished) and hit[0] == _saved_key(task):
+                        dct: dict[str, Any] = hit[1]
+                        out[dct["id"]] = dct
+                        continue
+            elif state & predicted_mask and not task.data and not task.internal_data and task._parent is not None:
+                parent = tasks.get(task._parent)
+                if parent is not None:
+                    key = (state, task.last_state_change, task.triggered, tuple(task._children), tuple(parent.data))
+                    entry = predicted_before.get(tid)
+                    if entry is None or entry[0] != key:
+                        entry = (key, convert(task))
+                    predicted[tid] = entry
+                    out[entry[1]["id"]] = entry[1]
                     continue
             out[str(tid)] = convert(task)
+        workflow.__dict__[_SAVED_PREDICTED] = predicted
         return out
 
 
-# Where a (sub)workflow keeps the JSON text of its finished tasks' saved dicts, by the dict's
+# Where the top workflow keeps the dicts its predicted tasks were last saved as
+# (CachedStateConverter).
+_SAVED_PREDICTED = "_certflow_saved_predicted"
+
+
+# Where a (sub)workflow keeps the JSON text of its finished and predicted tasks' saved dicts, by the dict's
 # id (the entry holds the dict, so the id stays its own while the entry lives).
 _SAVED_JSON = "_certflow_saved_json"
 
@@ -271,12 +299,17 @@ def _encode_workflow(workflow: Any, dct: dict[str, Any]) -> str:
     return "{" + ", ".join(parts) + "}"
 
 
+# The states whose saved dicts may be the very dicts of an earlier save (FinishedTaskCache,
+# CachedStateConverter): their text is reused while the dict is the same object.
+_KEPT_TEXT = TaskState.FINISHED_MASK | TaskState.PREDICTED_MASK
+
+
 def _encode_tasks(workflow: Any, tasks: dict[str, Any]) -> str:
     before: dict[int, tuple[dict[str, Any], str]] = workflow.__dict__.get(_SAVED_JSON, {})
     kept: dict[int, tuple[dict[str, Any], str]] = {}
     parts = []
     for task_id, dct in tasks.items():
-        if dct["state"] & TaskState.FINISHED_MASK:
+        if dct["state"] & _KEPT_TEXT:
             hit = before.get(id(dct))
             if hit is None or hit[0] is not dct:
                 hit = (dct, json.dumps(dct))

@@ -117,3 +117,42 @@ def test_a_save_hands_only_the_tasks_not_saved_before_to_the_converters(live: Ha
     reused = {tid for tid, d in again["tasks"].items() if d is first["tasks"][tid]}
     assert reused and not reused & set(handed)
     assert sorted(handed) == sorted(tid for tid in again["tasks"] if tid not in reused)
+
+
+def test_predicted_tasks_without_data_of_their_own_are_reused_until_what_fixes_their_dict_changes(
+        live: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A predicted task (the diagram ahead) with no data of its own saves as a delta deleting its
+    parent's keys: its dict is reused from the last save while its state, children and its
+    parent's keys stay the same, and converted again when one changes (a new key on the parent,
+    whatever its value). Each save equals the plain serializer's (CERTFLOW_VERIFY_STATE)."""
+    monkeypatch.setenv("CERTFLOW_VERIFY_STATE", "1")
+    [(_, workflow, _)] = live.engine._live.values()
+    first = state_to_dict(workflow)
+    predicted = [t for t in workflow.get_tasks(state=TaskState.PREDICTED_MASK)
+                 if not t.data and not t.internal_data and t.parent is not None]
+    assert predicted
+    again = state_to_dict(workflow)
+    assert all(again["tasks"][str(t.id)] is first["tasks"][str(t.id)] for t in predicted)
+    task = predicted[0]
+    parent = task.parent
+    assert parent is not None
+    parent.data["a_new_key"] = 1  # the task's delta now deletes one more key
+    changed = state_to_dict(workflow)
+    assert changed["tasks"][str(task.id)] is not first["tasks"][str(task.id)]
+    assert "a_new_key" in changed["tasks"][str(task.id)]["delta"]["deletions"]
+    parent.data["a_new_key"] = 2  # a value: the same keys, the same dict
+    assert state_to_dict(workflow)["tasks"][str(task.id)] is changed["tasks"][str(task.id)]
+    text = state_json(workflow, changed)
+    assert text == json.dumps(changed)
+
+
+def test_a_predicted_task_given_data_is_converted_afresh(live: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CERTFLOW_VERIFY_STATE", "1")
+    [(_, workflow, _)] = live.engine._live.values()
+    first = state_to_dict(workflow)
+    task = next(t for t in workflow.get_tasks(state=TaskState.PREDICTED_MASK)
+                if not t.data and not t.internal_data and t.parent is not None)
+    task.internal_data["note"] = "x"
+    again = state_to_dict(workflow)
+    assert again["tasks"][str(task.id)] is not first["tasks"][str(task.id)]
+    assert again["tasks"][str(task.id)]["internal_data"] == {"note": "x"}
