@@ -186,8 +186,7 @@ class EscalationMixin(_Base):
             new_due = _new_due(due, now, cal, policy)
             before = entry.due_at
             entry.due_at = new_due
-            entry.escalation_level = policies.first_level(policy, new_due, now, cal)
-            entry.next_escalation_at = policies.next_at(policy, new_due, entry.escalation_level, cal)
+            entry.escalation_level, entry.next_escalation_at = policies.first_step(policy, new_due, now, cal)
             return {"old_due_at": _iso(before), "due_at": _iso(new_due), "reason": reason}
         return self._resolve(actor, task_id, "escalation_extended", op)
 

@@ -79,10 +79,18 @@ def next_at(policy: dict[str, Any], due_at: datetime | None, level: int, cal: Ca
 
 def first_level(policy: dict[str, Any], due_at: datetime | None, now: datetime, cal: Calendar) -> int:
     """A new task skips a reminder that would already be late when it is created."""
+    return first_step(policy, due_at, now, cal)[0]
+
+
+def first_step(policy: dict[str, Any], due_at: datetime | None, now: datetime, cal: Calendar
+               ) -> tuple[int, datetime | None]:
+    """A new due time's ``first_level`` and that level's ``next_at``, from one plan of the
+    steps (each plan counts working days on the calendar)."""
     if due_at is None:
-        return 0
+        return 0, None
     planned = steps(policy, due_at, cal)
-    return 1 if planned and planned[0].kind == "reminder" and planned[0].at <= now else 0
+    level = 1 if planned and planned[0].kind == "reminder" and planned[0].at <= now else 0
+    return level, planned[level].at if level < len(planned) else None
 
 
 def due_at(policy: dict[str, Any], due: str, now: datetime, cal: Calendar) -> datetime:

@@ -171,8 +171,8 @@ class Due:
         cal = workdays.calendar(self.settings.processes_dir)
         policy = policies.of(self.elements, element_id)
         due_at = policies.due_at(policy, due, now, cal)
-        level = policies.first_level(policy, due_at, now, cal)
-        return due_at, level, policies.next_at(policy, due_at, level, cal)
+        level, next_at = policies.first_step(policy, due_at, now, cal)
+        return due_at, level, next_at
 
 
 def _queue_entry(instance: Instance, task: Task, now: datetime, evaluate: Any, due: Due) -> dict[str, Any]:

@@ -79,6 +79,15 @@ def test_a_new_task_skips_a_reminder_that_would_already_be_late() -> None:
     assert policies.first_level(FULL, None, DUE, CAL) == 0
 
 
+@pytest.mark.parametrize("policy", [FULL, {**FULL, "remind_before": None}, {**FULL, "second_level_to": None}, {}])
+def test_a_new_due_time_s_first_step_is_its_first_level_and_that_level_s_next_time(policy: dict[str, Any]) -> None:
+    """What a new queue entry stores (level and next escalation), from one plan of the steps."""
+    for now in (MON_9_MARCH_17H - timedelta(seconds=1), MON_9_MARCH_17H, DUE, DUE + timedelta(days=9)):
+        level = policies.first_level(policy, DUE, now, CAL)
+        assert policies.first_step(policy, DUE, now, CAL) == (level, policies.next_at(policy, DUE, level, CAL))
+    assert policies.first_step(policy, None, DUE, CAL) == (0, None)
+
+
 def test_due_time_from_the_tasks_term() -> None:
     # Friday 1 May 2026, 10:00: P2D ends on Sunday 3 May.
     start = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
