@@ -35,8 +35,8 @@ from certflow.engine.errors import InvalidInput, NotFound
 from certflow.engine.projections import project, table_of
 from certflow.engine.sandbox import SandboxScriptEngine
 from certflow.registry import HandlerRegistry
-from certflow.engine.spiff import (SERIALIZER_VERSION, TaskStates, all_tasks, restore_state, spec_from_dict,
-                                  state_json, state_to_dict)
+from certflow.engine.spiff import (SERIALIZER_VERSION, TaskStates, all_tasks, is_completed, restore_state,
+                                  spec_from_dict, state_json, state_to_dict)
 from certflow.localtime import LOCAL_TZ
 from certflow.settings import Settings
 from certflow.store.db import transaction
@@ -400,7 +400,7 @@ class Runtime:
         instance.state = state_to_dict(workflow)
         instance.serializer_version = SERIALIZER_VERSION
         instance.updated_at = now
-        if workflow.is_completed() and instance.status == "running":
+        if is_completed(workflow, tasks) and instance.status == "running":
             instance.status, instance.ended_at = "completed", now
             advance.audit("instance_completed")
         if write_audit:

@@ -743,3 +743,21 @@ def all_tasks(workflow: BpmnWorkflow) -> list[Task]:
         if len(walked) != len(out) or any(a is not b for a, b in zip(walked, out)):
             raise AssertionError("all_tasks() differs from workflow.get_tasks()")
     return out
+
+
+def is_completed(workflow: BpmnWorkflow, tasks: list[Task]) -> bool:
+    """``workflow.is_completed()``, given ``tasks``: ``all_tasks(workflow)`` of the tree as it
+    is now. SpiffWorkflow walks the tree from the root to its first unfinished task (past every
+    finished one) on each call; an unfinished task of the workflow itself (not of a
+    sub-process) in the walk at hand answers False at once. Anything else is asked of
+    SpiffWorkflow, which then records the workflow as completed, as before. A walk of a
+    thousand tasks or more (the iterators' depth limit may differ) is asked of it too;
+    ``CERTFLOW_VERIFY_STATE=1`` (set in the tests) compares the two."""
+    if workflow.completed or len(tasks) >= _MAX_DEPTH:
+        return bool(workflow.is_completed())
+    unfinished = TaskState.NOT_FINISHED_MASK
+    if any(task._state & unfinished and task.workflow is workflow for task in tasks):
+        if os.environ.get("CERTFLOW_VERIFY_STATE") == "1" and workflow.is_completed():
+            raise AssertionError("is_completed() found the workflow completed")
+        return False
+    return bool(workflow.is_completed())

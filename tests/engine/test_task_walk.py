@@ -7,13 +7,14 @@ compares the two (CERTFLOW_VERIFY_STATE, tests/conftest.py), and the check bites
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
 
 from certflow.engine import spiff
-from certflow.engine.spiff import all_tasks, make_parser
+from certflow.engine.spiff import all_tasks, is_completed, make_parser
 
 NESTED = Path(__file__).parent / "data_restore" / "nested.bpmn"
 
@@ -71,3 +72,29 @@ def test_a_walk_that_differs_from_get_tasks_is_caught_by_the_check(monkeypatch: 
     monkeypatch.setattr(BpmnWorkflow, "get_tasks", lambda self, *a, **k: original(self, *a, **k)[::-1])
     with pytest.raises(AssertionError, match="differs from workflow.get_tasks"):
         all_tasks(workflow)
+
+
+def test_completion_read_off_the_walk_is_spiffworkflows_at_every_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CERTFLOW_VERIFY_STATE", raising=False)
+    workflow = _nested()
+    answers = []
+    while True:
+        answers.append(is_completed(workflow, all_tasks(workflow)))
+        assert answers[-1] == workflow.is_completed()
+        if answers[-1]:
+            break
+        workflow.get_tasks(state=TaskState.READY, manual=True)[0].run()
+        workflow.do_engine_steps()
+    assert answers == [False] * 5 + [True] and workflow.completed
+
+
+def test_a_completion_read_wrongly_off_the_walk_is_caught_by_the_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CERTFLOW_VERIFY_STATE", "1")
+    workflow = _nested()
+    while not workflow.is_completed():
+        workflow.get_tasks(state=TaskState.READY, manual=True)[0].run()
+        workflow.do_engine_steps()
+    workflow.completed = False  # not yet recorded: the walk is consulted
+    wrong = [*all_tasks(workflow), SimpleNamespace(_state=TaskState.READY, workflow=workflow)]
+    with pytest.raises(AssertionError, match="found the workflow completed"):
+        is_completed(workflow, wrong)  # type: ignore[arg-type]
