@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 
 import pytest
@@ -24,6 +25,7 @@ def test_a_tick_right_after_another_returns_at_once(sqlite_url: str, monkeypatch
     monkeypatch.setenv("CERTFLOW_BEAT_INTERVAL_SECONDS", "2")
     reset_settings()
     monkeypatch.setitem(worker_app._LAST_TICK, "done", float("-inf"))
+    monkeypatch.setitem(worker_app._FROZEN, "done", True)  # not this test's process heap
     certflow.bootstrap.engine.cache_clear()  # the tick's engine: this test's database, not an earlier one's
     request.addfinalizer(certflow.bootstrap.engine.cache_clear)
     h = Harness(build_engine(make_publisher(make_app(get_settings()))))
@@ -39,3 +41,23 @@ def test_a_tick_right_after_another_returns_at_once(sqlite_url: str, monkeypatch
     time.sleep(1.05)  # half of the 2 s interval
     assert tick()["timers"] == 1
     assert [j.element_id for j in h.jobs() if j.instance_id == first and j.element_id == "remind"] == ["remind"]
+
+
+def test_a_worker_freezes_what_it_loaded_once(sqlite_url: str, monkeypatch: pytest.MonkeyPatch,
+                                             request: pytest.FixtureRequest) -> None:
+    """The worker's first job builds the engine; what that loaded is taken out of the cyclic
+    collector's passes, once: later jobs freeze nothing more (what they make is collected)."""
+    monkeypatch.setattr(worker_app, "_FROZEN", {})
+    certflow.bootstrap.engine.cache_clear()
+    request.addfinalizer(certflow.bootstrap.engine.cache_clear)
+    request.addfinalizer(gc.unfreeze)  # the test process's own heap goes back as it was
+    gc.unfreeze()
+    eng = worker_app._engine()
+    frozen = gc.get_freeze_count()
+    assert frozen > 50_000  # modules, SpiffWorkflow, SQLAlchemy's mappings, the engine
+    garbage = [[] for _ in range(1000)]
+    for item in garbage:
+        item.append(item)  # cycles made after start-up
+    del garbage, item
+    assert worker_app._engine() is eng
+    assert gc.get_freeze_count() == frozen

@@ -7,11 +7,12 @@ re-queue, and the engine makes redelivery harmless (see certflow.engine.jobs).
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from time import perf_counter
 
 from celery import Celery
@@ -25,6 +26,9 @@ from certflow.engine.dto import JobMessage
 from certflow.observability import metrics
 from certflow.observability.context import current, log_context
 from certflow.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from certflow.engine.facade import Engine as Runtime
 
 log = logging.getLogger(__name__)
 # Which process this is (worker or beat), for the log lines; set by the CLI before starting.
@@ -135,6 +139,26 @@ def _published(sender: str | None = None, **_: object) -> None:
         metrics.beat_tick_sent()
 
 
+_FROZEN: dict[str, bool] = {}
+
+
+def _engine() -> Runtime:
+    """The process's engine. The first time: what was loaded to build it (modules, the
+    deployed definitions, the handlers) lives as long as the worker, so it is moved out of the
+    cyclic garbage collector's view (``gc.freeze``), whose older-generation passes otherwise
+    walk all of it again every few thousand allocations: about 3 ms CPU of a 45 ms lifecycle in
+    bench/engine.py (b), 0.4 ms with it frozen. Frozen objects are still freed when their last
+    reference goes; only a reference cycle among them would stay."""
+    from certflow.bootstrap import engine
+
+    eng = engine()
+    if not _FROZEN:
+        _FROZEN["done"] = True
+        gc.collect()
+        gc.freeze()
+    return eng
+
+
 @app.task(name="certflow.run_job")
 def run_job(job_id: int) -> str:
     """Run one job, then the jobs its result led to (up to ``job_chain_limit``), in this
@@ -143,9 +167,7 @@ def run_job(job_id: int) -> str:
     here (certflow.engine.jobs). What is left is published, also when the job itself failed
     after writing some. Each job's log lines carry its job, instance, task and originating
     request ids."""
-    from certflow.bootstrap import engine
-
-    eng = engine()
+    eng = _engine()
     limit = eng.settings.job_chain_limit
     chain: list[JobMessage] | None = [] if limit > 0 else None
     try:
@@ -191,14 +213,12 @@ def tick() -> dict[str, int]:
     another. Each would be a full sweep of the database; a tick that arrives less than half an
     interval after this process finished one returns at once instead: the work it would do was
     just done, and a timer due in between waits at most half an interval more."""
-    from certflow.bootstrap import engine
-
     if time.monotonic() - _LAST_TICK["done"] < get_settings().beat_interval_seconds / 2:
         result = {"skipped": 1}
         metrics.tick_done(result)
         return result
     with log_context():
-        eng = engine()
+        eng = _engine()
         timers = eng.fire_due_timers(limit=None, budget_seconds=eng.settings.timer_budget_seconds)
         result = {"timers": timers, "messages": eng.drain_messages(eng.settings.drain_batch, inline=True),
                   "buffered": eng.correlate_buffered(), "expired": eng.expire_buffered(),
