@@ -240,3 +240,24 @@ def test_old_failed_attempts_are_pruned(office: str) -> None:
         access.sign_in(session, settings, office, "wrong", "1.1.1.1", now=long_ago)
         access.sign_in(session, settings, "other@example.org", "wrong", "1.1.1.2")
         assert session.scalar(select(func.count()).select_from(SignInAttempt)) == 1
+
+
+def test_apps_made_in_one_process_keep_their_own_dependency_overrides(office: str) -> None:
+    """The pages' routes are built once per process and each app copies them: an override on
+    one app (of who is signed in, say) is not what another app's pages use."""
+    from fastapi.testclient import TestClient
+
+    from certflow.web.app import create_app
+    from certflow.web.pages.inbox import Worker
+
+    def broken() -> None:
+        raise RuntimeError("the other app's account")
+
+    first, second = create_app(), create_app()
+    first.dependency_overrides[Worker.__metadata__[0].dependency] = broken
+    b = Browser(TestClient(second))
+    b.sign_in(office)
+    assert b.get("/inbox").status_code == 200
+    c = Browser(TestClient(first, raise_server_exceptions=False))
+    c.sign_in(office)
+    assert c.get("/inbox").status_code == 500
