@@ -420,23 +420,19 @@ def _to_maildir(msg: MimeMessage, path: Path) -> None:
 # --- sending ------------------------------------------------------------------------
 
 def send_email(ctx: HandlerContext, data: SendEmail) -> dict[str, Any]:
-    row = _by_key(ctx.session, ctx.idempotency_key)
-    attachments = None
-    if row is None:
-        user = _recipient(ctx.session, data.recipient)
-        context = _with_display_names(ctx.session, data.context)
-        rendered = _render_for(user, data.template, context, ctx.settings,
-                               deployed_templates(ctx.session))
-        # Refuse early; the same documents are then sent (not read from the database twice).
-        attachments = invoice_attachments(ctx.session, user.username, data.attach_invoices,
-                                          ctx.settings)
-        row, written = _queue(ctx.session, ctx.idempotency_key, user, data.template, rendered,
-                              ctx.now, data.attach_invoices)
-        if written:
-            _send_row(ctx.session, row, ctx.settings, ctx.now, attachments)
-            return _result(row)
-    if row.status != "sent":
-        _send_row(ctx.session, row, ctx.settings, ctx.now, attachments)
+    """Render, write the row and send, once per idempotency key: the row's insert decides
+    (``_queue``), not a look-up before it (a statement in every job for what a run of the job
+    again, rarely, meets). Such a run renders and checks the recipient and documents again,
+    and then sends only what an earlier attempt left failed (with that row's documents)."""
+    user = _recipient(ctx.session, data.recipient)
+    context = _with_display_names(ctx.session, data.context)
+    rendered = _render_for(user, data.template, context, ctx.settings, deployed_templates(ctx.session))
+    # Refuse early; the same documents are then sent (not read from the database twice).
+    attachments = invoice_attachments(ctx.session, user.username, data.attach_invoices, ctx.settings)
+    row, written = _queue(ctx.session, ctx.idempotency_key, user, data.template, rendered,
+                          ctx.now, data.attach_invoices)
+    if written or row.status != "sent":
+        _send_row(ctx.session, row, ctx.settings, ctx.now, attachments if written else None)
     return _result(row)
 
 

@@ -355,3 +355,27 @@ def _send_in_own_transaction(url: str, config: Settings, key: str,
 
     with session_scope(url) as s:
         return SEND(make_ctx(s, config, key), params)
+
+
+def test_a_first_send_reads_no_row_by_its_key_before_writing_it(
+        session: Session, smtp_settings: Settings, smtp: tuple[Collector, int]) -> None:
+    """The row's insert (``ON CONFLICT (idempotency_key) DO NOTHING``) decides whether a key was
+    sent; a look-up before it was a statement in every e-mail job. Run again, the key still
+    sends nothing (test_same_key_sends_once) and a failed one is sent then
+    (test_server_down_is_retryable_and_a_retry_sends_once)."""
+    from sqlalchemy import event
+
+    add_user(session, "anna", "Anna de Vries")
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(" ".join(statement.split()))
+
+    event.listen(session.get_bind(), "before_cursor_execute", record)
+    try:
+        SEND(make_ctx(session, smtp_settings, "job-once"),
+             {"recipient": "anna", "template": "certification/application_received"})
+    finally:
+        event.remove(session.get_bind(), "before_cursor_execute", record)
+    assert [s for s in seen if s.startswith("SELECT") and "FROM email_messages" in s] == []
+    assert len(smtp[0].envelopes) == 1
