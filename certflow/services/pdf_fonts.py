@@ -18,6 +18,10 @@ give printable ASCII its own codes, so a subset differs from another only in the
 characters a document uses, in the order of their first use (``€``, ``à`` and ``·`` on every
 invoice; a name's accents add a few variants). The program is a function of the subset alone,
 so the PDF is the same, byte for byte.
+
+So are, for the same reason, the two other objects reportlab writes for each subset in every
+document: its ``Widths`` array (formatted number by number, 256 of them) and its ``ToUnicode``
+CMap (compressed anew). Each face keeps their bytes for its last subsets too (``_KeptObjects``).
 """
 
 from __future__ import annotations
@@ -85,10 +89,69 @@ class _Flate(pdfdoc.PDFStreamFilterZCompress):  # type: ignore[misc]  # untyped
 pdfdoc.PDFZCompress = _Flate()
 
 
+class _Formatted(pdfdoc.PDFObject):  # type: ignore[misc]  # untyped
+    """An object's PDF bytes, formatted once."""
+
+    def __init__(self, text: bytes) -> None:
+        self.text = text
+
+    def format(self, document: Any) -> bytes:
+        return self.text
+
+
+class _Kept:
+    """The last ``KEPT_SUBSETS`` values made, by key."""
+
+    def __init__(self) -> None:
+        self._kept: OrderedDict[Any, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._kept.clear()
+
+    def get(self, key: Any, make: Callable[[], Any]) -> Any:
+        with self._lock:
+            value = self._kept.get(key)
+            if value is not None:
+                self._kept.move_to_end(key)
+                return value
+        value = make()
+        with self._lock:
+            self._kept[key] = value
+            while len(self._kept) > KEPT_SUBSETS:
+                self._kept.popitem(last=False)
+        return value
+
+
+class _KeptObjects:
+    """A face's ``TTFont.addObjects`` (its subsets' objects into a document at save), with each
+    subset's ``Widths`` array and ``ToUnicode`` CMap replaced by the bytes kept for the same
+    widths and the same CMap text: formatted and compressed once, not in every document."""
+
+    def __init__(self, add_objects: Callable[[Any], None]) -> None:
+        self._add_objects = add_objects
+        self.widths, self.cmaps = _Kept(), _Kept()
+
+    def __call__(self, doc: Any) -> None:
+        self._add_objects(doc)
+        for font in doc.idToObject["BasicFonts"].dict.values():
+            if not isinstance(font, pdfdoc.PDFTrueTypeFont):
+                continue
+            array = getattr(font, "Widths", None)
+            if isinstance(array, pdfdoc.PDFArray):
+                font.Widths = self.widths.get(tuple(array.sequence), lambda: _Formatted(array.format(doc)))
+            stream = doc.idToObject.get(getattr(getattr(font, "ToUnicode", None), "name", None))
+            if isinstance(stream, pdfdoc.PDFStream) and isinstance(stream.content, str):
+                text = stream.content
+                stream.content = self.cmaps.get(text, lambda: _FontProgram(text.encode("utf8")))
+
+
 @cache
 def register_fonts() -> None:
     """Register the four faces with reportlab, once per process; idempotent."""
     for name in (SANS, SANS_BOLD, SERIF, SERIF_BOLD):
         font = TTFont(name, str(FONT_DIR / f"{name}.ttf"))
         font.face.makeSubset = _KeptSubsets(font.face.makeSubset)
+        font.addObjects = _KeptObjects(font.addObjects)  # type: ignore[method-assign]
         pdfmetrics.registerFont(font)
