@@ -440,8 +440,20 @@ def _by_key(session: Session, key: str) -> EmailMessage | None:
     return session.scalar(select(EmailMessage).where(EmailMessage.idempotency_key == key))
 
 
+# Statements built once: built per mail (``session.get`` builds its own each time) they cost
+# more than running them.
+_USER = select(User).where(User.username == bindparam("username"))
+_INVOICE = (select(Invoice).where(Invoice.number == bindparam("number"))
+            .options(joinedload(Invoice.lines)))  # the PDF, if it is rendered here, needs them
+_TEMPLATES = select(EmailTemplate.name, EmailTemplate.content).order_by(EmailTemplate.version)
+
+
+def _user(session: Session, username: str) -> User | None:
+    return session.execute(_USER, {"username": username}).scalar_one_or_none()
+
+
 def _recipient(session: Session, username: str) -> User:
-    user = session.get(User, username)
+    user = _user(session, username)
     if user is None:
         raise PermanentError(f"email/send: no user {username!r}; nothing was sent")
     if not user.email or "@" not in user.email:
@@ -455,7 +467,7 @@ def _with_display_names(session: Session, context: Mapping[str, Any]) -> dict[st
     values = dict(context)
     for key, username in context.items():
         if key.endswith("_username") and isinstance(username, str):
-            person = session.get(User, username)
+            person = _user(session, username)
             if person is None:
                 raise PermanentError(f"email/send: {key}: no user {username!r}; nothing was sent")
             values[key.removesuffix("_username") + "_name"] = person.display_name
@@ -466,8 +478,7 @@ def deployed_templates(session: Session) -> dict[str, str]:
     """The latest deployed version of every template edited in the studio, by file name;
     the files in TEMPLATE_DIR are version 0 and serve every other name."""
     latest: dict[str, str] = {}
-    for name, content in session.execute(select(EmailTemplate.name, EmailTemplate.content)
-                                         .order_by(EmailTemplate.version)):
+    for name, content in session.execute(_TEMPLATES):
         latest[name] = content
     return latest
 
@@ -549,9 +560,7 @@ def invoice_attachments(session: Session, recipient: str, numbers: list[str],
     in bulk gets them rendered and stored here, once (billing.invoices.ensure_documents)."""
     out = []
     for number in numbers:
-        # With its lines in the same query: the PDF, if it is rendered here, needs them.
-        invoice = session.execute(select(Invoice).where(Invoice.number == number.strip())
-                                  .options(joinedload(Invoice.lines))).unique().scalar_one_or_none()
+        invoice = session.execute(_INVOICE, {"number": number.strip()}).unique().scalar_one_or_none()
         if invoice is None:
             raise PermanentError(f"email/send: no invoice {number!r} to attach; nothing was sent")
         if invoice.customer_username != recipient:
