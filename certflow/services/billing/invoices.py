@@ -154,7 +154,9 @@ def result_by_key(session: Session, key: str) -> dict[str, Any] | None:
     """The result of the invoice made under ``key`` before, or None: read as columns, for the
     common case of a handler run again, or of an instance of the fee run whose invoice the
     run's batch made (certflow.services.billing.batch)."""
-    row = session.execute(_RESULT_BY_KEY, {"key": key}).first()
+    # On the session's connection: the ORM's execute (its compile state, an autoflush of
+    # nothing: invoices are flushed as they are made) cost as much as the query.
+    row = session.connection().execute(_RESULT_BY_KEY, {"key": key}).first()
     return None if row is None else _result_of(row, row.credits_number)
 
 
