@@ -27,6 +27,17 @@ def build_engine(publisher: Publisher | None = None, database_url: str | None = 
     return engine
 
 
+def preload() -> None:
+    """Import what ``build_engine`` imports (the handler modules, the services they call),
+    without building anything: no database connection, no evaluator, no thread. For a parent
+    process whose forked children each build their engine (Celery's prefork pool): they
+    inherit the modules instead of importing them on their first job."""
+    import handlers
+    from certflow.services import notices  # noqa: F401
+
+    handlers.load_all()
+
+
 @lru_cache(maxsize=1)
 def engine() -> Engine:
     """The process's engine, publishing jobs to Celery."""

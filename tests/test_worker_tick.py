@@ -61,3 +61,30 @@ def test_a_worker_freezes_what_it_loaded_once(sqlite_url: str, monkeypatch: pyte
     del garbage, item
     assert worker_app._engine() is eng
     assert gc.get_freeze_count() == frozen
+
+
+_PRELOAD = """
+import gc, sys
+from celery.signals import worker_init
+import worker.app
+from certflow.store import db
+assert "handlers.invoicing" not in sys.modules and gc.get_freeze_count() == 0
+worker_init.send(sender=None)  # Celery sends it in the main process, before forking the pool
+assert "handlers.invoicing" in sys.modules, "the handlers were not imported"
+assert gc.get_freeze_count() > 50_000, gc.get_freeze_count()
+assert not db._ENGINES, "the parent must not open a pool its children would share"
+"""
+
+
+def test_the_worker_main_process_imports_the_handlers_before_forking(tmp_path: object) -> None:
+    """Each prefork child imported the engine's and the handlers' modules on its first job;
+    the main process imports them (and freezes them out of the collector) before it forks,
+    without opening a database pool."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite"}
+    env.pop("REDIS_URL", None)
+    done = subprocess.run([sys.executable, "-c", _PRELOAD], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
