@@ -21,11 +21,13 @@ hooks), and one code path that reaches plain ``exec`` lets ``().__class__.__base
 
 4. The tracer cannot interrupt one C-level operation, and some can be made slow or large from
    small inputs: comparing, hashing or printing containers with *shared* members
-   (``[[[0] * 1000] * 1000] * 1000``). So scripts, and expressions not provably cheap
-   (``sandbox_bounds.is_bounded``), run in an isolated evaluator process under OS CPU and
-   memory limits (``certflow.engine.evaluator``); what they return or leave as task data is
-   checked for size and depth (``sandbox_bounds.check_data``) before the caller sees it. Plain
-   conditions such as ``approved == True`` stay in-process: their cost is linear in the data.
+   (``[[[0] * 1000] * 1000] * 1000``). So expressions and scripts not provably cheap
+   (``sandbox_bounds.is_bounded``, ``script_is_bounded``) run in an isolated evaluator process
+   under OS CPU and memory limits (``certflow.engine.evaluator``); what they return or leave as
+   task data is checked for size and depth (``sandbox_bounds.check_data``) before the caller
+   sees it. Plain conditions such as ``approved == True``, and scripts of a few such
+   assignments (``invoice_number = invoice['invoice_number']``), stay in-process: their cost
+   is linear in the data.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScript
 
 from certflow.engine import evaluator
 from certflow.engine import sandbox_builtins as sb
-from certflow.engine.sandbox_bounds import check_data, is_bounded
+from certflow.engine.sandbox_bounds import check_data, is_bounded, script_is_bounded
 from certflow.engine.sandbox_builtins import ScriptLimitExceeded
 
 __all__ = [
@@ -244,6 +246,14 @@ def runs_in_process(source: str) -> bool:
     return is_bounded(_parse(source, "eval"))
 
 
+@functools.lru_cache(maxsize=CODE_CACHE_SIZE)
+def script_runs_in_process(source: str) -> bool:
+    """Whether the script ``source`` is cheap enough to run without isolation
+    (``sandbox_bounds.script_is_bounded``: a few assignments of bounded expressions of the
+    task data, such as ``invoice_number = invoice['invoice_number']``)."""
+    return script_is_bounded(_parse(source, "exec"))
+
+
 def _data_only(scope: dict[str, Any], external: dict[str, Any]) -> dict[str, Any]:
     """Task data becomes the script's variables, minus builtins, functions and external context."""
     return {
@@ -304,6 +314,16 @@ class SandboxEnvironment(BasePythonScriptEngineEnvironment):
         external = external_context or {}
         self._check_for_overwrite(context, external)
         code = compile_script(script, "exec")
+        if self.isolated and script_runs_in_process(script):
+            # As the evaluator does, without its process: the data left is checked, and a
+            # failed script leaves the task data as it was.
+            scope = self._scope(context, external)
+            eval(code, scope)  # noqa: S307 - bounded, see script_is_bounded
+            data = _data_only(scope, external)
+            check_data(data, "the task data the script leaves")
+            context.clear()
+            context.update(data)
+            return True
         if self.isolated:
             data = self._isolated("exec", script, context, external)
             context.clear()

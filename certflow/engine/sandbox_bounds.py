@@ -14,8 +14,9 @@ Two questions, answered here for ``certflow.engine.sandbox``:
   functions whose work and result are linear in their arguments. Every value such an
   expression meets is then task data (bounded by ``check_data`` on the way in), a literal,
   or a result no larger than the sum of its inputs, so no single C-level operation inside it
-  can run long. Everything else runs in an isolated evaluator process under OS limits
-  (``certflow.engine.evaluator``).
+  can run long. ``script_is_bounded`` extends that to a script of a few assignments of such
+  expressions, none reading what the script assigned. Everything else runs in an isolated
+  evaluator process under OS limits (``certflow.engine.evaluator``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from certflow.engine.sandbox_builtins import ScriptLimitExceeded
 MAX_DATA_SIZE = 2_000_000  # about the length of the data as JSON, in characters
 MAX_DEPTH = 50  # nesting of lists/dicts inside task data
 MAX_BOUNDED_NODES = 40  # AST nodes of an expression allowed to run in-process
+MAX_BOUNDED_STATEMENTS = 10  # assignments of a script allowed to run in-process
 
 _SCALARS = (bool, int, float, type(None), Decimal, date, time, timedelta, range)
 _SEQUENCES = (list, tuple, set, frozenset)
@@ -110,6 +112,28 @@ def is_bounded(tree: ast.AST) -> bool:
             return False
         if isinstance(node, ast.Attribute) and node.attr not in _LINEAR_METHODS:
             return False
+    return True
+
+
+def script_is_bounded(tree: ast.AST) -> bool:
+    """True when ``tree`` (an already validated exec-mode script) may run in-process: at most
+    ``MAX_BOUNDED_STATEMENTS`` assignments ``name = <expression>``, each expression bounded
+    (``is_bounded``) and reading no name an earlier one assigned. So every expression sees
+    only the task data it was given (each result linear in it, as for a condition), never a
+    result of the script itself: ``a = x + x`` then ``b = a + a`` would double at each step.
+    Only plain names are assigned, so nothing in the task data is changed in place."""
+    if not isinstance(tree, ast.Module) or not 0 < len(tree.body) <= MAX_BOUNDED_STATEMENTS:
+        return False
+    assigned: set[str] = set()
+    for statement in tree.body:
+        if not (isinstance(statement, ast.Assign) and len(statement.targets) == 1
+                and isinstance(statement.targets[0], ast.Name)):
+            return False
+        if not is_bounded(ast.Expression(body=statement.value)):
+            return False
+        if any(isinstance(n, ast.Name) and n.id in assigned for n in ast.walk(statement.value)):
+            return False
+        assigned.add(statement.targets[0].id)
     return True
 
 

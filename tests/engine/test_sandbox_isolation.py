@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 import pytest
 
 from certflow.engine import evaluator
-from certflow.engine.sandbox import SandboxEnvironment, ScriptLimitExceeded, runs_in_process
+from certflow.engine.sandbox import SandboxEnvironment, ScriptLimitExceeded, runs_in_process, script_runs_in_process
 from certflow.engine.sandbox_bounds import MAX_DEPTH, NotData, check_data, DataLimitExceeded
 
 pytestmark = pytest.mark.usefixtures("fresh_script_caches")  # rules computed, not recalled
@@ -92,10 +92,43 @@ def test_errors_in_the_evaluator_keep_their_type_and_line(env: SandboxEnvironmen
 def test_a_killed_evaluator_is_replaced() -> None:
     pool = evaluator.pool()
     env = SandboxEnvironment(now=lambda: FIXED_NOW)
-    env.execute("y = 1 + 1", {})
+    isolated = "y = 1\ny = y + 1"  # reads what it assigned: not run in-process
+    env.execute(isolated, {})
+    assert pool.idle
     for child in list(pool.idle):
         child.proc.kill()
         child.proc.wait()
     data: dict[str, object] = {}
-    env.execute("y = 1 + 1", data)
+    env.execute(isolated, data)
     assert data == {"y": 2}
+
+
+def test_scripts_of_plain_assignments_run_in_process_and_the_rest_isolated() -> None:
+    for cheap in ("invoice_number = invoice['invoice_number']", "a = x.get('k')\nb = len(y) > 0",
+                  "due = add_days(today(), 14)\nref = 'R-' + key"):
+        assert script_runs_in_process(cheap), cheap
+    for costly in ("a = x + x\nb = a + a",  # reads its own result: doubles at every step
+                   "x['k'] = 1", "a = b = x", "a, b = x", "a += 1", "a = x * 2", "a = sorted(x)",
+                   "for i in x:\n    a = i", "if x:\n    a = 1", "x", "\n".join(f"a{i} = x" for i in range(11))):
+        assert not script_runs_in_process(costly), costly
+
+
+def test_a_script_run_in_process_acts_as_the_evaluator(env: SandboxEnvironment,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same task data as an isolated run, no evaluator asked; a failing or too large
+    result leaves the task data as it was."""
+    def no_evaluator(*_: object) -> object:
+        raise AssertionError("ran in the evaluator")
+
+    monkeypatch.setattr(evaluator, "pool", no_evaluator)
+    data = {"invoice": {"invoice_number": "INV-1"}, "n": 2}
+    env.execute("invoice_number = invoice['invoice_number']\nbig = n > 1", data)
+    assert data == {"invoice": {"invoice_number": "INV-1"}, "n": 2, "invoice_number": "INV-1", "big": True}
+    before = {"invoice": {}}
+    with pytest.raises(KeyError):
+        env.execute("a = 1\nb = invoice['missing']", before)
+    assert before == {"invoice": {}}
+    wide = {"x": ["y" * 400_000]}
+    with pytest.raises(ScriptLimitExceeded, match="larger than"):
+        env.execute("a = x\nb = x\nc = x\nd = x\ne = x", wide)
+    assert wide == {"x": ["y" * 400_000]}
