@@ -108,8 +108,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     from tests.integration import topology
 
     topology.reap()  # the workers and beats the tests stopped without waiting
-    if _EMPTY:
+    if "url" in _EMPTY:
         pg_drop(_EMPTY.pop("url"))
+    if "sqlite" in _EMPTY:
+        shutil.rmtree(Path(_EMPTY.pop("sqlite")).parent, ignore_errors=True)
     failed = pg_drops_finish()
     if failed:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -149,6 +151,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
 
 # -- environment ---------------------------------------------------------------------------
+# The empty databases the tests' own are copied from, made once per run: "sqlite" (a file) and
+# "url" (a PostgreSQL database); removed at the end of the run (pytest_sessionfinish).
+_EMPTY: dict[str, str] = {}
+
+
 def settings_env(var: Path, database_url: str, redis_url: str = "") -> dict[str, str]:
     """The settings a test runs with (its processes too), by environment variable."""
     return {
@@ -175,17 +182,26 @@ def _use(monkeypatch: pytest.MonkeyPatch, var: Path, database_url: str, redis_ur
     use_env(monkeypatch, settings_env(var, database_url, redis_url))
 
 
+def _empty_sqlite() -> Path:
+    """A SQLite file with every table and no rows, made once per run: copying it takes 0.5 ms,
+    ``create_schema`` 50 ms, in each of several hundred tests."""
+    if "sqlite" not in _EMPTY:
+        folder = Path(tempfile.mkdtemp(prefix="certflow-empty-"))
+        create_schema(f"sqlite:///{folder / 'empty.sqlite'}")
+        reset_engines()  # closed: the file is complete
+        _EMPTY["sqlite"] = str(folder / "empty.sqlite")
+    return Path(_EMPTY["sqlite"])
+
+
 @contextmanager
 def sqlite_database(folder: Path, monkeypatch: pytest.MonkeyPatch, template: Path | None = None) -> Iterator[str]:
-    """A SQLite database in ``folder``: empty tables, or a copy of ``template`` (a database
-    file prepared once per run, see tests/processes/conftest.py)."""
+    """A SQLite database in ``folder``: empty tables (a copy of ``_empty_sqlite``), or a copy of
+    ``template`` (a database file prepared once per run, see tests/processes/conftest.py)."""
     path = folder / "certflow.sqlite"
     url = f"sqlite:///{path}"
+    template = template or _empty_sqlite()
     _use(monkeypatch, folder / "var", url)
-    if template is None:
-        create_schema(url)
-    else:
-        shutil.copyfile(template, path)
+    shutil.copyfile(template, path)
     try:
         yield url
     finally:
@@ -255,9 +271,6 @@ def pg_drops_finish() -> list[str]:
         _DROPPER["thread"] = None
     failed, _DROPPER["failed"] = _DROPPER["failed"], []
     return failed
-
-
-_EMPTY: dict[str, str] = {}
 
 
 def _empty_template() -> str:
