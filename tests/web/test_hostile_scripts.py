@@ -19,6 +19,7 @@ import pytest
 
 from certflow.bootstrap import build_engine
 from certflow.store.db import session_scope
+from tests.conftest import pg_database
 from tests.engine.test_sandbox_isolation import HOSTILE
 from tests.integration.topology import wait_for
 from tests.support import ROOT, create_user, script_process
@@ -29,13 +30,23 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def server(pg_url: str, tmp_path: Path) -> Iterator[str]:
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """uvicorn in its own process (as in production), so a server that froze could not also
     freeze this test. PostgreSQL: on SQLite every transaction, health's ``select 1`` too, waits
-    for the write lock the advance holds, which would measure the database, not the server."""
-    with session_scope() as session:
-        create_user(session, "olga", "Olga", ["office"], is_staff=True, token="token-olga")
+    for the write lock the advance holds, which would measure the database, not the server.
+
+    One server and database for the module (starting uvicorn takes 2-3 s): each test deploys
+    its script as a new version of the same process, and a refused start stores nothing, so
+    the list of instances stays empty across the tests."""
+    tmp_path = tmp_path_factory.mktemp("hostile")
+    with pytest.MonkeyPatch.context() as monkeypatch, pg_database(tmp_path, monkeypatch):
+        with session_scope() as session:
+            create_user(session, "olga", "Olga", ["office"], is_staff=True, token="token-olga")
+        yield from _serve(tmp_path)
+
+
+def _serve(tmp_path: Path) -> Iterator[str]:
     port = _free_port()
     log = open(tmp_path / "uvicorn.log", "wb")
     proc = subprocess.Popen(
