@@ -29,7 +29,7 @@ from certflow.observability.context import current, log_context
 from certflow.settings import Settings, get_settings
 
 if TYPE_CHECKING:
-    from certflow.engine.facade import Engine as Runtime
+    from certflow.engine.facade import Engine as CertflowEngine
 
 log = logging.getLogger(__name__)
 # Which process this is (worker or beat), for the log lines; set by the CLI before starting.
@@ -134,8 +134,7 @@ def _preload(**_: object) -> None:
     from certflow.bootstrap import preload
 
     preload()
-    gc.collect()
-    gc.freeze()
+    _freeze_heap()
 
 
 @worker_process_init.connect
@@ -160,7 +159,7 @@ def _published(sender: str | None = None, **_: object) -> None:
 _FROZEN: dict[str, bool] = {}
 
 
-def _engine() -> Runtime:
+def _engine() -> CertflowEngine:
     """The process's engine. The first time: what was loaded to build it (modules, the
     deployed definitions, the handlers) lives as long as the worker, so it is moved out of the
     cyclic garbage collector's view (``gc.freeze``), whose older-generation passes otherwise
@@ -172,9 +171,15 @@ def _engine() -> Runtime:
     eng = engine()
     if not _FROZEN:
         _FROZEN["done"] = True
-        gc.collect()
-        gc.freeze()
+        _freeze_heap()
     return eng
+
+
+def _freeze_heap() -> None:
+    """What this process has loaded so far, out of the cyclic collector's passes for good
+    (its garbage collected first, so none of it is kept)."""
+    gc.collect()
+    gc.freeze()
 
 
 @app.task(name="certflow.run_job")
