@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     # (certflow.engine.messaging: one pick, bulk writes); 1 starts each in its own.
     start_batch: int = Field(default=50, ge=1, le=1000)
     beat_interval_seconds: float = 2.0
+    # A pooled PostgreSQL connection that sat idle longer than this is checked (a round trip)
+    # before it is used again; one used more recently is not (certflow.store.db). 0 checks
+    # every use, as SQLAlchemy's pool_pre_ping does.
+    db_ping_idle_seconds: float = Field(default=5.0, ge=0)
     # Due timers are fired this many instances per transaction (certflow.engine.timers), and a
     # tick fires for at most timer_budget_seconds: a longer backlog is shared by the ticks that
     # follow, running side by side on the worker processes.

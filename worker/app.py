@@ -21,7 +21,7 @@ from celery.signals import (after_task_publish, setup_logging, worker_init, work
 from kombu.transport.sqlalchemy import Channel as SqlChannel
 from kombu.transport.sqlalchemy import Transport as SqlTransport
 from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from certflow.engine.dto import JobMessage
 from certflow.observability import metrics
@@ -212,7 +212,7 @@ def _run_one(eng: Any, job_id: int, chain: list[JobMessage] | None) -> str:
     with log_context(job_id=job_id):
         started, outcome = perf_counter(), "error"
         try:
-            outcome = eng.run_job(job_id, chain=chain)
+            outcome = _run_reconnecting(eng, job_id, chain)
             return str(outcome)
         finally:
             seconds = perf_counter() - started
@@ -220,6 +220,20 @@ def _run_one(eng: Any, job_id: int, chain: list[JobMessage] | None) -> str:
             metrics.job_finished(handler, outcome.split(":")[0], seconds)
             log.info("job %s %s: %s", job_id, handler, outcome, extra={"outcome": outcome,
                                                                       "duration_ms": round(seconds * 1000, 1)})
+
+
+def _run_reconnecting(eng: Any, job_id: int, chain: list[JobMessage] | None) -> str:
+    """``eng.run_job``, once more if its database connection turned out dead. Pooled
+    connections are checked only after sitting idle (certflow.store.db), so the first job
+    after a database restart finds the server gone; the pool has replaced its connections by
+    then, and running the job again (it is safe to run twice) spares it the sweep's wait."""
+    try:
+        return str(eng.run_job(job_id, chain=chain))
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        log.warning("job %s lost its database connection; running it again", job_id)
+        return str(eng.run_job(job_id, chain=chain))
 
 
 # When this process last finished a tick's work (time.monotonic()).

@@ -7,12 +7,15 @@ one file. PostgreSQL is production. Either way a unit of work is ``with session_
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from certflow.settings import get_settings
 
@@ -61,7 +64,37 @@ def _create(url: str) -> Engine:
             conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, json_serializer=json_serializer)
+    engine = create_engine(url, pool_size=10, max_overflow=10, json_serializer=json_serializer)
+    _ping_when_idle(engine, get_settings().db_ping_idle_seconds)
+    return engine
+
+
+def _ping_when_idle(engine: Engine, idle_seconds: float) -> None:
+    """Check a pooled connection before use only when it sat idle longer than ``idle_seconds``.
+
+    SQLAlchemy's ``pool_pre_ping`` checks on every checkout: one more round trip per unit of
+    work, about 17 of a certification lifecycle's ~230 in bench/engine.py (c). A connection
+    that served a unit of work a moment ago is alive unless the server went away since; then
+    its first statement fails, SQLAlchemy takes that for a disconnect and replaces every
+    connection of the pool, and the unit of work fails once (a worker's job is run again:
+    worker.app). Connections left idle (and so dropped by a firewall, an idle timeout or a
+    restart while nobody was looking) are still checked, the way the pool documents: a
+    failed check raises DisconnectionError and the pool connects afresh."""
+    @event.listens_for(engine, "checkin")
+    def _idle_from(_dbapi_conn: Any, record: ConnectionPoolEntry) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_conn: Any, record: ConnectionPoolEntry, _proxy: PoolProxiedConnection) -> None:
+        # ``info`` lives as long as the driver's connection: a new one has no mark, and is alive.
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since <= idle_seconds:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise DisconnectionError(f"a pooled connection idle for {time.monotonic() - since:.0f} s "
+                                     f"is gone: {exc}") from exc
 
 
 def session_factory(url: str | None = None) -> sessionmaker[Session]:

@@ -1,0 +1,92 @@
+"""Pooled PostgreSQL connections: checked before use only after sitting idle
+(certflow.store.db), and a connection the server dropped meanwhile is replaced, not an error."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from certflow.settings import reset_settings
+from certflow.store.db import get_engine, reset_engines
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def pings(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The engine for ``pg_url`` with a 0.3 s idle limit; the list collects one entry per ping."""
+    monkeypatch.setenv("CERTFLOW_DB_PING_IDLE_SECONDS", "0.3")
+    reset_settings()
+    reset_engines()
+    dialect = get_engine(pg_url).dialect
+    seen: list[int] = []
+    real = dialect.do_ping
+
+    def counted(dbapi_conn: object) -> bool:
+        seen.append(1)
+        return real(dbapi_conn)
+
+    monkeypatch.setattr(dialect, "do_ping", counted)
+    return seen
+
+
+def _backend_pid(url: str) -> int:
+    with get_engine(url).connect() as conn:
+        return int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def test_a_connection_used_a_moment_ago_is_not_pinged(pg_url: str, pings: list[int]) -> None:
+    first = _backend_pid(pg_url)
+    for _ in range(5):
+        assert _backend_pid(pg_url) == first  # the pool's one connection, reused
+    assert pings == []
+
+
+def test_an_idle_connection_is_pinged_before_use(pg_url: str, pings: list[int]) -> None:
+    first = _backend_pid(pg_url)
+    time.sleep(0.4)
+    assert _backend_pid(pg_url) == first
+    assert pings == [1]
+
+
+def test_an_idle_connection_the_server_dropped_is_replaced_without_an_error(pg_url: str, pings: list[int]) -> None:
+    dropped = _backend_pid(pg_url)
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": dropped}).scalar_one()
+    finally:
+        admin.dispose()
+    time.sleep(0.4)
+    assert _backend_pid(pg_url) != dropped  # no error: the check found it gone, the pool reconnected
+    assert pings == [1]
+
+
+def test_a_job_whose_connection_the_server_just_dropped_runs_on_a_new_one(
+        pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A connection used a moment ago is not checked, so the job's first statement finds it
+    gone; the worker runs the job again at once (worker.app), on the pool's new connections."""
+    import certflow.bootstrap
+    from certflow.bootstrap import build_engine
+    from tests.support import CHAIN_DIR
+    from tests.support import Harness, job_states
+    from worker import app as worker_app
+
+    h = Harness(build_engine())
+    h.engine.publisher = h.published.extend
+    h.engine.deploy(h.staff, CHAIN_DIR)
+    monkeypatch.setattr(certflow.bootstrap, "engine", lambda: h.engine)
+    h.engine.start(h.staff, "chain", "K1", {"key": "K1"})
+    [first] = h.published
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            assert conn.execute(text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar_one() > 0
+    finally:
+        admin.dispose()
+    assert worker_app.run_job(first.job_id) == "done"
+    assert job_states() == [("a", "done"), ("c", "done")]
