@@ -16,15 +16,16 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import Row, bindparam, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Row, Select, bindparam, or_, select, update
+from sqlalchemy.orm import Bundle, Session, defer
 
+from certflow.clock import CLOCK, OFFSET_COLUMN
 from certflow.engine.dto import IncidentView, JobMessage
 from certflow.engine.inline import VIA_JOB
 from certflow.engine.errors import Conflict, Forbidden, InvalidInput, NotFound
 from certflow.engine.messaging import emit, emit_many
 from certflow.engine.projections import ATTEMPT, NOT_BEFORE, table_of
-from certflow.engine.runtime import EffectKept, InstanceOf, lock_instance
+from certflow.engine.runtime import EffectKept
 from certflow.engine.spiff import complete_service_task, find_task
 from certflow.observability.context import bind
 from certflow.registry import HandlerContext
@@ -158,11 +159,15 @@ class JobsMixin(_Base):
         return outcome
 
     def _lock_job(self, session: Session, job_id: int) -> tuple[Instance, Row[Any]]:
-        """A job's instance, locked (the lock statement finds it from the job), and the job's
-        row read under that lock, with Core (written once, at the end of ``_deliver``)."""
-        instance = lock_instance(session, InstanceOf(_JOBS, job_id, NotFound(f"no job {job_id}")),
-                                 read_clock=self.settings.clock_controllable)
-        return instance, session.connection().execute(_JOB_UNDER_LOCK, {"job_id": job_id}).one()
+        """A job's instance, locked, and the job's row read under that lock, in one statement
+        (``_JOB_LOCK``); the job's row is written once, at the end of ``_deliver``."""
+        read_clock = self.settings.clock_controllable
+        row = session.execute(_JOB_LOCK[read_clock], {"job_id": job_id}).one_or_none()
+        if row is None:
+            raise NotFound(f"no job {job_id}")
+        if read_clock:
+            CLOCK.refreshed(row[2])
+        return row[0], row[1]
 
     def _deliver(self, adv: Advance, job: Row[Any], result: dict[str, Any] | None, error: str | None,
                  tb: str, permanent: bool, run_here: bool) -> str:
@@ -274,7 +279,10 @@ class JobsMixin(_Base):
             candidates = session.scalars(select(Job).where(Job.available_at <= now, or_(
                 (Job.status == "queued") & or_(Job.published_at.is_(None), Job.published_at < unclaimed_before),
                 (Job.status == "running") & (Job.published_at < lost_before),
-            )).order_by(Job.published_at.is_not(None), Job.published_at, Job.available_at).limit(limit)).all()
+            )).order_by(Job.published_at.is_not(None), Job.published_at, Job.available_at).limit(limit)
+                # A job a worker is running right now has its row locked (``_JOB_LOCK``): it
+                # needs no publish, and waiting for the run would hold up the tick.
+                .with_for_update(skip_locked=True)).all()
             jobs = [job for job in candidates if _republish_due(job, now)]
             for job in jobs:
                 job.published_at = now
@@ -293,10 +301,29 @@ def _republish_due(job: Job, now: datetime) -> bool:
     return now - job.published_at > max(job.published_at - job.available_at, timedelta(0))
 
 _JOBS = table_of(Job)
-_JOB_UNDER_LOCK = select(_JOBS).where(_JOBS.c.id == bindparam("job_id"))
 _JOB_FINISH = (update(_JOBS).where(_JOBS.c.id == bindparam("job_id"))
                .values(status=bindparam("status"), finished_at=bindparam("finished_at"), error=bindparam("error")))
 _CLAIM = update(_JOBS).where(_JOBS.c.id == bindparam("job_id")).values(status="running")
+
+
+def _job_lock(read_clock: bool) -> Select[Any]:
+    """The lock of a job's advance (certflow.engine.runtime.lock_instance: the instance's row,
+    its state column deferred), with the job's row in the same statement, where a lock and a
+    read under it were two round trips. The job's row is locked too, and after the instance:
+    when the statement waits for the instance (another advance of it holds the lock) and that
+    advance finishes this job meanwhile (a duplicate delivery), PostgreSQL re-reads the rows it
+    locks once the wait is over, and only those, so a row read without a lock would still say
+    "queued". Locking the instance first (the order of ``OF``) waits on nothing that an
+    advance holding it may need: an advance locks its instance before any job row.
+    ``read_clock``: the shared clock's offset as a third column (``lock_instance``)."""
+    statement: Select[Any] = (select(Instance, Bundle("job", *_JOBS.c)).options(defer(Instance.state))
+                 .join_from(Instance, _JOBS, _JOBS.c.instance_id == Instance.id)
+                 .where(_JOBS.c.id == bindparam("job_id"))
+                 .with_for_update(of=[table_of(Instance).c.id, _JOBS.c.id]))
+    return statement.add_columns(OFFSET_COLUMN) if read_clock else statement
+
+
+_JOB_LOCK = {False: _job_lock(False), True: _job_lock(True)}
 
 def _staff(actor: "Actor") -> None:
     if not actor.is_staff:

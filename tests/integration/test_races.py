@@ -6,7 +6,9 @@ something at the same moment must never produce.
 * two parallel branches (the two assessors) finishing at the same moment: the join continues
   exactly once, and the instance is never corrupted;
 * a payment landing while the instance is reaching its wait (message buffering): delivered
-  exactly once, never lost.
+  exactly once, never lost;
+* one job delivered to two workers at once (a redelivery, the sweep): run once, and the one
+  that waited for the instance sees the job finished, whatever finished it.
 """
 
 from __future__ import annotations
@@ -19,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from certflow.bootstrap import build_engine
 from certflow.engine.errors import CertflowError
 from certflow.store.db import session_scope
-from certflow.store.models import AuditEvent, Instance, Message
+from certflow.store.models import AuditEvent, Instance, Job, Message
 from tests.support import FLOW_DIR, Harness
 
 pytestmark = pytest.mark.integration
@@ -139,3 +141,57 @@ def test_a_payment_racing_the_wait_is_delivered_exactly_once(pg: Harness) -> Non
     with session_scope() as s:
         left = s.scalar(select(func.count()).select_from(Message).where(Message.status == "buffered"))
     assert left == 0
+
+
+def _queued_jobs() -> list[int]:
+    with session_scope() as s:
+        return list(s.scalars(select(Job.id).where(Job.status == "queued").order_by(Job.id)))
+
+
+@pytest.mark.timeout(600)
+def test_one_job_run_by_two_workers_at_once_runs_once(pg: Harness) -> None:
+    rounds = ROUNDS // 4
+    for i in range(rounds):
+        pg.engine.start(pg.staff, "flow", f"J{i}", {"key": f"J{i}"})
+    jobs = _queued_jobs()
+    assert len(jobs) == rounds
+    for job_id in jobs:
+        results = _together([lambda: pg.engine.run_job(job_id), lambda: pg.engine.run_job(job_id)])
+        assert sorted(results) == ["done", "ignored:done"], results
+    completed = _count("service_completed")
+    assert len(completed) == rounds and set(completed.values()) == {1}
+    with session_scope() as s:
+        assert set(s.scalars(select(Job.status).where(Job.id.in_(jobs)))) == {"done"}
+
+
+def test_a_job_finished_while_its_run_waited_for_the_instance_is_left_as_it_is(pg: Harness) -> None:
+    """The run's one statement locks the instance, then reads the job: having waited for
+    another advance of the instance that finished the job, it sees the job finished (the row
+    as committed, not as it was when the statement began), and that advance could write the
+    job's row while the run waited (no deadlock)."""
+    instance_id = pg.engine.start(pg.staff, "flow", "L1", {"key": "L1"}).id
+    [job_id] = _queued_jobs()
+    outcome: list[str] = []
+    with session_scope() as other:  # another advance of the instance, holding its lock
+        other.execute(text("SELECT id FROM instances WHERE id = :id FOR UPDATE"), {"id": instance_id})
+        run = threading.Thread(target=lambda: outcome.append(pg.engine.run_job(job_id)))
+        run.start()
+        run.join(0.5)
+        assert run.is_alive()  # waiting for the instance
+        other.execute(text("SET LOCAL lock_timeout = '5s'"))
+        other.execute(text("UPDATE jobs SET status = 'failed' WHERE id = :id"), {"id": job_id})
+    run.join(10)
+    assert outcome == ["ignored:failed"]
+    with session_scope() as s:
+        assert s.get(Job, job_id).status == "failed"  # type: ignore[union-attr]
+
+
+def test_the_sweep_passes_over_a_job_being_run_without_waiting_for_it(pg: Harness) -> None:
+    pg.engine.start(pg.staff, "flow", "S1", {"key": "S1"})
+    [job_id] = _queued_jobs()
+    with session_scope() as s:  # its publish was lost: due for the sweep
+        s.execute(text("UPDATE jobs SET published_at = NULL WHERE id = :id"), {"id": job_id})
+    with session_scope() as run:  # a worker running it holds its row
+        run.execute(text("SELECT id FROM jobs WHERE id = :id FOR UPDATE"), {"id": job_id})
+        assert pg.engine.sweep_jobs() == 0
+    assert pg.engine.sweep_jobs() == 1
