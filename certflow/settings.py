@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,6 +56,14 @@ class Settings(BaseSettings):
     # before it is used again; one used more recently is not (certflow.store.db). 0 checks
     # every use, as SQLAlchemy's pool_pre_ping does.
     db_ping_idle_seconds: float = Field(default=5.0, ge=0)
+    # psycopg prepares a statement on the server once it ran more than this many times on a
+    # connection (its prepare_threshold): PostgreSQL then skips parsing and planning it. 1
+    # prepares on the second run, psycopg's default of 5 on the sixth: a process's hot
+    # statements run unprepared on each of its pooled connections for a while first (~13% of
+    # PostgreSQL's CPU per lifecycle in bench/engine.py (c)), while 1 still leaves statements
+    # run once unprepared. ``off`` never prepares: for a PgBouncer in transaction mode that
+    # does not track prepared statements (before 1.21, or max_prepared_statements = 0).
+    db_prepare_threshold: int | None = Field(default=1, ge=0)
     # Due timers are fired this many instances per transaction (certflow.engine.timers), and a
     # tick fires for at most timer_budget_seconds: a longer backlog is shared by the ticks that
     # follow, running side by side on the worker processes.
@@ -105,6 +113,11 @@ class Settings(BaseSettings):
     supplier_kvk: str = "12345678"
     supplier_iban: str = "NL91ABNA0417164300"
     supplier_bic: str = "ABNANL2A"
+
+    @field_validator("db_prepare_threshold", mode="before")
+    @classmethod
+    def _off_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and value.strip().lower() in ("off", "none", "") else value
 
     @model_validator(mode="after")
     def _fill_defaults_and_refuse_unsafe(self) -> "Settings":

@@ -64,8 +64,10 @@ def _create(url: str) -> Engine:
             conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE")
 
         return engine
-    engine = create_engine(url, pool_size=10, max_overflow=10, json_serializer=json_serializer)
-    _ping_when_idle(engine, get_settings().db_ping_idle_seconds)
+    settings = get_settings()
+    engine = create_engine(url, pool_size=10, max_overflow=10, json_serializer=json_serializer,
+                           connect_args={"prepare_threshold": settings.db_prepare_threshold})
+    _ping_when_idle(engine, settings.db_ping_idle_seconds)
     return engine
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -24,7 +25,7 @@ def pings(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     seen: list[int] = []
     real = dialect.do_ping
 
-    def counted(dbapi_conn: object) -> bool:
+    def counted(dbapi_conn: Any) -> bool:
         seen.append(1)
         return real(dbapi_conn)
 
@@ -90,3 +91,19 @@ def test_a_job_whose_connection_the_server_just_dropped_runs_on_a_new_one(
         admin.dispose()
     assert worker_app.run_job(first.job_id) == "done"
     assert job_states() == [("a", "done"), ("c", "done")]
+
+
+@pytest.mark.parametrize(("setting", "threshold"), [(None, 1), ("0", 0), ("off", None)])
+def test_statements_are_prepared_on_the_server_as_configured(
+        pg_url: str, monkeypatch: pytest.MonkeyPatch, setting: str | None, threshold: int | None) -> None:
+    """``off`` is for a PgBouncer in transaction mode that cannot keep prepared statements."""
+    if setting is not None:
+        monkeypatch.setenv("CERTFLOW_DB_PREPARE_THRESHOLD", setting)
+    reset_settings()
+    reset_engines()
+    with get_engine(pg_url).connect() as conn:
+        assert conn.connection.dbapi_connection.prepare_threshold == threshold  # type: ignore[union-attr]
+        for _ in range(3):
+            conn.execute(text("SELECT count(*) FROM instances"))
+        prepared = conn.exec_driver_sql("SELECT count(*) FROM pg_prepared_statements").scalar_one()
+    assert (prepared > 0) == (threshold is not None)
