@@ -218,7 +218,9 @@ def run_job(job_id: int) -> str:
     limit = eng.settings.job_chain_limit
     chain: list[JobMessage] | None = [] if limit > 0 else None
     try:
-        outcome = _run_one(eng, job_id, chain)
+        # From the broker: most likely written by another process's advance (the web's), so
+        # its instance's workflow is not cached here; chained jobs follow this process's own.
+        outcome = _run_one(eng, job_id, chain, load_state=True)
         ran = 0
         try:
             while chain and ran < limit:
@@ -232,11 +234,11 @@ def run_job(job_id: int) -> str:
     return outcome
 
 
-def _run_one(eng: Any, job_id: int, chain: list[JobMessage] | None) -> str:
+def _run_one(eng: Any, job_id: int, chain: list[JobMessage] | None, load_state: bool = False) -> str:
     with log_context(job_id=job_id):
         started, outcome = perf_counter(), "error"
         try:
-            outcome = _run_reconnecting(eng, job_id, chain)
+            outcome = _run_reconnecting(eng, job_id, chain, load_state)
             return str(outcome)
         finally:
             seconds = perf_counter() - started
@@ -246,18 +248,18 @@ def _run_one(eng: Any, job_id: int, chain: list[JobMessage] | None) -> str:
                                                                       "duration_ms": round(seconds * 1000, 1)})
 
 
-def _run_reconnecting(eng: Any, job_id: int, chain: list[JobMessage] | None) -> str:
+def _run_reconnecting(eng: Any, job_id: int, chain: list[JobMessage] | None, load_state: bool) -> str:
     """``eng.run_job``, once more if its database connection turned out dead. Pooled
     connections are checked only after sitting idle (certflow.store.db), so the first job
     after a database restart finds the server gone; the pool has replaced its connections by
     then, and running the job again (it is safe to run twice) spares it the sweep's wait."""
     try:
-        return str(eng.run_job(job_id, chain=chain))
+        return str(eng.run_job(job_id, chain=chain, load_state=load_state))
     except DBAPIError as exc:
         if not exc.connection_invalidated:
             raise
         log.warning("job %s lost its database connection; running it again", job_id)
-        return str(eng.run_job(job_id, chain=chain))
+        return str(eng.run_job(job_id, chain=chain, load_state=load_state))
 
 
 # When this process last finished a tick's work (time.monotonic()).

@@ -71,7 +71,7 @@ class JobsMixin(_Base):
                               settings=self.settings, instance_id=instance_id,
                               business_key=business_key, emit=emit_message, emit_many=emit_messages)
 
-    def run_job(self, job_id: int, chain: list[JobMessage] | None = None) -> str:
+    def run_job(self, job_id: int, chain: list[JobMessage] | None = None, *, load_state: bool = False) -> str:
         """Run one job's handler and deliver its outcome. Safe to call twice for one job.
 
         One transaction for the whole job, whatever the handler's effects: it locks the job's
@@ -94,11 +94,16 @@ class JobsMixin(_Base):
         publishes them. They are committed outbox rows like any other, so a crash before they
         run loses nothing: the sweep publishes them. The jobs that the work after its commit
         writes (an instance a thrown message starts or reaches, routed here) join the chain
-        too: those instances were just advanced in this process as well."""
+        too: those instances were just advanced in this process as well.
+
+        ``load_state``: read the instance's state with the lock, for a job that most likely
+        follows another process's advance (one a worker took from the broker: its instance's
+        workflow is not cached here, or at an older version), where reading it after the lock
+        was one more round trip; the default reads it only when the cache misses."""
         kept: EffectKept | None = None
         started = perf_counter()
         with self.session(clock=False) as session:  # the lock reads the clock
-            instance, job = self._lock_job(session, job_id)
+            instance, job = self._lock_job(session, job_id, load_state)
             if job.status not in ("queued", "running"):
                 log.info("job %s is %s; duplicate delivery ignored", job_id, job.status)
                 return f"ignored:{job.status}"
@@ -158,11 +163,12 @@ class JobsMixin(_Base):
         self._after_local(advance, chain)
         return outcome
 
-    def _lock_job(self, session: Session, job_id: int) -> tuple[Instance, Row[Any]]:
+    def _lock_job(self, session: Session, job_id: int, load_state: bool = False) -> tuple[Instance, Row[Any]]:
         """A job's instance, locked, and the job's row read under that lock, in one statement
-        (``_JOB_LOCK``); the job's row is written once, at the end of ``_deliver``."""
+        (``_JOB_LOCK``); the job's row is written once, at the end of ``_deliver``.
+        ``load_state``: the instance's state too (see ``run_job``)."""
         read_clock = self.settings.clock_controllable
-        row = session.execute(_JOB_LOCK[read_clock], {"job_id": job_id}).one_or_none()
+        row = session.execute(_JOB_LOCK[read_clock, load_state], {"job_id": job_id}).one_or_none()
         if row is None:
             raise NotFound(f"no job {job_id}")
         if read_clock:
@@ -306,7 +312,7 @@ _JOB_FINISH = (update(_JOBS).where(_JOBS.c.id == bindparam("job_id"))
 _CLAIM = update(_JOBS).where(_JOBS.c.id == bindparam("job_id")).values(status="running")
 
 
-def _job_lock(read_clock: bool) -> Select[Any]:
+def _job_lock(read_clock: bool, load_state: bool) -> Select[Any]:
     """The lock of a job's advance (certflow.engine.runtime.lock_instance: the instance's row,
     its state column deferred), with the job's row in the same statement, where a lock and a
     read under it were two round trips. The job's row is locked too, and after the instance:
@@ -315,15 +321,19 @@ def _job_lock(read_clock: bool) -> Select[Any]:
     locks once the wait is over, and only those, so a row read without a lock would still say
     "queued". Locking the instance first (the order of ``OF``) waits on nothing that an
     advance holding it may need: an advance locks its instance before any job row.
-    ``read_clock``: the shared clock's offset as a third column (``lock_instance``)."""
-    statement: Select[Any] = (select(Instance, Bundle("job", *_JOBS.c)).options(defer(Instance.state))
+    ``read_clock``: the shared clock's offset as a third column (``lock_instance``);
+    ``load_state``: the state column not deferred."""
+    statement: Select[Any] = select(Instance, Bundle("job", *_JOBS.c))
+    if not load_state:
+        statement = statement.options(defer(Instance.state))
+    statement = (statement
                  .join_from(Instance, _JOBS, _JOBS.c.instance_id == Instance.id)
                  .where(_JOBS.c.id == bindparam("job_id"))
                  .with_for_update(of=[table_of(Instance).c.id, _JOBS.c.id]))
     return statement.add_columns(OFFSET_COLUMN) if read_clock else statement
 
 
-_JOB_LOCK = {False: _job_lock(False), True: _job_lock(True)}
+_JOB_LOCK = {(clock, state): _job_lock(clock, state) for clock in (False, True) for state in (False, True)}
 
 def _staff(actor: "Actor") -> None:
     if not actor.is_staff:

@@ -15,7 +15,7 @@ import certflow.bootstrap
 from certflow.engine.dto import JobMessage
 from certflow.store.db import session_scope
 from certflow.store.models import Instance
-from tests.support import Harness, db_effects as _effects, job_states as _jobs
+from tests.support import Harness, db_effects as _effects, job_states as _jobs, statements
 from worker import app as worker_app
 
 
@@ -182,3 +182,25 @@ def test_when_the_job_fails_after_its_commit_the_jobs_it_kept_go_to_the_broker(
         worker_app.run_job(first.job_id)
     assert _jobs() == [("a", "done"), ("c", "queued")]
     assert [m.job_id for m in h.published[1:]] == [h.jobs()[1].id]
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_a_job_from_the_broker_reads_its_instance_s_state_with_the_lock(
+        chain: Harness, monkeypatch: pytest.MonkeyPatch, cached: bool) -> None:
+    """Another process (the web) advanced the instance last, so the worker reads the state in
+    the statement that locks the instance, not in one more after it; a workflow that is cached
+    after all is used as it is (its version decides), and the outcome is the same either way."""
+    h = chain
+    monkeypatch.setattr(certflow.bootstrap, "engine", lambda: h.engine)
+    h.engine.start(h.staff, "chain", "K1", {"key": "K1"})
+    [first] = h.published
+    if not cached:
+        h.engine._live.clear()  # as in a worker process: the web's advance is not cached there
+    hits, misses = h.engine.live_hits, h.engine.live_misses
+    with statements() as seen:
+        assert worker_app.run_job(first.job_id) == "done"
+    assert not [s for s in seen if s.startswith("SELECT instances.state FROM instances")]
+    assert (h.engine.live_hits - hits, h.engine.live_misses - misses) == ((2, 0) if cached else (1, 1))
+    assert _jobs() == [("a", "done"), ("c", "done")]
+    assert _effects() == ["a-K1", "b-K1", "d-K1"]
+    assert [t.element_id for t in h.engine.inbox(h.staff)] == ["review"]
