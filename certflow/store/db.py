@@ -7,6 +7,7 @@ one file. PostgreSQL is production. Either way a unit of work is ``with session_
 from __future__ import annotations
 
 import json
+import select
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -72,16 +73,19 @@ def _create(url: str) -> Engine:
 
 
 def _ping_when_idle(engine: Engine, idle_seconds: float) -> None:
-    """Check a pooled connection before use only when it sat idle longer than ``idle_seconds``.
+    """Check a pooled connection before use only when it sat idle longer than ``idle_seconds``
+    or the server has sent it something since its last use.
 
     SQLAlchemy's ``pool_pre_ping`` checks on every checkout: one more round trip per unit of
-    work, about 17 of a certification lifecycle's ~230 in bench/engine.py (c). A connection
-    that served a unit of work a moment ago is alive unless the server went away since; then
-    its first statement fails, SQLAlchemy takes that for a disconnect and replaces every
-    connection of the pool, and the unit of work fails once (a worker's job is run again:
-    worker.app). Connections left idle (and so dropped by a firewall, an idle timeout or a
-    restart while nobody was looking) are still checked, the way the pool documents: a
-    failed check raises DisconnectionError and the pool connects afresh."""
+    work, about 17 of a certification lifecycle's in bench/engine.py (c). A connection that
+    is waiting for nothing receives nothing, unless the server ends it (a restart, a failover,
+    ``pg_terminate_backend``): then its socket turns readable with the server's goodbye or
+    the end of the stream, which a zero-timeout poll sees without a round trip, and that
+    connection is pinged. A connection dropped silently (a firewall, a cable) gives no sign:
+    connections idle longer than ``idle_seconds`` are pinged for that, and within that time
+    the first statement fails, SQLAlchemy replaces every connection of the pool, and the unit
+    of work fails once (a worker runs its job again: worker.app). A failed ping raises
+    DisconnectionError, and the pool connects afresh (the pool's documented way)."""
     @event.listens_for(engine, "checkin")
     def _idle_from(_dbapi_conn: Any, record: ConnectionPoolEntry) -> None:
         record.info["idle_since"] = time.monotonic()
@@ -90,13 +94,24 @@ def _ping_when_idle(engine: Engine, idle_seconds: float) -> None:
     def _ping_if_idle(dbapi_conn: Any, record: ConnectionPoolEntry, _proxy: PoolProxiedConnection) -> None:
         # ``info`` lives as long as the driver's connection: a new one has no mark, and is alive.
         since = record.info.get("idle_since")
-        if since is None or time.monotonic() - since <= idle_seconds:
+        if since is None or (time.monotonic() - since <= idle_seconds
+                             and not _server_spoke(dbapi_conn, engine.dialect.loaded_dbapi.Error)):
             return
         try:
             engine.dialect.do_ping(dbapi_conn)
         except engine.dialect.loaded_dbapi.Error as exc:
-            raise DisconnectionError(f"a pooled connection idle for {time.monotonic() - since:.0f} s "
-                                     f"is gone: {exc}") from exc
+            raise DisconnectionError(f"a pooled connection is gone: {exc}") from exc
+
+
+def _server_spoke(dbapi_conn: Any, driver_error: type[Exception]) -> bool:
+    """Whether the socket of a connection that is waiting for nothing has something to read
+    (a notice, or the server ending it): a poll with no wait, no round trip."""
+    try:
+        poller = select.poll()
+        poller.register(dbapi_conn.fileno(), select.POLLIN)
+        return bool(poller.poll(0))
+    except (OSError, ValueError, driver_error):  # closed already: let the ping find out
+        return True
 
 
 def session_factory(url: str | None = None) -> sessionmaker[Session]:

@@ -1,5 +1,6 @@
-"""Pooled PostgreSQL connections: checked before use only after sitting idle
-(certflow.store.db), and a connection the server dropped meanwhile is replaced, not an error."""
+"""Pooled PostgreSQL connections: checked before use only after sitting idle or when the
+server sent them something (certflow.store.db), and a connection the server dropped meanwhile
+is replaced, not an error."""
 
 from __future__ import annotations
 
@@ -65,10 +66,29 @@ def test_an_idle_connection_the_server_dropped_is_replaced_without_an_error(pg_u
     assert pings == [1]
 
 
-def test_a_job_whose_connection_the_server_just_dropped_runs_on_a_new_one(
+def test_a_connection_the_server_dropped_a_moment_after_its_use_is_replaced_without_an_error(
+        pg_url: str, pings: list[int]) -> None:
+    """Its socket has the server's goodbye to read: that is seen without a round trip."""
+    dropped = _backend_pid(pg_url)
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": dropped}).scalar_one()
+    finally:
+        admin.dispose()
+    time.sleep(0.05)  # the goodbye's way to this process
+    assert _backend_pid(pg_url) != dropped
+    assert pings == [1]
+
+
+def test_a_job_whose_connection_is_gone_without_a_sign_runs_on_a_new_one(
         pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A connection used a moment ago is not checked, so the job's first statement finds it
-    gone; the worker runs the job again at once (worker.app), on the pool's new connections."""
+    """A connection dropped without a word (a firewall: here the check is told the server said
+    nothing) fails at the job's first statement; the worker runs the job again at once
+    (worker.app), on the pool's new connections."""
+    import certflow.store.db
+
+    monkeypatch.setattr(certflow.store.db, "_server_spoke", lambda *_: False)
     import certflow.bootstrap
     from certflow.bootstrap import build_engine
     from tests.support import CHAIN_DIR
