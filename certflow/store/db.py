@@ -77,8 +77,8 @@ def _ping_when_idle(engine: Engine, idle_seconds: float) -> None:
     or the server has sent it something since its last use.
 
     SQLAlchemy's ``pool_pre_ping`` checks on every checkout: one more round trip per unit of
-    work, about 17 of a certification lifecycle's in bench/engine.py (c). A connection that
-    is waiting for nothing receives nothing, unless the server ends it (a restart, a failover,
+    work (24 per certification lifecycle, counted in one process on PostgreSQL). A connection
+    that is waiting for nothing receives nothing, unless the server ends it (a restart, a failover,
     ``pg_terminate_backend``): then its socket turns readable with the server's goodbye or
     the end of the stream, which a zero-timeout poll sees without a round trip, and that
     connection is pinged. A connection dropped silently (a firewall, a cable) gives no sign:
