@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from SpiffWorkflow.util.task import TaskState
@@ -178,7 +178,7 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
         instance, workflow = advance.instance, advance.workflow
         instance_id = instance.id
         if view is not None:
-            view[1].append(self._view(session, instance, definition, view[0], workflow))
+            view[1].append(self._view(session, instance, definition, view[0], workflow, advance.queue))
 
         def committed() -> None:
             self._checkin(instance, workflow, advance.states)
@@ -261,9 +261,18 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
             return self._view(session, instance, self.definition(session, instance.definition_id), actor)
 
     def _view(self, session: Session, instance: Instance, definition: Any, actor: Actor,
-              workflow: Any = None) -> InstanceView:
-        tasks = session.scalars(_VIEW_TASKS, {"instance_id": instance.id}).all()
-        waits = session.scalars(_VIEW_WAITS, {"instance_id": instance.id}).all()
+              workflow: Any = None, entries: list[dict[str, Any]] | None = None) -> InstanceView:
+        """``entries``: the instance was just started, and these are the queue entries its save
+        wrote (``Advance.queue``): its tasks and subscriptions are known without a read."""
+        if entries is not None:
+            tasks: Sequence[Any] = [queue.inserted(e) for e in entries]
+            waits = [f"{name} ({key})" for name, key in (instance.projected or {}).get("subs") or []]
+            if os.environ.get("CERTFLOW_VERIFY_STATE") == "1":
+                _verify_view(session, instance.id, tasks, waits)
+        else:
+            tasks = session.scalars(_VIEW_TASKS, {"instance_id": instance.id}).all()
+            waits = [f"{s.message_name} ({s.correlation_key})"
+                     for s in session.scalars(_VIEW_WAITS, {"instance_id": instance.id})]
         # The instance's data is for staff; others see their own tasks with what those show.
         data = self._current_data(instance, definition, workflow) if actor.is_staff else {}
         if not actor.is_staff:
@@ -275,7 +284,7 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
             created_at=instance.created_at, updated_at=instance.updated_at,
             started_by=instance.started_by, data=data,
             open_tasks=[queue.view(t, definition.forms, self.now()) for t in tasks],
-            waiting_for=[f"{s.message_name} ({s.correlation_key})" for s in waits],
+            waiting_for=waits,
         )
 
     def _current_data(self, instance: Instance, definition: Any, workflow: Any) -> dict[str, Any]:
@@ -395,8 +404,7 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
                       due_at=entry.due_at.isoformat() if entry.due_at else None,
                       created_at=entry.created_at.isoformat(), escalation_level=entry.escalation_level)
             adv.on_saved.append(lambda: answer.append(Completed(
-                task_id, adv.instance.id, adv.instance.status,
-                queue.mine(adv.session, actor, adv.instance.id, adv.definition.forms, adv.now))))
+                task_id, adv.instance.id, adv.instance.status, _mine(adv, actor))))
         return answer[0]
 
     def definition_forms(self, session: Session, instance_id: str) -> dict[str, Any]:
@@ -447,6 +455,36 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
                 adv.audit("message_received", str(task.id), task.task_spec.bpmn_id, message=name, payload=payload)
                 return
         raise Conflict(f"instance {adv.instance.id} stopped waiting for {name!r}")
+
+
+def _mine(adv: Advance, actor: Actor) -> list[TaskView]:
+    """What in the advanced instance the actor can pick up next: from the entries its save
+    wrote when it wrote them all, else read (``queue.mine``)."""
+    forms = adv.definition.forms
+    if adv.queue is None:
+        return queue.mine(adv.session, actor, adv.instance.id, forms, adv.now)
+    known = queue.mine_of(adv.queue, actor, forms, adv.now)
+    if os.environ.get("CERTFLOW_VERIFY_STATE") == "1":
+        read = queue.mine(adv.session, actor, adv.instance.id, forms, adv.now)
+        if sorted(known, key=_by_id) != sorted(read, key=_by_id):
+            raise AssertionError(f"the tasks a save wrote {known} differ from those read {read}")
+    return known
+
+
+def _by_id(task: TaskView) -> str:
+    return task.id
+
+
+def _verify_view(session: Session, instance_id: str, tasks: Sequence[Any], waits: list[str]) -> None:
+    """``CERTFLOW_VERIFY_STATE``: a started instance's view from its save equals the tables'."""
+    read = session.scalars(_VIEW_TASKS, {"instance_id": instance_id}).all()
+    columns = [c.key for c in HumanTask.__table__.columns]
+    known_rows = sorted([getattr(t, c) for c in columns] for t in tasks)
+    read_rows = sorted([getattr(t, c) for c in columns] for t in read)
+    read_waits = sorted(f"{s.message_name} ({s.correlation_key})"
+                        for s in session.scalars(_VIEW_WAITS, {"instance_id": instance_id}))
+    if known_rows != read_rows or sorted(waits) != read_waits:
+        raise AssertionError("a started instance's tasks or subscriptions differ from those read")
 
 
 __all__ = ["Actor", "Engine", "state_to_dict"]

@@ -11,6 +11,7 @@ as dicts, one executemany per table): the ORM's unit of work would cost more tha
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, cast
@@ -79,6 +80,11 @@ class Projected:
     publish: list[JobMessage]
     # The instance now waits for a message it did not wait for before this save.
     subscribed: bool = False
+    # The instance's queue entries as this save left them, when it wrote every one of them
+    # (or none is left): the rows as inserted, so an answer built from them (the tasks a
+    # completion opened, a start's view) needs no read. None when a row was kept from an
+    # earlier save: its claim may have changed since, so that answer reads the table.
+    queue: list[dict[str, Any]] | None = None
 
 
 def project(session: Session, instance: Instance, tasks: list[Task], workflow: BpmnWorkflow,
@@ -101,9 +107,10 @@ def project(session: Session, instance: Instance, tasks: list[Task], workflow: B
     }
     new = instance.projected is None  # a just-started instance has no rows yet: nothing to read
     publish: list[JobMessage] = []
+    queue: list[dict[str, Any]] | None = [] if not ready else None
     if new or after["human"] != before.get("human"):
-        _human_tasks(session, instance, ready, now, evaluate, before.get("human"), Due(elements, settings), tasks,
-                     new)
+        queue = _human_tasks(session, instance, ready, now, evaluate, before.get("human"), Due(elements, settings),
+                             tasks, new)
     if new or after["jobs"] != before.get("jobs"):
         publish = _jobs(session, instance, waiting, now, settings, new, before.get("jobs"), closed_jobs)
     subscribed = False
@@ -113,27 +120,40 @@ def project(session: Session, instance: Instance, tasks: list[Task], workflow: B
         subscribed = bool(subscriptions - {(name, key) for name, key in before.get("subs") or []})
     instance.projected = after
     instance.next_due_at = next_due(workflow)
-    return Projected(publish=publish, subscribed=subscribed)
+    return Projected(publish=publish, subscribed=subscribed, queue=queue)
 
 
 def _human_tasks(session: Session, instance: Instance, ready: dict[str, Task], now: datetime,
-                 evaluate: Any, projected: list[str] | None, due: "Due", tasks: list[Task], new: bool) -> None:
+                 evaluate: Any, projected: list[str] | None, due: "Due", tasks: list[Task], new: bool
+                 ) -> list[dict[str, Any]] | None:
     """``projected``: the ready task ids whose rows the last save wrote (None: not known, so
     read); ``new``: the instance has no rows yet. Those still ready keep their rows (and
-    claims); every other row of the instance is deleted, whatever put it there."""
+    claims); every other row of the instance is deleted. Returns the rows inserted when no
+    row was kept (``Projected.queue``), else None.
+
+    The rows of an instance are exactly those its last save projected: only this function
+    inserts or deletes them, in the transaction that records ``projected``. So when none of
+    those left the queue there is nothing to delete, and no statement is run for it (most
+    saves that open a task close none); ``CERTFLOW_VERIFY_STATE`` checks the table agrees."""
     db = session.connection()
     kept: set[str] = set()
     if not new:
         if projected is None:
             projected = list(db.execute(_Q.human_ids, {"instance_id": instance.id}).scalars())
         kept = {tid for tid in projected if tid in ready}
-        gone = [row for row in db.execute(_Q.human_replace, {"instance_id": instance.id, "keep": sorted(kept)})
-                if row.id not in ready]
-        if gone:
-            _audit_withdrawn(session, instance, gone, tasks, now)
+        if len(kept) < len(projected):
+            gone = [row for row in db.execute(_Q.human_replace, {"instance_id": instance.id, "keep": sorted(kept)})
+                    if row.id not in ready]
+            if gone:
+                _audit_withdrawn(session, instance, gone, tasks, now)
+        elif os.environ.get("CERTFLOW_VERIFY_STATE") == "1":
+            present = set(db.execute(_Q.human_ids, {"instance_id": instance.id}).scalars())
+            if present != set(projected):
+                raise AssertionError(f"queue entries {sorted(present)} differ from the projected {sorted(projected)}")
     rows = [_queue_entry(instance, task, now, evaluate, due) for tid, task in ready.items() if tid not in kept]
     if rows:
         db.execute(_Q.human_insert, rows)
+    return None if kept else rows
 
 
 def _audit_withdrawn(session: Session, instance: Instance, rows: list[Any], tasks: list[Task],

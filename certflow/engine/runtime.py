@@ -86,6 +86,9 @@ class Advance:
     closed_jobs: set[tuple[str, int]] = field(default_factory=set)
     # The save opened a message subscription: a buffered message may now be delivered.
     subscribed: bool = False
+    # The instance's queue entries as the save left them, when it wrote them all
+    # (``Projected.queue``); None: not known without a read.
+    queue: list[dict[str, Any]] | None = None
     started: float = 0.0
     # A savepoint taken just after a handler with outside effects succeeded in this advance,
     # and its result: if what follows fails, the advance rolls back to it (see EffectKept).
@@ -396,7 +399,7 @@ class Runtime:
         advance.session.flush()  # the one flush: the projections below read with Core
         projected = project(advance.session, instance, tasks, workflow, now, self.settings, self.evaluate,
                             advance.definition.elements, advance.closed_jobs)
-        advance.subscribed = projected.subscribed
+        advance.subscribed, advance.queue = projected.subscribed, projected.queue
         instance.state = state_to_dict(workflow)
         instance.serializer_version = SERIALIZER_VERSION
         instance.updated_at = now

@@ -1,0 +1,94 @@
+"""What an advance no longer reads or writes because the save already knows it (issue 12,
+"save less"), and that the answers stay those the tables give.
+
+A save knows the queue entries it wrote: when it wrote every entry of its instance (none was
+kept from an earlier save, whose claim may have changed since), a completion's "what is mine
+next" and a start's view are built from them, not read back. A save that closes no projected
+task deletes nothing. ``CERTFLOW_VERIFY_STATE`` (on in every test) compares each such answer
+with a read; these tests switch it off where they count statements, and show it bites."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+from sqlalchemy import insert
+
+from certflow.store.db import session_scope
+from certflow.store.models import HumanTask, Instance
+from tests.engine.test_queue_rules import QUEUE_DIR, ids
+from tests.engine.test_runtime import flow, start  # noqa: F401  (the fixture)
+from tests.support import Harness, statements
+
+
+@pytest.fixture
+def queue(harness: Harness) -> Harness:
+    harness.engine.deploy(harness.staff, QUEUE_DIR)
+    return harness
+
+
+def _reads_of(table: str, seen: list[str]) -> list[str]:
+    """Reads of ``table``'s rows (not a lock statement that finds an instance through it)."""
+    return [s for s in seen if s.startswith(f"SELECT {table}.")]
+
+
+def test_a_start_answers_with_its_tasks_and_waits_without_reading_them(queue: Harness,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CERTFLOW_VERIFY_STATE", "0")
+    with statements() as seen:
+        view = queue.engine.start(queue.staff, "queue", "Q1", {})
+    assert not _reads_of("human_tasks", seen) and not _reads_of("subscriptions", seen)
+    read = queue.engine.instance(queue.staff, view.id)  # read from the tables
+    assert sorted(view.open_tasks, key=lambda t: t.id) == sorted(read.open_tasks, key=lambda t: t.id)
+    assert sorted(ids(view.open_tasks)) == ["later", "mentoring", "soon", "undated_high", "undated_low"]
+    assert view.waiting_for == read.waiting_for == []
+
+
+def test_a_completion_that_leaves_only_new_work_answers_from_the_save(queue: Harness,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """While other tasks stay open the answer is read (a colleague may have claimed one);
+    once the completion leaves only the task it opened, that task is the answer, unread."""
+    instance_id = queue.engine.start(queue.staff, "queue", "Q1", {}).id
+    clerk = queue.user("clerk", ["office", "mentor"])
+    tasks = {t.element_id: t.id for t in queue.engine.inbox(clerk) if t.instance_id == instance_id}
+    for element in ("later", "undated_low", "undated_high", "mentoring"):
+        queue.engine.complete(clerk, tasks[element], {"ok": True})
+    monkeypatch.setenv("CERTFLOW_VERIFY_STATE", "0")
+    with statements() as seen:
+        done = queue.engine.complete(clerk, tasks["soon"], {"ok": True})
+    assert ids(done.next_tasks) == ["followup"]
+    assert len(_reads_of("human_tasks", seen)) == 1  # the completed task's entry, under the lock
+    [followup] = done.next_tasks
+    assert followup == queue.engine.task(clerk, followup.id)  # what a read of it gives
+    assert ids(queue.engine.complete(clerk, followup.id, {"ok": True}).next_tasks) == []
+
+
+def test_a_save_that_closes_no_task_deletes_no_entry(flow: Harness,  # noqa: F811
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    start(flow)
+    monkeypatch.setenv("CERTFLOW_VERIFY_STATE", "0")
+    with statements() as seen:
+        flow.run_jobs()  # make_ref done: review opens, nothing closes
+    assert not [s for s in seen if s.startswith("DELETE FROM human_tasks")]
+    assert [t.element_id for t in flow.engine.inbox(flow.staff)] == ["review"]
+
+
+def test_an_entry_that_is_not_projected_is_caught_by_the_check(flow: Harness,  # noqa: F811
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The skipped delete trusts that an instance's entries are those its last save projected
+    (only the projection inserts and deletes them). A row put there behind its back breaks
+    that, and the check says so."""
+    instance_id = start(flow)
+    now = datetime.now(timezone.utc)
+    with session_scope() as s:
+        instance = s.get(Instance, instance_id)
+        assert instance is not None
+        s.execute(insert(HumanTask), [dict(
+            id="stray", instance_id=instance_id, process_id="flow", business_key=instance.business_key,
+            element_id="review", title="Stray", candidate_group="office", priority=50, created_at=now, context={})])
+    with pytest.raises(AssertionError, match="differ from the projected"):
+        flow.run_jobs()
+    monkeypatch.setenv("CERTFLOW_VERIFY_STATE", "0")
+    flow.run_jobs()  # unchecked, the stray row stays: the check is what guards the shortcut
+    with session_scope() as s:
+        assert s.get(HumanTask, "stray") is not None
