@@ -17,6 +17,7 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
+from certflow.clock import CLOCK, OFFSET_COLUMN
 from certflow.engine import assignment
 from certflow.engine.analytics import AnalyticsMixin
 from certflow.engine import deploy as deploying
@@ -62,6 +63,9 @@ MAX_MESSAGE_TTL = timedelta(days=3650)
 # Built once: the instance view's reads, by instance id (start answers with one).
 _VIEW_TASKS = select(HumanTask).where(HumanTask.instance_id == bindparam("instance_id"))
 _VIEW_WAITS = select(Subscription).where(Subscription.instance_id == bindparam("instance_id"))
+# An instance, and the shared clock's offset in the same statement (a view's one read before
+# it asks the time).
+_INSTANCE_CLOCK = select(Instance, OFFSET_COLUMN).where(Instance.id == bindparam("instance_id"))
 _WAITING = select(Subscription.instance_id).where(Subscription.message_name == bindparam("name"),
                                                   Subscription.correlation_key == bindparam("key"))
 
@@ -144,23 +148,25 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
     def _start(self, username: str, process_id: str, business_key: str, data: dict[str, Any],
                message: tuple[str, dict[str, Any], int | None] | None = None,
                view: tuple[Actor, list[InstanceView]] | None = None, inline: bool = False) -> str:
-        with self.session() as session:
+        with self.session(clock=False) as session:  # the latest version's lookup reads the clock
             instance_id, committed = self.start_in(session, username, process_id, business_key, data, message,
-                                                   view, inline)
+                                                   view, inline, read_clock=True)
         committed()
         return instance_id
 
     def start_in(self, session: Session, username: str, process_id: str, business_key: str, data: dict[str, Any],
                  message: tuple[str, dict[str, Any], int | None] | None = None,
-                 view: tuple[Actor, list[InstanceView]] | None = None, inline: bool = False
-                 ) -> tuple[str, Callable[[], None]]:
+                 view: tuple[Actor, list[InstanceView]] | None = None, inline: bool = False,
+                 read_clock: bool = False) -> tuple[str, Callable[[], None]]:
         """Start an instance in a transaction the caller opened (message routing picks the
-        message in it). Returns its id and what to call once the caller has committed."""
+        message in it). Returns its id and what to call once the caller has committed.
+        ``read_clock``: the caller's unit of work has not read the clock yet (nor asked the
+        time): the lookup of the latest version reads it."""
         if message is not None and message[2] is not None:
             from certflow.engine.messaging import claim
 
             claim(session, message[2])  # a second drainer stops here
-        definition_id = rules.latest_id(session, process_id)
+        definition_id = rules.latest_id(session, process_id, read_clock and self.settings.clock_controllable)
         definition = self.definition(session, definition_id)
         if view is not None and not view[0].is_staff:  # anyone else starts only for themselves
             rules.may_start(definition.elements, view[0], process_id)
@@ -253,10 +259,13 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
         return self.instance(actor, instance_id)
 
     def instance(self, actor: Actor, instance_id: str) -> InstanceView:
-        with self.session() as session:
-            instance = session.get(Instance, instance_id)
-            if instance is None:
+        with self.session(clock=False) as session:  # the instance's read reads the clock
+            row = session.execute(_INSTANCE_CLOCK, {"instance_id": instance_id}).one_or_none()
+            if row is None:
                 raise NotFound(Message(N_("no instance '%(instance)s'"), instance=instance_id))
+            instance: Instance = row[0]
+            if self.settings.clock_controllable:
+                CLOCK.refreshed(row[1])
             rules.may_see(session, actor, instance)
             return self._view(session, instance, self.definition(session, instance.definition_id), actor)
 

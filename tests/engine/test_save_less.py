@@ -9,15 +9,18 @@ with a read; these tests switch it off where they count statements, and show it 
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
+from certflow.engine.errors import NotFound
+from certflow.engine.messaging import emit
 from certflow.store.db import session_scope
-from certflow.store.models import HumanTask, Instance
+from certflow.store.models import HumanTask, Instance, Message
 from tests.engine.test_queue_rules import QUEUE_DIR, ids
 from tests.engine.test_runtime import flow, start  # noqa: F401  (the fixture)
+from tests.engine.test_shared_clock import moved_by_another_process
 from tests.support import Harness, statements
 
 
@@ -92,3 +95,32 @@ def test_an_entry_that_is_not_projected_is_caught_by_the_check(flow: Harness,  #
     flow.run_jobs()  # unchecked, the stray row stays: the check is what guards the shortcut
     with session_scope() as s:
         assert s.get(HumanTask, "stray") is not None
+
+
+def test_a_start_and_a_drain_see_the_clock_another_process_moved(flow: Harness) -> None:  # noqa: F811
+    """A start reads the offset with its first lookup, a drain with its pick of the next
+    message: neither runs a read of its own, and neither uses a stale offset."""
+    moved_by_another_process(timedelta(days=2))
+    instance_id = start(flow)
+    real = datetime.now(timezone.utc)
+    with session_scope() as s:
+        created = s.scalar(select(Instance.created_at).where(Instance.id == instance_id))
+        emit(s, "nobody", {"x": 1}, flow.engine.now())
+    assert created is not None and created > real + timedelta(days=2, minutes=-1)
+    moved_by_another_process(timedelta(days=3))
+    flow.engine.drain_messages()
+    with session_scope() as s:
+        message = s.scalars(select(Message).where(Message.name == "nobody")).one()
+    assert message.status == "unrouted" and message.handled_at is not None
+    handled = message.handled_at if message.handled_at.tzinfo else message.handled_at.replace(tzinfo=timezone.utc)
+    assert handled > real + timedelta(days=5, minutes=-1)
+
+
+def test_the_instance_view_sees_the_clock_another_process_moved(flow: Harness) -> None:  # noqa: F811
+    instance_id = start(flow)
+    flow.run_jobs()
+    assert not any(t.overdue for t in flow.engine.instance(flow.staff, instance_id).open_tasks)
+    moved_by_another_process(timedelta(days=11))  # the review was due in 10 days
+    assert all(t.overdue for t in flow.engine.instance(flow.staff, instance_id).open_tasks)
+    with pytest.raises(NotFound):
+        flow.engine.instance(flow.staff, "no-such-instance")
