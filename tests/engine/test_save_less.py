@@ -14,14 +14,14 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import insert, select
 
-from certflow.engine.errors import NotFound
+from certflow.engine.errors import Conflict, NotFound
 from certflow.engine.messaging import emit
 from certflow.store.db import session_scope
 from certflow.store.models import HumanTask, Instance, Message
 from tests.engine.test_queue_rules import QUEUE_DIR, ids
 from tests.engine.test_runtime import flow, start  # noqa: F401  (the fixture)
 from tests.engine.test_shared_clock import moved_by_another_process
-from tests.support import Harness, statements
+from tests.support import FLOW_DIR, Harness, statements
 
 
 @pytest.fixture
@@ -124,3 +124,43 @@ def test_the_instance_view_sees_the_clock_another_process_moved(flow: Harness) -
     assert all(t.overdue for t in flow.engine.instance(flow.staff, instance_id).open_tasks)
     with pytest.raises(NotFound):
         flow.engine.instance(flow.staff, "no-such-instance")
+
+
+@pytest.fixture
+def both(any_db: str) -> Harness:
+    """The flow process on SQLite and on PostgreSQL."""
+    from certflow.bootstrap import build_engine
+
+    harness = Harness(build_engine())
+    harness.engine.publisher = harness.published.extend
+    harness.engine.deploy(harness.staff, FLOW_DIR)
+    return harness
+
+
+def test_a_completion_answers_the_same_on_either_database(both: Harness) -> None:
+    """A claim by someone else is seen by the completion, the answer (what is mine next) is
+    built from the save's rows or read, as checked, and a completed task is gone."""
+    start(both)
+    both.run_jobs()
+    [task] = [t for t in both.engine.inbox(both.staff) if t.element_id == "review"]
+    bob = both.user("bob", ["office"])
+    both.engine.claim(bob, task.id)
+    clerk = both.user("clerk", ["office"])
+    with pytest.raises(Conflict, match="claimed by bob"):
+        both.engine.complete(clerk, task.id, {"approved": True})
+    done = both.engine.complete(bob, task.id, {"approved": True})
+    assert done.instance_status == "running" and done.next_tasks == []
+    with pytest.raises(NotFound, match="no open task"):
+        both.engine.complete(bob, task.id, {"approved": True})
+
+
+def test_an_unrouted_message_is_settled_by_its_drain_on_either_database(both: Harness) -> None:
+    """The drain settles a message nobody takes under the lock of its pick (SKIP LOCKED on
+    PostgreSQL), with no claim of its own, once."""
+    with session_scope() as s:
+        emit(s, "nobody", {"x": 1}, both.engine.now())
+    assert both.engine.drain_messages() == 1
+    with session_scope() as s:
+        message = s.scalars(select(Message).where(Message.name == "nobody")).one()
+    assert message.status == "unrouted" and "nobody waits" in (message.outcome or "")
+    assert both.engine.drain_messages() == 0
