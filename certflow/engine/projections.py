@@ -61,7 +61,7 @@ class _Statements:
         self.jobs_stale = (update(jobs).where(jobs.c.idempotency_key.in_(bindparam("keys", expanding=True)),
                                               jobs.c.status.in_(("queued", "running")))
                            .values(status="stale", finished_at=bindparam("finished_at")))
-        self.job_insert = insert(jobs).returning(jobs.c.id)
+        self.job_insert = insert(jobs)
         self.subs_delete = delete(subs).where(subs.c.instance_id == bindparam("instance_id"))
         self.subs_insert = insert(subs)
 
@@ -252,7 +252,7 @@ def _jobs(session: Session, instance: Instance, waiting: dict[str, Task], now: d
             max_attempts=task.task_spec.retries or settings.job_max_attempts, status="queued",
             available_at=available, published_at=now if delay == timedelta(0) else None,
             created_at=now, request_id=current_request_id(),
-        )).scalar_one()
+        )).inserted_primary_key[0]  # SQLite's lastrowid; PostgreSQL returns it
         if delay == timedelta(0):
             publish.append(JobMessage(job_id, operator))
     return publish
