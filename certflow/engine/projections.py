@@ -52,6 +52,8 @@ class _Statements:
                                                   human.c.id.not_in(bindparam("keep", expanding=True)))
                               .returning(human.c.id, human.c.element_id, human.c.assignee, human.c.due_at,
                                          human.c.created_at, human.c.escalation_level))
+        self.human_clear = (delete(human).where(human.c.instance_id == bindparam("instance_id"))
+                            .returning(*self.human_replace.exported_columns))
         self.human_ids = select(human.c.id).where(human.c.instance_id == bindparam("instance_id"))
         self.human_insert = insert(human)
         self.audit_insert = insert(table_of(AuditEvent))
@@ -134,7 +136,9 @@ def _human_tasks(session: Session, instance: Instance, ready: dict[str, Task], n
     The rows of an instance are exactly those its last save projected: only this function
     inserts or deletes them, in the transaction that records ``projected``. So when none of
     those left the queue there is nothing to delete, and no statement is run for it (most
-    saves that open a task close none); ``CERTFLOW_VERIFY_STATE`` checks the table agrees."""
+    saves that open a task close none); ``CERTFLOW_VERIFY_STATE`` checks the table holds
+    exactly the kept rows then. A save that closes one deletes every row but those kept, so a
+    row nothing accounts for (an edited table) goes with the next task that closes."""
     db = session.connection()
     kept: set[str] = set()
     if not new:
@@ -142,14 +146,19 @@ def _human_tasks(session: Session, instance: Instance, ready: dict[str, Task], n
             projected = list(db.execute(_Q.human_ids, {"instance_id": instance.id}).scalars())
         kept = {tid for tid in projected if tid in ready}
         if len(kept) < len(projected):
-            gone = [row for row in db.execute(_Q.human_replace, {"instance_id": instance.id, "keep": sorted(kept)})
-                    if row.id not in ready]
+            # Keeping none (the usual save that closes a task): every row of the instance, with
+            # no list to expand (an expanding NOT IN is rendered afresh on every execution).
+            params: dict[str, Any] = {"instance_id": instance.id}
+            replace = _Q.human_clear if not kept else _Q.human_replace
+            if kept:
+                params["keep"] = sorted(kept)
+            gone = [row for row in db.execute(replace, params) if row.id not in ready]
             if gone:
                 _audit_withdrawn(session, instance, gone, tasks, now)
-        elif os.environ.get("CERTFLOW_VERIFY_STATE") == "1":
+        if os.environ.get("CERTFLOW_VERIFY_STATE") == "1":
             present = set(db.execute(_Q.human_ids, {"instance_id": instance.id}).scalars())
-            if present != set(projected):
-                raise AssertionError(f"queue entries {sorted(present)} differ from the projected {sorted(projected)}")
+            if present != kept:
+                raise AssertionError(f"queue entries {sorted(present)} differ from the projected {sorted(kept)}")
     rows = [_queue_entry(instance, task, now, evaluate, due) for tid, task in ready.items() if tid not in kept]
     if rows:
         db.execute(_Q.human_insert, rows)
