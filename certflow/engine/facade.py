@@ -438,14 +438,22 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
             key = correlation_key(None, business_key)
         else:
             raise InvalidInput("a message needs one correlation value (e.g. invoice_number) or a business key")
-        with self.session(clock=False) as session:  # a lookup: each advance below reads the clock
-            targets = session.scalars(_WAITING, {"name": name, "key": key}).all()
+        first: Advance | None = None
+        # The lookup, and the first target's advance in the same transaction (its lock reads
+        # the clock); whether that instance still waits is checked under the lock (``_catch``).
+        with self.session(clock=False) as session:
+            targets = session.connection().execute(_WAITING, {"name": name, "key": key}).scalars().all()
+            if targets:
+                with self.advance_in(session, targets[0], actor.username) as first:
+                    self._catch(first, name, key, payload or {})
+        if first is not None:
+            self.after_advance(first)
         if not targets and ttl is not None:
             self.buffer_message(name, key, payload or {}, ttl, actor.username)
             return []
         if not targets:
             raise NotFound(f"no instance is waiting for message {name!r} with {key}")
-        for instance_id in targets:
+        for instance_id in targets[1:]:
             with self.advancing(instance_id, actor.username) as adv:
                 self._catch(adv, name, key, payload or {})
         return list(targets)

@@ -164,3 +164,31 @@ def test_an_unrouted_message_is_settled_by_its_drain_on_either_database(both: Ha
         message = s.scalars(select(Message).where(Message.name == "nobody")).one()
     assert message.status == "unrouted" and "nobody waits" in (message.outcome or "")
     assert both.engine.drain_messages() == 0
+
+
+def test_a_message_is_looked_up_and_delivered_to_its_waiter_in_one_transaction(
+        flow: Harness) -> None:  # noqa: F811
+    """The lookup of who waits shares its transaction with the (first) delivery."""
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session
+
+    instance_id = start(flow)
+    flow.run_jobs()
+    [task] = [t for t in flow.engine.inbox(flow.staff) if t.element_id == "review"]
+    flow.engine.complete(flow.staff, task.id, {"approved": True})
+    ref = flow.engine.instance(flow.staff, instance_id).data["ref"]
+    commits: list[object] = []
+
+    def committed(session: Session) -> None:
+        commits.append(session)
+
+    event.listen(Session, "after_commit", committed)
+    try:
+        assert flow.engine.deliver_message(flow.staff, "paid", {"amount": 3}, {"ref": ref}) == [instance_id]
+    finally:
+        event.remove(Session, "after_commit", committed)
+    assert len(commits) == 1
+    view = flow.engine.instance(flow.staff, instance_id)
+    assert view.status == "completed" and view.data["amount"] == 3
+    with pytest.raises(NotFound, match="no instance is waiting"):
+        flow.engine.deliver_message(flow.staff, "paid", {"amount": 4}, {"ref": ref})
