@@ -192,3 +192,21 @@ def test_a_message_is_looked_up_and_delivered_to_its_waiter_in_one_transaction(
     assert view.status == "completed" and view.data["amount"] == 3
     with pytest.raises(NotFound, match="no instance is waiting"):
         flow.engine.deliver_message(flow.staff, "paid", {"amount": 4}, {"ref": ref})
+
+
+def test_a_started_instance_is_written_with_one_insert_and_never_read_back(flow: Harness,  # noqa: F811
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The new row goes in with a Core INSERT and the object stands for it in the session as
+    a flush would leave it: the save's version check holds, and no column is read back."""
+    monkeypatch.setenv("CERTFLOW_VERIFY_STATE", "0")
+    with statements() as seen:
+        instance_id = start(flow)
+    assert len([s for s in seen if s.startswith("INSERT INTO instances")]) == 1
+    assert not [s for s in seen if s.startswith("SELECT instances.id, instances.definition_id")]
+    with session_scope() as s:
+        row = s.get(Instance, instance_id)
+        assert row is not None
+        assert (row.version, row.has_incident, row.status, row.business_key) == (2, False, "running", "K1")
+        assert row.projected is not None and row.state and row.definition_id
+    flow.run_jobs()
+    assert [t.element_id for t in flow.engine.inbox(flow.staff)] == ["review"]
