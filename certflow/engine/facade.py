@@ -10,13 +10,15 @@ import os
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import bindparam, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, insert, or_, select
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
+from certflow.clock import CLOCK, OFFSET_COLUMN
 from certflow.engine import assignment
 from certflow.engine.analytics import AnalyticsMixin
 from certflow.engine import deploy as deploying
@@ -36,11 +38,12 @@ from certflow.engine.jobs import JobsMixin
 from certflow.engine.timers import TimersMixin
 from certflow.engine.messaging import MessagingMixin
 from certflow.engine.monitor import MonitorMixin
-from certflow.engine.projections import correlation_key, waiting_message_tasks
+from certflow.engine.projections import correlation_key, table_of, waiting_message_tasks
 from certflow.engine.runtime import Advance, LoadedDefinition, Runtime
 from certflow.engine.studio import StudioMixin
 from certflow.engine.studio_tables import TableStudioMixin
 from certflow.engine.spiff import SERIALIZER_VERSION, find_task, last_task_data, state_to_dict
+from certflow.store.base import new_id
 from certflow.store.models import AuditEvent, Definition, HumanTask, Instance, Subscription, User
 from certflow.i18n import Message, N_
 
@@ -59,9 +62,14 @@ class Actor:
 MAX_MESSAGE_TTL = timedelta(days=3650)
 
 
+_INSTANCES = table_of(Instance)
+_INSERT_INSTANCE = insert(_INSTANCES)
 # Built once: the instance view's reads, by instance id (start answers with one).
 _VIEW_TASKS = select(HumanTask).where(HumanTask.instance_id == bindparam("instance_id"))
 _VIEW_WAITS = select(Subscription).where(Subscription.instance_id == bindparam("instance_id"))
+# An instance, and the shared clock's offset in the same statement (a view's one read before
+# it asks the time).
+_INSTANCE_CLOCK = select(Instance, OFFSET_COLUMN).where(Instance.id == bindparam("instance_id"))
 _WAITING = select(Subscription.instance_id).where(Subscription.message_name == bindparam("name"),
                                                   Subscription.correlation_key == bindparam("key"))
 
@@ -144,23 +152,25 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
     def _start(self, username: str, process_id: str, business_key: str, data: dict[str, Any],
                message: tuple[str, dict[str, Any], int | None] | None = None,
                view: tuple[Actor, list[InstanceView]] | None = None, inline: bool = False) -> str:
-        with self.session() as session:
+        with self.session(clock=False) as session:  # the latest version's lookup reads the clock
             instance_id, committed = self.start_in(session, username, process_id, business_key, data, message,
-                                                   view, inline)
+                                                   view, inline, read_clock=True)
         committed()
         return instance_id
 
     def start_in(self, session: Session, username: str, process_id: str, business_key: str, data: dict[str, Any],
                  message: tuple[str, dict[str, Any], int | None] | None = None,
-                 view: tuple[Actor, list[InstanceView]] | None = None, inline: bool = False
-                 ) -> tuple[str, Callable[[], None]]:
+                 view: tuple[Actor, list[InstanceView]] | None = None, inline: bool = False,
+                 read_clock: bool = False) -> tuple[str, Callable[[], None]]:
         """Start an instance in a transaction the caller opened (message routing picks the
-        message in it). Returns its id and what to call once the caller has committed."""
+        message in it). Returns its id and what to call once the caller has committed.
+        ``read_clock``: the caller's unit of work has not read the clock yet (nor asked the
+        time): the lookup of the latest version reads it."""
         if message is not None and message[2] is not None:
             from certflow.engine.messaging import claim
 
             claim(session, message[2])  # a second drainer stops here
-        definition_id = rules.latest_id(session, process_id)
+        definition_id = rules.latest_id(session, process_id, read_clock and self.settings.clock_controllable)
         definition = self.definition(session, definition_id)
         if view is not None and not view[0].is_staff:  # anyone else starts only for themselves
             rules.may_start(definition.elements, view[0], process_id)
@@ -178,7 +188,7 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
         instance, workflow = advance.instance, advance.workflow
         instance_id = instance.id
         if view is not None:
-            view[1].append(self._view(session, instance, definition, view[0], workflow))
+            view[1].append(self._view(session, instance, definition, view[0], workflow, advance.queue))
 
         def committed() -> None:
             self._checkin(instance, workflow, advance.states)
@@ -206,8 +216,7 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
         else:
             now = self.now()
             instance = self.new_instance(definition, username, business_key, data, message, now)
-            session.add(instance)
-            session.flush()
+            _insert(session, instance)
         session.autoflush = False  # as in every advance: save() flushes once
         advance = Advance(session, instance, workflow, definition, now, username, inline=inline)
         advance.audit("instance_started", data=data)
@@ -253,17 +262,29 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
         return self.instance(actor, instance_id)
 
     def instance(self, actor: Actor, instance_id: str) -> InstanceView:
-        with self.session() as session:
-            instance = session.get(Instance, instance_id)
-            if instance is None:
+        with self.session(clock=False) as session:  # the instance's read reads the clock
+            row = session.execute(_INSTANCE_CLOCK, {"instance_id": instance_id}).one_or_none()
+            if row is None:
                 raise NotFound(Message(N_("no instance '%(instance)s'"), instance=instance_id))
+            instance: Instance = row[0]
+            if self.settings.clock_controllable:
+                CLOCK.refreshed(row[1])
             rules.may_see(session, actor, instance)
             return self._view(session, instance, self.definition(session, instance.definition_id), actor)
 
     def _view(self, session: Session, instance: Instance, definition: Any, actor: Actor,
-              workflow: Any = None) -> InstanceView:
-        tasks = session.scalars(_VIEW_TASKS, {"instance_id": instance.id}).all()
-        waits = session.scalars(_VIEW_WAITS, {"instance_id": instance.id}).all()
+              workflow: Any = None, entries: list[dict[str, Any]] | None = None) -> InstanceView:
+        """``entries``: the instance was just started, and these are the queue entries its save
+        wrote (``Advance.queue``): its tasks and subscriptions are known without a read."""
+        if entries is not None:
+            tasks: Sequence[Any] = [queue.inserted(e) for e in entries]
+            waits = [f"{name} ({key})" for name, key in (instance.projected or {}).get("subs") or []]
+            if os.environ.get("CERTFLOW_VERIFY_STATE") == "1":
+                _verify_view(session, instance.id, tasks, waits)
+        else:
+            tasks = session.scalars(_VIEW_TASKS, {"instance_id": instance.id}).all()
+            waits = [f"{s.message_name} ({s.correlation_key})"
+                     for s in session.scalars(_VIEW_WAITS, {"instance_id": instance.id})]
         # The instance's data is for staff; others see their own tasks with what those show.
         data = self._current_data(instance, definition, workflow) if actor.is_staff else {}
         if not actor.is_staff:
@@ -275,7 +296,7 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
             created_at=instance.created_at, updated_at=instance.updated_at,
             started_by=instance.started_by, data=data,
             open_tasks=[queue.view(t, definition.forms, self.now()) for t in tasks],
-            waiting_for=[f"{s.message_name} ({s.correlation_key})" for s in waits],
+            waiting_for=waits,
         )
 
     def _current_data(self, instance: Instance, definition: Any, workflow: Any) -> dict[str, Any]:
@@ -395,8 +416,7 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
                       due_at=entry.due_at.isoformat() if entry.due_at else None,
                       created_at=entry.created_at.isoformat(), escalation_level=entry.escalation_level)
             adv.on_saved.append(lambda: answer.append(Completed(
-                task_id, adv.instance.id, adv.instance.status,
-                queue.mine(adv.session, actor, adv.instance.id, adv.definition.forms, adv.now))))
+                task_id, adv.instance.id, adv.instance.status, _mine(adv, actor))))
         return answer[0]
 
     def definition_forms(self, session: Session, instance_id: str) -> dict[str, Any]:
@@ -421,14 +441,22 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
             key = correlation_key(None, business_key)
         else:
             raise InvalidInput("a message needs one correlation value (e.g. invoice_number) or a business key")
-        with self.session(clock=False) as session:  # a lookup: each advance below reads the clock
-            targets = session.scalars(_WAITING, {"name": name, "key": key}).all()
+        first: Advance | None = None
+        # The lookup, and the first target's advance in the same transaction (its lock reads
+        # the clock); whether that instance still waits is checked under the lock (``_catch``).
+        with self.session(clock=False) as session:
+            targets = session.connection().execute(_WAITING, {"name": name, "key": key}).scalars().all()
+            if targets:
+                with self.advance_in(session, targets[0], actor.username) as first:
+                    self._catch(first, name, key, payload or {})
+        if first is not None:
+            self.after_advance(first)
         if not targets and ttl is not None:
             self.buffer_message(name, key, payload or {}, ttl, actor.username)
             return []
         if not targets:
             raise NotFound(f"no instance is waiting for message {name!r} with {key}")
-        for instance_id in targets:
+        for instance_id in targets[1:]:
             with self.advancing(instance_id, actor.username) as adv:
                 self._catch(adv, name, key, payload or {})
         return list(targets)
@@ -447,6 +475,51 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
                 adv.audit("message_received", str(task.id), task.task_spec.bpmn_id, message=name, payload=payload)
                 return
         raise Conflict(f"instance {adv.instance.id} stopped waiting for {name!r}")
+
+
+def _insert(session: Session, instance: Instance) -> None:
+    """Write a new instance's row with one Core INSERT and make the object the session's
+    persistent copy of it, as a flush would (with the defaults a flush applies), without the
+    unit of work's cost for one row. Every column is set on the object first: one left unset
+    would be expired, and read back by its first use."""
+    instance.id, instance.version, instance.has_incident = new_id(), 1, False
+    row = {column.key: getattr(instance, column.key) for column in _INSTANCES.columns}
+    session.connection().execute(_INSERT_INSTANCE, row)
+    for key, value in row.items():
+        if key not in instance.__dict__:
+            set_committed_value(instance, key, value)
+    make_transient_to_detached(instance)
+    session.add(instance)
+
+
+def _mine(adv: Advance, actor: Actor) -> list[TaskView]:
+    """What in the advanced instance the actor can pick up next: from the entries its save
+    wrote when it wrote them all, else read (``queue.mine``)."""
+    forms = adv.definition.forms
+    if adv.queue is None:
+        return queue.mine(adv.session, actor, adv.instance.id, forms, adv.now)
+    known = queue.mine_of(adv.queue, actor, forms, adv.now)
+    if os.environ.get("CERTFLOW_VERIFY_STATE") == "1":
+        read = queue.mine(adv.session, actor, adv.instance.id, forms, adv.now)
+        if sorted(known, key=_by_id) != sorted(read, key=_by_id):
+            raise AssertionError(f"the tasks a save wrote {known} differ from those read {read}")
+    return known
+
+
+def _by_id(task: TaskView) -> str:
+    return task.id
+
+
+def _verify_view(session: Session, instance_id: str, tasks: Sequence[Any], waits: list[str]) -> None:
+    """``CERTFLOW_VERIFY_STATE``: a started instance's view from its save equals the tables'."""
+    read = session.scalars(_VIEW_TASKS, {"instance_id": instance_id}).all()
+    columns = [c.key for c in HumanTask.__table__.columns]
+    known_rows = sorted([getattr(t, c) for c in columns] for t in tasks)
+    read_rows = sorted([getattr(t, c) for c in columns] for t in read)
+    read_waits = sorted(f"{s.message_name} ({s.correlation_key})"
+                        for s in session.scalars(_VIEW_WAITS, {"instance_id": instance_id}))
+    if known_rows != read_rows or sorted(waits) != read_waits:
+        raise AssertionError("a started instance's tasks or subscriptions differ from those read")
 
 
 __all__ = ["Actor", "Engine", "state_to_dict"]

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from certflow.clock import CLOCK, OFFSET_COLUMN
 from certflow.engine import rules
 from certflow.engine.errors import CertflowError, Conflict
 from certflow.engine.projections import correlation_key, table_of
@@ -57,6 +58,13 @@ def candidate_keys(payload: dict[str, Any]) -> list[str]:
 _NEXT_PENDING = (select(Message.id).where(Message.status == "pending").order_by(Message.id)
                  .limit(bindparam("size")))
 _NEXT_PENDING_SKIP_LOCKED = _NEXT_PENDING.with_for_update(skip_locked=True)
+# The same, reading the shared clock's offset in the same statement (the pick is the drain
+# transaction's first read; a pick that finds nothing needs no time).
+_NEXT_PENDING_CLOCK = _NEXT_PENDING.add_columns(OFFSET_COLUMN)
+_NEXT_PENDING_SKIP_LOCKED_CLOCK = _NEXT_PENDING_SKIP_LOCKED.add_columns(OFFSET_COLUMN)
+_MESSAGE = select(Message.name, Message.payload, Message.status).where(Message.id == bindparam("message_id"))
+_TARGETS = select(Subscription.instance_id).where(Subscription.message_name == bindparam("name"),
+                                                 Subscription.correlation_key.in_(bindparam("keys", expanding=True)))
 # A batch of starts (``_start_plan``): the picked messages after the first, who waits for
 # them, and which of their business keys run already.
 _MESSAGES_OF = (select(Message.id, Message.name, Message.payload, Message.status)
@@ -145,27 +153,29 @@ class MessagingMixin(_Base):
         starting: int | None = None
         batch: list[_Start] = []
         try:
-            with self.session() as session:
-                query = _NEXT_PENDING
+            with self.session(clock=False) as session:  # the pick reads the clock
+                read_clock = self.settings.clock_controllable
                 if session.bind is not None and session.bind.dialect.name == "postgresql":
-                    query = _NEXT_PENDING_SKIP_LOCKED
-                picked = session.scalars(query, {"size": size + 1}).all()
-                if not picked:
+                    query = _NEXT_PENDING_SKIP_LOCKED_CLOCK if read_clock else _NEXT_PENDING_SKIP_LOCKED
+                else:
+                    query = _NEXT_PENDING_CLOCK if read_clock else _NEXT_PENDING
+                rows = session.execute(query, {"size": size + 1}).all()
+                if not rows:
                     return 0, False
+                if read_clock:
+                    CLOCK.refreshed(rows[0][1])
+                picked = [row[0] for row in rows]
                 message_id, more = picked[0], len(picked) > 1
-                message = session.get(Message, message_id)
+                # Read under the pick's lock (SKIP LOCKED on PostgreSQL; SQLite's BEGIN IMMEDIATE
+                # holds the database's): a status of pending here is still pending at commit.
+                message = session.connection().execute(_MESSAGE, {"message_id": message_id}).one_or_none()
                 if message is None or message.status != "pending":
                     return 1, more
                 name, payload = message.name, dict(message.payload)
-                targets = session.scalars(select(Subscription.instance_id).where(
-                    Subscription.message_name == name,
-                    Subscription.correlation_key.in_(candidate_keys(payload)))).all()
+                targets = session.connection().execute(_TARGETS, {
+                    "name": name, "keys": candidate_keys(payload)}).scalars().all()
                 starts = None if targets else self._message_start_process(session, name)
-                if not targets and not starts:  # settled here: no transaction of its own
-                    try:
-                        claim(session, message_id)
-                    except AlreadyRouted:
-                        return 1, more  # another drainer routed it meanwhile: its outcome stands
+                if not targets and not starts:  # settled here, under that lock: no claim of its own
                     _mark(session, message_id, "unrouted",
                           f"nobody waits for {name!r} and no process starts on it", self.now())
                     return 1, more
@@ -447,10 +457,15 @@ def claim(session: Any, message_id: int, expected: str = "pending") -> None:
         raise AlreadyRouted(message_id)
 
 
+_MARK = (update(_MESSAGES).where(_MESSAGES.c.id == bindparam("b_id"))
+         .values(status=bindparam("b_status"), outcome=bindparam("b_outcome"), handled_at=bindparam("b_handled_at")))
+
+
 def _mark(session: Any, message_id: int, status: str, outcome: str, now: Any) -> None:
-    message = session.get(Message, message_id)
-    if message is not None:
-        message.status, message.outcome, message.handled_at = status, outcome, now
+    """Record a routed message's outcome: one Core UPDATE (the message is a committed row, its
+    status read under lock by ``claim``), no ORM object to load and flush."""
+    session.connection().execute(_MARK, {"b_id": message_id, "b_status": status, "b_outcome": outcome,
+                                         "b_handled_at": now})
 
 
 def emit(session: Any, name: str, payload: dict[str, Any], now: Any, idempotency_key: str | None = None,

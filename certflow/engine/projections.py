@@ -11,6 +11,7 @@ as dicts, one executemany per table): the ORM's unit of work would cost more tha
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, cast
@@ -51,6 +52,8 @@ class _Statements:
                                                   human.c.id.not_in(bindparam("keep", expanding=True)))
                               .returning(human.c.id, human.c.element_id, human.c.assignee, human.c.due_at,
                                          human.c.created_at, human.c.escalation_level))
+        self.human_clear = (delete(human).where(human.c.instance_id == bindparam("instance_id"))
+                            .returning(*self.human_replace.exported_columns))
         self.human_ids = select(human.c.id).where(human.c.instance_id == bindparam("instance_id"))
         self.human_insert = insert(human)
         self.audit_insert = insert(table_of(AuditEvent))
@@ -60,7 +63,7 @@ class _Statements:
         self.jobs_stale = (update(jobs).where(jobs.c.idempotency_key.in_(bindparam("keys", expanding=True)),
                                               jobs.c.status.in_(("queued", "running")))
                            .values(status="stale", finished_at=bindparam("finished_at")))
-        self.job_insert = insert(jobs).returning(jobs.c.id)
+        self.job_insert = insert(jobs)
         self.subs_delete = delete(subs).where(subs.c.instance_id == bindparam("instance_id"))
         self.subs_insert = insert(subs)
 
@@ -79,6 +82,11 @@ class Projected:
     publish: list[JobMessage]
     # The instance now waits for a message it did not wait for before this save.
     subscribed: bool = False
+    # The instance's queue entries as this save left them, when it wrote every one of them
+    # (or none is left): the rows as inserted, so an answer built from them (the tasks a
+    # completion opened, a start's view) needs no read. None when a row was kept from an
+    # earlier save: its claim may have changed since, so that answer reads the table.
+    queue: list[dict[str, Any]] | None = None
 
 
 def project(session: Session, instance: Instance, tasks: list[Task], workflow: BpmnWorkflow,
@@ -101,9 +109,10 @@ def project(session: Session, instance: Instance, tasks: list[Task], workflow: B
     }
     new = instance.projected is None  # a just-started instance has no rows yet: nothing to read
     publish: list[JobMessage] = []
+    queue: list[dict[str, Any]] | None = [] if not ready else None
     if new or after["human"] != before.get("human"):
-        _human_tasks(session, instance, ready, now, evaluate, before.get("human"), Due(elements, settings), tasks,
-                     new)
+        queue = _human_tasks(session, instance, ready, now, evaluate, before.get("human"), Due(elements, settings),
+                             tasks, new)
     if new or after["jobs"] != before.get("jobs"):
         publish = _jobs(session, instance, waiting, now, settings, new, before.get("jobs"), closed_jobs)
     subscribed = False
@@ -113,27 +122,47 @@ def project(session: Session, instance: Instance, tasks: list[Task], workflow: B
         subscribed = bool(subscriptions - {(name, key) for name, key in before.get("subs") or []})
     instance.projected = after
     instance.next_due_at = next_due(workflow)
-    return Projected(publish=publish, subscribed=subscribed)
+    return Projected(publish=publish, subscribed=subscribed, queue=queue)
 
 
 def _human_tasks(session: Session, instance: Instance, ready: dict[str, Task], now: datetime,
-                 evaluate: Any, projected: list[str] | None, due: "Due", tasks: list[Task], new: bool) -> None:
+                 evaluate: Any, projected: list[str] | None, due: "Due", tasks: list[Task], new: bool
+                 ) -> list[dict[str, Any]] | None:
     """``projected``: the ready task ids whose rows the last save wrote (None: not known, so
     read); ``new``: the instance has no rows yet. Those still ready keep their rows (and
-    claims); every other row of the instance is deleted, whatever put it there."""
+    claims); every other row of the instance is deleted. Returns the rows inserted when no
+    row was kept (``Projected.queue``), else None.
+
+    The rows of an instance are exactly those its last save projected: only this function
+    inserts or deletes them, in the transaction that records ``projected``. So when none of
+    those left the queue there is nothing to delete, and no statement is run for it (most
+    saves that open a task close none); ``CERTFLOW_VERIFY_STATE`` checks the table holds
+    exactly the kept rows then. A save that closes one deletes every row but those kept, so a
+    row nothing accounts for (an edited table) goes with the next task that closes."""
     db = session.connection()
     kept: set[str] = set()
     if not new:
         if projected is None:
             projected = list(db.execute(_Q.human_ids, {"instance_id": instance.id}).scalars())
         kept = {tid for tid in projected if tid in ready}
-        gone = [row for row in db.execute(_Q.human_replace, {"instance_id": instance.id, "keep": sorted(kept)})
-                if row.id not in ready]
-        if gone:
-            _audit_withdrawn(session, instance, gone, tasks, now)
+        if len(kept) < len(projected):
+            # Keeping none (the usual save that closes a task): every row of the instance, with
+            # no list to expand (an expanding NOT IN is rendered afresh on every execution).
+            params: dict[str, Any] = {"instance_id": instance.id}
+            replace = _Q.human_clear if not kept else _Q.human_replace
+            if kept:
+                params["keep"] = sorted(kept)
+            gone = [row for row in db.execute(replace, params) if row.id not in ready]
+            if gone:
+                _audit_withdrawn(session, instance, gone, tasks, now)
+        if os.environ.get("CERTFLOW_VERIFY_STATE") == "1":
+            present = set(db.execute(_Q.human_ids, {"instance_id": instance.id}).scalars())
+            if present != kept:
+                raise AssertionError(f"queue entries {sorted(present)} differ from the projected {sorted(kept)}")
     rows = [_queue_entry(instance, task, now, evaluate, due) for tid, task in ready.items() if tid not in kept]
     if rows:
         db.execute(_Q.human_insert, rows)
+    return None if kept else rows
 
 
 def _audit_withdrawn(session: Session, instance: Instance, rows: list[Any], tasks: list[Task],
@@ -232,7 +261,7 @@ def _jobs(session: Session, instance: Instance, waiting: dict[str, Task], now: d
             max_attempts=task.task_spec.retries or settings.job_max_attempts, status="queued",
             available_at=available, published_at=now if delay == timedelta(0) else None,
             created_at=now, request_id=current_request_id(),
-        )).scalar_one()
+        )).inserted_primary_key[0]  # SQLite's lastrowid; PostgreSQL returns it
         if delay == timedelta(0):
             publish.append(JobMessage(job_id, operator))
     return publish

@@ -6,7 +6,9 @@ is an advance and lives in the facade.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Row, bindparam, or_, select
@@ -114,6 +116,26 @@ def mine(session: Session, actor: "Actor", instance_id: str, forms: dict[str, An
     entries = session.connection().execute(_MINE, {
         "instance_id": instance_id, "username": actor.username, "groups": list(actor.groups or ("",))}).all()
     return [view(e, forms, now) for e in entries]
+
+
+def mine_of(entries: list[dict[str, Any]], actor: "Actor", forms: dict[str, Any], now: datetime) -> list[TaskView]:
+    """``mine`` of an instance whose entries are known without a read: the rows its save
+    inserted (``Projected.queue``), picked by the same rule as ``_MINE``."""
+    groups = actor.groups or ("",)
+    return [view(inserted(e), forms, now) for e in entries
+            if e["assignee"] == actor.username or (e["assignee"] is None and e["candidate_group"] in groups)]
+
+
+_COLUMNS = tuple(c.key for c in _HUMAN.columns)
+
+
+def inserted(row: dict[str, Any]) -> Any:
+    """A queue entry the projection inserted (its column values), as a read of the table
+    would give it back: every column, the context through JSON (tuples become lists)."""
+    values: dict[str, Any] = dict.fromkeys(_COLUMNS)
+    values.update(row)
+    values["context"] = json.loads(json.dumps(values["context"]))
+    return SimpleNamespace(**values)
 
 
 def may_see(entry: HumanTask, actor: "Actor") -> None:

@@ -10,6 +10,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 from SpiffWorkflow.util.task import TaskState
 
+from certflow.clock import CLOCK, OFFSET_COLUMN
 from certflow.engine.errors import Forbidden, InvalidInput, NotFound
 from certflow.engine.sandbox_bounds import DataLimitExceeded, NotData, check_data
 from certflow.registry import HandlerRegistry
@@ -103,15 +104,21 @@ def definition(session: Session, process_id: str, version: int | None) -> Defini
 
 _LATEST_ID = (select(Definition.id).where(Definition.process_id == bindparam("process_id"))
               .order_by(Definition.version.desc()).limit(1))
+# The same, reading the shared clock's offset in the same statement (a start's first read).
+_LATEST_ID_CLOCK = _LATEST_ID.add_columns(OFFSET_COLUMN)
 
 
-def latest_id(session: Session, process_id: str) -> int:
+def latest_id(session: Session, process_id: str, read_clock: bool = False) -> int:
     """The id of a process's latest deployed version (the runtime caches the rest by id,
-    so starting an instance does not read the version's whole row)."""
-    definition_id = session.connection().execute(_LATEST_ID, {"process_id": process_id}).scalar()
-    if definition_id is None:  # the same refusal as ``definition``'s, in the reader's language
+    so starting an instance does not read the version's whole row). ``read_clock``: refresh
+    the controllable clock from this statement, so the unit of work needs no read of its own."""
+    row = session.connection().execute(_LATEST_ID_CLOCK if read_clock else _LATEST_ID,
+                                       {"process_id": process_id}).first()
+    if row is None:  # the same refusal as ``definition``'s, in the reader's language
         raise NotFound(Message(N_("no deployed process '%(process)s'"), process=process_id))
-    return int(definition_id)
+    if read_clock:
+        CLOCK.refreshed(row[1])
+    return int(row[0])
 
 
 def may_see(session: Session, actor: "Actor", instance: Instance) -> None:

@@ -45,6 +45,7 @@ from certflow.store.models import AuditEvent, Definition, Instance, Message
 log = logging.getLogger(__name__)
 # Built once: an advance's audit rows in one executemany on the connection (no ORM path).
 AUDIT_INSERT = insert(table_of(AuditEvent))
+MESSAGE_INSERT = insert(table_of(Message))
 
 Publisher = Callable[[list[JobMessage]], None]
 MAX_ENGINE_ROUNDS = 100
@@ -86,6 +87,9 @@ class Advance:
     closed_jobs: set[tuple[str, int]] = field(default_factory=set)
     # The save opened a message subscription: a buffered message may now be delivered.
     subscribed: bool = False
+    # The instance's queue entries as the save left them, when it wrote them all
+    # (``Projected.queue``); None: not known without a read.
+    queue: list[dict[str, Any]] | None = None
     started: float = 0.0
     # A savepoint taken just after a handler with outside effects succeeded in this advance,
     # and its result: if what follows fails, the advance rolls back to it (see EffectKept).
@@ -396,7 +400,7 @@ class Runtime:
         advance.session.flush()  # the one flush: the projections below read with Core
         projected = project(advance.session, instance, tasks, workflow, now, self.settings, self.evaluate,
                             advance.definition.elements, advance.closed_jobs)
-        advance.subscribed = projected.subscribed
+        advance.subscribed, advance.queue = projected.subscribed, projected.queue
         instance.state = state_to_dict(workflow)
         instance.serializer_version = SERIALIZER_VERSION
         instance.updated_at = now
@@ -488,16 +492,20 @@ def write_instance(session: Session, instance: Instance, state_text: str | None 
 
 
 def _store_thrown_messages(advance: Advance) -> None:
-    """Messages the diagram threw that nothing inside it caught leave through the outbox."""
+    """Messages the diagram threw that nothing inside it caught leave through the outbox
+    (one Core executemany: nothing reads them back in the advance, so no ORM objects)."""
+    rows = []
     for event in advance.workflow.get_events():
         definition = event.event_definition
         if not isinstance(definition, MessageEventDefinition):
             continue
         payload = event.payload if isinstance(event.payload, dict) else {"value": event.payload}
-        advance.session.add(Message(name=definition.name, payload=payload, status="pending",
-                                    source_instance_id=advance.instance.id, created_at=advance.now))
+        rows.append(dict(name=definition.name, payload=payload, status="pending",
+                         source_instance_id=advance.instance.id, created_at=advance.now))
         advance.audit("message_sent", message=definition.name, payload=payload)
-        advance.thrown += 1
+    if rows:
+        advance.session.connection().execute(MESSAGE_INSERT, rows)
+        advance.thrown += len(rows)
 
 
 def task_states(tasks: list[Task]) -> TaskStates:
