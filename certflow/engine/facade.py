@@ -44,6 +44,7 @@ from certflow.engine.studio import StudioMixin
 from certflow.engine.studio_tables import TableStudioMixin
 from certflow.engine.spiff import SERIALIZER_VERSION, find_task, last_task_data, state_to_dict
 from certflow.store.base import new_id
+from certflow.store.db import one_snapshot
 from certflow.store.models import AuditEvent, Definition, HumanTask, Instance, Subscription, User
 from certflow.i18n import Message, N_
 
@@ -263,6 +264,7 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
 
     def instance(self, actor: Actor, instance_id: str) -> InstanceView:
         with self.session(clock=False) as session:  # the instance's read reads the clock
+            one_snapshot(session)  # its row, queue entries and waits as of one moment
             row = session.execute(_INSTANCE_CLOCK, {"instance_id": instance_id}).one_or_none()
             if row is None:
                 raise NotFound(Message(N_("no instance '%(instance)s'"), instance=instance_id))

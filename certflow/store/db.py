@@ -135,6 +135,16 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         session.close()
 
 
+def one_snapshot(session: Session) -> None:
+    """Let the rest of ``session``'s transaction read one snapshot. On PostgreSQL (READ
+    COMMITTED) each statement otherwise sees what committed before it began, so a view built
+    from several reads (an instance, its queue entries, what it waits for) could mix the states
+    before and after another process's advance. SQLite's transactions are snapshots already.
+    Call it before the session's first statement; the pool resets the level on check-in."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+
+
 @contextmanager
 def session_scope(url: str | None = None) -> Iterator[Session]:
     with transaction(session_factory(url)) as session:

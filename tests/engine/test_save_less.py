@@ -210,3 +210,39 @@ def test_a_started_instance_is_written_with_one_insert_and_never_read_back(flow:
         assert row.projected is not None and row.state and row.definition_id
     flow.run_jobs()
     assert [t.element_id for t in flow.engine.inbox(flow.staff)] == ["review"]
+
+
+@pytest.mark.integration
+def test_an_instance_view_reads_one_moment_on_postgresql(pg_url: str) -> None:
+    """Another process's commit between the view's read of the instance and of its queue
+    entries does not show half: READ COMMITTED would give the row from before and the
+    entries from after (a bench saw "waits for the payment" with no invoice number yet)."""
+    from sqlalchemy import delete, event
+
+    from certflow.bootstrap import build_engine
+    from certflow.store.db import get_engine
+
+    h = Harness(build_engine())
+    h.engine.publisher = h.published.extend
+    h.engine.deploy(h.staff, FLOW_DIR)
+    instance_id = start(h)
+    h.run_jobs()
+    before = [t.element_id for t in h.engine.instance(h.staff, instance_id).open_tasks]
+    assert before == ["review"]
+    db = get_engine(pg_url)
+    meddled: list[bool] = []
+
+    def commit_meanwhile(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if statement.startswith("SELECT human_tasks.") and not meddled:
+            meddled.append(True)
+            with db.connect() as other:  # another connection of the pool: another process
+                other.execute(delete(HumanTask).where(HumanTask.instance_id == instance_id))
+                other.commit()
+
+    event.listen(db, "before_cursor_execute", commit_meanwhile)
+    try:
+        during = h.engine.instance(h.staff, instance_id)
+    finally:
+        event.remove(db, "before_cursor_execute", commit_meanwhile)
+    assert meddled and [t.element_id for t in during.open_tasks] == before
+    assert h.engine.instance(h.staff, instance_id).open_tasks == []  # the next view sees the commit
