@@ -44,7 +44,6 @@ from certflow.engine.studio import StudioMixin
 from certflow.engine.studio_tables import TableStudioMixin
 from certflow.engine.spiff import SERIALIZER_VERSION, find_task, last_task_data, state_to_dict
 from certflow.store.base import new_id
-from certflow.store.db import one_snapshot
 from certflow.store.models import AuditEvent, Definition, HumanTask, Instance, Subscription, User
 from certflow.i18n import Message, N_
 
@@ -263,8 +262,8 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
         return self.instance(actor, instance_id)
 
     def instance(self, actor: Actor, instance_id: str) -> InstanceView:
-        with self.session(clock=False) as session:  # the instance's read reads the clock
-            one_snapshot(session)  # its row, queue entries and waits as of one moment
+        # The instance's read reads the clock; its row, queue entries and waits are of one moment.
+        with self.session(clock=False, snapshot=True) as session:
             row = session.execute(_INSTANCE_CLOCK, {"instance_id": instance_id}).one_or_none()
             if row is None:
                 raise NotFound(Message(N_("no instance '%(instance)s'"), instance=instance_id))
@@ -319,7 +318,7 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
         """The actor's own cases (started by or about them), newest first, each with its open
         steps (titles and due dates of everyone's tasks, never their data) and the messages it
         waits for: what "Mijn CMI" shows as "where does my case stand"."""
-        with self.session() as session:
+        with self.session(snapshot=True) as session:
             return overview.progress(session, actor, process_id, self.now())
 
     def instances(self, actor: Actor, process_id: str | None = None, status: str | None = None, limit: int = 200) -> list[dict[str, Any]]:

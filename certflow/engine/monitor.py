@@ -225,7 +225,7 @@ class MonitorMixin(_Base):
         """One instance as the monitor shows it. Personal data (the instance's variables) only
         for the roles that work with the people (``DATA_ROLES``); others see the names."""
         may_monitor(actor)
-        with self.session() as session:
+        with self.session(snapshot=True) as session:  # its row, incidents, tasks and waits of one moment
             now = self.now()  # after the session read the shared clock (another process may move it)
             instance = session.get(Instance, instance_id)
             if instance is None:

@@ -39,7 +39,7 @@ from certflow.engine.spiff import (SERIALIZER_VERSION, TaskStates, all_tasks, is
                                   spec_from_dict, state_json, state_to_dict)
 from certflow.localtime import LOCAL_TZ
 from certflow.settings import Settings
-from certflow.store.db import transaction
+from certflow.store.db import one_snapshot, transaction
 from certflow.store.models import AuditEvent, Definition, Instance, Message
 
 log = logging.getLogger(__name__)
@@ -348,10 +348,13 @@ class Runtime:
         return tasks
 
     @contextmanager
-    def session(self, clock: bool = True) -> Iterator[Session]:
+    def session(self, clock: bool = True, snapshot: bool = False) -> Iterator[Session]:
         """A unit of work. ``clock=False``: one that advances an instance (``advance_in``) before
-        it asks the time; the lock statement refreshes the clock, so no read here."""
+        it asks the time; the lock statement refreshes the clock, so no read here.
+        ``snapshot``: a view built from several reads, all of one moment (``one_snapshot``)."""
         with transaction(self.sessions) as session:
+            if snapshot:
+                one_snapshot(session)
             if clock and self.settings.clock_controllable:  # a fixed clock needs no read
                 CLOCK.refresh(session)
             yield session

@@ -10,6 +10,7 @@ with a read; these tests switch it off where they count statements, and show it 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from sqlalchemy import insert, select
@@ -213,7 +214,7 @@ def test_a_started_instance_is_written_with_one_insert_and_never_read_back(flow:
 
 
 @pytest.mark.integration
-def test_an_instance_view_reads_one_moment_on_postgresql(pg_url: str) -> None:
+def test_views_of_an_instance_read_one_moment_on_postgresql(pg_url: str) -> None:
     """Another process's commit between the view's read of the instance and of its queue
     entries does not show half: READ COMMITTED would give the row from before and the
     entries from after (a bench saw "waits for the payment" with no invoice number yet)."""
@@ -239,10 +240,27 @@ def test_an_instance_view_reads_one_moment_on_postgresql(pg_url: str) -> None:
                 other.execute(delete(HumanTask).where(HumanTask.instance_id == instance_id))
                 other.commit()
 
-    event.listen(db, "before_cursor_execute", commit_meanwhile)
-    try:
-        during = h.engine.instance(h.staff, instance_id)
-    finally:
-        event.remove(db, "before_cursor_execute", commit_meanwhile)
-    assert meddled and [t.element_id for t in during.open_tasks] == before
-    assert h.engine.instance(h.staff, instance_id).open_tasks == []  # the next view sees the commit
+    def meddled_view(read: Any) -> Any:
+        meddled.clear()
+        event.listen(db, "before_cursor_execute", commit_meanwhile)
+        try:
+            return read()
+        finally:
+            event.remove(db, "before_cursor_execute", commit_meanwhile)
+            assert meddled, "nothing committed between the reads"
+            with db.connect() as conn:  # the entry back, as it was
+                conn.execute(insert(HumanTask), saved)
+                conn.commit()
+
+    with db.connect() as conn:
+        saved = [dict(r._mapping) for r in conn.execute(select(HumanTask.__table__))]
+    # The instance's view, the monitor's page of it, and the candidate's "where does my case stand".
+    assert [t.element_id for t in meddled_view(lambda: h.engine.instance(h.staff, instance_id)).open_tasks] == before
+    detail = meddled_view(lambda: h.engine.monitor_detail(h.staff, instance_id))
+    assert [t.element_id for t in detail.open_tasks] == before
+    [case] = meddled_view(lambda: h.engine.progress(h.staff))
+    assert [s.title for s in case.steps] == [t.title for t in h.engine.instance(h.staff, instance_id).open_tasks]
+    with db.connect() as conn:
+        conn.execute(delete(HumanTask).where(HumanTask.instance_id == instance_id))
+        conn.commit()
+    assert h.engine.instance(h.staff, instance_id).open_tasks == []  # a view after the commit sees it
