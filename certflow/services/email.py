@@ -329,8 +329,10 @@ class _Generator(BytesGenerator):
     _LINE_END = re.compile(r"\r\n|\r|\n")  # email.generator.NLCRE
 
     def _write_lines(self, lines: str) -> None:
-        if lines:
+        if "\r" in lines:
             self.write(self._LINE_END.sub(self.LINESEP, lines))
+        elif lines:  # line ends all \n (a base64 part's always): a tenth of the expression's time
+            self.write(lines.replace("\n", self.LINESEP))
 
     @classmethod
     def _make_boundary(cls, text: bytes | None = None) -> str:

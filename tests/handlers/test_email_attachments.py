@@ -137,6 +137,8 @@ def test_mails_built_one_after_another_are_each_what_the_standard_library_would_
 
     from certflow.services import email as mail
 
+    CR = "\r"  # every other text with CRLF line ends
+
     def mails(seed: int) -> list[mail.MimeMessage]:
         random.seed(seed)  # the same MIME boundaries with either policy
         built = []
@@ -144,7 +146,7 @@ def test_mails_built_one_after_another_are_each_what_the_standard_library_would_
             row = EmailMessage(id=f"m{n}", idempotency_key=f"k{n}", recipient=f"p{n}",
                                to_address=f"p{n % 5}@example.org", subject=f"Factuur 2026-{n % 4:06d} — één",
                                template="register_fee/invoice_sent", language="nl",
-                               body_text=f"Beste {name},\n\nZie de bijlage.\n" * (n + 1),
+                               body_text=f"Beste {name},\n\nZie de bijlage.{CR * (n % 2)}\n" * (n + 1),
                                body_html=f"<p>Beste {name},</p>\n" * 30, status="sent",
                                created_at=datetime(2026, 3, 1, tzinfo=timezone.utc), attached_invoices=[])
             documents = [mail.Attachment(f"2026-{n % 3:06d}.pdf", "application/pdf", bytes([n]) * 3000)]
