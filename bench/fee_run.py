@@ -104,21 +104,22 @@ def _job_process(worker: int, workers: int, ready: Event, go: Event, routed: Eve
         raise
 
 
-def _run_jobs(engine: Any, worker: int, workers: int, routed: Event | None) -> tuple[int, float]:
+def _run_jobs(engine: Any, worker: int, workers: int, routed: Event | None) -> tuple[int, float, int]:
     """Run this process's share of the queued jobs until routing is over (``routed`` set, or
-    None: it was before) and none is left."""
+    None: it was before) and none is left. Returns the jobs run, the CPU and the looks taken."""
     from certflow.store.db import session_scope
     from certflow.store.models import Job
 
-    ran, cpu = 0, time.process_time()
+    ran, looks, cpu = 0, 0, time.process_time()
     while True:
         over = routed is None or routed.is_set()  # before the look: what routing wrote is seen
+        looks += 1
         with session_scope() as s:
             ids = s.scalars(select(Job.id).where(Job.status == "queued", Job.operator.in_(OPERATORS),
                                                  Job.id % workers == worker).order_by(Job.id).limit(500)).all()
         if not ids:
             if over:
-                return ran, time.process_time() - cpu
+                return ran, time.process_time() - cpu, looks
             time.sleep(POLL_SECONDS)
         for job_id in ids:
             engine.run_job(job_id)
@@ -236,8 +237,8 @@ def run(args: argparse.Namespace, port: int, smtp: Connection) -> None:
                     raise answer
             runs = answers
         elapsed = time.perf_counter() - began
-        main_cpu = time.process_time() - cpu - (sum(c for _, c in runs) if profiler else 0)
-        jobs_cpu = sum(c for _, c in runs)
+        main_cpu = time.process_time() - cpu - (sum(c for _, c, _ in runs) if profiler else 0)
+        jobs_cpu = sum(c for _, c, _ in runs)
         smtp.send("stop")
         received, recipients, smtp_cpu = smtp.recv()
 
@@ -251,8 +252,9 @@ def run(args: argparse.Namespace, port: int, smtp: Connection) -> None:
                 select(Job.operator, func.count()).group_by(Job.operator))}
         invoices = sum(invoiced.values())
         mode = "by the time routing was over" if not overlap else "as they were queued"
-        print(f"jobs run: {sum(r for r, _ in runs)} by {len(runs)} processes, {mode} "
-              f"({1000 * jobs_cpu / args.n:.1f} ms CPU per professional); jobs written: {jobs}")
+        print(f"jobs run: {sum(r for r, _, _ in runs)} by {len(runs)} processes, {mode} "
+              f"({1000 * jobs_cpu / args.n:.1f} ms CPU per professional, {sum(n for _, _, n in runs)} looks "
+              f"for queued jobs); jobs written: {jobs}")
         print(f"invoices {invoices}, e-mails received by the SMTP server {received} "
               f"(its own CPU: {1000 * smtp_cpu / max(received, 1):.1f} ms per mail, not counted); "
               f"CPU in this process and the job processes: {1000 * (main_cpu + jobs_cpu) / max(invoices, 1):.1f} ms "
