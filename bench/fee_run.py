@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -273,6 +274,7 @@ def run(args: argparse.Namespace, port: int, smtp: Connection) -> None:
         reset_engines()
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        shutil.rmtree(var, ignore_errors=True)
 
 
 if __name__ == "__main__":
