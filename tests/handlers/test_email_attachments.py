@@ -120,6 +120,61 @@ def test_the_mail_on_the_wire_is_what_the_standard_library_would_have_sent(
     assert sent == out.getvalue()
 
 
+
+def test_mails_built_one_after_another_are_each_what_the_standard_library_would_have_sent(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The headers a mail shares with others (sender, the parts' types and encodings) are
+    parsed and written out once per process and kept (certflow.services.email.POLICY): each
+    mail of a run, with its own recipient, subject, date and documents, is still byte for byte
+    what a plain ``EmailMessage()`` would have been, the kept ones in front as well as after,
+    and changing a header of one mail changes no other."""
+    from email.generator import BytesGenerator
+    from email.policy import default as default_policy
+
+    import io
+    import random
+    from datetime import datetime, timedelta, timezone
+
+    from certflow.services import email as mail
+
+    CR = "\r"  # every other text with CRLF line ends
+
+    def mails(seed: int) -> list[mail.MimeMessage]:
+        random.seed(seed)  # the same MIME boundaries with either policy
+        built = []
+        for n, name in enumerate(["Anna de Vries", "Łukasz Wójcik", "Anna de Vries", "Zoë Ösztürk"] * 3):
+            row = EmailMessage(id=f"m{n}", idempotency_key=f"k{n}", recipient=f"p{n}",
+                               to_address=f"p{n % 5}@example.org", subject=f"Factuur 2026-{n % 4:06d} — één",
+                               template="register_fee/invoice_sent", language="nl",
+                               body_text=f"Beste {name},\n\nZie de bijlage.{CR * (n % 2)}\n" * (n + 1),
+                               body_html=f"<p>Beste {name},</p>\n" * 30, status="sent",
+                               created_at=datetime(2026, 3, 1, tzinfo=timezone.utc), attached_invoices=[])
+            documents = [mail.Attachment(f"2026-{n % 3:06d}.pdf", "application/pdf", bytes([n]) * 3000)]
+            if n % 2:
+                documents.append(mail.Attachment(f"2026-{n % 3:06d}.xml", "application/xml", b"<a/>\n"))
+            built.append(mail._mime(row, name, settings, datetime(2026, 3, 1, 9, tzinfo=timezone.utc)
+                                    + timedelta(minutes=n % 2), documents))
+        return built
+
+    def plain_bytes(message: mail.MimeMessage) -> bytes:
+        out = io.BytesIO()
+        BytesGenerator(out, policy=message.policy).flatten(message, linesep="\r\n")
+        return out.getvalue()
+
+    for _ in range(2):  # the second round: every shared header is kept from the first
+        sent = [mail.as_bytes(message) for message in mails(7)]
+        with monkeypatch.context() as plain:
+            plain.setattr(mail, "POLICY", default_policy)
+            assert sent == [plain_bytes(message) for message in mails(7)]
+
+    first, second = mails(8)[:2]
+    assert first.get_content_type() == "multipart/mixed" and first["From"] is second["From"]  # kept
+    second.replace_header("From", "Iemand anders <ander@example.org>")
+    second.get_body(("plain",)).set_param("charset", "us-ascii")  # a kept part header, changed
+    assert first["From"] == settings.mail_from and second["From"] != first["From"]
+    assert first.get_body(("plain",)).get_param("charset") == "utf-8"
+    assert sent[0] == mail.as_bytes(mails(7)[0])
+
 def test_a_text_holding_what_would_be_its_boundary_still_arrives_whole(
         settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     """A boundary the text already holds is not used (a reader would cut the letter there):
