@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from time import perf_counter
-from typing import Any
+from typing import Any, cast
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
@@ -39,7 +39,7 @@ from certflow.engine.spiff import (SERIALIZER_VERSION, TaskStates, all_tasks, is
                                   spec_from_dict, state_json, state_to_dict)
 from certflow.localtime import LOCAL_TZ
 from certflow.settings import Settings
-from certflow.store.db import one_snapshot, transaction
+from certflow.store.db import READ_ONLY, one_snapshot, transaction
 from certflow.store.models import AuditEvent, Definition, Instance, Message
 
 log = logging.getLogger(__name__)
@@ -363,12 +363,14 @@ class Runtime:
     def reading(self, clock: bool = True) -> Iterator[Session]:
         """A unit of work that only reads, each statement on its own snapshot: on PostgreSQL
         no BEGIN and COMMIT round trips (the connection is back to transactions when it
-        returns to the pool). For reads of one statement, or of rows that never change
+        returns to the pool); on SQLite no write lock, so it is not queued behind an advance. For reads of one statement, or of rows that never change
         (definitions); never for a write or for two reads that must agree. ``clock=False``:
         the caller knows its moment already, so no read of the clock."""
         with transaction(self.sessions) as session:
             if session.get_bind().dialect.name == "postgresql":
                 session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            else:  # SQLite: a snapshot, without waiting for (or holding up) a writer
+                session.connection(execution_options=cast(Any, {READ_ONLY: True}))
             if clock and self.settings.clock_controllable:  # a fixed clock needs no read
                 CLOCK.refresh(session)
             yield session

@@ -42,6 +42,11 @@ def get_engine(url: str | None = None) -> Engine:
     return _ENGINES[url]
 
 
+# An execution option of a unit of work that never writes (Runtime.reading): on SQLite it
+# begins without taking the write lock.
+READ_ONLY = "certflow_read_only"
+
+
 def _create(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
@@ -62,7 +67,10 @@ def _create(url: str) -> Engine:
         def _sqlite_begin(conn: Any) -> None:
             # On the driver's connection: a statement with no parameters and no result needs
             # none of SQLAlchemy's execution path (paid once per unit of work otherwise).
-            conn.connection.dbapi_connection.execute("BEGIN IMMEDIATE")
+            # A unit of work that only reads (``READ_ONLY``) takes no lock: in WAL mode it reads
+            # a snapshot while a writer works, instead of queueing behind it for the lock.
+            begin = "BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE"
+            conn.connection.dbapi_connection.execute(begin)
 
         return engine
     settings = get_settings()

@@ -264,3 +264,35 @@ def test_views_of_an_instance_read_one_moment_on_postgresql(pg_url: str) -> None
         conn.execute(delete(HumanTask).where(HumanTask.instance_id == instance_id))
         conn.commit()
     assert h.engine.instance(h.staff, instance_id).open_tasks == []  # a view after the commit sees it
+
+
+def test_the_inbox_answers_while_an_advance_holds_the_write_lock_on_sqlite(queue: Harness, sqlite_url: str) -> None:
+    """On the embedded default a read-only unit of work (the inbox) takes no write lock: it
+    reads its snapshot while a worker's advance holds the lock, instead of queueing behind it
+    (for up to the 30 s busy timeout). A unit of work that writes still waits its turn."""
+    import sqlite3
+    import threading
+
+    queue.engine.start(queue.staff, "queue", "Q1", {})
+    mine = len(queue.engine.inbox_page(queue.staff).tasks)
+    assert mine > 0
+    writer = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # an advance in another process, mid-transaction
+    writer.execute("DELETE FROM human_tasks")  # not committed: the inbox must not see it
+    try:
+        answered: list[int] = []
+        reader = threading.Thread(target=lambda: answered.append(len(queue.engine.inbox_page(queue.staff).tasks)))
+        reader.start()
+        reader.join(5)
+        assert answered == [mine], "the inbox waited for the writer's lock"
+        started: list[str] = []
+        blocked = threading.Thread(target=lambda: started.append(
+            queue.engine.start(queue.staff, "queue", "Q2", {}).id), daemon=True)
+        blocked.start()
+        blocked.join(0.5)
+        assert started == []  # a start writes: it waits for the lock
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    blocked.join(10)
+    assert len(started) == 1 and len(queue.engine.inbox_page(queue.staff).tasks) == 2 * mine
