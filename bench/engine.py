@@ -123,13 +123,12 @@ def lifecycle(engine: Any, staff: Any, people: dict[str, Any], key: str, settle:
 
 
 def wait_task(engine: Any, instance_id: str, element: str, timeout: float = 60) -> str:
-    from certflow.store.db import session_scope
     from certflow.store.models import HumanTask
     from sqlalchemy import select
 
     deadline, pause = time.monotonic() + timeout, 0.002
     while time.monotonic() < deadline:
-        with session_scope() as s:
+        with engine.reading(clock=False) as s:  # as the inbox reads: no write lock on SQLite
             found = s.scalar(select(HumanTask.id).where(HumanTask.instance_id == instance_id,
                                                         HumanTask.element_id == element))
         if found:
