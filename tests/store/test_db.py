@@ -53,14 +53,19 @@ def test_an_idle_connection_is_pinged_before_use(pg_url: str, pings: list[int]) 
     assert pings == [1]
 
 
-def test_an_idle_connection_the_server_dropped_is_replaced_without_an_error(pg_url: str, pings: list[int]) -> None:
-    dropped = _backend_pid(pg_url)
+def _terminate(pg_url: str, pid: int) -> None:
+    """The server ends that backend (as a restart or an administrator would)."""
     admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
-            assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": dropped}).scalar_one()
+            assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one()
     finally:
         admin.dispose()
+
+
+def test_an_idle_connection_the_server_dropped_is_replaced_without_an_error(pg_url: str, pings: list[int]) -> None:
+    dropped = _backend_pid(pg_url)
+    _terminate(pg_url, dropped)
     time.sleep(0.4)
     assert _backend_pid(pg_url) != dropped  # no error: the check found it gone, the pool reconnected
     assert pings == [1]
@@ -70,12 +75,7 @@ def test_a_connection_the_server_dropped_a_moment_after_its_use_is_replaced_with
         pg_url: str, pings: list[int]) -> None:
     """Its socket has the server's goodbye to read: that is seen without a round trip."""
     dropped = _backend_pid(pg_url)
-    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": dropped}).scalar_one()
-    finally:
-        admin.dispose()
+    _terminate(pg_url, dropped)
     time.sleep(0.05)  # the goodbye's way to this process
     assert _backend_pid(pg_url) != dropped
     assert pings == [1]
