@@ -1,5 +1,5 @@
 """The worker's main process loads, before it forks its children, what each child would
-otherwise load on its first job (worker.app._load_lazy_parts), and connects to nothing."""
+otherwise load on its first job (certflow.bootstrap.preload), and connects to nothing."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ ROOT = Path(__file__).resolve().parent.parent
 _CHECK = """
 import sys
 from certflow.settings import Settings
-from worker.app import _load_lazy_parts
+from certflow.bootstrap import preload
 
 assert "psycopg" not in sys.modules and "holidays.countries" not in sys.modules
 # Nothing listens on port 1: a connection attempt would fail here.
-_load_lazy_parts(Settings(database_url="postgresql+psycopg://nobody@127.0.0.1:1/none"))
+preload(Settings(database_url="postgresql+psycopg://nobody@127.0.0.1:1/none"))
 assert "psycopg" in sys.modules and "holidays.countries" in sys.modules
 print("ok")
 """

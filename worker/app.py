@@ -127,38 +127,14 @@ def _json_logs(**_: object) -> None:
 @worker_init.connect
 def _preload(**_: object) -> None:
     """In the worker's main process, before it forks the pool: the engine's and the handlers'
-    modules (certflow.bootstrap.preload), frozen out of the cyclic collector (see ``_engine``).
+    modules and what they load lazily (certflow.bootstrap.preload), frozen out of the cyclic collector (see ``_engine``).
     Each child imported them on its first job, ~0.6 s CPU, and again whenever a child is
     replaced (a lost worker, kill -9); now it builds only the engine itself (~70 ms). Nothing
     here connects, so a child shares no socket with its parent."""
     from certflow.bootstrap import preload
 
-    preload()
-    _load_lazy_parts(get_settings())
+    preload(get_settings())
     _freeze_heap()
-
-
-def _load_lazy_parts(settings: Settings) -> None:
-    """What a child otherwise loads on its first job, beyond ``preload``'s modules: the
-    database driver (psycopg and its type adapters, imported when the engine is created), the
-    metrics library, and the Dutch public holidays of this year and the next (the holidays
-    package imports every country's module and reads their translations on first use). A
-    child's first job took ~260 ms CPU, most of it these, paid again by every replaced child;
-    all three are pure computation and files, so the children inherit them. Nothing here
-    connects or starts a thread."""
-    from datetime import date
-
-    import prometheus_client  # noqa: F401
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.orm import configure_mappers
-
-    from certflow import workdays
-
-    make_url(settings.database_url).get_dialect().import_dbapi()
-    configure_mappers()  # otherwise done by the first query
-    calendar = workdays.calendar(settings.processes_dir)
-    for year in (date.today().year, date.today().year + 1):
-        calendar.is_working_day(date(year, 1, 1))
 
 
 @worker_process_init.connect
