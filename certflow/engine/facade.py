@@ -6,7 +6,6 @@ the CLI and the HTTP API can never disagree about who may do what.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -42,7 +41,7 @@ from certflow.engine.projections import correlation_key, table_of, waiting_messa
 from certflow.engine.runtime import Advance, LoadedDefinition, Runtime
 from certflow.engine.studio import StudioMixin
 from certflow.engine.studio_tables import TableStudioMixin
-from certflow.engine.spiff import SERIALIZER_VERSION, find_task, last_task_data, state_to_dict
+from certflow.engine.spiff import SERIALIZER_VERSION, find_task, last_task_data, state_to_dict, verifying
 from certflow.store.base import new_id
 from certflow.store.models import AuditEvent, Definition, HumanTask, Instance, Subscription, User
 from certflow.i18n import Message, N_
@@ -280,7 +279,7 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
         if entries is not None:
             tasks: Sequence[Any] = [queue.inserted(e) for e in entries]
             waits = [f"{name} ({key})" for name, key in (instance.projected or {}).get("subs") or []]
-            if os.environ.get("CERTFLOW_VERIFY_STATE") == "1":
+            if verifying():
                 _verify_view(session, instance.id, tasks, waits)
         else:
             tasks = session.scalars(_VIEW_TASKS, {"instance_id": instance.id}).all()
@@ -307,7 +306,7 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
         if workflow is None and instance.status == "completed" and instance.serializer_version == SERIALIZER_VERSION:
             data = last_task_data(instance.state)
             if data is not None:
-                if os.environ.get("CERTFLOW_VERIFY_STATE") == "1":
+                if verifying():
                     restored = rules.current_data(self.restore(instance, definition))
                     if data != restored:
                         raise AssertionError("the last task's data differs from the restored workflow's")
@@ -500,7 +499,7 @@ def _mine(adv: Advance, actor: Actor) -> list[TaskView]:
     if adv.queue is None:
         return queue.mine(adv.session, actor, adv.instance.id, forms, adv.now)
     known = queue.mine_of(adv.queue, actor, forms, adv.now)
-    if os.environ.get("CERTFLOW_VERIFY_STATE") == "1":
+    if verifying():
         read = queue.mine(adv.session, actor, adv.instance.id, forms, adv.now)
         if sorted(known, key=_by_id) != sorted(read, key=_by_id):
             raise AssertionError(f"the tasks a save wrote {known} differ from those read {read}")

@@ -11,7 +11,6 @@ as dicts, one executemany per table): the ORM's unit of work would cost more tha
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, cast
@@ -28,7 +27,7 @@ from certflow import workdays
 from certflow.engine import elements as el
 from certflow.engine.dto import JobMessage
 from certflow.engine import policies
-from certflow.engine.spiff import SERVICE_PARAMS, AsyncServiceTask
+from certflow.engine.spiff import SERVICE_PARAMS, AsyncServiceTask, verifying
 from certflow.observability.context import request_id as current_request_id
 from certflow.settings import Settings
 from certflow.store.base import Base
@@ -155,7 +154,7 @@ def _human_tasks(session: Session, instance: Instance, ready: dict[str, Task], n
             gone = [row for row in db.execute(replace, params) if row.id not in ready]
             if gone:
                 _audit_withdrawn(session, instance, gone, tasks, now)
-        if os.environ.get("CERTFLOW_VERIFY_STATE") == "1":
+        if verifying():
             present = set(db.execute(_Q.human_ids, {"instance_id": instance.id}).scalars())
             if present != kept:
                 raise AssertionError(f"queue entries {sorted(present)} differ from the projected {sorted(kept)}")

@@ -45,6 +45,12 @@ from certflow.localtime import LOCAL_TZ
 SERVICE_PARAMS = "certflow_params"
 
 
+def verifying() -> bool:
+    """``CERTFLOW_VERIFY_STATE=1`` (set in every test): each fast path of a save or a view
+    is checked against the plain way it replaces. Read on each call: tests switch it."""
+    return os.environ.get("CERTFLOW_VERIFY_STATE") == "1"
+
+
 class _ClockDatetime(datetime):
     @classmethod
     def now(cls, tz: tzinfo | None = None) -> "_ClockDatetime":  # type: ignore[override]
@@ -277,7 +283,7 @@ def state_json(workflow: BpmnWorkflow, state: dict[str, Any]) -> EncodedJSON:
     of every save is theirs. The very text ``json.dumps(state)`` gives (compared under
     ``CERTFLOW_VERIFY_STATE``)."""
     text = EncodedJSON(_encode_workflow(workflow, state))
-    if os.environ.get("CERTFLOW_VERIFY_STATE") == "1" and text != json.dumps(state):
+    if verifying() and text != json.dumps(state):
         raise AssertionError("the saved-task JSON cache changed the serialized state")
     return text
 
@@ -354,7 +360,7 @@ def spec_from_dict(dct: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
 
 def state_to_dict(workflow: BpmnWorkflow) -> dict[str, Any]:
     state: dict[str, Any] = SERIALIZER.to_dict(workflow)
-    if os.environ.get("CERTFLOW_VERIFY_STATE") == "1":
+    if verifying():
         plain = _PLAIN.to_dict(workflow)
         if _canonical(state) != _canonical(plain):
             raise AssertionError("the saved-task cache changed the serialized state")
@@ -391,7 +397,7 @@ def restore_state(dct: dict[str, Any], spec: Any, subprocess_specs: dict[str, An
     ``CERTFLOW_VERIFY_STATE=1`` (set in the tests) restores every state both ways and compares
     the two workflows attribute by attribute (``_shape``)."""
     workflow, states = _fast_from_dict(dct, spec, subprocess_specs, script_engine)
-    if os.environ.get("CERTFLOW_VERIFY_STATE") == "1":
+    if verifying():
         plain = _plain_from_dict(dct, spec, subprocess_specs, script_engine)
         if _shape(workflow, dct) != _shape(plain, dct):
             raise AssertionError("the fast restore built a different workflow than SpiffWorkflow's")
@@ -738,7 +744,7 @@ def all_tasks(workflow: BpmnWorkflow) -> list[Task]:
             while current is not None and current != ancestor:
                 current = current.parent
                 depth -= 1
-    if os.environ.get("CERTFLOW_VERIFY_STATE") == "1":
+    if verifying():
         walked = workflow.get_tasks(max_depth=_MAX_DEPTH)
         if len(walked) != len(out) or any(a is not b for a, b in zip(walked, out)):
             raise AssertionError("all_tasks() differs from workflow.get_tasks()")
@@ -757,7 +763,7 @@ def is_completed(workflow: BpmnWorkflow, tasks: list[Task]) -> bool:
         return bool(workflow.is_completed())
     unfinished = TaskState.NOT_FINISHED_MASK
     if any(task._state & unfinished and task.workflow is workflow for task in tasks):
-        if os.environ.get("CERTFLOW_VERIFY_STATE") == "1" and workflow.is_completed():
+        if verifying() and workflow.is_completed():
             raise AssertionError("is_completed() found the workflow completed")
         return False
     return bool(workflow.is_completed())
