@@ -170,7 +170,8 @@ def persisted_sqlite(n: int) -> float:
 
     def settle(_instance_id: str) -> None:
         while published:
-            engine.run_job(published.pop(0).job_id)
+            message = published.pop(0)
+            engine.run_job(message.job_id, detached=message.detached)
 
     for i in range(WARM):
         lifecycle(engine, staff, people, f"BW{i}", settle)

@@ -116,14 +116,15 @@ def _run_jobs(engine: Any, worker: int, workers: int, routed: Event | None) -> t
         over = routed is None or routed.is_set()  # before the look: what routing wrote is seen
         looks += 1
         with session_scope() as s:
-            ids = s.scalars(select(Job.id).where(Job.status == "queued", Job.operator.in_(OPERATORS),
-                                                 Job.id % workers == worker).order_by(Job.id).limit(500)).all()
+            ids = s.execute(select(Job.id, Job.detached).where(
+                Job.status == "queued", Job.operator.in_(OPERATORS),
+                Job.id % workers == worker).order_by(Job.id).limit(500)).all()
         if not ids:
             if over:
                 return ran, time.process_time() - cpu, looks
             time.sleep(POLL_SECONDS)
-        for job_id in ids:
-            engine.run_job(job_id)
+        for job_id, detached in ids:
+            engine.run_job(job_id, detached=detached)  # as the broker's message says (JobMessage)
             ran += 1
 
 

@@ -76,7 +76,7 @@ class HandlerContext:
 
 
 HandlerFn = Callable[[HandlerContext, Any], dict[str, Any]]
-Effects = Literal["database", "outside"]
+Effects = Literal["database", "outside", "outbox"]
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,12 @@ class Handler(Generic[In]):
     # one with outside effects (SMTP, anything remote) only runs for its own job (in that job's
     # advance, keyed by the job), never for a task some other advance happens to reach.
     in_transaction: bool = False
+    # Declared at registration (``effects="outbox"``): an outside effect the process does not
+    # wait for, as a notification e-mail. The advance that reaches its task queues the job in
+    # the transactional outbox and completes the task at once (its result says the job is
+    # queued); the job then runs on a worker without advancing the instance again: retried
+    # with backoff, an incident on the instance when it fails for good (certflow.engine.outbox).
+    detached: bool = False
 
     def __call__(self, ctx: HandlerContext, params: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -136,9 +142,11 @@ class HandlerRegistry:
                               Callable[[HandlerContext, In], dict[str, Any]]]:
         """Register ``fn(ctx, data: Model) -> dict`` under ``name``; the model is read from the
         annotation of its second parameter. ``effects="database"`` declares that it only
-        writes certflow's own database (see ``Handler.in_transaction``)."""
-        if effects not in ("database", "outside"):
-            raise ValueError(f"handler {name!r}: effects must be 'database' or 'outside', not {effects!r}")
+        writes certflow's own database (see ``Handler.in_transaction``); ``effects="outbox"``
+        an outside effect the process does not wait for (see ``Handler.detached``)."""
+        if effects not in ("database", "outside", "outbox"):
+            raise ValueError(f"handler {name!r}: effects must be 'database', 'outside' or 'outbox', "
+                             f"not {effects!r}")
 
         def register(fn: Callable[[HandlerContext, In], dict[str, Any]]
                      ) -> Callable[[HandlerContext, In], dict[str, Any]]:
@@ -148,7 +156,7 @@ class HandlerRegistry:
                 raise RuntimeError(f"handler {name!r} registered twice")
             optional = frozenset(n for n, f in model.model_fields.items() if not f.is_required())
             self.handlers[name] = Handler(name=name, input_model=model, fn=fn, optional=optional,
-                                          in_transaction=effects == "database")
+                                          in_transaction=effects == "database", detached=effects == "outbox")
             return fn
 
         return register
@@ -195,4 +203,5 @@ class HandlerRegistry:
         """Swap the function behind an operator for a fake (tests, benchmarks), keeping its
         input model so deploy checks and validation stay the real ones."""
         real = self.get(name)
-        self.handlers[name] = Handler(name, real.input_model, fn, real.optional, real.in_transaction)
+        self.handlers[name] = Handler(name, real.input_model, fn, real.optional, real.in_transaction,
+                                      real.detached)

@@ -15,8 +15,11 @@ from certflow.services.email import SendEmail
 from handlers import HandlerContext, deploy_check, handler, shared_check
 
 
-@handler("email/send")
+@handler("email/send", effects="outbox")
 def send_email(ctx: HandlerContext, data: SendEmail) -> dict[str, Any]:
+    """Send one templated e-mail to a user, in their language, with invoices attached. The
+    process does not wait for the mail server: the task completes as its mail is queued, and
+    the worker sends it after that advance commits (retried; an incident when it fails for good)."""
     return email.send_email(ctx, data)
 
 

@@ -127,6 +127,25 @@ def _slow_effect(ctx: handlers.HandlerContext, data: SlowEffectIn) -> dict[str, 
     return {"value": data.value, "key": ctx.idempotency_key}
 
 
+@handlers.handler("test/notify", effects="outbox")
+def _notify(ctx: handlers.HandlerContext, data: SlowEffectIn) -> dict[str, Any]:
+    """An outbox handler (certflow.engine.outbox), as ``email/send`` is: sends one "email"
+    keyed by the job's idempotency key. ``CERTFLOW_TEST_NOTIFY_FAILS``: ``retry`` fails in a
+    way worth retrying (the mail server is down), ``permanent`` for good."""
+    from certflow.store.communications import EmailMessage
+
+    fails = os.environ.get("CERTFLOW_TEST_NOTIFY_FAILS")
+    if fails == "retry":
+        raise handlers.HandlerError("the mail server is down")
+    if fails == "permanent":
+        raise handlers.PermanentError("no such address")
+    ctx.session.add(EmailMessage(
+        idempotency_key=ctx.idempotency_key, recipient="cas", to_address="cas@example.org",
+        subject=f"About {data.value}", template="test", language="nl", body_text="",
+        body_html="", status="sent", sent_at=ctx.now, created_at=ctx.now))
+    return {"value": data.value, "key": ctx.idempotency_key}
+
+
 @handlers.guard("test/key_not_blocked")
 def _guard(session: Any, now: Any, data: dict[str, Any]) -> str | None:
     if data.get("key") == "BLOCKED":
@@ -190,11 +209,12 @@ class Harness:
         outcomes = []
         for _ in range(rounds):
             with session_scope() as session:
-                ids = session.scalars(select(Job.id).where(
+                ids = session.execute(select(Job.id, Job.detached).where(
                     Job.status == "queued", Job.available_at <= self.engine.now()).order_by(Job.id)).all()
             if not ids and not self.engine.drain_messages():
                 break
-            outcomes += [self.engine.run_job(i) for i in ids]
+            # As the broker's message says (JobMessage.detached: an outbox job).
+            outcomes += [self.engine.run_job(i, detached=detached) for i, detached in ids]
         return outcomes
 
     def advance(self, duration: str) -> None:

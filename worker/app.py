@@ -106,7 +106,9 @@ def make_publisher(celery: Celery) -> Callable[[list[JobMessage]], None]:
         # sixth of publishing one (a fan-out publishes thousands after its batches commit).
         with celery.producer_or_acquire() as producer:
             for message in messages:
-                celery.send_task("certflow.run_job", args=[message.job_id], producer=producer)
+                # An outbox job says so: its run locks the job's row alone (certflow.engine.outbox).
+                celery.send_task("certflow.run_job", args=[message.job_id],
+                                 kwargs={"detached": True} if message.detached else None, producer=producer)
 
     return publish
 
@@ -183,7 +185,7 @@ def _freeze_heap() -> None:
 
 
 @app.task(name="certflow.run_job")
-def run_job(job_id: int) -> str:
+def run_job(job_id: int, detached: bool = False) -> str:
     """Run one job, then the jobs its result led to (up to ``job_chain_limit``), in this
     process, where their instances' live workflows are cached: an instance's burst of service
     tasks stays in one worker, and so does the work of an instance a thrown message started
@@ -196,12 +198,13 @@ def run_job(job_id: int) -> str:
     try:
         # From the broker: most likely written by another process's advance (the web's), so
         # its instance's workflow is not cached here; chained jobs follow this process's own.
-        outcome = _run_one(eng, job_id, chain, load_state=True)
+        outcome = _run_one(eng, job_id, chain, load_state=True, detached=detached)
         ran = 0
         try:
             while chain and ran < limit:
                 ran += 1
-                _run_one(eng, chain.pop(0).job_id, chain)
+                message = chain.pop(0)
+                _run_one(eng, message.job_id, chain, detached=message.detached)
         except Exception:  # as for a job from the broker: the sweep publishes the failed one again
             log.exception("a chained job failed; publishing the rest")
     finally:
@@ -210,11 +213,12 @@ def run_job(job_id: int) -> str:
     return outcome
 
 
-def _run_one(eng: Any, job_id: int, chain: list[JobMessage] | None, load_state: bool = False) -> str:
+def _run_one(eng: Any, job_id: int, chain: list[JobMessage] | None, load_state: bool = False,
+             detached: bool = False) -> str:
     with log_context(job_id=job_id):
         started, outcome = perf_counter(), "error"
         try:
-            outcome = _run_reconnecting(eng, job_id, chain, load_state)
+            outcome = _run_reconnecting(eng, job_id, chain, load_state, detached)
             return str(outcome)
         finally:
             seconds = perf_counter() - started
@@ -224,18 +228,19 @@ def _run_one(eng: Any, job_id: int, chain: list[JobMessage] | None, load_state: 
                                                                       "duration_ms": round(seconds * 1000, 1)})
 
 
-def _run_reconnecting(eng: Any, job_id: int, chain: list[JobMessage] | None, load_state: bool) -> str:
+def _run_reconnecting(eng: Any, job_id: int, chain: list[JobMessage] | None, load_state: bool,
+                      detached: bool = False) -> str:
     """``eng.run_job``, once more if its database connection turned out dead. Pooled
     connections are checked only after sitting idle (certflow.store.db), so the first job
     after a database restart finds the server gone; the pool has replaced its connections by
     then, and running the job again (it is safe to run twice) spares it the sweep's wait."""
     try:
-        return str(eng.run_job(job_id, chain=chain, load_state=load_state))
+        return str(eng.run_job(job_id, chain=chain, load_state=load_state, detached=detached))
     except DBAPIError as exc:
         if not exc.connection_invalidated:
             raise
         log.warning("job %s lost its database connection; running it again", job_id)
-        return str(eng.run_job(job_id, chain=chain, load_state=load_state))
+        return str(eng.run_job(job_id, chain=chain, load_state=load_state, detached=detached))
 
 
 # When this process last finished a tick's work (time.monotonic()).

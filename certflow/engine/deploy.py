@@ -21,6 +21,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.bpmn.specs.control import BoundaryEventSplit
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     CycleTimerEventDefinition,
@@ -310,6 +311,10 @@ def _check_user_task(task_spec: Any, meta: dict[str, Any], bundle: Bundle, file:
                 bundle.problems.append(Problem(file, element, f"due: {exc}"))
 
 
+def _has_boundary_events(task_spec: Any) -> bool:
+    return any(isinstance(spec, BoundaryEventSplit) for spec in task_spec.inputs)
+
+
 def _check_service_task(task_spec: AsyncServiceTask, bundle: Bundle, file: str, element: str) -> None:
     registry = bundle.registry
     operator = task_spec.operation_name
@@ -318,8 +323,12 @@ def _check_service_task(task_spec: AsyncServiceTask, bundle: Bundle, file: str, 
         bundle.problems.append(Problem(file, element, f"unknown handler {operator!r} (known: {', '.join(registry)})"))
         return
     # Decided here, from the handler's declaration: a worker runs a database-only handler
-    # inside the advance that reaches its task (certflow.engine.inline).
+    # inside the advance that reaches its task (certflow.engine.inline); an outbox handler's
+    # task completes as its job is queued (certflow.engine.outbox), unless the diagram
+    # attached a boundary event to it: then the process waits for the handler, so a timer or
+    # an error caught there can still interrupt it.
     bundle.elements[element]["inline"] = handler.in_transaction
+    bundle.elements[element]["detached"] = handler.detached and not _has_boundary_events(task_spec)
     given = set(task_spec.operation_params)
     fields = set(handler.input_model.model_fields)
     missing = fields - handler.optional - given

@@ -125,6 +125,8 @@ class JobMessage:
 
     job_id: int
     operator: str
+    # An outbox job (certflow.engine.outbox): its run advances no instance.
+    detached: bool = False
 
 
 @dataclass(frozen=True)

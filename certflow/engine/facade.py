@@ -36,6 +36,7 @@ from certflow.engine.inbox_filters import InboxFilter
 from certflow.engine.jobs import JobsMixin
 from certflow.engine.timers import TimersMixin
 from certflow.engine.messaging import MessagingMixin
+from certflow.engine.outbox import OutboxMixin
 from certflow.engine.monitor import MonitorMixin
 from certflow.engine.projections import correlation_key, table_of, waiting_message_tasks
 from certflow.engine.runtime import Advance, LoadedDefinition, Runtime
@@ -74,7 +75,7 @@ _WAITING = select(Subscription.instance_id).where(Subscription.message_name == b
 
 
 class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, HandoverMixin, EscalationMixin, MessagingMixin, JobsMixin,
-             TimersMixin, InlineMixin, Runtime):
+             TimersMixin, OutboxMixin, InlineMixin, Runtime):
     def actor(self, username: str) -> Actor:
         """Who ``username`` is to the engine (groups, staff): the CLI's ``--as``."""
         with self.session() as session:

@@ -6,7 +6,8 @@ certflow's own database, and deploy records that on each of its service tasks
 result), such tasks are not sent round the broker: the handler runs in a savepoint of the
 advance's own transaction, its task completes, the engine continues, and the next
 database-only tasks it reaches run the same way, until the instance waits for a person, a
-message, a timer or a handler with outside effects (email), which keeps its own job.
+message, a timer or a handler with outside effects, which keeps its own job (an outbox handler,
+such as email/send, has its job queued and its task completed at once: certflow.engine.outbox).
 
 Exactly once by construction: the handler's writes and the task's completion commit together
 or not at all (and stay keyed by ``instance:task:attempt``, as in a job). A handler that fails
@@ -97,10 +98,20 @@ class InlineMixin(_Base):
                         ) -> tuple[dict[str, Any] | None, Failure | None]:
         """Call a handler in a savepoint of the advance's transaction: its writes commit with
         the advance, or roll back alone when it fails."""
-        session = advance.session
-        ctx = self.handler_context(session, key, instance_id=advance.instance.id,
-                                   business_key=advance.instance.business_key)
-        session.autoflush = True  # handlers are written against an ordinary session
+        result, failure, emitted = self.call_in_session(advance.session, operator, params, key,
+                                                        advance.instance.id, advance.instance.business_key)
+        # Messages it emitted are routed after commit; a big fan-out is left to beat's batches.
+        if emitted <= self.settings.inline_drain_limit:
+            advance.thrown += emitted
+        return result, failure
+
+    def call_in_session(self, session: "Session", operator: str, params: dict[str, Any], key: str,
+                        instance_id: str, business_key: str
+                        ) -> tuple[dict[str, Any] | None, Failure | None, int]:
+        """Call a handler in a savepoint of ``session``'s transaction; returns its result or
+        failure, and how many messages it emitted (to route after commit)."""
+        ctx = self.handler_context(session, key, instance_id=instance_id, business_key=business_key)
+        autoflush, session.autoflush = session.autoflush, True  # handlers expect an ordinary session
         try:
             with session.begin_nested():
                 result = self.registry.get(operator)(ctx, params)
@@ -108,11 +119,8 @@ class InlineMixin(_Base):
                     raise PermanentError(f"{operator} returned {type(result).__name__}, not a dict")
         except Exception as exc:
             log.warning("%s (%s) failed", operator, key, exc_info=True)  # the traceback's home
-            return None, (str(exc) or type(exc).__name__, traceback.format_exc(), isinstance(exc, PermanentError))
+            failure = (str(exc) or type(exc).__name__, traceback.format_exc(), isinstance(exc, PermanentError))
+            return None, failure, session.info.pop("emitted", 0)
         finally:
-            session.autoflush = False
-            # Messages it emitted are routed after commit; a big fan-out is left to beat's batches.
-            emitted = session.info.pop("emitted", 0)
-            if emitted <= self.settings.inline_drain_limit:
-                advance.thrown += emitted
-        return result, None
+            session.autoflush = autoflush
+        return result, None, session.info.pop("emitted", 0)

@@ -29,7 +29,7 @@ from certflow.engine.runtime import EffectKept
 from certflow.engine.spiff import complete_service_task, find_task
 from certflow.observability.context import bind
 from certflow.registry import HandlerContext
-from certflow.store.models import Incident, Instance, Job
+from certflow.store.models import AuditEvent, Incident, Instance, Job
 
 if TYPE_CHECKING:
     from certflow.engine.facade import Actor
@@ -53,6 +53,15 @@ class JobsMixin(_Base):
         def call_in_advance(self, advance: Advance, operator: str, params: dict[str, Any], key: str
                             ) -> tuple[dict[str, Any] | None, tuple[str, str, bool] | None]: ...
 
+    if TYPE_CHECKING:  # provided by OutboxMixin
+
+        def run_outbox_job(self, job_id: int) -> str: ...
+
+        def outbox_job_of(self, session: Session, instance_id: str, task_id: str) -> Job | None: ...
+
+        def queue_attempt(self, session: Session, job: Any, attempt: int, now: datetime,
+                          available_at: datetime) -> JobMessage: ...
+
     def handler_context(self, session: Session, idempotency_key: str, *, instance_id: str = "",
                         business_key: str = "") -> HandlerContext:
         """What a handler runs with: this session, the engine's clock and settings, and
@@ -71,7 +80,8 @@ class JobsMixin(_Base):
                               settings=self.settings, instance_id=instance_id,
                               business_key=business_key, emit=emit_message, emit_many=emit_messages)
 
-    def run_job(self, job_id: int, chain: list[JobMessage] | None = None, *, load_state: bool = False) -> str:
+    def run_job(self, job_id: int, chain: list[JobMessage] | None = None, *, load_state: bool = False,
+                detached: bool = False) -> str:
         """Run one job's handler and deliver its outcome. Safe to call twice for one job.
 
         One transaction for the whole job, whatever the handler's effects: it locks the job's
@@ -99,11 +109,19 @@ class JobsMixin(_Base):
         ``load_state``: read the instance's state with the lock, for a job that most likely
         follows another process's advance (one a worker took from the broker: its instance's
         workflow is not cached here, or at an older version), where reading it after the lock
-        was one more round trip; the default reads it only when the cache misses."""
+        was one more round trip; the default reads it only when the cache misses.
+
+        ``detached``: an outbox job (``JobMessage.detached``; certflow.engine.outbox), run
+        without its instance. One run without the flag finds it out from the job's row."""
+        if detached:
+            return self.run_outbox_job(job_id)
         kept: EffectKept | None = None
         started = perf_counter()
         with self.session(clock=False) as session:  # the lock reads the clock
             instance, job = self._lock_job(session, job_id, load_state)
+            if job.detached:
+                session.rollback()  # nothing written: the outbox run locks the job alone
+                return self.run_outbox_job(job_id)
             if job.status not in ("queued", "running"):
                 log.info("job %s is %s; duplicate delivery ignored", job_id, job.status)
                 return f"ignored:{job.status}"
@@ -248,6 +266,14 @@ class JobsMixin(_Base):
             if incident.status != "open":
                 raise Conflict(f"incident {incident_id} is already {incident.status}")
             instance_id = incident.instance_id
+            if self.outbox_job_of(session, instance_id, incident.task_id) is not None:
+                # Its task completed when the job was queued: the instance has moved on.
+                retried = self._resolve_outbox_incident(session, actor, incident, action)
+            else:
+                retried = None
+        if retried is not None:
+            self.publish(retried)
+            return "retried" if action == "retry" else "skipped"
         with self.advancing(instance_id, actor.username) as adv:
             incident = adv.session.get(Incident, incident_id)
             assert incident is not None
@@ -266,6 +292,34 @@ class JobsMixin(_Base):
                 Incident.instance_id == instance_id, Incident.status == "open", Incident.id != incident_id)))
             adv.audit(f"incident_{incident.status}", incident.task_id, incident.element_id)
         return incident.status
+
+    def _resolve_outbox_incident(self, session: Session, actor: "Actor", incident: Incident, action: str
+                                 ) -> list[JobMessage]:
+        """An incident of an outbox job (certflow.engine.outbox): ``retry`` queues a fresh
+        attempt of the job; ``skip`` leaves it unsent. Neither advances the instance. Returns
+        the job to publish after commit."""
+        # Locked, then checked again: two staff resolving it at once resolve it once.
+        locked = session.scalars(select(Incident).where(Incident.id == incident.id)
+                                 .with_for_update().execution_options(populate_existing=True)).one()
+        if locked.status != "open":
+            raise Conflict(f"incident {incident.id} is already {locked.status}")
+        now = self.now()
+        published: list[JobMessage] = []
+        if action == "retry":
+            last = self.outbox_job_of(session, locked.instance_id, locked.task_id)
+            assert last is not None
+            published.append(self.queue_attempt(session, last, last.attempt + 1, now, now))
+        locked.status = "retried" if action == "retry" else "skipped"
+        locked.resolved_at, locked.resolved_by = now, actor.username
+        session.flush()
+        still_open = session.scalar(select(Incident.id).where(
+            Incident.instance_id == locked.instance_id, Incident.status == "open"))
+        session.execute(update(Instance).where(Instance.id == locked.instance_id)
+                        .values(has_incident=still_open is not None))
+        session.add(AuditEvent(instance_id=locked.instance_id, task_id=locked.task_id,
+                               element_id=locked.element_id, actor=actor.username,
+                               action=f"incident_{locked.status}", detail={"outbox": True}, at=now))
+        return published
 
     # -- the sweep (beat); timers are in certflow.engine.timers ---------------------------------
     def sweep_jobs(self, limit: int = 1000) -> int:
@@ -292,7 +346,7 @@ class JobsMixin(_Base):
             jobs = [job for job in candidates if _republish_due(job, now)]
             for job in jobs:
                 job.published_at = now
-            messages = [JobMessage(job.id, job.operator) for job in jobs]
+            messages = [JobMessage(job.id, job.operator, job.detached) for job in jobs]
         if messages and self.publisher is not None:
             self.publisher(messages)
         return len(messages)

@@ -57,7 +57,8 @@ class _Statements:
         self.human_insert = insert(human)
         self.audit_insert = insert(table_of(AuditEvent))
         self.jobs_open = select(jobs.c.task_id, jobs.c.attempt).where(
-            jobs.c.instance_id == bindparam("instance_id"), jobs.c.status.in_(("queued", "running", "failed")))
+            jobs.c.instance_id == bindparam("instance_id"), jobs.c.status.in_(("queued", "running", "failed")),
+            jobs.c.detached.is_(False))  # an outbox job's task completed when it was queued
         # By idempotency key (unique): the save knows the jobs it wrote by task and attempt.
         self.jobs_stale = (update(jobs).where(jobs.c.idempotency_key.in_(bindparam("keys", expanding=True)),
                                               jobs.c.status.in_(("queued", "running")))

@@ -83,6 +83,8 @@ class Advance:
     on_saved: list[Callable[[], None]] = field(default_factory=list)
     # Jobs the save wrote, published after commit.
     published: list[JobMessage] = field(default_factory=list)
+    # Outbox jobs the save queued (their tasks completed; certflow.engine.outbox).
+    outbox: list[JobMessage] = field(default_factory=list)
     # (task id, attempt) of the jobs this advance finished (their rows are final already).
     closed_jobs: set[tuple[str, int]] = field(default_factory=set)
     # The save opened a message subscription: a buffered message may now be delivered.
@@ -347,6 +349,9 @@ class Runtime:
     def run_inline_services(self, advance: Advance, tasks: list[Task]) -> list[Task]:  # inline.py
         return tasks
 
+    def queue_outbox_tasks(self, advance: Advance, tasks: list[Task]) -> bool:  # outbox.py
+        return False
+
     @contextmanager
     def session(self, clock: bool = True, snapshot: bool = False) -> Iterator[Session]:
         """A unit of work. ``clock=False``: one that advances an instance (``advance_in``) before
@@ -396,8 +401,12 @@ class Runtime:
         ``write_audit=False`` the caller is a batch that writes ``advance.events`` and the
         instance rows itself, once for all (the row's new values are left on the object)."""
         tasks = self.run_engine(advance)
-        if advance.inline:
-            tasks = self.run_inline_services(advance, tasks)
+        for _ in range(MAX_ENGINE_ROUNDS):
+            if advance.inline:
+                tasks = self.run_inline_services(advance, tasks)
+            if not self.queue_outbox_tasks(advance, tasks):
+                break
+            tasks = self.run_engine(advance)  # the outbox tasks completed: on to what follows
         instance, workflow, now = advance.instance, advance.workflow, advance.now
         advance.states = task_states(tasks)
         _audit_transitions(advance, before)
@@ -416,7 +425,7 @@ class Runtime:
             write_instance(advance.session, instance, state_json(workflow, instance.state))
         if advance.events and write_audit:
             advance.session.connection().execute(AUDIT_INSERT, advance.events)
-        return projected.publish
+        return [*advance.outbox, *projected.publish] if advance.outbox else projected.publish
 
     def evaluate(self, task: Any, expression: str) -> Any:
         return self.script_engine.evaluate(task, expression)

@@ -243,10 +243,14 @@ def handler_catalogue(registry: Any) -> dict[str, Any]:
                 "description": info.description or "",
             })
         doc = (handler.fn.__doc__ or "").strip().split("\n\n")[0]
-        operators.append({"name": name, "effects": "database" if handler.in_transaction else "outside",
+        operators.append({"name": name, "effects": _effects(handler),
                           "description": " ".join(doc.split()), "parameters": params})
     return {"operators": operators, "guards": sorted(registry.guards),
             "assignment_rules": sorted(registry.conflict_rules)}
+
+
+def _effects(handler: Any) -> str:
+    return "database" if handler.in_transaction else "outbox" if handler.detached else "outside"
 
 
 def _type_name(annotation: Any) -> str:

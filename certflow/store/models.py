@@ -11,7 +11,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
-    JSON, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text, true,
+    JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false, text, true,
 )
 from sqlalchemy import column as sa_column
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -178,6 +178,9 @@ class Job(Base):
     # The HTTP request whose advance wrote this job (or the job before it in the chain), so one
     # request can be followed through the worker's log lines.
     request_id: Mapped[str | None] = mapped_column(String(64))
+    # An outbox job (a handler declared ``effects="outbox"``, certflow.engine.outbox): its task
+    # completed when the job was queued, so running it advances no instance.
+    detached: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Incident(Base):
