@@ -89,8 +89,12 @@ class OutboxMixin(_Base):
         """Write the job of every outbox task waiting in ``tasks`` and complete the task; True
         when there was one (the engine then runs on). The jobs are published after commit."""
         elements = advance.definition.elements
+        # A task that waits for an ordinary job already (it was reached on a version whose
+        # handler was not an outbox one, and the instance has moved to this version since)
+        # finishes the way it began: by that job's result.
+        waiting = {tid for tid, _ in (advance.instance.projected or {}).get("jobs", [])}
         due = [t for t in tasks if t.state == TaskState.STARTED and isinstance(t.task_spec, AsyncServiceTask)
-               and elements.get(t.task_spec.bpmn_id, {}).get("detached")]
+               and elements.get(t.task_spec.bpmn_id, {}).get("detached") and str(t.id) not in waiting]
         if not due:
             return False
         db = advance.session.connection()

@@ -171,3 +171,25 @@ def test_an_outbox_task_with_a_boundary_event_keeps_the_process_waiting(harness:
     assert not any(m.detached for m in harness.published)
     assert emails() == ["About c-K3"]
     assert [t.element_id for t in harness.engine.inbox(harness.staff)] == ["review"]
+
+
+def test_a_task_waiting_for_its_job_on_an_older_version_finishes_by_that_job_after_a_move(
+        harness: Harness, tmp_path: Path) -> None:
+    """c sends with an ordinary job on version 1; version 2 makes it an outbox task. An instance
+    moved to version 2 while c's job is queued does not queue c a second time: that job's result
+    completes it, as it would have on version 1."""
+    h = harness
+    h.engine.deploy(h.staff, chain(tmp_path / "v1", 'id="test/slow_effect" resultVariable="rc"'))
+    instance_id = h.engine.start(h.staff, "chain", "K4", {"key": "K4"}).id
+    assert h.engine.run_job(h.published[0].job_id) == "done"
+    assert job_states() == [("a", "done"), ("c", "queued")]
+    v2 = chain(tmp_path / "v2")
+    (v2 / "chain" / "chain.bpmn").write_text((v2 / "chain" / "chain.bpmn").read_text().replace(
+        'name="Chained service tasks"', 'name="Chained service tasks, mail queued"'))
+    h.engine.deploy(h.staff, v2)
+    owner = h.user("paula", ["process_owner"], staff=True)
+    assert h.engine.migrate_instance(owner, instance_id).newest_version == 2
+    assert job_states() == [("a", "done"), ("c", "queued")]  # no second job for c
+    assert h.run_jobs() == ["done"]
+    assert emails() == ["About c-K4"]
+    assert [t.element_id for t in h.engine.inbox(h.staff)] == ["review"]
