@@ -139,6 +139,8 @@ class IncidentView:
     attempts: int
     status: str
     created_at: datetime
+    # An outbox job's (certflow.engine.outbox): the case did not wait for it and has gone on.
+    detached: bool = False
 
 
 def to_json(obj: Any) -> Any:

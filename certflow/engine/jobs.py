@@ -13,6 +13,7 @@ import logging
 from contextvars import ContextVar
 from datetime import datetime, timedelta
 from time import perf_counter
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from SpiffWorkflow.util.task import TaskState
@@ -250,8 +251,7 @@ class JobsMixin(_Base):
             query = select(Incident).order_by(Incident.created_at)
             if status:
                 query = query.where(Incident.status == status)
-            return [IncidentView(i.id, i.instance_id, i.element_id, i.operator, i.error,
-                                 i.attempts, i.status, i.created_at) for i in session.scalars(query)]
+            return incident_views(session, session.scalars(query).all())
 
     def resolve_incident(self, actor: "Actor", incident_id: int, action: str) -> str:
         """``retry`` runs the service task again (a fresh attempt); ``skip`` completes it with
@@ -388,6 +388,18 @@ def _job_lock(read_clock: bool, load_state: bool) -> Select[Any]:
 
 
 _JOB_LOCK = {(clock, state): _job_lock(clock, state) for clock in (False, True) for state in (False, True)}
+
+def incident_views(session: Session, incidents: Sequence[Incident]) -> list[IncidentView]:
+    """Incidents as people see them, each saying whether it is an outbox job's (the case did
+    not wait for it): one read of those jobs for all of them."""
+    detached: set[tuple[str, str]] = set()
+    if incidents:
+        detached = {(row.instance_id, row.task_id) for row in session.execute(
+            select(Job.instance_id, Job.task_id).where(
+                Job.detached.is_(True), Job.instance_id.in_(sorted({i.instance_id for i in incidents}))))}
+    return [IncidentView(i.id, i.instance_id, i.element_id, i.operator, i.error, i.attempts, i.status,
+                         i.created_at, (i.instance_id, i.task_id) in detached) for i in incidents]
+
 
 def _staff(actor: "Actor") -> None:
     if not actor.is_staff:

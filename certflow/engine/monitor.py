@@ -23,8 +23,9 @@ from sqlalchemy.orm import Session
 
 from certflow.engine import queue, rules
 from certflow.engine import version_migration as moving
+from certflow.engine.jobs import incident_views
 from certflow.engine.dto import (
-    IncidentView, InstanceDetail, MigrationCheck, MonitorPage, MonitorRow, TimelineEntry,
+    InstanceDetail, MigrationCheck, MonitorPage, MonitorRow, TimelineEntry,
 )
 from certflow.engine.errors import Conflict, Forbidden, InvalidInput, NotFound
 from certflow.engine.filter_parsing import parse_filter
@@ -234,10 +235,8 @@ class MonitorMixin(_Base):
             workflow = self.restore(instance, definition)
             names = {k: str(v.get("name") or k) for k, v in definition.elements.items()}
             active, done = _markers(workflow)
-            incidents = [IncidentView(i.id, i.instance_id, i.element_id, i.operator, i.error, i.attempts,
-                                      i.status, i.created_at)
-                         for i in session.scalars(select(Incident).where(Incident.instance_id == instance_id)
-                                                  .order_by(Incident.created_at))]
+            incidents = incident_views(session, session.scalars(
+                select(Incident).where(Incident.instance_id == instance_id).order_by(Incident.created_at)).all())
             data = rules.current_data(workflow)
             tasks = session.scalars(select(HumanTask).where(HumanTask.instance_id == instance_id)
                                     .order_by(HumanTask.due_at)).all()

@@ -109,6 +109,30 @@ def test_skip_an_incident(h: Harness, tmp_path: Path) -> None:
     assert again.status_code == 409 and "already skipped" in again.text
 
 
+def test_a_mail_incident_says_the_case_went_on_and_do_not_send_leaves_it_unsent(
+        h: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An outbox job's incident (certflow.engine.outbox): the case did not wait for the mail, so
+    the page does not offer "skip this step" as if the case still waited."""
+    from tests.engine.test_outbox import chain, emails, to_review
+
+    h.engine.publisher = h.published.extend
+    h.engine.deploy(h.staff, chain(tmp_path))
+    instance_id, c_job = to_review(h)
+    monkeypatch.setenv("CERTFLOW_TEST_NOTIFY_FAILS", "permanent")
+    assert h.engine.run_job(c_job, detached=True) == "incident"
+    b = signed_in("olga")
+    page = b.get(f"/monitor/instances/{instance_id}")
+    assert "no such address" in page.text and "Niet versturen" in page.text
+    assert "niet op dit bericht gewacht" in page.text and "Deze stap overslaan" not in page.text
+    assert "review" in markers(page.text)["active"]
+    [incident] = h.engine.incidents(h.staff)
+    assert incident.detached
+    done = b.post(f"/monitor/instances/{instance_id}/incidents/{incident.id}/skip", {},
+                  form_page=f"/monitor/instances/{instance_id}")
+    assert done.status_code == 200 and markers(done.text)["incident"] == []
+    assert h.run_jobs() == [] and emails() == []
+
+
 def test_cancel_needs_a_reason_and_a_confirmation(h: Harness) -> None:
     instance_id = start(h)
     b = signed_in("olga")

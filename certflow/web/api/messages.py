@@ -41,6 +41,8 @@ class Incident(BaseModel):
     attempts: int
     status: str
     created_at: IsoDateTime
+    detached: bool = Field(False, description="An outbox job's (an e-mail): the case did not wait for it "
+                                              "and has gone on; retry sends a fresh attempt, skip leaves it unsent.")
 
 
 class Resolved(BaseModel):
