@@ -125,6 +125,7 @@ def test_a_mail_incident_says_the_case_went_on_and_do_not_send_leaves_it_unsent(
     assert "no such address" in page.text and "Niet versturen" in page.text
     assert "niet op dit bericht gewacht" in page.text and "Deze stap overslaan" not in page.text
     assert "review" in markers(page.text)["active"]
+    assert "Klaargezet om te versturen; de zaak gaat verder" in page.text  # the timeline's line for it
     [incident] = h.engine.incidents(h.staff)
     assert incident.detached
     done = b.post(f"/monitor/instances/{instance_id}/incidents/{incident.id}/skip", {},

@@ -45,6 +45,7 @@ ACTIONS = {
     "task_completed_by_user": N_("Completed by a person"), "claimed": N_("Claimed"),
     "unclaimed": N_("Released"), "assigned": N_("Assigned"), "delegated": N_("Delegated"),
     "service_completed": N_("Automatic step done"), "service_failed": N_("Automatic step failed"),
+    "service_queued": N_("Queued to be sent; the case goes on"),
     "incident_opened": N_("Incident opened"), "incident_retried": N_("Incident retried"),
     "incident_skipped": N_("Incident skipped"), "message_received": N_("Message received"),
     "message_sent": N_("Message sent"), "service_deferred": N_("Automatic step failed; it is tried again"),
