@@ -240,7 +240,7 @@ class JobsMixin(_Base):
             return "retry"
         finally:
             if (status, finished_at, job_error) != (job.status, job.finished_at, job.error):
-                db.execute(_JOB_FINISH, {"job_id": job_id, "status": status, "finished_at": finished_at,
+                db.execute(JOB_FINISH, {"job_id": job_id, "status": status, "finished_at": finished_at,
                                          "error": job_error})
                 adv.closed_jobs.add((job.task_id, job.attempt))
 
@@ -361,7 +361,7 @@ def _republish_due(job: Job, now: datetime) -> bool:
     return now - job.published_at > max(job.published_at - job.available_at, timedelta(0))
 
 _JOBS = table_of(Job)
-_JOB_FINISH = (update(_JOBS).where(_JOBS.c.id == bindparam("job_id"))
+JOB_FINISH = (update(_JOBS).where(_JOBS.c.id == bindparam("job_id"))
                .values(status=bindparam("status"), finished_at=bindparam("finished_at"), error=bindparam("error")))
 _CLAIM = update(_JOBS).where(_JOBS.c.id == bindparam("job_id")).values(status="running")
 

@@ -39,11 +39,13 @@ from sqlalchemy.orm import Session
 from certflow.clock import CLOCK, OFFSET_COLUMN
 from certflow.engine.dto import JobMessage
 from certflow.engine.errors import NotFound
+from certflow.engine.jobs import JOB_FINISH
 from certflow.engine.projections import ATTEMPT, table_of
+from certflow.engine.runtime import AUDIT_INSERT
 from certflow.engine.spiff import SERVICE_PARAMS, AsyncServiceTask, complete_service_task
 from certflow.observability.context import bind
 from certflow.observability.context import request_id as current_request_id
-from certflow.store.models import AuditEvent, Incident, Instance, Job
+from certflow.store.models import Incident, Instance, Job
 
 if TYPE_CHECKING:
     from certflow.engine.inline import Failure
@@ -56,10 +58,7 @@ else:
 log = logging.getLogger(__name__)
 
 _JOBS, _INSTANCES = table_of(Job), table_of(Instance)
-_AUDIT = table_of(AuditEvent).insert()
 _JOB_INSERT = _JOBS.insert()
-_JOB_FINISH = (update(_JOBS).where(_JOBS.c.id == bindparam("job_id"))
-               .values(status=bindparam("status"), finished_at=bindparam("finished_at"), error=bindparam("error")))
 _HAS_INCIDENT = (update(_INSTANCES).where(_INSTANCES.c.id == bindparam("instance_id"))
                  .values(has_incident=True))
 
@@ -143,12 +142,12 @@ class OutboxMixin(_Base):
         event = dict(instance_id=job.instance_id, task_id=job.task_id, element_id=job.element_id,
                      actor="worker", at=now)
         if failure is None:
-            db.execute(_JOB_FINISH, {"job_id": job.id, "status": "done", "finished_at": now, "error": None})
-            db.execute(_AUDIT, dict(event, action="service_completed", detail={
+            db.execute(JOB_FINISH, {"job_id": job.id, "status": "done", "finished_at": now, "error": None})
+            db.execute(AUDIT_INSERT, dict(event, action="service_completed", detail={
                 "operator": job.operator, "attempt": job.attempt, "outbox": True}))
             return "done"
         error, tb, permanent = failure
-        db.execute(_JOB_FINISH, {"job_id": job.id, "status": "failed", "finished_at": now, "error": error})
+        db.execute(JOB_FINISH, {"job_id": job.id, "status": "failed", "finished_at": now, "error": error})
         events = [dict(event, action="service_failed", detail={"error": error, "attempt": job.attempt, "outbox": True})]
         if permanent or job.attempt >= job.max_attempts:
             session.add(Incident(instance_id=job.instance_id, task_id=job.task_id, element_id=job.element_id,
@@ -162,7 +161,7 @@ class OutboxMixin(_Base):
             # Published by the sweep once its backoff has passed.
             self.queue_attempt(session, job, job.attempt + 1, now, now + backoff)
             outcome = "retry"
-        db.execute(_AUDIT, events)
+        db.execute(AUDIT_INSERT, events)
         return outcome
 
     def queue_attempt(self, session: Session, job: Any, attempt: int, now: datetime,
