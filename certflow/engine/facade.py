@@ -190,9 +190,10 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
         if view is not None:
             view[1].append(self._view(session, instance, definition, view[0], workflow, advance.queue))
 
-        def committed() -> None:
-            self._checkin(instance, workflow, advance.states)
-            self.after_commit(advance, published)
+        advance.published = published
+
+        def committed() -> None:  # as any advance's: counted, cached, its jobs published
+            self.after_advance(advance)
 
         return instance_id, committed
 

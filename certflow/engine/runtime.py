@@ -92,7 +92,8 @@ class Advance:
     # The instance's queue entries as the save left them, when it wrote them all
     # (``Projected.queue``); None: not known without a read.
     queue: list[dict[str, Any]] | None = None
-    started: float = 0.0
+    # When it began (perf_counter), for the advance-duration metric.
+    started: float = field(default_factory=perf_counter)
     # A savepoint taken just after a handler with outside effects succeeded in this advance,
     # and its result: if what follows fails, the advance rolls back to it (see EffectKept).
     kept_effect: SessionTransaction | None = None
