@@ -266,8 +266,10 @@ def web(host: str, port: int, workers: int) -> None:
     if workers > 1 and not metrics.multiprocess_dir():
         metrics.prepare_multiprocess(get_settings().var_dir / "metrics" / f"web-{socket.gethostname()}-{port}")
     # The app configures logging itself (JSON lines); uvicorn's access log is replaced by ours.
-    uvicorn.run("certflow.web.app:app", host=host, port=port, workers=workers, access_log=False,
-                log_config=None)
+    # The factory's app loads and builds what the first request would, then freezes it
+    # (certflow.web.app.serve), in each uvicorn worker process.
+    uvicorn.run("certflow.web.app:serve", factory=True, host=host, port=port, workers=workers,
+                access_log=False, log_config=None)
 
 
 def _celery_role(role: str) -> None:

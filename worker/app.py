@@ -7,7 +7,6 @@ re-queue, and the engine makes redelivery harmless (see certflow.engine.jobs).
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import time
@@ -133,10 +132,10 @@ def _preload(**_: object) -> None:
     Each child imported them on its first job, ~0.6 s CPU, and again whenever a child is
     replaced (a lost worker, kill -9); now it builds only the engine itself (~70 ms). Nothing
     here connects, so a child shares no socket with its parent."""
-    from certflow.bootstrap import preload
+    from certflow.bootstrap import freeze_heap, preload
 
     preload(get_settings())
-    _freeze_heap()
+    freeze_heap()
 
 
 @worker_process_init.connect
@@ -164,24 +163,14 @@ _FROZEN: dict[str, bool] = {}
 def _engine() -> CertflowEngine:
     """The process's engine. The first time: what was loaded to build it (modules, the
     deployed definitions, the handlers) lives as long as the worker, so it is moved out of the
-    cyclic garbage collector's view (``gc.freeze``), whose older-generation passes otherwise
-    walk all of it again every few thousand allocations: about 3 ms CPU of a 45 ms lifecycle in
-    bench/engine.py (b), 0.4 ms with it frozen. Frozen objects are still freed when their last
-    reference goes; only a reference cycle among them would stay."""
-    from certflow.bootstrap import engine
+    cyclic garbage collector's view (certflow.bootstrap.freeze_heap)."""
+    from certflow.bootstrap import engine, freeze_heap
 
     eng = engine()
     if not _FROZEN:
         _FROZEN["done"] = True
-        _freeze_heap()
+        freeze_heap()
     return eng
-
-
-def _freeze_heap() -> None:
-    """What this process has loaded so far, out of the cyclic collector's passes for good
-    (its garbage collected first, so none of it is kept)."""
-    gc.collect()
-    gc.freeze()
 
 
 @app.task(name="certflow.run_job")

@@ -4,6 +4,9 @@ and the services, which decide what the user may see and do. ``create_app`` only
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -40,8 +43,11 @@ def add_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"error": "invalid request", "fields": fields}, status_code=422)
 
 
-def create_app() -> FastAPI:
-    app = FastAPI(title="certflow", version="0.1.0", docs_url=None, redoc_url=None,
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def create_app(lifespan: Lifespan | None = None) -> FastAPI:
+    app = FastAPI(title="certflow", version="0.1.0", docs_url=None, redoc_url=None, lifespan=lifespan,
                   description="BPMN workflows for certifying career professionals "
                               "(CMI / Register Loopbaanprofessional).")
     add_error_handlers(app)
@@ -53,4 +59,25 @@ def create_app() -> FastAPI:
     return app
 
 
-app = create_app()
+@asynccontextmanager
+async def _started(_: FastAPI) -> AsyncIterator[None]:
+    """A serving process's start, before its first request: load what that request would load
+    lazily (the handlers and the services they call, the database driver, the ORM's mappings,
+    this year's and next year's Dutch holidays: certflow.bootstrap.preload), build the
+    process's engine, then take all of it out of the cyclic collector's passes for good
+    (certflow.bootstrap.freeze_heap), as a worker does. Connects to nothing."""
+    from certflow.bootstrap import engine, freeze_heap, preload
+    from certflow.settings import get_settings
+
+    preload(get_settings())
+    engine()
+    freeze_heap()
+    yield
+
+
+def serve() -> FastAPI:
+    """The app a web process serves (``certflow web``: uvicorn's factory), started warm."""
+    return create_app(lifespan=_started)
+
+
+app = create_app()  # for tests and tools: started cold, nothing frozen

@@ -167,9 +167,10 @@ def running_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
            "CERTFLOW_ARGON2_TIME_COST": "1", "CERTFLOW_ARGON2_MEMORY_KIB": "1024",
            "CERTFLOW_BEAT_INTERVAL_SECONDS": "0.5", "CERTFLOW_JOB_BACKOFF_SECONDS": "1"}
     the_app = App(f"http://127.0.0.1:{port}", var, database_url, env)
-    # uvicorn starts first and imports the app (2-3 s, no database access) on the other core
-    # while the runner migrates and deploys; nothing is asked of it before both are done.
-    the_app.start("web", ["uvicorn", "certflow.web.app:app", "--host", "127.0.0.1",
+    # uvicorn starts first and imports and warms the app as `certflow web` does (2-3 s, no
+    # database access) on the other core while the runner migrates and deploys; nothing is
+    # asked of it before both are done.
+    the_app.start("web", ["uvicorn", "certflow.web.app:serve", "--factory", "--host", "127.0.0.1",
                           "--port", str(port), "--log-level", "warning"])
     try:
         the_app.run("from certflow.bootstrap import engine, migrate\n"
