@@ -91,11 +91,12 @@ def _smtp_process(port: int, conn: Connection) -> None:
 
 def _job_process(worker: int, workers: int, ready: Event, go: Event, routed: Event,
                  out: Connection) -> None:
-    from certflow.bootstrap import build_engine
+    from certflow.bootstrap import build_engine, freeze_heap
     from certflow.store.db import reset_engines
 
     reset_engines()  # a forked child must not share the parent's sockets
     engine = build_engine()
+    freeze_heap()  # as a Celery worker's process does once its engine is built (worker.app)
     ready.set()
     go.wait()
     try:
@@ -211,6 +212,9 @@ def run(args: argparse.Namespace, port: int, smtp: Connection) -> None:
         profiler = cProfile.Profile(time.process_time) if args.profile else None  # CPU, not wall: the machine is shared
         if profiler:
             profiler.enable()
+        from certflow.bootstrap import freeze_heap
+
+        freeze_heap()  # the fan-out and routing run as in a worker's process, which froze its heap
         began, cpu = time.perf_counter(), time.process_time()
         go.set()
         assert engine.run_job(fan_out) == "done"
