@@ -19,7 +19,8 @@ from handlers import HandlerContext, deploy_check, handler, shared_check
 def send_email(ctx: HandlerContext, data: SendEmail) -> dict[str, Any]:
     """Send one templated e-mail to a user, in their language, with invoices attached. The
     process does not wait for the mail server: the task completes as its mail is queued, and
-    the worker sends it after that advance commits (retried; an incident when it fails for good)."""
+    the worker sends it after that advance commits (retried; an incident when it fails for good),
+    unless the task's property wait is true (a later step needs the mail gone first)."""
     return email.send_email(ctx, data)
 
 

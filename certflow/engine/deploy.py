@@ -326,9 +326,14 @@ def _check_service_task(task_spec: AsyncServiceTask, bundle: Bundle, file: str, 
     # inside the advance that reaches its task (certflow.engine.inline); an outbox handler's
     # task completes as its job is queued (certflow.engine.outbox), unless the diagram
     # attached a boundary event to it: then the process waits for the handler, so a timer or
-    # an error caught there can still interrupt it.
+    # an error caught there can still interrupt it; or the diagram says the process waits
+    # (property ``wait``): a step after it needs the effect to have happened first.
+    wait = el.properties(task_spec).get("wait", "false").strip().lower()
+    if wait not in ("true", "false"):
+        bundle.problems.append(Problem(file, element, "property 'wait' must be true or false"))
     bundle.elements[element]["inline"] = handler.in_transaction
-    bundle.elements[element]["detached"] = handler.detached and not _has_boundary_events(task_spec)
+    bundle.elements[element]["detached"] = (handler.detached and wait != "true"
+                                            and not _has_boundary_events(task_spec))
     given = set(task_spec.operation_params)
     fields = set(handler.input_model.model_fields)
     missing = fields - handler.optional - given

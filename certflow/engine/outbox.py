@@ -4,7 +4,8 @@ A handler declared ``effects="outbox"`` at registration (certflow.registry; ``em
 has an effect outside certflow that nothing further in the process depends on: a notification
 mail. Deploy records that on each of its service tasks (``elements[..]["detached"]``), unless the
 diagram attached a boundary event to the task (then the process waits for the handler, so the
-event can still interrupt it).
+event can still interrupt it) or gave it the property ``wait`` = ``true``: a later step needs the
+mail gone first (data_erasure's last mail, before the address it goes to is erased).
 
 The advance that reaches such a task writes its job into the transactional outbox and completes
 the task at once, with ``{"status": "queued", "job_id": ..}`` as its result, and the engine goes

@@ -100,6 +100,19 @@ def valid_email(email: str) -> bool:
     return bool(_EMAIL.match(email)) and len(email) <= 200 and email.isascii()
 
 
+# An erased account's address (certflow.services.privacy): unique, and no mail reaches it.
+ERASED_DOMAIN = "invalid.example"
+
+
+def erased_address(tag: str) -> str:
+    return f"geanonimiseerd-{tag}@{ERASED_DOMAIN}"
+
+
+def is_erased(user: User) -> bool:
+    """Whether the account was anonymised on an erasure request: nothing is sent to it."""
+    return (user.email or "").lower().endswith("@" + ERASED_DOMAIN)
+
+
 def by_email(session: Session, email: str) -> User | None:
     return session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
 

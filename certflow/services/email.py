@@ -84,6 +84,7 @@ from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import Session, joinedload, make_transient_to_detached
 
 from certflow.registry import HandlerContext, HandlerError, PermanentError
+from certflow.services.accounts import is_erased
 from certflow.settings import ROOT, Settings
 from certflow.services.billing.invoices import ensure_documents
 from certflow.store.base import new_id
@@ -487,6 +488,9 @@ def _recipient(session: Session, username: str) -> User:
     user = _user(session, username)
     if user is None:
         raise PermanentError(f"email/send: no user {username!r}; nothing was sent")
+    if is_erased(user):
+        raise PermanentError(f"email/send: the account {username!r} was anonymised on an erasure "
+                             "request; nothing was sent")
     if not user.email or "@" not in user.email:
         raise PermanentError(
             f"email/send: user {username!r} has no valid email address; add one and retry"
@@ -624,8 +628,10 @@ def _send_row(session: Session, row: EmailMessage, settings: Settings, now: date
 
 
 def _result(row: EmailMessage) -> dict[str, Any]:
+    # The case's data keeps it (staff see it in the monitor): who, by username, not the
+    # address, which the person may change or have erased while the case is kept.
     return {
-        "email_id": row.id, "status": row.status, "to": row.to_address, "subject": row.subject,
+        "email_id": row.id, "status": row.status, "recipient": row.recipient, "subject": row.subject,
         "template": row.template, "language": row.language,
         "sent_at": row.sent_at.isoformat() if row.sent_at else None,
     }

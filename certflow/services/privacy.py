@@ -8,7 +8,8 @@ on approval its service task runs ``anonymise``. What happens then:
 - Certificates and the Register history stay: they are the certifier's record of a decision.
 - Finished cases about the person are deleted with their audit trail and documents; cases
   still running are kept (and named in the result, for the office to finish or cancel).
-- Emails sent to the person keep only their template name and date.
+- Emails sent to the person keep only their template name and date; a mail still queued for
+  them is not sent (certflow.services.email refuses an erased account).
 - The account keeps its username (invoices and certificates refer to it) but loses its name,
   email, address and anything else personal, and can no longer sign in.
 """
@@ -23,7 +24,7 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
-from certflow.services import access
+from certflow.services import access, accounts
 from certflow.store.billing import Invoice
 from certflow.store.communications import EmailMessage
 from certflow.store.models import AuditEvent, Instance, User
@@ -88,7 +89,7 @@ def anonymise(session: Session, username: str, now: datetime) -> dict[str, Any]:
 def _anonymise_account(user: User) -> None:
     tag = hashlib.sha256(f"{user.username}:{secrets.token_hex(8)}".encode()).hexdigest()[:12]
     user.display_name = ANONYMOUS
-    user.email = f"geanonimiseerd-{tag}@invalid.example"
+    user.email = accounts.erased_address(tag)
     user.address = {}
     user.newsletter_opt_out = True
     user.date_of_birth = None

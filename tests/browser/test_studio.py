@@ -47,6 +47,16 @@ def _select(page: Any, element: str) -> None:
     page.wait_for_selector('#studio-panel [data-group-id="group-certflow"]')
 
 
+# An element's spiffworkflow property as the diagram now holds it (null when it has none).
+_PROPERTY = """([id, name]) => {
+    const bo = window.certflowStudio.modeler.get('elementRegistry').get(id).businessObject;
+    const ext = bo.extensionElements;
+    const props = ext && ext.values.find((v) => v.$type === 'spiffworkflow:Properties');
+    const found = props && (props.property || []).find((p) => p.name === name);
+    return found ? found.value : null;
+}"""
+
+
 def _field(page: Any, entry: str) -> Any:
     return page.locator(f'[data-entry-id="{entry}"] input')
 
@@ -84,6 +94,13 @@ def test_process_owner_changes_checks_and_deploys(app: App, ui: Callable[..., UI
     _select(page, "send_confirmation")
     template = _field(page, "certflow-param-template")
     assert template.input_value() == "'certification/application_received'"
+    # A mail does not hold the case up; the owner can make the case wait for it, and undo that.
+    wait = page.locator('[data-entry-id="certflow-wait"] select')
+    assert wait.input_value() == "" and "Nee, de zaak gaat verder" in wait.inner_text()
+    wait.select_option("true")
+    assert page.evaluate(_PROPERTY, ["send_confirmation", "wait"]) == "true"
+    wait.select_option("")
+    assert page.evaluate(_PROPERTY, ["send_confirmation", "wait"]) is None
     template.fill("'certification/no_such_mail'")
     page.wait_for_timeout(400)  # the panel's debounce
     page.get_by_role("button", name="Controleren").click()

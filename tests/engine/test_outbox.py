@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from certflow.engine.errors import Conflict
+from certflow.engine.errors import Conflict, DeployError
 from certflow.store.communications import EmailMessage
 from certflow.store.db import session_scope
 from certflow.store.models import AuditEvent, Instance, Job
@@ -21,11 +21,16 @@ from tests.support import CHAIN_DIR, Harness, db_effects, job_states
 NOTIFY = 'id="test/notify" resultVariable="rc"'
 
 
-def chain(tmp_path: Path, c_operator: str = NOTIFY, boundary: bool = False) -> Path:
+def chain(tmp_path: Path, c_operator: str = NOTIFY, boundary: bool = False, wait: str | None = None) -> Path:
     target = tmp_path / "procs"
     shutil.copytree(CHAIN_DIR, target)
     bpmn = target / "chain" / "chain.bpmn"
     text = bpmn.read_text().replace('id="test/echo" resultVariable="rc"', c_operator)
+    if wait is not None:  # c's property wait: the process waits for c's handler after all
+        text = text.replace(f'<spiffworkflow:serviceTaskOperator {c_operator}>',
+                            '<spiffworkflow:properties><spiffworkflow:property name="wait" '
+                            f'value="{wait}"/></spiffworkflow:properties>'
+                            f'<spiffworkflow:serviceTaskOperator {c_operator}>')
     if boundary:  # a timer on c: the process must wait for c's handler, so the timer can interrupt it
         text = text.replace('<bpmn:userTask id="review"', '''<bpmn:boundaryEvent id="c_late" attachedToRef="c">
       <bpmn:outgoing>f7</bpmn:outgoing>
@@ -171,6 +176,27 @@ def test_an_outbox_task_with_a_boundary_event_keeps_the_process_waiting(harness:
     assert not any(m.detached for m in harness.published)
     assert emails() == ["About c-K3"]
     assert [t.element_id for t in harness.engine.inbox(harness.staff)] == ["review"]
+
+
+def test_an_outbox_task_marked_wait_holds_the_process_until_the_mail_is_sent(harness: Harness, tmp_path: Path) -> None:
+    """A later step needs the mail gone first (data_erasure erases the address next): with
+    ``wait`` = ``true`` the task waits for its handler's result; d runs only after the mail."""
+    harness.engine.deploy(harness.staff, chain(tmp_path, wait="true"))
+    harness.engine.start(harness.staff, "chain", "K4", {"key": "K4"})
+    assert harness.engine.run_job(harness.published[0].job_id) == "done"  # a, b; c waits for its job
+    assert not any(m.detached for m in harness.published) and emails() == []
+    assert db_effects() == ["a-K4", "b-K4"]
+    assert harness.engine.inbox(harness.staff) == []
+    assert harness.run_jobs() == ["done"]  # c's mail, then d and review in the same advance
+    assert emails() == ["About c-K4"]
+    assert db_effects() == ["a-K4", "b-K4", "d-K4"]
+    assert [t.element_id for t in harness.engine.inbox(harness.staff)] == ["review"]
+
+
+def test_wait_is_true_or_false_or_the_deploy_is_refused(harness: Harness, tmp_path: Path) -> None:
+    with pytest.raises(DeployError) as refused:
+        harness.engine.deploy(harness.staff, chain(tmp_path, wait="yes"))
+    assert "[c]: property 'wait' must be true or false" in refused.value.message
 
 
 def test_a_task_waiting_for_its_job_on_an_older_version_finishes_by_that_job_after_a_move(

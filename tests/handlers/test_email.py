@@ -21,7 +21,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 import handlers.email  # noqa: F401  (registers email/send)
-from tests.handlers._fixtures_records import add_user, engine, make_ctx, session, settings  # noqa: F401
+from tests.handlers._fixtures_records import NOW, add_user, engine, make_ctx, session, settings  # noqa: F401
+from certflow.services import privacy
 from certflow.settings import Settings
 from certflow.store.communications import EmailMessage
 from handlers import REGISTRY, HandlerError, PermanentError
@@ -84,6 +85,8 @@ def test_sends_dutch_mail_over_smtp_with_escaped_html(session: Session, smtp_set
     })
 
     assert result["status"] == "sent" and result["language"] == "nl"
+    # The case keeps the result: it names the person, not their address.
+    assert result["recipient"] == "anna" and "anna@example.org" not in str(result)
     (envelope,) = smtp[0].envelopes
     assert envelope.rcpt_tos == ["anna@example.org"]
     (msg,) = smtp[0].messages()
@@ -148,6 +151,18 @@ def test_recipient_without_address_is_a_permanent_error(session: Session,
     with pytest.raises(PermanentError, match="no valid email address"):
         SEND(make_ctx(session, settings, "job-6"),
              {"recipient": "anna", "template": "certification/application_received"})
+
+
+def test_an_account_erased_on_request_gets_no_more_mail(session: Session, settings: Settings) -> None:
+    """A mail queued before the erasure (a case's outbox job) and run after it: nothing goes
+    out, nothing is written; the job fails for good and staff see why."""
+    add_user(session, "anna", "Anna de Vries")
+    privacy.anonymise(session, "anna", NOW)
+    with pytest.raises(PermanentError, match="'anna' was anonymised on an erasure request; nothing was sent"):
+        SEND(make_ctx(session, settings, "job-6b"),
+             {"recipient": "anna", "template": "certification/application_received"})
+    assert session.scalar(select(func.count()).select_from(EmailMessage)) == 0
+    assert not (settings.var_dir / "mail").exists() or not list(mailbox.Maildir(settings.var_dir / "mail"))
 
 
 def test_missing_template_variable_is_a_permanent_error(session: Session,

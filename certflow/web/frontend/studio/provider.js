@@ -1,6 +1,7 @@
 // certflow's conventions as fields: lane (group), form, assignee, due, show, priority on user
 // tasks; form, starters and guard on start events; the handler and its typed parameters on
-// service tasks (from the server's handler registry); the correlation variable on message
+// service tasks (from the server's handler registry), and whether the case waits for a mail;
+// the correlation variable on message
 // events and receive tasks; timers as ISO durations with a human preview.
 import { h } from '@bpmn-io/properties-panel/preact';
 import {
@@ -271,6 +272,20 @@ function ParamField(props) {
   });
 }
 
+// An outbox handler's task (a mail) does not hold the case up, unless its property ``wait``
+// says a later step needs the mail gone first (certflow.engine.outbox).
+function WaitSelect(props) {
+  const { element, id, texts } = props;
+  const injector = useService('injector');
+  return h(SelectEntry, {
+    element, id, label: texts.wait || 'The case waits for the mail',
+    description: texts.wait_hint || '',
+    getValue: () => (getProperty(element, 'wait') === 'true' ? 'true' : ''),
+    setValue: (v) => setProperty(element, 'wait', v === 'true' ? 'true' : '', injector),
+    getOptions: () => [ { value: '', label: texts.wait_no || 'No' }, { value: 'true', label: texts.wait_yes || 'Yes' } ]
+  });
+}
+
 function serviceEntries(element, catalogue, texts) {
   const entries = [
     { id: 'certflow-handler', component: HandlerSelect, catalogue, texts, isEdited: isSelectEntryEdited },
@@ -278,6 +293,9 @@ function serviceEntries(element, catalogue, texts) {
   ];
   const operator = operatorOf(element);
   const known = operator && catalogue.operators.find((o) => o.name === operator.id);
+  if ((known && known.effects === 'outbox') || getProperty(element, 'wait')) {
+    entries.push({ id: 'certflow-wait', component: WaitSelect, texts, isEdited: isSelectEntryEdited });
+  }
   const specs = known ? [ ...known.parameters ] : [];
   if (operator && operator.get('parameters')) {
     for (const p of operator.get('parameters').get('parameter')) {
