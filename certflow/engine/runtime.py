@@ -35,8 +35,8 @@ from certflow.engine.errors import InvalidInput, NotFound
 from certflow.engine.projections import project, table_of
 from certflow.engine.sandbox import SandboxScriptEngine
 from certflow.registry import HandlerRegistry
-from certflow.engine.spiff import (SERIALIZER_VERSION, TaskStates, all_tasks, is_completed, restore_state,
-                                  spec_from_dict, state_json, state_to_dict)
+from certflow.engine.spiff import (SERIALIZER_VERSION, TaskStates, all_tasks, do_engine_steps, is_completed,
+                                  restore_state, spec_from_dict, state_json, state_to_dict, walk_faster)
 from certflow.localtime import LOCAL_TZ
 from certflow.settings import Settings
 from certflow.store.db import READ_ONLY, one_snapshot, transaction
@@ -244,7 +244,7 @@ class Runtime:
         return cached
 
     def new_workflow(self, definition: LoadedDefinition) -> BpmnWorkflow:
-        return BpmnWorkflow(definition.spec, definition.subprocess_specs, script_engine=self.script_engine)
+        return walk_faster(BpmnWorkflow(definition.spec, definition.subprocess_specs, script_engine=self.script_engine))
 
     def restore(self, instance: Instance, definition: LoadedDefinition) -> BpmnWorkflow:
         return self.restore_with_states(instance, definition)[0]
@@ -387,7 +387,7 @@ class Runtime:
         workflow = advance.workflow
         try:
             for _ in range(MAX_ENGINE_ROUNDS):
-                workflow.do_engine_steps()
+                do_engine_steps(workflow)
                 tasks = all_tasks(workflow)
                 if not any(t.state == TaskState.READY and not t.task_spec.manual for t in tasks):
                     break
