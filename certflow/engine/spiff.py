@@ -731,6 +731,7 @@ def all_tasks(workflow: BpmnWorkflow) -> list[Task]:
     out: list[Task] = []
     stack = [workflow.task_tree]  # the next task is the last one
     depth = 0
+    deep = _may_reach_the_depth_limit(workflow)
     while stack:
         task = stack.pop()
         out.append(task)
@@ -742,11 +743,8 @@ def all_tasks(workflow: BpmnWorkflow) -> list[Task]:
             if subprocess is not None:  # its tree comes before the task's own children
                 stack.append(subprocess.task_tree)
             depth += 1
-        elif stack:  # a leaf: back up to the depth of the next task's parent (TaskIterator)
-            ancestor, current = stack[-1].parent, task.parent
-            while current is not None and current != ancestor:
-                current = current.parent
-                depth -= 1
+        elif deep and stack:  # a leaf: back up to the depth of the next task's parent
+            depth = _leaf_depth(task, stack[-1], depth)
     if verifying():
         walked = workflow.get_tasks(max_depth=_MAX_DEPTH)
         if len(walked) != len(out) or any(a is not b for a, b in zip(walked, out)):
@@ -754,14 +752,40 @@ def all_tasks(workflow: BpmnWorkflow) -> list[Task]:
     return out
 
 
-def _walk(root: Task, state: int, bpmn: bool) -> Iterator[Task]:
+def _may_reach_the_depth_limit(workflow: Any) -> bool:
+    """Whether a walk of the tree as it is may reach the iterators' depth limit: a walk goes
+    one level deeper per task it descends into, so not with fewer tasks than the limit (then
+    the depth need not be kept: the walk descends wherever its other conditions allow)."""
+    top = workflow.top_workflow
+    size = len(top.tasks)
+    for subprocess in top.subprocesses.values():
+        size += len(subprocess.tasks)
+    return size >= _MAX_DEPTH
+
+
+def _leaf_depth(task: Task, following: Task, depth: int) -> int:
+    """TaskIterator's ``_handle_leaf_depth``: after a leaf, the depth of the task that follows
+    (one less per step up from the leaf to that task's parent). A sibling (the most frequent
+    case) keeps it, without the two look-ups of parents."""
+    if following._parent == task._parent and following.workflow is task.workflow:
+        return depth
+    ancestor, current = following.parent, task.parent
+    while current is not None and current != ancestor:
+        current = current.parent
+        depth -= 1
+    return depth
+
+
+def _walk(root: Task, state: int, bpmn: bool, deep: bool = True) -> Iterator[Task]:
     """``TaskIterator(root, state=state)``, or ``BpmnTaskIterator`` (``bpmn``: sub-processes'
     trees too), lazily and in the same order: a task's children are looked up as it is
     reached (before it is yielded, as there), and a branch is descended into only where those
     iterators do (not below a task in a predicted state when the state asked for is definite,
     nor below the depth limit). What they spend on a filter object, a list popped from its
     front and properties per task, this does on a stack; an advance walks the tree this way
-    several times (each engine step, and after every task that completes)."""
+    several times (each engine step, and after every task that completes). ``deep`` False:
+    the caller knows the walk cannot reach the depth limit (``_may_reach_the_depth_limit``,
+    and the tree does not grow while it walks), so the depth is not kept."""
     if state & TaskState.PREDICTED_MASK:
         min_state = TaskState.MAYBE
     elif state & TaskState.DEFINITE_MASK:
@@ -783,18 +807,16 @@ def _walk(root: Task, state: int, bpmn: bool) -> Iterator[Task]:
                                                and state <= TaskState.FINISHED_MASK):
                 stack.append(subprocess.task_tree)  # its tree comes before the task's children
             depth += 1
-        elif stack:  # a leaf: back up to the depth of the next task's parent
-            ancestor, current = stack[-1].parent, task.parent
-            while current is not None and current != ancestor:
-                current = current.parent
-                depth -= 1
+        elif deep and stack:  # a leaf: back up to the depth of the next task's parent
+            depth = _leaf_depth(task, stack[-1], depth)
         if task._state & state:
             yield task
 
 
 def _ready(workflow: Any) -> list[Task]:
     """``workflow.get_tasks(state=TaskState.READY)``, for a workflow or a sub-process."""
-    ready = list(_walk(workflow.task_tree, TaskState.READY, bpmn=True))
+    # Listed before any of them runs: the tree does not change during the walk.
+    ready = list(_walk(workflow.task_tree, TaskState.READY, bpmn=True, deep=_may_reach_the_depth_limit(workflow)))
     if verifying() and ready != workflow.get_tasks(state=TaskState.READY):
         raise AssertionError("the READY walk differs from workflow.get_tasks(state=READY)")
     return ready

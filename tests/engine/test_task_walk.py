@@ -264,8 +264,8 @@ def test_a_walk_by_state_that_differs_from_spiffworkflows_is_caught_by_the_check
     monkeypatch.setenv("CERTFLOW_VERIFY_STATE", "1")
     original = spiff._walk
 
-    def skip_first(root: object, state: int, bpmn: bool) -> Iterator[object]:
-        return iter(list(original(root, state, bpmn))[1:])  # type: ignore[arg-type]
+    def skip_first(root: object, state: int, bpmn: bool, deep: bool = True) -> Iterator[object]:
+        return iter(list(original(root, state, bpmn, deep))[1:])  # type: ignore[arg-type]
 
     steps = _side_by_side()
     next(steps)
