@@ -736,7 +736,7 @@ def all_tasks(workflow: BpmnWorkflow) -> list[Task]:
         task = stack.pop()
         out.append(task)
         children = task._children
-        subprocess = subprocesses.get(task.id)
+        subprocess = subprocesses.get(task.id) if subprocesses else None  # most have none: no hashing
         if (children or subprocess is not None) and depth < _MAX_DEPTH:
             found = task.workflow.tasks.get
             stack.extend([found(child) for child in reversed(children)])
@@ -793,6 +793,7 @@ def _walk(root: Task, state: int, bpmn: bool, deep: bool = True) -> Iterator[Tas
     else:
         min_state = TaskState.COMPLETED
     subprocesses = root.workflow.top_workflow.subprocesses if bpmn else {}
+    bpmn = bpmn and bool(subprocesses)  # none: no look-up per task
     stack = [root]  # the next task is the last one
     depth = 0
     while stack:
