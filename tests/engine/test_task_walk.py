@@ -116,6 +116,16 @@ def test_a_completion_read_wrongly_off_the_walk_is_caught_by_the_check(monkeypat
         is_completed(workflow, wrong)  # type: ignore[arg-type]
 
 
+def _every_step(workflow: BpmnWorkflow) -> Iterator[BpmnWorkflow]:
+    """``workflow`` as it is now and after each step to its end: its first READY person's task
+    done, then SpiffWorkflow's engine steps."""
+    yield workflow
+    while not workflow.is_completed():
+        workflow.get_tasks(state=TaskState.READY, manual=True)[0].run()
+        workflow.do_engine_steps()
+        yield workflow
+
+
 def _certification() -> BpmnWorkflow:
     """processes/certification, bare: its timers, boundary events and message wait give the
     walks WAITING tasks to find. Its diagrams' date helpers read today, as its timers do."""
@@ -140,12 +150,8 @@ def _walks_agree(workflow: BpmnWorkflow) -> int:
 
 def test_the_walks_by_state_are_spiffworkflows_iterators_at_every_step(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CERTFLOW_VERIFY_STATE", raising=False)
-    workflow = _nested()
-    while not workflow.is_completed():
+    for workflow in _every_step(_nested()):
         _walks_agree(workflow)
-        workflow.get_tasks(state=TaskState.READY, manual=True)[0].run()
-        workflow.do_engine_steps()
-    _walks_agree(workflow)
     waiting = [_walks_agree(theirs) for theirs, _ours, _step in _side_by_side()]
     assert sum(waiting) > 0
 
@@ -155,15 +161,12 @@ def test_below_the_depth_limit_the_walks_by_state_stop_where_the_iterators_stop(
         monkeypatch: pytest.MonkeyPatch, limit: int) -> None:
     monkeypatch.delenv("CERTFLOW_VERIFY_STATE", raising=False)
     monkeypatch.setattr(spiff, "_MAX_DEPTH", limit)
-    workflow = _nested()
-    while not workflow.is_completed():
+    for workflow in _every_step(_nested()):
         for state in STATES:
             assert _same(list(spiff._walk(workflow.task_tree, state, bpmn=True)),
                          workflow.get_tasks(state=state, max_depth=limit))
             assert _same(list(spiff._walk(workflow.task_tree, state, bpmn=False)),
                          list(TaskIterator(workflow.task_tree, state=state, max_depth=limit)))
-        workflow.get_tasks(state=TaskState.READY, manual=True)[0].run()
-        workflow.do_engine_steps()
 
 
 # What the certification's handlers return, as far as the diagram reads it.
