@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from types import SimpleNamespace
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Row, bindparam, or_, select
@@ -73,6 +74,17 @@ def view(entry: Any, forms: dict[str, Any], now: datetime) -> TaskView:
     )
 
 
+def records(rows: Sequence[Row[Any]]) -> list[SimpleNamespace]:
+    """``rows`` as plain objects with the same attributes, for ``view``. A SQLAlchemy ``Row``
+    answers ``row.name`` only after Python's own lookup has failed with an AttributeError:
+    about 1.5 µs a read, 25 times reading it by position, and a view reads 17 of them (a
+    third of the inbox's CPU for a page of 50, more than building the views)."""
+    if not rows:
+        return []
+    fields = rows[0]._fields
+    return [SimpleNamespace(**dict(zip(fields, row))) for row in rows]
+
+
 def inbox(session: Session, runtime: "Runtime", actor: "Actor", process_id: str | None,
           group: str | None, overdue: bool | None, limit: int = inboxq.PAGE_SIZE,
           after: str | None = None, criteria: Criteria | None = None) -> InboxPage:
@@ -81,8 +93,9 @@ def inbox(session: Session, runtime: "Runtime", actor: "Actor", process_id: str 
     ``criteria`` (the inbox page's filters) narrow it."""
     now = runtime.now()
     criteria = criteria or Criteria()
-    entries, next_cursor = inboxq.page(session, sources(actor, group, criteria.scope),
-                                       narrowing(criteria, process_id, overdue, now), now, limit, after)
+    rows, next_cursor = inboxq.page(session, sources(actor, group, criteria.scope),
+                                    narrowing(criteria, process_id, overdue, now), now, limit, after)
+    entries = records(rows)
     # Definitions are immutable and cached by id: a deploy is a new id, so a row always shows
     # the forms of the version its instance runs (read in the same statement as the row).
     return InboxPage([view(e, runtime.definition(session, e.definition_id).forms, now) for e in entries],
@@ -113,9 +126,9 @@ _MINE = select(_HUMAN).where(_HUMAN.c.instance_id == bindparam("instance_id"), o
 
 def mine(session: Session, actor: "Actor", instance_id: str, forms: dict[str, Any], now: datetime) -> list[TaskView]:
     """What in this instance the actor can pick up next."""
-    entries = session.connection().execute(_MINE, {
+    rows = session.connection().execute(_MINE, {
         "instance_id": instance_id, "username": actor.username, "groups": list(actor.groups or ("",))}).all()
-    return [view(e, forms, now) for e in entries]
+    return [view(e, forms, now) for e in records(rows)]
 
 
 def mine_of(entries: list[dict[str, Any]], actor: "Actor", forms: dict[str, Any], now: datetime) -> list[TaskView]:
