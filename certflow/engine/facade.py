@@ -104,11 +104,8 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
         cancelled. Each firing of a cycle runs the process once more inside that instance."""
         started = []
         with self.session() as session:
-            latest: dict[str, Definition] = {}
-            for row in session.scalars(select(Definition).order_by(Definition.version)):
-                latest[row.process_id] = row
-            timed = {pid: row.id for pid, row in latest.items()
-                     if any(m.get("type") == "StartEvent" and m.get("timer") for m in row.elements.values())}
+            timed = {pid: definition_id for definition_id, pid, elements in session.execute(rules.LATEST_ELEMENTS)
+                     if any(m.get("type") == "StartEvent" and m.get("timer") for m in elements.values())}
             running = session.execute(select(Instance.id, Instance.process_id, Instance.definition_id).where(
                 Instance.business_key == SCHEDULE, Instance.status == "running")).all()
         current = {pid for _, pid, did in running if timed.get(pid) == did}

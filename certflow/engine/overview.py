@@ -11,8 +11,8 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from certflow.engine.dto import CaseProgress, Step
-from certflow.engine.rules import SCHEDULE
-from certflow.store.models import Definition, HumanTask, Instance, Subscription
+from certflow.engine.rules import LATEST_ELEMENTS, SCHEDULE
+from certflow.store.models import HumanTask, Instance, Subscription
 
 if TYPE_CHECKING:
     from certflow.engine.facade import Actor
@@ -23,10 +23,9 @@ MAX_CASES = 100
 def inbox_choices(session: Session, actor: "Actor") -> dict[str, Any]:
     """The user tasks of each process's latest version the actor may be given (staff: all),
     and the groups to filter on."""
-    latest: dict[str, dict[str, Any]] = {}
-    for process_id, elements in session.execute(select(Definition.process_id, Definition.elements)
-                                                .order_by(Definition.version)):
-        latest[process_id] = elements
+    # Only the latest versions' elements: every version's would make each inbox page read
+    # more as process owners deploy (a version is kept for as long as instances run on it).
+    latest = {process_id: elements for _, process_id, elements in session.execute(LATEST_ELEMENTS)}
     tasks, lanes = [], set()
     for process_id, elements in sorted(latest.items()):
         for element_id, meta in elements.items():

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from jsonschema import Draft202012Validator
-from sqlalchemy import bindparam, select
+from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.orm import Session
 from SpiffWorkflow.util.task import TaskState
 
@@ -106,6 +106,15 @@ _LATEST_ID = (select(Definition.id).where(Definition.process_id == bindparam("pr
               .order_by(Definition.version.desc()).limit(1))
 # The same, reading the shared clock's offset in the same statement (a start's first read).
 _LATEST_ID_CLOCK = _LATEST_ID.add_columns(OFFSET_COLUMN)
+
+
+_NEWEST = (select(Definition.process_id, func.max(Definition.version).label("version"))
+           .group_by(Definition.process_id).subquery())
+# Each process's latest deployed version: its id and elements (what the pages offer).
+LATEST_ELEMENTS = (select(Definition.id, Definition.process_id, Definition.elements)
+                   .join(_NEWEST, and_(Definition.process_id == _NEWEST.c.process_id,
+                                       Definition.version == _NEWEST.c.version))
+                   .order_by(Definition.process_id))
 
 
 def latest_id(session: Session, process_id: str, read_clock: bool = False) -> int:

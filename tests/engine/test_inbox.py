@@ -213,6 +213,30 @@ def test_each_row_shows_the_form_of_the_version_its_instance_runs(harness: Harne
     assert forms() == {first: "Review (v2)", second: "Review (v2)"}
 
 
+def test_the_filters_offer_the_tasks_of_each_latest_version(db_harness: Harness, tmp_path: Path) -> None:
+    """A renamed task is offered by its new name only, once, while an instance still runs on
+    the first version (on SQLite and PostgreSQL)."""
+    h = db_harness
+    h.engine.deploy(h.staff, FLOW_DIR)
+    h.engine.start(h.staff, "flow", "K1", {"key": "K1"})
+    office = Actor("otto", ("office",), False)
+    names = {t["element_id"]: t["name"] for t in h.engine.inbox_choices(h.staff)["tasks"]}
+    assert names == {"review": "Review request", "escalate": "Handle late review"}
+    assert [t["element_id"] for t in h.engine.inbox_choices(office)["tasks"]] == ["review"]
+
+    changed = tmp_path / "procs"
+    shutil.copytree(FLOW_DIR, changed)
+    diagram = changed / "flow" / "flow.bpmn"
+    renamed = diagram.read_text().replace('name="Review request"', 'name="Check the request"')
+    for version, mark in ((2, ""), (3, "<!-- v3 -->")):  # v3: another version, the same tasks
+        diagram.write_text(renamed + mark)
+        [deployed] = h.engine.deploy(h.staff, changed)
+        assert deployed.version == version
+    choices = h.engine.inbox_choices(h.staff)
+    assert [t["name"] for t in choices["tasks"] if t["element_id"] == "review"] == ["Check the request"]
+    assert choices["processes"] == ["flow"] and choices["groups"] == ["coordinator", "office"]
+
+
 @pytest.mark.integration
 def test_a_read_leaves_the_pooled_connection_transactional(pg_url: str) -> None:
     """The inbox reads without a transaction of its own on PostgreSQL; the pooled connection it
