@@ -60,3 +60,21 @@ def test_each_text_is_translated_once() -> None:
     po = (ROOT / "certflow" / "locale" / "nl" / "LC_MESSAGES" / "messages.po").read_text()
     keys = Counter(re.findall(r'^(?:msgctxt (".*")\n)?msgid ((?:".*"\n)+)', po, re.M))
     assert [key for key, n in keys.items() if n > 1 and key[1] != '""\n'] == []
+
+
+def test_page_texts_are_translated_with_their_values_escaped() -> None:
+    """``_`` and ``ngettext`` in a page: the Dutch text, the values filled in escaped (a task
+    title is typed by a process owner), the plural chosen by the number; in a text template
+    nothing is escaped."""
+    from certflow.web.pages.rendering import environment
+
+    env = environment("nl")
+    page = env.from_string("{{ _('Select %(task)s for %(case)s', task=title, case='APP-1') }} | "
+                           "{{ ngettext('%(num)s task, the soonest due first', "
+                           "'%(num)s tasks, the soonest due first', n) }} | {{ _('100%% done') }}")
+    assert page.render(title="<b>Check</b>", n=1) == (
+        "&lt;b&gt;Check&lt;/b&gt; voor APP-1 selecteren | 1 taak, de vroegste termijn eerst | 100% done")
+    assert "2 taken, de vroegste termijn eerst" in page.render(title="x", n=2)
+    text = env.from_string("{% autoescape false %}{{ _('Select %(task)s for %(case)s', task=title, "
+                           "case='APP-1') }}{% endautoescape %}")
+    assert text.render(title="<b>Check</b>") == "<b>Check</b> voor APP-1 selecteren"
