@@ -104,7 +104,7 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
         cancelled. Each firing of a cycle runs the process once more inside that instance."""
         started = []
         with self.session() as session:
-            timed = {pid: definition_id for definition_id, pid, elements in session.execute(rules.LATEST_ELEMENTS)
+            timed = {pid: definition_id for pid, (definition_id, elements) in self.latest_elements(session).items()
                      if any(m.get("type") == "StartEvent" and m.get("timer") for m in elements.values())}
             running = session.execute(select(Instance.id, Instance.process_id, Instance.definition_id).where(
                 Instance.business_key == SCHEDULE, Instance.status == "running")).all()
@@ -369,7 +369,7 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
         """What the inbox filters offer: the user tasks of the latest deployed versions, and the
         groups the actor may filter on (staff: every lane)."""
         with self.session() as session:
-            return overview.inbox_choices(session, actor)
+            return overview.inbox_choices(self.latest_elements(session), actor)
 
     def task(self, actor: Actor, task_id: str) -> TaskView:
         with self.session() as session:

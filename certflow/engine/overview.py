@@ -11,7 +11,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from certflow.engine.dto import CaseProgress, Step
-from certflow.engine.rules import LATEST_ELEMENTS, SCHEDULE
+from certflow.engine.rules import SCHEDULE
 from certflow.store.models import HumanTask, Instance, Subscription
 
 if TYPE_CHECKING:
@@ -20,14 +20,12 @@ if TYPE_CHECKING:
 MAX_CASES = 100
 
 
-def inbox_choices(session: Session, actor: "Actor") -> dict[str, Any]:
-    """The user tasks of each process's latest version the actor may be given (staff: all),
-    and the groups to filter on."""
-    # Only the latest versions' elements: every version's would make each inbox page read
-    # more as process owners deploy (a version is kept for as long as instances run on it).
-    latest = {process_id: elements for _, process_id, elements in session.execute(LATEST_ELEMENTS)}
+def inbox_choices(latest: dict[str, tuple[int, dict[str, Any]]], actor: "Actor") -> dict[str, Any]:
+    """The user tasks of each process's latest version (``Runtime.latest_elements``) the
+    actor may be given (staff: all), and the groups to filter on. Only the latest versions:
+    every version's would make each inbox page cost more as process owners deploy."""
     tasks, lanes = [], set()
-    for process_id, elements in sorted(latest.items()):
+    for process_id, (_, elements) in sorted(latest.items()):
         for element_id, meta in elements.items():
             if meta.get("type") == "UserTask" and (actor.is_staff or meta.get("lane") in actor.groups):
                 tasks.append({"process_id": process_id, "element_id": element_id,

@@ -110,11 +110,13 @@ _LATEST_ID_CLOCK = _LATEST_ID.add_columns(OFFSET_COLUMN)
 
 _NEWEST = (select(Definition.process_id, func.max(Definition.version).label("version"))
            .group_by(Definition.process_id).subquery())
-# Each process's latest deployed version: its id and elements (what the pages offer).
-LATEST_ELEMENTS = (select(Definition.id, Definition.process_id, Definition.elements)
-                   .join(_NEWEST, and_(Definition.process_id == _NEWEST.c.process_id,
-                                       Definition.version == _NEWEST.c.version))
-                   .order_by(Definition.process_id))
+# Each process's latest deployed version, by process id: (definition id, process id).
+LATEST_IDS = (select(Definition.id, Definition.process_id)
+              .join(_NEWEST, and_(Definition.process_id == _NEWEST.c.process_id,
+                                  Definition.version == _NEWEST.c.version))
+              .order_by(Definition.process_id))
+ELEMENTS_OF = (select(Definition.id, Definition.elements)
+               .where(Definition.id.in_(bindparam("ids", expanding=True))))
 
 
 def latest_id(session: Session, process_id: str, read_clock: bool = False) -> int:

@@ -30,6 +30,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from certflow.clock import CLOCK, OFFSET_COLUMN
 from certflow.observability.context import bind
 from certflow.observability.metrics import live_workflow, observe_advance
+from certflow.engine import rules
 from certflow.engine.dto import JobMessage
 from certflow.engine.errors import InvalidInput, NotFound
 from certflow.engine.projections import project, table_of
@@ -219,6 +220,7 @@ class Runtime:
         # Diagrams think in Dutch calendar days: today() just after midnight is the new day.
         self.script_engine = SandboxScriptEngine(now=lambda: CLOCK.now().astimezone(LOCAL_TZ))
         self._definitions: dict[int, LoadedDefinition] = {}
+        self._elements: dict[int, dict[str, Any]] = {}
         # Workflows this process saved last, by instance id, with the version they were saved
         # as and their task states. The version is the optimistic lock's, so a hit is exactly
         # the stored state; any other writer bumps it and the entry is simply not used.
@@ -242,6 +244,16 @@ class Runtime:
                                       row.forms, row.elements)
             self._definitions[definition_id] = cached
         return cached
+
+    def latest_elements(self, session: Session) -> dict[str, tuple[int, dict[str, Any]]]:
+        """Each process's latest version (its definition id) and its elements, by process id.
+        Only the ids are read each time: a version never changes, so its elements are kept
+        (without the spec ``definition`` loads, which these callers do not need)."""
+        latest = session.execute(rules.LATEST_IDS).all()
+        missing = [definition_id for definition_id, _ in latest if definition_id not in self._elements]
+        if missing:
+            self._elements.update(session.execute(rules.ELEMENTS_OF, {"ids": missing}).tuples().all())
+        return {process_id: (definition_id, self._elements[definition_id]) for definition_id, process_id in latest}
 
     def new_workflow(self, definition: LoadedDefinition) -> BpmnWorkflow:
         return walk_faster(BpmnWorkflow(definition.spec, definition.subprocess_specs, script_engine=self.script_engine))

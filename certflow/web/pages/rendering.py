@@ -58,16 +58,25 @@ def _direct_gettext(catalogue: i18n.NullTranslations) -> dict[str, Any]:
 
     @pass_eval_context
     def gettext(eval_ctx: EvalContext, text: str, /, **variables: Any) -> str:
-        found = catalogue.gettext(text)
-        return (Markup(found) if eval_ctx.autoescape else found) % variables
+        return _filled(catalogue.gettext(text), variables, eval_ctx.autoescape)
 
     @pass_eval_context
     def ngettext(eval_ctx: EvalContext, singular: str, plural: str, num: int, /, **variables: Any) -> str:
         variables.setdefault("num", num)
-        found = catalogue.ngettext(singular, plural, num)
-        return (Markup(found) if eval_ctx.autoescape else found) % variables
+        return _filled(catalogue.ngettext(singular, plural, num), variables, eval_ctx.autoescape)
 
     return {"_": gettext, "gettext": gettext, "ngettext": ngettext}
+
+
+def _filled(text: str, variables: dict[str, Any], escape: bool) -> str:
+    """``text`` with ``variables`` filled in (escaped when ``escape``), and "%%" written as "%"
+    as any translated text is, with values or not. Most texts have none, and Markup's ``%``
+    (escaping helpers for an empty mapping) was three quarters of a translation."""
+    if variables:
+        return (Markup(text) if escape else text) % variables
+    if "%" in text:
+        text = text.replace("%%", "%")
+    return Markup(text) if escape else text
 
 
 def render(request: Request, template: str, context: dict[str, Any] | None = None,
