@@ -33,7 +33,7 @@ from certflow.i18n import Message, N_, joined
 
 if TYPE_CHECKING:
     from certflow.engine.facade import Actor
-    from certflow.engine.runtime import Runtime
+    from certflow.engine.runtime import LoadedDefinition, Runtime
 
 log = logging.getLogger(__name__)
 Evaluate = Callable[[str], Any]
@@ -43,17 +43,16 @@ def is_personal(meta: dict[str, Any]) -> bool:
     return bool(meta.get("assignee"))
 
 
-def personal(runtime: Runtime, session: Session, entry: HumanTask) -> bool:
+def personal(definition: LoadedDefinition, entry: HumanTask) -> bool:
     """Whether the diagram names this task's person (so it has no Release, no delegation)."""
-    return is_personal(_meta(runtime, session, _instance(session, entry), entry))
+    return is_personal(definition.elements.get(entry.element_id) or {})
 
 
 def unclaim(runtime: Runtime, session: Session, entry: HumanTask, actor: Actor,
             now: datetime) -> None:
     holder = entry.assignee
     queue.unclaim(session, entry, actor, now)  # who may release it at all
-    instance = _instance(session, entry)
-    if is_personal(_meta(runtime, session, instance, entry)):
+    if is_personal(_meta(runtime, session, entry)):
         raise Conflict(Message(N_("task %(task)s was given to %(who)s by the process and cannot be "
                                   "handed back to the group; staff may reassign it"), task=entry.id, who=holder))
 
@@ -62,10 +61,9 @@ def assign(runtime: Runtime, session: Session, entry: HumanTask, actor: Actor, a
            now: datetime) -> None:
     """Staff only and group members only (the queue's rules), then the first assignment's."""
     queue.assign(session, entry, actor, assignee, now)
-    instance = _instance(session, entry)
-    meta = _meta(runtime, session, instance, entry)
-    if not is_personal(meta):
+    if not is_personal(_meta(runtime, session, entry)):
         return
+    instance = _instance(session, entry)  # the whole row (its state) only for a named person
     definition = runtime.definition(session, instance.definition_id)
     task = find_task(runtime.restore(instance, definition), entry.id)
 
@@ -120,9 +118,10 @@ def _instance(session: Session, entry: HumanTask) -> Instance:
     return instance
 
 
-def _meta(runtime: Runtime, session: Session, instance: Instance,
-          entry: HumanTask) -> dict[str, Any]:
-    elements = runtime.definition(session, instance.definition_id).elements
+def _meta(runtime: Runtime, session: Session, entry: HumanTask) -> dict[str, Any]:
+    """The task's element in the diagram of the version its instance runs (read by id: not
+    the instance's row, whose state is most of its bytes)."""
+    elements = runtime.definition_of(session, entry.instance_id).elements
     return dict(elements.get(entry.element_id) or {})
 
 

@@ -44,7 +44,8 @@ from certflow.engine.studio import StudioMixin
 from certflow.engine.studio_tables import TableStudioMixin
 from certflow.engine.spiff import SERIALIZER_VERSION, find_task, last_task_data, state_to_dict, verifying
 from certflow.store.base import new_id
-from certflow.store.models import AuditEvent, Definition, HumanTask, Instance, Subscription, User
+from certflow.store.models import (WITHOUT_STATE, AuditEvent, Definition, HumanTask, Instance, Subscription,
+                                   User)
 from certflow.i18n import Message, N_
 
 
@@ -335,7 +336,7 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
 
     def history(self, actor: Actor, instance_id: str) -> list[dict[str, Any]]:
         with self.session() as session:
-            instance = session.get(Instance, instance_id)
+            instance = session.get(Instance, instance_id, options=[WITHOUT_STATE])
             if instance is None:
                 raise NotFound(Message(N_("no instance '%(instance)s'"), instance=instance_id))
             rules.may_see(session, actor, instance)
@@ -375,8 +376,9 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
         with self.session() as session:
             entry = queue.get(session, task_id)
             queue.may_see(entry, actor)
-            view = queue.view(entry, self.definition_forms(session, entry.instance_id), self.now())
-            return replace(view, personal=assignment.personal(self, session, entry))
+            definition = self.definition_of(session, entry.instance_id)
+            view = queue.view(entry, definition.forms, self.now())
+            return replace(view, personal=assignment.personal(definition, entry))
 
     def claim(self, actor: Actor, task_id: str) -> TaskView:
         return self._queue_op(actor, task_id, "claimed", queue.claim)
@@ -419,8 +421,7 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
         return answer[0]
 
     def definition_forms(self, session: Session, instance_id: str) -> dict[str, Any]:
-        definition_id = session.scalar(select(Instance.definition_id).where(Instance.id == instance_id))
-        return self.definition(session, definition_id).forms if definition_id else {}
+        return self.definition_of(session, instance_id).forms
 
     # -- messages ----------------------------------------------------------------------------
     def deliver_message(self, actor: Actor, name: str, payload: dict[str, Any] | None = None,

@@ -30,7 +30,8 @@ from certflow.engine.dto import (
 from certflow.engine.errors import Conflict, Forbidden, InvalidInput, NotFound
 from certflow.engine.filter_parsing import parse_filter
 from certflow.engine.spiff import state_from_dict, state_to_dict
-from certflow.store.models import AuditEvent, Definition, HumanTask, Incident, Instance, Subscription
+from certflow.store.models import (WITHOUT_STATE, AuditEvent, Definition, HumanTask, Incident, Instance,
+                                   Subscription)
 
 if TYPE_CHECKING:
     from certflow.engine.facade import Actor
@@ -257,7 +258,7 @@ class MonitorMixin(_Base):
         """The BPMN source of the version the instance runs on."""
         may_monitor(actor)
         with self.session() as session:
-            instance = session.get(Instance, instance_id)
+            instance = session.get(Instance, instance_id, options=[WITHOUT_STATE])
             if instance is None:
                 raise NotFound(f"no instance {instance_id!r}")
             sources = session.scalar(select(Definition.sources).where(Definition.id == instance.definition_id))

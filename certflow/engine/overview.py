@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from certflow.engine.dto import CaseProgress, Step
 from certflow.engine.rules import SCHEDULE
-from certflow.store.models import HumanTask, Instance, Subscription
+from certflow.store.models import WITHOUT_STATE, HumanTask, Instance, Subscription
 
 if TYPE_CHECKING:
     from certflow.engine.facade import Actor
@@ -38,7 +38,7 @@ def inbox_choices(latest: dict[str, tuple[int, dict[str, Any]]], actor: "Actor")
 def progress(session: Session, actor: "Actor", process_id: str | None, now: datetime) -> list[CaseProgress]:
     """The actor's own cases, newest first: every open task's title, group and due date
     (anyone's: that is where the case stands), with ids only for the actor's own."""
-    query = select(Instance).where(or_(Instance.started_by == actor.username,
+    query = select(Instance).options(WITHOUT_STATE).where(or_(Instance.started_by == actor.username,
                                        Instance.subject == actor.username),
                                    Instance.business_key != SCHEDULE)
     if process_id:

@@ -208,6 +208,9 @@ class EffectKept(Exception):
         self.result = result
 
 
+_DEFINITION_ID = select(Instance.definition_id).where(Instance.id == bindparam("instance_id"))
+
+
 class Runtime:
     def __init__(self, settings: Settings, sessions: sessionmaker[Session], publisher: Publisher | None = None,
                  registry: HandlerRegistry | None = None) -> None:
@@ -244,6 +247,13 @@ class Runtime:
                                       row.forms, row.elements)
             self._definitions[definition_id] = cached
         return cached
+
+    def definition_of(self, session: Session, instance_id: str) -> LoadedDefinition:
+        """The version ``instance_id`` runs (one column read; its definition is cached)."""
+        definition_id = session.connection().execute(_DEFINITION_ID, {"instance_id": instance_id}).scalar()
+        if definition_id is None:
+            raise NotFound(f"no instance {instance_id}")
+        return self.definition(session, definition_id)
 
     def latest_elements(self, session: Session) -> dict[str, tuple[int, dict[str, Any]]]:
         """Each process's latest version (its definition id) and its elements, by process id.

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from certflow.clock import CLOCK
 from certflow.errors import CertflowError, Forbidden, InvalidInput, NotFound
 from certflow.services.viewer import Member
-from certflow.store.models import AuditEvent, HumanTask, Instance
+from certflow.store.models import WITHOUT_STATE, AuditEvent, HumanTask, Instance
 from certflow.store.workspace import Document
 from certflow.i18n import Message, N_
 
@@ -119,7 +119,7 @@ def may_see(session: Session, actor: Member, instance: Instance) -> bool:
 
 
 def _case(session: Session, actor: Member, instance_id: str) -> Instance:
-    instance = session.get(Instance, instance_id)
+    instance = session.get(Instance, instance_id, options=[WITHOUT_STATE])
     # The same answer for "no such case" and "not yours": an id reveals nothing.
     if instance is None or not may_see(session, actor, instance):
         raise NotFound(Message(N_("no case '%(case)s' of yours"), case=instance_id))
@@ -167,7 +167,7 @@ def mine(session: Session, actor: Member) -> list[DocumentView]:
 def download(session: Session, actor: Member, document_id: str) -> tuple[DocumentView, bytes]:
     """The document and its bytes, checked against the stored checksum."""
     row = session.get(Document, document_id)
-    instance = session.get(Instance, row.instance_id) if row is not None else None
+    instance = session.get(Instance, row.instance_id, options=[WITHOUT_STATE]) if row is not None else None
     if row is None or instance is None or not may_see(session, actor, instance):
         raise NotFound(Message(N_("no document '%(document)s' of yours"), document=document_id))
     content = row.content

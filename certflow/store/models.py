@@ -14,7 +14,7 @@ from sqlalchemy import (
     JSON, Boolean, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false, text, true,
 )
 from sqlalchemy import column as sa_column
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, defer, mapped_column, relationship
 
 from certflow.store.base import Base, new_id
 
@@ -101,6 +101,11 @@ class Instance(Base):
 
     # Loaded only on a spec-cache miss: the definition row is large and immutable.
     definition: Mapped[Definition] = relationship(lazy="raise")
+
+
+# For a read of an instance's particulars (who, what, where it stands) and not its run: the
+# state, most of the row's bytes and all of its decoding, stays unread.
+WITHOUT_STATE = defer(Instance.state)
 
 
 class HumanTask(Base):
