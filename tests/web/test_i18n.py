@@ -75,6 +75,9 @@ def test_page_texts_are_translated_with_their_values_escaped() -> None:
     assert page.render(title="<b>Check</b>", n=1) == (
         "&lt;b&gt;Check&lt;/b&gt; voor APP-1 selecteren | 1 taak, de vroegste termijn eerst | 100% done")
     assert "2 taken, de vroegste termijn eerst" in page.render(title="x", n=2)
+    counted = env.from_string("{{ ngettext('%(num)d registered professional found', "
+                              "'%(num)d registered professionals found', n) }}")
+    assert counted.render(n=12) == "12 geregistreerde professionals gevonden"
     text = env.from_string("{% autoescape false %}{{ _('Select %(task)s for %(case)s', task=title, "
                            "case='APP-1') }}{% endautoescape %}")
     assert text.render(title="<b>Check</b>") == "<b>Check</b> voor APP-1 selecteren"

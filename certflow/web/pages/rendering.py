@@ -4,6 +4,7 @@ and ``render()`` which every page route returns through."""
 from __future__ import annotations
 
 from functools import lru_cache
+from numbers import Number
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_eval_context, select_autoescape
 from jinja2.nodes import EvalContext
-from markupsafe import Markup
+from markupsafe import Markup, escape as markup_escape
 
 from certflow import i18n
 from certflow.services.accounts import ROLE_LABELS
@@ -70,13 +71,15 @@ def _direct_gettext(catalogue: i18n.NullTranslations) -> dict[str, Any]:
 
 def _filled(text: str, variables: dict[str, Any], escape: bool) -> str:
     """``text`` with ``variables`` filled in (escaped when ``escape``), and "%%" written as "%"
-    as any translated text is, with values or not. Most texts have none, and Markup's ``%``
-    (escaping helpers for an empty mapping) was three quarters of a translation."""
-    if variables:
-        return (Markup(text) if escape else text) % variables
-    if "%" in text:
-        text = text.replace("%%", "%")
-    return Markup(text) if escape else text
+    as any translated text is, with values or not: what Markup's ``%`` does, whose escaping
+    helper per value was three quarters of a translation. A number is put in as it is (it
+    needs no escaping, and ``%(n)d`` wants a number)."""
+    if not escape:
+        return text % variables
+    if not variables:
+        return Markup(text.replace("%%", "%") if "%" in text else text)
+    return Markup(text % {name: value if isinstance(value, Number) else markup_escape(value)
+                          for name, value in variables.items()})
 
 
 def render(request: Request, template: str, context: dict[str, Any] | None = None,
