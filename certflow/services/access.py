@@ -24,7 +24,7 @@ from datetime import datetime, timedelta, timezone
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import CursorResult, delete, func, select
+from sqlalchemy import CursorResult, bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
 from certflow.errors import CertflowError, Forbidden, InvalidInput, NotFound
@@ -170,6 +170,10 @@ def _expiry(settings: Settings, created: datetime, seen: datetime) -> datetime:
                created + timedelta(hours=settings.session_max_hours))
 
 
+_SESSION_AND_USER = (select(WebSession, User).join(User, User.username == WebSession.username)
+                     .where(WebSession.id_hash == bindparam("id_hash")))
+
+
 def resume_session(session: Session, settings: Settings, cookie: str | None,
                    now: datetime | None = None) -> BrowserSession | None:
     """The session behind a cookie, or None when it is unknown, expired or its account is
@@ -177,11 +181,11 @@ def resume_session(session: Session, settings: Settings, cookie: str | None,
     if not cookie:
         return None
     now = now or wall_now()
-    row = session.get(WebSession, digest(cookie))
-    if row is None or row.expires_at <= now:
+    found = session.execute(_SESSION_AND_USER, {"id_hash": digest(cookie)}).first()  # every page: one read
+    if found is None:
         return None
-    user = session.get(User, row.username)
-    if user is None or not user.is_active:
+    row, user = found._tuple()
+    if row.expires_at <= now or not user.is_active:
         return None
     if now - row.last_seen_at > timedelta(minutes=1):
         row.last_seen_at = now
