@@ -35,7 +35,7 @@ from certflow.engine.errors import CertflowError, Conflict
 from certflow.engine.projections import correlation_key, table_of
 from certflow.engine.timers import insert_audit, saved_row, write_instances
 from certflow.store.base import new_id
-from certflow.store.models import Definition, Instance, Message, Subscription
+from certflow.store.models import Instance, Message, Subscription
 
 if TYPE_CHECKING:
     from certflow.engine.runtime import Advance, Runtime
@@ -85,9 +85,6 @@ _BUFFERED_FOR = (_BUFFERED_ALL.where(Subscription.instance_id == bindparam("inst
                  .order_by(Message.id).limit(bindparam("limit")))
 _STARTED = (update(_MESSAGES).where(_MESSAGES.c.id == bindparam("b_id"))
             .values(status="started", outcome=bindparam("outcome"), handled_at=bindparam("handled_at")))
-_DEFINITION_IDS = select(Definition.id, Definition.process_id).order_by(Definition.version)
-_ELEMENTS_OF = (select(Definition.process_id, Definition.elements)
-                .where(Definition.id.in_(bindparam("ids", expanding=True))))
 
 
 class MessagingMixin(_Base):
@@ -327,16 +324,14 @@ class MessagingMixin(_Base):
     def _message_start_process(self, session: Any, name: str) -> str | None:
         """The process whose latest version starts on message ``name``. Deployed versions never
         change, so the map from message to process is kept per set of latest versions: a
-        deploy changes that set, and only then are their elements read again."""
-        latest: dict[str, int] = {}
-        for definition_id, process_id in session.execute(_DEFINITION_IDS):
-            latest[process_id] = definition_id
-        ids = tuple(sorted(latest.values()))
+        deploy changes that set, and only then is it made again (from the elements the
+        runtime keeps by version: ``latest_elements`` reads the latest versions' ids only)."""
+        latest = self.latest_elements(session)
+        ids = tuple(sorted(definition_id for definition_id, _ in latest.values()))
         if self._message_starts is None or self._message_starts[0] != ids:
-            elements_of = dict(session.execute(_ELEMENTS_OF, {"ids": list(ids)}).all())
             starts: dict[str, str] = {}
-            for process_id in latest:  # the first process (in this order) wins a tie, as before
-                for element in elements_of[process_id].values():
+            for process_id, (_, elements) in latest.items():  # by process id: the first wins a tie
+                for element in elements.values():
                     if element.get("type") == "StartEvent" and element.get("message"):
                         starts.setdefault(element["message"], process_id)
             self._message_starts = (ids, starts)
