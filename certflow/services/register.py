@@ -260,9 +260,11 @@ def _result(history: RegisterHistory, holder: str) -> dict[str, Any]:
     }
 
 
-def public_register(session: Session, query: str | None = None) -> list[dict[str, str | None]]:
+def public_register(session: Session, query: str | None = None, limit: int | None = None,
+                    offset: int = 0) -> list[dict[str, str | None]]:
     """The public view: name, register number, status, level, specialisation, valid_until;
-    searched on name or number.
+    searched on name or number, by name; ``limit`` rows from ``offset`` (the database stops
+    there: a search for one letter must not fetch the whole register for anyone who asks).
 
     Selects exactly those columns, so nothing else about a person can leak through here.
     """
@@ -278,6 +280,10 @@ def public_register(session: Session, query: str | None = None) -> list[dict[str
         like = f"%{escaped}%"
         stmt = stmt.where(or_(User.display_name.ilike(like, escape="\\"),
                               RegisterEntry.register_number.ilike(like, escape="\\")))
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    if offset:
+        stmt = stmt.offset(offset)
     return [
         {"name": name, "register_number": number, "status": status, "level": level,
          "specialisation": specialisation, "valid_until": valid_until.isoformat()}

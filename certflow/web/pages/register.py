@@ -25,7 +25,7 @@ LEVEL_LABELS = {"RL": N_("Career professional")}
 def register_page(request: Request, q: str = "") -> Response:
     query = q.strip()[:100]
     with session_scope() as session:
-        rows = public_register(session, query) if query else []
+        rows = public_register(session, query, limit=PAGE_SIZE + 1) if query else []
     return render(request, "register/search.html", {
         "q": query, "rows": rows[:PAGE_SIZE], "more": len(rows) > PAGE_SIZE,
         "searched": bool(query), "status_labels": STATUS_LABELS,
