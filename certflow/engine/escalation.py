@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import heapq
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -132,7 +132,7 @@ class EscalationMixin(_Base):
         with self.session() as session:
             entries = session.scalars(select(HumanTask).where(HumanTask.escalated_to.in_(groups or [""]))
                                       .order_by(HumanTask.escalated_at).limit(500)).all()
-            return [self._escalation_view(session, e) for e in entries]
+            return self._escalation_views(session, entries)
 
     def escalation(self, actor: "Actor", task_id: str) -> EscalationView:
         with self.session() as session:
@@ -141,19 +141,38 @@ class EscalationMixin(_Base):
             return self._escalation_view(session, entry)
 
     def _escalation_view(self, session: Session, entry: HumanTask) -> EscalationView:
+        [view] = self._escalation_views(session, [entry])
+        return view
+
+    def _escalation_views(self, session: Session, entries: Sequence[HumanTask]) -> list[EscalationView]:
+        """Escalated tasks as the coordinators see them: their escalation history and form,
+        read for the whole list at once (not two reads per task: a list holds up to 500)."""
+        if not entries:
+            return []
         now = self.now()
-        history = session.execute(select(AuditEvent.at, AuditEvent.actor, AuditEvent.action, AuditEvent.detail)
-                                  .where(AuditEvent.instance_id == entry.instance_id,
-                                         AuditEvent.task_id == entry.id, AuditEvent.action.in_(ACTIONS))
-                                  .order_by(AuditEvent.id)).all()
-        # Why: the due time that passed (not a later extension's), as the last escalation saw it.
-        last: dict[str, Any] = next((h.detail for h in reversed(history) if h.action == "task_escalated"), {})
-        why = f"due {last.get('due_at')} passed; policy {last.get('policy')}, level {last.get('level')}"
-        return EscalationView(
-            task=queue.view(entry, self.definition_forms(session, entry.instance_id), now),  # type: ignore[attr-defined]
-            escalated_to=entry.escalated_to, escalated_since=entry.escalated_at, why=why,
-            level=entry.escalation_level, next_step_at=entry.next_escalation_at,
-            history=[{"at": h.at, "actor": h.actor, "action": h.action, "detail": h.detail} for h in history])
+        instance_ids = sorted({e.instance_id for e in entries})
+        history: dict[str, list[Any]] = {e.id: [] for e in entries}
+        for row in session.execute(select(AuditEvent.task_id, AuditEvent.at, AuditEvent.actor, AuditEvent.action,
+                                          AuditEvent.detail)
+                                   .where(AuditEvent.instance_id.in_(instance_ids),  # the indexed column
+                                          AuditEvent.task_id.in_(list(history)), AuditEvent.action.in_(ACTIONS))
+                                   .order_by(AuditEvent.id)):
+            history[row.task_id].append(row)
+        versions = dict(session.execute(select(Instance.id, Instance.definition_id)
+                                        .where(Instance.id.in_(instance_ids))).tuples().all())
+        views = []
+        for entry in entries:
+            steps = history[entry.id]
+            # Why: the due time that passed (not a later extension's), as the last escalation saw it.
+            last: dict[str, Any] = next((h.detail for h in reversed(steps) if h.action == "task_escalated"), {})
+            why = f"due {last.get('due_at')} passed; policy {last.get('policy')}, level {last.get('level')}"
+            forms = self.definition(session, versions[entry.instance_id]).forms  # type: ignore[attr-defined]
+            views.append(EscalationView(
+                task=queue.view(entry, forms, now),
+                escalated_to=entry.escalated_to, escalated_since=entry.escalated_at, why=why,
+                level=entry.escalation_level, next_step_at=entry.next_escalation_at,
+                history=[{"at": h.at, "actor": h.actor, "action": h.action, "detail": h.detail} for h in steps]))
+        return views
 
     def escalation_reassign(self, actor: "Actor", task_id: str, assignee: str, reason: str = "") -> EscalationView:
         def op(session: Session, entry: HumanTask, now: datetime) -> dict[str, Any]:

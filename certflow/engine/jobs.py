@@ -246,9 +246,14 @@ class JobsMixin(_Base):
 
     # -- incidents ---------------------------------------------------------------------------
     def incidents(self, actor: "Actor", status: str | None = "open") -> list[IncidentView]:
+        """Open incidents oldest first (the office's queue); any other status, or all of them,
+        newest first (history, which only grows); at most ``MAX_INCIDENTS`` either way."""
         _staff(actor)
         with self.session() as session:
-            query = select(Incident).order_by(Incident.created_at)
+            newest_first = status != "open"
+            query = (select(Incident).order_by(Incident.created_at.desc() if newest_first else Incident.created_at,
+                                               Incident.id.desc() if newest_first else Incident.id)
+                     .limit(MAX_INCIDENTS))
             if status:
                 query = query.where(Incident.status == status)
             return incident_views(session, session.scalars(query).all())
@@ -360,6 +365,7 @@ def _republish_due(job: Job, now: datetime) -> bool:
         return True
     return now - job.published_at > max(job.published_at - job.available_at, timedelta(0))
 
+MAX_INCIDENTS = 500  # a list's length, as the escalations'
 _JOBS = table_of(Job)
 JOB_FINISH = (update(_JOBS).where(_JOBS.c.id == bindparam("job_id"))
                .values(status=bindparam("status"), finished_at=bindparam("finished_at"), error=bindparam("error")))

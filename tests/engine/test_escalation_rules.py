@@ -266,7 +266,11 @@ def test_the_inbox_shows_my_groups_escalations_longest_waiting_first(h: Harness)
     travel(local(MON + timedelta(days=4), 1))
     h.engine.sweep_escalations()  # CASE-B a day later
     order = [task(h, "assess", first).id, task(h, "assess", second).id]
-    assert [v.task.id for v in h.engine.escalations(COCO)] == order
+    listed = h.engine.escalations(COCO)
+    assert [v.task.id for v in listed] == order
+    # The list reads every task's history at once: each keeps its own, as when opened alone.
+    assert listed == [h.engine.escalation(COCO, task_id) for task_id in order]
+    assert [[step["action"] for step in v.history] for v in listed] == [["escalation_reminder", "task_escalated"]] * 2
     assert [v.task.id for v in h.engine.escalations(COCO, group="coordinator")] == order
     assert [v.task.id for v in h.engine.escalations(MO, group="coordinator")] == order  # staff: any group
     assert h.engine.escalations(MO) == []

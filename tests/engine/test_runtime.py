@@ -234,6 +234,31 @@ def test_a_save_sets_status_and_next_due_time_only_when_they_change(flow: Harnes
         assert (row.status, row.next_due_at, row.ended_at is not None) == ("cancelled", None, True)
 
 
+def test_open_incidents_list_oldest_first_and_the_history_newest_first(
+        harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The office's queue of open incidents starts with the one waiting longest; the history
+    (every status, which only grows) with the latest; both lists stop at MAX_INCIDENTS."""
+    from datetime import datetime, timedelta, timezone
+
+    from certflow.engine import jobs
+    from certflow.store.models import Incident
+
+    harness.engine.deploy(harness.staff, FLOW_DIR)
+    instance_id = start(harness)
+    day = datetime(2026, 3, 2, tzinfo=timezone.utc)
+    with session_scope() as s:  # SYNTHETIC incidents: only the listing is under test
+        for n, status in enumerate(["open", "skipped", "open", "retried", "open"]):
+            s.add(Incident(instance_id=instance_id, task_id=f"t{n}", element_id=f"e{n}", operator="x",
+                           error="boom", traceback="", attempts=1, status=status,
+                           created_at=day + timedelta(days=n)))
+    assert [i.element_id for i in harness.engine.incidents(harness.staff)] == ["e0", "e2", "e4"]
+    assert [i.element_id for i in harness.engine.incidents(harness.staff, None)] == ["e4", "e3", "e2", "e1", "e0"]
+    assert [i.element_id for i in harness.engine.incidents(harness.staff, "skipped")] == ["e1"]
+    monkeypatch.setattr(jobs, "MAX_INCIDENTS", 2)
+    assert [i.element_id for i in harness.engine.incidents(harness.staff)] == ["e0", "e2"]
+    assert [i.element_id for i in harness.engine.incidents(harness.staff, None)] == ["e4", "e3"]
+
+
 def test_a_job_whose_task_moved_on_is_marked_stale_and_a_failed_one_stays_failed(
         harness: Harness, tmp_path: Path) -> None:
     """Stale marking from the open jobs the last save wrote (not read back): a cancel makes a
