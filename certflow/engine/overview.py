@@ -38,9 +38,9 @@ def inbox_choices(latest: dict[str, tuple[int, dict[str, Any]]], actor: "Actor")
 def progress(session: Session, actor: "Actor", process_id: str | None, now: datetime) -> list[CaseProgress]:
     """The actor's own cases, newest first: every open task's title, group and due date
     (anyone's: that is where the case stands), with ids only for the actor's own."""
-    query = select(Instance).options(WITHOUT_STATE).where(or_(Instance.started_by == actor.username,
-                                       Instance.subject == actor.username),
-                                   Instance.business_key != SCHEDULE)
+    query = (select(Instance).options(WITHOUT_STATE)
+             .where(or_(Instance.started_by == actor.username, Instance.subject == actor.username),
+                    Instance.business_key != SCHEDULE))
     if process_id:
         query = query.where(Instance.process_id == process_id)
     instances = session.scalars(query.order_by(Instance.created_at.desc()).limit(MAX_CASES)).all()

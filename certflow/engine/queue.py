@@ -78,7 +78,7 @@ def records(rows: Sequence[Row[Any]]) -> list[SimpleNamespace]:
     """``rows`` as plain objects with the same attributes, for ``view``. A SQLAlchemy ``Row``
     answers ``row.name`` only after Python's own lookup has failed with an AttributeError:
     about 1.5 µs a read, 25 times reading it by position, and a view reads 17 of them (a
-    third of the inbox's CPU for a page of 50, more than building the views)."""
+    quarter of the inbox's CPU for a page of 50, more than building the views)."""
     if not rows:
         return []
     fields = rows[0]._fields

@@ -54,7 +54,8 @@ def export(s: Session, viewer: Viewer) -> dict[str, Any]:
     """Everything kept about the viewer, JSON-ready (dates as ISO strings, money as strings)."""
     me = viewer.username
     account = _row(_user(s, me))
-    cases = s.scalars(select(Instance).options(WITHOUT_STATE).where(or_(Instance.started_by == me, Instance.subject == me))
+    cases = s.scalars(select(Instance).options(WITHOUT_STATE)
+                      .where(or_(Instance.started_by == me, Instance.subject == me))
                       .order_by(Instance.created_at)).all()
     case_ids = [c.id for c in cases]
     mine = s.scalars(select(AuditEvent).where(AuditEvent.actor == me).order_by(AuditEvent.id)).all()
