@@ -81,14 +81,14 @@ from jinja2 import (
 from jinja2.runtime import Context
 from pydantic import BaseModel, Field
 from sqlalchemy import bindparam, select, text
-from sqlalchemy.orm import Session, joinedload, make_transient_to_detached
+from sqlalchemy.orm import Session, joinedload, make_transient_to_detached, undefer_group
 
 from certflow.registry import HandlerContext, HandlerError, PermanentError
 from certflow.services.accounts import is_erased
 from certflow.settings import ROOT, Settings
 from certflow.services.billing.invoices import ensure_documents
 from certflow.store.base import new_id
-from certflow.store.billing import Invoice
+from certflow.store.billing import DOCUMENTS, Invoice
 from certflow.store.communications import EmailMessage
 from certflow.store.models import User
 from certflow.store.studio_texts import EmailTemplate
@@ -476,7 +476,8 @@ def _by_key(session: Session, key: str) -> EmailMessage | None:
 # more than running them.
 _USER = select(User).where(User.username == bindparam("username"))
 _INVOICE = (select(Invoice).where(Invoice.number == bindparam("number"))
-            .options(joinedload(Invoice.lines)))  # the PDF, if it is rendered here, needs them
+            # its documents with it (attached); the PDF, if it is rendered here, needs the lines
+            .options(undefer_group(DOCUMENTS), joinedload(Invoice.lines)))
 _TEMPLATES = select(EmailTemplate.name, EmailTemplate.content).order_by(EmailTemplate.version)
 
 

@@ -25,7 +25,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 
 from certflow.store.base import Base
 
@@ -70,6 +70,9 @@ class InvoiceSequence(Base):
 
     year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     last_seq: Mapped[int] = mapped_column(Integer, default=0)
+
+
+DOCUMENTS = "documents"  # the deferred group of an invoice's PDF and UBL
 
 
 class Invoice(Base):
@@ -117,8 +120,11 @@ class Invoice(Base):
     status: Mapped[str] = mapped_column(String(20), default="open", index=True)
     paid_at: Mapped[datetime | None]
     note: Mapped[str] = mapped_column(Text, default="")
-    pdf: Mapped[bytes | None] = mapped_column(LargeBinary)
-    ubl_xml: Mapped[str | None] = mapped_column(Text)
+    # The documents (some 50 KB an invoice) are read when asked for, both at once: lists of
+    # invoices (the dashboard's 500 unpaid ones, Mijn CMI, a bank statement's matching) use
+    # the other columns. ``undefer_group(DOCUMENTS)`` reads them with the row.
+    pdf: Mapped[bytes | None] = deferred(mapped_column(LargeBinary), group=DOCUMENTS)
+    ubl_xml: Mapped[str | None] = deferred(mapped_column(Text), group=DOCUMENTS)
     created_at: Mapped[datetime]
 
     lines: Mapped[list[InvoiceLine]] = relationship(

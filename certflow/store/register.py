@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from sqlalchemy import Date, ForeignKey, Integer, LargeBinary, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, deferred, mapped_column
 
 from certflow.store.base import Base, new_id
 
@@ -41,7 +41,8 @@ class Certificate(Base):
     # One of CERTIFICATE_STATUSES.
     status: Mapped[str] = mapped_column(String(30), default="valid")
     language: Mapped[str] = mapped_column(String(5), default="nl")
-    pdf: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Read when asked for (a download): lists of certificates use the other columns.
+    pdf: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
     created_at: Mapped[datetime]
 
 
@@ -54,7 +55,7 @@ class CertificateCopy(Base):
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
     certificate_id: Mapped[str] = mapped_column(ForeignKey("certificates.id"), index=True)
     language: Mapped[str] = mapped_column(String(5))
-    pdf: Mapped[bytes] = mapped_column(LargeBinary)
+    pdf: Mapped[bytes] = deferred(mapped_column(LargeBinary, nullable=False))
     created_at: Mapped[datetime]
 
 

@@ -7,6 +7,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from certflow.engine.facade import Actor
@@ -75,3 +76,30 @@ def test_add_months_keeps_the_day_or_takes_the_last() -> None:
     assert figures.add_months(date(2026, 10, 31), 4) == date(2027, 2, 28)
     assert figures.add_months(date(2026, 11, 30), 4) == date(2027, 3, 30)
     assert figures.add_months(date(2027, 10, 31), 4) == date(2028, 2, 29)
+
+
+def test_lists_of_invoices_and_certificates_leave_their_documents_unread(sqlite_url: str) -> None:
+    """The dashboard's up to 500 unpaid invoices, a person's invoices and certificates: the
+    PDFs and UBL (some 50 KB an invoice) are read only when a document is asked for."""
+    from certflow.services import certificates, my_data
+    from certflow.services.billing import views
+    from tests.support import statements
+
+    with session_scope() as s:
+        create_user(s, "cas", "Cas", ["candidate"])
+        unpaid = _invoice(1, "786.50", date(2026, 11, 1))
+        unpaid.pdf, unpaid.ubl_xml = b"%PDF-stored", "<Invoice/>"
+        s.add(unpaid)
+        _entry(s, "anna", date(2027, 3, 29))
+        s.get_one(Certificate, s.scalars(select(Certificate.id)).one()).pdf = b"%PDF-certificate"
+    anna = Actor("anna", ("professional",))
+    with session_scope() as s, statements() as seen:
+        assert [i.number for i in figures.unpaid_invoices(s, STAFF, TODAY)] == ["2026-000001"]
+        assert [i["number"] for i in my_data.invoices(s, Actor("cas", ("candidate",)))] == ["2026-000001"]
+        assert [c["holder"] for c in certificates.certificates_of(s, anna, None)] == ["anna"]
+    assert seen and not any("pdf" in statement or "ubl_xml" in statement for statement in seen)
+    with session_scope() as s:  # asked for, they are there
+        assert views.invoice_document(s, STAFF, "2026-000001", "pdf").content == b"%PDF-stored"
+        assert views.invoice_document(s, STAFF, "2026-000001", "ubl").content == b"<Invoice/>"
+        [cert] = certificates.certificates_of(s, anna, None)
+        assert certificates.certificate_document(s, anna, cert["id"], None).content == b"%PDF-certificate"
