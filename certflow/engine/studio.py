@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from certflow.clock import CLOCK
@@ -201,7 +201,8 @@ class StudioMixin:
         studio_only(actor)
         _valid_id(process_id)
         with self.session() as session:
-            newest = session.scalars(select(Definition).where(Definition.process_id == process_id)
+            newest = session.execute(select(Definition.version, Definition.sources)
+                                     .where(Definition.process_id == process_id)
                                      .order_by(Definition.version.desc()).limit(1)).first()
             old = dict(newest.sources) if newest is not None else {}
             return DraftChanges(newest.version if newest is not None else None, diagram_diff.diff(old, sources))
@@ -268,9 +269,12 @@ def _bpmn_type(annotation: Any) -> str:
     return _bpmn_type(args[0]) if len(args) == 1 else "any"
 
 
-def _definitions(session: Session, process_id: str) -> list[Definition]:
-    rows = list(session.scalars(select(Definition).where(Definition.process_id == process_id)
-                                .order_by(Definition.version)))
+def _definitions(session: Session, process_id: str) -> list[Row[Any]]:
+    """A process's versions, oldest first, with their sources: not their specs, elements and
+    forms, the rest of a definition row (the studio's version list diffs every version)."""
+    rows = list(session.execute(select(Definition.process_id, Definition.version, Definition.deployed_at,
+                                       Definition.deployed_by, Definition.sources)
+                                .where(Definition.process_id == process_id).order_by(Definition.version)))
     if not rows:
         raise NotFound(f"no deployed process {process_id!r}")
     return rows

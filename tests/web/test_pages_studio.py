@@ -17,7 +17,7 @@ from certflow.store.db import session_scope
 from certflow.store.models import Definition
 from certflow.store.studio import StudioDraft
 from tests.processes.driver import PROCESSES
-from tests.support import Harness
+from tests.support import Harness, statements
 from tests.web.pages_support import ADDRESS, Browser, csrf_of, person
 
 BPMN = "certification.bpmn"
@@ -120,7 +120,10 @@ def test_draft_check_deploy_history_download_restore(site: dict[str, Any]) -> No
     assert engine.instance(Actor.system(), old.id).version == 1
     assert engine.instance(Actor.system(), new.id).version == 2
 
-    history = owner.b.get("/studio/certification/versions").text
+    with statements() as seen:
+        history = owner.b.get("/studio/certification/versions").text
+    # Every version's sources, for the diffs, but not their specs (the largest column).
+    assert any("definitions.sources" in q for q in seen) and not any("definitions.spec" in q for q in seen)
     assert "Versie 2" in history and "check_eligibility" in history and "P7D" in history
     v1 = owner.b.get("/studio/certification/versions/1.bpmn")
     assert v1.headers["content-disposition"].endswith('certification_v1.bpmn"') and DUE in v1.text
