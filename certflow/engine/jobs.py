@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import Row, Select, bindparam, or_, select, update
-from sqlalchemy.orm import Bundle, Session, defer
+from sqlalchemy.orm import Bundle, Session
 
 from certflow.clock import CLOCK, OFFSET_COLUMN
 from certflow.engine.dto import IncidentView, JobMessage
@@ -30,7 +30,7 @@ from certflow.engine.runtime import EffectKept
 from certflow.engine.spiff import complete_service_task, find_task
 from certflow.observability.context import bind
 from certflow.registry import HandlerContext
-from certflow.store.models import AuditEvent, Incident, Instance, Job
+from certflow.store.models import WITHOUT_STATE, AuditEvent, Incident, Instance, Job
 
 if TYPE_CHECKING:
     from certflow.engine.facade import Actor
@@ -250,10 +250,9 @@ class JobsMixin(_Base):
         newest first (history, which only grows); at most ``MAX_INCIDENTS`` either way."""
         _staff(actor)
         with self.session() as session:
-            newest_first = status != "open"
-            query = (select(Incident).order_by(Incident.created_at.desc() if newest_first else Incident.created_at,
-                                               Incident.id.desc() if newest_first else Incident.id)
-                     .limit(MAX_INCIDENTS))
+            order = ((Incident.created_at, Incident.id) if status == "open"
+                     else (Incident.created_at.desc(), Incident.id.desc()))
+            query = select(Incident).order_by(*order).limit(MAX_INCIDENTS)
             if status:
                 query = query.where(Incident.status == status)
             return incident_views(session, session.scalars(query).all())
@@ -365,6 +364,7 @@ def _republish_due(job: Job, now: datetime) -> bool:
         return True
     return now - job.published_at > max(job.published_at - job.available_at, timedelta(0))
 
+
 MAX_INCIDENTS = 500  # a list's length, as the escalations'
 _JOBS = table_of(Job)
 JOB_FINISH = (update(_JOBS).where(_JOBS.c.id == bindparam("job_id"))
@@ -385,7 +385,7 @@ def _job_lock(read_clock: bool, load_state: bool) -> Select[Any]:
     ``load_state``: the state column not deferred."""
     statement: Select[Any] = select(Instance, Bundle("job", *_JOBS.c))
     if not load_state:
-        statement = statement.options(defer(Instance.state))
+        statement = statement.options(WITHOUT_STATE)
     statement = (statement
                  .join_from(Instance, _JOBS, _JOBS.c.instance_id == Instance.id)
                  .where(_JOBS.c.id == bindparam("job_id"))

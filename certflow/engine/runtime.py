@@ -23,7 +23,7 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import Select, Table, Update, bindparam, insert, inspect, select, update
-from sqlalchemy.orm import Session, SessionTransaction, defer, object_session, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction, object_session, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -41,7 +41,7 @@ from certflow.engine.spiff import (SERIALIZER_VERSION, TaskStates, all_tasks, do
 from certflow.localtime import LOCAL_TZ
 from certflow.settings import Settings
 from certflow.store.db import READ_ONLY, one_snapshot, transaction
-from certflow.store.models import AuditEvent, Definition, Instance, Message
+from certflow.store.models import WITHOUT_STATE, AuditEvent, Definition, Instance, Message
 
 log = logging.getLogger(__name__)
 # Built once: an advance's audit rows in one executemany on the connection (no ORM path).
@@ -127,7 +127,7 @@ class InstanceOf:
 
 
 # Built once (statement construction and its cache key cost more than the lookup itself).
-_LOCK = (select(Instance).options(defer(Instance.state))
+_LOCK = (select(Instance).options(WITHOUT_STATE)
          .where(Instance.id == bindparam("instance_id")).with_for_update())
 # The same, reading the shared clock's offset in the same statement (a controllable clock).
 _LOCK_CLOCK = _LOCK.add_columns(OFFSET_COLUMN)
@@ -140,7 +140,7 @@ def _lock_of(table: Table, read_clock: bool) -> Select[Any]:
     if statement is None:
         owner = select(table.c.instance_id).where(table.c.id == bindparam("row_id")).scalar_subquery()
         # FOR UPDATE locks the instances row only: a subquery's rows are not locked.
-        statement = select(Instance).options(defer(Instance.state)).where(Instance.id == owner).with_for_update()
+        statement = select(Instance).options(WITHOUT_STATE).where(Instance.id == owner).with_for_update()
         if read_clock:
             statement = statement.add_columns(OFFSET_COLUMN)
         _LOCK_OF[(table.name, read_clock)] = statement
