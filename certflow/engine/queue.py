@@ -103,14 +103,19 @@ def inbox(session: Session, runtime: "Runtime", actor: "Actor", process_id: str 
 
 
 def sources(actor: "Actor", group: str | None, scope: str = "all") -> list[inboxq.Source]:
-    """Whose tasks the inbox shows, each an index-served source. A group's whole queue for
-    staff or its members; otherwise the actor's own tasks and their groups' unassigned ones.
-    The scope picks sources rather than adding a condition: "mine" over the unassigned index
-    would read all of it to find nothing."""
+    """Whose tasks the inbox shows, each an index-served source. A group's whole queue, its
+    members' claimed and personal tasks included, for staff; for a member of the group who is
+    not staff, its unassigned tasks and their own (as ``may_see`` lets them open: a mentor
+    does not read another mentor's candidates' tasks, a candidate another candidate's);
+    otherwise the actor's own tasks and their groups' unassigned ones. The scope picks
+    sources rather than adding a condition: "mine" over the unassigned index would read all
+    of it to find nothing."""
     if group and (actor.is_staff or group in actor.groups):
         if scope == "mine":
             return [inboxq.Source(group=group, assignee=actor.username)]
-        return [inboxq.Source(group=group, unassigned=scope == "unassigned")]
+        if actor.is_staff or scope == "unassigned":
+            return [inboxq.Source(group=group, unassigned=scope == "unassigned")]
+        return [inboxq.Source(group=group, unassigned=True), inboxq.Source(group=group, assignee=actor.username)]
     found = [] if scope == "unassigned" else [inboxq.Source(assignee=actor.username)]
     if scope != "mine":
         found += [inboxq.Source(group=g, unassigned=True) for g in dict.fromkeys(actor.groups)]

@@ -73,12 +73,14 @@ def _all_pages(h: Harness, actor: Actor, limit: int, **filters: object) -> list[
 
 def _expected(actor: Actor, overdue: bool | None = None, now: object = None, scope: str = "all",
               group: str | None = None, due_before: object = None) -> list[str]:
-    """The rule, in Python: mine plus my groups' unassigned work (or a whole group's), narrowed
-    to mine or to nobody's by the scope, in queue order."""
+    """The rule, in Python: mine plus my groups' unassigned work (or a group's: all of it for
+    staff, its unassigned work and mine for a member), narrowed to mine or to nobody's by the
+    scope, in queue order."""
     with session_scope() as s:
         entries = s.query(HumanTask).all()
     if group is not None:
-        mine = [e for e in entries if e.candidate_group == group]
+        mine = [e for e in entries if e.candidate_group == group
+                and (actor.is_staff or e.assignee is None or e.assignee == actor.username)]
     else:
         mine = [e for e in entries if e.assignee == actor.username
                 or (e.assignee is None and e.candidate_group in actor.groups)]

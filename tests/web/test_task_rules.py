@@ -79,6 +79,24 @@ def test_a_personal_task_is_only_its_holders(api: Api) -> None:
     assert open_task(api, instance_id, "dossier")["assignee"] == "cas"
 
 
+def test_a_group_filter_shows_a_member_the_groups_open_work_not_the_others_personal_tasks(api: Api) -> None:
+    """Asking for one's own group's queue must not open what ``/api/tasks/{id}`` refuses: another
+    candidate's dossier, another assessor's verdict, with their case data. Staff see it all."""
+    cas_case, ann_case = start(api, "cas"), start(api, "ann")
+    to_verdicts(api, cas_case)
+    ann_dossier = open_task(api, ann_case, "dossier")
+    ada_verdict, bob_verdict = open_task(api, cas_case, "assess_1"), open_task(api, cas_case, "assess_2")
+    for who, group, others, own in (("cas", "candidate", ann_dossier, []),
+                                    ("bob", "assessor", ada_verdict, [bob_verdict["id"]])):
+        assert api.get(f"/api/tasks/{others['id']}", who).status_code == 403
+        listed = api.get(f"/api/inbox?group={group}", who)
+        assert listed.status_code == 200, listed.text
+        assert [t["id"] for t in listed.json()] == own
+        assert "ann" not in listed.text and "ada" not in listed.text
+    assert ann_dossier["id"] in [t["id"] for t in api.get("/api/inbox?group=candidate", "olga").json()]
+    assert ada_verdict["id"] in [t["id"] for t in api.get("/api/inbox?group=assessor", "olga").json()]
+
+
 def test_unclaiming_a_personal_task_never_hands_it_to_the_group(api: Api) -> None:
     instance_id = start(api)
     tid = open_task(api, instance_id, "dossier")["id"]
