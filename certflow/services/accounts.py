@@ -16,16 +16,18 @@ import re
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy import update as update_
 from stdnum.eu import vat as eu_vat
 from stdnum.exceptions import ValidationError as StdnumError
 from sqlalchemy.orm import Session
 
 from certflow.errors import Conflict, InvalidInput, NotFound
 from certflow.i18n import LANGUAGES, Message, N_
+from certflow.store.accounts import PasswordReset
 from certflow.store.models import User
 
 ROLES = ("candidate", "professional", "office", "coordinator", "office_manager", "mentor", "assessor",
@@ -306,6 +308,12 @@ def update(session: Session, username: str, changes: Mapping[str, Any]) -> Accou
         if other is not None and other.username != username:
             raise Conflict("e-mail address in use",
                            fields={"email": N_("An account with this e-mail address exists.")})
+    if "email" in changes and changes["email"] != user.email:
+        # A reset link goes to the address it was asked for: none sent before the change
+        # stays usable after it.
+        session.execute(update_(PasswordReset).where(PasswordReset.username == username,
+                                                     PasswordReset.used_at.is_(None))
+                        .values(used_at=datetime.now(timezone.utc)))
     for key in ("display_name", "email", "language", "date_of_birth", "address",
                 "newsletter_opt_out", *CUSTOMER_FIELDS):
         if key in changes:

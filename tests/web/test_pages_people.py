@@ -122,3 +122,43 @@ def test_an_oin_alone_is_enough_for_an_organisation(people: dict[str, str]) -> N
     form = _person_form(_account("cas"), customer_type="organisation", oin="00000001003214345000")
     assert office.post("/admin/people/cas", form, form_page="/admin/people/cas").status_code == 200
     assert _account("cas").oin == "00000001003214345000"
+
+
+def test_only_an_admin_changes_a_staff_accounts_e_mail_address(people: dict[str, str]) -> None:
+    """The address is where a reset link goes: the office changing an admin's would hand the
+    office the admin's account. The office still completes the rest, and a candidate's address."""
+    office = signed_in(people["olga"])
+    page = office.get("/admin/people/ada").text
+    assert 'name="email"' not in page and people["ada"] in page
+    ada = _account("ada")
+    refused = office.post("/admin/people/ada", _person_form(ada, email="olga.private@example.net"),
+                          form_page="/admin/people/ada")
+    assert refused.status_code == 422 and "Alleen een beheerder" in refused.text
+    assert _account("ada").email == ada.email
+    saved = office.post("/admin/people/ada", {k: v for k, v in _person_form(ada, city="Zwolle").items()
+                                              if k != "email"}, form_page="/admin/people/ada", follow_redirects=False)
+    assert saved.status_code == 303, saved.text
+    assert (_account("ada").email, _account("ada").address["city"]) == (ada.email, "Zwolle")
+    cas = _account("cas")
+    moved = office.post("/admin/people/cas", _person_form(cas, email="cas.new@example.org"),
+                        form_page="/admin/people/cas", follow_redirects=False)
+    assert moved.status_code == 303 and _account("cas").email == "cas.new@example.org"
+    admin = signed_in(people["ada"])
+    assert 'name="email"' in admin.get("/admin/people/olga").text
+    olga = _account("olga")
+    done = admin.post("/admin/people/olga", _person_form(olga, email="olga.new@example.org", roles="office"),
+                      form_page="/admin/people/olga", follow_redirects=False)
+    assert done.status_code == 303 and _account("olga").email == "olga.new@example.org"
+
+
+def test_a_reset_link_asked_for_before_an_e_mail_change_is_void_after_it(people: dict[str, str]) -> None:
+    from certflow.services import access
+    from certflow.settings import get_settings
+
+    with session_scope() as s:
+        _, token = access.request_reset(s, get_settings(), people["cas"])  # type: ignore[misc]
+    with session_scope() as s:
+        assert access.reset_account(s, token) is not None
+        accounts.update(s, "cas", {"email": "cas.elsewhere@example.org"})
+    with session_scope() as s:
+        assert access.reset_account(s, token) is None

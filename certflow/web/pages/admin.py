@@ -94,9 +94,17 @@ def _values(person: Account) -> dict[str, str]:
             "vat_id": person.vat_id or ""}
 
 
+def may_change_email(user: Account, person: Account) -> bool:
+    """The office completes people's data, but the e-mail address is where a password reset
+    goes: changing a staff member's or an admin's would hand their account to whoever changed
+    it. So that is an admin's to do; anyone's own address is theirs (Mijn account)."""
+    return user.has_role("admin") or not (person.is_staff or person.has_role("admin"))
+
+
 def _context(user: Account, person: Account, **extra: object) -> dict[str, object]:
     return {"person": person, "values": _values(person), "roles": list(person.roles),
             "role_labels": accounts.ROLE_LABELS, "may_set_roles": user.has_role("admin"),
+            "may_change_email": may_change_email(user, person),
             "may_deactivate": user.has_role("admin") and user.username != person.username,
             **extra}
 
@@ -135,12 +143,18 @@ async def save_person(request: Request, username: str, user: PeopleClerk) -> Res
     form = await form_values(request)
     roles = (await form_lists(request)).get("roles", [])
     values = {k: form.get(k, "") for k in (*PERSON_FIELDS, *accounts.CUSTOMER_FIELDS)}
+    email_refused = False
+    if not may_change_email(user, person):  # the form shows it, without a field
+        email_refused = "email" in form and form["email"].strip().lower() != person.email.lower()
+        values["email"] = person.email
     clean, errors = accounts.clean_person({k: values[k] for k in PERSON_FIELDS},
                                           today=date.today(), require_address=False,
                                           require_birth_date=False)
     customer, customer_errors = accounts.clean_customer(values)
     clean.update(customer)
     errors.update(customer_errors)
+    if email_refused:
+        errors["email"] = N_("Only an admin can change the e-mail address of a staff account.")
     may_set_roles = user.has_role("admin")
     if may_set_roles and not roles:
         errors["roles"] = N_("Choose at least one role.")
