@@ -123,6 +123,18 @@ def test_a_bad_period_is_refused_with_the_reason(finished: Driver) -> None:
     assert page.status_code == 400 and "Kies een proces uit de lijst." in page.text
 
 
+@pytest.mark.parametrize("period", ["from=9999-12-31&to=9999-12-31", "from=0001-01-01&to=0001-01-02",
+                                    "from=2026-01-01&to=9999-12-31"])
+def test_a_day_outside_the_calendar_s_sane_years_is_refused(sqlite_url: str, period: str) -> None:
+    """The first and last days Python knows overflowed into a 500 when made Amsterdam time."""
+    h = Harness(build_engine())
+    h.engine.deploy(h.staff, PROCESSES, only=["certification"])
+    owner = _signed_in("pia", ["process_owner"], True)
+    page = owner.get(f"/analytics?process=certification&{period}")
+    assert page.status_code == 400
+    assert "Vul een datum in met dag, maand en jaar" in page.text
+
+
 def test_in_english(finished: Driver) -> None:
     email = person("pete", ["process_owner"], staff=True, language="en")
     owner = Browser()

@@ -27,6 +27,9 @@ from certflow.web.pages.rendering import render
 router = APIRouter()
 DEFAULT_DAYS = 90
 MAX_DAYS = 3660
+# The years a period may fall in: the first and last days the calendar knows (0001-01-01,
+# 9999-12-31) overflow when turned into Amsterdam time, and no case is older than this.
+YEARS = (1900, 2999)
 PRESETS = ((30, N_("Last 30 days")), (90, N_("Last 90 days")), (365, N_("Last 12 months")))
 PREFERRED = "certification"
 
@@ -39,6 +42,8 @@ def _period(params: dict[str, str], today: date) -> tuple[date, date, dict[str, 
         text = params.get(name, "").strip()
         try:
             days[name] = date.fromisoformat(text) if text else default
+            if not YEARS[0] <= days[name].year <= YEARS[1]:
+                raise ValueError(text)  # 0001-01-01 or 9999-12-31 overflow in local time
         except ValueError:
             errors[name] = N_("Enter a date as day, month and year, for example 2026-03-15.")
             days[name] = default
