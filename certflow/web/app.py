@@ -19,6 +19,7 @@ from certflow.web.api import api_router
 from certflow.web.docs import add_docs
 from certflow.web.json_bodies import body_refusal
 from certflow.web.limits import BodyLimit, BodyTooLarge, refusal
+from certflow.web.text_input import ControlCharacters
 # Re-exported: tests override get_engine / current_actor on the app.
 from certflow.web.deps import ActorDep, EngineDep, current_actor, get_engine  # noqa: F401
 
@@ -55,6 +56,7 @@ def create_app(lifespan: Lifespan | None = None) -> FastAPI:
     app.include_router(api_router)
     pages.install(app)  # the browser application: pages, static files, HTML error pages
     app.add_middleware(BodyLimit)
+    app.add_middleware(ControlCharacters)  # outermost: before any route reads a parameter
     ops.install(app)
     return app
 

@@ -6,6 +6,8 @@ bodies it could not name. The API's routes use ``JsonRoute``, which reads the bo
 refuses, as ``{"error": ...}`` naming the limit:
 
 - nesting deeper than ``MAX_JSON_DEPTH`` levels: 400, before any validation sees it;
+- a string anywhere in it (a key or a value, task data included) with a control character:
+  422 naming its path (``certflow.web.text_input``);
 - (bodies over their byte limit get 413 from ``certflow.web.limits.BodyLimit`` before this.)
 
 Two more refusals come after the caller is authenticated (FastAPI solves the token dependency
@@ -29,6 +31,7 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
 from certflow.errors import CertflowError
+from certflow.web.text_input import TextRefused, control_path
 
 # Task data may nest 50 levels (the engine's own bound, checked per field); the body around it
 # (``{"data": {...}}``) adds a few. Nothing the API takes needs more.
@@ -89,6 +92,9 @@ async def check_json_body(request: Request) -> None:
     where = json_depth_problem(value)
     if where is not None:
         raise _too_deep(where)
+    where = control_path(value)
+    if where is not None:
+        raise TextRefused(where)
     request._json = value  # Starlette's cache for Request.json()
 
 

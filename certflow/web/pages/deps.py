@@ -37,6 +37,7 @@ from certflow.services import access
 from certflow.services.accounts import Account
 from certflow.settings import get_settings
 from certflow.store.db import session_scope
+from certflow.web.text_input import refuse_control
 from certflow.web.deps import actor_of  # noqa: F401  (re-exported for page routers)
 
 SESSION_COOKIE = "certflow_session"
@@ -187,14 +188,17 @@ async def csrf_protect(request: Request) -> None:
 
 async def form_values(request: Request) -> dict[str, str]:
     """The posted form as {name: value} (the last value of a repeated name; see form_lists),
-    without the CSRF token, values stripped."""
+    without the CSRF token, values stripped. A field with a control character is refused
+    (``TextRefused``: a 422 page naming it), every value of it, before the route acts."""
     form = await request.form()
+    refuse_control((k, v) for k, v in form.multi_items() if isinstance(v, str))
     return {k: v.strip() for k, v in form.items() if isinstance(v, str) and k != CSRF_FIELD}
 
 
 async def form_lists(request: Request) -> dict[str, list[str]]:
-    """Repeated names (checkbox groups, multi-selects) as lists."""
+    """Repeated names (checkbox groups, multi-selects) as lists; refused as form_values is."""
     form = await request.form()
+    refuse_control((k, v) for k, v in form.multi_items() if isinstance(v, str))
     return {k: [v for v in form.getlist(k) if isinstance(v, str)] for k in form.keys()
             if k != CSRF_FIELD}
 
