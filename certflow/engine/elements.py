@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
@@ -17,7 +18,8 @@ def properties(task_spec: Any) -> dict[str, str]:
 
 
 def valid_priority(value: str | None) -> bool:
-    return value is None or value.strip().lstrip("-").isdigit()
+    """A whole number in ASCII digits: ``"²".isdigit()`` is true, and int() refuses it."""
+    return value is None or re.fullmatch(r"-?[0-9]{1,9}", value.strip()) is not None
 
 
 def describe(task_spec: Any) -> dict[str, Any]:

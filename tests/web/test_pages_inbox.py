@@ -131,3 +131,12 @@ def test_documents_only_for_those_on_the_case(site: dict[str, str]) -> None:
 
 def test_a_candidate_cannot_open_the_inbox(site: dict[str, str]) -> None:
     assert signed_in(site, "cas").get("/inbox").status_code == 403
+
+
+@pytest.mark.parametrize("query", ["limit=%C2%B2", "filter=%C2%B2", "filter=99999999999999999999",
+                                   "limit=99999999999999999999"])
+def test_a_page_size_or_filter_that_is_no_plain_number_shows_the_inbox(site: dict[str, str], query: str) -> None:
+    """``"²".isdigit()`` is true and int("²") raises: the inbox was a 500."""
+    page = signed_in(site, "olga").get(f"/inbox?{query}")
+    assert page.status_code in (200, 400, 404, 422), page.status_code
+    assert "Werkbak" in page.text

@@ -11,7 +11,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 import certflow.bootstrap
 import handlers.email  # noqa: F401  (registers email/send)
@@ -22,7 +22,7 @@ from certflow.services import case_documents as documents
 from certflow.settings import get_settings, reset_settings
 from certflow.store.communications import EmailMessage
 from certflow.store.db import session_scope
-from certflow.store.models import User
+from certflow.store.models import Instance, User
 from handlers import REGISTRY
 from tests.processes.driver import PROCESSES
 from tests.support import Harness
@@ -163,3 +163,18 @@ def test_the_invoice_mail_links_to_that_invoice_in_mijn_cmi(site: dict[str, str]
     page = signed_in(site, "cas").get("/mijn/invoices")
     row = re.search(rf'<tr id="invoice-{re.escape(number)}">(.*?)</tr>', page.text, re.S)
     assert page.status_code == 200 and row and f"/mijn/invoices/{number}/pdf" in row.group(1)
+
+
+@pytest.mark.parametrize("digit", ["²", "٣", "1" * 30])
+def test_a_step_or_quantity_that_is_no_plain_number_is_asked_again(site: dict[str, str], digit: str) -> None:
+    """``"²".isdigit()`` is true and int("²") raises (a 500); "٣" (Arabic-Indic 3) was read as 3
+    and ordered three books."""
+    b = signed_in(site, "cas")
+    assert b.get(f"/mijn/order?product=book&step={digit}").status_code == 200  # the first question
+    assert b.post("/mijn/order", {"product": "book", "step": digit}, form_page="/mijn/order").status_code == 200
+    asked = b.post("/mijn/order", {"product": "book", "quantity": digit, "step": "1"}, form_page="/mijn/order")
+    assert asked.status_code == 422 and "Vul een geheel getal van 1 tot en met 50 in." in asked.text
+    sent = b.post("/mijn/order", {"product": "book", "quantity": digit, "submit": "yes"}, form_page="/mijn/order")
+    assert sent.status_code == 422 and "Vul een geheel getal van 1 tot en met 50 in." in sent.text
+    with session_scope() as session:
+        assert session.scalar(select(func.count()).select_from(Instance)) == 0

@@ -78,7 +78,7 @@ def parse_number(number: str) -> tuple[int, int]:
 def check_digit(digits15: str) -> int:
     """The betalingskenmerk check digit (Currence / Betaalvereniging, weighted modulus 11):
     sum of digit x weight from the right, C = 11 - sum mod 11, with 10 -> 1 and 11 -> 0."""
-    if len(digits15) != 15 or not digits15.isdigit():
+    if len(digits15) != 15 or not (digits15.isascii() and digits15.isdigit()):
         raise ValueError(f"expected 15 digits, got {digits15!r}")
     total = sum(int(d) * w for d, w in zip(reversed(digits15), _WEIGHTS))
     c = 11 - total % 11
@@ -93,7 +93,8 @@ def payment_reference(year: int, seq: int) -> str:
 
 def is_valid_payment_reference(text: str) -> bool:
     digits = re.sub(r"[\s.]", "", text)
-    return len(digits) == 16 and digits.isdigit() and check_digit(digits[1:]) == int(digits[0])
+    return (len(digits) == 16 and digits.isascii() and digits.isdigit()  # "²" is a digit to isdigit
+            and check_digit(digits[1:]) == int(digits[0]))
 
 
 def format_payment_reference(reference: str) -> str:

@@ -198,7 +198,7 @@ async def _statement_body(request: Request) -> bytes:
                                    f"not {media_type or 'nothing'!r}")
     too_large = PayloadTooLarge(f"statement is larger than {MAX_STATEMENT_BYTES // 2**20} MB")
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_STATEMENT_BYTES:
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_STATEMENT_BYTES:
         raise too_large
     body = bytearray()
     async for chunk in request.stream():  # a chunked body has no length to check up front

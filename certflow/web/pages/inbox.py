@@ -32,6 +32,7 @@ from certflow.web.pages.deps import form_lists, form_values, require_role, visit
 from certflow.web.pages.nav import WORK_ROLES
 from certflow.web.pages import task_forms
 from certflow.web.pages.rendering import render
+from certflow.web.text_input import whole_number
 
 router = APIRouter()
 Worker = Annotated[Account, Depends(require_role(*WORK_ROLES))]
@@ -42,12 +43,12 @@ STALE = task_forms.STALE
 
 def _filter_of(params: dict[str, str], account: Account) -> tuple[InboxFilter, dict[str, str], int | None]:
     """The filter in force: a saved one (``?filter=id``) or the query's fields."""
-    saved_id = params.get("filter", "")
-    if saved_id.isdigit():
+    saved_id = whole_number(params.get("filter", ""))
+    if saved_id is not None:
         with session_scope() as session:
-            criteria = saved_filters.get(session, actor_of(account), int(saved_id)).criteria
+            criteria = saved_filters.get(session, actor_of(account), saved_id).criteria
         flt = InboxFilter.from_dict(criteria)
-        return flt, {k: str(v) for k, v in flt.to_dict().items()}, int(saved_id)
+        return flt, {k: str(v) for k, v in flt.to_dict().items()}, saved_id
     values = {k: params.get(k, "") for k in FILTER_FIELDS if params.get(k)}
     return InboxFilter.from_dict(values), values, None
 
@@ -99,8 +100,9 @@ def _paging(params: dict[str, str]) -> dict[str, Any]:
     paging: dict[str, Any] = {}
     if params.get("after"):
         paging["after"] = params["after"][:500]
-    if params.get("limit", "").isdigit():
-        paging["limit"] = int(params["limit"])
+    limit = whole_number(params.get("limit", ""))
+    if limit is not None:
+        paging["limit"] = limit
     return paging
 
 

@@ -23,6 +23,7 @@ from certflow.web.deps import actor_of, get_engine
 from certflow.web.pages.deps import form_values, require_role, visitor_of
 from certflow.web.pages.nav import CANDIDATE_ROLES
 from certflow.web.pages.rendering import render
+from certflow.web.text_input import whole_number
 
 router = APIRouter()
 Candidate = Annotated[Account, Depends(require_role(*CANDIDATE_ROLES))]
@@ -85,7 +86,7 @@ def _problem(q: Question, value: str) -> str | None:
         return N_("Choose one of the options.") if q.kind == "radios" else N_("Fill in this field.")
     if q.kind == "radios" and value and value not in dict(q.options):
         return N_("Choose one of the options.")
-    if q.kind == "number" and value and not (value.isdigit() and 1 <= int(value) <= 50):
+    if q.kind == "number" and value and not 1 <= (whole_number(value, 2) or 0) <= 50:
         return N_("Enter a whole number from 1 to 50.")
     if q.kind == "textarea" and len(value) > 5000:
         return N_("Use at most 5,000 characters.")
@@ -110,10 +111,13 @@ def start(request: Request, flow: str, account: Candidate) -> Response:
     if flow not in FLOWS:
         return RedirectResponse("/mijn", status_code=303)
     answers = {k: v for k, v in request.query_params.items() if k in {q.name for q in FLOWS[flow]}}
-    step = request.query_params.get("step", "0")
-    asked = _asked(flow, answers)
-    index = int(step) if step.isdigit() and int(step) < len(asked) else 0
-    return _page(request, flow, answers, index)
+    return _page(request, flow, answers, _step(request.query_params.get("step", ""), _asked(flow, answers)))
+
+
+def _step(text: str, asked: list[Question]) -> int:
+    """The question a page or post is at (its ``step``); the first when that is no question."""
+    step = whole_number(text, 2)
+    return step if step is not None and step < len(asked) else 0
 
 
 @router.post("/mijn/{flow}")
@@ -126,7 +130,7 @@ async def answer(request: Request, flow: str, account: Candidate) -> Response:
     if form.get("submit") == "yes":
         return _submit(request, flow, account, answers)
     asked = _asked(flow, answers)
-    step = int(form["step"]) if form.get("step", "").isdigit() and int(form["step"]) < len(asked) else 0
+    step = _step(form.get("step", ""), asked)
     problem = _problem(asked[step], answers.get(asked[step].name, ""))
     if problem:
         return _page(request, flow, answers, step, {asked[step].name: problem}, status_code=422)
@@ -149,7 +153,8 @@ def _start_data(flow: str, account: Account, answers: dict[str, str]) -> tuple[s
     data: dict[str, Any] = {"customer": me, "product": answers.get("product", "")}
     if data["product"] == "book":
         quantity = answers.get("quantity", "")
-        data["quantity"] = int(quantity) if quantity.isdigit() else quantity
+        number = whole_number(quantity, 2)
+        data["quantity"] = quantity if number is None else number
     return "orders", data
 
 
