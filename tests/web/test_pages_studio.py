@@ -5,6 +5,7 @@ refused with the file, element and reason while nothing is deployed."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -173,6 +174,37 @@ def test_bad_drafts_are_refused_with_the_reason(site: dict[str, Any], kind: str,
     assert response.status_code == 422
     assert any(reason in p["message"] for p in response.json()["problems"]), response.json()
     assert _draft() is None and _versions() == 1
+
+
+@pytest.mark.parametrize("url", ["/studio/certification/draft", "/studio/certification/check",
+                                 "/studio/certification/changes", "/studio/certification/deploy"])
+@pytest.mark.parametrize("body,reason", [
+    (b'{"sources": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested deeper than 64 levels"),
+    (b'{"sources": {"a.bpmn": "x"}, "x": ' + b"[" * 100 + b"]" * 100 + b"}", "nested deeper than 64 levels"),
+    (b'{"sources": {"certification.bpmn": "<a>\\u0000</a>"}}', "sources.certification.bpmn contains a control"),
+])
+def test_a_deep_or_controlled_body_is_a_422_naming_it(site: dict[str, Any], url: str, body: bytes,
+                                                      reason: str) -> None:
+    """100,000 levels of JSON exhausted the parser's stack: a 500 on each of the four."""
+    owner = Studio(site, "petra")
+    response = owner.b.client.post(url, content=body, headers={
+        "X-CSRF-Token": owner.token, "Content-Type": "application/json", "Accept": "application/json"})
+    assert response.status_code == 422 and reason in response.json()["error"]
+    assert _draft() is None and _versions() == 1
+
+
+def test_a_revision_of_1e999_is_a_stale_one(site: dict[str, Any]) -> None:
+    """JSON's 1e999 is infinity, whose int() overflowed (a 500); it is no revision any draft has,
+    so the save or deploy is refused as a stale one, and nothing changes."""
+    owner = Studio(site, "petra")
+    sources = json.dumps(owner.sources())
+    headers = {"X-CSRF-Token": owner.token, "Content-Type": "application/json", "Accept": "application/json"}
+    saved = owner.b.client.post("/studio/certification/draft", headers=headers,
+                                content=f'{{"sources": {sources}, "revision": 1e999}}')
+    assert saved.status_code == 409 and _draft() is None
+    assert owner.post("/studio/certification/draft", {"sources": json.loads(sources)}).status_code == 200
+    deployed = owner.b.client.post("/studio/certification/deploy", headers=headers, content='{"revision": 1e999}')
+    assert deployed.status_code == 409 and _versions() == 1
 
 
 def test_a_draft_breaking_a_convention_is_not_deployed(site: dict[str, Any]) -> None:

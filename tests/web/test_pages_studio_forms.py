@@ -53,6 +53,10 @@ def test_preview_is_the_assignees_form_in_either_language(site: dict[str, Any]) 
     ('["a list"]', "a form is a JSON object"),
     ('{"type": "object", "properties": {"x": {"type": "text"}}}', "not a valid JSON Schema at properties → x → type"),
     ('{"type": "string"}', "must be of type object, not string"),
+    # Deep JSON ran the parser, the schema check or drawing the form out of stack: a 500.
+    ("[" * 100_000 + "]" * 100_000, "nested deeper than 64 levels"),
+    ('{"type": "object", "properties": {"a": ' * 300 + "{}" + "}}" * 300, "nested deeper than 64 levels"),
+    ('{"type": "object", "title": "a\\u0000b"}', "a control character (such as \\u0000) at title"),
 ])
 def test_a_broken_schema_is_shown_and_refused(site: dict[str, Any], schema: str, reason: str) -> None:  # noqa: F811
     owner = Studio(site, "petra")

@@ -42,8 +42,12 @@ def conflict_context(request: Request, exc: DraftConflict) -> dict[str, Any]:
 
 
 def revision_of(value: Any) -> int | None:
-    """The revision a save carries (a form field or JSON value); None when it carries none."""
+    """The revision a save carries (a form field or JSON value); None when it carries none.
+    JSON's ``1e999`` is infinity, whose int() overflows: -1, a revision no draft has, so the
+    save is refused as any stale one is and nothing changes."""
     try:
         return int(value) if value not in (None, "") else None
     except (TypeError, ValueError):
         return None
+    except OverflowError:
+        return -1

@@ -21,10 +21,12 @@ from certflow.engine.studio import ROLE, Workspace
 from certflow.errors import DraftConflict
 from certflow.i18n import N_
 from certflow.services.accounts import ROLES, Account
-from certflow.web.deps import actor_of, get_engine
+from certflow.web.deps import PathId, actor_of, get_engine
 from certflow.web.pages.deps import require_role
 from certflow.web.pages.drafts import conflict_json, revision_of
+from certflow.web.json_bodies import MAX_JSON_DEPTH, json_depth_problem
 from certflow.web.pages.rendering import redirect, render
+from certflow.web.text_input import TextRefused, control_path
 
 router = APIRouter(prefix="/studio")
 Owner = Annotated[Account, Depends(require_role(ROLE))]
@@ -40,12 +42,35 @@ def _refusal(exc: CertflowError) -> JSONResponse:
     return JSONResponse({"error": exc.message, "problems": _problems(problems)}, status_code=exc.status)
 
 
+async def _json(request: Request, empty: bytes = b"") -> Any:
+    """The body as JSON; None when it is not JSON. Refused (422, JSON) when it nests past
+    ``MAX_JSON_DEPTH`` (100,000 levels exhausted the parser's stack: a 500) or a string in it
+    has a control character, which no process file takes."""
+    try:
+        body = json.loads(await request.body() or empty)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    except RecursionError:
+        raise _Refused(f"the JSON is nested deeper than {MAX_JSON_DEPTH} levels") from None
+    where = json_depth_problem(body)
+    if where is not None:
+        raise _Refused(f"the JSON is nested deeper than {MAX_JSON_DEPTH} levels (at {where})")
+    where = control_path(body)
+    if where is not None:
+        raise _Refused(TextRefused(where).message)
+    return body
+
+
+class _Refused(Exception):
+    """A studio JSON call's body refused before it is read as sources (422)."""
+
+
 async def _body(request: Request) -> tuple[dict[str, str], int | None] | JSONResponse:
     """The editor's ``{"sources": {path: text}, "revision": n}``, or the 422 saying so."""
     try:
-        body = json.loads(await request.body())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        body = None
+        body = await _json(request)
+    except _Refused as exc:
+        return JSONResponse({"error": str(exc), "problems": []}, status_code=422)
     sources = body.get("sources") if isinstance(body, dict) else None
     if not isinstance(body, dict) or not isinstance(sources, dict) or not all(isinstance(k, str) for k in sources):
         return JSONResponse({"error": "expected {\"sources\": {path: text}}", "problems": []}, status_code=422)
@@ -141,9 +166,9 @@ async def deploy(request: Request, process_id: str, user: Owner) -> JSONResponse
     """Deploy the draft; with ``{"revision": n}`` only if the draft is still that revision (the
     one whose changes the owner confirmed)."""
     try:
-        body = json.loads(await request.body() or b"{}")
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        body = {}
+        body = await _json(request, b"{}")
+    except _Refused as exc:
+        return JSONResponse({"error": str(exc), "problems": []}, status_code=422)
     revision = revision_of(body.get("revision")) if isinstance(body, dict) else None
     try:
         done = get_engine().deploy_draft(actor_of(user), process_id, revision=revision)
@@ -187,7 +212,7 @@ def versions(request: Request, process_id: str, user: Owner) -> Response:
 
 
 @router.get("/{process_id}/versions/{version}.bpmn")
-def download(process_id: str, version: int, user: Owner) -> Response:
+def download(process_id: str, version: PathId, user: Owner) -> Response:
     sources = get_engine().version_sources(actor_of(user), process_id, version)
     name = next((n for n in sorted(sources) if n.endswith(".bpmn")), None)
     if name is None:
@@ -197,6 +222,6 @@ def download(process_id: str, version: int, user: Owner) -> Response:
 
 
 @router.post("/{process_id}/versions/{version}/restore")
-def restore(request: Request, process_id: str, version: int, user: Owner) -> Response:
+def restore(request: Request, process_id: str, version: PathId, user: Owner) -> Response:
     get_engine().restore_version(actor_of(user), process_id, version)
     return redirect(request, f"/studio/{process_id}?restored=1")

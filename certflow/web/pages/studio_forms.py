@@ -26,6 +26,8 @@ from certflow.engine.studio import ROLE, Workspace
 from certflow.i18n import N_
 from certflow.services.accounts import Account
 from certflow.web import schema_forms
+from certflow.web.json_bodies import MAX_JSON_DEPTH, json_depth_problem
+from certflow.web.text_input import control_path
 from certflow.web.deps import actor_of, get_engine
 from certflow.web.pages.deps import form_values, require_role
 from certflow.web.pages.drafts import conflict_context, revision_of
@@ -45,6 +47,15 @@ def schema_problems(text: str) -> tuple[dict[str, Any] | None, list[str]]:
         schema = json.loads(text)
     except json.JSONDecodeError as exc:
         return None, [f"not valid JSON: line {exc.lineno}, column {exc.colno}: {exc.msg}"]
+    except RecursionError:  # the parser's own stack, some 100,000 levels down
+        return None, [f"nested deeper than {MAX_JSON_DEPTH} levels"]
+    # A deep schema exhausts the stack of the schema check and of drawing the form (a 500).
+    where = json_depth_problem(schema)
+    if where is not None:
+        return None, [f"nested deeper than {MAX_JSON_DEPTH} levels (at {where})"]
+    where = control_path(schema)
+    if where is not None:
+        return None, [f"a control character (such as \\u0000) at {where}, which no form shows"]
     if not isinstance(schema, dict):
         return None, ["a form is a JSON object ({...}) with \"type\": \"object\" and its \"properties\""]
     try:
