@@ -52,6 +52,7 @@ import re
 import smtplib
 import ssl
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -70,15 +71,17 @@ from jinja2 import (
     BaseLoader,
     ChoiceLoader,
     DictLoader,
-    Environment,
     FileSystemLoader,
     StrictUndefined,
+    Template,
     TemplateError,
     TemplateNotFound,
+    TemplateRuntimeError,
     pass_context,
     select_autoescape,
 )
 from jinja2.runtime import Context
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel, Field
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import Session, joinedload, make_transient_to_detached, undefer_group
@@ -171,12 +174,65 @@ def _date_filter(ctx: Context, value: Any) -> str:
 Overrides = Mapping[str, str]
 
 
+# What one mail's template may cost: process owners edit them in the studio, and a preview
+# renders in the web process, a mail in a worker. The sandbox keeps a template to the values it
+# is given (no attribute starting with an underscore, no unsafe method, range() capped), so
+# ``cycler.__init__.__globals__.os`` is refused; these keep a loop from running on unbounded.
+MAX_RENDER_SECONDS = 2.0
+MAX_RENDER_CHARS = 1_000_000
+
+
+# What rendering a template can raise besides a missing file: its own errors, and those of the
+# expressions it evaluates ({{ 1/0 }}, range(10**9), a macro that calls itself).
+RENDER_ERRORS = (TemplateError, ValueError, TypeError, ArithmeticError, LookupError, RecursionError)
+
+
+class _TooCostly(TemplateRuntimeError):
+    pass
+
+
+class MailSandbox(ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox, with a time limit per render checked at every call and
+    attribute look-up the template makes (see ``_bounded``)."""
+
+    _deadline = threading.local()
+
+    def _check(self) -> None:
+        deadline = getattr(self._deadline, "at", None)
+        if deadline is not None and time.monotonic() > deadline:
+            raise _TooCostly(f"the template took longer than {MAX_RENDER_SECONDS:g} s to render")
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        __self._check()
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        self._check()
+        return super().getattr(obj, attribute)
+
+
+def _bounded(env: "MailSandbox", template: Template, values: Mapping[str, Any]) -> str:
+    """``template`` rendered within MAX_RENDER_SECONDS and MAX_RENDER_CHARS."""
+    env._deadline.at = time.monotonic() + MAX_RENDER_SECONDS
+    try:
+        out, size = [], 0
+        for chunk in template.generate(values):
+            size += len(chunk)
+            if size > MAX_RENDER_CHARS:
+                raise _TooCostly(f"the rendered mail is longer than {MAX_RENDER_CHARS:,} characters")
+            env._check()
+            out.append(chunk)
+        return "".join(out)
+    finally:
+        env._deadline.at = None
+
+
 @lru_cache(maxsize=8)
-def _environment(template_dir: Path, overrides: tuple[tuple[str, str], ...] = ()) -> Environment:
+def _environment(template_dir: Path, overrides: tuple[tuple[str, str], ...] = ()) -> MailSandbox:
     loader: BaseLoader = FileSystemLoader(template_dir)
     if overrides:
         loader = ChoiceLoader([DictLoader(dict(overrides)), loader])
-    env = Environment(
+    env = MailSandbox(
         loader=loader,
         undefined=StrictUndefined,
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
@@ -201,10 +257,10 @@ def render(template: str, language: str, context: Mapping[str, Any],
     env = _environment(template_dir, tuple(sorted((overrides or {}).items())))
     values = {**context, "language": lang}
     name = f"{template}.{lang}.txt"
-    first, _, text = env.get_template(name).render(values).partition("\n")
+    first, _, text = _bounded(env, env.get_template(name), values).partition("\n")
     if not first.startswith("Subject:") or not first[len("Subject:"):].strip():
         raise ValueError(f"{name}: the first line must be 'Subject: ...'")
-    html = env.get_template(f"{template}.{lang}.html").render(values)
+    html = _bounded(env, env.get_template(f"{template}.{lang}.html"), values)
     return Rendered(first[len("Subject:"):].strip(), text.lstrip("\n"), html, lang)
 
 
@@ -236,7 +292,7 @@ def check_templates(template_dir: Path = TEMPLATE_DIR, overrides: Overrides | No
                 render(name, lang, values, template_dir, fallback=False, overrides=overrides)
             except TemplateNotFound as exc:
                 problems.append(f"{name}.{lang}: missing {exc.name}")
-            except (TemplateError, ValueError, TypeError) as exc:
+            except RENDER_ERRORS as exc:
                 problems.append(f"{name}.{lang}: {exc}")
     return problems
 
@@ -529,7 +585,7 @@ def _render_for(user: User, template: str, context: Mapping[str, Any],
         return render(template, user.language, values, overrides=overrides)
     except TemplateNotFound as exc:
         raise PermanentError(f"email/send: no email template {template!r} ({exc.name})") from exc
-    except (TemplateError, ValueError, TypeError) as exc:
+    except RENDER_ERRORS as exc:
         raise PermanentError(f"email/send: template {template!r} failed: {exc}") from exc
 
 

@@ -139,7 +139,7 @@ def preview(session: Session, name: str, content: str) -> Preview:
         sample = email.sample_contexts().get(template, {})
         rendered = email.render(template, language, {**email.SAMPLE_BASE, **sample}, fallback=False,
                                 overrides=_overrides(session, {name: content}))
-    except (TemplateError, ValueError, TypeError, OSError) as exc:
+    except (*email.RENDER_ERRORS, OSError) as exc:
         return Preview("", "", "", language, [f"{name}: {exc}"], kind)
     return Preview(rendered.subject, rendered.text, rendered.html, language, [], kind)
 

@@ -88,6 +88,29 @@ def test_syntax_errors_are_shown_and_refused(site: dict[str, Any], content: str,
     assert _state() == (0, 0)
 
 
+@pytest.mark.parametrize("content,reason", [
+    # Python's internals through a template's globals: the shell ran in the web process.
+    ("Subject: x\n{{ cycler.__init__.__globals__.os.popen('echo ran-$((6*7))').read() }}", "unsafe"),
+    ("Subject: x\n{{ ''.__class__.__mro__[1].__subclasses__() }}", "unsafe"),
+    ("Subject: x\n{{ recipient_name.format.__self__ }}", "has no attribute '__self__'"),
+    ("Subject: x\n{{ 1 / 0 }}", "division by zero"),
+    # A loop that would run on: range() is capped, and so are a render's time and size.
+    ("Subject: x\n{% for i in range(10**9) %}{% endfor %}", "Range too big"),
+    ("Subject: x\n{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}",
+     "longer than 2 s"),
+    ("Subject: x\n{% for i in range(99999) %}{{ 'x' * 99 }}{% endfor %}", "longer than 1,000,000"),
+])
+def test_a_template_reaches_only_its_values_and_is_bounded(site: dict[str, Any], content: str,  # noqa: F811
+                                                           reason: str) -> None:
+    owner = Studio(site, "petra")
+    shown = _post(owner, "/studio/emails/preview/" + NAME, content=content)
+    assert shown.status_code == 200 and "data-template-errors" in shown.text
+    assert reason in html.unescape(shown.text) and "ran-42" not in shown.text
+    assert _post(owner, "/studio/emails/save/" + NAME, content=content).status_code == 303  # it parses
+    refused = _post(owner, "/studio/emails/deploy")
+    assert refused.status_code == 422 and _state() == (0, 1)
+
+
 def test_an_undefined_variable_refuses_the_deploy(site: dict[str, Any]) -> None:  # noqa: F811
     owner = Studio(site, "petra")
     broken = _file().replace("Beste {{ recipient_name }}", "Beste {{ candidate_nickname }}")
