@@ -92,6 +92,9 @@ class CaseProgress:
     ended_at: datetime | None
     steps: list[Step] = field(default_factory=list)
     waiting_for: list[str] = field(default_factory=list)
+    # A finished case: the id of the end event it came to (``end_certified``), which the
+    # pages put in words; None while running, when cancelled, or for an unknown end.
+    outcome: str | None = None
 
 
 @dataclass(frozen=True)

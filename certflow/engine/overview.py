@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from certflow.engine.dto import CaseProgress, Step
 from certflow.engine.rules import SCHEDULE
-from certflow.store.models import WITHOUT_STATE, HumanTask, Instance, Subscription
+from certflow.store.models import WITHOUT_STATE, AuditEvent, Definition, HumanTask, Instance, Subscription
 
 if TYPE_CHECKING:
     from certflow.engine.facade import Actor
@@ -51,12 +51,34 @@ def progress(session: Session, actor: "Actor", process_id: str | None, now: date
                             .order_by(HumanTask.due_at)).all()
     waits = session.execute(select(Subscription.instance_id, Subscription.message_name)
                             .where(Subscription.instance_id.in_(ids))).all()
+    outcomes = _outcomes(session, [i for i in instances if i.status == "completed"])
     return [CaseProgress(
         id=i.id, process_id=i.process_id, business_key=i.business_key, status=i.status,
         created_at=i.created_at, updated_at=i.updated_at, ended_at=i.ended_at,
         steps=[_step(t, actor, now) for t in tasks if t.instance_id == i.id],
         waiting_for=sorted({name for iid, name in waits if iid == i.id}),
+        outcome=outcomes.get(i.id),
     ) for i in instances]
+
+
+def _outcomes(session: Session, finished: list[Instance]) -> dict[str, str]:
+    """Instance id -> the end event each finished case came to last. Side branches end too
+    (a reminder sent: ``end_payment_reminder``), earlier; the main path's end is the last."""
+    if not finished:
+        return {}
+    ends = {definition_id: {e for e, meta in (elements or {}).items() if meta.get("type") == "EndEvent"}
+            for definition_id, elements in session.execute(
+                select(Definition.id, Definition.elements)
+                .where(Definition.id.in_({i.definition_id for i in finished})))}
+    end_of = {i.id: ends.get(i.definition_id, set()) for i in finished}
+    outcomes: dict[str, str] = {}
+    for instance_id, element_id in session.execute(
+            select(AuditEvent.instance_id, AuditEvent.element_id)
+            .where(AuditEvent.instance_id.in_(end_of), AuditEvent.action == "completed")
+            .order_by(AuditEvent.id)):
+        if element_id in end_of[instance_id]:
+            outcomes[instance_id] = element_id
+    return outcomes
 
 
 def _step(task: HumanTask, actor: "Actor", now: datetime) -> Step:

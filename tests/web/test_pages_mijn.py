@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import func, select
@@ -23,6 +23,7 @@ from certflow.settings import get_settings, reset_settings
 from certflow.store.communications import EmailMessage
 from certflow.store.db import session_scope
 from certflow.store.models import Instance, User
+from certflow.store.register import Certificate
 from handlers import REGISTRY
 from tests.processes.driver import PROCESSES
 from tests.support import Harness
@@ -178,3 +179,86 @@ def test_a_step_or_quantity_that_is_no_plain_number_is_asked_again(site: dict[st
     assert sent.status_code == 422 and "Vul een geheel getal van 1 tot en met 50 in." in sent.text
     with session_scope() as session:
         assert session.scalar(select(func.count()).select_from(Instance)) == 0
+
+
+def _open_invoice(product: str = "english_certificate") -> dict[str, str]:
+    with session_scope() as session:
+        return REGISTRY["invoicing/create_invoice"](HandlerContext(
+            session=session, now=datetime.now(UTC), idempotency_key=uuid.uuid4().hex,
+            settings=get_settings()), {"customer": "cas", "product": product})
+
+
+def _section(html: str, title_id: str) -> str:
+    found = re.search(rf'<section aria-labelledby="{title_id}">(.*?)</section>', html, re.S)
+    assert found, title_id
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", found.group(1)))
+
+
+def test_an_unpaid_invoice_is_what_to_do_with_how_to_pay_it(site: dict[str, str]) -> None:
+    """Mijn CMI said "Op dit moment niets" while an invoice waited: now it says what to pay,
+    by when, to which account, with which reference, and where the invoice is."""
+    invoice = _open_invoice()
+    number, reference = invoice["invoice_number"], invoice["payment_reference"]
+    grouped = " ".join(reference[i:i + 4] for i in range(0, 16, 4))
+    page = signed_in(site, "cas").get("/mijn")
+    todo = _section(page.text, "todo-title")
+    assert "Op dit moment niets" not in todo
+    assert f"Factuur {number} betalen: € 26,62" in todo  # € 22 + 21% VAT, in Dutch
+    assert re.search(r"Te betalen vóór \d{1,2} [a-z]+ 20\d\d", todo)
+    assert "op IBAN NL91 ABNA 0417 1643 00 ten name van Stichting CMI" in todo
+    assert f"betalingskenmerk {grouped}" in todo
+    assert f'href="/mijn/invoices#invoice-{number}"' in page.text
+    # The invoices page says the same where the open invoice is listed.
+    row = re.search(rf'<tr id="invoice-{re.escape(number)}">(.*?)</tr>',
+                    signed_in(site, "cas").get("/mijn/invoices").text, re.S)
+    assert row and "NL91 ABNA 0417 1643 00" in row.group(1) and grouped in row.group(1)
+    # Someone with nothing to pay and nothing to do is told so.
+    assert "Op dit moment niets" in _section(signed_in(site, "bea").get("/mijn").text, "todo-title")
+
+
+def test_the_certificate_card_says_until_when_and_what_comes_next(site: dict[str, str], harness: Harness) -> None:
+    harness.engine.deploy(Actor.system(), PROCESSES, only=["certificate_lifecycle"])
+    now = datetime.now(UTC)
+    with session_scope() as session:
+        session.add(Certificate(id="c-cas", idempotency_key="k-cas", holder="cas", register_number="RL-2026-00007",
+                                level="RL", valid_from=date(2026, 12, 2), valid_until=date(2029, 12, 2),
+                                status="valid", language="nl", created_at=now))
+    harness.engine.start_by_message("certificate_lifecycle", "lifecycle-cas", "certificate_issued", {
+        "holder": "cas", "certificate_id": "c-cas", "register_number": "RL-2026-00007",
+        "valid_until": "2029-12-02"})
+    b = signed_in(site, "cas")
+    page = b.get("/mijn")
+    card = re.search(r"<article class=\"card\" data-certificate>(.*?)</article>", page.text, re.S)
+    assert card, "no certificate card"
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", card.group(1)))
+    assert "Uw certificaat is geldig tot en met 2 december 2029." in text
+    assert "Vier maanden voor die datum nodigen we u uit voor hercertificering." in text
+    assert "Registernummer RL-2026-00007" in text
+    # No internal key, no waits that contradict each other, no first application offered.
+    assert "lifecycle-cas" not in page.text
+    assert "We wachten tot uw hercertificering" not in page.text
+    assert "Eerste certificering aanvragen" not in page.text
+    case = re.search(r'<a href="/mijn/cases/([0-9a-f]+)">Uw certificaat</a>', page.text).group(1)
+    case_page = b.get(f"/mijn/cases/{case}")
+    assert "geldig tot en met 2 december 2029" in case_page.text and "lifecycle-cas" not in case_page.text
+    assert "Document toevoegen" not in case_page.text  # nobody assesses this case
+
+
+def test_a_finished_case_states_its_outcome_and_takes_no_documents(site: dict[str, str], harness: Harness) -> None:
+    b = signed_in(site, "cas")
+    assert "Eerste certificering aanvragen" in b.get("/mijn").text  # not certified, not applying
+    case = apply(b)
+    harness.run_jobs()
+    assert "Eerste certificering aanvragen" not in b.get("/mijn").text  # the application runs
+    assert "Document toevoegen" in b.get(f"/mijn/cases/{case}").text
+    olga = Actor("olga", ("office",), True)
+    task = next(t for t in harness.engine.inbox(olga) if t.instance_id == case)
+    harness.engine.claim(olga, task.id)
+    harness.engine.complete(olga, task.id, {"eligible": False, "remarks": "Geen hbo-diploma"})
+    harness.run_jobs()
+    page = b.get(f"/mijn/cases/{case}")
+    assert "Uitkomst" in page.text and "Uw aanvraag is niet toegelaten." in page.text
+    assert "Document toevoegen" not in page.text
+    overview = b.get("/mijn")
+    assert "Uw aanvraag is niet toegelaten." in overview.text
+    assert "Eerste certificering aanvragen" in overview.text  # refused: they may apply again

@@ -46,3 +46,10 @@ def money(value: Any, language: str = "nl") -> str:
     if value is None or value == "":
         return ""
     return email.money(value, language)
+
+
+def in_fours(code: str | None) -> str:
+    """``NL91 ABNA 0417 1643 00``, ``5000 0567 8901 2345``: an IBAN or a payment reference in
+    groups of four, as banks print them and people type them over."""
+    compact = (code or "").replace(" ", "")
+    return " ".join(compact[i : i + 4] for i in range(0, len(compact), 4))

@@ -35,6 +35,52 @@ WAITING = {
     "register_fee_due": N_("We are waiting for the next yearly register fee."),
 }
 
+# What a finished case came to (CaseProgress.outcome, the end event's id), as its candidate
+# reads it; "process:end" where one end id means different things in different processes.
+OUTCOMES = {
+    "end_certified": N_("You are certified. Your certificate is under Certificates."),
+    "end_not_granted": N_("The certificate was not granted."),
+    "recertification_written:end_not_granted": N_("You were not recertified."),
+    "recertification_supervisor:end_not_granted": N_("You were not recertified."),
+    "end_recertified": N_("You are recertified. Your new certificate is under Certificates."),
+    "end_rejected": N_("Your application was not admitted."),
+    "end_cancelled": N_("Cancelled, because the invoice was not paid in time."),
+    "end_cancelled_credited": N_("Your application was cancelled and the invoice credited."),
+    "end_terminated": N_("Your application was ended."),
+    "end_english_delivered": N_("Your English certificate has been delivered."),
+    "end_book_shipped": N_("Your book has been sent."),
+    "end_anonymised": N_("Your data have been erased."),
+    "end_refused": N_("Your request was refused."),
+    "end_lapsed": N_("Your certificate has lapsed."),
+    "end_paid": N_("Paid."),
+}
+# The processes whose business key is the candidate's own reference ("Your reference" when
+# they sent it). Others' keys are internal (``lifecycle-cas``, ``erasure-cas``): never shown.
+REFERENCE_PROCESSES = frozenset({"certification", "recertification_written",
+                                 "recertification_supervisor", "orders"})
+
+
+def outcome_label(process_id: str, outcome: str | None) -> str | None:
+    if not outcome:
+        return None
+    return OUTCOMES.get(f"{process_id}:{outcome}") or OUTCOMES.get(outcome)
+
+# Case data no task form asks for (a start form's, filled in on Mijn CMI's own pages): the
+# words a task's case context shows for them, and for their coded values.
+VARIABLE_LABELS = {
+    "candidate": N_("Candidate"),
+    "customer": N_("Customer"),
+    "eligibility_route": N_("How the candidate shows HBO level"),
+    "motivation": N_("Motivation"),
+}
+CHOICE_LABELS = {
+    "eligibility_route": {
+        "hbo_diploma": N_("A completed 3-year full-time HBO (bachelor) diploma"),
+        "evc": N_("An EVC (recognition of prior learning) at HBO level"),
+        "cotan_assessment": N_("An assessment of HBO thinking and working level by a recognised (Cotan) bureau"),
+    },
+}
+
 
 def humanise(code: str) -> str:
     """The last resort for a code without a label: ``data_erasure`` -> ``Data erasure``."""

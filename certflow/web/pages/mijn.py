@@ -8,6 +8,7 @@ next, and by when, in plain words; dates and amounts in Dutch format on Dutch pa
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
@@ -20,17 +21,20 @@ from certflow.services import case_documents as documents
 from certflow.services import certificates as certificate_service
 from certflow.services import my_data
 from certflow.services.billing import views as billing_views
+from certflow.settings import get_settings
 from certflow.store.db import session_scope
 from certflow.services.accounts import Account
 from certflow.web.deps import actor_of, get_engine
 from certflow.web.pages import task_forms
 from certflow.web.pages.deps import form_values, require_role, safe_next, visitor_of
 from certflow.web.pages.inbox import attachment, context_rows
-from certflow.web.pages.labels import PROCESS_NAMES, WAITING
+from certflow.web.pages.labels import PROCESS_NAMES, REFERENCE_PROCESSES, WAITING, outcome_label
 from certflow.web.pages.nav import CANDIDATE_ROLES
 from certflow.web.pages.rendering import render
 
 router = APIRouter()
+# Cases nobody assesses: a document added to them would be read by no one.
+NO_UPLOADS = frozenset({"orders", "certificate_lifecycle", "register_fee"})
 Candidate = Annotated[Account, Depends(require_role(*CANDIDATE_ROLES))]
 UPLOAD_REFUSALS = {
     "TooLarge": N_("The file is larger than %(mb)s MB. Make it smaller (for example by saving it "
@@ -55,14 +59,52 @@ def _cases(account: Account) -> list[CaseProgress]:
     return [c for c in get_engine().progress(actor_of(account)) if c.process_id != "register_fee_run"]
 
 
+def _pay_to() -> dict[str, str]:
+    """Where an invoice is paid: the account the invoice PDF and UBL name (settings)."""
+    settings = get_settings()
+    return {"iban": settings.supplier_iban, "name": settings.supplier_name}
+
+
+def _invoices(account: Account) -> list[dict[str, Any]]:
+    with session_scope() as session:
+        return my_data.invoices(session, actor_of(account))
+
+
+# A certificate in these states still counts: its holder recertifies, never applies anew.
+HOLDING = ("valid", "recertification_running", "suspended")
+
+
+def _certificate(account: Account) -> dict[str, Any] | None:
+    """The candidate's current certificate (the newest), its expiry as a date."""
+    with session_scope() as session:
+        rows = certificate_service.certificates_of(session, actor_of(account), None)
+    if not rows:
+        return None
+    current = next((c for c in rows if c["status"] in HOLDING), rows[0])
+    return {**current, "valid_until": date.fromisoformat(current["valid_until"])}
+
+
+def _case_words() -> dict[str, Any]:
+    """What the case templates need to put codes in words."""
+    return {"names": PROCESS_NAMES, "waiting": WAITING, "outcome": outcome_label,
+            "references": REFERENCE_PROCESSES}
+
+
 @router.get("/mijn")
 def overview(request: Request, account: Candidate) -> Response:
     cases = _cases(account)
+    certificate = _certificate(account)
+    applying = any(c.process_id == "certification" and c.status == "running" for c in cases)
+    # An unpaid invoice is something to do as much as a task is: the case waits for it.
+    to_pay = [i for i in _invoices(account) if i["status"] == "open" and i["kind"] != "credit_note"]
     return render(request, "mijn/overview.html", {
         "account": account, "running": [c for c in cases if c.status == "running"],
-        "finished": [c for c in cases if c.status != "running"], "names": PROCESS_NAMES,
-        "waiting": WAITING, "flash": _flash(request),
-        "my_steps": [s for c in cases for s in c.steps if s.mine],
+        "finished": [c for c in cases if c.status != "running"], **_case_words(),
+        "flash": _flash(request), "my_steps": [s for c in cases for s in c.steps if s.mine],
+        "to_pay": sorted(to_pay, key=lambda i: i["due_date"]), "pay_to": _pay_to(),
+        "certificate": certificate,
+        # Someone certified recertifies; someone applying waits for that application.
+        "may_apply": not applying and not (certificate and certificate["status"] in HOLDING),
     })
 
 
@@ -72,7 +114,10 @@ def case_page(request: Request, instance_id: str, account: Candidate) -> Respons
     if case is None:
         raise NotFound(f"no case {instance_id!r} of yours")
     return render(request, "mijn/case.html", {
-        "case": case, "names": PROCESS_NAMES, "waiting": WAITING, "flash": _flash(request),
+        "case": case, **_case_words(), "flash": _flash(request),
+        "certificate": _certificate(account) if case.process_id == "certificate_lifecycle" else None,
+        # Documents belong to a case someone still assesses: not a finished one, not an order.
+        "may_upload": case.status == "running" and case.process_id not in NO_UPLOADS,
         "documents": _documents(account, instance_id), "errors": {},
         "accept": ",".join(documents.EXTENSIONS.values()), "max_mb": documents.MAX_BYTES // 2**20,
     })
@@ -133,9 +178,7 @@ async def upload(request: Request, instance_id: str, account: Candidate,
 
 @router.get("/mijn/invoices")
 def invoices(request: Request, account: Candidate) -> Response:
-    with session_scope() as session:
-        rows = my_data.invoices(session, actor_of(account))
-    return render(request, "mijn/invoices.html", {"invoices": rows})
+    return render(request, "mijn/invoices.html", {"invoices": _invoices(account), "pay_to": _pay_to()})
 
 
 @router.get("/mijn/invoices/{number}/{kind}")

@@ -39,6 +39,7 @@ def environment(language: str) -> Environment:
         date=lambda value: formats.long_date(value, language),
         datetime=lambda value: formats.date_time(value, language),
         money=lambda value: formats.money(value, language),
+        fours=formats.in_fours,
         # Translate a string made elsewhere (marked with N_), e.g. a service's error message.
         t=lambda value: i18n.translate(language, value, labels.PARAM_WORDS) if value else "",
         # Codes in words (labels.py): a process id, a group, who works on a step.
