@@ -14,6 +14,7 @@ from certflow.bootstrap import build_engine
 from certflow.engine.facade import Actor
 from certflow.services import case_documents as documents
 from certflow.store.db import session_scope
+from certflow.store.models import User
 from tests.processes.driver import PROCESSES
 from tests.support import Harness
 from tests.web.pages_support import ADDRESS, Browser, person
@@ -140,3 +141,37 @@ def test_a_page_size_or_filter_that_is_no_plain_number_shows_the_inbox(site: dic
     page = signed_in(site, "olga").get(f"/inbox?{query}")
     assert page.status_code in (200, 400, 404, 422), page.status_code
     assert "Werkbak" in page.text
+
+
+def test_deleting_a_filter_by_an_over_large_id_is_a_clear_page(site: dict[str, str]) -> None:
+    """99999999999999999999 overflowed the driver: a 500."""
+    b = signed_in(site, "olga")
+    page = b.post("/inbox/filters/99999999999999999999/delete", {}, form_page="/inbox")
+    assert page.status_code == 422 and "Dat is niet gelukt" in page.text
+
+
+def _context(html: str) -> dict[str, str]:
+    """The task's case context as the page shows it: label -> value, in words."""
+    block = re.search(r'<dl class="context">(.*?)</dl>', html, re.S)
+    assert block, "the task shows no case data"
+    pairs = re.findall(r"<dt>(.*?)</dt><dd>(.*?)</dd>", block.group(1), re.S)
+    return {dt.strip(): re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", dd)).strip() for dt, dd in pairs}
+
+
+@pytest.mark.parametrize(("language", "expected"), [
+    ("nl", {"Kandidaat": "cas", "Hoe de kandidaat het hbo-niveau aantoont":
+            "Een afgeronde driejarige voltijdse hbo-opleiding (bachelordiploma)", "Motivatie": "Ik wil"}),
+    ("en", {"Candidate": "cas", "How the candidate shows HBO level":
+            "A completed 3-year full-time HBO (bachelor) diploma", "Motivation": "Ik wil"}),
+])
+def test_the_eligibility_task_shows_what_the_office_judges(site: dict[str, str], language: str,
+                                                          expected: dict[str, str]) -> None:
+    """It said "Deze taak toont geen zaakgegevens": the office judged without the route."""
+    with session_scope() as session:
+        session.get_one(User, "olga").language = language
+    b = signed_in(site, "olga")
+    page = b.get("/inbox?candidate=cas")
+    task_id = _task_ids(page.text)[0]
+    context = _context(b.get(f"/inbox/tasks/{task_id}").text)
+    assert context == expected
+    assert "hbo_diploma" not in str(context) and "Eligibility route" not in context

@@ -26,7 +26,7 @@ from certflow.services import saved_filters
 from certflow.store.db import session_scope
 from certflow.services.accounts import Account
 from certflow.web import schema_forms
-from certflow.web.deps import actor_of, get_engine
+from certflow.web.deps import PathId, actor_of, get_engine
 from certflow.web.pages import labels
 from certflow.web.pages.deps import form_lists, form_values, require_role, visitor_of
 from certflow.web.pages.nav import WORK_ROLES
@@ -166,9 +166,20 @@ def _labels(process_id: str, language: str) -> dict[str, str]:
 
 
 def context_rows(task: TaskView, language: str) -> list[tuple[str, Any]]:
-    """The task's case context with the labels the process's forms give its variables."""
-    labels = _labels(task.process_id, language) if task.context else {}
-    return [(labels.get(k) or schema_forms.humanise(k), v) for k, v in task.context.items()]
+    """The task's case context with the labels the process's forms give its variables (else
+    labels.py's words for them), and a coded choice's words instead of its code."""
+    titles = _labels(task.process_id, language) if task.context else {}
+    return [(titles.get(k) or _word(labels.VARIABLE_LABELS.get(k), language) or schema_forms.humanise(k),
+             _choice(k, v, language)) for k, v in task.context.items()]
+
+
+def _word(label: str | None, language: str) -> str | None:
+    return gettext(language, label) if label else None
+
+
+def _choice(name: str, value: Any, language: str) -> Any:
+    label = labels.CHOICE_LABELS.get(name, {}).get(value) if isinstance(value, str) else None
+    return gettext(language, label) if label else value
 
 
 @router.get("/inbox")
@@ -259,7 +270,7 @@ async def save_filter(request: Request, account: Worker) -> Response:
 
 
 @router.post("/inbox/filters/{filter_id}/delete")
-def delete_filter(request: Request, filter_id: int, account: Worker) -> Response:
+def delete_filter(request: Request, filter_id: PathId, account: Worker) -> Response:
     with session_scope() as session:
         saved_filters.delete(session, actor_of(account), filter_id)
     return RedirectResponse("/inbox", status_code=303)
