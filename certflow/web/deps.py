@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header
+from fastapi import Depends, Header, Path, Query
 
 from certflow.engine.facade import Actor, Engine
 from certflow.store.db import session_scope
 from certflow.services.access import authenticate
 from certflow.services.accounts import Account
+
+
+# A row id or version number in a path or query: at most the database's integer (a larger one
+# overflowed the driver: a 500). FastAPI refuses one outside with a 422 naming the parameter.
+MAX_ID = 2**31 - 1
+PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
+QueryId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 
 
 def get_engine() -> Engine:

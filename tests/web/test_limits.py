@@ -69,9 +69,12 @@ def test_a_message_payload_of_10_mb_never_reaches_the_instance(deployed: Api) ->
     assert _rows() == before
 
 
-def test_a_huge_version_number_is_404(deployed: Api) -> None:  # noqa: F811
-    assert deployed.get(f"/api/definitions/certification/versions/{10**30}", "olga").status_code == 404
-    assert deployed.get("/api/definitions/certification/versions/99999999999", "olga").status_code == 404
+def test_a_huge_version_number_is_422_naming_it(deployed: Api) -> None:  # noqa: F811
+    """Past the database's integer (2**31 - 1), as every id in a path (see below)."""
+    for huge in (10**30, 99999999999):
+        response = deployed.get(f"/api/definitions/certification/versions/{huge}", "olga")
+        assert (response.status_code, list(response.json()["fields"])) == (422, ["version"])
+    assert deployed.get(f"/api/definitions/certification/versions/{2**31 - 1}", "olga").status_code == 404
 
 
 def test_deeply_nested_json_is_refused_naming_the_limit(deployed: Api) -> None:  # noqa: F811
@@ -155,3 +158,36 @@ def test_incidents_show_the_error_not_the_traceback(deployed: Api) -> None:  # n
     [incident] = deployed.get("/api/incidents", "olga").json()
     assert incident["error"] == "SMTP server refused the message"
     assert "traceback" not in incident and "/srv/" not in json.dumps(incident)
+
+
+def _int_parameters() -> list[tuple[str, str, list[object]]]:
+    from fastapi.dependencies.models import Dependant
+
+    found: list[tuple[str, str, list[object]]] = []
+
+    def walk(route: str, dependant: Dependant) -> None:
+        for param in dependant.path_params + dependant.query_params:
+            if "int" in str(param.field_info.annotation):
+                found.append((route, param.name, list(param.field_info.metadata)))
+        for sub in dependant.dependencies:
+            walk(route, sub)
+
+    for route in create_app().routes:
+        if isinstance(route, APIRoute):
+            walk(route.path, route.dependant)
+    return found
+
+
+def test_every_whole_number_in_a_path_or_query_is_bounded() -> None:
+    """An id of 99999999999999999999 overflowed the database driver (a 500): every int a
+    route takes from its path or query has an upper bound, so FastAPI answers 422 instead."""
+    unbounded = [(route, name) for route, name, bounds in _int_parameters()
+                 if not any(getattr(b, "le", None) is not None or getattr(b, "lt", None) is not None
+                            for b in bounds)]
+    assert _int_parameters() and unbounded == []
+
+
+def test_an_over_large_incident_id_is_a_422_naming_it(api: Api) -> None:  # noqa: F811
+    """/api/incidents/99999999999999999999/retry overflowed the driver: a 500."""
+    response = api.post("/api/incidents/99999999999999999999/retry", "olga")
+    assert (response.status_code, list(response.json()["fields"])) == (422, ["incident_id"])

@@ -213,3 +213,10 @@ def test_a_vat_change_prices_the_preview_and_goes_live_with_deploy(site: dict[st
         tables = fees.deployed_tables(session, settings.var_dir, settings.processes_dir)
         assert tables.price("certification", date(2027, 1, 1)).vat_rate == Decimal("22")
         assert tables.price("certification", date(2026, 12, 31)).vat_rate == Decimal("21")
+
+
+def test_comparing_an_over_large_version_is_a_clear_page(site: dict[str, Any]) -> None:  # noqa: F811
+    """?old=99999999999999999999 overflowed the driver: a 500."""
+    owner = Studio(site, "petra")
+    page = owner.b.get("/studio/shared/fees.dmn/versions?old=99999999999999999999&new=1")
+    assert page.status_code == 422 and "Dat is niet gelukt" in page.text

@@ -8,7 +8,7 @@ from pydantic import BaseModel
 from certflow.engine.dto import to_json
 from certflow.errors import Forbidden
 from certflow.web.api.models import IsoDateTime
-from certflow.web.deps import ActorDep, EngineDep
+from certflow.web.deps import ActorDep, EngineDep, PathId
 from certflow.web.json_bodies import JsonRoute
 
 router = APIRouter(prefix="/api", tags=["definitions"], route_class=JsonRoute)
@@ -56,7 +56,7 @@ def definitions(actor: ActorDep, engine: EngineDep) -> list[DefinitionRow]:
 
 
 @router.get("/definitions/{process_id}/versions/{version}")
-def definition(process_id: str, version: int, actor: ActorDep,
+def definition(process_id: str, version: PathId, actor: ActorDep,
                engine: EngineDep) -> DefinitionSource:
     if not actor.is_staff:
         raise Forbidden("only staff may read definitions")

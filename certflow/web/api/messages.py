@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from certflow.engine.dto import to_json
 from certflow.errors import InvalidInput
 from certflow.web.api.models import IsoDateTime
-from certflow.web.deps import ActorDep, EngineDep
+from certflow.web.deps import ActorDep, EngineDep, PathId
 from certflow.web.json_bodies import JsonRoute
 
 router = APIRouter(prefix="/api", route_class=JsonRoute)
@@ -72,6 +72,6 @@ def incidents(actor: ActorDep, engine: EngineDep, status: str | None = "open") -
 
 
 @router.post("/incidents/{incident_id}/{action}", tags=["incidents"])
-def resolve(incident_id: int, action: str, actor: ActorDep,
+def resolve(incident_id: PathId, action: str, actor: ActorDep,
             engine: EngineDep) -> Resolved:
     return Resolved(status=engine.resolve_incident(actor, incident_id, action))

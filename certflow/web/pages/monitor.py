@@ -20,7 +20,7 @@ from certflow.services import accounts
 from certflow.services.accounts import Account
 from certflow.store.db import session_scope
 from certflow.web import schema_forms
-from certflow.web.deps import actor_of, get_engine
+from certflow.web.deps import PathId, actor_of, get_engine
 from certflow.web.pages.deps import form_values, require_role
 from certflow.web.pages.rendering import redirect, render
 
@@ -151,7 +151,7 @@ def diagram(instance_id: str, account: Staff) -> Response:
 
 
 @router.post("/monitor/instances/{instance_id}/incidents/{incident_id}/{action}")
-def incident(request: Request, instance_id: str, incident_id: int, action: str, account: Staff) -> Response:
+def incident(request: Request, instance_id: str, incident_id: PathId, action: str, account: Staff) -> Response:
     if action not in ("retry", "skip"):
         return _detail_page(request, account, instance_id, message=N_("Choose retry or skip."), status_code=422)
     try:

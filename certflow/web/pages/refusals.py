@@ -4,7 +4,9 @@ with a control character (certflow.web.text_input answers with this route before
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from certflow.i18n import N_, Message
@@ -47,7 +49,8 @@ def _referer_path(request: Request) -> str:
 
 
 @router.get(REFUSAL_PAGE)
-def too_large_page(request: Request, path: str = "", limit: int = DEFAULT_LIMIT) -> Response:
+def too_large_page(request: Request, path: str = "",
+                   limit: Annotated[int, Query(le=2**40)] = DEFAULT_LIMIT) -> Response:
     return too_large(request, path[:500], max(limit, 1))
 
 

@@ -26,7 +26,7 @@ from certflow.errors import DraftConflict
 from certflow.i18n import N_
 from certflow.services.accounts import Account
 from certflow.services.billing import fees, totals
-from certflow.web.deps import actor_of, get_engine
+from certflow.web.deps import QueryId, actor_of, get_engine
 from certflow.web.pages.deps import form_values, require_role
 from certflow.web.pages.drafts import conflict_context, revision_of
 from certflow.web.pages.rendering import redirect, render
@@ -155,7 +155,7 @@ async def review(request: Request, name: str, user: Owner) -> Response:
 
 
 @router.get("/{name}/versions")
-def versions(request: Request, name: str, user: Owner, old: int | None = None, new: int | None = None) -> Response:
+def versions(request: Request, name: str, user: Owner, old: QueryId = None, new: QueryId = None) -> Response:
     """Every deployed version of the table, and two of them compared row by row (by default
     the newest against the one before)."""
     engine, actor = get_engine(), actor_of(user)
