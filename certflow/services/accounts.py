@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -42,6 +43,14 @@ ROLE_LABELS = {
     "process_owner": N_("Process owner"), "admin": N_("Administrator"),
 }
 ADDRESS_FIELDS = ("street", "postal_code", "city", "country")
+PERSON_FIELDS = ("display_name", "email", "language", "date_of_birth", *ADDRESS_FIELDS)
+# What a name, street or city may be long (an invoice's address lines, the register's name).
+MAX_TEXT = 200
+MAX_POSTCODE = 20  # the world's longest are 10; a typed-out one with spaces stays under
+CONTROL_CHARACTERS = N_("Remove the control characters (invisible characters such as a NUL "
+                        "byte or a tab) from this field.")
+# Characters nobody sees: a name of zero-width spaces is no name.
+_INVISIBLE = frozenset({"Cf", "Zs", "Zl", "Zp"})
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _NL_POSTCODE = re.compile(r"^[1-9][0-9]{3} ?[A-Za-z]{2}$")
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
@@ -92,6 +101,19 @@ def _row(session: Session, username: str) -> User:
     if user is None:
         raise NotFound(Message(N_("no user '%(user)s'"), user=username))
     return user
+
+
+def visible(value: str) -> str:
+    """``value`` stripped; empty when nothing in it shows (spaces and format characters only,
+    such as "\u200b\u200b"), so a required field refuses it as empty."""
+    value = value.strip()
+    return value if any(unicodedata.category(c) not in _INVISIBLE for c in value) else ""
+
+
+def _has_control(value: str) -> bool:
+    """A control character inside a one-line field (a NUL, a tab, a line break): PostgreSQL
+    refuses a NUL, and an invoice's XML any other but tab and line breaks."""
+    return any(unicodedata.category(c) == "Cc" for c in value)
 
 
 def valid_email(email: str) -> bool:
@@ -156,11 +178,12 @@ def clean_person(data: Mapping[str, Any], *, today: date, require_address: bool,
     """
     clean: dict[str, Any] = {}
     errors: dict[str, str] = {}
-    text = {k: str(v).strip() for k, v in data.items() if v is not None}
+    text = {k: visible(str(v)) for k, v in data.items() if v is not None}
+    errors.update({k: CONTROL_CHARACTERS for k in PERSON_FIELDS if k in text and _has_control(text[k])})
     if "display_name" in text:
         if not text["display_name"]:
             errors["display_name"] = N_("Enter your full name.")
-        elif len(text["display_name"]) > 200:
+        elif len(text["display_name"]) > MAX_TEXT:
             errors["display_name"] = N_("The name can be at most 200 characters.")
         clean["display_name"] = text["display_name"]
     if "email" in text:
@@ -192,9 +215,13 @@ def clean_customer(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, s
     values, errors). An organisation needs its KvK number (8 digits) or OIN (20 digits): its
     Peppol e-invoice is addressed to one of them. The VAT number is checked with python-stdnum
     (format and check digits of any EU country). A private person has none of these."""
-    text = {k: str(data.get(k) or "").strip() for k in CUSTOMER_FIELDS}
+    text = {k: visible(str(data.get(k) or "")) for k in CUSTOMER_FIELDS}
     clean: dict[str, Any] = {}
-    errors: dict[str, str] = {}
+    errors: dict[str, str] = {k: CONTROL_CHARACTERS for k in CUSTOMER_FIELDS if _has_control(text[k])}
+    if len(text["vat_id"]) > 30:  # the longest EU VAT number is 14 characters; stdnum reads any
+        errors["vat_id"] = N_("This is not a valid VAT number. A Dutch one looks like "
+                              "NL123456789B01.")
+        text["vat_id"] = ""
     kind = text["customer_type"] or "person"
     if kind not in CUSTOMER_TYPES:
         errors["customer_type"] = N_("Choose a private person or an organisation.")
@@ -245,8 +272,12 @@ def _address(text: Mapping[str, str], required: bool) -> tuple[dict[str, str], d
         return {}, {}
     if not address["street"]:
         errors["street"] = N_("Enter the street and house number.")
+    elif len(address["street"]) > MAX_TEXT:
+        errors["street"] = N_("Use at most 200 characters.")
     if not address["city"]:
         errors["city"] = N_("Enter the town or city.")
+    elif len(address["city"]) > MAX_TEXT:
+        errors["city"] = N_("Use at most 200 characters.")
     if address["country"] == "NL":
         if not _NL_POSTCODE.match(address["postal_code"]):
             errors["postal_code"] = N_("Enter a Dutch postcode like 3511 AA.")
@@ -255,6 +286,8 @@ def _address(text: Mapping[str, str], required: bool) -> tuple[dict[str, str], d
             address["postal_code"] = f"{pc[:4]} {pc[4:]}"
     elif not address["postal_code"]:
         errors["postal_code"] = N_("Enter the postcode.")
+    elif len(address["postal_code"]) > MAX_POSTCODE:
+        errors["postal_code"] = N_("A postcode has at most 20 characters.")
     if not re.fullmatch(r"[A-Z]{2}", address["country"]):
         errors["country"] = N_("Enter a two-letter country code such as NL or BE.")
     return address, errors

@@ -458,3 +458,42 @@ def test_a_deactivated_account_is_kept_and_can_come_back(session: Session) -> No
 def test_an_address_mail_cannot_be_sent_to_is_refused_with_the_address_message() -> None:
     clean, errors = person({"email": "josé@example.nl"})
     assert errors == {"email": "Enter an e-mail address like name@example.nl."}
+
+
+# -- lengths, control and invisible characters ---------------------------------------------
+@pytest.mark.parametrize(("field", "value", "error"), [
+    ("street", "S" * 201, "Use at most 200 characters."),
+    ("city", "U" * 201, "Use at most 200 characters."),
+    ("street", "Straat 1\x00", "Remove the control characters"),
+    ("street", "Straat\x0b1", "Remove the control characters"),
+    ("city", "Utr\x1fecht", "Remove the control characters"),
+    ("street", "\u200b\u200b", "Enter the street and house number."),
+    ("city", " \u2060\ufeff ", "Enter the town or city."),
+])
+def test_an_address_line_is_capped_and_refuses_what_nobody_types(field: str, value: str, error: str) -> None:
+    """A 100,000-character street made a 100 KB invoice; a NUL in it an incident (the invoice
+    XML refuses it); a street of zero-width spaces was an address nobody can deliver to."""
+    _, errors = person({**ADDRESS, field: value}, address=True)
+    assert errors[field].startswith(error)
+
+
+def test_a_foreign_postcode_is_capped() -> None:
+    _, errors = person({**ADDRESS, "country": "BE", "postal_code": "1" * 21}, address=True)
+    assert errors == {"postal_code": "A postcode has at most 20 characters."}
+    assert person({**ADDRESS, "country": "BE", "postal_code": "B-1000"}, address=True)[1] == {}
+
+
+@pytest.mark.parametrize("name", ["\u200b\u200b", "\u00a0\u200d", "Jan\x00Jansen", "A" * 201])
+def test_a_name_of_nothing_visible_or_with_a_control_character_is_refused(name: str) -> None:
+    assert "display_name" in person({"display_name": name})[1]
+
+
+def test_a_name_with_a_zero_width_joiner_inside_is_kept() -> None:
+    assert person({"display_name": "Anne\u200dMarie"}) == ({"display_name": "Anne\u200dMarie"}, {})
+
+
+def test_customer_fields_refuse_control_characters_and_long_vat_numbers() -> None:
+    assert "vat_id" in clean_customer({"customer_type": "organisation", "kvk_number": "12345678",
+                                       "vat_id": "NL" + "1" * 10_000})[1]
+    assert "kvk_number" in clean_customer({"customer_type": "organisation", "kvk_number": "1234\x005678"})[1]
+    assert clean_customer({"customer_type": "\u200b"})[0]["customer_type"] == "person"
