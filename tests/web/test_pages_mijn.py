@@ -262,3 +262,33 @@ def test_a_finished_case_states_its_outcome_and_takes_no_documents(site: dict[st
     overview = b.get("/mijn")
     assert "Uw aanvraag is niet toegelaten." in overview.text
     assert "Eerste certificering aanvragen" in overview.text  # refused: they may apply again
+
+
+def test_sending_one_application_twice_starts_one_case(site: dict[str, str]) -> None:
+    """The key held the time to the second: a re-post a second later started a second
+    certification. The second is refused now, the first case untouched."""
+    b = signed_in(site, "cas")
+    apply(b)
+    again = b.post("/mijn/apply", {"submit": "yes", "eligibility_route": "evc",
+                                   "motivation": "Ik begeleid al 10 jaar"}, form_page="/mijn/apply")
+    assert again.status_code == 409 and "U heeft er al een lopen" in again.text
+    with session_scope() as session:
+        assert session.scalar(select(func.count()).select_from(Instance)) == 1
+
+
+def _order_page(b: Browser) -> dict[str, str]:
+    check = b.post("/mijn/order", {"step": "1", "product": "book", "quantity": "2"}, form_page="/mijn/order")
+    fields = dict(re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)"', check.text))
+    assert fields["submit"] == "yes" and len(fields["order_token"]) == 16
+    return fields
+
+
+def test_one_order_page_sent_twice_orders_once_but_a_new_order_is_taken(site: dict[str, str]) -> None:
+    b = signed_in(site, "cas")
+    page = _order_page(b)
+    assert b.post("/mijn/order", page, form_page="/mijn/order").status_code == 200
+    again = b.post("/mijn/order", page, form_page="/mijn/order")
+    assert again.status_code == 409 and "Deze bestelling is al verstuurd" in again.text
+    assert b.post("/mijn/order", _order_page(b), form_page="/mijn/order").status_code == 200
+    with session_scope() as session:
+        assert session.scalar(select(func.count()).select_from(Instance)) == 2

@@ -9,6 +9,8 @@ English copy) is shown with the guard's own words on what to do instead.
 
 from __future__ import annotations
 
+import re
+import secrets
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -73,6 +75,9 @@ FLOWS: dict[str, tuple[Question, ...]] = {
         Question("quantity", "number", N_("How many books?"), N_("From 1 to 50."), when=("product", "book")),
     ),
 }
+ORDER_TOKEN = "order_token"
+IN_PROGRESS = N_("You already have one in progress; see My CMI.")
+SENT_ALREADY = N_("This order has been sent already; see My CMI.")
 TITLES = {"apply": N_("Apply for first certification"), "recertify": N_("Sign up for recertification"),
           "order": N_("Order the English certificate or the book")}
 
@@ -99,6 +104,8 @@ def _page(request: Request, flow: str, answers: dict[str, str], step: int | None
     context: dict[str, Any] = {"flow": flow, "title": TITLES[flow], "answers": answers,
                                "asked": asked, "errors": errors or {}, "values": answers}
     if step is None:
+        if flow == "order":  # sent with the answers (check.html sends them all as hidden fields)
+            context["answers"] = {**answers, ORDER_TOKEN: secrets.token_hex(8)}
         return render(request, "mijn/check.html", context, status_code=status_code)
     language = visitor_of(request).language
     options = [(value, gettext(language, label)) for value, label in asked[step].options]
@@ -128,7 +135,7 @@ async def answer(request: Request, flow: str, account: Candidate) -> Response:
     form = await form_values(request)
     answers = {q.name: form.get(q.name, "") for q in FLOWS[flow] if q.name in form}
     if form.get("submit") == "yes":
-        return _submit(request, flow, account, answers)
+        return _submit(request, flow, account, answers, form.get(ORDER_TOKEN, ""))
     asked = _asked(flow, answers)
     step = _step(form.get("step", ""), asked)
     problem = _problem(asked[step], answers.get(asked[step].name, ""))
@@ -158,16 +165,31 @@ def _start_data(flow: str, account: Account, answers: dict[str, str]) -> tuple[s
     return "orders", data
 
 
-def _submit(request: Request, flow: str, account: Account, answers: dict[str, str]) -> Response:
+def _business_key(account: Account, process_id: str, token: str) -> str:
+    """One running case per candidate and process: sending the same application twice (a
+    second click, a re-post) meets the running case's key, and is refused (Conflict). An
+    order is keyed on its check page's one-time token instead: a person may order twice,
+    but not by sending one check page twice."""
+    if process_id != "orders":
+        return f"{account.username}-{process_id}"
+    if not re.fullmatch(r"[0-9a-f]{16}", token):  # a page from before the token: the time
+        token = f"{CLOCK.now():%Y%m%d%H%M%S}"
+    return f"{account.username}-{process_id}-{token}"
+
+
+def _submit(request: Request, flow: str, account: Account, answers: dict[str, str],
+            token: str) -> Response:
     missing = {q.name: p for q in _asked(flow, answers) if (p := _problem(q, answers.get(q.name, "")))}
     if missing:
         return _page(request, flow, answers, None, missing, status_code=422)
     process_id, data = _start_data(flow, account, answers)
-    key = f"{account.username}-{process_id}-{CLOCK.now():%Y%m%d%H%M%S}"
+    key = _business_key(account, process_id, token)
     try:
         view = get_engine().start(actor_of(account), process_id, key, data)
     except CertflowError as exc:
-        refusal = N_("You already have one in progress; see My CMI.") if isinstance(exc, Conflict) else exc.message
+        refusal = exc.message
+        if isinstance(exc, Conflict):
+            refusal = SENT_ALREADY if process_id == "orders" else IN_PROGRESS
         return render(request, "mijn/refused.html", {"title": TITLES[flow], "message": refusal,
                                                      "flow": flow}, status_code=exc.status)
     return render(request, "mijn/submitted.html", {"title": TITLES[flow], "flow": flow, "case": view})
