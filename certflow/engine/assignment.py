@@ -61,6 +61,14 @@ def assign(runtime: Runtime, session: Session, entry: HumanTask, actor: Actor, a
            now: datetime) -> None:
     """Staff only and group members only (the queue's rules), then the first assignment's."""
     queue.assign(session, entry, actor, assignee, now)
+    may_hold(runtime, session, entry, assignee)
+
+
+def may_hold(runtime: Runtime, session: Session, entry: HumanTask, assignee: str) -> None:
+    """InvalidInput unless ``assignee`` may hold ``entry`` by its first assignment's rules (a
+    task that is not personal: anyone in its group). Every way a task changes hands by
+    someone else's doing checks this: assigning, delegating, an escalation's reassignment or
+    take-over."""
     if not is_personal(_meta(runtime, session, entry)):
         return
     instance = _instance(session, entry)  # the whole row (its state) only for a named person

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from certflow.engine import assignment
 from certflow.engine.dto import TaskView
 from certflow.engine.errors import CertflowError, Forbidden, InvalidInput, NotFound
 from certflow.store.models import HumanTask, Instance, User
@@ -70,6 +71,7 @@ class HandoverMixin:
                 select(Instance.definition_id).where(Instance.id == entry.instance_id))
             elements = self.definition(session, definition_id).elements if definition_id else {}
             delegate(session, entry, who, to, now, elements)
+            assignment.may_hold(self, session, entry, to)  # type: ignore[arg-type]  # the facade; staff passing on a personal task
         return self._queue_op(actor, task_id, "delegated", op)
 
     def assign_many(self, actor: "Actor", task_ids: list[str], assignee: str) -> list[BulkOutcome]:

@@ -25,7 +25,7 @@ from sqlalchemy import Select, insert, select
 from sqlalchemy.orm import Session
 
 from certflow import workdays
-from certflow.engine import policies, queue
+from certflow.engine import assignment, policies, queue
 from certflow.engine.dto import EscalationView
 from certflow.engine.errors import Forbidden, InvalidInput, NotFound
 from certflow.localtime import end_of_day
@@ -95,7 +95,8 @@ class EscalationMixin(_Base):
 
     def _step(self, session: Session, entry: HumanTask, definition_id: int, now: datetime,
               cal: workdays.Calendar) -> dict[str, Any] | None:
-        policy = policies.of(self.definition(session, definition_id).elements, entry.element_id)
+        elements = self.definition(session, definition_id).elements
+        policy = policies.of(elements, entry.element_id)
         assert entry.due_at is not None  # next_escalation_at is only ever set from a due time
         planned = policies.steps(policy, entry.due_at, cal)
         level = entry.escalation_level
@@ -116,7 +117,7 @@ class EscalationMixin(_Base):
             entry.escalated_to, entry.escalated_at = step.to_group, now
             detail["to"] = step.to_group
             if step.kind == "escalation":
-                detail["on_escalation"] = _on_escalation(session, entry, policy, now)
+                detail["on_escalation"] = self._on_escalation(session, entry, policy, now, elements)
             action = "task_escalated"
         entry.escalation_level = level + 1
         entry.next_escalation_at = planned[level + 1].at if level + 1 < len(planned) else None
@@ -174,6 +175,29 @@ class EscalationMixin(_Base):
                 history=[{"at": h.at, "actor": h.actor, "action": h.action, "detail": h.detail} for h in steps]))
         return views
 
+    def _on_escalation(self, session: Session, entry: HumanTask, policy: dict[str, Any], now: datetime,
+                       elements: dict[str, Any]) -> str:
+        """What the policy does to the task's holder. A task the diagram gives to a person (the
+        candidate's dossier, an assessor's verdict) is not returned to its group, where the
+        other candidates or assessors would see and take it past the rules its assignment was
+        held to; a reassignment is held to them (assignment.may_hold)."""
+        action = str(policy.get("on_escalation") or "keep")
+        personal = assignment.is_personal(elements.get(entry.element_id) or {})
+        if action == "return_to_group":
+            if personal:
+                return f"{action} not applied to a task the process gives to a person; kept"
+            entry.assignee, entry.claimed_at = None, None
+        elif action.startswith("reassign:"):
+            user = session.get(User, action.removeprefix("reassign:"))
+            if user is None or entry.candidate_group not in (user.groups or []):
+                return f"{action} impossible (no such user in {entry.candidate_group!r}); kept"
+            try:
+                assignment.may_hold(self, session, entry, user.username)
+            except InvalidInput as exc:
+                return f"{action} impossible ({exc}); kept"
+            entry.assignee, entry.claimed_at = user.username, now
+        return action
+
     def escalation_reassign(self, actor: "Actor", task_id: str, assignee: str, reason: str = "") -> EscalationView:
         def op(session: Session, entry: HumanTask, now: datetime) -> dict[str, Any]:
             user = session.get(User, assignee)
@@ -182,12 +206,15 @@ class EscalationMixin(_Base):
             if entry.candidate_group not in (user.groups or []):
                 raise InvalidInput(Message(N_("%(user)s is not in group '%(group)s'"), user=assignee,
                                            group=entry.candidate_group), field="assignee")
+            assignment.may_hold(self, session, entry, assignee)
             before, entry.assignee, entry.claimed_at = entry.assignee, assignee, now
             return {"from": before, "to": assignee, "reason": reason}
         return self._resolve(actor, task_id, "escalation_reassigned", op)
 
     def escalation_take_over(self, actor: "Actor", task_id: str, reason: str = "") -> EscalationView:
         def op(session: Session, entry: HumanTask, now: datetime) -> dict[str, Any]:
+            # Not a candidate's own task, nor an assessor's verdict against the conflict rules.
+            assignment.may_hold(self, session, entry, actor.username)
             before, entry.assignee, entry.claimed_at = entry.assignee, actor.username, now
             return {"from": before, "to": actor.username, "reason": reason}
         return self._resolve(actor, task_id, "escalation_taken_over", op)
@@ -241,18 +268,6 @@ def _may_handle(entry: HumanTask, actor: "Actor") -> None:
         raise Forbidden(Message(N_("task %(task)s is not escalated to a group of yours"), task=entry.id))
     if entry.escalated_to is None:
         raise InvalidInput(Message(N_("task %(task)s is not escalated"), task=entry.id))
-
-
-def _on_escalation(session: Session, entry: HumanTask, policy: dict[str, Any], now: datetime) -> str:
-    action = str(policy.get("on_escalation") or "keep")
-    if action == "return_to_group":
-        entry.assignee, entry.claimed_at = None, None
-    elif action.startswith("reassign:"):
-        user = session.get(User, action.removeprefix("reassign:"))
-        if user is None or entry.candidate_group not in (user.groups or []):
-            return f"{action} impossible (no such user in {entry.candidate_group!r}); kept"
-        entry.assignee, entry.claimed_at = user.username, now
-    return action
 
 
 def _definition_id(session: Session, entry: HumanTask) -> int:

@@ -99,11 +99,14 @@ def test_each_level_once_at_its_planned_time_audited_with_policy_level_and_both_
     [escalation] = audit("task_escalated")
     assert escalation.at == due and escalation.actor == "escalation"
     assert escalation.detail == {**common, "step": "escalation", "level": 2, "to": "coordinator",
-                                 "assignee": "ada", "on_escalation": "return_to_group",
-                                 "planned_at": due.isoformat()}
+                                 "assignee": "ada", "planned_at": due.isoformat(),
+                                 "on_escalation": "return_to_group not applied to a task the process "
+                                                  "gives to a person; kept"}
     [view] = h.engine.escalations(COR)
     assert (view.escalated_to, view.escalated_since, view.level) == ("coordinator", due, 2)
-    assert view.task.assignee is None  # back in the assessors' queue
+    # The diagram names ada: back in the group, any assessor would see and take it, past the
+    # rules her assignment was held to (the coordinator reassigns it under them instead).
+    assert view.task.assignee == "ada"
     assert view.task.form_schema == {"type": "object", "properties": {"done": {"type": "boolean"}},
                                      "additionalProperties": False}  # the form the coordinator can open
     assert view.why == f"due {due.isoformat()} passed; policy casework/defaults, level 2"
@@ -117,14 +120,14 @@ def test_each_level_once_at_its_planned_time_audited_with_policy_level_and_both_
     last = audit("task_escalated")[-1]
     assert last.at == late
     assert last.detail == {**common, "step": "second_level", "level": 3, "to": "office_manager",
-                           "assignee": None, "planned_at": second.isoformat()}
+                           "assignee": "ada", "planned_at": second.isoformat()}
     [view] = h.engine.escalations(MO)
     assert (view.escalated_since, view.level, view.next_step_at) == (late, 3, None)
     assert view.why == f"due {due.isoformat()} passed; policy casework/defaults, level 3"
     assert [e["action"] for e in view.history] == ["escalation_reminder", "task_escalated", "task_escalated"]
     assert h.engine.escalations(COR) == []
     assert h.engine.escalation_take_over(MO, view.task.id).task.assignee == "mo"
-    assert audit("escalation_taken_over")[0].detail == {"from": None, "to": "mo", "reason": "",
+    assert audit("escalation_taken_over")[0].detail == {"from": "ada", "to": "mo", "reason": "",
                                                         "escalated_to": "office_manager"}
 
 
@@ -144,7 +147,7 @@ def test_the_second_level_keeps_whom_the_coordinator_gave_the_task_to(h: Harness
     assert view.task.assignee == "abe" and view.escalated_to is None and view.escalated_since is None
     assert [e["action"] for e in view.history][-1] == "escalation_reassigned"
     [row] = audit("escalation_reassigned")
-    assert row.actor == "cor" and row.detail == {"from": None, "to": "abe", "reason": "", "escalated_to": "coordinator"}
+    assert row.actor == "cor" and row.detail == {"from": "ada", "to": "abe", "reason": "", "escalated_to": "coordinator"}
     assert (row.instance_id, row.task_id, row.element_id) == (instance, assess.id, "assess")
     travel(local(MON + timedelta(days=7), 1))
     assert h.engine.sweep_escalations() == 1
@@ -297,7 +300,7 @@ def test_only_the_group_it_escalated_to_may_open_or_handle_it(h: Harness) -> Non
     [row] = audit("escalation_taken_over")
     assert row.actor == "coco" and row.at == h.engine.now()
     assert (row.instance_id, row.task_id, row.element_id) == (instance, assess.id, "assess")
-    assert row.detail == {"from": None, "to": "coco", "reason": "I know the case", "escalated_to": "coordinator"}
+    assert row.detail == {"from": "ada", "to": "coco", "reason": "I know the case", "escalated_to": "coordinator"}
     with pytest.raises(Forbidden):  # no longer escalated: not for a coordinator who is not staff
         h.engine.escalation(COCO, assess.id)
     with pytest.raises(InvalidInput, match=f"^task {assess.id} is not escalated$"):
@@ -313,7 +316,7 @@ def test_reassign_only_to_an_existing_member_of_the_task_s_group(h: Harness) -> 
         h.engine.escalation_reassign(COR, assess.id, "cas")
     assert outsider.value.details["field"] == "assignee"
     [still] = h.engine.escalations(COR)  # nothing changed
-    assert still.task.id == assess.id and still.task.assignee is None and len(audit("escalation_reassigned")) == 0
+    assert still.task.id == assess.id and still.task.assignee == "ada" and len(audit("escalation_reassigned")) == 0
     view = h.engine.escalation_reassign(COR, assess.id, "abe", "ada is ill")
     assert view.task.assignee == "abe"
     assert audit("escalation_reassigned")[0].detail["reason"] == "ada is ill"

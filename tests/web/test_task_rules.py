@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import handlers
+from certflow.engine.errors import InvalidInput
 from certflow.engine.facade import Actor
 from certflow.settings import get_settings
 from certflow.store.db import session_scope
@@ -168,6 +169,53 @@ def test_reassigning_an_assessor_task_follows_the_first_assignments_rules(
         assert refused.status_code == 422, refused.text
         assert why in refused.json()["error"]
     assert open_task(api, instance_id, "assess_1")["assignee"] == "ada"
+
+
+OLGA = Actor("olga", ("office",), True)
+
+
+def _escalate(task_id: str) -> None:
+    from certflow.store.models import HumanTask
+
+    with session_scope() as s:
+        row = s.get(HumanTask, task_id)
+        assert row is not None
+        row.escalated_to, row.escalated_at = "coordinator", api_now()
+
+
+def api_now() -> Any:
+    from certflow.clock import CLOCK
+
+    return CLOCK.now()
+
+
+def test_every_hand_over_by_staff_follows_the_first_assignments_rules(api: Api) -> None:
+    """Assigning refused it; an escalation's reassignment or take-over, and staff delegating,
+    gave a candidate's dossier to another candidate (who then submitted it) and an assessor's
+    verdict to the candidate's own mentor."""
+    register_with_mentor(api, "cas", "mo")
+    instance_id = start(api)
+    dossier = open_task(api, instance_id, "dossier")["id"]
+    _escalate(dossier)
+    refused = api.post(f"/api/escalations/{dossier}/reassign", "olga", {"assignee": "ann", "reason": "late"})
+    assert refused.status_code == 422 and "cas's own" in refused.json()["error"]
+    refused = api.post(f"/api/escalations/{dossier}/take-over", "olga", {"reason": "late"})
+    assert refused.status_code == 422 and "cas's own" in refused.json()["error"]
+    with pytest.raises(InvalidInput, match="cas's own"):  # the inbox page's Delegate, by staff
+        api.engine.delegate(OLGA, dossier, "ann")
+    assert open_task(api, instance_id, "dossier")["assignee"] == "cas"
+    assert api.post(f"/api/tasks/{dossier}/complete", "ann", {"data": {"summary": "not mine"}}).status_code == 409
+    to_verdicts(api, instance_id)
+    verdict = open_task(api, instance_id, "assess_1")["id"]
+    _escalate(verdict)
+    refused = api.post(f"/api/escalations/{verdict}/reassign", "olga", {"assignee": "mo", "reason": "late"})
+    assert refused.status_code == 422 and "mo was cas's mentor" in refused.json()["error"]
+    with pytest.raises(InvalidInput, match="different people"):
+        api.engine.delegate(OLGA, verdict, "bob")
+    assert open_task(api, instance_id, "assess_1")["assignee"] == "ada"
+    moved = api.post(f"/api/escalations/{verdict}/reassign", "olga", {"assignee": "eve", "reason": "late"})
+    assert moved.status_code == 200, moved.text
+    assert open_task(api, instance_id, "assess_1")["assignee"] == "eve"
 
 
 def test_reassigning_to_an_unconflicted_assessor_works_and_then_binds_them(api: Api) -> None:
