@@ -164,7 +164,9 @@ async def forgot(request: Request) -> Response:
         found = access.request_reset(session, settings, email)
         if found is not None:
             account, token = found
-            link = str(request.base_url).rstrip("/") + f"/password/reset/{token}"
+            # From the configured address, not the request's Host header: whoever sends the
+            # request chooses that, and the link would take the token to their server.
+            link = settings.public_url.rstrip("/") + f"/password/reset/{token}"
             access.send_reset_mail(session, settings, account, link)
     # The same answer whether or not the address has an account: no one learns who has one.
     return render(request, "auth/forgot_sent.html", {"email": email})
