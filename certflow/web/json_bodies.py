@@ -7,7 +7,8 @@ refuses, as ``{"error": ...}`` naming the limit:
 
 - nesting deeper than ``MAX_JSON_DEPTH`` levels: 400, before any validation sees it;
 - a string anywhere in it (a key or a value, task data included) with a control character:
-  422 naming its path (``certflow.web.text_input``);
+  422 naming its path (``certflow.web.text_input``); so is a number that is not finite
+  (NaN, Infinity) or past 1e15 either way;
 - (bodies over their byte limit get 413 from ``certflow.web.limits.BodyLimit`` before this.)
 
 Two more refusals come after the caller is authenticated (FastAPI solves the token dependency
@@ -30,8 +31,8 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
 
-from certflow.errors import CertflowError
-from certflow.web.text_input import TextRefused, control_path
+from certflow.errors import CertflowError, InvalidInput
+from certflow.web.text_input import MAX_NUMBER, TextRefused, control_path, number_path
 
 # Task data may nest 50 levels (the engine's own bound, checked per field); the body around it
 # (``{"data": {...}}``) adds a few. Nothing the API takes needs more.
@@ -95,6 +96,10 @@ async def check_json_body(request: Request) -> None:
     where = control_path(value)
     if where is not None:
         raise TextRefused(where)
+    where = number_path(value)
+    if where is not None:
+        raise InvalidInput(f"{where} is not a finite number between -{MAX_NUMBER:.0e} and {MAX_NUMBER:.0e}",
+                           field=where)
     request._json = value  # Starlette's cache for Request.json()
 
 

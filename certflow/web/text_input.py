@@ -21,6 +21,7 @@ Numbers typed as text are read with ``whole_number``: ``"²".isdigit()`` is true
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -72,6 +73,26 @@ def control_path(value: Any) -> str | None:
                 if isinstance(key, str) and has_control(key):
                     return where
                 stack.append((child, where))
+    return None
+
+
+# No figure a form asks for comes near this; 1e308 was stored as a 309-digit integer.
+MAX_NUMBER = 10**15
+TOO_LARGE = N_("This number is too large; enter a smaller one.")
+
+
+def number_path(value: Any) -> str | None:
+    """The JSON path of the first number in ``value`` that is not finite (NaN, Infinity:
+    Python's JSON reads them) or past ``MAX_NUMBER`` either way, or None."""
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, int | float) and not isinstance(item, bool):
+            if not math.isfinite(item) or abs(item) > MAX_NUMBER:
+                return path or "body"
+        elif isinstance(item, dict | list):
+            children = item.items() if isinstance(item, dict) else enumerate(item)
+            stack.extend((child, f"{path}.{key}" if path else str(key)) for key, child in children)
     return None
 
 

@@ -191,3 +191,26 @@ def test_an_over_large_incident_id_is_a_422_naming_it(api: Api) -> None:  # noqa
     """/api/incidents/99999999999999999999/retry overflowed the driver: a 500."""
     response = api.post("/api/incidents/99999999999999999999/retry", "olga")
     assert (response.status_code, list(response.json()["fields"])) == (422, ["incident_id"])
+
+
+@pytest.mark.parametrize("number", ["1e308", "1e999", "NaN", "-Infinity", "10000000000000001"])
+def test_a_number_that_is_not_finite_or_absurd_is_a_422_naming_it(deployed: Api, number: str) -> None:  # noqa: F811
+    """Task and start data are free-form JSON: 1e308 was stored as a 309-digit integer, and
+    Python's JSON reads NaN and Infinity, which no database column takes."""
+    before = _rows()
+    response = deployed.client.post("/api/instances", headers={**deployed.auth("cas"), "Content-Type": "application/json"},
+                                    content='{"process_id": "certification", "business_key": "N", "data": '
+                                            '{"candidate": "cas", "eligibility_route": "hbo_diploma", '
+                                            f'"motivation": "m", "extra": {{"n": [{number}]}}}}}}')
+    assert (response.status_code, response.json()["field"]) == (422, "data.extra.n.0")
+    assert _rows() == before
+
+
+def test_the_dossier_s_hours_have_a_maximum() -> None:
+    from jsonschema import Draft202012Validator
+
+    from certflow.settings import ROOT
+
+    schema = json.loads((ROOT / "processes/certification/forms/dossier.json").read_text())
+    assert not Draft202012Validator(schema).is_valid({"knowledge": "k", "tasks": "t", "competences": "c",
+                                                      "hours_spent": 1e308})

@@ -20,6 +20,7 @@ from certflow.services.accounts import Account
 from certflow.web import schema_forms
 from certflow.web.deps import actor_of, get_engine
 from certflow.web.pages.deps import form_lists
+from certflow.web.text_input import TOO_LARGE, number_path
 
 STALE = N_("Someone else completed or changed this task in the meantime; nothing was saved.")
 
@@ -42,6 +43,8 @@ async def submit(request: Request, account: Account, task_id: str) -> Submission
     schema = task.form_schema or {"type": "object"}
     data = schema_forms.coerce(schema, await form_lists(request))
     errors = schema_forms.validate(schema, data, account.language)
+    # Whatever the form's own bounds: 1e308 was stored as a 309-digit integer.
+    errors.update({name: TOO_LARGE for name, value in data.items() if number_path(value) is not None})
     if errors:
         return Submission(task, data, errors)
     try:
