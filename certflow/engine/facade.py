@@ -38,6 +38,7 @@ from certflow.engine.timers import TimersMixin
 from certflow.engine.messaging import MessagingMixin
 from certflow.engine.outbox import OutboxMixin
 from certflow.engine.monitor import MonitorMixin
+from certflow.roles import sees_case_data
 from certflow.engine.projections import correlation_key, table_of, waiting_message_tasks
 from certflow.engine.runtime import Advance, LoadedDefinition, Runtime
 from certflow.engine.studio import StudioMixin
@@ -285,9 +286,10 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
             tasks = session.scalars(_VIEW_TASKS, {"instance_id": instance.id}).all()
             waits = [f"{s.message_name} ({s.correlation_key})"
                      for s in session.scalars(_VIEW_WAITS, {"instance_id": instance.id})]
-        # The instance's data is for staff; others see their own tasks with what those show.
-        data = self._current_data(instance, definition, workflow) if actor.is_staff else {}
-        if not actor.is_staff:
+        # The instance's data is for the staff who work with the people; others see their own
+        # tasks with what those show.
+        data = self._current_data(instance, definition, workflow) if sees_case_data(actor) else {}
+        if not sees_case_data(actor):
             tasks = [t for t in tasks if t.assignee == actor.username]
         return InstanceView(
             id=instance.id, process_id=instance.process_id, version=definition.version,
@@ -341,7 +343,7 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
                 raise NotFound(Message(N_("no instance '%(instance)s'"), instance=instance_id))
             rules.may_see(session, actor, instance)
             query = select(AuditEvent).where(AuditEvent.instance_id == instance_id)
-            if not actor.is_staff:  # their own actions only: not another assessor's verdict
+            if not sees_case_data(actor):  # their own actions only: not another assessor's verdict
                 query = query.where(AuditEvent.actor == actor.username)
             rows = session.scalars(query.order_by(AuditEvent.id)).all()
             return [{"at": r.at, "actor": r.actor, "action": r.action, "element_id": r.element_id,

@@ -30,6 +30,7 @@ from certflow.engine.dto import (
 from certflow.engine.errors import Conflict, Forbidden, InvalidInput, NotFound
 from certflow.engine.filter_parsing import parse_filter
 from certflow.engine.spiff import state_from_dict, state_to_dict
+from certflow.roles import CASE_DATA_ROLES
 from certflow.store.models import (WITHOUT_STATE, AuditEvent, Definition, HumanTask, Incident, Instance,
                                    Subscription)
 
@@ -46,7 +47,7 @@ PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
 # Who sees the monitor; who of them sees a case's personal data; who moves versions.
 MONITOR_ROLES = ("office", "coordinator", "office_manager", "admin", "process_owner")
-DATA_ROLES = ("office", "coordinator", "office_manager", "admin")
+DATA_ROLES = CASE_DATA_ROLES
 MIGRATE_ROLES = ("process_owner", "admin")
 # Audit actions the timeline leaves out: bookkeeping, not steps of the case.
 QUIET = frozenset({"future", "likely", "maybe", "timers_checked", "job_result_dropped"})

@@ -24,6 +24,7 @@ from certflow.engine.runtime import InstanceOf
 from certflow.store.models import HumanTask, User
 from certflow.engine.inbox_filters import InboxFilter as Criteria, narrowing
 from certflow.i18n import Message, N_
+from certflow.roles import sees_case_data
 
 if TYPE_CHECKING:
     from certflow.engine.facade import Actor
@@ -104,16 +105,16 @@ def inbox(session: Session, runtime: "Runtime", actor: "Actor", process_id: str 
 
 def sources(actor: "Actor", group: str | None, scope: str = "all") -> list[inboxq.Source]:
     """Whose tasks the inbox shows, each an index-served source. A group's whole queue, its
-    members' claimed and personal tasks included, for staff; for a member of the group who is
+    members' claimed and personal tasks included, for the staff who see case data; for a member of the group who is
     not staff, its unassigned tasks and their own (as ``may_see`` lets them open: a mentor
     does not read another mentor's candidates' tasks, a candidate another candidate's);
     otherwise the actor's own tasks and their groups' unassigned ones. The scope picks
     sources rather than adding a condition: "mine" over the unassigned index would read all
     of it to find nothing."""
-    if group and (actor.is_staff or group in actor.groups):
+    if group and (sees_case_data(actor) or group in actor.groups):
         if scope == "mine":
             return [inboxq.Source(group=group, assignee=actor.username)]
-        if actor.is_staff or scope == "unassigned":
+        if sees_case_data(actor) or scope == "unassigned":
             return [inboxq.Source(group=group, unassigned=scope == "unassigned")]
         return [inboxq.Source(group=group, unassigned=True), inboxq.Source(group=group, assignee=actor.username)]
     found = [] if scope == "unassigned" else [inboxq.Source(assignee=actor.username)]
@@ -157,7 +158,7 @@ def inserted(row: dict[str, Any]) -> Any:
 
 
 def may_see(entry: HumanTask, actor: "Actor") -> None:
-    if actor.is_staff or entry.assignee == actor.username:
+    if sees_case_data(actor) or entry.assignee == actor.username:
         return
     if entry.assignee is None and entry.candidate_group in actor.groups:
         return

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from certflow.clock import CLOCK
 from certflow.errors import CertflowError, Forbidden, InvalidInput, NotFound
+from certflow.roles import sees_case_data
 from certflow.services.viewer import Member
 from certflow.store.models import WITHOUT_STATE, AuditEvent, HumanTask, Instance
 from certflow.store.workspace import Document
@@ -103,8 +104,9 @@ def check(content: bytes) -> str:
 
 
 def may_see(session: Session, actor: Member, instance: Instance) -> bool:
-    """Staff, the case's candidate, and whoever works or worked on one of its tasks."""
-    if actor.is_staff or actor.username in (instance.subject, instance.started_by):
+    """The staff who see case data, the case's candidate, and whoever works or worked on one
+    of its tasks."""
+    if sees_case_data(actor) or actor.username in (instance.subject, instance.started_by):
         return True
     working = session.scalar(select(HumanTask.id).where(HumanTask.instance_id == instance.id, or_(
         HumanTask.assignee == actor.username,

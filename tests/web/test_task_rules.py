@@ -13,6 +13,7 @@ import pytest
 
 import handlers
 from certflow.engine.errors import InvalidInput
+from certflow.errors import NotFound
 from certflow.engine.facade import Actor
 from certflow.settings import get_settings
 from certflow.store.db import session_scope
@@ -169,6 +170,38 @@ def test_reassigning_an_assessor_task_follows_the_first_assignments_rules(
         assert refused.status_code == 422, refused.text
         assert why in refused.json()["error"]
     assert open_task(api, instance_id, "assess_1")["assignee"] == "ada"
+
+
+def test_staff_who_do_not_work_with_the_people_see_no_case_data(api: Api) -> None:
+    """The monitor shows process owners and certifiers a case without its personal data; the
+    instance, its history, its tasks, a group's queue and its documents showed it all to them
+    (they are staff), where the office sees it."""
+    from certflow.services import case_documents
+
+    groups = {"petra": "process_owner", "cees": "certifier"}
+    for who, group in groups.items():
+        api.person(who, [group], staff=True)
+    instance_id = start(api)
+    with session_scope() as s:
+        doc = case_documents.upload(s, Actor("cas", ("candidate",), False), instance_id, "cv.pdf",
+                                    b"%PDF-1.4 private cv")
+    dossier = open_task(api, instance_id, "dossier")["id"]
+    done = api.post(f"/api/tasks/{dossier}/complete", "cas", {"data": {"summary": "my private summary"}})
+    assert done.status_code == 200, done.text
+    assert api.get(f"/api/instances/{instance_id}", "olga").json()["data"]["summary"] == "my private summary"
+    assert "my private summary" in api.get(f"/api/instances/{instance_id}/history", "olga").text
+    verdict = open_task(api, instance_id, "assess_1")["id"]
+    for who in ("petra", "cees"):
+        seen = api.get(f"/api/instances/{instance_id}", who)
+        assert seen.status_code == 200 and seen.json()["data"] == {} and seen.json()["open_tasks"] == []
+        history = api.get(f"/api/instances/{instance_id}/history", who)
+        assert history.status_code == 200 and "my private summary" not in history.text
+        assert api.get(f"/api/tasks/{verdict}", who).status_code == 403
+        assert api.get("/api/inbox?group=assessor", who).json() == []
+        with session_scope() as s, pytest.raises(NotFound):
+            case_documents.for_case(s, Actor(who, (groups[who],), True), instance_id)
+    with session_scope() as s:
+        assert [d.id for d in case_documents.for_case(s, OLGA, instance_id)] == [doc.id]
 
 
 OLGA = Actor("olga", ("office",), True)
