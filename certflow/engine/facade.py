@@ -76,6 +76,16 @@ _WAITING = select(Subscription.instance_id).where(Subscription.message_name == b
                                                   Subscription.correlation_key == bindparam("key"))
 
 
+def own_key(username: str, business_key: str) -> None:
+    """A key with a colon belongs to the person named before it (``ann:erasure``; a username
+    has no colon): the keys Mijn CMI gives a person's own requests. Anyone but staff may use
+    only their own: starting ``ann:erasure`` first kept ann's own erasure request from starting."""
+    owner, colon, _ = business_key.partition(":")
+    if colon and owner != username:
+        raise InvalidInput(Message(N_("a case number with a colon starts with your own username: "
+                                      "%(user)s:…"), user=username), field="business_key")
+
+
 class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, HandoverMixin, EscalationMixin, MessagingMixin, JobsMixin,
              TimersMixin, OutboxMixin, InlineMixin, Runtime):
     def actor(self, username: str) -> Actor:
@@ -174,12 +184,17 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
         if view is not None and not view[0].is_staff:  # anyone else starts only for themselves
             rules.may_start(definition.elements, view[0], process_id)
             data[rules.subject_variable(definition.elements)] = view[0].username
+            own_key(view[0].username, business_key)
         if not business_key or len(business_key) > 200:
             raise InvalidInput(Message(N_("a business key of 1 to 200 characters is required")))
         running = session.scalar(select(Instance.id).where(
             Instance.process_id == process_id, Instance.business_key == business_key,
             Instance.status == "running"))
         if running:
+            if view is not None and not view[0].is_staff and not rules.own_case(session, view[0], running):
+                # Someone else's: their instance's id is not for this person to learn.
+                raise Conflict(Message(N_("%(process)s '%(key)s' is already running; choose another case number"),
+                                      process=process_id, key=business_key), field="business_key")
             raise Conflict(Message(N_("%(process)s '%(key)s' is already running as instance %(instance)s"),
                                   process=process_id, key=business_key, instance=running))
         advance, published = self.create_instance(session, definition, username, business_key, data, message,

@@ -132,6 +132,12 @@ def latest_id(session: Session, process_id: str, read_clock: bool = False) -> in
     return int(row[0])
 
 
+def own_case(session: Session, actor: "Actor", instance_id: str) -> bool:
+    """Whether the actor started the instance or is its subject."""
+    row = session.execute(select(Instance.started_by, Instance.subject).where(Instance.id == instance_id)).first()
+    return row is not None and actor.username in tuple(row)
+
+
 def may_see(session: Session, actor: "Actor", instance: Instance) -> None:
     if actor.is_staff or actor.username in (instance.started_by, instance.subject):
         return

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from certflow.engine.errors import InvalidInput
+from certflow.engine.errors import Conflict, InvalidInput
 from certflow.services import case_documents as documents
 from certflow.store.billing import Invoice
 from certflow.store.communications import EmailMessage
@@ -96,3 +96,22 @@ def test_not_while_a_case_is_running(driver: Driver) -> None:
     with pytest.raises(InvalidInput) as refused:
         driver.engine.start(driver.people["cas"], "data_erasure", "erasure-cas", {"candidate": "cas"})
     assert "APP-2" in refused.value.message and "finished" in refused.value.message
+
+
+def test_nobody_takes_another_persons_case_number(driver: Driver) -> None:
+    """The case numbers Mijn CMI gives a person's own requests (``ann:erasure``) are theirs:
+    started first by cas, ann's own erasure request could not start, and cas was told her
+    case's instance id. A number someone else holds is refused without naming anything."""
+    ann = driver.person("ann", ["candidate"], address={"street": "Dorpsstraat 1", "postal_code": "1234 AB",
+                                                     "city": "Ergens"})
+    with pytest.raises(InvalidInput, match="starts with your own username: cas:"):
+        driver.engine.start(driver.people["cas"], "data_erasure", "ann:erasure", {"candidate": "cas"})
+    own = driver.engine.start(ann, "data_erasure", "ann:erasure", {"candidate": "ann", "reason": "Weg ermee"})
+    assert own.business_key == "ann:erasure"
+    with pytest.raises(Conflict) as again:
+        driver.engine.start(ann, "data_erasure", "ann:erasure", {"candidate": "ann"})
+    assert own.id in again.value.message  # their own case, named to them
+    free = driver.engine.start(ann, "data_erasure", "ERASE-1", {"candidate": "ann"})
+    with pytest.raises(Conflict) as taken:
+        driver.engine.start(driver.people["cas"], "data_erasure", "ERASE-1", {"candidate": "cas"})
+    assert free.id not in taken.value.message and "choose another" in taken.value.message

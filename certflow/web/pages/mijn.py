@@ -33,9 +33,9 @@ from certflow.web.pages.nav import CANDIDATE_ROLES
 from certflow.web.pages.rendering import render
 
 router = APIRouter()
+Candidate = Annotated[Account, Depends(require_role(*CANDIDATE_ROLES))]
 # Cases nobody assesses: a document added to them would be read by no one.
 NO_UPLOADS = frozenset({"orders", "certificate_lifecycle", "register_fee"})
-Candidate = Annotated[Account, Depends(require_role(*CANDIDATE_ROLES))]
 UPLOAD_REFUSALS = {
     "TooLarge": N_("The file is larger than %(mb)s MB. Make it smaller (for example by saving it "
                    "as PDF) and upload it again."),
@@ -231,7 +231,7 @@ async def erasure(request: Request, account: Candidate) -> Response:
     form = await form_values(request)
     data = {"candidate": account.username, "reason": form.get("reason", "")[:2000]}
     try:
-        get_engine().start(actor_of(account), "data_erasure", f"erasure-{account.username}", data)
+        get_engine().start(actor_of(account), "data_erasure", f"{account.username}:erasure", data)
     except CertflowError as exc:
         message = N_("You already asked; the office is handling your request.") if isinstance(
             exc, Conflict) else exc.message
