@@ -23,7 +23,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from certflow.clock import CLOCK
-from certflow.errors import CertflowError, Forbidden, InvalidInput, NotFound
+from certflow.errors import CertflowError, Conflict, Forbidden, InvalidInput, NotFound
 from certflow.roles import sees_case_data
 from certflow.services.viewer import Member
 from certflow.store.models import WITHOUT_STATE, AuditEvent, HumanTask, Instance
@@ -133,13 +133,26 @@ def _view(row: Document) -> DocumentView:
                         row.content_type, row.size, row.sha256, row.created_at)
 
 
+# Cases nobody assesses: a document added to them would be read by no one.
+NO_UPLOADS = frozenset({"orders", "certificate_lifecycle", "register_fee"})
+
+
+def takes_uploads(process_id: str, status: str) -> bool:
+    """Whether the candidate may add documents: to a case someone still assesses."""
+    return status == "running" and process_id not in NO_UPLOADS
+
+
 def upload(session: Session, actor: Member, instance_id: str, filename: str,
            content: bytes) -> DocumentView:
-    """The candidate of the case, or staff, adds a document to it."""
+    """The candidate of the case, or staff, adds a document to it; the candidate only while
+    someone assesses it (``takes_uploads``), the office at any time (a late paper for the file)."""
     kind = check(content)
     instance = _case(session, actor, instance_id)
     if not (actor.is_staff or actor.username in (instance.subject, instance.started_by)):
         raise Forbidden(Message(N_("only the candidate of this case or the office may add documents to it")))
+    if not actor.is_staff and not takes_uploads(instance.process_id, instance.status):
+        raise Conflict(Message(N_("this case takes no more documents: it is finished, or nobody assesses it")),
+                       field="file")
     now = CLOCK.now()
     row = Document(instance_id=instance.id, owner=instance.subject or instance.started_by,
                    uploaded_by=actor.username, filename=clean_filename(filename, kind),

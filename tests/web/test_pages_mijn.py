@@ -259,6 +259,11 @@ def test_a_finished_case_states_its_outcome_and_takes_no_documents(site: dict[st
     page = b.get(f"/mijn/cases/{case}")
     assert "Uitkomst" in page.text and "Uw aanvraag is niet toegelaten." in page.text
     assert "Document toevoegen" not in page.text
+    # Nor by posting the form anyway (an old tab, a script): refused, nothing stored.
+    late = b.client.post(f"/mijn/cases/{case}/documents", data={"csrf_token": b.csrf(f"/mijn/cases/{case}")},
+                         files={"file": ("late.pdf", PDF, "application/pdf")})
+    assert late.status_code == 409 and "neemt geen documenten meer aan" in late.text
+    assert "late.pdf" not in b.get(f"/mijn/cases/{case}").text
     overview = b.get("/mijn")
     assert "Uw aanvraag is niet toegelaten." in overview.text
     assert "Eerste certificering aanvragen" in overview.text  # refused: they may apply again

@@ -34,14 +34,13 @@ from certflow.web.pages.rendering import render
 
 router = APIRouter()
 Candidate = Annotated[Account, Depends(require_role(*CANDIDATE_ROLES))]
-# Cases nobody assesses: a document added to them would be read by no one.
-NO_UPLOADS = frozenset({"orders", "certificate_lifecycle", "register_fee"})
 UPLOAD_REFUSALS = {
     "TooLarge": N_("The file is larger than %(mb)s MB. Make it smaller (for example by saving it "
                    "as PDF) and upload it again."),
     "UnsupportedType": N_("This file is not a PDF, Word (DOCX) or OpenDocument (ODT) document. Save "
                           "it in one of those formats and upload it again."),
     "InvalidInput": N_("The file is empty. Choose the document again."),
+    "Conflict": N_("This case takes no more documents: it is finished, or nobody assesses it."),
 }
 FLASHES = {
     "uploaded": N_("Your document has been added."),
@@ -117,7 +116,7 @@ def case_page(request: Request, instance_id: str, account: Candidate) -> Respons
         "case": case, **_case_words(), "flash": _flash(request),
         "certificate": _certificate(account) if case.process_id == "certificate_lifecycle" else None,
         # Documents belong to a case someone still assesses: not a finished one, not an order.
-        "may_upload": case.status == "running" and case.process_id not in NO_UPLOADS,
+        "may_upload": documents.takes_uploads(case.process_id, case.status),
         "documents": _documents(account, instance_id), "errors": {},
         "accept": ",".join(documents.EXTENSIONS.values()), "max_mb": documents.MAX_BYTES // 2**20,
     })
