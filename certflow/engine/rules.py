@@ -169,7 +169,8 @@ def _validator(schema: dict[str, Any]) -> Draft202012Validator:
         return cached[1]
     if len(_VALIDATORS) >= 512:
         _VALIDATORS.clear()
-    validator = Draft202012Validator(schema)
+    # Formats are checked (a "date" of 2026-02-30 is refused), not only noted as JSON Schema does.
+    validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
     _VALIDATORS[id(schema)] = (schema, validator)  # the schema is kept: its id stays its own
     return validator
 

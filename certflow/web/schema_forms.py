@@ -211,7 +211,8 @@ def _iso_date(text: str) -> str:
 def validate(schema: dict[str, Any], data: dict[str, Any], language: str = "nl") -> dict[str, str]:
     """Field name -> what to fix, in the page's language; empty when the data is valid."""
     errors: dict[str, str] = {}
-    for error in sorted(Draft202012Validator(schema).iter_errors(data), key=_depth):
+    checker = Draft202012Validator.FORMAT_CHECKER  # as the engine checks: 2026-02-30 is no date
+    for error in sorted(Draft202012Validator(schema, format_checker=checker).iter_errors(data), key=_depth):
         name = _field_of(error)
         prop = _prop_at(schema, name)
         errors.setdefault(name, message_for(error, prop, language))

@@ -108,6 +108,15 @@ def test_refusals_land_on_their_field_in_the_page_language() -> None:
     assert errors["sessions"] == "Vul een geheel getal in, bijvoorbeeld 12."
     assert errors["period_from"] == "Vul een datum in als 15-03-2029."
     assert errors["signed"] == "Vink dit aan om te bevestigen."
+    # Dates of the right shape that are no date: on the page, and in the engine behind the API.
+    errors = sf.validate(statement, {"period_from": "2026-02-30", "period_to": "2020-13-45"})
+    assert errors["period_from"] == errors["period_to"] == "Vul een datum in als 15-03-2029."
+    from certflow.engine import rules
+    from certflow.engine.errors import InvalidInput
+
+    with pytest.raises(InvalidInput) as refused:
+        rules.validate_form(statement, {"period_from": "2026-02-30"}, "supervisor_statement")
+    assert "period_from" in refused.value.details["fields"]
     dossier = _load("certification/forms/dossier.json")
     errors = sf.validate(dossier, {"knowledge": "k", "tasks": "t", "competences": "c", "hours_spent": -1})
     assert errors == {"hours_spent": "Vul een getal van minstens 0 in."}
