@@ -18,7 +18,7 @@ from __future__ import annotations
 import heapq
 import logging
 from collections.abc import Callable, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Select, insert, select
@@ -274,17 +274,28 @@ def _definition_id(session: Session, entry: HumanTask) -> int:
     return int(session.scalar(select(Instance.definition_id).where(Instance.id == entry.instance_id)) or 0)
 
 
+# How far an escalation may put a task's due time off: a year (9999-12-31 or P99999Y overflowed
+# the calendar's arithmetic; a task nobody need do for years is not a task to extend).
+MAX_EXTENSION = timedelta(days=366)
+
+
 def _new_due(due: str, now: datetime, cal: workdays.Calendar, policy: dict[str, Any]) -> datetime:
+    too_far = InvalidInput(Message(N_("the new due time can be at most a year from now")), field="due")
     try:
-        new_due = end_of_day(date.fromisoformat(due.strip()))
-    except ValueError:
         try:
-            new_due = policies.due_at(policy, due, now, cal)
-        except workdays.TermError as exc:
-            raise InvalidInput(Message(N_("due: %(problem)s (or a date YYYY-MM-DD)"), problem=str(exc)),
-                               field="due") from exc
+            new_due = end_of_day(date.fromisoformat(due.strip()))
+        except ValueError:
+            try:
+                new_due = policies.due_at(policy, due, now, cal)
+            except workdays.TermError as exc:
+                raise InvalidInput(Message(N_("due: %(problem)s (or a date YYYY-MM-DD)"), problem=str(exc)),
+                                   field="due") from exc
+    except (OverflowError, ValueError) as exc:  # a date or a term beyond the calendar
+        raise too_far from exc
     if new_due <= now:
         raise InvalidInput(Message(N_("the new due time lies in the past")), field="due")
+    if new_due > now + MAX_EXTENSION:
+        raise too_far
     return new_due
 
 

@@ -336,6 +336,12 @@ def test_extend_needs_a_reason_and_a_due_time_ahead_and_starts_the_policy_over(h
     with pytest.raises(InvalidInput, match="^the new due time lies in the past$") as past:
         h.engine.escalation_extend(COR, assess.id, yesterday, "x")
     assert past.value.details["field"] == "due"
+    # Beyond the calendar (these were a 500) or simply too far: at most a year.
+    for far in ("9999-12-31", "P99999Y", "P999999999D", "P2913000D", "9999 werkdagen",
+                (MON + timedelta(days=400)).isoformat()):
+        with pytest.raises(InvalidInput, match="^the new due time can be at most a year from now$") as beyond:
+            h.engine.escalation_extend(COR, assess.id, far, "x")
+        assert beyond.value.details["field"] == "due"
     assert h.engine.escalations(COR)[0].task.due_at == due  # nothing changed
 
     friday = (MON + timedelta(days=4)).isoformat()
