@@ -24,6 +24,7 @@ from certflow.clock import CLOCK, OFFSET_COLUMN
 from certflow.engine.dto import IncidentView, JobMessage
 from certflow.engine.inline import VIA_JOB
 from certflow.engine.errors import Conflict, Forbidden, InvalidInput, NotFound
+from certflow.i18n import Message, N_
 from certflow.engine.messaging import emit, emit_many
 from certflow.engine.projections import ATTEMPT, NOT_BEFORE, table_of
 from certflow.engine.runtime import EffectKept
@@ -262,13 +263,15 @@ class JobsMixin(_Base):
         an empty result so the process goes on."""
         _staff(actor)
         if action not in ("retry", "skip"):
-            raise InvalidInput(f"unknown action {action!r}; use retry or skip")
+            raise InvalidInput(Message(N_("unknown action %(action)s; use retry or skip"), action=repr(action)))
         with self.session() as session:
             incident = session.get(Incident, incident_id)
             if incident is None:
-                raise NotFound(f"no incident {incident_id}")
+                raise NotFound(Message(N_("no incident %(incident)s"), incident=incident_id))
             if incident.status != "open":
-                raise Conflict(f"incident {incident_id} is already {incident.status}")
+                # A double click, or someone else was first: say what became of it.
+                raise Conflict(Message(N_("incident %(incident)s was already handled (%(status)s)"),
+                                       incident=incident_id, status=incident.status))
             instance_id = incident.instance_id
             if self.outbox_job_of(session, instance_id, incident.task_id) is not None:
                 # Its task completed when the job was queued: the instance has moved on.

@@ -31,6 +31,7 @@ from certflow.engine.errors import Conflict, Forbidden, InvalidInput, NotFound
 from certflow.engine.filter_parsing import parse_filter
 from certflow.engine.spiff import state_from_dict, state_to_dict
 from certflow.roles import CASE_DATA_ROLES
+from certflow.i18n import Message, N_
 from certflow.store.models import (WITHOUT_STATE, AuditEvent, Definition, HumanTask, Incident, Instance,
                                    Subscription)
 
@@ -287,11 +288,13 @@ class MonitorMixin(_Base):
             raise InvalidInput("a reason is at most 1000 characters", field="reason")
         with self.advancing(instance_id, actor.username) as adv:
             if adv.instance.status != "running":
-                raise Conflict(f"instance {instance_id} is {adv.instance.status}; only a running instance moves")
+                raise Conflict(Message(N_("this case is %(status)s; only a running case moves to another version"),
+                                       status=adv.instance.status))
             current = adv.definition.version
             newest = rules.definition(adv.session, adv.instance.process_id, None)
             if newest.version <= current:
-                raise Conflict(f"instance {instance_id} already runs on version {current}, the newest")
+                raise Conflict(Message(N_("this case already runs on version %(version)s, the newest"),
+                                       version=current))
             target = self.definition(adv.session, newest.id)
             refusals = moving.check(adv.workflow, target.spec)
             if refusals:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from certflow import i18n
 from certflow.engine.errors import Conflict, DeployError, Forbidden, InvalidInput, NotFound
 from certflow.store.db import session_scope
 from certflow.store.models import AuditEvent, Definition, Instance, Job
@@ -305,8 +306,9 @@ def test_retries_with_backoff_then_incident_retry_and_skip(harness: Harness, tmp
     assert harness.run_jobs() == ["incident"]
     [incident2] = harness.engine.incidents(harness.staff)
     assert harness.engine.resolve_incident(harness.staff, incident2.id, "skip") == "skipped"
-    with pytest.raises(Conflict):
+    with pytest.raises(Conflict) as twice:  # a double click: said in the page's language
         harness.engine.resolve_incident(harness.staff, incident2.id, "skip")
+    assert i18n.translate("nl", twice.value.message) == f"storing {incident2.id} is al afgehandeld (skipped)"
     view = harness.engine.instance(harness.staff, instance_id)
     assert not view.has_incident and [t.element_id for t in view.open_tasks] == ["review"]
 

@@ -106,7 +106,7 @@ def test_skip_an_incident(h: Harness, tmp_path: Path) -> None:
     assert markers(done.text)["incident"] == [] and "review" in markers(done.text)["active"]
     again = b.post(f"/monitor/instances/{instance_id}/incidents/{incident.id}/skip", {},
                    form_page=f"/monitor/instances/{instance_id}")
-    assert again.status_code == 409 and "already skipped" in again.text
+    assert again.status_code == 409 and "al afgehandeld (skipped)" in again.text
 
 
 def test_a_mail_incident_says_the_case_went_on_and_do_not_send_leaves_it_unsent(
