@@ -15,7 +15,9 @@ router = APIRouter(prefix="/api/instances", tags=["instances"], route_class=Json
 
 class StartIn(BaseModel):
     process_id: str = Field(min_length=1, max_length=200)
-    business_key: str = Field(min_length=1, max_length=200)
+    business_key: str = Field(min_length=1, max_length=200, description=(
+        "The case number, unique among the process's running cases. One with a colon belongs to "
+        "the user named before it (`cas:certification`): anyone but staff may use only their own."))
     data: dict[str, Any] = Field(default_factory=dict)
 
 
