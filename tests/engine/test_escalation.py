@@ -121,7 +121,7 @@ def test_working_day_due_dates_reminder_escalation_and_second_level_across_easte
     cor, mo = Actor("cor", ("coordinator",), True), Actor("mo", ("office_manager",), True)
     [escalated] = h.engine.escalations(cor)
     assert escalated.task.id == assess.id and escalated.escalated_to == "coordinator"
-    assert escalated.task.assignee is None  # the policy returns it to the assessors' queue
+    assert escalated.task.assignee == "ada"  # the diagram names her: kept, not back in the group (see _on_escalation)
     assert "passed" in escalated.why and escalated.level == 2
     assert [e["action"] for e in escalated.history] == ["escalation_reminder", "task_escalated"]
     assert h.engine.escalations(mo) == []
