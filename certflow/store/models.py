@@ -20,12 +20,13 @@ from certflow.store.base import Base, new_id
 
 
 class Definition(Base):
-    """One deployed version of one process. Immutable once written."""
+    """One deployed version of one process. Immutable once written. The same content may come
+    again under a newer version: a process owner going back to an earlier diagram, or the files
+    deployed after a studio deploy (certflow.engine.deploy.store_bundle)."""
 
     __tablename__ = "definitions"
     __table_args__ = (
         UniqueConstraint("process_id", "version"),
-        UniqueConstraint("process_id", "content_hash"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -56,6 +56,12 @@ def test_deploy_versions_and_unchanged_redeploy(harness: Harness, tmp_path: Path
     assert (second.version, second.created) == (2, True)
     assert harness.engine.instance(harness.staff, instance_id).version == 1  # keeps its version
     assert harness.engine.start(harness.staff, "flow", "K2", {"key": "K2"}).version == 2
+    # Back to the first diagram (a studio deploy reverted, the files deployed after one): a
+    # newer version with the first's content, not an IntegrityError.
+    [back] = harness.engine.deploy(harness.staff, FLOW_DIR)
+    assert (back.version, back.created) == (3, True)
+    assert harness.engine.start(harness.staff, "flow", "K3", {"key": "K3"}).version == 3
+    assert harness.engine.instance(harness.staff, instance_id).version == 1
 
 
 def test_service_task_waits_for_a_worker_then_user_task_reaches_the_queue(flow: Harness) -> None:
