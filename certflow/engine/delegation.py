@@ -8,6 +8,7 @@ only staff can reassign it, under the same rules as the first assignment.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,8 @@ class BulkOutcome:
     task_id: str
     ok: bool
     message: str
+    # What the person assigning recognises it by: its title and case number ("" when gone).
+    label: str = ""
 
 
 def delegate(session: Session, entry: HumanTask, actor: "Actor", to: str, now: datetime,
@@ -64,6 +67,8 @@ class HandoverMixin:
 
         def _queue_op(self, actor: "Actor", task_id: str, action: str, op: Any) -> TaskView: ...
 
+        def session(self) -> AbstractContextManager[Session]: ...
+
     def delegate(self, actor: "Actor", task_id: str, to: str) -> TaskView:
         """The holder passes the task to a colleague in its group."""
         def op(session: Session, entry: HumanTask, who: "Actor", now: datetime) -> None:
@@ -82,11 +87,18 @@ class HandoverMixin:
         outcomes = []
         for task_id in check_bulk(task_ids):
             try:
-                self.assign(actor, task_id, assignee)
-                outcomes.append(BulkOutcome(task_id, True, Message(N_("assigned to %(who)s"), who=assignee)))
+                view = self.assign(actor, task_id, assignee)
+                outcomes.append(BulkOutcome(task_id, True, Message(N_("assigned to %(who)s"), who=assignee),
+                                            f"{view.title} ({view.business_key})"))
             except CertflowError as exc:
-                outcomes.append(BulkOutcome(task_id, False, exc.message))
+                outcomes.append(BulkOutcome(task_id, False, exc.message, self._label(task_id)))
         return outcomes
+
+    def _label(self, task_id: str) -> str:
+        with self.session() as session:
+            row = session.execute(select(HumanTask.title, HumanTask.business_key)
+                                  .where(HumanTask.id == task_id)).first()
+        return f"{row.title} ({row.business_key})" if row else ""
 
 
 def check_bulk(task_ids: list[str]) -> list[str]:

@@ -105,6 +105,11 @@ def test_bulk_assign_and_delegate(site: dict[str, str]) -> None:
     b = signed_in(site, "olga")
     ids = _task_ids(b.get("/inbox").text)
     token = re.search(r'name="csrf_token" value="([^"]+)"', b.last.text).group(1)
+    refused = b.client.post("/inbox/assign", data={"task_ids": ids, "assignee": "mila", "csrf_token": token})
+    # Each line names the task as the office knows it (title and case number), not its id.
+    outcomes = re.search(r'<ul class="bulk-outcomes">(.*?)</ul>', refused.text, re.S).group(1)
+    assert "Niet elke taak is toegewezen" in refused.text and "Toelaatbaarheid beoordelen (" in outcomes
+    assert not any(task_id in outcomes for task_id in ids)
     response = b.client.post("/inbox/assign", data={"task_ids": ids, "assignee": "otto", "csrf_token": token})
     assert response.status_code == 200
     otto = signed_in(site, "otto")
