@@ -141,6 +141,15 @@ def by_email(session: Session, email: str) -> User | None:
     return session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
 
 
+def display_names(session: Session, usernames: Iterable[str | None]) -> dict[str, str]:
+    """username -> full name, for the pages that show who holds a task (one read)."""
+    wanted = sorted({u for u in usernames if u})  # None: unassigned
+    if not wanted:
+        return {}
+    return dict(session.execute(select(User.username, User.display_name)
+                                .where(User.username.in_(wanted))).tuples().all())
+
+
 def list_accounts(session: Session, query: str = "", limit: int = 200) -> list[Account]:
     stmt = select(User).order_by(User.display_name).limit(limit)
     if query.strip():

@@ -61,7 +61,7 @@ def test_the_office_sees_its_queue_and_opens_a_task_with_its_form(site: dict[str
     assert "Toelaatbaar" in opened.text and 'name="eligible"' not in opened.text  # claim first
     claimed = b.post(f"/inbox/tasks/{task_id}/claim", {}, form_page=f"/inbox/tasks/{task_id}")
     assert claimed.status_code == 200 and 'name="eligible"' in claimed.text
-    assert "olga" in claimed.text
+    assert f"toegewezen aan {accounts_name('olga')}" in claimed.text  # by name, not "olga"
 
 
 def test_overdue_is_said_in_words_and_filters_narrow_and_save(site: dict[str, str]) -> None:
@@ -101,6 +101,13 @@ def test_completing_with_bad_input_shows_field_errors_then_stale_page_is_refused
     assert "nothing was saved" in again.text or "niets opgeslagen" in again.text
 
 
+def accounts_name(username: str) -> str:
+    from certflow.services import accounts
+
+    with session_scope() as session:
+        return accounts.get(session, username).display_name
+
+
 def test_bulk_assign_and_delegate(site: dict[str, str]) -> None:
     b = signed_in(site, "olga")
     ids = _task_ids(b.get("/inbox").text)
@@ -112,6 +119,10 @@ def test_bulk_assign_and_delegate(site: dict[str, str]) -> None:
     assert not any(task_id in outcomes for task_id in ids)
     response = b.client.post("/inbox/assign", data={"task_ids": ids, "assignee": "otto", "csrf_token": token})
     assert response.status_code == 200
+    listed = b.get("/inbox?group=office").text  # who holds them, by name: not the username
+    otto_name = accounts_name("otto")
+    assert otto_name in listed and f"<td>otto</td>" not in listed
+    assert f"toegewezen aan {otto_name}" in b.get(f"/inbox?group=office&task={ids[0]}").text
     otto = signed_in(site, "otto")
     mine = otto.get("/inbox?scope=mine")
     assert set(_task_ids(mine.text)) == set(ids)

@@ -22,7 +22,7 @@ from certflow.engine.errors import CertflowError, NotFound
 from certflow.engine.inbox_filters import InboxFilter
 from certflow.i18n import N_, gettext
 from certflow.services import case_documents as documents
-from certflow.services import saved_filters
+from certflow.services import accounts, saved_filters
 from certflow.store.db import session_scope
 from certflow.services.accounts import Account
 from certflow.web import schema_forms
@@ -78,16 +78,20 @@ def _workspace(request: Request, account: Account, task_id: str | None = None,
         paging = {}
         page = engine.inbox_page(actor_of(account), filters=flt, limit=PAGE_SIZE)
     tasks = page.tasks
-    with session_scope() as session:
-        saved = saved_filters.visible(session, actor_of(account))
     task_id = task_id or params.get("task")
     if panel is None and task_id:
         panel = _panel(account, task_id)
+    holders = [t.assignee for t in tasks]
+    if panel and panel.get("task") is not None:
+        holders.append(panel["task"].assignee)
+    with session_scope() as session:
+        saved = saved_filters.visible(session, actor_of(account))
+        names = accounts.display_names(session, holders)  # who holds a task, by name: one read
     return render(request, "inbox/inbox.html", {
         "tasks": tasks, "values": values, "errors": errors, "saved": saved,
         "saved_id": saved_id, "options": _options(engine.inbox_choices(actor_of(account)), account,
                             visitor_of(request).language), "panel": panel,
-        "selected": task_id, "query": _query(values, **paging), "account": account,
+        "selected": task_id, "query": _query(values, **paging), "account": account, "names": names,
         "limit": paging.get("limit", PAGE_SIZE), "paged": "after" in paging,
         "next_url": "/inbox" + _query(values, **{**paging, "after": page.next}) if page.next else None,
         "first_url": "/inbox" + _query(values, **{k: v for k, v in paging.items() if k != "after"}),
