@@ -26,7 +26,7 @@ from certflow.store.billing import Invoice, Payment
 from certflow.store.communications import EmailMessage
 from certflow.store.models import WITHOUT_STATE, AuditEvent, Instance, User
 from certflow.store.register import Certificate, RegisterEntry, RegisterHistory
-from certflow.store.workspace import Document, SavedFilter
+from certflow.store.workspace import Document, SavedFilter, TaskDraft
 from certflow.i18n import Message, N_
 
 # Account columns never exported: secrets, not personal data the person gave us.
@@ -84,6 +84,7 @@ def export(s: Session, viewer: Viewer) -> dict[str, Any]:
         "emails": [_row(m, skip=("idempotency_key", "body_html")) for m in s.scalars(
             select(EmailMessage).where(EmailMessage.recipient == me).order_by(EmailMessage.created_at))],
         "saved_filters": [_row(f) for f in s.scalars(select(SavedFilter).where(SavedFilter.owner == me))],
+        "task_drafts": [_row(d) for d in s.scalars(select(TaskDraft).where(TaskDraft.username == me))],
     }
     return plain(document)
 

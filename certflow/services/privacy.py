@@ -28,7 +28,7 @@ from certflow.services import access, accounts
 from certflow.store.billing import Invoice
 from certflow.store.communications import EmailMessage
 from certflow.store.models import AuditEvent, Instance, User
-from certflow.store.workspace import Document, SavedFilter
+from certflow.store.workspace import Document, SavedFilter, TaskDraft
 from certflow.i18n import Message, N_
 
 RETENTION_YEARS = 7
@@ -75,6 +75,7 @@ def anonymise(session: Session, username: str, now: datetime) -> dict[str, Any]:
         message.to_address, message.subject = "", f"({message.template})"
         message.body_text = message.body_html = ""
     session.execute(delete(SavedFilter).where(SavedFilter.owner == username))
+    session.execute(delete(TaskDraft).where(TaskDraft.username == username))
     _anonymise_account(user)
     access.expire_sessions(session, username)
     for token in access.list_tokens(session, username):

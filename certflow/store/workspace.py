@@ -52,3 +52,15 @@ class Document(Base):
     # Loaded only when downloaded: a case page lists documents without their bytes.
     content: Mapped[bytes] = deferred(mapped_column(LargeBinary, nullable=False))
     created_at: Mapped[datetime]
+
+
+class TaskDraft(Base):
+    """What someone typed into a task's form and kept without sending it (a candidate's dossier
+    is written over weeks). One per task and person; gone once the task is sent."""
+
+    __tablename__ = "task_drafts"
+
+    task_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), primary_key=True)
+    data: Mapped[dict[str, Any]]
+    saved_at: Mapped[datetime]

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from certflow.engine.errors import Conflict, InvalidInput
 from certflow.services import case_documents as documents
+from certflow.services import task_drafts
 from certflow.store.billing import Invoice
 from certflow.store.communications import EmailMessage
 from certflow.store.db import session_scope
@@ -55,8 +56,11 @@ def test_approved_request_anonymises_and_keeps_invoices(driver: Driver) -> None:
     erasure = ask(driver)
     [task] = [t for t in driver.inbox("olga") if t.element_id == "review_erasure"]
     assert task.context == {"candidate": "cas", "reason": "Weg ermee"}
+    with session_scope() as s:  # a draft of some task kept on Mijn CMI: personal data too
+        task_drafts.save(s, "cas", "some-task", {"knowledge": "mijn verhaal"}, driver.engine.now())
     driver.do("olga", "review_erasure", {"approved": True, "note": ""})
     with session_scope() as s:
+        assert task_drafts.load(s, "cas", "some-task") is None
         user = s.get(User, "cas")
         assert user.display_name == "Geanonimiseerd" and user.address == {} and "cas" not in user.email
         assert s.get(Instance, application) is None

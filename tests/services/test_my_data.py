@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from certflow.services import case_documents as documents
-from certflow.services import my_data
+from certflow.services import my_data, task_drafts
 from certflow.store.db import session_scope
 from certflow.store.models import User
 from tests.processes.driver import Driver
@@ -48,7 +48,10 @@ def test_export_holds_everything_about_me_and_nothing_secret_or_of_others(world:
     case = to_dossier(world, "cas")
     apply(world, "bea")
     tx(documents.upload, world.people["cas"], case, "dossier.pdf", PDF)
+    [dossier] = [t for t in world.engine.inbox(world.people["cas"]) if t.element_id == "write_dossier"]
+    tx(task_drafts.save, "cas", dossier.id, {"knowledge": "half a draft"}, world.engine.now())
     exported = json.loads(tx(my_data.export_json, world.people["cas"]))
+    assert [d["data"] for d in exported["task_drafts"]] == [{"knowledge": "half a draft"}]
     assert exported["account"]["username"] == "cas" and exported["account"]["address"]["city"] == "Utrecht"
     assert not any("hash" in key or "token" in key for key in exported["account"])
     [mine] = exported["cases"]

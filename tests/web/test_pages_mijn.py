@@ -299,3 +299,59 @@ def test_one_order_page_sent_twice_orders_once_but_a_new_order_is_taken(site: di
     assert b.post("/mijn/order", _order_page(b), form_page="/mijn/order").status_code == 200
     with session_scope() as session:
         assert session.scalar(select(func.count()).select_from(Instance)) == 2
+
+
+def _to_the_dossier(b: Browser, harness: Harness) -> str:
+    """cas applied, was found eligible, paid, and has a mentor: the dossier is cas's to write."""
+    from certflow.store.billing import Invoice
+
+    person("mila", ["mentor"])
+    case = apply(b)
+    harness.run_jobs()
+    olga = Actor("olga", ("office",), True)
+
+    def do(element: str, data: dict[str, object]) -> None:
+        task = next(t for t in harness.engine.inbox(olga) if t.instance_id == case and t.element_id == element)
+        harness.engine.claim(olga, task.id)
+        harness.engine.complete(olga, task.id, data)
+        harness.run_jobs()
+
+    do("check_eligibility", {"eligible": True, "remarks": "EVC-rapport gezien"})
+    with session_scope() as session:
+        invoice = session.scalars(select(Invoice).where(Invoice.customer_username == "cas")).one()
+        number, amount = invoice.number, str(invoice.gross_total)
+    harness.engine.deliver_message(olga, "payment_received", {"amount": amount},
+                                   correlation={"invoice_number": number})
+    harness.run_jobs()
+    do("assign_mentor", {"mentor": "mila"})
+    [task] = [t for t in harness.engine.inbox(Actor("cas", ("candidate",))) if t.element_id == "write_dossier"]
+    return task.id
+
+
+def test_a_dossier_is_kept_as_a_draft_until_it_is_sent(site: dict[str, str], harness: Harness) -> None:
+    """The dossier takes weeks: "Save draft" keeps what was typed, unchecked and unsent; it
+    comes back in the form, is nobody else's to see, and is gone once the dossier is sent."""
+    b = signed_in(site, "cas")
+    task_id = _to_the_dossier(b, harness)
+    page = f"/mijn/tasks/{task_id}"
+    form = b.get(page).text
+    assert "Concept opslaan" in form and "Versturen" in form
+    assert "Ter informatie" not in form  # no feedback yet: nothing to show, not "Feedback —"
+    kept = b.post(page, {"knowledge": "Mijn eerste alinea over theorie", "draft": "1"}, follow_redirects=False)
+    assert kept.status_code == 303 and kept.headers["location"] == f"{page}?saved=draft"
+    back = b.get(f"{page}?saved=draft").text
+    assert "Uw concept is opgeslagen" in back and "Dit is uw concept van" in back
+    assert "Mijn eerste alinea over theorie" in back  # the form, filled in again
+    assert [t.element_id for t in harness.engine.inbox(Actor("cas", ("candidate",)))] == ["write_dossier"]  # unsent
+    other = signed_in(site, "bea")
+    assert "Mijn eerste alinea" not in other.get(page).text  # not bea's task: refused, nothing shown
+    assert other.post(page, {"knowledge": "x", "draft": "1"}, form_page="/mijn").status_code in (403, 404, 409)
+    with session_scope() as session:
+        from certflow.services import task_drafts
+
+        assert task_drafts.load(session, "bea", task_id) is None
+    sent = b.post(page, {"knowledge": "Theorie", "tasks": "Taken", "competences": "Competenties",
+                         "hours_spent": "35"}, follow_redirects=False)
+    assert sent.status_code == 303, sent.text
+    with session_scope() as session:
+        assert task_drafts.load(session, "cas", task_id) is None  # sent: the draft is gone

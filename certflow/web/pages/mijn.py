@@ -26,7 +26,7 @@ from certflow.store.db import session_scope
 from certflow.services.accounts import Account
 from certflow.web.deps import actor_of, get_engine
 from certflow.web.pages import task_forms
-from certflow.web.pages.deps import form_values, require_role, safe_next, visitor_of
+from certflow.web.pages.deps import form_lists, form_values, require_role, safe_next, visitor_of
 from certflow.web.pages.inbox import attachment, context_rows
 from certflow.web.pages.labels import PROCESS_NAMES, REFERENCE_PROCESSES, WAITING, outcome_label
 from certflow.web.pages.nav import CANDIDATE_ROLES
@@ -44,6 +44,7 @@ UPLOAD_REFUSALS = {
 }
 FLASHES = {
     "uploaded": N_("Your document has been added."),
+    "draft": N_("Your draft has been saved. It has not been sent: send it when it is ready."),
     "done": N_("Thank you, your answer has been sent."),
     "newsletter": N_("Your newsletter choice has been saved."),
     "erasure": N_("Your request has been sent to the office. You will hear from us within a month."),
@@ -131,9 +132,15 @@ def _task_page(request: Request, account: Account, task_id: str, values: dict[st
                errors: dict[str, str] | None = None, status_code: int = 200,
                message: str | None = None) -> Response:
     task = get_engine().task(actor_of(account), task_id)
+    draft = task_forms.draft_of(account, task_id) if values is None else None
+    if draft is not None:
+        values = draft[0]
     return render(request, "mijn/task.html", {
         **task_forms.form_of(task, account, values, errors), "task": task, "message": message,
-        "context": context_rows(task, account.language), "flash": _flash(request),
+        "draft_saved_at": draft[1] if draft is not None else None,
+        # Only what there is to read: a first dossier showed "Feedback —" before any was given.
+        "context": [(k, v) for k, v in context_rows(task, account.language) if v not in (None, "", [], {})],
+        "flash": _flash(request),
         "documents": _documents(account, task.instance_id),
         "accept": ",".join(documents.EXTENSIONS.values()), "max_mb": documents.MAX_BYTES // 2**20,
     }, status_code=status_code)
@@ -146,6 +153,11 @@ def task_page(request: Request, task_id: str, account: Candidate) -> Response:
 
 @router.post("/mijn/tasks/{task_id}")
 async def complete_task(request: Request, task_id: str, account: Candidate) -> Response:
+    if "draft" in await form_lists(request):  # "Save draft": kept, not sent
+        kept = await task_forms.keep_draft(request, account, task_id)
+        if kept.stale:
+            return render(request, "mijn/stale.html", {"message": task_forms.STALE}, status_code=409)
+        return RedirectResponse(f"/mijn/tasks/{task_id}?saved=draft", status_code=303)
     sent = await task_forms.submit(request, account, task_id)
     if sent.done:
         return RedirectResponse("/mijn?saved=done", status_code=303)

@@ -16,7 +16,10 @@ from fastapi import Request
 from certflow.engine.dto import TaskView
 from certflow.engine.errors import CertflowError, Conflict, NotFound
 from certflow.i18n import N_
+from certflow.clock import CLOCK
+from certflow.services import task_drafts
 from certflow.services.accounts import Account
+from certflow.store.db import session_scope
 from certflow.web import schema_forms
 from certflow.web.deps import actor_of, get_engine
 from certflow.web.pages.deps import form_lists
@@ -55,7 +58,29 @@ async def submit(request: Request, account: Account, task_id: str) -> Submission
         fields = exc.details.get("fields")
         errors = schema_forms.facade_errors(fields if isinstance(fields, dict) else None)
         return Submission(task, data, errors or {schema_forms.FORM_LEVEL: exc.message})
+    with session_scope() as session:  # sent: a draft of it is of no more use
+        task_drafts.discard(session, account.username, task_id)
     return Submission(task, data, done=True)
+
+
+async def keep_draft(request: Request, account: Account, task_id: str) -> Submission:
+    """The form as typed, kept unsent and unchecked (task_drafts); ``stale`` when the task is
+    no longer theirs to see."""
+    try:
+        task = get_engine().task(actor_of(account), task_id)
+    except NotFound:
+        return Submission(None, stale=True)
+    data = schema_forms.coerce(task.form_schema or {"type": "object"}, await form_lists(request))
+    with session_scope() as session:
+        task_drafts.save(session, account.username, task_id, data, CLOCK.now())
+    return Submission(task, data, done=True)
+
+
+def draft_of(account: Account, task_id: str) -> tuple[dict[str, Any], Any] | None:
+    """The values and time of the person's draft of the task, if they kept one."""
+    with session_scope() as session:
+        draft = task_drafts.load(session, account.username, task_id)
+    return (draft.data, draft.saved_at) if draft is not None else None
 
 
 def form_of(task: TaskView, account: Account, values: dict[str, Any] | None = None,
