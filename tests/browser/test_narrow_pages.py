@@ -97,3 +97,22 @@ def test_staff_tables_scroll_in_their_own_box_on_a_phone(people: App, ui: Callab
     assert _page_width(wout) <= PHONE["width"], f"{path} is wider than the phone"
     # The header and the content are as wide as the screen: nothing pans sideways.
     assert wout.page.locator("header").first.bounding_box()["width"] <= PHONE["width"]
+
+
+def test_an_opened_task_comes_first_on_a_phone(people: App, ui: Callable[..., UI]) -> None:
+    """The columns stack on a phone: the task someone opens is shown above the list (it was
+    below all of it), and the empty panel's "choose a task on the left" is not shown."""
+    people.person("roos", ["candidate"], address=ADDRESS)
+    people.run("from certflow.bootstrap import build_engine\nfrom certflow.engine.facade import Actor\n"
+               "build_engine().start(Actor('roos', ('candidate',)), 'certification', 'APP-roos', "
+               "{'candidate': 'roos', 'eligibility_route': 'evc', 'motivation': 'Ik wil'})")
+    settle(people)
+    wout = _on_phone(ui, "wout")
+    wout.visit("/inbox")
+    assert not wout.page.locator(".empty-panel").is_visible()
+    wout.page.locator(".tasklist a").first.click()
+    wout.page.wait_for_selector("#task-title")
+    wout.check("narrow-inbox-task")
+    title, listing = wout.page.locator("#task-title"), wout.page.locator(".tasklist")
+    assert title.bounding_box()["y"] < listing.bounding_box()["y"]
+    assert _page_width(wout) <= PHONE["width"]

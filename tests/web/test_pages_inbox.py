@@ -59,6 +59,7 @@ def test_the_office_sees_its_queue_and_opens_a_task_with_its_form(site: dict[str
     task_id = _task_ids(page.text)[0]
     opened = b.get(f"/inbox/tasks/{task_id}")
     assert "Toelaatbaar" in opened.text and 'name="eligible"' not in opened.text  # claim first
+    assert re.search(r"groep Bureau\s+·\s+termijn", opened.text)  # it read "Bureau· termijn"
     claimed = b.post(f"/inbox/tasks/{task_id}/claim", {}, form_page=f"/inbox/tasks/{task_id}")
     assert claimed.status_code == 200 and 'name="eligible"' in claimed.text
     assert f"toegewezen aan {accounts_name('olga')}" in claimed.text  # by name, not "olga"
