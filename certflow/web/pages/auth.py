@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import Response
 
 from certflow import i18n
@@ -25,6 +26,8 @@ from certflow.web.pages.deps import (
 )
 from certflow.web.pages.nav import home_url
 from certflow.web.pages.rendering import redirect, render
+
+log = logging.getLogger(__name__)
 
 router = APIRouter()
 
@@ -150,8 +153,18 @@ def forgot_page(request: Request) -> Response:
     return render(request, "auth/forgot.html")
 
 
+def _mail_reset(account: accounts.Account, link: str) -> None:
+    """After the answer has gone out (see ``forgot``)."""
+    settings = get_settings()
+    try:
+        with session_scope() as session:
+            access.send_reset_mail(session, settings, account, link)
+    except Exception:  # noqa: BLE001  (the person asks again; the answer was sent already)
+        log.exception("the password reset mail to %s could not be sent", account.username)
+
+
 @router.post("/password/forgot")
-async def forgot(request: Request) -> Response:
+async def forgot(request: Request, background: BackgroundTasks) -> Response:
     form = await form_values(request)
     email = form.get("email", "")
     if not accounts.valid_email(email):
@@ -162,12 +175,15 @@ async def forgot(request: Request) -> Response:
     settings = get_settings()
     with session_scope() as session:
         found = access.request_reset(session, settings, email)
-        if found is not None:
-            account, token = found
-            # From the configured address, not the request's Host header: whoever sends the
-            # request chooses that, and the link would take the token to their server.
-            link = settings.public_url.rstrip("/") + f"/password/reset/{token}"
-            access.send_reset_mail(session, settings, account, link)
+    if found is not None:
+        account, token = found
+        # From the configured address, not the request's Host header: whoever sends the
+        # request chooses that, and the link would take the token to their server.
+        link = settings.public_url.rstrip("/") + f"/password/reset/{token}"
+        # Sent after the answer: a known address answered as much later as writing and sending
+        # the mail took (7.6-12 ms against 2.6-3.5 ms, more with a remote SMTP server), which
+        # told who has an account; and nobody waits on the mail server.
+        background.add_task(_mail_reset, account, link)
     # The same answer whether or not the address has an account: no one learns who has one.
     return render(request, "auth/forgot_sent.html", {"email": email})
 
