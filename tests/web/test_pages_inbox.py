@@ -189,6 +189,11 @@ def test_the_eligibility_task_shows_what_the_office_judges(site: dict[str, str],
     b = signed_in(site, "olga")
     page = b.get("/inbox?candidate=cas")
     task_id = _task_ids(page.text)[0]
-    context = _context(b.get(f"/inbox/tasks/{task_id}").text)
+    opened = b.get(f"/inbox/tasks/{task_id}").text
+    context = _context(opened)
     assert context == expected
     assert "hbo_diploma" not in str(context) and "Eligibility route" not in context
+    # The task's own title in the page's language too (the diagram names it in Dutch).
+    title = {"nl": "Toelaatbaarheid beoordelen", "en": "Eligibility check"}[language]
+    assert f'<h2 id="task-title">{title}</h2>' in opened
+    assert f">{title}</a>" in page.text

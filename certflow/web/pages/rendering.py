@@ -17,6 +17,7 @@ from markupsafe import Markup, escape as markup_escape
 from certflow import i18n
 from certflow.services.accounts import ROLE_LABELS
 from certflow.web.pages import formats, labels
+from certflow.web import schema_forms
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
@@ -46,10 +47,22 @@ def environment(language: str) -> Environment:
         process=lambda value: i18n.gettext(language, labels.process_label(value)),
         group=lambda value: i18n.gettext(language, labels.group_label(value)),
         who=lambda value: i18n.gettext(language, labels.group_who(value)),
+        # A task's title in the page's language (diagrams name tasks in Dutch; see task_title).
+        task=lambda value: task_title(value, language),
     )
     env.globals.update(LANGUAGES=i18n.LANGUAGES, LANGUAGE_NAMES=i18n.LANGUAGE_NAMES,
                        ROLE_LABELS=ROLE_LABELS)
     return env
+
+
+def task_title(task: Any, language: str) -> str:
+    """A diagram names its tasks in Dutch; their forms are titled "Nederlands / English", the
+    Dutch half the task's name. So an English page shows the form title's English half, where
+    the form is the task's (its Dutch half is the task's name); otherwise the name as it is."""
+    title = ((getattr(task, "form_schema", None) or {}).get("title") or "")
+    if " / " in title and schema_forms.pick(title, "nl") == task.title:
+        return schema_forms.pick(title, language)
+    return str(task.title)
 
 
 def _direct_gettext(catalogue: i18n.NullTranslations) -> dict[str, Any]:
