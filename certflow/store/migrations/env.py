@@ -18,10 +18,25 @@ def run() -> None:
             context.run_migrations()
         return
     with get_engine(url).connect() as connection:
-        context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
-        with context.begin_transaction():
-            context.run_migrations()
-        connection.commit()
+        # SQLite changes a table by copying it and dropping the old one (batch mode), which
+        # fails while other tables' rows refer to it (instances -> definitions) and foreign
+        # keys are on. So they are off while migrating (it cannot be switched inside the
+        # transaction: before it, on the driver's connection) and checked once done.
+        raw = connection.connection.dbapi_connection if connection.dialect.name == "sqlite" else None
+        if raw is not None:
+            raw.execute("PRAGMA foreign_keys=OFF")
+        try:
+            context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+            with context.begin_transaction():
+                context.run_migrations()
+            connection.commit()
+        finally:
+            if raw is not None:
+                raw.execute("PRAGMA foreign_keys=ON")
+        if raw is not None:
+            broken = raw.execute("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise RuntimeError(f"the migration left rows that refer to nothing: {broken[:5]}")
 
 
 run()
