@@ -175,3 +175,24 @@ def test_a_refused_move_says_which_step_in_dutch(h: Harness, tmp_path: Path) -> 
     refused = owner.post(url + "/migrate", {}, form_page=url)
     assert refused.status_code == 409 and "De zaak is niet overgezet" in refused.text
     assert h.engine.instance(h.staff, instance_id).version == 1
+
+
+def test_a_cases_data_reads_as_entered_and_the_automatic_steps_are_folded_away(h: Harness) -> None:
+    """The data panel was every variable as stored: English words on a Dutch page, ids, job
+    states, ISO dates and codes (``hbo_diploma``). What people entered now comes first, in the
+    form's words with a choice's words; what the automatic steps recorded is folded away."""
+    from tests.processes.driver import PROCESSES
+    from tests.web.pages_support import ADDRESS
+
+    h.engine.deploy(Actor.system(), PROCESSES, only=["certification"])
+    person("ria", ["candidate"], address=ADDRESS)
+    case = h.engine.start(Actor("ria", ("candidate",)), "certification", "APP-ria",
+                          {"candidate": "ria", "eligibility_route": "hbo_diploma", "motivation": "Ik wil"}).id
+    h.run_jobs()  # the confirmation mail: a result the monitor showed as "Confirmation email"
+    page = signed_in("olga").get(f"/monitor/instances/{case}").text
+    entered = re.search(r'<dl class="facts" id="data">(.*?)</dl>', page, re.S).group(1)
+    assert "Motivatie" in entered and "Ik wil" in entered
+    assert "Een afgeronde driejarige voltijdse hbo-opleiding (bachelordiploma)" in entered
+    assert "hbo_diploma" not in entered and "Confirmation email" not in page
+    technical = re.search(r'<details class="technical" id="technical-data">(.*?)</details>', page, re.S).group(1)
+    assert "confirmation_email" in technical

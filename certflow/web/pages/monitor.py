@@ -7,6 +7,7 @@ the page only hides buttons a person could not use.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -15,13 +16,15 @@ from fastapi.responses import Response
 
 from certflow.engine.errors import CertflowError, InvalidInput
 from certflow.engine.monitor import DATA_ROLES, MIGRATE_ROLES, MONITOR_ROLES, InstanceFilter
-from certflow.i18n import N_
+from certflow.i18n import N_, gettext
 from certflow.services import accounts
 from certflow.services.accounts import Account
 from certflow.store.db import session_scope
 from certflow.web import schema_forms
 from certflow.web.deps import PathId, actor_of, get_engine
 from certflow.web.pages.deps import form_values, require_role
+from certflow.web.pages import formats
+from certflow.web.pages import labels as page_labels
 from certflow.web.pages.rendering import redirect, render
 
 router = APIRouter()
@@ -58,6 +61,21 @@ ACTIONS = {
 def _query(values: dict[str, Any], **extra: Any) -> str:
     merged = {**{k: v for k, v in values.items() if v not in (None, "")}, **extra}
     return "?" + urlencode(merged) if merged else ""
+
+
+def shown_value(key: str, value: Any, language: str) -> Any:
+    """A value someone entered, as a person reads it: a coded choice in words, a date the Dutch
+    (or English) way; anything else as it is."""
+    if isinstance(value, str):
+        choice = page_labels.CHOICE_LABELS.get(key, {}).get(value)
+        if choice:
+            return gettext(language, choice)
+        if len(value) == 10 and value[4:5] == "-" and value[7:8] == "-":
+            try:
+                return formats.long_date(date.fromisoformat(value), language)
+            except ValueError:
+                return value
+    return value
 
 
 def process_title(name: str, language: str) -> str:
@@ -119,13 +137,19 @@ def _detail_page(request: Request, account: Account, instance_id: str, message: 
     detail = get_engine().monitor_detail(actor_of(account), instance_id)
     labels = schema_forms.field_labels(get_engine().definition_source(
         detail.instance.process_id, detail.instance.version)["forms"], account.language)
+    # What people entered (a form or a start form names it) first, in words; what the automatic
+    # steps recorded (ids, job states, mail receipts) folded away as technical details.
+    entered = [k for k in detail.data_keys if k in labels or k in SYSTEM_LABELS or k in page_labels.VARIABLE_LABELS]
     subject = detail.instance.subject
     choice = get_engine().monitor_choices(actor_of(account)).get(detail.instance.process_id, {})
     return render(request, "monitor/instance.html", {
         "d": detail, "i": detail.instance,
         "title": process_title(str(choice.get("name") or detail.instance.process_id), account.language), "message": message, "errors": errors or {},
         "values": values or {}, "notice": notice, "actions": ACTIONS,
-        "labels": {k: labels.get(k) or SYSTEM_LABELS.get(k) or schema_forms.humanise(k) for k in detail.data_keys},
+        "labels": {k: labels.get(k) or SYSTEM_LABELS.get(k) or page_labels.VARIABLE_LABELS.get(k)
+                   or schema_forms.humanise(k) for k in detail.data_keys},
+        "entered": entered, "technical": [k for k in detail.data_keys if k not in entered],
+        "shown": {k: shown_value(k, detail.data[k], account.language) for k in entered} if detail.data else {},
         "candidate_name": _names({subject}).get(subject, "") if subject else "",
         "may_migrate": account.has_role(*MIGRATE_ROLES),
         "sees_data": account.has_role(*DATA_ROLES),
