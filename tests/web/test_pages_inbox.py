@@ -176,9 +176,9 @@ def _context(html: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize(("language", "expected"), [
-    ("nl", {"Kandidaat": "cas", "Hoe de kandidaat het hbo-niveau aantoont":
+    ("nl", {"Kandidaat": "Cas Tester (cas)", "Hoe de kandidaat het hbo-niveau aantoont":
             "Een afgeronde driejarige voltijdse hbo-opleiding (bachelordiploma)", "Motivatie": "Ik wil"}),
-    ("en", {"Candidate": "cas", "How the candidate shows HBO level":
+    ("en", {"Candidate": "Cas Tester (cas)", "How the candidate shows HBO level":
             "A completed 3-year full-time HBO (bachelor) diploma", "Motivation": "Ik wil"}),
 ])
 def test_the_eligibility_task_shows_what_the_office_judges(site: dict[str, str], language: str,

@@ -171,19 +171,22 @@ def _labels(process_id: str, language: str) -> dict[str, str]:
 
 def context_rows(task: TaskView, language: str) -> list[tuple[str, Any]]:
     """The task's case context with the labels the process's forms give its variables (else
-    labels.py's words for them), and a coded choice's words instead of its code."""
-    titles = _labels(task.process_id, language) if task.context else {}
+    labels.py's words for them), its values as a person reads them (labels.shown_value: a
+    choice's words, a date, a person's name)."""
+    if not task.context:
+        return []
+    titles = _labels(task.process_id, language)
+    people = [v for k, v in task.context.items() if k in labels.PERSON_VARIABLES and isinstance(v, str)]
+    names: dict[str, str] = {}
+    if people:
+        with session_scope() as session:
+            names = accounts.display_names(session, people)
     return [(titles.get(k) or _word(labels.VARIABLE_LABELS.get(k), language) or schema_forms.humanise(k),
-             _choice(k, v, language)) for k, v in task.context.items()]
+             labels.shown_value(k, v, language, names)) for k, v in task.context.items()]
 
 
 def _word(label: str | None, language: str) -> str | None:
     return gettext(language, label) if label else None
-
-
-def _choice(name: str, value: Any, language: str) -> Any:
-    label = labels.CHOICE_LABELS.get(name, {}).get(value) if isinstance(value, str) else None
-    return gettext(language, label) if label else value
 
 
 @router.get("/inbox")

@@ -5,6 +5,9 @@ are marked with ``N_`` and translated where they are shown (the ``process``, ``g
 
 from __future__ import annotations
 
+from datetime import date
+from typing import Any
+
 from certflow.i18n import N_, Words, gettext
 from certflow.services.accounts import ROLE_LABELS
 from certflow.web.pages import formats
@@ -80,6 +83,28 @@ CHOICE_LABELS = {
         "cotan_assessment": N_("An assessment of HBO thinking and working level by a recognised (Cotan) bureau"),
     },
 }
+
+
+# Case variables that hold a username: shown with the person's name.
+PERSON_VARIABLES = frozenset({"candidate", "customer", "holder", "mentor", "supervisor"})
+
+
+def shown_value(key: str, value: Any, language: str, names: dict[str, str] | None = None) -> Any:
+    """A case variable as a person reads it: a coded choice in words, a date the Dutch (or
+    English) way, a username with the person's name (``names``); anything else as it is."""
+    if not isinstance(value, str):
+        return value
+    if key in PERSON_VARIABLES and names and value in names:
+        return f"{names[value]} ({value})"
+    choice = CHOICE_LABELS.get(key, {}).get(value)
+    if choice:
+        return gettext(language, choice)
+    if len(value) == 10 and value[4:5] == "-" and value[7:8] == "-":
+        try:
+            return formats.long_date(date.fromisoformat(value), language)
+        except ValueError:
+            return value
+    return value
 
 
 def humanise(code: str) -> str:

@@ -7,7 +7,6 @@ the page only hides buttons a person could not use.
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -16,14 +15,13 @@ from fastapi.responses import Response
 
 from certflow.engine.errors import CertflowError, InvalidInput
 from certflow.engine.monitor import DATA_ROLES, MIGRATE_ROLES, MONITOR_ROLES, InstanceFilter
-from certflow.i18n import N_, gettext
+from certflow.i18n import N_
 from certflow.services import accounts
 from certflow.services.accounts import Account
 from certflow.store.db import session_scope
 from certflow.web import schema_forms
 from certflow.web.deps import PathId, actor_of, get_engine
 from certflow.web.pages.deps import form_values, require_role
-from certflow.web.pages import formats
 from certflow.web.pages import labels as page_labels
 from certflow.web.pages.rendering import redirect, render
 
@@ -63,21 +61,6 @@ def _query(values: dict[str, Any], **extra: Any) -> str:
     return "?" + urlencode(merged) if merged else ""
 
 
-def shown_value(key: str, value: Any, language: str) -> Any:
-    """A value someone entered, as a person reads it: a coded choice in words, a date the Dutch
-    (or English) way; anything else as it is."""
-    if isinstance(value, str):
-        choice = page_labels.CHOICE_LABELS.get(key, {}).get(value)
-        if choice:
-            return gettext(language, choice)
-        if len(value) == 10 and value[4:5] == "-" and value[7:8] == "-":
-            try:
-                return formats.long_date(date.fromisoformat(value), language)
-            except ValueError:
-                return value
-    return value
-
-
 def process_title(name: str, language: str) -> str:
     """A process's name in the page's language: diagrams are named "Dutch / English"."""
     parts = [p.strip() for p in name.split(" / ")]
@@ -94,14 +77,10 @@ def _candidate(value: str) -> str:
 
 
 def _names(usernames: set[str]) -> dict[str, str]:
-    names = {}
+    """username -> full name (the username itself for one that is not known), in one read."""
     with session_scope() as session:
-        for username in usernames:
-            try:
-                names[username] = accounts.get(session, username).display_name
-            except CertflowError:
-                names[username] = username
-    return names
+        found = accounts.display_names(session, usernames)
+    return {u: found.get(u, u) for u in usernames}
 
 
 @router.get("/monitor")
@@ -140,6 +119,8 @@ def _detail_page(request: Request, account: Account, instance_id: str, message: 
     # What people entered (a form or a start form names it) first, in words; what the automatic
     # steps recorded (ids, job states, mail receipts) folded away as technical details.
     entered = [k for k in detail.data_keys if k in labels or k in SYSTEM_LABELS or k in page_labels.VARIABLE_LABELS]
+    people = _names({v for k, v in (detail.data or {}).items()
+                     if k in page_labels.PERSON_VARIABLES and isinstance(v, str)})
     subject = detail.instance.subject
     choice = get_engine().monitor_choices(actor_of(account)).get(detail.instance.process_id, {})
     return render(request, "monitor/instance.html", {
@@ -149,7 +130,8 @@ def _detail_page(request: Request, account: Account, instance_id: str, message: 
         "labels": {k: labels.get(k) or SYSTEM_LABELS.get(k) or page_labels.VARIABLE_LABELS.get(k)
                    or schema_forms.humanise(k) for k in detail.data_keys},
         "entered": entered, "technical": [k for k in detail.data_keys if k not in entered],
-        "shown": {k: shown_value(k, detail.data[k], account.language) for k in entered} if detail.data else {},
+        "shown": {k: page_labels.shown_value(k, detail.data[k], account.language, people) for k in entered}
+        if detail.data else {},
         "candidate_name": _names({subject}).get(subject, "") if subject else "",
         "may_migrate": account.has_role(*MIGRATE_ROLES),
         "sees_data": account.has_role(*DATA_ROLES),
