@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import String, func, select
 from sqlalchemy import update as update_
 from stdnum.eu import vat as eu_vat
 from stdnum.exceptions import ValidationError as StdnumError
@@ -148,6 +148,16 @@ def display_names(session: Session, usernames: Iterable[str | None]) -> dict[str
         return {}
     return dict(session.execute(select(User.username, User.display_name)
                                 .where(User.username.in_(wanted))).tuples().all())
+
+
+def members(session: Session, group: str, limit: int = 200) -> list[tuple[str, str]]:
+    """The active accounts in ``group`` as (username, full name), by name: whom a task of that
+    group can be handed to. Groups are a JSON list; its text holds the quoted name."""
+    rows = session.execute(select(User.username, User.display_name, User.groups)
+                           .where(User.is_active.is_(True),
+                                  func.cast(User.groups, String).like(f'%"{group}"%'))
+                           .order_by(User.display_name).limit(limit)).all()
+    return [(u, name) for u, name, groups in rows if group in (groups or [])]
 
 
 def list_accounts(session: Session, query: str = "", limit: int = 200) -> list[Account]:

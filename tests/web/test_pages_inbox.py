@@ -120,6 +120,11 @@ def test_bulk_assign_and_delegate(site: dict[str, str]) -> None:
     assert not any(task_id in outcomes for task_id in ids)
     response = b.client.post("/inbox/assign", data={"task_ids": ids, "assignee": "otto", "csrf_token": token})
     assert response.status_code == 200
+    # Handing one over offers the group's other members by name (otto holds it now: olga).
+    panel = b.get(f"/inbox/tasks/{ids[0]}").text
+    offered = re.search(r'<datalist id="assignee-choices">(.*?)</datalist>', panel, re.S).group(1)
+    assert f'value="olga" label="{accounts_name("olga")}"' in offered
+    assert 'value="otto"' not in offered and "mila" not in offered
     listed = b.get("/inbox?group=office").text  # who holds them, by name: not the username
     otto_name = accounts_name("otto")
     assert otto_name in listed and f"<td>otto</td>" not in listed

@@ -29,7 +29,7 @@ from certflow.web import schema_forms
 from certflow.web.deps import PathId, actor_of, get_engine
 from certflow.web.pages import labels
 from certflow.web.pages.deps import form_lists, form_values, require_role, visitor_of
-from certflow.web.pages.nav import WORK_ROLES
+from certflow.web.pages.nav import CANDIDATE_ROLES, WORK_ROLES
 from certflow.web.pages import task_forms
 from certflow.web.pages.rendering import render
 from certflow.web.text_input import whole_number
@@ -148,9 +148,14 @@ def _panel_of(account: Account, task: TaskView, values: dict[str, Any] | None,
             docs = documents.for_case(session, actor_of(account), task.instance_id)
     except CertflowError:
         docs = []
+    may_hand_over = account.is_staff or (task.assignee == account.username and not task.personal)
+    colleagues: list[tuple[str, str]] = []
+    if may_hand_over and task.candidate_group and task.candidate_group not in CANDIDATE_ROLES:
+        with session_scope() as session:  # whom to hand it to, by name (not candidates: too many)
+            colleagues = [(u, n) for u, n in accounts.members(session, task.candidate_group) if u != task.assignee]
     return {
         **task_forms.form_of(task, account, values, errors), "task": task, "message": message,
-        "context": context_rows(task, account.language),
+        "context": context_rows(task, account.language), "colleagues": colleagues,
         "documents": docs,
         "may_complete": task.assignee == account.username,
         "may_claim": task.assignee is None,
@@ -158,7 +163,7 @@ def _panel_of(account: Account, task: TaskView, values: dict[str, Any] | None,
         # reassign it), and its holder cannot delegate it: no buttons that can only be refused.
         "may_release": task.assignee is not None and not task.personal
         and (task.assignee == account.username or account.is_staff),
-        "may_hand_over": account.is_staff or (task.assignee == account.username and not task.personal),
+        "may_hand_over": may_hand_over,
     }
 
 
