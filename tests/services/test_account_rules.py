@@ -497,3 +497,23 @@ def test_customer_fields_refuse_control_characters_and_long_vat_numbers() -> Non
                                        "vat_id": "NL" + "1" * 10_000})[1]
     assert "kvk_number" in clean_customer({"customer_type": "organisation", "kvk_number": "1234\x005678"})[1]
     assert clean_customer({"customer_type": "\u200b"})[0]["customer_type"] == "person"
+
+
+def test_the_members_of_a_group_by_name_on_both_databases(any_db: str) -> None:
+    """Whom a task can be handed to: the active accounts holding the role, not those whose role
+    merely starts the same, by name."""
+    from certflow.bootstrap import create_schema
+    from certflow.store.db import session_scope
+    from tests.support import create_user
+
+    create_schema(any_db)
+    with session_scope() as s:
+        create_user(s, "otto", "Otto Bakker", ["office", "coordinator"], is_staff=True)
+        create_user(s, "olga", "Olga Aarts", ["office"], is_staff=True)
+        create_user(s, "omar", "Omar Gone", ["office"], is_staff=True)
+        create_user(s, "oma", "Oma Manager", ["office_manager"], is_staff=True)
+        accounts.set_active(s, "omar", False)
+    with session_scope() as s:
+        assert accounts.members(s, "office") == [("olga", "Olga Aarts"), ("otto", "Otto Bakker")]
+        assert accounts.members(s, "office_manager") == [("oma", "Oma Manager")]
+        assert accounts.members(s, "offic") == []
