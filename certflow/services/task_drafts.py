@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from certflow.errors import InvalidInput
@@ -28,9 +29,14 @@ def save(session: Session, username: str, task_id: str, data: dict[str, Any], no
         raise InvalidInput(Message(N_("the draft is larger than %(n)s characters"), n=f"{MAX_CHARS:,}"))
     draft = session.get(TaskDraft, (task_id, username))
     if draft is None:
-        session.add(TaskDraft(task_id=task_id, username=username, data=data, saved_at=now))
-    else:
-        draft.data, draft.saved_at = data, now
+        try:
+            with session.begin_nested():  # a double click: the other request may insert it first
+                session.add(TaskDraft(task_id=task_id, username=username, data=data, saved_at=now))
+            return
+        except IntegrityError:
+            draft = session.get(TaskDraft, (task_id, username), populate_existing=True)
+            assert draft is not None  # the other request's row
+    draft.data, draft.saved_at = data, now
 
 
 def load(session: Session, username: str, task_id: str) -> TaskDraft | None:

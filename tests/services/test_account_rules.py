@@ -517,3 +517,4 @@ def test_the_members_of_a_group_by_name_on_both_databases(any_db: str) -> None:
         assert accounts.members(s, "office") == [("olga", "Olga Aarts"), ("otto", "Otto Bakker")]
         assert accounts.members(s, "office_manager") == [("oma", "Oma Manager")]
         assert accounts.members(s, "offic") == []
+
