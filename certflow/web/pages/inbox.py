@@ -143,15 +143,15 @@ def _panel(account: Account, task_id: str, values: dict[str, Any] | None = None,
 
 def _panel_of(account: Account, task: TaskView, values: dict[str, Any] | None,
               errors: dict[str, str] | None, message: str | None) -> dict[str, Any]:
-    try:
-        with session_scope() as session:
-            docs = documents.for_case(session, actor_of(account), task.instance_id)
-    except CertflowError:
-        docs = []
     may_hand_over = account.is_staff or (task.assignee == account.username and not task.personal)
     colleagues: list[tuple[str, str]] = []
-    if may_hand_over and task.candidate_group and task.candidate_group not in CANDIDATE_ROLES:
-        with session_scope() as session:  # whom to hand it to, by name (not candidates: too many)
+    with session_scope() as session:
+        try:
+            docs = documents.for_case(session, actor_of(account), task.instance_id)
+        except CertflowError:
+            docs = []
+        if may_hand_over and task.candidate_group and task.candidate_group not in CANDIDATE_ROLES:
+            # Whom to hand it to, by name (not candidates: too many).
             colleagues = [(u, n) for u, n in accounts.members(session, task.candidate_group) if u != task.assignee]
     return {
         **task_forms.form_of(task, account, values, errors), "task": task, "message": message,
