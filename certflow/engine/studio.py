@@ -34,9 +34,11 @@ ROLE = "process_owner"
 _PROCESS_ID = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
 
 
-def studio_only(actor: "Actor") -> None:
+def studio_only(actor: "Actor", what: str = "use the studio") -> None:
+    """Process owners only: the studio, and whatever else changes what new cases run (the
+    API's deploy), so a diagram reaches production by one role whichever door it takes."""
     if ROLE not in actor.groups:
-        raise Forbidden("only process owners may use the studio")
+        raise Forbidden(f"only process owners may {what}")
 
 
 @dataclass(frozen=True)

@@ -51,8 +51,11 @@ class Api:
         headers = {**self.auth(who), **kw.pop("headers", {})}
         return self.client.post(path, headers=headers, json=json, **kw)
 
-    def deploy(self) -> None:
-        assert self.post("/api/deployments", "olga", {"only": ["certification"]}).status_code == 201
+    def deploy(self, everything: bool = False) -> None:
+        """Deploy the certification process (or every process folder) as the process owner
+        pia: deploying is a process owner's act, as in the studio."""
+        body = {} if everything else {"only": ["certification"]}
+        assert self.post("/api/deployments", "pia", body).status_code == 201
 
     def apply(self, who: str = "cas", key: str = "APP-1") -> str:
         response = self.post("/api/instances", who, {
@@ -93,6 +96,7 @@ def serving() -> Iterator[Api]:
             people.person("cas", ["candidate"], address=ADDRESS)
             people.person("ann", ["candidate"], address=ADDRESS)
             people.person("mila", ["mentor"])
+            people.person("pia", ["process_owner"], staff=True)
             yield people
     finally:
         certflow.bootstrap.engine.cache_clear()
@@ -146,13 +150,18 @@ def test_request_validation_names_the_field(api: Api) -> None:
 
 
 # -- deploy ----------------------------------------------------------------------------------
-def test_deploy_staff_only_and_versions(api: Api) -> None:
+def test_deploy_process_owners_only_and_versions(api: Api) -> None:
     assert api.post("/api/deployments", "cas", {}).status_code == 403
-    first = api.post("/api/deployments", "olga", {"only": ["certification"]})
+    # Office staff neither: deploying is the process owner's act, as in the studio.
+    refused = api.post("/api/deployments", "olga", {"only": ["certification"]})
+    assert refused.status_code == 403 and "process owners" in refused.json()["error"]
+    with session_scope() as s:
+        assert s.scalar(select(func.count()).select_from(Definition)) == 0
+    first = api.post("/api/deployments", "pia", {"only": ["certification"]})
     assert first.status_code == 201
     assert [(d["process_id"], d["version"], d["created"]) for d in first.json()] == [
         ("certification", 1, True), ("shared/fees.dmn", 1, True), ("shared/vat.dmn", 1, True)]
-    again = api.post("/api/deployments", "olga", {"only": ["certification"]}).json()
+    again = api.post("/api/deployments", "pia", {"only": ["certification"]}).json()
     assert [(d["version"], d["created"]) for d in again] == [(1, False)] * 3
     assert [d["version"] for d in api.get("/api/definitions", "olga").json()] == [1]
     assert api.get("/api/definitions", "cas").status_code == 403
@@ -164,7 +173,7 @@ def test_broken_diagram_is_refused_naming_file_and_element(api: Api, tmp_path: P
     bpmn = target / "certification" / "certification.bpmn"
     bpmn.write_text(bpmn.read_text().replace('id="invoicing/create_invoice"', 'id="nope/handler"', 1))
     api.engine.settings = api.engine.settings.model_copy(update={"processes_dir": target})
-    response = api.post("/api/deployments", "olga", {"only": ["certification"]})
+    response = api.post("/api/deployments", "pia", {"only": ["certification"]})
     assert response.status_code == 422
     error = response.json()["error"]
     assert "certification.bpmn" in error and "[create_invoice]" in error and "nope/handler" in error
@@ -244,7 +253,7 @@ def test_incidents_are_for_staff(deployed: Api) -> None:
 
 
 def test_only_processes_open_to_candidates_can_be_started_by_them(api: Api) -> None:
-    api.post("/api/deployments", "olga", {})
+    api.deploy(everything=True)
     refused = api.post("/api/instances", "cas", {"process_id": "register_fee", "business_key": "fee-x", "data": {}})
     assert refused.status_code == 403 and "staff only" in refused.json()["error"]
     opened = api.post("/api/instances", "cas", {"process_id": "certification", "business_key": "APP-OK",

@@ -28,7 +28,7 @@ def api(sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         for name, groups, staff in [("ada", ["assessor"], False), ("abe", ["assessor"], False),
                                     ("cor", ["coordinator"], True)]:
             people.person(name, groups, staff)
-        assert people.post("/api/deployments", "olga", {}).status_code == 201
+        people.deploy(everything=True)
         yield people
 
 

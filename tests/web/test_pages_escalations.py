@@ -32,7 +32,7 @@ def api(sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
         with session_scope() as s:
             for name in ("ada", "cor", "mo", "olga"):
                 access.set_password(s, name, PASSWORD)
-        assert people.post("/api/deployments", "olga", {}).status_code == 201
+        people.deploy(everything=True)
         yield people
 
 

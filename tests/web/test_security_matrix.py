@@ -39,7 +39,8 @@ RULES: dict[str, str] = {
     "GET /api/invoices/{number}/pdf": "owner",
     "GET /api/invoices/{number}/ubl": "owner",
     "GET /api/certificates/{certificate_id}/pdf": "owner",
-    "POST /api/deployments": "staff",
+    # Deploying changes what every new case runs: the process owner's act, as in the studio.
+    "POST /api/deployments": "process_owner",
     "GET /api/definitions": "staff",
     "GET /api/definitions/{process_id}/versions/{version}": "staff",
     "POST /api/instances/{instance_id}/cancel": "staff",

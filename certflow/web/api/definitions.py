@@ -1,4 +1,5 @@
-"""Deploying the process folders and reading what was deployed (staff)."""
+"""Deploying the process folders (process owners, as the studio) and reading what was
+deployed (staff)."""
 
 from typing import Any
 
@@ -6,6 +7,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from certflow.engine.dto import to_json
+from certflow.engine.studio import studio_only
 from certflow.errors import Forbidden
 from certflow.web.api.models import IsoDateTime
 from certflow.web.deps import ActorDep, EngineDep, PathId
@@ -44,7 +46,9 @@ class DefinitionSource(BaseModel):
 
 @router.post("/deployments", status_code=201)
 def deploy(body: DeployIn, actor: ActorDep, engine: EngineDep) -> list[Deployed]:
-    """Validate every process folder (or ``only`` these), then store what changed."""
+    """Validate every process folder (or ``only`` these), then store what changed. Process
+    owners only: a deploy changes what every new case runs, as a studio deploy does."""
+    studio_only(actor, "deploy")
     return to_json(engine.deploy(actor, only=body.only))
 
 
