@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     sign_in_max_failures_per_email: int = 5
     sign_in_max_failures_per_ip: int = 50
     password_reset_minutes: int = 60
+    # How long the link that confirms a sign-up works (certflow.services.sign_ups).
+    sign_up_confirm_hours: int = 24
     # argon2id cost (RFC 9106's second recommendation); tests lower it to stay fast.
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536

@@ -33,7 +33,8 @@ from certflow.registry import HandlerContext
 from certflow.services.accounts import Account, account_of, by_email
 from certflow.services.email import SendEmail, send_email
 from certflow.settings import Settings, get_settings
-from certflow.store.accounts import ApiToken, PasswordReset, SignInAttempt, WebSession
+from certflow.store.accounts import (ApiToken, PasswordReset, PendingSignUp, SignInAttempt,
+                                     WebSession)
 from certflow.store.models import User
 
 MIN_PASSWORD = 10
@@ -159,8 +160,10 @@ def start_session(session: Session, settings: Settings, username: str, ip: str,
         id_hash=digest(cookie), username=username, csrf_token=csrf, created_at=now,
         last_seen_at=now, expires_at=_expiry(settings, now, now), ip=ip[:64],
     ))
-    # Old, expired rows go when someone signs in: no sweeper needed.
+    # Old, expired rows go when someone signs in: no sweeper needed. So do expired sign-ups
+    # (certflow.services.sign_ups): personal data of people who never confirmed them.
     session.execute(delete(WebSession).where(WebSession.expires_at < now))
+    session.execute(delete(PendingSignUp).where(PendingSignUp.expires_at <= now))
     session.flush()
     return cookie, csrf
 

@@ -524,6 +524,19 @@ def send_email(ctx: HandlerContext, data: SendEmail) -> dict[str, Any]:
     return _result(row)
 
 
+def send_to_address(session: Session, settings: Settings, now: datetime, *, address: str,
+                    name: str, language: str, template: str, context: Mapping[str, Any]) -> None:
+    """Mail someone who has no account (yet): a sign-up's confirmation link. Written as
+    ``send_email`` writes a mail (the studio's deployed version of the template, the same
+    variables, ``recipient_name`` the name they gave) and delivered, but not kept in
+    ``email_messages``: that record belongs to an account (Mijn CMI's export, erasure), and
+    this person has none. Sent once, by the caller; no idempotency key."""
+    rendered = _render_to(name, language, template, context, settings, deployed_templates(session))
+    message = EmailMessage(id=new_id(), to_address=address, subject=rendered.subject,
+                           body_text=rendered.text, body_html=rendered.html)
+    deliver(_mime(message, name, settings, now), settings)
+
+
 def _by_key(session: Session, key: str) -> EmailMessage | None:
     return session.scalar(select(EmailMessage).where(EmailMessage.idempotency_key == key))
 
@@ -577,12 +590,17 @@ def deployed_templates(session: Session) -> dict[str, str]:
 
 def _render_for(user: User, template: str, context: Mapping[str, Any],
                 settings: Settings, overrides: Overrides | None = None) -> Rendered:
+    return _render_to(user.display_name, user.language, template, context, settings, overrides)
+
+
+def _render_to(name: str, language: str, template: str, context: Mapping[str, Any],
+               settings: Settings, overrides: Overrides | None = None) -> Rendered:
     # The sender's own variables win: a process cannot address someone by another name.
-    values = {**context, "recipient_name": user.display_name,
+    values = {**context, "recipient_name": name,
               "organisation": settings.supplier_name, "iban": _grouped(settings.supplier_iban),
               **portal_links(settings.public_url, context)}
     try:
-        return render(template, user.language, values, overrides=overrides)
+        return render(template, language, values, overrides=overrides)
     except TemplateNotFound as exc:
         raise PermanentError(f"email/send: no email template {template!r} ({exc.name})") from exc
     except RENDER_ERRORS as exc:

@@ -1,15 +1,17 @@
-"""Tables of access: API tokens, browser sessions, sign-in attempts and password resets.
+"""Tables of access: API tokens, browser sessions, sign-in attempts, password resets and
+sign-ups waiting for their confirmation by mail.
 
-Every secret a person holds (API token, session cookie, reset link) is stored only as its
-SHA-256, so a copy of the database lets no one in. Rows carry their own expiry; the accounts
-service decides what is still valid (certflow.services.accounts).
+Every secret a person holds (API token, session cookie, reset or confirmation link) is stored
+only as its SHA-256, so a copy of the database lets no one in. Rows carry their own expiry; the
+accounts service decides what is still valid (certflow.services.accounts).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String
+from sqlalchemy import Date, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from certflow.store.base import Base
@@ -73,3 +75,22 @@ class PasswordReset(Base):
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
+
+
+class PendingSignUp(Base):
+    """A candidate's sign-up until its link in the mail is followed (certflow.services.sign_ups):
+    what the form gave, cleaned, with the password's argon2 hash. Personal data of someone
+    without an account yet: deleted when confirmed, and once expired by the next sign-up,
+    confirmation or sign-in."""
+
+    __tablename__ = "pending_sign_ups"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    email: Mapped[str] = mapped_column(String(200), index=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    language: Mapped[str] = mapped_column(String(5))
+    address: Mapped[dict[str, Any]]
+    date_of_birth: Mapped[date | None] = mapped_column(Date)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)

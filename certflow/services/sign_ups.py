@@ -1,0 +1,125 @@
+"""Candidates registering themselves, confirmed by mail, so that the sign-up page tells
+nobody whether an address has an account.
+
+The page gives every valid sign-up the same answer ("check your e-mail") and calls ``start``
+after it; what happens then only the address's owner sees, in their mail:
+
+- An address without an account: the sign-up waits in ``pending_sign_ups`` (the cleaned data
+  and the password's argon2 hash), and a link to ``/sign-up/confirm/<token>`` is mailed. The
+  token is random and only its SHA-256 is kept, as with a password reset. ``confirm`` creates
+  the account from it and uses the sign-up up. The newest sign-up of an address is the one that
+  counts: it replaces any earlier one.
+- An address with an account: its owner is mailed that someone tried to register with it,
+  with links to sign in and to reset the password; nothing is stored. At most one such mail a
+  day per account, so repeated tries do not flood the owner.
+
+A pending sign-up is personal data of someone without an account: it is deleted when
+confirmed, and once expired (``settings.sign_up_confirm_hours``) by the next sign-up,
+confirmation or sign-in (``prune``), so no sweeper is needed.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Literal
+
+from sqlalchemy import CursorResult, delete
+from sqlalchemy.orm import Session
+
+from certflow.registry import HandlerContext
+from certflow.services import accounts
+from certflow.services.access import digest, wall_now
+from certflow.services.email import SendEmail, send_email, send_to_address
+from certflow.settings import Settings
+from certflow.store.accounts import PendingSignUp
+from certflow.store.models import User
+
+CONFIRM_PATH = "/sign-up/confirm/"
+
+
+@dataclass(frozen=True)
+class SignUp:
+    """What the sign-up form gave, cleaned (``accounts.clean_person``), with the password's
+    hash: the password itself goes no further than the page."""
+
+    email: str
+    display_name: str
+    language: str
+    address: dict[str, str]
+    date_of_birth: date | None
+    password_hash: str
+
+
+def start(session: Session, settings: Settings, sign_up: SignUp,
+          now: datetime | None = None) -> Literal["pending", "taken"]:
+    """Keep the sign-up and mail its link, or tell the address's owner. Returns which, for
+    logs and tests: the visitor is never told."""
+    now = now or wall_now()
+    prune(session, now)
+    owner = accounts.by_email(session, sign_up.email)
+    if owner is not None:
+        _warn_owner(session, settings, owner, now)
+        return "taken"
+    token = secrets.token_urlsafe(32)
+    session.execute(delete(PendingSignUp).where(PendingSignUp.email == sign_up.email))
+    session.add(PendingSignUp(
+        token_hash=digest(token), email=sign_up.email, display_name=sign_up.display_name,
+        language=sign_up.language, address=dict(sign_up.address),
+        date_of_birth=sign_up.date_of_birth, password_hash=sign_up.password_hash,
+        created_at=now, expires_at=now + timedelta(hours=settings.sign_up_confirm_hours)))
+    session.flush()
+    # Mailed before the row is committed: a mail that fails leaves nothing behind. From the
+    # configured address, never a request's Host header (the token would go to that server).
+    send_to_address(session, settings, now, address=sign_up.email, name=sign_up.display_name,
+                    language=sign_up.language, template="accounts/sign_up_confirm",
+                    context={"confirm_url": _site(settings) + CONFIRM_PATH + token,
+                             "valid_hours": settings.sign_up_confirm_hours})
+    return "pending"
+
+
+def _warn_owner(session: Session, settings: Settings, owner: User, now: datetime) -> None:
+    if not owner.is_active or accounts.is_erased(owner):
+        return  # it cannot sign in or reset its password: nothing to point its owner to
+    # One a day per account: a repeated try finds the day's message sent (email._queue).
+    key = f"sign-up-taken:{owner.username}:{now.date().isoformat()}"
+    site = _site(settings)
+    send_email(HandlerContext(session=session, now=now, idempotency_key=key, settings=settings),
+               SendEmail(recipient=owner.username, template="accounts/sign_up_taken",
+                         context={"sign_in_url": f"{site}/sign-in",
+                                  "reset_url": f"{site}/password/forgot"}))
+
+
+def confirm(session: Session, token: str, now: datetime | None = None) -> accounts.Account | None:
+    """Create the account of a pending sign-up, exactly as the sign-up page used to, and use
+    the sign-up up. None when the link is unknown, expired or used already, or when its
+    address got an account meanwhile (the sign-up is dropped then too)."""
+    now = now or wall_now()
+    prune(session, now)
+    row = session.get(PendingSignUp, digest(token))
+    if row is None:
+        return None
+    email, name, language = row.email, row.display_name, row.language
+    address, born, password_hash = dict(row.address), row.date_of_birth, row.password_hash
+    # Deleted before the account is made: of two confirmations at once, the second deletes
+    # nothing (on PostgreSQL it waits for the first to commit) and so creates nothing.
+    gone = session.execute(delete(PendingSignUp).where(PendingSignUp.token_hash == digest(token)))
+    assert isinstance(gone, CursorResult)  # a DELETE's; Session.execute is typed as any Result
+    if gone.rowcount != 1 or accounts.by_email(session, email) is not None:
+        return None
+    return accounts.create(
+        session, accounts.free_username(session, email), name, ["candidate"], email=email,
+        is_staff=False, language=language, address=address, date_of_birth=born,
+        password_hash=password_hash, now=now)
+
+
+def prune(session: Session, now: datetime) -> int:
+    """Delete the sign-ups whose link has expired; returns how many."""
+    result = session.execute(delete(PendingSignUp).where(PendingSignUp.expires_at <= now))
+    assert isinstance(result, CursorResult)
+    return result.rowcount
+
+
+def _site(settings: Settings) -> str:
+    return settings.public_url.rstrip("/")
