@@ -25,7 +25,7 @@ from certflow.engine import diagram_diff, rules
 from certflow.engine.dto import DeployedVersion
 from certflow.engine.errors import DeployError, Forbidden, NotFound, Problem
 from certflow.store.models import Definition
-from certflow.store.studio import StudioDraft, next_revision
+from certflow.store.studio import StudioDraft, next_revision, save_into
 
 if TYPE_CHECKING:
     from certflow.engine.facade import Actor
@@ -123,15 +123,14 @@ class StudioMixin:
                 latest = session.scalar(select(Definition.version).where(Definition.process_id == process_id)
                                         .order_by(Definition.version.desc()).limit(1))
                 base_version = latest
-            draft = session.get(StudioDraft, process_id, with_for_update=True)
-            new_revision = next_revision(draft, revision, process_id)
-            if draft is None:
-                draft = StudioDraft(process_id=process_id)
-                session.add(draft)
             now = _now()
-            draft.sources, draft.base_version = dict(sources), base_version
-            draft.saved_by, draft.saved_at, draft.revision = actor.username, now, new_revision
-            return Workspace(process_id, dict(sources), base_version, True, actor.username, now, new_revision)
+
+            def fill(draft: StudioDraft) -> None:
+                draft.sources, draft.base_version = dict(sources), base_version
+                draft.saved_by, draft.saved_at = actor.username, now
+
+            draft = save_into(session, StudioDraft, process_id, revision, process_id, fill)
+            return Workspace(process_id, dict(sources), base_version, True, actor.username, now, draft.revision)
 
     def upload_diagram(self, actor: "Actor", process_id: str, text: str) -> Workspace:
         """Replace the process's diagram (its one .bpmn file) in the draft with an uploaded one."""

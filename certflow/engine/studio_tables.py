@@ -31,7 +31,7 @@ from certflow.engine.errors import DeployError, NotFound, Problem
 from certflow.engine.studio import studio_only
 from certflow.engine.table_diff import TableDiff
 from certflow.store.models import SharedTable
-from certflow.store.studio import next_revision
+from certflow.store.studio import save_into
 from certflow.store.studio_texts import StudioSharedDraft
 
 if TYPE_CHECKING:
@@ -134,16 +134,14 @@ class TableStudioMixin:
             raise DeployError(problems)
         with self.session() as session:
             live, version = self._live_content(session, name)
-            draft = session.get(StudioSharedDraft, name, with_for_update=True)
-            new_revision = next_revision(draft, revision, name)
-            if draft is None:
-                draft = StudioSharedDraft(name=name)
-                session.add(draft)
             now = CLOCK.now()
-            draft.content = keep_comment(draft.content or live, content)
-            draft.base_version, draft.saved_by, draft.saved_at = version, actor.username, now
-            draft.revision = new_revision
-            return TableSpace(name, draft.content, version, True, actor.username, now, new_revision)
+
+            def fill(draft: StudioSharedDraft) -> None:
+                draft.content = keep_comment(draft.content or live, content)
+                draft.base_version, draft.saved_by, draft.saved_at = version, actor.username, now
+
+            draft = save_into(session, StudioSharedDraft, name, revision, name, fill)
+            return TableSpace(name, draft.content, version, True, actor.username, now, draft.revision)
 
     def discard_table_draft(self, actor: "Actor", name: str) -> None:
         studio_only(actor)

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from certflow.errors import DraftConflict
 from certflow.services import email
-from certflow.store.studio import next_revision
+from certflow.store.studio import save_into
 from certflow.store.studio_texts import EmailTemplate, StudioSharedDraft
 
 DRAFT_PREFIX = "email/"
@@ -153,14 +153,11 @@ def save_draft(session: Session, name: str, content: str, who: str, now: datetim
     if problems:
         raise TemplateRefused(problems)
     _, version = _live(session, name)
-    draft = session.get(StudioSharedDraft, DRAFT_PREFIX + name, with_for_update=True)
-    new_revision = next_revision(draft, revision, name)
-    if draft is None:
-        draft = StudioSharedDraft(name=DRAFT_PREFIX + name)
-        session.add(draft)
-    draft.content, draft.base_version, draft.saved_by, draft.saved_at = content, version, who, now
-    draft.revision = new_revision
-    return TemplateText(name, content, version, True, who, now, new_revision)
+    def fill(draft: StudioSharedDraft) -> None:
+        draft.content, draft.base_version, draft.saved_by, draft.saved_at = content, version, who, now
+
+    draft = save_into(session, StudioSharedDraft, DRAFT_PREFIX + name, revision, name, fill)
+    return TemplateText(name, content, version, True, who, now, draft.revision)
 
 
 def discard_draft(session: Session, name: str) -> None:

@@ -1,0 +1,119 @@
+"""Two first saves of one studio draft at once, on PostgreSQL (certflow.store.studio.save_into).
+
+A process owner double-clicks "Concept opslaan" on a diagram, table or e-mail never drafted, or
+two owners save one at the same moment: both requests find no draft and insert one. The second
+insert waits for the first to commit and then breaks the primary key, which was a 500. Here one
+save holds its insert uncommitted while the other runs, as it happens on the server.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from certflow.errors import DraftConflict
+
+PROCESSES = Path(__file__).resolve().parents[2] / "processes"
+TEMPLATE = "certification/application_received.nl.txt"
+NOW = datetime(2026, 12, 2, 12, tzinfo=UTC)
+
+
+@contextmanager
+def first_save_pending(model: type[Any], **row: Any) -> Iterator[None]:
+    """The other request's insert of ``row``: made, not yet committed; committed on leaving."""
+    from certflow.store.db import session_scope
+
+    with session_scope() as other:
+        other.add(model(saved_by="otto", saved_at=NOW, revision=1, **row))
+        other.flush()
+        yield
+
+
+def race(save: Callable[[], Any], model: type[Any], **row: Any) -> Any:
+    """Run ``save`` while another request's first save of the same draft is pending; the other
+    commits once ``save`` is waiting on it. ``save``'s outcome, or the exception it raised."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = save()
+        except Exception as exc:  # noqa: BLE001  (the test looks at it)
+            outcome["value"] = exc
+
+    with first_save_pending(model, **row):
+        thread = threading.Thread(target=run)
+        thread.start()
+        time.sleep(0.5)  # the save found no row and waits on the pending insert's key
+        assert thread.is_alive(), f"the save did not wait for the other insert: {outcome}"
+    thread.join(10)
+    return outcome["value"]
+
+
+@pytest.fixture
+def owners(pg_url: str) -> Any:
+    from certflow.bootstrap import build_engine, create_schema
+    from certflow.engine.facade import Actor
+    from certflow.store.db import session_scope
+    from tests.support import create_user
+
+    create_schema(pg_url)
+    with session_scope() as s:
+        create_user(s, "pia", "Pia Procesmaker", ["process_owner"], is_staff=True)
+    return build_engine(), Actor("pia", ("process_owner",), True)
+
+
+def test_a_diagram_saved_twice_at_once_keeps_the_later_save(owners: Any) -> None:
+    from certflow.store.studio import StudioDraft
+
+    engine, pia = owners
+    sources = {"orders.bpmn": (PROCESSES / "orders" / "orders.bpmn").read_text()}
+    saved = race(lambda: engine.save_draft(pia, "orders", sources), StudioDraft,
+                 process_id="orders", sources={"orders.bpmn": "<other/>"}, base_version=None)
+    assert not isinstance(saved, Exception), saved
+    assert saved.revision == 2
+    assert engine.workspace(pia, "orders").sources == sources
+
+
+def test_an_editor_that_expected_no_draft_is_told_of_the_other_save(owners: Any) -> None:
+    from certflow.store.studio import StudioDraft
+
+    engine, pia = owners
+    sources = {"orders.bpmn": (PROCESSES / "orders" / "orders.bpmn").read_text()}
+    refused = race(lambda: engine.save_draft(pia, "orders", sources, revision=0), StudioDraft,
+                   process_id="orders", sources={"orders.bpmn": "<other/>"}, base_version=None)
+    assert isinstance(refused, DraftConflict), refused
+    assert engine.workspace(pia, "orders").sources == {"orders.bpmn": "<other/>"}  # otto's, kept
+
+
+def test_a_table_saved_twice_at_once_keeps_the_later_save(owners: Any) -> None:
+    from certflow.store.studio_texts import StudioSharedDraft
+
+    engine, pia = owners
+    content = (PROCESSES / "shared" / "fees.dmn").read_text()
+    saved = race(lambda: engine.save_table_draft(pia, "fees.dmn", content), StudioSharedDraft,
+                 name="fees.dmn", content="<other/>", base_version=None)
+    assert not isinstance(saved, Exception), saved
+    assert saved.revision == 2 and saved.content == content
+
+
+def test_an_email_saved_twice_at_once_keeps_the_later_save(owners: Any) -> None:
+    from certflow.services import email_templates
+    from certflow.store.db import session_scope
+    from certflow.store.studio_texts import StudioSharedDraft
+
+    def save() -> Any:
+        with session_scope() as s:
+            return email_templates.save_draft(s, TEMPLATE, "Subject: Ontvangen\n\nBeste {{ name }},\n", "pia", NOW)
+
+    saved = race(save, StudioSharedDraft, name="email/" + TEMPLATE, content="other", base_version=None)
+    assert not isinstance(saved, Exception), saved
+    assert saved.revision == 2
+    with session_scope() as s:
+        assert s.get(StudioSharedDraft, "email/" + TEMPLATE).content == "Subject: Ontvangen\n\nBeste {{ name }},\n"
