@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from certflow.store.accounts import PendingSignUp
 from certflow.store.db import session_scope
 from certflow.store.models import AuditEvent, Instance, User as UserRow
 from tests.web.pages_support import ADDRESS, Browser, person
@@ -120,6 +121,7 @@ def test_a_sign_up_with_one_is_refused_in_the_visitor_s_language(any_db: str) ->
     assert "street contains a control character" in page.text and "Nothing has changed" in page.text
     with session_scope() as s:
         assert s.scalar(select(func.count()).select_from(UserRow)) == 0
+        assert s.scalar(select(func.count()).select_from(PendingSignUp)) == 0
 
 
 def test_an_application_with_one_starts_nothing(any_db: str) -> None:

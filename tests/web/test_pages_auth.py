@@ -9,11 +9,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
-from certflow.services import access, accounts
+from certflow.services import access, accounts, sign_ups
 from certflow.settings import get_settings
-from certflow.store.accounts import WebSession
+from certflow.store.accounts import PendingSignUp, WebSession
 from certflow.store.db import session_scope
 from tests.web.pages_support import ADDRESS, PASSWORD, Browser, person
 
@@ -141,6 +141,39 @@ def test_pages_refuse_what_a_role_may_not_see(office: str) -> None:
         assert accounts.get(session, "olga").display_name == "Olga Tester"
 
 
+SIGN_UP = {"display_name": "Anna de Vries", "email": "Anna@Example.nl", "date_of_birth": "1985-03-15",
+           "street": "Lange Nieuwstraat 5", "postal_code": "3512pn", "city": "Utrecht",
+           "country": "nl", "language": "en", "password": "a long enough one",
+           "password_again": "a long enough one", "privacy": "on"}
+
+
+def _mails(to: str) -> list[tuple[str, str]]:
+    """(subject, plain text) of every mail to ``to`` in the maildir, oldest first."""
+    box = mailbox.Maildir(get_settings().var_dir / "mail", create=True)
+    # A maildir key starts with the second and microsecond it was written: "1700000000.M5P..."
+    found = [(tuple(int(n) for n in re.findall(r"^(\d+)\.M(\d+)", key)[0]), m["Subject"],
+              m.get_payload()[0].get_payload(decode=True).decode())
+             for key, m in box.items() if to.lower() in m["To"].lower()]
+    return [(subject, text) for _, subject, text in sorted(found)]
+
+
+def _confirm_link(to: str) -> str:
+    public = re.escape(get_settings().public_url.rstrip("/"))
+    links = re.findall(public + r"(/sign-up/confirm/\S+)", "\n".join(t for _, t in _mails(to)))
+    assert links, _mails(to)
+    return links[-1]
+
+
+def _pending() -> int:
+    with session_scope() as session:
+        return session.scalar(select(func.count()).select_from(PendingSignUp)) or 0
+
+
+def _accounts_with(email: str) -> list[str]:
+    with session_scope() as session:
+        return [a.username for a in accounts.list_accounts(session, email) if a.email == email]
+
+
 def test_candidate_registers_with_field_errors_first(sqlite_url: str) -> None:
     b = Browser()
     bad = b.post("/sign-up", {"display_name": "", "email": "not-an-email", "date_of_birth": "2030-01-01",
@@ -151,25 +184,138 @@ def test_candidate_registers_with_field_errors_first(sqlite_url: str) -> None:
                   "password", "privacy"):
         assert f'id="{field}-error"' in bad.text, field
     assert 'value="not-an-email"' in bad.text  # what was typed stays
-    good = b.post("/sign-up", {"display_name": "Anna de Vries", "email": "Anna@Example.nl",
-                               "date_of_birth": "1985-03-15", "street": "Lange Nieuwstraat 5",
-                               "postal_code": "3512pn", "city": "Utrecht", "country": "nl",
-                               "language": "en", "password": "a long enough one",
-                               "password_again": "a long enough one", "privacy": "on"},
-                  follow_redirects=False)
-    assert good.status_code == 303
+    assert _pending() == 0 and _mails("not-an-email") == []  # nothing kept, nothing sent
+    sent = b.post("/sign-up", SIGN_UP, follow_redirects=False)
+    assert sent.status_code == 200 and "Kijk in uw e-mail" in sent.text
+    assert _accounts_with("anna@example.nl") == []  # not before the link is followed
+    [(subject, _)] = _mails("anna@example.nl")
+    assert subject == "Confirm your account"  # in the language chosen on the form
+    confirmed = b.get(_confirm_link("anna@example.nl"), follow_redirects=False)
+    assert confirmed.status_code == 303 and confirmed.headers["location"] == "/mijn"
     with session_scope() as session:
         anna = accounts.get(session, "anna")
     assert anna.roles == ("candidate",) and not anna.is_staff and anna.language == "en"
     assert anna.address == {"street": "Lange Nieuwstraat 5", "postal_code": "3512 PN",
                             "city": "Utrecht", "country": "NL"}
-    assert 'lang="en"' in b.get("/account").text
-    again = Browser().post("/sign-up", {"display_name": "Anna 2", "email": "anna@example.nl",
-                                        "date_of_birth": "1985-03-15", "street": "x 1",
-                                        "postal_code": "3512 PN", "city": "U", "country": "NL",
-                                        "language": "nl", "password": "a long enough one",
-                                        "password_again": "a long enough one", "privacy": "on"})
-    assert again.status_code == 422 and 'id="email-error"' in again.text
+    assert anna.date_of_birth is not None and anna.date_of_birth.isoformat() == "1985-03-15"
+    assert 'lang="en"' in b.get("/account").text  # signed in by the link
+    assert _pending() == 0  # the sign-up's data went into the account, and only there
+    Browser().sign_in("anna@example.nl", "a long enough one")  # with the password of the form
+
+
+def test_sign_up_answers_the_same_whether_or_not_the_address_has_an_account(office: str) -> None:
+    """The page said 'An account with this e-mail address exists' (422): anyone could ask it
+    who has an account. Now the answer is the same; only the address's owner learns more."""
+    b = Browser()
+    known = b.post("/sign-up", {**SIGN_UP, "email": office}, follow_redirects=False)
+    unknown = b.post("/sign-up", {**SIGN_UP, "email": "nobody@example.org"}, follow_redirects=False)
+    assert known.status_code == unknown.status_code == 200
+    assert known.text.replace(office, "ADDRESS") == unknown.text.replace("nobody@example.org",
+                                                                         "ADDRESS")
+    assert known.headers.get("set-cookie") == unknown.headers.get("set-cookie")
+    # The owner is told, with the ways in; nothing was made or kept for the known address.
+    [(subject, text)] = _mails(office)
+    assert subject == "Iemand probeerde een account te maken met uw e-mailadres"
+    site = get_settings().public_url.rstrip("/")
+    assert f"{site}/sign-in" in text and f"{site}/password/forgot" in text
+    assert "/sign-up/confirm/" not in text
+    assert _accounts_with(office) == ["olga"] and _pending() == 1  # nobody@'s alone
+    # A second try the same day does not mail the owner again (no flood from a script).
+    b.post("/sign-up", {**SIGN_UP, "email": office})
+    assert len(_mails(office)) == 1
+
+
+def test_the_sign_up_answer_does_not_wait_for_the_address_look_up(office: str,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whether the address has an account is looked at after the answer: both answers cost
+    the same work (the password's hash), and a mail server that is down is no error page."""
+    order: list[str] = []
+
+    def down(*_: object, **__: object) -> None:
+        order.append("looked up")
+        raise OSError("connection refused")
+
+    monkeypatch.setattr(sign_ups, "start", down)
+    for email in (office, "nobody@example.org"):
+        sent = Browser().post("/sign-up", {**SIGN_UP, "email": email})
+        assert sent.status_code == 200 and "Kijk in uw e-mail" in sent.text
+    assert order == ["looked up", "looked up"]  # tried, after the answer was made
+
+
+def test_a_used_or_expired_confirmation_link_is_a_clear_410(sqlite_url: str) -> None:
+    b = Browser()
+    b.post("/sign-up", SIGN_UP)
+    link = _confirm_link("anna@example.nl")
+    assert b.get(link, follow_redirects=False).status_code == 303
+    again = Browser().get(link)  # twice, or by someone else: no second account
+    assert again.status_code == 410 and "Deze link werkt niet meer" in again.text
+    assert 'href="/sign-up"' in again.text and 'href="/sign-in"' in again.text
+    assert _accounts_with("anna@example.nl") == ["anna"]
+    assert Browser().get("/sign-up/confirm/made-up").status_code == 410
+    # Expired: the link is refused and the sign-up's data deleted.
+    Browser().post("/sign-up", {**SIGN_UP, "email": "late@example.org"})
+    with session_scope() as session:
+        session.execute(update(PendingSignUp).values(
+            expires_at=access.wall_now() - timedelta(seconds=1)))
+    late = Browser().get(_confirm_link("late@example.org"), follow_redirects=False)
+    assert late.status_code == 410 and _accounts_with("late@example.org") == []
+    assert _pending() == 0
+
+
+def test_a_link_for_an_address_that_got_an_account_meanwhile_makes_none(sqlite_url: str) -> None:
+    Browser().post("/sign-up", SIGN_UP)
+    link = _confirm_link("anna@example.nl")
+    with session_scope() as session:  # the office made her an account in the meantime
+        accounts.create(session, "avries", "Anna de Vries", ["candidate"], email="anna@example.nl",
+                        now=access.wall_now())
+    b = Browser()
+    refused = b.get(link, follow_redirects=False)
+    assert refused.status_code == 410 and "certflow_session" not in refused.headers.get("set-cookie", "")
+    assert _accounts_with("anna@example.nl") == ["avries"] and _pending() == 0
+
+
+def test_the_newest_sign_up_of_an_address_counts(sqlite_url: str) -> None:
+    Browser().post("/sign-up", {**SIGN_UP, "display_name": "Ana de Vries"})  # a typo
+    first = _confirm_link("anna@example.nl")
+    Browser().post("/sign-up", SIGN_UP)
+    second = _confirm_link("anna@example.nl")
+    assert _pending() == 1 and Browser().get(first).status_code == 410
+    assert Browser().get(second, follow_redirects=False).status_code == 303
+    with session_scope() as session:
+        assert accounts.get(session, "anna").display_name == "Anna de Vries"
+
+
+def test_the_confirmation_link_points_at_the_site_whatever_host_the_request_names(
+        sqlite_url: str) -> None:
+    b = Browser()
+    b.post("/sign-up", SIGN_UP, headers={"Host": "attacker.example"})
+    [(_, text)] = _mails("anna@example.nl")
+    assert "attacker.example" not in text
+    assert get_settings().public_url.rstrip("/") + "/sign-up/confirm/" in text
+    assert b.get(_confirm_link("anna@example.nl"), follow_redirects=False).status_code == 303
+
+
+def test_expired_sign_ups_are_deleted_by_the_next_sign_up_or_sign_in(office: str) -> None:
+    """A pending sign-up is personal data of someone without an account: once its link has
+    expired nothing needs it, and no sweeper runs for it."""
+    settings = get_settings()
+    long_ago = access.wall_now() - timedelta(hours=settings.sign_up_confirm_hours + 1)
+    old = sign_ups.SignUp(email="gone@example.org", display_name="Gone", language="nl",
+                          address={}, date_of_birth=None, password_hash="x")
+
+    def left() -> list[str]:
+        with session_scope() as session:
+            return sorted(session.scalars(select(PendingSignUp.email)))
+
+    with session_scope() as session:
+        sign_ups.start(session, settings, old, now=long_ago)
+    Browser().post("/sign-up", {**SIGN_UP, "email": "new@example.org"})
+    assert left() == ["new@example.org"]
+    with session_scope() as session:
+        sign_ups.start(session, settings, old, now=long_ago)
+    assert left() == ["gone@example.org", "new@example.org"]
+    Browser().sign_in(office)
+    assert left() == ["new@example.org"]
 
 
 def _reset_link(var: Path) -> str:

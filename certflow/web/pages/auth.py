@@ -7,10 +7,10 @@ from datetime import date
 
 from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from certflow import i18n
-from certflow.errors import CertflowError
-from certflow.services import access, accounts
+from certflow.services import access, accounts, sign_ups
 from certflow.services.access import SignInRefused
 from certflow.settings import get_settings
 from certflow.store.db import session_scope
@@ -19,7 +19,6 @@ from certflow.web.pages.deps import (
     SESSION_COOKIE,
     OptionalUser,
     client_ip,
-    field_errors,
     form_values,
     safe_next,
     visitor_of,
@@ -110,8 +109,17 @@ def sign_up_page(request: Request) -> Response:
     return render(request, "auth/sign_up.html", {"values": {"country": "NL", "language": lang}})
 
 
+def _start_sign_up(sign_up: sign_ups.SignUp) -> None:
+    """After the answer has gone out (see ``sign_up``)."""
+    try:
+        with session_scope() as session:
+            sign_ups.start(session, get_settings(), sign_up)
+    except Exception:  # noqa: BLE001  (the person signs up again; the answer was sent already)
+        log.exception("a sign-up could not be kept or its mail not sent")
+
+
 @router.post("/sign-up")
-async def sign_up(request: Request) -> Response:
+async def sign_up(request: Request, background: BackgroundTasks) -> Response:
     form = await form_values(request)
     values = {k: form.get(k, "") for k in REGISTER_FIELDS}
     clean, errors = accounts.clean_person(values, today=date.today(), require_address=True,
@@ -124,26 +132,36 @@ async def sign_up(request: Request) -> Response:
         errors["password_again"] = i18n.N_("The two passwords are not the same.")
     if not form.get("privacy"):
         errors["privacy"] = i18n.N_("Agree to how we keep your data to register.")
-    if not errors:
-        try:
-            with session_scope() as session:
-                account = accounts.create(
-                    session, accounts.free_username(session, clean["email"]),
-                    clean["display_name"], ["candidate"], email=clean["email"], is_staff=False,
-                    language=clean["language"], address=clean["address"],
-                    date_of_birth=clean["date_of_birth"],
-                    password_hash=access.hash_password(password), now=access.wall_now())
-                cookie, _ = access.start_session(session, get_settings(), account.username,
-                                                 client_ip(request))
-        except CertflowError as exc:
-            errors.update(field_errors(exc, "email"))
-        else:
-            visitor = visitor_of(request)
-            visitor.set_cookie(SESSION_COOKIE, cookie)
-            visitor.set_cookie(LANGUAGE_COOKIE, account.language, max_age=365 * 24 * 3600)
-            return redirect(request, home_url(account, request))
-    return render(request, "auth/sign_up.html", {"values": values, "errors": errors},
-                  status_code=422)
+    if errors:
+        return render(request, "auth/sign_up.html", {"values": values, "errors": errors},
+                      status_code=422)
+    # Hashed here for every sign-up, whoever the address belongs to (and off the event loop).
+    password_hash = await run_in_threadpool(access.hash_password, password)
+    # Whether the address has an account is looked at only after the answer, which is the
+    # same either way: who has an account is no one's to learn here. The new address gets a
+    # link to confirm, the owner of a known one a warning (certflow.services.sign_ups).
+    background.add_task(_start_sign_up, sign_ups.SignUp(
+        email=clean["email"], display_name=clean["display_name"], language=clean["language"],
+        address=clean["address"], date_of_birth=clean["date_of_birth"],
+        password_hash=password_hash))
+    return render(request, "auth/sign_up_sent.html", {"email": clean["email"],
+                                                      "hours": get_settings().sign_up_confirm_hours})
+
+
+@router.get("/sign-up/confirm/{token}")
+def confirm_sign_up(request: Request, token: str) -> Response:
+    """The link in the sign-up's mail: the account is made, and its holder signed in."""
+    with session_scope() as session:
+        account = sign_ups.confirm(session, token)
+        if account is not None:
+            cookie, _ = access.start_session(session, get_settings(), account.username,
+                                             client_ip(request))
+    if account is None:
+        return render(request, "auth/sign_up_invalid.html", status_code=410)
+    visitor = visitor_of(request)
+    visitor.set_cookie(SESSION_COOKIE, cookie)
+    visitor.set_cookie(LANGUAGE_COOKIE, account.language, max_age=365 * 24 * 3600)
+    return redirect(request, home_url(account, request))
 
 
 # -- password reset -------------------------------------------------------------------------------
