@@ -4,12 +4,15 @@ start while a case is still running."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import select
 
 from certflow.engine.errors import Conflict, InvalidInput
 from certflow.services import case_documents as documents
 from certflow.services import task_drafts
+from certflow.store.accounts import PendingSignUp
 from certflow.store.billing import Invoice
 from certflow.store.communications import EmailMessage
 from certflow.store.db import session_scope
@@ -58,9 +61,15 @@ def test_approved_request_anonymises_and_keeps_invoices(driver: Driver) -> None:
     assert task.context == {"candidate": "cas", "reason": "Weg ermee"}
     with session_scope() as s:  # a draft of some task kept on Mijn CMI: personal data too
         task_drafts.save(s, "cas", "some-task", {"knowledge": "mijn verhaal"}, driver.engine.now())
+        # and a sign-up with her address never confirmed (certflow.services.sign_ups)
+        s.add(PendingSignUp(token_hash="cas-sign-up", email=s.get(User, "cas").email,
+                            display_name="Cas", language="nl", address={"city": "Utrecht"},
+                            date_of_birth=None, password_hash="x", created_at=driver.engine.now(),
+                            expires_at=driver.engine.now() + timedelta(hours=24)))
     driver.do("olga", "review_erasure", {"approved": True, "note": ""})
     with session_scope() as s:
         assert task_drafts.load(s, "cas", "some-task") is None
+        assert s.get(PendingSignUp, "cas-sign-up") is None
         user = s.get(User, "cas")
         assert user.display_name == "Geanonimiseerd" and user.address == {} and "cas" not in user.email
         assert s.get(Instance, application) is None
