@@ -14,6 +14,7 @@ from typing import Any
 
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import bindparam, insert, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -494,6 +495,13 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
         raise Conflict(f"instance {adv.instance.id} stopped waiting for {name!r}")
 
 
+def _running_key_taken(exc: IntegrityError) -> bool:
+    """``exc`` is the one-running-instance-per-business-key index's (PostgreSQL names the
+    index, SQLite its columns)."""
+    text = str(exc.orig)
+    return "uq_instances_running_key" in text or "instances.process_id, instances.business_key" in text
+
+
 def _insert(session: Session, instance: Instance) -> None:
     """Write a new instance's row with one Core INSERT and make the object the session's
     persistent copy of it, as a flush would (with the defaults a flush applies), without the
@@ -501,7 +509,17 @@ def _insert(session: Session, instance: Instance) -> None:
     would be expired, and read back by its first use."""
     instance.id, instance.version, instance.has_incident = new_id(), 1, False
     row = {column.key: getattr(instance, column.key) for column in _INSTANCES.columns}
-    session.connection().execute(_INSERT_INSTANCE, row)
+    try:
+        session.connection().execute(_INSERT_INSTANCE, row)
+    except IntegrityError as exc:
+        # Two starts of one business key at once (a double click on "send"): both found none
+        # running, and this insert waited for the other's commit. The caller's check would
+        # have refused it a moment later, so it is refused as that check refuses it.
+        if not _running_key_taken(exc):
+            raise
+        raise Conflict(Message(N_("%(process)s '%(key)s' is already running; choose another case number"),
+                               process=instance.process_id, key=instance.business_key),
+                       field="business_key") from None
     for key, value in row.items():
         if key not in instance.__dict__:
             set_committed_value(instance, key, value)
