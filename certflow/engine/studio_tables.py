@@ -171,8 +171,9 @@ class TableStudioMixin:
         """Every table draft as the table's next version, all or none; drafts gone after."""
         studio_only(actor)
         with self.session() as session:
-            drafts = {d.name: d for d in session.scalars(select(StudioSharedDraft)
-                                                         .where(StudioSharedDraft.name.in_(TABLES)))}
+            # Locked: a second deploy at once (a double click) waits, then finds no draft.
+            drafts = {d.name: d for d in session.scalars(select(StudioSharedDraft).where(
+                StudioSharedDraft.name.in_(TABLES)).with_for_update())}
             if not drafts:
                 raise NotFound("no fee or VAT table draft to deploy")
             problems = self._check(self._contents(session, None))

@@ -73,8 +73,11 @@ def _known(name: str) -> str:
     return name
 
 
-def _drafts(session: Session) -> dict[str, StudioSharedDraft]:
-    rows = session.scalars(select(StudioSharedDraft).where(StudioSharedDraft.name.startswith(DRAFT_PREFIX)))
+def _drafts(session: Session, lock: bool = False) -> dict[str, StudioSharedDraft]:
+    """``lock``: for a deploy. A second deploy at once (a double click) waits for the first,
+    then finds the drafts gone, instead of numbering the same next versions (a 500)."""
+    query = select(StudioSharedDraft).where(StudioSharedDraft.name.startswith(DRAFT_PREFIX))
+    rows = session.scalars(query.with_for_update() if lock else query)
     return {r.name.removeprefix(DRAFT_PREFIX): r for r in rows}
 
 
@@ -191,7 +194,7 @@ def deploy(session: Session, who: str, now: datetime, seen: str | None = None) -
     """Every draft as the next version of its file, all or none; drafts gone after. With
     ``seen`` (``drafts_seen`` of the page the owner deployed from), DraftConflict and nothing
     deployed when a draft was saved, added or removed since."""
-    drafts = _drafts(session)
+    drafts = _drafts(session, lock=True)
     if seen is not None:
         _still_as_seen(drafts, seen)
     if not drafts:

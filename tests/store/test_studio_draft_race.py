@@ -110,10 +110,83 @@ def test_an_email_saved_twice_at_once_keeps_the_later_save(owners: Any) -> None:
 
     def save() -> Any:
         with session_scope() as s:
-            return email_templates.save_draft(s, TEMPLATE, "Subject: Ontvangen\n\nBeste {{ name }},\n", "pia", NOW)
+            return email_templates.save_draft(s, TEMPLATE, "Subject: Ontvangen\n\nBeste {{ recipient_name }},\n", "pia", NOW)
 
     saved = race(save, StudioSharedDraft, name="email/" + TEMPLATE, content="other", base_version=None)
     assert not isinstance(saved, Exception), saved
     assert saved.revision == 2
     with session_scope() as s:
-        assert s.get(StudioSharedDraft, "email/" + TEMPLATE).content == "Subject: Ontvangen\n\nBeste {{ name }},\n"
+        assert s.get(StudioSharedDraft, "email/" + TEMPLATE).content == "Subject: Ontvangen\n\nBeste {{ recipient_name }},\n"
+
+
+
+def deploy_twice(first: Callable[[Any], Any], second: Callable[[], Any]) -> Any:
+    """``second`` while ``first`` (the first click's deploy, in the session it is given) is
+    made and not yet committed; it commits once ``second`` waits on it. ``second``'s outcome,
+    or the exception it raised."""
+    from certflow.store.db import session_scope
+
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = second()
+        except Exception as exc:  # noqa: BLE001  (the test looks at it)
+            outcome["value"] = exc
+
+    with session_scope() as session:
+        first(session)
+        thread = threading.Thread(target=run)
+        thread.start()
+        time.sleep(0.5)
+        assert thread.is_alive(), f"the second deploy did not wait for the first: {outcome}"
+    thread.join(10)
+    return outcome["value"]
+
+
+def test_an_email_deployed_twice_at_once_is_one_new_version(owners: Any) -> None:
+    from sqlalchemy import select
+
+    from certflow.services import email_templates
+    from certflow.store.db import session_scope
+    from certflow.store.studio_texts import EmailTemplate
+
+    with session_scope() as s:
+        email_templates.save_draft(s, TEMPLATE, "Subject: Ontvangen\n\nBeste {{ recipient_name }},\n", "pia", NOW)
+
+    def second() -> Any:
+        with session_scope() as s:
+            return email_templates.deploy(s, "pia", NOW)
+
+    refused = deploy_twice(lambda s: email_templates.deploy(s, "pia", NOW), second)
+    assert isinstance(refused, email_templates.TemplateRefused), refused  # "no draft to deploy"
+    with session_scope() as s:
+        versions = s.scalars(select(EmailTemplate.version).where(EmailTemplate.name == TEMPLATE)).all()
+    assert versions == [1]
+
+
+def test_a_table_deployed_twice_at_once_is_one_new_version(owners: Any) -> None:
+    from sqlalchemy import select
+
+    from certflow.engine import deploy as deploying
+    from certflow.engine.errors import NotFound
+    from certflow.store.db import session_scope
+    from certflow.store.models import SharedTable
+    from certflow.store.studio_texts import StudioSharedDraft
+
+    engine, pia = owners
+    engine.deploy(pia, PROCESSES, only=["orders"])  # the tables' first versions
+    fees = (PROCESSES / "shared" / "fees.dmn").read_text()
+    engine.save_table_draft(pia, "fees.dmn", fees.replace("</definitions>", "<!-- x --></definitions>"))
+
+    def first(session: Any) -> None:  # the first click's request, as deploy_tables makes it
+        draft = session.get(StudioSharedDraft, "fees.dmn", with_for_update=True)
+        deploying.store_shared_table(session, "fees.dmn", draft.content, "pia")
+        session.delete(draft)
+        session.flush()
+
+    refused = deploy_twice(first, lambda: engine.deploy_tables(pia))
+    assert isinstance(refused, NotFound), refused  # "no fee or VAT table draft to deploy"
+    with session_scope() as s:
+        versions = s.scalars(select(SharedTable.version).where(SharedTable.name == "fees.dmn")).all()
+    assert sorted(versions) == [1, 2]
