@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import String, func, select
 from sqlalchemy import update as update_
+from sqlalchemy.exc import IntegrityError
 from stdnum.eu import vat as eu_vat
 from stdnum.exceptions import ValidationError as StdnumError
 from sqlalchemy.orm import Session
@@ -314,6 +315,8 @@ def _address(text: Mapping[str, str], required: bool) -> tuple[dict[str, str], d
 
 # -- creating and changing accounts ------------------------------------------------------------
 
+EMAIL_TAKEN = N_("An account with this e-mail address exists.")
+
 def create(session: Session, username: str, display_name: str, roles: Iterable[str], *,
            email: str | None = None, is_staff: bool | None = None, language: str = "nl",
            address: dict[str, str] | None = None, date_of_birth: date | None = None,
@@ -329,8 +332,7 @@ def create(session: Session, username: str, display_name: str, roles: Iterable[s
                        fields={"username": N_("This username is taken.")})
     address_email = (email or f"{username}@example.org").strip().lower()
     if by_email(session, address_email) is not None:
-        raise Conflict(f"an account with e-mail {address_email} exists",
-                       fields={"email": N_("An account with this e-mail address exists.")})
+        raise Conflict(f"an account with e-mail {address_email} exists", fields={"email": EMAIL_TAKEN})
     user = User(
         username=username, display_name=display_name, email=address_email, language=language,
         is_staff=bool(STAFF_ROLES & set(role_list)) if is_staff is None else is_staff,
@@ -338,8 +340,25 @@ def create(session: Session, username: str, display_name: str, roles: Iterable[s
         password_hash=password_hash, created_at=now,
     )
     session.add(user)
-    session.flush()
+    _write(session)
     return account_of(user)
+
+
+def _write(session: Session) -> None:
+    """Flush an account's row. The checks before it read what was committed: a username or
+    address another request takes at the same moment (two clicks on "Aanmaken", two accounts
+    saved at once) only shows here, as the second insert waits for the first one's commit.
+    Refused as those checks refuse it, in a savepoint so that the caller's session goes on."""
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError as exc:
+        text = str(exc.orig)
+        if "uq_users_email" in text or "users.email" in text:
+            raise Conflict("e-mail address in use", fields={"email": EMAIL_TAKEN}) from None
+        if "pk_users" in text or "users.username" in text:
+            raise Conflict("username in use", fields={"username": N_("This username is taken.")}) from None
+        raise
 
 
 def free_username(session: Session, email: str) -> str:
@@ -358,8 +377,7 @@ def update(session: Session, username: str, changes: Mapping[str, Any]) -> Accou
     if "email" in changes and changes["email"] != user.email:
         other = by_email(session, changes["email"])
         if other is not None and other.username != username:
-            raise Conflict("e-mail address in use",
-                           fields={"email": N_("An account with this e-mail address exists.")})
+            raise Conflict("e-mail address in use", fields={"email": EMAIL_TAKEN})
     if "email" in changes and changes["email"] != user.email:
         # A reset link goes to the address it was asked for: none sent before the change
         # stays usable after it.
@@ -370,7 +388,7 @@ def update(session: Session, username: str, changes: Mapping[str, Any]) -> Accou
                 "newsletter_opt_out", *CUSTOMER_FIELDS):
         if key in changes:
             setattr(user, key, changes[key])
-    session.flush()
+    _write(session)
     return account_of(user)
 
 

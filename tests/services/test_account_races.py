@@ -1,0 +1,94 @@
+"""Two requests taking one e-mail address or username at once, on PostgreSQL
+(certflow.services.accounts): an admin's double click on "Aanmaken", or two people saving the
+same address. The second insert waits for the first one's commit and then broke the unique
+index, a 500; it is refused as the address check refuses a taken address, with the field."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from certflow.errors import Conflict
+
+NOW = datetime(2026, 12, 2, 12, tzinfo=UTC)
+
+
+def while_pending(first: Callable[[Any], Any], second: Callable[[], Any]) -> Any:
+    """``second`` while ``first``'s writes (in the session it is given) are flushed and not yet
+    committed; they commit once ``second`` waits on them. ``second``'s outcome or exception."""
+    from certflow.store.db import session_scope
+
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = second()
+        except Exception as exc:  # noqa: BLE001  (the test looks at it)
+            outcome["value"] = exc
+
+    with session_scope() as session:
+        first(session)
+        session.flush()
+        thread = threading.Thread(target=run)
+        thread.start()
+        time.sleep(0.5)
+        assert thread.is_alive(), f"the second request did not wait for the first: {outcome}"
+    thread.join(10)
+    return outcome["value"]
+
+
+@pytest.fixture
+def db(pg_url: str) -> str:
+    from certflow.bootstrap import create_schema
+    from certflow.services import accounts
+    from certflow.store.db import session_scope
+
+    create_schema(pg_url)
+    with session_scope() as s:
+        accounts.create(s, "olga", "Olga Aarts", ["office"], email="olga@cmi.example", now=NOW)
+    return pg_url
+
+
+def create(username: str, email: str) -> Callable[[Any], Any]:
+    from certflow.services import accounts
+
+    return lambda s: accounts.create(s, username, "Ann de Vries", ["candidate"], email=email, now=NOW)
+
+
+def second(step: Callable[[Any], Any]) -> Callable[[], Any]:
+    from certflow.store.db import session_scope
+
+    def run() -> Any:
+        with session_scope() as s:
+            return step(s)
+
+    return run
+
+
+def test_an_account_created_twice_at_once_is_refused_on_its_address(db: str) -> None:
+    refused = while_pending(create("ann", "ann@example.nl"), second(create("ann2", "ann@example.nl")))
+    assert isinstance(refused, Conflict), refused
+    assert refused.details["fields"] == {"email": "An account with this e-mail address exists."}
+
+
+def test_an_account_created_twice_at_once_is_refused_on_its_username(db: str) -> None:
+    refused = while_pending(create("ann", "ann@example.nl"), second(create("ann", "ann@elders.nl")))
+    assert isinstance(refused, Conflict), refused
+    assert refused.details["fields"] == {"username": "This username is taken."}
+
+
+def test_an_address_taken_by_another_account_meanwhile_is_refused_on_save(db: str) -> None:
+    from certflow.services import accounts
+    from certflow.store.db import session_scope
+
+    refused = while_pending(create("ann", "ann@example.nl"),
+                            second(lambda s: accounts.update(s, "olga", {"email": "ann@example.nl"})))
+    assert isinstance(refused, Conflict), refused
+    assert refused.details["fields"] == {"email": "An account with this e-mail address exists."}
+    with session_scope() as s:
+        assert accounts.get(s, "olga").email == "olga@cmi.example"
