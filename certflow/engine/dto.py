@@ -40,6 +40,9 @@ class TaskView:
     # The diagram names the person (certflow.engine.assignment): never released to the group.
     # Only ``Engine.task`` fills it in; lists leave it False.
     personal: bool = False
+    # The task's English name, where the diagram gives one (property ``name_en``); ``title``
+    # is the diagram's own (Dutch) name.
+    title_en: str | None = None
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,8 @@ def describe(task_spec: Any) -> dict[str, Any]:
                     valid_priority(props["priority"]) else 50)
         if props.get("assignment_rule"):  # see certflow.engine.assignment
             meta["assignment_rule"] = props["assignment_rule"]
+        if props.get("name_en", "").strip():  # the task's title on English pages
+            meta["name_en"] = props["name_en"].strip()
     if isinstance(task_spec, AsyncServiceTask):
         meta.update(operator=task_spec.operation_name, result_variable=task_spec.result_variable)
     definition = getattr(task_spec, "event_definition", None)

@@ -167,9 +167,9 @@ class EscalationMixin(_Base):
             # Why: the due time that passed (not a later extension's), as the last escalation saw it.
             last: dict[str, Any] = next((h.detail for h in reversed(steps) if h.action == "task_escalated"), {})
             why = f"due {last.get('due_at')} passed; policy {last.get('policy')}, level {last.get('level')}"
-            forms = self.definition(session, versions[entry.instance_id]).forms  # type: ignore[attr-defined]
+            definition = self.definition(session, versions[entry.instance_id])  # type: ignore[attr-defined]
             views.append(EscalationView(
-                task=queue.view(entry, forms, now),
+                task=queue.view(entry, definition.forms, now, definition.elements),
                 escalated_to=entry.escalated_to, escalated_since=entry.escalated_at, why=why,
                 level=entry.escalation_level, next_step_at=entry.next_escalation_at,
                 history=[{"at": h.at, "actor": h.actor, "action": h.action, "detail": h.detail} for h in steps]))

@@ -313,7 +313,7 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
             has_incident=instance.has_incident, next_due_at=instance.next_due_at,
             created_at=instance.created_at, updated_at=instance.updated_at,
             started_by=instance.started_by, data=data,
-            open_tasks=[queue.view(t, definition.forms, self.now()) for t in tasks],
+            open_tasks=[queue.view(t, definition.forms, self.now(), definition.elements) for t in tasks],
             waiting_for=waits,
         )
 
@@ -395,7 +395,7 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
             entry = queue.get(session, task_id)
             queue.may_see(entry, actor)
             definition = self.definition_of(session, entry.instance_id)
-            view = queue.view(entry, definition.forms, self.now())
+            view = queue.view(entry, definition.forms, self.now(), definition.elements)
             return replace(view, personal=assignment.personal(definition, entry))
 
     def claim(self, actor: Actor, task_id: str) -> TaskView:
@@ -416,7 +416,8 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
             op(session, entry, actor, now)
             session.add(AuditEvent(instance_id=entry.instance_id, task_id=entry.id, element_id=entry.element_id,
                                    actor=actor.username, action=action, detail={"assignee": entry.assignee}, at=now))
-            return queue.view(entry, self.definition_forms(session, entry.instance_id), now)
+            definition = self.definition_of(session, entry.instance_id)
+            return queue.view(entry, definition.forms, now, definition.elements)
 
     def complete(self, actor: Actor, task_id: str, data: dict[str, Any]) -> Completed:
         answer: list[Completed] = []
@@ -437,9 +438,6 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
             adv.on_saved.append(lambda: answer.append(Completed(
                 task_id, adv.instance.id, adv.instance.status, _mine(adv, actor))))
         return answer[0]
-
-    def definition_forms(self, session: Session, instance_id: str) -> dict[str, Any]:
-        return self.definition_of(session, instance_id).forms
 
     # -- messages ----------------------------------------------------------------------------
     def deliver_message(self, actor: Actor, name: str, payload: dict[str, Any] | None = None,
@@ -530,12 +528,12 @@ def _insert(session: Session, instance: Instance) -> None:
 def _mine(adv: Advance, actor: Actor) -> list[TaskView]:
     """What in the advanced instance the actor can pick up next: from the entries its save
     wrote when it wrote them all, else read (``queue.mine``)."""
-    forms = adv.definition.forms
+    forms, elements = adv.definition.forms, adv.definition.elements
     if adv.queue is None:
-        return queue.mine(adv.session, actor, adv.instance.id, forms, adv.now)
-    known = queue.mine_of(adv.queue, actor, forms, adv.now)
+        return queue.mine(adv.session, actor, adv.instance.id, forms, adv.now, elements)
+    known = queue.mine_of(adv.queue, actor, forms, adv.now, elements)
     if verifying():
-        read = queue.mine(adv.session, actor, adv.instance.id, forms, adv.now)
+        read = queue.mine(adv.session, actor, adv.instance.id, forms, adv.now, elements)
         if sorted(known, key=_by_id) != sorted(read, key=_by_id):
             raise AssertionError(f"the tasks a save wrote {known} differ from those read {read}")
     return known

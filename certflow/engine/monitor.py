@@ -252,7 +252,7 @@ class MonitorMixin(_Base):
                 timeline=timeline(session, instance_id, names, now, {t.id: t.due_at for t in tasks}),
                 data=data if set(actor.groups) & set(DATA_ROLES) else None, data_keys=sorted(data),
                 incidents=incidents,
-                open_tasks=[queue.view(t, definition.forms, now) for t in tasks],
+                open_tasks=[queue.view(t, definition.forms, now, definition.elements) for t in tasks],
                 waiting_for=[f"{s.message_name} ({s.correlation_key})" for s in waits],
                 migration=self._migration_check(session, instance, workflow, definition.version))
 

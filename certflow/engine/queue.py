@@ -61,8 +61,10 @@ def get(session: Session, task_id: str, lock: bool = False) -> HumanTask:
     return entry
 
 
-def view(entry: Any, forms: dict[str, Any], now: datetime) -> TaskView:
-    """A ``HumanTask``, or a row of its columns, as the facade shows it."""
+def view(entry: Any, forms: dict[str, Any], now: datetime,
+         elements: dict[str, Any] | None = None) -> TaskView:
+    """A ``HumanTask``, or a row of its columns, as the facade shows it, with the form and
+    the English name its version's ``forms`` and ``elements`` give it."""
     return TaskView(
         id=entry.id, instance_id=entry.instance_id, process_id=entry.process_id,
         business_key=entry.business_key, element_id=entry.element_id, title=entry.title,
@@ -72,6 +74,7 @@ def view(entry: Any, forms: dict[str, Any], now: datetime) -> TaskView:
         context=entry.context or {}, escalation_level=entry.escalation_level or 0,
         next_escalation_at=entry.next_escalation_at, escalated_to=entry.escalated_to,
         escalated_at=entry.escalated_at,
+        title_en=((elements or {}).get(entry.element_id) or {}).get("name_en"),
     )
 
 
@@ -99,7 +102,8 @@ def inbox(session: Session, runtime: "Runtime", actor: "Actor", process_id: str 
     entries = records(rows)
     # Definitions are immutable and cached by id: a deploy is a new id, so a row always shows
     # the forms of the version its instance runs (read in the same statement as the row).
-    return InboxPage([view(e, runtime.definition(session, e.definition_id).forms, now) for e in entries],
+    definitions = [runtime.definition(session, e.definition_id) for e in entries]
+    return InboxPage([view(e, d.forms, now, d.elements) for e, d in zip(entries, definitions)],
                      next_cursor)
 
 
@@ -130,18 +134,20 @@ _MINE = select(_HUMAN).where(_HUMAN.c.instance_id == bindparam("instance_id"), o
 ))
 
 
-def mine(session: Session, actor: "Actor", instance_id: str, forms: dict[str, Any], now: datetime) -> list[TaskView]:
+def mine(session: Session, actor: "Actor", instance_id: str, forms: dict[str, Any], now: datetime,
+         elements: dict[str, Any] | None = None) -> list[TaskView]:
     """What in this instance the actor can pick up next."""
     rows = session.connection().execute(_MINE, {
         "instance_id": instance_id, "username": actor.username, "groups": list(actor.groups or ("",))}).all()
-    return [view(e, forms, now) for e in records(rows)]
+    return [view(e, forms, now, elements) for e in records(rows)]
 
 
-def mine_of(entries: list[dict[str, Any]], actor: "Actor", forms: dict[str, Any], now: datetime) -> list[TaskView]:
+def mine_of(entries: list[dict[str, Any]], actor: "Actor", forms: dict[str, Any], now: datetime,
+            elements: dict[str, Any] | None = None) -> list[TaskView]:
     """``mine`` of an instance whose entries are known without a read: the rows its save
     inserted (``Projected.queue``), picked by the same rule as ``_MINE``."""
     groups = actor.groups or ("",)
-    return [view(inserted(e), forms, now) for e in entries
+    return [view(inserted(e), forms, now, elements) for e in entries
             if e["assignee"] == actor.username or (e["assignee"] is None and e["candidate_group"] in groups)]
 
 

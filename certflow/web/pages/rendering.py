@@ -56,9 +56,12 @@ def environment(language: str) -> Environment:
 
 
 def task_title(task: Any, language: str) -> str:
-    """A diagram names its tasks in Dutch; their forms are titled "Nederlands / English", the
-    Dutch half the task's name. So an English page shows the form title's English half, where
-    the form is the task's (its Dutch half is the task's name); otherwise the name as it is."""
+    """A diagram names its tasks in Dutch. An English page shows the English name the diagram
+    gives the task (property ``name_en``: where the name says more than the form's title, as
+    "Dossier beoordelen (beoordelaar 1)" does), else its form title's English half: forms are
+    titled "Nederlands / English", the Dutch half the task's name; otherwise the name as it is."""
+    if language == "en" and getattr(task, "title_en", None):
+        return str(task.title_en)
     title = ((getattr(task, "form_schema", None) or {}).get("title") or "")
     if " / " in title and schema_forms.pick(title, "nl") == task.title:
         return schema_forms.pick(title, language)
