@@ -136,6 +136,30 @@ def test_bulk_assign_and_delegate(site: dict[str, str]) -> None:
     assert delegated.status_code == 422 and "mila" in delegated.text  # not in the office group
 
 
+def test_bulk_assignment_offers_the_tasks_groups_members_by_name(site: dict[str, str]) -> None:
+    from types import SimpleNamespace
+
+    from certflow.services import accounts
+    from certflow.web.pages.inbox import _assignable
+
+    page = signed_in(site, "olga").get("/inbox").text
+    assert 'id="bulk-assignee" name="assignee" autocomplete="off" list="bulk-assignee-choices"' in page
+    offered = re.search(r'<datalist id="bulk-assignee-choices">(.*?)</datalist>', page, re.S).group(1)
+    # The office's tasks on the page: the office's members, by name; nobody of another group.
+    assert re.findall(r'value="(\w+)"', offered) == ["olga", "otto"]
+    assert f'value="otto" label="{accounts_name("otto")}"' in offered
+    # Tasks of several groups: each person with the groups they are in; never a candidate group.
+    person("mo", ["office", "mentor"], staff=True)
+    tasks = [SimpleNamespace(candidate_group=g) for g in ("office", "mentor", "candidate", None)]
+    with session_scope() as session:
+        office = accounts.get(session, "olga")
+        offered_all = dict(_assignable(session, office, tasks, "nl"))
+        mentor_only = _assignable(session, accounts.get(session, "mila"), tasks, "nl")
+    assert sorted(offered_all) == ["max", "mila", "mo", "olga", "otto"]
+    assert offered_all["mo"] == "Mo Tester (Mentor, Bureau)" and offered_all["olga"] == "Olga Tester (Bureau)"
+    assert mentor_only == []  # not staff: no bulk assignment, no list
+
+
 def test_documents_only_for_those_on_the_case(site: dict[str, str]) -> None:
     cas = Actor("cas", ("candidate",))
     engine = build_engine()

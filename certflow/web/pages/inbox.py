@@ -16,6 +16,7 @@ from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.orm import Session
 
 from certflow.engine.dto import TaskView
 from certflow.engine.errors import CertflowError, NotFound
@@ -84,19 +85,42 @@ def _workspace(request: Request, account: Account, task_id: str | None = None,
     holders = [t.assignee for t in tasks]
     if panel and panel.get("task") is not None:
         holders.append(panel["task"].assignee)
+    language = visitor_of(request).language
     with session_scope() as session:
         saved = saved_filters.visible(session, actor_of(account))
         names = accounts.display_names(session, holders)  # who holds a task, by name: one read
+        assignable = _assignable(session, account, tasks, language)
     return render(request, "inbox/inbox.html", {
         "tasks": tasks, "values": values, "errors": errors, "saved": saved,
         "saved_id": saved_id, "options": _options(engine.inbox_choices(actor_of(account)), account,
-                            visitor_of(request).language), "panel": panel,
+                            language), "panel": panel, "assignable": assignable,
         "selected": task_id, "query": _query(values, **paging), "account": account, "names": names,
         "limit": paging.get("limit", PAGE_SIZE), "paged": "after" in paging,
         "next_url": "/inbox" + _query(values, **{**paging, "after": page.next}) if page.next else None,
         "first_url": "/inbox" + _query(values, **{k: v for k, v in paging.items() if k != "after"}),
         "notice": flash or (N_("The task is done.") if params.get("done") else None),
     }, status_code=_status(request, status_code))
+
+
+def _assignable(session: Session, account: Account, tasks: list[TaskView],
+                language: str) -> list[tuple[str, str]]:
+    """Whom the bulk assignment can give the listed tasks to, by name, as (username, label):
+    the members of their groups, as handing one task over offers its group's (the engine
+    assigns a task only within its group). Not for candidate groups: too many people, and a
+    candidate's task is the candidate's own. With tasks of several groups the label says
+    which of them each person is in."""
+    if not account.is_staff:
+        return []
+    groups = sorted({t.candidate_group for t in tasks
+                     if t.candidate_group and t.candidate_group not in CANDIDATE_ROLES})
+    found: dict[str, tuple[str, list[str]]] = {}
+    for group in groups:
+        for username, name in accounts.members(session, group):
+            found.setdefault(username, (name, []))[1].append(gettext(language, labels.group_label(group)))
+    people = sorted(found.items(), key=lambda item: (item[1][0].casefold(), item[0]))
+    if len(groups) == 1:
+        return [(username, name) for username, (name, _) in people]
+    return [(username, f"{name} ({', '.join(words)})") for username, (name, words) in people]
 
 
 def _paging(params: dict[str, str]) -> dict[str, Any]:
