@@ -22,10 +22,11 @@ from certflow.errors import DraftConflict
 from certflow.i18n import N_
 from certflow.services.accounts import ROLES, Account
 from certflow.web.deps import PathId, actor_of, get_engine
-from certflow.web.pages.deps import require_role
+from certflow.web.pages.deps import require_role, visitor_of
 from certflow.web.pages.drafts import conflict_json, revision_of
 from certflow.web.json_bodies import MAX_JSON_DEPTH, json_depth_problem
 from certflow.web.pages.rendering import redirect, render
+from certflow.web.pages.studio_words import studio_words
 from certflow.web.text_input import TextRefused, control_path
 
 router = APIRouter(prefix="/studio")
@@ -99,7 +100,8 @@ def _editor(request: Request, space: Workspace, flash: str | None = None,
             upload_problems: list[Problem] | None = None, status_code: int = 200) -> Response:
     """The modeler page (its data it fetches itself from workspace.json and handlers.json)."""
     return render(request, "studio/editor.html", {"space": space, "flash": flash, "groups": list(ROLES),
-                                                  "upload_problems": upload_problems or []},
+                                                  "upload_problems": upload_problems or [],
+                                                  "words": studio_words(visitor_of(request).language)},
                   status_code=status_code)
 
 

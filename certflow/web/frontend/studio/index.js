@@ -4,6 +4,7 @@ import BpmnModeler from 'bpmn-js/lib/Modeler';
 import { BpmnPropertiesPanelModule, BpmnPropertiesProviderModule } from 'bpmn-js-properties-panel';
 import spiffModdle from './moddle';
 import CertflowPropertiesProvider from './provider';
+import translateModule from './translate';
 
 const root = document.getElementById('studio');
 const processId = root.dataset.process;
@@ -13,6 +14,8 @@ const statusBox = document.getElementById('studio-status');
 const problemBox = document.getElementById('studio-problems');
 const problemList = document.getElementById('studio-problem-list');
 const base = `/studio/${encodeURIComponent(processId)}`;
+// The modeler's own texts (palette, context pad, panel) in the page's language.
+const translation = translateModule(root.dataset.lang || 'nl', JSON.parse(root.dataset.words || '{}'));
 
 let space = null;
 let dirty = false;
@@ -42,18 +45,18 @@ const modeler = new BpmnModeler({
   container: '#studio-canvas',
   propertiesPanel: { parent: '#studio-panel', layout: { groups: { certflow: { open: true }, documentation: { open: true } } } },
   additionalModules: [
+    translation.module,
     BpmnPropertiesPanelModule, BpmnPropertiesProviderModule,
     { __init__: [ 'certflowPropertiesProvider' ], certflowPropertiesProvider: [ 'type', CertflowPropertiesProvider ] }
   ],
   moddleExtensions: { spiffworkflow: spiffModdle },
   certflow: {
-    texts,
     catalogue: { operators: [], guards: [], assignment_rules: [] },
     forms: () => (space ? space.forms : []),
     groups: JSON.parse(root.dataset.groups || '[]')
   }
 });
-window.certflowStudio = { modeler };
+window.certflowStudio = { modeler, untranslated: translation.missing };
 
 async function currentSources() {
   const { xml } = await modeler.saveXML({ format: true });

@@ -3,6 +3,8 @@
 // service tasks (from the server's handler registry), and whether the case waits for a mail;
 // the correlation variable on message
 // events and receive tasks; timers as ISO durations with a human preview.
+// Every label and hint is English passed to bpmn-js's translate (./translate.js: the server
+// gives certflow's words in the page's language, certflow/web/pages/studio_words.py).
 import { h } from '@bpmn-io/properties-panel/preact';
 import {
   TextFieldEntry, SelectEntry, isTextFieldEntryEdited, isSelectEntryEdited
@@ -76,7 +78,7 @@ function PropertyText(props) {
   const value = (load || ((v) => v || ''))(getProperty(element, name));
   return h(TextFieldEntry, {
     element, id, label: translate(label), debounce,
-    description: typeof description === 'function' ? description(value) : description,
+    description: typeof description === 'function' ? description(value) : description && translate(description),
     getValue: () => value,
     setValue: (v) => setProperty(element, name, (store || ((x) => (x || '').trim()))(v), injector),
     validate: check
@@ -125,11 +127,14 @@ function laneOf(element, lanes) {
 // the task into it, vertically centred, the way dragging it there does; bpmn-js then updates
 // the lanes' flowNodeRefs and re-routes the flows. One undo step.
 function LaneSelect(props) {
-  const { element, id, texts } = props;
+  const { element, id } = props;
   const elementRegistry = useService('elementRegistry');
   const modeling = useService('modeling');
+  const translate = useService('translate');
   return h(SelectEntry, {
-    element, id, label: texts.group || 'Group (lane)', description: texts.group_hint || '',
+    element, id, label: translate('Group (lane)'),
+    description: translate('The lane\'s name is the group that does the task. ' +
+      'Choosing another lane moves the task into it.'),
     getValue: () => {
       const lane = laneOf(element, lanesFor(element, elementRegistry));
       return lane ? lane.id : '';
@@ -147,11 +152,12 @@ function LaneSelect(props) {
 
 // A lane's name is the candidate group of the user tasks in it (certflow.engine.elements).
 function LaneGroup(props) {
-  const { element, id, groups, texts } = props;
+  const { element, id, groups } = props;
   const modeling = useService('modeling');
+  const translate = useService('translate');
   const name = getBusinessObject(element).name || '';
   return h(SelectEntry, {
-    element, id, label: texts.lane_group || 'Group',
+    element, id, label: translate('Group that does this lane\'s tasks'),
     getValue: () => name,
     setValue: (v) => modeling.updateLabel(element, v),
     getOptions: () => {
@@ -162,16 +168,17 @@ function LaneGroup(props) {
   });
 }
 
-function termDescription(texts, allowDate) {
+function termDescription(translate, allowDate) {
   return (value) => {
-    const result = preview(value, texts, allowDate);
-    return result.text ? (result.ok ? '≈ ' + result.text : '⚠ ' + result.text) : (texts.term_hint || '');
+    const result = preview(value, translate, allowDate);
+    return result.text ? (result.ok ? '≈ ' + result.text : '⚠ ' + result.text)
+      : translate('An ISO 8601 duration (P14D) or working days (5 werkdagen); =expression to compute it.');
   };
 }
 
-function termCheck(texts, allowDate) {
+function termCheck(translate, allowDate) {
   return (value) => {
-    const result = preview(value, texts, allowDate);
+    const result = preview(value, translate, allowDate);
     return result.ok ? null : result.text;
   };
 }
@@ -225,14 +232,15 @@ function setParam(element, spec, value, injector) {
 }
 
 function HandlerSelect(props) {
-  const { element, id, catalogue, texts } = props;
+  const { element, id, catalogue } = props;
   const injector = useService('injector');
+  const translate = useService('translate');
   const operator = operatorOf(element);
   const current = operator ? operator.id : '';
   const known = catalogue.operators.find((o) => o.name === current);
   return h(SelectEntry, {
-    element, id, label: texts.handler || 'Handler',
-    description: known ? known.description : (current ? (texts.unknown_handler || 'unknown handler') : ''),
+    element, id, label: translate('Handler'),
+    description: known ? known.description : (current ? translate('not a handler this server knows') : ''),
     getValue: () => current,
     setValue: (v) => setHandler(element, v, injector),
     getOptions: () => {
@@ -244,12 +252,13 @@ function HandlerSelect(props) {
 }
 
 function ResultVariable(props) {
-  const { element, id, texts } = props;
+  const { element, id } = props;
   const debounce = useService('debounceInput');
   const injector = useService('injector');
+  const translate = useService('translate');
   const operator = operatorOf(element);
   return h(TextFieldEntry, {
-    element, id, debounce, label: texts.result_variable || 'Result variable',
+    element, id, debounce, label: translate('Result variable'),
     getValue: () => (operator && operator.resultVariable) || '',
     setValue: (v) => operator && injector.get('commandStack').execute(MULTI,
       [ update(element, operator, { resultVariable: (v || '').trim() || undefined }) ])
@@ -257,16 +266,19 @@ function ResultVariable(props) {
 }
 
 function ParamField(props) {
-  const { element, id, spec, texts } = props;
+  const { element, id, spec } = props;
   const debounce = useService('debounceInput');
   const injector = useService('injector');
+  const translate = useService('translate');
   const param = paramOf(operatorOf(element), spec.name);
-  const required = spec.required ? ` (${texts.required || 'required'})` : '';
+  const required = spec.required ? ` (${translate('required')})` : '';
   return h(TextFieldEntry, {
     element, id, debounce,
     label: `${spec.name}: ${spec.type}${required}`,
-    description: (spec.description ? spec.description + ' ' : '') +
-      (spec.required ? '' : `${texts.default || 'default'}: ${spec.default}. `) + (texts.param_hint || ''),
+    description: (spec.unknown ? translate('not a parameter of this handler') + ' '
+      : (spec.description ? spec.description + ' ' : '')) +
+      (spec.required ? '' : `${translate('default')}: ${spec.default}. `) +
+      translate('A Python expression: \'text\' in quotes, or a variable name.'),
     getValue: () => (param && param.value) || '',
     setValue: (v) => setParam(element, spec, (v || '').trim(), injector)
   });
@@ -275,38 +287,41 @@ function ParamField(props) {
 // An outbox handler's task (a mail) does not hold the case up, unless its property ``wait``
 // says a later step needs the mail gone first (certflow.engine.outbox).
 function WaitSelect(props) {
-  const { element, id, texts } = props;
+  const { element, id } = props;
   const injector = useService('injector');
+  const translate = useService('translate');
   return h(SelectEntry, {
-    element, id, label: texts.wait || 'The case waits for the mail',
-    description: texts.wait_hint || '',
+    element, id, label: translate('The case waits for the mail'),
+    description: translate('A mail goes out without holding the case up. Choose yes when a later step needs it ' +
+      'gone first (the address is erased next).'),
     getValue: () => (getProperty(element, 'wait') === 'true' ? 'true' : ''),
     setValue: (v) => setProperty(element, 'wait', v === 'true' ? 'true' : '', injector),
-    getOptions: () => [ { value: '', label: texts.wait_no || 'No' }, { value: 'true', label: texts.wait_yes || 'Yes' } ]
+    getOptions: () => [
+      { value: '', label: translate('No, the case goes on') }, { value: 'true', label: translate('Yes') } ]
   });
 }
 
-function serviceEntries(element, catalogue, texts) {
+function serviceEntries(element, catalogue) {
   const entries = [
-    { id: 'certflow-handler', component: HandlerSelect, catalogue, texts, isEdited: isSelectEntryEdited },
-    { id: 'certflow-result', component: ResultVariable, texts, isEdited: isTextFieldEntryEdited }
+    { id: 'certflow-handler', component: HandlerSelect, catalogue, isEdited: isSelectEntryEdited },
+    { id: 'certflow-result', component: ResultVariable, isEdited: isTextFieldEntryEdited }
   ];
   const operator = operatorOf(element);
   const known = operator && catalogue.operators.find((o) => o.name === operator.id);
   if ((known && known.effects === 'outbox') || getProperty(element, 'wait')) {
-    entries.push({ id: 'certflow-wait', component: WaitSelect, texts, isEdited: isSelectEntryEdited });
+    entries.push({ id: 'certflow-wait', component: WaitSelect, isEdited: isSelectEntryEdited });
   }
   const specs = known ? [ ...known.parameters ] : [];
   if (operator && operator.get('parameters')) {
     for (const p of operator.get('parameters').get('parameter')) {
       if (!specs.find((s) => s.name === p.id)) {
         specs.push({ name: p.id, type: p.type || '?', bpmn_type: p.type || 'str', required: false,
-          default: '–', description: texts.unknown_param || 'not a parameter of this handler' });
+          default: '–', unknown: true });
       }
     }
   }
   for (const spec of specs) {
-    entries.push({ id: `certflow-param-${spec.name}`, component: ParamField, spec, texts,
+    entries.push({ id: `certflow-param-${spec.name}`, component: ParamField, spec,
       isEdited: isTextFieldEntryEdited });
   }
   return entries;
@@ -325,16 +340,17 @@ function timerExpression(element) {
 }
 
 function TimerField(props) {
-  const { element, id, texts } = props;
+  const { element, id } = props;
   const debounce = useService('debounceInput');
   const injector = useService('injector');
+  const translate = useService('translate');
   const { definition, kind, expression } = timerExpression(element);
   const value = toField(expression ? expression.body : '');
   return h(TextFieldEntry, {
     element, id, debounce,
-    label: texts.timer || 'Timer (ISO 8601)',
-    description: termDescription(texts, true)(value),
-    validate: termCheck(texts, true),
+    label: translate('Timer (ISO 8601)'),
+    description: termDescription(translate, true)(value),
+    validate: termCheck(translate, true),
     getValue: () => value,
     setValue: (v) => {
       const body = fromField(v);
@@ -366,8 +382,9 @@ function injectorRegistry(provider) {
 }
 
 CertflowPropertiesProvider.prototype.getGroups = function(element) {
-  const { forms, catalogue, texts, groups: roles } = this._config;
+  const { forms, catalogue, groups: roles } = this._config;
   const provider = this;
+  const translate = this._injector.get('translate');
   return (groups) => {
     const entries = [];
     const textEntry = (name, label, extra) => entries.push(
@@ -376,48 +393,53 @@ CertflowPropertiesProvider.prototype.getGroups = function(element) {
       { id: `certflow-${name}`, component: PropertySelect, name, label, options, isEdited: isSelectEntryEdited });
     const bo = getBusinessObject(element);
     if (is(element, 'bpmn:Lane')) {
-      entries.push({ id: 'certflow-lane-group', component: LaneGroup, groups: roles, texts,
-        isEdited: isSelectEntryEdited });
+      entries.push({ id: 'certflow-lane-group', component: LaneGroup, groups: roles, isEdited: isSelectEntryEdited });
     }
     if (is(element, 'bpmn:Task') && element.parent && lanesFor(element, injectorRegistry(provider)).length) {
-      entries.push({ id: 'certflow-lane', component: LaneSelect, texts, isEdited: () => false });
+      entries.push({ id: 'certflow-lane', component: LaneSelect, isEdited: () => false });
     }
     if (is(element, 'bpmn:UserTask')) {
-      selectEntry('form', texts.form || 'Form', () => forms());
-      textEntry('assignee', texts.assignee || 'Assignee', { description: texts.assignee_hint });
-      textEntry('due', texts.due || 'Due', {
+      selectEntry('form', 'Form', () => forms());
+      textEntry('assignee', 'Assignee',
+        { description: 'An expression naming the person, e.g. mentor; empty: the lane\'s group picks.' });
+      textEntry('due', 'Due', {
         load: toField, store: fromField,
-        description: termDescription(texts, false), check: termCheck(texts, false)
+        description: termDescription(translate, false), check: termCheck(translate, false)
       });
-      textEntry('show', texts.show || 'Show', { description: texts.show_hint });
-      textEntry('priority', texts.priority || 'Priority', {
-        description: texts.priority_hint,
-        check: (v) => (!v || /^\d{1,3}$/.test(v.trim()) ? null : (texts.priority_hint || '0-100'))
+      textEntry('show', 'Show',
+        { description: 'Case data the task shows, comma-separated (candidate, invoice_number).' });
+      textEntry('priority', 'Priority', {
+        description: 'A whole number from 0 to 100 (default 50).',
+        check: (v) => (!v || /^\d{1,3}$/.test(v.trim()) ? null
+          : translate('A whole number from 0 to 100 (default 50).'))
       });
-      selectEntry('assignment_rule', texts.assignment_rule || 'Assignment rule', () => catalogue.assignment_rules);
+      selectEntry('assignment_rule', 'Assignment rule', () => catalogue.assignment_rules);
     }
     if (is(element, 'bpmn:StartEvent') && !bo.get('eventDefinitions').length) {
-      selectEntry('form', texts.start_form || 'Start form', () => forms());
-      textEntry('starters', texts.starters || 'Who may start', { description: texts.starters_hint });
-      selectEntry('guard', texts.guard || 'Start guard', () => catalogue.guards);
+      selectEntry('form', 'Start form', () => forms());
+      textEntry('starters', 'Who may start', { description: 'Roles, comma-separated (candidate).' });
+      selectEntry('guard', 'Start guard', () => catalogue.guards);
     }
     if (is(element, 'bpmn:ServiceTask')) {
-      entries.push(...serviceEntries(element, catalogue, texts));
+      entries.push(...serviceEntries(element, catalogue));
     }
     const definitions = bo.get('eventDefinitions') || [];
     const catchesMessage = is(element, 'bpmn:ReceiveTask') ||
       (is(element, 'bpmn:CatchEvent') && definitions.some((d) => is(d, 'bpmn:MessageEventDefinition')));
     if (catchesMessage) {
-      textEntry('correlation', texts.correlation || 'Correlation variable', { description: texts.correlation_hint });
+      textEntry('correlation', 'Correlation variable',
+        { description: 'The case variable the message is matched on (invoice_number).' });
     }
     if (definitions.some((d) => is(d, 'bpmn:TimerEventDefinition'))) {
-      entries.push({ id: 'certflow-timer', component: TimerField, texts, isEdited: isTextFieldEntryEdited });
+      entries.push({ id: 'certflow-timer', component: TimerField, isEdited: isTextFieldEntryEdited });
       groups = groups.filter((g) => g.id !== 'timer');
     }
     if (entries.length) {
       const at = Math.min(1, groups.length);
-      groups.splice(at, 0, { id: 'certflow', label: texts.certflow || 'certflow', entries });
+      groups.splice(at, 0, { id: 'certflow', label: translate('certflow'), entries });
     }
-    return groups;
+    // bpmn-js-properties-panel's groups leave the section's own titles ("Toggle section",
+    // "Section contains edits") to an English fallback unless given the translate service.
+    return groups.map((group) => (group.translate ? group : { ...group, translate }));
   };
 };

@@ -1,5 +1,6 @@
 // Human previews of the terms certflow reads (certflow/workdays.py parse_term and timer
 // expressions): "P14D" -> "14 dagen", "R2/P14D" -> "elke 14 dagen, 2 keer", "5 werkdagen".
+// Their words go through `t`, the modeler's translate service (the page's language).
 
 const ISO = /^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$/i;
 const WORKING = /^(\d{1,4})\s*(werkdag|werkdagen|working days?|business days?)$/i;
@@ -38,13 +39,12 @@ function duration(text, t) {
   match.slice(1).forEach((value, i) => {
     if (!value) return;
     const n = Number(value);
-    const unit = UNITS[i];
-    parts.push(`${n} ${n === 1 ? (t[unit] || unit) : (t[unit + 's'] || unit + 's')}`);
+    parts.push(`${n} ${t(n === 1 ? UNITS[i] : UNITS[i] + 's')}`);
   });
   return parts.join(' ');
 }
 
-// The preview under a due or timer field; { ok, text }.
+// The preview under a due or timer field; { ok, text }. `t`: the modeler's translate.
 export function preview(value, t, allowDate) {
   const text = (value || '').trim();
   if (!text) return { ok: true, text: '' };
@@ -53,21 +53,21 @@ export function preview(value, t, allowDate) {
     const term = deadline && preview(deadline[2], t, false);
     if (term && term.ok) {
       return { ok: true, text: term.text + (deadline[3] === 'True'
-        ? ', ' + (t.moved || 'or through the next working day when it ends on a day off') : '') };
+        ? ', ' + t('or through the next working day when it ends on a day off') : '') };
     }
-    return { ok: true, text: t.expression || 'computed at run time' };
+    return { ok: true, text: t('computed at run time') };
   }
   const working = WORKING.exec(text);
-  if (working) return { ok: true, text: `${Number(working[1])} ${t.working_days || 'working days'}` };
+  if (working) return { ok: true, text: `${Number(working[1])} ${t('working days')}` };
   const cycle = /^R(\d*)\/(P[^/]+)$/i.exec(text);
   if (cycle) {
     const every = duration(cycle[2], t);
     if (every) {
-      return { ok: true, text: `${t.every || 'every'} ${every}` + (cycle[1] ? `, ${cycle[1]} ${t.times || 'times'}` : '') };
+      return { ok: true, text: `${t('every')} ${every}` + (cycle[1] ? `, ${cycle[1]} ${t('times')}` : '') };
     }
   }
   const single = duration(text, t);
   if (single) return { ok: true, text: single };
   if (allowDate && !isNaN(Date.parse(text))) return { ok: true, text };
-  return { ok: false, text: t.not_iso || 'not an ISO 8601 duration' };
+  return { ok: false, text: t('not an ISO 8601 duration (P14D, PT4H, P1M) nor working days (10 werkdagen)') };
 }
