@@ -98,6 +98,9 @@ class Handler(Generic[In]):
     # queued); the job then runs on a worker without advancing the instance again: retried
     # with backoff, an incident on the instance when it fails for good (certflow.engine.outbox).
     detached: bool = False
+    # What it does, in a process owner's words: English, marked with ``N_`` where it is
+    # registered; the studio shows it in the owner's language (the catalogue's translation).
+    summary: str = ""
 
     def __call__(self, ctx: HandlerContext, params: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -135,15 +138,20 @@ class HandlerRegistry:
         self.shared_checks: dict[str, SharedCheck] = {}
         self.guards: dict[str, Guard] = {}
         self.conflict_rules: dict[str, ConflictRule] = {}
+        # What a handler's parameter means, by its name (``holder`` is the same in every
+        # handler), for process owners: English, marked with ``N_``, shown translated.
+        self.parameter_help: dict[str, str] = {}
 
     # -- registering -----------------------------------------------------------------------
-    def handler(self, name: str, effects: Effects = "outside"
+    def handler(self, name: str, effects: Effects = "outside", summary: str = ""
                 ) -> Callable[[Callable[[HandlerContext, In], dict[str, Any]]],
                               Callable[[HandlerContext, In], dict[str, Any]]]:
         """Register ``fn(ctx, data: Model) -> dict`` under ``name``; the model is read from the
         annotation of its second parameter. ``effects="database"`` declares that it only
         writes certflow's own database (see ``Handler.in_transaction``); ``effects="outbox"``
-        an outside effect the process does not wait for (see ``Handler.detached``)."""
+        an outside effect the process does not wait for (see ``Handler.detached``).
+        ``summary``: see ``Handler.summary``; its parameters are described in
+        ``parameter_help`` (by name, shared by all handlers) or by their fields' descriptions."""
         if effects not in ("database", "outside", "outbox"):
             raise ValueError(f"handler {name!r}: effects must be 'database', 'outside' or 'outbox', "
                              f"not {effects!r}")
@@ -156,7 +164,8 @@ class HandlerRegistry:
                 raise RuntimeError(f"handler {name!r} registered twice")
             optional = frozenset(n for n, f in model.model_fields.items() if not f.is_required())
             self.handlers[name] = Handler(name=name, input_model=model, fn=fn, optional=optional,
-                                          in_transaction=effects == "database", detached=effects == "outbox")
+                                          in_transaction=effects == "database", detached=effects == "outbox",
+                                          summary=summary)
             return fn
 
         return register

@@ -10,12 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from certflow.i18n import N_
 from certflow.services import email
 from certflow.services.email import SendEmail
 from handlers import HandlerContext, deploy_check, handler, shared_check
 
 
-@handler("email/send", effects="outbox")
+@handler("email/send", effects="outbox",
+         summary=N_("Send an e-mail from a template to a person, in their language, with invoices attached when asked."))
 def send_email(ctx: HandlerContext, data: SendEmail) -> dict[str, Any]:
     """Send one templated e-mail to a user, in their language, with invoices attached. The
     process does not wait for the mail server: the task completes as its mail is queued, and

@@ -10,18 +10,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from certflow.i18n import N_
 from certflow.services.billing import fees, invoices
 from certflow.services.billing.invoices import CreateInvoiceInput, CreditNoteInput
 from handlers import HandlerContext, deploy_check, handler, shared_check
 
 
-@handler("invoicing/create_invoice", effects="database")
+@handler("invoicing/create_invoice", effects="database",
+         summary=N_("Invoice a customer for a product, at the fee of the supply date."))
 def create_invoice(ctx: HandlerContext, data: CreateInvoiceInput) -> dict[str, Any]:
     """Invoice ``customer`` for ``quantity`` x ``product`` at the fee of the supply date."""
     return invoices.create_invoice(ctx, data)
 
 
-@handler("invoicing/credit_note", effects="database")
+@handler("invoicing/credit_note", effects="database",
+         summary=N_("Cancel an invoice in full with a credit note."))
 def credit_note(ctx: HandlerContext, data: CreditNoteInput) -> dict[str, Any]:
     """Reverse an invoice in full with a credit note; the original becomes ``credited``."""
     return invoices.credit_note(ctx, data)

@@ -50,7 +50,8 @@ def local_today(now: datetime) -> date:
     return now.astimezone(LOCAL_ZONE).date()
 
 
-@handler("orders/current_certificate", effects="database")
+@handler("orders/current_certificate", effects="database",
+         summary=N_("Look up the holder's valid certificate, for an order of a copy."))
 def current_certificate(ctx: HandlerContext, data: HolderInput) -> dict[str, Any]:
     entry = register_entry(ctx.session, data.holder)
     if entry is None or entry.status not in CERTIFIED:

@@ -31,7 +31,8 @@ class PersonInput(BaseModel):
     person: str = Field(min_length=1, max_length=100)
 
 
-@handler("privacy/anonymise")
+@handler("privacy/anonymise",
+         summary=N_("Erase a person's personal data, keeping what the law requires (invoices)."))
 def anonymise(ctx: HandlerContext, data: PersonInput) -> dict[str, Any]:
     try:
         return privacy.anonymise(ctx.session, data.person, ctx.now)

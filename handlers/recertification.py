@@ -164,7 +164,8 @@ class CheckAssessorsIn(BaseModel):
     assessors: list[str] = Field(min_length=1, max_length=5)
 
 
-@handler("recertification/current_certificate", effects="database")
+@handler("recertification/current_certificate", effects="database",
+         summary=N_("Look up the certificate to be renewed; refused when it is not valid."))
 def current_certificate(ctx: HandlerContext, data: HolderIn) -> dict[str, Any]:
     entry = ctx.session.scalar(select(RegisterEntry).where(RegisterEntry.holder == data.holder))
     if entry is None:
@@ -183,7 +184,8 @@ def current_certificate(ctx: HandlerContext, data: HolderIn) -> dict[str, Any]:
     }
 
 
-@handler("recertification/check_assessors", effects="database")
+@handler("recertification/check_assessors", effects="database",
+         summary=N_("Check that the chosen assessors did not guide the professional (no conflict of interest)."))
 def check_assessors(ctx: HandlerContext, data: CheckAssessorsIn) -> dict[str, Any]:
     problems = assessor_problems(ctx.session, data.holder, data.assessors)
     return {"ok": not problems, "problems": problems}

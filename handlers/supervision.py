@@ -47,7 +47,8 @@ def display_name(session: Session, username: str) -> str:
     return user.display_name if user is not None and user.display_name.strip() else username
 
 
-@handler("supervision/names", effects="database")
+@handler("supervision/names", effects="database",
+         summary=N_("Look up the names of the professional and the supervisor, for the mails."))
 def names(ctx: HandlerContext, data: NamesInput) -> dict[str, Any]:
     return {"holder_name": display_name(ctx.session, data.holder),
             "supervisor_name": display_name(ctx.session, data.supervisor)}

@@ -226,7 +226,8 @@ class StudioMixin:
 
     def handler_catalogue(self, actor: "Actor") -> dict[str, Any]:
         """The registry as the properties panel needs it: each operator with its typed
-        parameters, the start guards and the assignment rules."""
+        parameters, the start guards and the assignment rules. Descriptions are in English
+        (the summaries and parameter help handlers register); the page translates them."""
         studio_only(actor)
         return handler_catalogue(self.registry)
 
@@ -242,11 +243,11 @@ def handler_catalogue(registry: Any) -> dict[str, Any]:
                 "name": field_name, "type": _type_name(annotation), "bpmn_type": _bpmn_type(annotation),
                 "required": info.is_required(),
                 "default": None if info.is_required() else repr(info.get_default(call_default_factory=True)),
-                "description": info.description or "",
+                "description": info.description or registry.parameter_help.get(field_name, ""),
             })
         doc = (handler.fn.__doc__ or "").strip().split("\n\n")[0]
         operators.append({"name": name, "effects": _effects(handler),
-                          "description": " ".join(doc.split()), "parameters": params})
+                          "description": handler.summary or " ".join(doc.split()), "parameters": params})
     return {"operators": operators, "guards": sorted(registry.guards),
             "assignment_rules": sorted(registry.conflict_rules)}
 

@@ -249,3 +249,28 @@ def test_the_studio_speaks_english_too(site: dict[str, Any]) -> None:
     assert "Save draft" in editor and "Deploy as new version" in editor and "Studio" in editor
     assert "Deployed as version {v}" in editor  # the script's texts, in the page's language
     assert "Versions of certification" in pete.b.get("/studio/certification/versions").text
+
+
+def test_each_handler_and_its_parameters_are_explained_in_the_owners_language(site: dict[str, Any]) -> None:
+    """A process owner picking a service task's handler reads what it does and what each of
+    its parameters wants, in their own language; no handler is left without words."""
+    person("pete", ["process_owner"], staff=True, language="en")
+    dutch = Studio(site, "petra").b.get("/studio/handlers.json").json()["operators"]
+    english = Studio({"pete": "pete@example.org"}, "pete").b.get("/studio/handlers.json").json()["operators"]
+    import handlers
+
+    ours = {name for name, h in handlers.load_all().handlers.items() if h.fn.__module__.startswith("handlers.")}
+    assert len(ours) >= 19
+    for nl, en in zip(dutch, english, strict=True):
+        if en["name"] not in ours:  # a test's own handler
+            continue
+        assert en["description"] and nl["description"] != en["description"], en["name"]
+        for p_nl, p_en in zip(nl["parameters"], en["parameters"], strict=True):
+            assert p_en["description"] and p_nl["description"] != p_en["description"], (en["name"], p_en["name"])
+    suspend = next(o for o in dutch if o["name"] == "register/suspend")
+    assert suspend["description"] == "Schorst de inschrijving, met de reden."
+    assert [p["description"] for p in suspend["parameters"]] == [
+        "De professional, als gebruikersnaam: meestal candidate of holder.",
+        "Waarom, in een zin: die blijft bij de wijziging bewaard en kan gemaild worden."]
+    assert next(o for o in english if o["name"] == "register/suspend")["description"] == \
+        "Suspend the register entry, with the reason."

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from certflow.engine.errors import CertflowError, DeployError, Problem
 from certflow.engine.studio import ROLE, Workspace
 from certflow.errors import DraftConflict
+from certflow import i18n
 from certflow.i18n import N_
 from certflow.services.accounts import ROLES, Account
 from certflow.web.deps import PathId, actor_of, get_engine
@@ -85,8 +86,19 @@ def processes(request: Request, user: Owner) -> Response:
 
 
 @router.get("/handlers.json")
-def handlers(user: Owner) -> JSONResponse:
-    return JSONResponse(get_engine().handler_catalogue(actor_of(user)))
+def handlers(request: Request, user: Owner) -> JSONResponse:
+    """The handlers the panel offers, described in the owner's language."""
+    catalogue = get_engine().handler_catalogue(actor_of(user))
+    language = visitor_of(request).language
+
+    def words(text: str) -> str:
+        return i18n.gettext(language, text) if text else ""  # "" would be the catalogue's header
+
+    for operator in catalogue["operators"]:
+        operator["description"] = words(operator["description"])
+        for parameter in operator["parameters"]:
+            parameter["description"] = words(parameter["description"])
+    return JSONResponse(catalogue)
 
 
 @router.get("/{process_id}")
