@@ -20,7 +20,9 @@ Under CI=true a missing Chromium fails; elsewhere it skips.
 from __future__ import annotations
 
 import json
+import mailbox
 import os
+import re
 import select
 import socket
 import subprocess
@@ -137,6 +139,22 @@ class App:
             f"    create_user(s, {username!r}, {username.title() + ' Tester'!r}, {roles!r},"
             f" password={PASSWORD!r}, **json.loads({json.dumps(extra)!r}))\n")
         return f"{username}@example.org"
+
+    def mail_link(self, to: str, path: str, timeout: float = 15) -> str:
+        """The newest link starting with ``path`` (``/sign-up/confirm/``) in the mail to ``to``,
+        as a path on this app (mails link to the configured public URL). Waits for it: the app
+        sends such mail after its answer."""
+        deadline = time.monotonic() + timeout
+        while True:
+            box = mailbox.Maildir(self.var / "mail", create=True)
+            texts = [m.get_payload()[0].get_payload(decode=True).decode()
+                     for _, m in sorted(box.items()) if to.lower() in m["To"].lower()]
+            links = re.findall(re.escape(path) + r"\S+", "\n".join(texts))
+            if links:
+                return str(links[-1])
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no mail to {to} with a link to {path}\n{self.logs()}")
+            time.sleep(0.2)
 
     def session_cookie(self, username: str) -> str:
         """A signed-in session for ``username``, made directly (faster than the form)."""

@@ -1,5 +1,5 @@
 """Every page of accounts and access in Chromium, as the people who use them: a candidate
-registers (after a wrong first try), staff sign in and complete a person's data, an admin
+registers (after a wrong first try, confirming by the link in the mail), staff sign in and complete a person's data, an admin
 makes an account, someone resets a password, anyone searches the public register. Each page
 is checked with axe-core and screenshotted."""
 
@@ -86,9 +86,18 @@ def test_candidate_registers_after_fixing_errors(app: App, ui: Callable[..., UI]
     browser.fill("Herhaal het wachtwoord", "bea's goede wachtwoord")
     browser.page.get_by_label(re.compile("Ik ga ermee akkoord")).check()
     browser.click("Account aanmaken")
-    browser.page.wait_for_url(re.compile(r"/(mijn|account)"))
+    browser.page.wait_for_selector("h1:has-text('Kijk in uw e-mail')")
+    assert "bea@example.nl" in browser.page.inner_text("main")
+    browser.check("sign-up-sent")
+    link = app.mail_link("bea@example.nl", "/sign-up/confirm/")  # the account is made by it
+    browser.visit(link)
+    browser.page.wait_for_url(re.compile(r"/mijn"))
     assert "Bea Bakker" in browser.page.inner_text("header")
     assert "Kandidaat" in browser.page.inner_text("header")
+    used = ui()  # the link works once
+    assert used.visit(link, shot="sign-up-link-used").status == 410
+    assert "Deze link werkt niet meer" in used.page.inner_text("h1")
+    assert used.page.get_by_role("link", name="Opnieuw aanmelden").count() == 1
 
 
 def test_staff_sign_in_and_complete_a_persons_address(app: App, ui: Callable[..., UI]) -> None:

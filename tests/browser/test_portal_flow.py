@@ -68,6 +68,8 @@ def register(candidate: UI) -> None:
     candidate.fill("Herhaal het wachtwoord", "bea's goede wachtwoord")
     candidate.page.get_by_label(re.compile("Ik ga ermee akkoord")).check()
     candidate.click("Account aanmaken")
+    candidate.page.wait_for_selector("h1:has-text('Kijk in uw e-mail')")
+    candidate.visit(candidate.app.mail_link("bea.portal@example.nl", "/sign-up/confirm/"))
     candidate.page.wait_for_url(re.compile(r"/mijn"))
 
 
