@@ -77,6 +77,11 @@ class Settings(BaseSettings):
     sign_in_max_failures_per_email: int = 5
     sign_in_max_failures_per_ip: int = 50
     password_reset_minutes: int = 60
+    # Mail that anyone can ask for (a reset link, a sign-up's link): at most this many per
+    # address (per kind) and per client IP (all kinds) in a window (certflow.services.access).
+    mail_request_window_minutes: int = 60
+    mail_requests_per_address: int = 3
+    mail_requests_per_ip: int = 20
     # How long the link that confirms a sign-up works (certflow.services.sign_ups).
     sign_up_confirm_hours: int = 24
     # argon2id cost (RFC 9106's second recommendation); tests lower it to stay fast.

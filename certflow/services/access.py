@@ -9,6 +9,9 @@ password resets.
 - A browser session is a random id in a cookie; the database keeps its SHA-256, the CSRF
   token of its forms, and an idle and an absolute expiry.
 - API tokens (for scripts) and reset links are random too, stored as SHA-256, shown once.
+- Mail that anyone can ask for (a reset link, a sign-up's link) is limited per address and per
+  client IP in a window (``mail_request``), counted alike for every address, so the limit
+  tells nothing about who has an account.
 
 Security times use the wall clock, not certflow's movable business clock: moving the demo's
 clock a month forward should fire timers, not sign everyone out.
@@ -19,8 +22,9 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -28,13 +32,13 @@ from sqlalchemy import CursorResult, bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
 from certflow.errors import CertflowError, Forbidden, InvalidInput, NotFound
-from certflow.i18n import N_
+from certflow.i18n import N_, Message
 from certflow.registry import HandlerContext
 from certflow.services.accounts import Account, account_of, by_email
 from certflow.services.email import SendEmail, send_email
 from certflow.settings import Settings, get_settings
-from certflow.store.accounts import (ApiToken, PasswordReset, PendingSignUp, SignInAttempt,
-                                     WebSession)
+from certflow.store.accounts import (ApiToken, MailRequest, PasswordReset, PendingSignUp,
+                                     SignInAttempt, WebSession)
 from certflow.store.models import User
 
 MIN_PASSWORD = 10
@@ -141,6 +145,46 @@ def _verify(password_hash: str, password: str) -> bool:
         return _hasher()[0].verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+# -- mail that anyone can ask for ------------------------------------------------------------
+
+class TooManyMails(CertflowError):
+    """An address, or a client, asked for more mail than ``mail_requests_per_*`` allow in the
+    window (429; ``message`` is a translatable ``Message``)."""
+
+    status = 429
+
+    def __init__(self, retry_minutes: int) -> None:
+        super().__init__(Message(N_(
+            "This was asked for several times in a short while, so no further e-mail is sent "
+            "for now. Look in your spam folder, or wait %(minutes)s minutes and try again."),
+            minutes=retry_minutes), field="email")
+        self.retry_minutes = retry_minutes
+
+
+def mail_request(session: Session, settings: Settings, kind: str, email: str, ip: str,
+                 now: datetime | None = None) -> TooManyMails | None:
+    """Count one request of ``kind`` for mail to ``email`` from ``ip``, or say why not (then
+    nothing is counted and nothing should be mailed). Called before looking at whether the
+    address has an account, and alike for every address: the limit gives nothing away. Only
+    hashes are kept, and only for the window."""
+    now = now or wall_now()
+    window_start = now - timedelta(minutes=settings.mail_request_window_minutes)
+    email_hash, ip_hash = digest(email.strip().lower()), digest(ip)
+    session.execute(delete(MailRequest).where(MailRequest.at < window_start))
+
+    def count(*where: Any) -> int:
+        return session.scalar(select(func.count()).select_from(MailRequest)
+                              .where(*where, MailRequest.at >= window_start)) or 0
+
+    if count(MailRequest.kind == kind, MailRequest.email_hash == email_hash) >= \
+            settings.mail_requests_per_address or \
+            count(MailRequest.ip_hash == ip_hash) >= settings.mail_requests_per_ip:
+        return TooManyMails(settings.mail_request_window_minutes)
+    session.add(MailRequest(kind=kind, email_hash=email_hash, ip_hash=ip_hash, at=now))
+    session.flush()
+    return None
 
 
 # -- browser sessions ----------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""Tables of access: API tokens, browser sessions, sign-in attempts, password resets and
-sign-ups waiting for their confirmation by mail.
+"""Tables of access: API tokens, browser sessions, sign-in attempts, password resets,
+sign-ups waiting for their confirmation by mail, and the mail that anonymous forms asked for.
 
 Every secret a person holds (API token, session cookie, reset or confirmation link) is stored
 only as its SHA-256, so a copy of the database lets no one in. Rows carry their own expiry; the
@@ -94,3 +94,22 @@ class PendingSignUp(Base):
     password_hash: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class MailRequest(Base):
+    """A form anyone may post asked certflow to mail an address (a password reset, a sign-up's
+    link): counted per address and per client over a window, so nobody can make certflow mail
+    a stranger a hundred times. Only SHA-256s of the address and the IP are kept, and rows
+    older than the window are deleted as new ones come (certflow.services.access)."""
+
+    __tablename__ = "mail_requests"
+    __table_args__ = (
+        Index("ix_mail_requests_email_at", "kind", "email_hash", "at"),
+        Index("ix_mail_requests_ip_at", "ip_hash", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    email_hash: Mapped[str] = mapped_column(String(64))
+    ip_hash: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime]

@@ -13,7 +13,7 @@ from sqlalchemy import func, select, update
 
 from certflow.services import access, accounts, sign_ups
 from certflow.settings import get_settings
-from certflow.store.accounts import PendingSignUp, WebSession
+from certflow.store.accounts import MailRequest, PasswordReset, PendingSignUp, WebSession
 from certflow.store.db import session_scope
 from tests.web.pages_support import ADDRESS, PASSWORD, Browser, person
 
@@ -341,6 +341,62 @@ def test_password_reset_by_email_is_single_use(office: str) -> None:
     assert done.headers["location"] == "/sign-in?reset=1"
     assert b.get(link).status_code == 410  # used up
     Browser().sign_in(office, "new password 1")
+
+
+def test_a_script_cannot_make_certflow_mail_an_address_over_and_over(office: str) -> None:
+    """'Forgot your password' and the sign-up mailed whoever's address was typed, as often as
+    a script posted it: a mail bomb sent from CMI's own domain. Now at most
+    ``mail_requests_per_address`` an hour per address, each kind; the refusal is the same for
+    an address with and without an account, and nothing more is mailed or kept."""
+    limit = get_settings().mail_requests_per_address
+    for email in (office, "nobody@example.org"):
+        for _ in range(limit):
+            assert Browser().post("/password/forgot", {"email": email}).status_code == 200
+    assert len(_mails(office)) == limit
+    refused = {email: Browser().post("/password/forgot", {"email": email})
+               for email in (office, "NOBODY@example.org")}  # the address, however written
+    assert [r.status_code for r in refused.values()] == [429, 429]
+    assert "Kijk in uw spammap, of wacht 60 minuten" in refused[office].text
+    assert 'id="email-error"' in refused[office].text and f'value="{office}"' in refused[office].text
+    same = [re.sub(r"[0-9a-f]{64}", "CSRF", r.text.replace(email, "A"))  # each browser's token
+            for email, r in refused.items()]
+    assert same[0] == same[1]
+    assert len(_mails(office)) == limit  # no further mail
+    with session_scope() as session:
+        assert session.scalar(select(func.count()).select_from(PasswordReset)) == limit
+    # The sign-up counts on its own: a reset asked for does not block registering.
+    for _ in range(limit):
+        assert Browser().post("/sign-up", SIGN_UP).status_code == 200
+    assert len(_mails("anna@example.nl")) == limit
+    again = Browser().post("/sign-up", SIGN_UP)
+    assert again.status_code == 429 and 'id="email-error"' in again.text
+    assert 'value="Anna de Vries"' in again.text  # what was typed stays
+    assert len(_mails("anna@example.nl")) == limit and _pending() == 1
+    # An hour later the address may ask again; the old requests are gone, not kept.
+    with session_scope() as session:
+        session.execute(update(MailRequest).values(
+            at=access.wall_now() - timedelta(minutes=get_settings().mail_request_window_minutes + 1)))
+    assert Browser().post("/password/forgot", {"email": office}).status_code == 200
+    assert len(_mails(office)) == limit + 1
+    with session_scope() as session:
+        assert session.scalar(select(func.count()).select_from(MailRequest)) == 1
+
+
+def test_one_client_cannot_mail_many_addresses(office: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CERTFLOW_MAIL_REQUESTS_PER_IP", "4")
+    from certflow.settings import reset_settings
+
+    reset_settings()
+    b = Browser()
+    for n in range(2):
+        assert b.post("/password/forgot", {"email": f"x{n}@example.org"}).status_code == 200
+        assert b.post("/sign-up", {**SIGN_UP, "email": f"y{n}@example.org"}).status_code == 200
+    assert b.post("/password/forgot", {"email": office}).status_code == 429
+    assert b.post("/sign-up", {**SIGN_UP, "email": "z@example.org"}).status_code == 429
+    assert _mails(office) == [] and _mails("z@example.org") == []
+    with session_scope() as session:  # only hashes are kept: no address, no IP
+        rows = session.scalars(select(MailRequest)).all()
+    assert len(rows) == 4 and all(len(r.email_hash) == len(r.ip_hash) == 64 for r in rows)
 
 
 def test_the_reset_link_points_at_the_site_whatever_host_the_request_names(office: str) -> None:

@@ -135,6 +135,12 @@ async def sign_up(request: Request, background: BackgroundTasks) -> Response:
     if errors:
         return render(request, "auth/sign_up.html", {"values": values, "errors": errors},
                       status_code=422)
+    with session_scope() as session:  # before the hash: a refused request costs little
+        refused = access.mail_request(session, get_settings(), "sign-up", clean["email"],
+                                      client_ip(request))
+    if refused:
+        return render(request, "auth/sign_up.html",
+                      {"values": values, "errors": {"email": refused.message}}, status_code=429)
     # Hashed here for every sign-up, whoever the address belongs to (and off the event loop).
     password_hash = await run_in_threadpool(access.hash_password, password)
     # Whether the address has an account is looked at only after the answer, which is the
@@ -192,7 +198,12 @@ async def forgot(request: Request, background: BackgroundTasks) -> Response:
             status_code=422)
     settings = get_settings()
     with session_scope() as session:
-        found = access.request_reset(session, settings, email)
+        refused = access.mail_request(session, settings, "password-reset", email,
+                                      client_ip(request))
+        found = None if refused else access.request_reset(session, settings, email)
+    if refused:
+        return render(request, "auth/forgot.html", {
+            "values": {"email": email}, "errors": {"email": refused.message}}, status_code=429)
     if found is not None:
         account, token = found
         # From the configured address, not the request's Host header: whoever sends the
