@@ -36,6 +36,7 @@ from certflow.clock import CLOCK
 from certflow import workdays
 from certflow.engine import elements as el
 from certflow.engine import policies
+from certflow.engine.conditions import condition_problems
 from certflow.engine.dto import DeployedVersion
 from certflow.engine.errors import DeployError, Problem
 from certflow.engine.sandbox import ScriptRejected, validate
@@ -186,6 +187,7 @@ def parse_sources(name: str, sources: dict[str, str], registry: HandlerRegistry 
     """Parse and check one process given as its folder's files ``{relative path: text}``
     (what ``Definition.sources`` stores); ``name`` stands for the folder's name."""
     problems: list[Problem] = []
+    conditions: list[Problem] = []  # reported beside SpiffWorkflow's own, not instead of them
     forms = _load_forms(sources, problems)
     parser = make_parser()
     for file, text in sources.items():
@@ -193,6 +195,7 @@ def parse_sources(name: str, sources: dict[str, str], registry: HandlerRegistry 
             try:
                 root = read_xml(Path(file), text)
                 if file.endswith(".bpmn"):
+                    conditions += condition_problems(root, file)
                     dangling = flow_problems(root, file)
                     problems.extend(dangling)
                     if not dangling:
@@ -205,9 +208,9 @@ def parse_sources(name: str, sources: dict[str, str], registry: HandlerRegistry 
                 problems.append(Problem(file, getattr(exc, "id", None), _spiff_message(exc)))
     bundle = Bundle(name, name, Path(name), dict(sources), _hash(sources), {}, forms, {}, problems,
                     registry or HandlerRegistry())
-    if problems:
-        return bundle
-    _build_spec(parser, bundle)
+    if not problems:
+        _build_spec(parser, bundle)
+    bundle.problems += conditions
     return bundle
 
 
@@ -266,9 +269,6 @@ def _check_element(task_spec: Any, bundle: Bundle, file: str) -> None:
         _check_script(bundle, file, element, getattr(task_spec, when, None), "exec", when)
     if isinstance(task_spec, ScriptTask):
         _check_script(bundle, file, element, task_spec.script, "exec", "script")
-    for condition, _target in getattr(task_spec, "cond_task_specs", []) or []:
-        source = condition.args[0] if getattr(condition, "args", None) else condition
-        _check_script(bundle, file, element, source, "eval", "condition")
     if isinstance(task_spec, UserTask):
         _check_user_task(task_spec, meta, bundle, file, element)
     if isinstance(task_spec, AsyncServiceTask):

@@ -3,7 +3,10 @@ folder, and the version diff speaks of elements and properties, not of XML."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+import pytest
 
 import handlers
 from certflow.engine import diagram_diff
@@ -33,6 +36,38 @@ def test_a_broken_parameter_is_reported_on_its_element() -> None:
     problems = parse_sources("certification", sources, handlers.load_all()).problems
     assert [(p.element, p.message) for p in problems] == [
         ("send_confirmation", "email/send: missing parameter(s) ['recipient']")]
+
+
+YES = '<bpmn:conditionExpression xsi:type="bpmn:tFormalExpression">eligible == True</bpmn:conditionExpression>'
+
+
+@pytest.mark.parametrize("condition, message", [
+    ("eligible = True", "condition of sequence flow 'Ja': not a Python expression (invalid syntax)"),
+    ("eligible.__class__", "condition of sequence flow 'Ja': attribute '__class__' is not allowed "
+                           "(names starting with '_' are reserved) (line 1)"),
+    ("__import__('os')", "condition of sequence flow 'Ja': name '__import__' is not allowed "
+                         "(names starting with '_' are reserved) (line 1)"),
+])
+def test_a_condition_that_would_not_run_is_reported_on_its_flow(condition: str, message: str) -> None:
+    """Not on its gateway: the studio marks the flow whose condition to fix, and says which."""
+    sources = _folder_sources()
+    assert YES in sources["certification.bpmn"]
+    sources["certification.bpmn"] = sources["certification.bpmn"].replace(YES, YES.replace("eligible == True", condition))
+    problems = parse_sources("certification", sources, handlers.load_all()).problems
+    assert [(p.file, p.element, p.message) for p in problems] == [("certification.bpmn", "flow_eligible_yes", message)]
+
+
+def test_a_condition_spiffworkflow_would_ignore_is_refused() -> None:
+    """SpiffWorkflow takes every flow out of a task, whatever its condition says."""
+    sources = _folder_sources()
+    text = sources["certification.bpmn"]
+    flow = re.search(r'<bpmn:sequenceFlow id="(\w+)" sourceRef="check_eligibility"[^>]*?/>', text)
+    assert flow
+    sources["certification.bpmn"] = text.replace(flow.group(0), flow.group(0)[:-2] + ">" + YES + "</bpmn:sequenceFlow>")
+    problems = parse_sources("certification", sources, handlers.load_all()).problems
+    assert [(p.element, p.message) for p in problems] == [(flow.group(1), (
+        f"condition of sequence flow {flow.group(1)!r}: only a flow out of an exclusive or inclusive gateway "
+        "is taken by its condition; route it through one"))]
 
 
 def test_source_problems_name_the_file_and_reason() -> None:
