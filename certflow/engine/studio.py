@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from certflow.clock import CLOCK
 from certflow.engine import deploy as deploying
 from certflow.engine import diagram_diff, rules
+from certflow.engine.conditions import ConditionProblem, condition_problem
 from certflow.engine.dto import DeployedVersion
 from certflow.engine.errors import DeployError, Forbidden, NotFound, Problem
 from certflow.store.models import Definition
@@ -150,6 +151,12 @@ class StudioMixin:
         studio_only(actor)
         _valid_id(process_id)
         return self._problems(process_id, sources)[1]
+
+    def condition_problem(self, actor: "Actor", source: str) -> ConditionProblem | None:
+        """What deploy would say of ``source`` as a sequence flow's condition (None: it would
+        run); the modeler's panel asks as the owner types one."""
+        studio_only(actor)
+        return condition_problem(source)
 
     def _problems(self, process_id: str, sources: dict[str, str]) -> tuple[Any, list[Problem]]:
         problems = deploying.source_problems(sources)

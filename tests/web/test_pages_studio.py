@@ -148,6 +148,44 @@ def test_check_names_the_element_and_deploy_refuses(site: dict[str, Any]) -> Non
     assert _versions() == 1 and _draft() is not None
 
 
+def test_a_bad_condition_is_named_on_its_flow_and_not_deployed(site: dict[str, Any]) -> None:
+    owner = Studio(site, "petra")
+    sources = owner.sources()
+    sources[BPMN] = sources[BPMN].replace(">eligible == True<", ">eligible = True<", 1)
+    problems = owner.post("/studio/certification/check", {"sources": sources}).json()["problems"]
+    assert problems == [{"file": BPMN, "element": "flow_eligible_yes",
+                         "message": "condition of sequence flow 'Ja': not a Python expression (invalid syntax)"}]
+    assert owner.post("/studio/certification/draft", {"sources": sources}).status_code == 200
+    refused = owner.post("/studio/certification/deploy")
+    assert refused.status_code == 422 and refused.json()["problems"] == problems
+    assert _versions() == 1 and _draft() is not None
+
+
+@pytest.mark.parametrize("expression, problem", [
+    ("verdict == 'approved'", None),
+    ("  not approved\n", None),
+    ("", None),
+    ("verdict = 'approved'", {"kind": "syntax", "detail": "invalid syntax",
+                              "message": "not a Python expression (invalid syntax)"}),
+    ("verdict.__class__", {"kind": "refused",
+                           "detail": "attribute '__class__' is not allowed (names starting with '_' are reserved) "
+                                     "(line 1)",
+                           "message": "attribute '__class__' is not allowed (names starting with '_' are "
+                                      "reserved) (line 1)"}),
+])
+def test_the_panel_asks_whether_a_condition_would_run(site: dict[str, Any], expression: str,
+                                                      problem: dict[str, str] | None) -> None:
+    answer = Studio(site, "petra").post("/studio/condition", {"expression": expression})
+    assert answer.status_code == 200 and answer.json() == {"problem": problem}
+
+
+def test_only_process_owners_ask_about_conditions(site: dict[str, Any]) -> None:
+    assert Studio(site, "olga").post("/studio/condition", {"expression": "x"}).status_code == 403
+    owner = Studio(site, "petra")
+    assert owner.post("/studio/condition", {"expression": 1}).status_code == 422
+    assert owner.b.client.post("/studio/condition", json={"expression": "x"}).status_code == 403  # no CSRF token
+
+
 def _broken(sources: dict[str, str], kind: str) -> dict[str, str]:
     text = sources[BPMN]
     if kind == "not_bpmn":

@@ -101,6 +101,21 @@ def handlers(request: Request, user: Owner) -> JSONResponse:
     return JSONResponse(catalogue)
 
 
+@router.post("/condition")
+async def condition(request: Request, user: Owner) -> JSONResponse:
+    """Whether ``{"expression": text}`` would run as a flow's condition: ``{"problem": null}``,
+    or its kind (``syntax``, ``refused``) and the details deploy would report."""
+    try:
+        body = await _json(request)
+    except _Refused as exc:
+        return JSONResponse({"error": str(exc)}, status_code=422)
+    expression = body.get("expression") if isinstance(body, dict) else None
+    if not isinstance(expression, str):
+        return JSONResponse({"error": "expected {\"expression\": text}"}, status_code=422)
+    found = get_engine().condition_problem(actor_of(user), expression)
+    return JSONResponse({"problem": found and {"kind": found.kind, "detail": found.detail, "message": str(found)}})
+
+
 @router.get("/{process_id}")
 def editor(request: Request, process_id: str, user: Owner, saved: str = "", restored: str = "") -> Response:
     flash = N_("The version has been restored as the draft.") if restored else \
