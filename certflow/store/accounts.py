@@ -86,7 +86,8 @@ class PendingSignUp(Base):
     __tablename__ = "pending_sign_ups"
 
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    email: Mapped[str] = mapped_column(String(200), index=True)
+    # One per address: a newer sign-up replaces the older (certflow.services.sign_ups.start).
+    email: Mapped[str] = mapped_column(String(200), index=True, unique=True)
     display_name: Mapped[str] = mapped_column(String(200))
     language: Mapped[str] = mapped_column(String(5))
     address: Mapped[dict[str, Any]]
