@@ -1,5 +1,5 @@
 """certflow's own words in the studio's modeler (its properties-panel entries, frontend/studio/
-provider.js and terms.js), for bpmn-js's ``translate`` service: English -> the page's language.
+provider.js, conditions.js and terms.js), for bpmn-js's ``translate`` service: English -> the page's language.
 
 They are certflow's texts, so they live in the message catalogue with every other page text
 (tests/web/test_i18n.py checks each has its Dutch). bpmn-io's own words (palette, context pad,
@@ -42,6 +42,18 @@ WORDS = (
     N_("Correlation variable"),
     N_("The case variable the message is matched on (invoice_number)."),
     N_("Timer (ISO 8601)"),
+    # a gateway's flows (conditions.js)
+    N_("Condition"), N_("Condition (Python expression)"),
+    N_("The flow is taken when this holds, e.g. verdict == 'approved': case data by name, text in quotes."),
+    N_("Give a condition, or make this the default flow: a flow out of this gateway with neither is refused "
+       "at deploy."),
+    N_("Not a Python expression ({detail})."), N_("Not allowed in a condition: {detail}"),
+    N_("Only a flow out of an exclusive or inclusive gateway is taken by its condition: route it through one, "
+       "or empty this field."),
+    N_("This is the default flow"),
+    N_("Taken when no other flow's condition holds; a default flow has no condition of its own."),
+    N_("The default flow is now ‘{flow}’: taken when no other flow's condition holds."),
+    N_("The default flow is taken when no other flow's condition holds; this gateway has none."),
     # a term's preview (terms.js)
     N_("year"), N_("years"), N_("month"), N_("months"), N_("week"), N_("weeks"), N_("day"), N_("days"),
     N_("hour"), N_("hours"), N_("minute"), N_("minutes"), N_("second"), N_("seconds"),

@@ -43,7 +43,8 @@ async function post(url, body) {
 
 const modeler = new BpmnModeler({
   container: '#studio-canvas',
-  propertiesPanel: { parent: '#studio-panel', layout: { groups: { certflow: { open: true }, documentation: { open: true } } } },
+  propertiesPanel: { parent: '#studio-panel', layout: { groups: {
+    certflow: { open: true }, 'certflow-routing': { open: true }, documentation: { open: true } } } },
   additionalModules: [
     translation.module,
     BpmnPropertiesPanelModule, BpmnPropertiesProviderModule,
@@ -53,6 +54,12 @@ const modeler = new BpmnModeler({
   certflow: {
     catalogue: { operators: [], guards: [], assignment_rules: [] },
     forms: () => (space ? space.forms : []),
+    // Would the sandbox run this condition? The deploy check's answer (null: yes).
+    checkCondition: async (expression) => {
+      const result = await post('/studio/condition', { expression });
+      if (!result.ok) throw new Error(result.data.error || texts.error);
+      return result.data.problem;
+    },
     groups: JSON.parse(root.dataset.groups || '[]')
   }
 });

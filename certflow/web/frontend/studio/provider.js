@@ -2,7 +2,8 @@
 // tasks; form, starters and guard on start events; the handler and its typed parameters on
 // service tasks (from the server's handler registry), and whether the case waits for a mail;
 // the correlation variable on message
-// events and receive tasks; timers as ISO durations with a human preview.
+// events and receive tasks; timers as ISO durations with a human preview; a gateway's flows'
+// conditions and its default flow (./conditions.js).
 // Every label and hint is English passed to bpmn-js's translate (./translate.js: the server
 // gives certflow's words in the page's language, certflow/web/pages/studio_words.py).
 import { h } from '@bpmn-io/properties-panel/preact';
@@ -11,6 +12,7 @@ import {
 } from '@bpmn-io/properties-panel';
 import { useService } from 'bpmn-js-properties-panel';
 import { is, getBusinessObject } from 'bpmn-js/lib/util/ModelUtil';
+import { conditionGroup } from './conditions';
 import { fromField, preview, toField } from './terms';
 
 const MULTI = 'properties-panel.multi-command-executor';
@@ -382,7 +384,7 @@ function injectorRegistry(provider) {
 }
 
 CertflowPropertiesProvider.prototype.getGroups = function(element) {
-  const { forms, catalogue, groups: roles } = this._config;
+  const { forms, catalogue, groups: roles, checkCondition } = this._config;
   const provider = this;
   const translate = this._injector.get('translate');
   return (groups) => {
@@ -438,6 +440,8 @@ CertflowPropertiesProvider.prototype.getGroups = function(element) {
       const at = Math.min(1, groups.length);
       groups.splice(at, 0, { id: 'certflow', label: translate('certflow'), entries });
     }
+    const routing = conditionGroup(element, translate, checkCondition);
+    if (routing) groups.splice(Math.min(1, groups.length), 0, routing);
     // bpmn-js-properties-panel's groups leave the section's own titles ("Toggle section",
     // "Section contains edits") to an English fallback unless given the translate service.
     return groups.map((group) => (group.translate ? group : { ...group, translate }));
