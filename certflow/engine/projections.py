@@ -32,6 +32,7 @@ from certflow.observability.context import request_id as current_request_id
 from certflow.settings import Settings
 from certflow.store.base import Base
 from certflow.store.models import AuditEvent, HumanTask, Instance, Job, Subscription
+from certflow.store.workspace import TaskDraft
 
 def table_of(model: type[Base]) -> Table:
     """A model's table, for Core statements (rows as dicts, executemany) on the hot path."""
@@ -56,6 +57,8 @@ class _Statements:
         self.human_ids = select(human.c.id).where(human.c.instance_id == bindparam("instance_id"))
         self.human_insert = insert(human)
         self.audit_insert = insert(table_of(AuditEvent))
+        drafts = table_of(TaskDraft)
+        self.drafts_delete = delete(drafts).where(drafts.c.task_id.in_(bindparam("ids", expanding=True)))
         self.jobs_open = select(jobs.c.task_id, jobs.c.attempt).where(
             jobs.c.instance_id == bindparam("instance_id"), jobs.c.status.in_(("queued", "running", "failed")),
             jobs.c.detached.is_(False))  # an outbox job's task completed when it was queued
@@ -155,6 +158,10 @@ def _human_tasks(session: Session, instance: Instance, ready: dict[str, Task], n
             gone = [row for row in db.execute(replace, params) if row.id not in ready]
             if gone:
                 _audit_withdrawn(session, instance, gone, tasks, now)
+                # What anyone typed into a task's form and kept (a dossier drafted for weeks)
+                # goes with the task, however it left: sent through the API, by a timer, with
+                # a cancelled case. Nobody could open or discard it any more.
+                db.execute(_Q.drafts_delete, {"ids": [row.id for row in gone]})
         if verifying():
             present = set(db.execute(_Q.human_ids, {"instance_id": instance.id}).scalars())
             if present != kept:

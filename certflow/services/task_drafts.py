@@ -4,7 +4,8 @@ A candidate writes the dossier of a first certification over weeks (30 to 40 hou
 form had only "Send". A draft is the form's values as typed, unchecked (the checks run when it
 is sent), kept per task and person, and read back into the form when they return. The caller
 has checked that the task is theirs to see (the engine's ``task``); a draft is keyed by the
-username too, so nobody reads another's. Sending the task discards it.
+username too, so nobody reads another's. Sending the task discards it, and a task that leaves
+the queue any other way takes its drafts with it (``certflow.engine.projections``).
 """
 
 from __future__ import annotations

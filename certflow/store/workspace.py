@@ -56,7 +56,7 @@ class Document(Base):
 
 class TaskDraft(Base):
     """What someone typed into a task's form and kept without sending it (a candidate's dossier
-    is written over weeks). One per task and person; gone once the task is sent."""
+    is written over weeks). One per task and person; gone once the task leaves the queue."""
 
     __tablename__ = "task_drafts"
 
