@@ -8,7 +8,8 @@ after it; what happens then only the address's owner sees, in their mail:
   and the password's argon2 hash), and a link to ``/sign-up/confirm/<token>`` is mailed. The
   token is random and only its SHA-256 is kept, as with a password reset. ``confirm`` creates
   the account from it and uses the sign-up up. The newest sign-up of an address is the one that
-  counts: it replaces any earlier one.
+  counts: it replaces any earlier one, in one statement, so two at once leave one (the second
+  link).
 - An address with an account: its owner is mailed that someone tried to register with it,
   with links to sign in and to reset the password; nothing is stored. At most one such mail a
   day per account, so repeated tries do not flood the owner.
@@ -26,6 +27,7 @@ from datetime import date, datetime, timedelta
 from typing import Literal
 
 from sqlalchemy import CursorResult, delete
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from certflow.registry import HandlerContext
@@ -63,13 +65,18 @@ def start(session: Session, settings: Settings, sign_up: SignUp,
         _warn_owner(session, settings, owner, now)
         return "taken"
     token = secrets.token_urlsafe(32)
-    session.execute(delete(PendingSignUp).where(PendingSignUp.email == sign_up.email))
-    session.add(PendingSignUp(
-        token_hash=digest(token), email=sign_up.email, display_name=sign_up.display_name,
-        language=sign_up.language, address=dict(sign_up.address),
-        date_of_birth=sign_up.date_of_birth, password_hash=sign_up.password_hash,
-        created_at=now, expires_at=now + timedelta(hours=settings.sign_up_confirm_hours)))
-    session.flush()
+    row = dict(token_hash=digest(token), email=sign_up.email, display_name=sign_up.display_name,
+               language=sign_up.language, address=dict(sign_up.address),
+               date_of_birth=sign_up.date_of_birth, password_hash=sign_up.password_hash,
+               created_at=now, expires_at=now + timedelta(hours=settings.sign_up_confirm_hours))
+    # An earlier sign-up of the address is replaced in the same statement: a delete and an
+    # insert let two sign-ups at once both insert, and the second broke the unique index
+    # (on PostgreSQL it waits for the first's commit, then overwrites it here).
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = insert(PendingSignUp).values(**row)
+    session.execute(statement.on_conflict_do_update(
+        index_elements=[PendingSignUp.email],
+        set_={name: statement.excluded[name] for name in row if name != "email"}))
     # Mailed before the row is committed: a mail that fails leaves nothing behind. From the
     # configured address, never a request's Host header (the token would go to that server).
     send_to_address(session, settings, now, address=sign_up.email, name=sign_up.display_name,

@@ -92,3 +92,33 @@ def test_an_address_taken_by_another_account_meanwhile_is_refused_on_save(db: st
     assert refused.details["fields"] == {"email": "An account with this e-mail address exists."}
     with session_scope() as s:
         assert accounts.get(s, "olga").email == "olga@cmi.example"
+
+
+def test_two_sign_ups_of_one_address_at_once_leave_one_and_both_end_cleanly(
+        db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two sign-ups of one address at the same moment (a double click, two tabs): the first
+    one's row was not yet committed when the second deleted the address's earlier sign-ups,
+    so the second's insert waited on the unique index and then broke it (logged, no link
+    mailed). The second replaces the first in one statement; only its link works."""
+    from sqlalchemy import select
+
+    from certflow.services import sign_ups
+    from certflow.services.access import digest
+    from certflow.settings import get_settings
+    from certflow.store.accounts import PendingSignUp
+    from certflow.store.db import session_scope
+
+    links: list[str] = []
+    monkeypatch.setattr(sign_ups, "send_to_address",
+                        lambda *_, context, **__: links.append(context["confirm_url"]))
+
+    def start(name: str) -> Callable[[Any], Any]:
+        return lambda s: sign_ups.start(s, get_settings(), sign_ups.SignUp(
+            email="ann@example.nl", display_name=name, language="nl", address={},
+            date_of_birth=None, password_hash="x"), now=NOW)
+
+    assert while_pending(start("Ann de Vries"), second(start("Ann de Vries-Bos"))) == "pending"
+    with session_scope() as s:
+        [row] = s.scalars(select(PendingSignUp))
+    first, newest = (link.rsplit("/", 1)[1] for link in links)  # in the order they were made
+    assert row.display_name == "Ann de Vries-Bos" and row.token_hash == digest(newest) != digest(first)
