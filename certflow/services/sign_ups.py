@@ -14,6 +14,10 @@ after it; what happens then only the address's owner sees, in their mail:
   with links to sign in and to reset the password; nothing is stored. At most one such mail a
   day per account, so repeated tries do not flood the owner.
 
+Neither mail carries anything the visitor typed but the address: the link's mail greets no one
+by name (the name is whatever was typed, and the address may be a stranger's), the warning
+greets the owner by the account's own name.
+
 A pending sign-up is personal data of someone without an account: it is deleted when
 confirmed, and once expired (``settings.sign_up_confirm_hours``) by the next sign-up,
 confirmation or sign-in (``prune``), so no sweeper is needed.
@@ -79,7 +83,9 @@ def start(session: Session, settings: Settings, sign_up: SignUp,
         set_={name: statement.excluded[name] for name in row if name != "email"}))
     # Mailed before the row is committed: a mail that fails leaves nothing behind. From the
     # configured address, never a request's Host header (the token would go to that server).
-    send_to_address(session, settings, now, address=sign_up.email, name=sign_up.display_name,
+    # Greeting no one by name, and with no name beside the address: whoever signs up types
+    # the name, and the address may be a stranger's ("Dear Your payment failed, pay at ...").
+    send_to_address(session, settings, now, address=sign_up.email, name="",
                     language=sign_up.language, template="accounts/sign_up_confirm",
                     context={"confirm_url": _site(settings) + CONFIRM_PATH + token,
                              "valid_hours": settings.sign_up_confirm_hours})

@@ -285,6 +285,37 @@ def test_the_newest_sign_up_of_an_address_counts(sqlite_url: str) -> None:
         assert accounts.get(session, "anna").display_name == "Anna de Vries"
 
 
+def test_the_sign_up_mails_carry_nothing_the_visitor_typed(office: str) -> None:
+    """The confirmation mail opened with the name typed on the form, to any address ('Dear Uw
+    betaling is mislukt, betaal via https://evil.example/...', from CMI's domain). It greets
+    no one by name now, and names no one beside the address; the warning to an address's
+    owner greets the owner by the account's own name."""
+    lure = "Uw betaling is mislukt, betaal via https://evil.example/pay"
+    for email, language in (("nobody@example.org", "nl"), ("someone@example.org", "en"),
+                            (office, "en")):
+        Browser().post("/sign-up", {**SIGN_UP, "display_name": lure, "email": email,
+                                    "language": language})
+    box = mailbox.Maildir(get_settings().var_dir / "mail", create=True)
+    mails = {m["To"]: m for m in box}
+    assert sorted(mails) == sorted(["nobody@example.org", "someone@example.org",
+                                    "Olga Tester <olga@example.org>"])
+    for mail in mails.values():
+        whole = mail.as_string() + "".join(part.get_payload(decode=True).decode()
+                                           for part in mail.walk() if not part.is_multipart())
+        assert "evil.example" not in whole and "betaling" not in whole, mail["To"]
+
+    def parts(to: str) -> tuple[str, str]:
+        text, html = (p.get_payload(decode=True).decode() for p in mails[to].walk()
+                      if not p.is_multipart())
+        return text, html
+
+    for to, greeting in (("nobody@example.org", "Beste heer/mevrouw,"),
+                         ("someone@example.org", "Dear Sir or Madam,"),
+                         ("Olga Tester <olga@example.org>", "Beste Olga Tester,")):
+        text, html = parts(to)
+        assert greeting in text and greeting in html, to
+
+
 def test_the_confirmation_link_points_at_the_site_whatever_host_the_request_names(
         sqlite_url: str) -> None:
     b = Browser()
