@@ -5,7 +5,8 @@ password resets.
   the same hash as a wrong password, so timing tells nothing.
 - Sign-in is refused for a while after too many failures for one e-mail address or from one
   IP address in a window (settings ``sign_in_*``); failures are rows, so every web process
-  counts the same ones.
+  counts the same ones. A sign-up's confirmation asks for its password too, and counts its
+  wrong ones here (certflow.services.sign_ups).
 - A browser session is a random id in a cookie; the database keeps its SHA-256, the CSRF
   token of its forms, and an idle and an absolute expiry.
 - API tokens (for scripts) and reset links are random too, stored as SHA-256, shown once.
@@ -114,33 +115,58 @@ def sign_in(session: Session, settings: Settings, email: str, password: str, ip:
     now = now or wall_now()
     email = email.strip().lower()
     window_start = now - timedelta(minutes=settings.sign_in_window_minutes)
-    if _failures(session, SignInAttempt.email == email, window_start) >= \
-            settings.sign_in_max_failures_per_email or \
-            _failures(session, SignInAttempt.ip == ip, window_start) >= \
-            settings.sign_in_max_failures_per_ip:
-        return SignInRefused(N_("Too many failed attempts. Wait {minutes} minutes and try again."),
-                             retry_minutes=settings.sign_in_window_minutes)
+    if failures(session, window_start, email=email) >= settings.sign_in_max_failures_per_email \
+            or ip_locked(session, settings, ip, now):
+        return too_many_failures(settings)
     user = by_email(session, email)
     dummy = _hasher()[1]
-    if not _verify(user.password_hash if user and user.password_hash else dummy, password) \
+    if not verify_password(user.password_hash if user and user.password_hash else dummy, password) \
             or user is None or user.password_hash is None or not user.is_active:
-        session.add(SignInAttempt(email=email[:200], ip=ip[:64], at=now))
-        # Attempts older than the window count for nothing: prune them as we go.
-        session.execute(delete(SignInAttempt).where(SignInAttempt.at < window_start))
-        session.flush()
+        record_failure(session, settings, email, ip, now)
         return SignInRefused(N_("The e-mail address or password is not right."))
     if _hasher()[0].check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
-    session.execute(delete(SignInAttempt).where(SignInAttempt.email == email))
+    forget_failures(session, email)
     return account_of(user)
 
 
-def _failures(session: Session, where: object, since: datetime) -> int:
+def too_many_failures(settings: Settings) -> SignInRefused:
+    return SignInRefused(N_("Too many failed attempts. Wait {minutes} minutes and try again."),
+                         retry_minutes=settings.sign_in_window_minutes)
+
+
+def failures(session: Session, since: datetime, *, email: str | None = None,
+             ip: str | None = None) -> int:
+    """Failed password checks since ``since`` for an address or from a client."""
+    where = SignInAttempt.email == email if email is not None else SignInAttempt.ip == ip
     return session.scalar(select(func.count()).select_from(SignInAttempt)
-                          .where(where, SignInAttempt.at >= since)) or 0  # type: ignore[arg-type]
+                          .where(where, SignInAttempt.at >= since)) or 0
 
 
-def _verify(password_hash: str, password: str) -> bool:
+def ip_locked(session: Session, settings: Settings, ip: str, now: datetime) -> bool:
+    window_start = now - timedelta(minutes=settings.sign_in_window_minutes)
+    return failures(session, window_start, ip=ip) >= settings.sign_in_max_failures_per_ip
+
+
+def record_failure(session: Session, settings: Settings, email: str, ip: str,
+                   now: datetime) -> None:
+    """One wrong password for ``email`` from ``ip``: a sign-in's, or a sign-up's confirmation's
+    (certflow.services.sign_ups), counted by the same limit. The caller must commit it."""
+    session.add(SignInAttempt(email=email[:200], ip=ip[:64], at=now))
+    # Attempts older than the window count for nothing: prune them as we go.
+    window_start = now - timedelta(minutes=settings.sign_in_window_minutes)
+    session.execute(delete(SignInAttempt).where(SignInAttempt.at < window_start))
+    session.flush()
+
+
+def forget_failures(session: Session, email: str) -> None:
+    """The right password was given: earlier failures for the address count no more."""
+    session.execute(delete(SignInAttempt).where(SignInAttempt.email == email))
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    """Whether ``password`` is the one ``password_hash`` was made of (one argon2 run); a
+    malformed hash is a no, not an error."""
     try:
         return _hasher()[0].verify(password_hash, password)
     except (VerificationError, InvalidHashError):

@@ -6,10 +6,9 @@ after it; what happens then only the address's owner sees, in their mail:
 
 - An address without an account: the sign-up waits in ``pending_sign_ups`` (the cleaned data
   and the password's argon2 hash), and a link to ``/sign-up/confirm/<token>`` is mailed. The
-  token is random and only its SHA-256 is kept, as with a password reset. ``confirm`` creates
-  the account from it and uses the sign-up up. The newest sign-up of an address is the one that
-  counts: it replaces any earlier one, in one statement, so two at once leave one (the second
-  link).
+  token is random and only its SHA-256 is kept, as with a password reset. The newest sign-up
+  of an address is the one that counts: it replaces any earlier one, in one statement, so two
+  at once leave one (the second link).
 - An address with an account: its owner is mailed that someone tried to register with it,
   with links to sign in and to reset the password; nothing is stored. At most one such mail a
   day per account, so repeated tries do not flood the owner.
@@ -17,6 +16,15 @@ after it; what happens then only the address's owner sees, in their mail:
 Neither mail carries anything the visitor typed but the address: the link's mail greets no one
 by name (the name is whatever was typed, and the address may be a stranger's), the warning
 greets the owner by the account's own name.
+
+Following the link only shows a page (``usable``); the account is made by ``confirm``, when
+the password chosen at sign-up is typed there. The link alone is not enough, because whoever
+signs up chooses the address: with someone else's address and a password of their own, a
+link that made the account would hand them the account its owner then used, and a link sent
+to someone signed in would sign them into the sender's account. And a mail scanner that
+fetches every link must not use it up. Wrong passwords count against the sign-in limit
+(certflow.services.access); at the per-address limit the sign-up is dropped, and its
+person signs up again.
 
 A pending sign-up is personal data of someone without an account: it is deleted when
 confirmed, and once expired (``settings.sign_up_confirm_hours``) by the next sign-up,
@@ -35,7 +43,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from certflow.registry import HandlerContext
-from certflow.services import accounts
+from certflow.services import access, accounts
 from certflow.services.access import digest, wall_now
 from certflow.services.email import SendEmail, send_email, send_to_address
 from certflow.settings import Settings
@@ -104,23 +112,55 @@ def _warn_owner(session: Session, settings: Settings, owner: User, now: datetime
                                   "reset_url": f"{site}/password/forgot"}))
 
 
-def confirm(session: Session, token: str, now: datetime | None = None) -> accounts.Account | None:
-    """Create the account of a pending sign-up, exactly as the sign-up page used to, and use
-    the sign-up up. None when the link is unknown, expired or used already, or when its
-    address got an account meanwhile (the sign-up is dropped then too)."""
+@dataclass(frozen=True)
+class NotConfirmed:
+    """Why ``confirm`` made no account: ``gone`` (the link is unknown, expired or used, or its
+    address got an account meanwhile), ``wrong`` (not the sign-up's password; nothing used
+    up), ``dropped`` (that was one wrong password too many: the sign-up is deleted) or
+    ``wait`` (this client gave too many wrong passwords lately; ``retry_minutes``)."""
+
+    reason: Literal["gone", "wrong", "dropped", "wait"]
+    retry_minutes: int = 0
+
+
+def usable(session: Session, token: str, now: datetime | None = None) -> bool:
+    """Whether the link can still be confirmed (its page shows the form). Uses nothing up."""
+    now = now or wall_now()
+    prune(session, now)
+    row = session.get(PendingSignUp, digest(token))
+    return row is not None and accounts.by_email(session, row.email) is None
+
+
+def confirm(session: Session, settings: Settings, token: str, password: str, ip: str,
+            now: datetime | None = None) -> accounts.Account | NotConfirmed:
+    """Create the account of a pending sign-up, exactly as the sign-up page used to, when
+    ``password`` is the one chosen at sign-up, and use the sign-up up. Returned, not raised:
+    a wrong password just counted must be committed by the caller."""
     now = now or wall_now()
     prune(session, now)
     row = session.get(PendingSignUp, digest(token))
     if row is None:
-        return None
-    email, name, language = row.email, row.display_name, row.language
-    address, born, password_hash = dict(row.address), row.date_of_birth, row.password_hash
+        return NotConfirmed("gone")
+    if access.ip_locked(session, settings, ip, now):
+        return NotConfirmed("wait", settings.sign_in_window_minutes)
+    email = row.email
+    if not access.verify_password(row.password_hash, password):
+        access.record_failure(session, settings, email, ip, now)
+        # Counted from this sign-up on: a new sign-up of the address starts afresh.
+        since = max(now - timedelta(minutes=settings.sign_in_window_minutes), row.created_at)
+        if access.failures(session, since, email=email) < settings.sign_in_max_failures_per_email:
+            return NotConfirmed("wrong")
+        session.execute(delete(PendingSignUp).where(PendingSignUp.token_hash == digest(token)))
+        return NotConfirmed("dropped")
+    name, language, password_hash = row.display_name, row.language, row.password_hash
+    address, born = dict(row.address), row.date_of_birth
     # Deleted before the account is made: of two confirmations at once, the second deletes
     # nothing (on PostgreSQL it waits for the first to commit) and so creates nothing.
     gone = session.execute(delete(PendingSignUp).where(PendingSignUp.token_hash == digest(token)))
     assert isinstance(gone, CursorResult)  # a DELETE's; Session.execute is typed as any Result
     if gone.rowcount != 1 or accounts.by_email(session, email) is not None:
-        return None
+        return NotConfirmed("gone")
+    access.forget_failures(session, email)
     return accounts.create(
         session, accounts.free_username(session, email), name, ["candidate"], email=email,
         is_staff=False, language=language, address=address, date_of_birth=born,

@@ -143,7 +143,8 @@ class App:
     def mail_link(self, to: str, path: str, timeout: float = 15) -> str:
         """The newest link starting with ``path`` (``/sign-up/confirm/``) in the mail to ``to``,
         as a path on this app (mails link to the configured public URL). Waits for it: the app
-        sends such mail after its answer."""
+        sends such mail after its answer. A sign-up's link opens a form that asks for the
+        password chosen at sign-up ('Bevestigen'); visiting it alone makes no account."""
         deadline = time.monotonic() + timeout
         while True:
             box = mailbox.Maildir(self.var / "mail", create=True)

@@ -1,7 +1,7 @@
-"""Every page of accounts and access in Chromium, as the people who use them: a candidate
-registers (after a wrong first try, confirming by the link in the mail), staff sign in and complete a person's data, an admin
-makes an account, someone resets a password, anyone searches the public register. Each page
-is checked with axe-core and screenshotted."""
+"""Every page of accounts and access in Chromium, as the people who use them: a candidate registers
+(after a wrong first try, confirming by the link in the mail and her password), staff sign in
+and complete a person's data, an admin makes an account, someone resets a password, anyone
+searches the public register. Each page is checked with axe-core and screenshotted."""
 
 from __future__ import annotations
 
@@ -89,8 +89,22 @@ def test_candidate_registers_after_fixing_errors(app: App, ui: Callable[..., UI]
     browser.page.wait_for_selector("h1:has-text('Kijk in uw e-mail')")
     assert "bea@example.nl" in browser.page.inner_text("main")
     browser.check("sign-up-sent")
-    link = app.mail_link("bea@example.nl", "/sign-up/confirm/")  # the account is made by it
-    browser.visit(link)
+    link = app.mail_link("bea@example.nl", "/sign-up/confirm/")
+    english = ui(None, "en-GB")  # the same page in English; opening it uses nothing up
+    assert english.visit(link, shot="sign-up-confirm-en").status == 200
+    assert english.page.inner_text("h1") == "Confirm your account"
+    assert "Did you not sign up? Then ignore this; nothing happens." in english.page.inner_text("main")
+    assert browser.visit(link, shot="sign-up-confirm").status == 200  # a form, no account yet
+    assert "Heeft u zich niet aangemeld? Dan kunt u dit negeren; er gebeurt niets." in \
+        browser.page.inner_text("main")
+    browser.fill("Wachtwoord", "bea's andere wachtwoord")
+    browser.click("Bevestigen")
+    summary = browser.page.locator("[data-error-summary]")
+    summary.wait_for()
+    assert "Dit is niet het wachtwoord dat u bij het aanmelden koos." in summary.inner_text()
+    browser.check("sign-up-confirm-wrong")
+    browser.fill("Wachtwoord", "bea's goede wachtwoord")
+    browser.click("Bevestigen")  # the account is made now, and she is signed in
     browser.page.wait_for_url(re.compile(r"/mijn"))
     assert "Bea Bakker" in browser.page.inner_text("header")
     assert "Kandidaat" in browser.page.inner_text("header")

@@ -70,6 +70,8 @@ def register(candidate: UI) -> None:
     candidate.click("Account aanmaken")
     candidate.page.wait_for_selector("h1:has-text('Kijk in uw e-mail')")
     candidate.visit(candidate.app.mail_link("bea.portal@example.nl", "/sign-up/confirm/"))
+    candidate.fill("Wachtwoord", "bea's goede wachtwoord")  # the one chosen on the form
+    candidate.click("Bevestigen")
     candidate.page.wait_for_url(re.compile(r"/mijn"))
 
 

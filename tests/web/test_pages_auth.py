@@ -8,6 +8,7 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import func, select, update
 
@@ -15,7 +16,7 @@ from certflow.services import access, accounts, sign_ups
 from certflow.settings import get_settings
 from certflow.store.accounts import MailRequest, PasswordReset, PendingSignUp, WebSession
 from certflow.store.db import session_scope
-from tests.web.pages_support import ADDRESS, PASSWORD, Browser, person
+from tests.web.pages_support import ADDRESS, PASSWORD, Browser, csrf_of, person
 
 
 @pytest.fixture
@@ -164,6 +165,13 @@ def _confirm_link(to: str) -> str:
     return links[-1]
 
 
+def _confirm(b: Browser, link: str, password: str = SIGN_UP["password"]) -> httpx.Response:
+    """Follow the link (its page) and type the password there, as the person does."""
+    page = b.get(link)
+    return b.post(link, {"password": password}, csrf=csrf_of(page.text) if page.status_code == 200
+                  else b.csrf("/sign-in"), follow_redirects=False)
+
+
 def _pending() -> int:
     with session_scope() as session:
         return session.scalar(select(func.count()).select_from(PendingSignUp)) or 0
@@ -190,7 +198,7 @@ def test_candidate_registers_with_field_errors_first(sqlite_url: str) -> None:
     assert _accounts_with("anna@example.nl") == []  # not before the link is followed
     [(subject, _)] = _mails("anna@example.nl")
     assert subject == "Confirm your account"  # in the language chosen on the form
-    confirmed = b.get(_confirm_link("anna@example.nl"), follow_redirects=False)
+    confirmed = _confirm(b, _confirm_link("anna@example.nl"))
     assert confirmed.status_code == 303 and confirmed.headers["location"] == "/mijn"
     with session_scope() as session:
         anna = accounts.get(session, "anna")
@@ -198,7 +206,7 @@ def test_candidate_registers_with_field_errors_first(sqlite_url: str) -> None:
     assert anna.address == {"street": "Lange Nieuwstraat 5", "postal_code": "3512 PN",
                             "city": "Utrecht", "country": "NL"}
     assert anna.date_of_birth is not None and anna.date_of_birth.isoformat() == "1985-03-15"
-    assert 'lang="en"' in b.get("/account").text  # signed in by the link
+    assert 'lang="en"' in b.get("/account").text  # signed in by the confirmation
     assert _pending() == 0  # the sign-up's data went into the account, and only there
     Browser().sign_in("anna@example.nl", "a long enough one")  # with the password of the form
 
@@ -246,9 +254,10 @@ def test_a_used_or_expired_confirmation_link_is_a_clear_410(sqlite_url: str) -> 
     b = Browser()
     b.post("/sign-up", SIGN_UP)
     link = _confirm_link("anna@example.nl")
-    assert b.get(link, follow_redirects=False).status_code == 303
+    assert _confirm(b, link).status_code == 303
     again = Browser().get(link)  # twice, or by someone else: no second account
     assert again.status_code == 410 and "Deze link werkt niet meer" in again.text
+    assert _confirm(Browser(), link).status_code == 410
     assert 'href="/sign-up"' in again.text and 'href="/sign-in"' in again.text
     assert _accounts_with("anna@example.nl") == ["anna"]
     assert Browser().get("/sign-up/confirm/made-up").status_code == 410
@@ -257,7 +266,7 @@ def test_a_used_or_expired_confirmation_link_is_a_clear_410(sqlite_url: str) -> 
     with session_scope() as session:
         session.execute(update(PendingSignUp).values(
             expires_at=access.wall_now() - timedelta(seconds=1)))
-    late = Browser().get(_confirm_link("late@example.org"), follow_redirects=False)
+    late = _confirm(Browser(), _confirm_link("late@example.org"))
     assert late.status_code == 410 and _accounts_with("late@example.org") == []
     assert _pending() == 0
 
@@ -268,8 +277,10 @@ def test_a_link_for_an_address_that_got_an_account_meanwhile_makes_none(sqlite_u
     with session_scope() as session:  # the office made her an account in the meantime
         accounts.create(session, "avries", "Anna de Vries", ["candidate"], email="anna@example.nl",
                         now=access.wall_now())
+    assert Browser().get(link).status_code == 410
     b = Browser()
-    refused = b.get(link, follow_redirects=False)
+    refused = b.post(link, {"password": SIGN_UP["password"]}, form_page="/sign-in",
+                     follow_redirects=False)
     assert refused.status_code == 410 and "certflow_session" not in refused.headers.get("set-cookie", "")
     assert _accounts_with("anna@example.nl") == ["avries"] and _pending() == 0
 
@@ -280,9 +291,94 @@ def test_the_newest_sign_up_of_an_address_counts(sqlite_url: str) -> None:
     Browser().post("/sign-up", SIGN_UP)
     second = _confirm_link("anna@example.nl")
     assert _pending() == 1 and Browser().get(first).status_code == 410
-    assert Browser().get(second, follow_redirects=False).status_code == 303
+    assert _confirm(Browser(), second).status_code == 303
     with session_scope() as session:
         assert accounts.get(session, "anna").display_name == "Anna de Vries"
+
+
+def test_following_the_link_makes_no_account_and_signs_nobody_in(office: str) -> None:
+    """The link made the account and signed in whoever opened it: a mail scanner fetching it
+    used it up (the person then got a 410), and a link someone sent to a signed-in person
+    signed that browser into the sender's account. Now the link only shows a form."""
+    Browser().post("/sign-up", SIGN_UP)
+    link = _confirm_link("anna@example.nl")
+    scanner = Browser()
+    for _ in range(3):
+        page = scanner.get(link, follow_redirects=False)
+        assert page.status_code == 200 and "certflow_session" not in page.headers.get("set-cookie", "")
+    assert "<h1>Bevestig uw account</h1>" in page.text and f'action="{link}"' in page.text
+    assert "Heeft u zich niet aangemeld? Dan kunt u dit negeren; er gebeurt niets." in page.text
+    assert _accounts_with("anna@example.nl") == [] and _pending() == 1
+    olga = Browser()
+    olga.sign_in(office)
+    assert olga.get(link).status_code == 200
+    assert "Olga Tester" in olga.get("/account").text  # still herself, in her own account
+    assert _accounts_with("anna@example.nl") == [] and _pending() == 1
+    # After all that, the link still works for the one who signed up.
+    assert _confirm(Browser(), link).status_code == 303
+    assert _accounts_with("anna@example.nl") == ["anna"]
+
+
+def test_a_sign_up_with_someone_elses_address_cannot_be_confirmed_without_its_password(
+        sqlite_url: str) -> None:
+    """Someone signed up with Anna's address (she had no account) and a password of their
+    own; Anna followed the link in the mail, the account was made with their password and she
+    was signed in; later they signed in as her. Now the account needs the sign-up's password."""
+    theirs = "the intruder's own password"
+    Browser().post("/sign-up", {**SIGN_UP, "password": theirs, "password_again": theirs})
+    link = _confirm_link("anna@example.nl")
+    anna = Browser()
+    assert anna.get(link).status_code == 200 and _accounts_with("anna@example.nl") == []
+    wrong = anna.post(link, {"password": "anna's own password"}, follow_redirects=False)
+    assert wrong.status_code == 422 and 'id="password-error"' in wrong.text
+    assert "Dit is niet het wachtwoord dat u bij het aanmelden koos." in wrong.text
+    assert "certflow_session" not in wrong.headers.get("set-cookie", "")
+    empty = anna.post(link, {"password": ""}, follow_redirects=False)
+    assert empty.status_code == 422 and "Vul uw wachtwoord in." in empty.text
+    assert _accounts_with("anna@example.nl") == [] and _pending() == 1  # nothing used up
+    # Anna signs up herself: hers is the newest sign-up, and the only one that counts.
+    Browser().post("/sign-up", SIGN_UP)
+    assert anna.get(link).status_code == 410
+    assert _confirm(anna, _confirm_link("anna@example.nl")).status_code == 303
+    intruder = Browser().post("/sign-in", {"email": "anna@example.nl", "password": theirs})
+    assert intruder.status_code == 401
+
+
+def test_wrong_passwords_at_the_link_are_limited_and_then_drop_the_sign_up(sqlite_url: str) -> None:
+    """The link's holder cannot guess the password: wrong ones count as failed sign-ins of the
+    address, and at the limit the sign-up is deleted; its person signs up again."""
+    Browser().post("/sign-up", SIGN_UP)
+    link = _confirm_link("anna@example.nl")
+    guesser = Browser()
+    for n in range(get_settings().sign_in_max_failures_per_email - 1):
+        assert _confirm(guesser, link, f"guess number {n}").status_code == 422
+    assert _pending() == 1
+    dropped = _confirm(guesser, link, "one guess too many")
+    assert dropped.status_code == 410 and "te vaak een verkeerd wachtwoord" in dropped.text
+    assert 'href="/sign-up"' in dropped.text and _pending() == 0
+    assert _confirm(Browser(), link).status_code == 410  # not even with the right one now
+    assert _accounts_with("anna@example.nl") == []
+    # A new sign-up of the address counts afresh.
+    Browser().post("/sign-up", SIGN_UP)
+    assert _confirm(Browser(), _confirm_link("anna@example.nl"), "a typo").status_code == 422
+    assert _confirm(Browser(), _confirm_link("anna@example.nl")).status_code == 303
+
+
+def test_a_client_with_too_many_wrong_passwords_waits_at_the_link_too(
+        sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CERTFLOW_SIGN_IN_MAX_FAILURES_PER_IP", "2")
+    from certflow.settings import reset_settings
+
+    reset_settings()
+    Browser().post("/sign-up", SIGN_UP)
+    link = _confirm_link("anna@example.nl")
+    b = Browser()
+    for n in range(2):
+        b.post("/sign-in", {"email": f"guess{n}@example.org", "password": "x"})
+    refused = _confirm(b, link)
+    assert refused.status_code == 429 and "Te veel mislukte pogingen" in refused.text
+    assert "certflow_session" not in refused.headers.get("set-cookie", "")
+    assert _accounts_with("anna@example.nl") == [] and _pending() == 1
 
 
 def test_the_sign_up_mails_carry_nothing_the_visitor_typed(office: str) -> None:
@@ -323,7 +419,7 @@ def test_the_confirmation_link_points_at_the_site_whatever_host_the_request_name
     [(_, text)] = _mails("anna@example.nl")
     assert "attacker.example" not in text
     assert get_settings().public_url.rstrip("/") + "/sign-up/confirm/" in text
-    assert b.get(_confirm_link("anna@example.nl"), follow_redirects=False).status_code == 303
+    assert _confirm(b, _confirm_link("anna@example.nl")).status_code == 303
 
 
 def test_expired_sign_ups_are_deleted_by_the_next_sign_up_or_sign_in(office: str) -> None:

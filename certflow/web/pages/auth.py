@@ -155,19 +155,62 @@ async def sign_up(request: Request, background: BackgroundTasks) -> Response:
 
 
 @router.get("/sign-up/confirm/{token}")
-def confirm_sign_up(request: Request, token: str) -> Response:
-    """The link in the sign-up's mail: the account is made, and its holder signed in."""
+def confirm_sign_up_page(request: Request, token: str) -> Response:
+    """The link in the sign-up's mail: a form asking for the password chosen at sign-up. Only
+    a page: a mail scanner fetching the link uses nothing up, and whoever opens a link sent
+    by someone else is signed into nothing (certflow.services.sign_ups)."""
     with session_scope() as session:
-        account = sign_ups.confirm(session, token)
-        if account is not None:
-            cookie, _ = access.start_session(session, get_settings(), account.username,
-                                             client_ip(request))
-    if account is None:
+        usable = sign_ups.usable(session, token)
+    if not usable:
         return render(request, "auth/sign_up_invalid.html", status_code=410)
+    return render(request, "auth/sign_up_confirm.html", {"token": token})
+
+
+def _confirm(token: str, password: str, ip: str) -> tuple[accounts.Account | sign_ups.NotConfirmed,
+                                                         str]:
+    """The account made and a session cookie for it, or why not (off the event loop: argon2)."""
+    settings = get_settings()
+    with session_scope() as session:
+        outcome = sign_ups.confirm(session, settings, token, password, ip)
+        if isinstance(outcome, sign_ups.NotConfirmed):
+            return outcome, ""
+        cookie, _ = access.start_session(session, settings, outcome.username, ip)
+    return outcome, cookie
+
+
+@router.post("/sign-up/confirm/{token}")
+async def confirm_sign_up(request: Request, token: str) -> Response:
+    """The account is made, and its holder signed in, only with the sign-up's password."""
+    password = (await form_values(request)).get("password", "")
+    if not password:
+        with session_scope() as session:
+            usable = sign_ups.usable(session, token)
+        return _not_confirmed(request, token, sign_ups.NotConfirmed("wrong" if usable else "gone"),
+                              i18n.N_("Enter your password."))
+    outcome, cookie = await run_in_threadpool(_confirm, token, password, client_ip(request))
+    if isinstance(outcome, sign_ups.NotConfirmed):
+        return _not_confirmed(request, token, outcome,
+                              i18n.N_("This is not the password you chose when you signed up."))
     visitor = visitor_of(request)
     visitor.set_cookie(SESSION_COOKIE, cookie)
-    visitor.set_cookie(LANGUAGE_COOKIE, account.language, max_age=365 * 24 * 3600)
-    return redirect(request, home_url(account, request))
+    visitor.set_cookie(LANGUAGE_COOKIE, outcome.language, max_age=365 * 24 * 3600)
+    return redirect(request, home_url(outcome, request))
+
+
+def _not_confirmed(request: Request, token: str, why: sign_ups.NotConfirmed,
+                   wrong: str) -> Response:
+    """410 for a link that no longer works, else the form again: ``wrong`` on the password
+    field (422), or the sign-in limit's 'wait' (429)."""
+    if why.reason in ("gone", "dropped"):
+        return render(request, "auth/sign_up_invalid.html", {"dropped": why.reason == "dropped"},
+                      status_code=410)
+    if why.reason == "wait":
+        refusal = i18n.gettext(visitor_of(request).language,
+                               access.too_many_failures(get_settings()).message)
+        return render(request, "auth/sign_up_confirm.html", {
+            "token": token, "refusal": refusal.format(minutes=why.retry_minutes)}, status_code=429)
+    return render(request, "auth/sign_up_confirm.html",
+                  {"token": token, "errors": {"password": wrong}}, status_code=422)
 
 
 # -- password reset -------------------------------------------------------------------------------
