@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any
 
-from sqlalchemy import String, func, select
+from sqlalchemy import String, delete, func, select
 from sqlalchemy import update as update_
 from sqlalchemy.exc import IntegrityError
 from stdnum.eu import vat as eu_vat
@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from certflow.errors import Conflict, InvalidInput, NotFound
 from certflow.i18n import LANGUAGES, Message, N_
-from certflow.store.accounts import PasswordReset
+from certflow.store.accounts import PasswordReset, PendingSignUp
 from certflow.store.models import User
 
 ROLES = ("candidate", "professional", "office", "coordinator", "office_manager", "mentor", "assessor",
@@ -341,7 +341,18 @@ def create(session: Session, username: str, display_name: str, roles: Iterable[s
     )
     session.add(user)
     _write(session)
+    drop_sign_ups(session, address_email)
     return account_of(user)
+
+
+def drop_sign_ups(session: Session, email: str) -> None:
+    """Delete the sign-ups waiting for confirmation with ``email``, now that an account has it.
+    A sign-up is someone's without an account (certflow.services.sign_ups): its link can no
+    longer make one, and its name, address and date of birth are not the account holder's to
+    see (they were in the export of whatever account held the address). Called whenever an
+    account gets an address, so no account's address has a sign-up waiting."""
+    session.execute(delete(PendingSignUp).where(
+        func.lower(PendingSignUp.email) == email.strip().lower()))
 
 
 def _write(session: Session) -> None:
@@ -372,13 +383,16 @@ def free_username(session: Session, email: str) -> str:
 
 
 def update(session: Session, username: str, changes: Mapping[str, Any]) -> Account:
-    """Apply cleaned changes (from ``clean_person``; roles via ``set_roles``)."""
+    """Apply cleaned changes (from ``clean_person``; roles via ``set_roles``). A new e-mail
+    address takes effect at once: this is staff's and the CLI's direct change, and the last
+    step of a confirmed one; a person's own new address waits for the link mailed to it
+    (certflow.services.email_changes)."""
     user = _row(session, username)
-    if "email" in changes and changes["email"] != user.email:
+    new_email = "email" in changes and changes["email"] != user.email
+    if new_email:
         other = by_email(session, changes["email"])
         if other is not None and other.username != username:
             raise Conflict("e-mail address in use", fields={"email": EMAIL_TAKEN})
-    if "email" in changes and changes["email"] != user.email:
         # A reset link goes to the address it was asked for: none sent before the change
         # stays usable after it.
         session.execute(update_(PasswordReset).where(PasswordReset.username == username,
@@ -389,6 +403,8 @@ def update(session: Session, username: str, changes: Mapping[str, Any]) -> Accou
         if key in changes:
             setattr(user, key, changes[key])
     _write(session)
+    if new_email:
+        drop_sign_ups(session, changes["email"])
     return account_of(user)
 
 

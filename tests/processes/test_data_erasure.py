@@ -61,15 +61,18 @@ def test_approved_request_anonymises_and_keeps_invoices(driver: Driver) -> None:
     assert task.context == {"candidate": "cas", "reason": "Weg ermee"}
     with session_scope() as s:  # a draft of some task kept on Mijn CMI: personal data too
         task_drafts.save(s, "cas", "some-task", {"knowledge": "mijn verhaal"}, driver.engine.now())
-        # and a sign-up with her address never confirmed (certflow.services.sign_ups)
-        s.add(PendingSignUp(token_hash="cas-sign-up", email=s.get(User, "cas").email,
-                            display_name="Cas", language="nl", address={"city": "Utrecht"},
+        # A sign-up waiting with her address is a stranger's, never hers (one left from before
+        # an account getting an address deleted them): erasing her leaves it alone. Erasure
+        # looked sign-ups up by address, so an account that had set its address to a
+        # stranger's erased the stranger's sign-up with itself.
+        s.add(PendingSignUp(token_hash="stranger-sign-up", email=s.get(User, "cas").email,
+                            display_name="Stranger", language="nl", address={"city": "Utrecht"},
                             date_of_birth=None, password_hash="x", created_at=driver.engine.now(),
                             expires_at=driver.engine.now() + timedelta(hours=24)))
     driver.do("olga", "review_erasure", {"approved": True, "note": ""})
     with session_scope() as s:
         assert task_drafts.load(s, "cas", "some-task") is None
-        assert s.get(PendingSignUp, "cas-sign-up") is None
+        assert s.get(PendingSignUp, "stranger-sign-up") is not None
         user = s.get(User, "cas")
         assert user.display_name == "Geanonimiseerd" and user.address == {} and "cas" not in user.email
         assert s.get(Instance, application) is None

@@ -9,15 +9,17 @@ second (bench/mutation.py runs it per mutant of certflow/services/accounts.py)."
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from certflow.errors import Conflict, InvalidInput, NotFound
 from certflow.services import accounts
 from certflow.services.accounts import clean_customer, clean_person, parse_roles
+from certflow.store.accounts import PendingSignUp
 from certflow.store.models import User
 from tests.handlers._fixtures_records import engine, session  # noqa: F401
 
@@ -443,6 +445,31 @@ def test_an_email_address_of_someone_else_is_refused(session: Session) -> None:
     assert accounts.update(session, "bea", {"email": "BEA@example.nl"}).email == "BEA@example.nl"
     with pytest.raises(NotFound):
         accounts.update(session, "nobody", {"display_name": "X"})
+
+
+def _sign_up(session: Session, email: str) -> None:
+    session.add(PendingSignUp(token_hash=email[:64], email=email, display_name="Someone",
+                              language="nl", address={"city": "Utrecht"}, date_of_birth=None,
+                              password_hash="x", created_at=NOW,
+                              expires_at=NOW + timedelta(hours=24)))
+    session.flush()
+
+
+def _sign_ups(session: Session) -> list[str]:
+    return sorted(session.scalars(select(PendingSignUp.email)))
+
+
+def test_an_account_getting_an_address_deletes_the_sign_ups_waiting_with_it(session: Session) -> None:
+    """A sign-up is someone's without an account: once an account has its address it can make
+    none, and it is not the account holder's to see (it was in their export)."""
+    for email in ("ann@example.org", "Bob@Example.org", "other@example.org"):
+        _sign_up(session, email)
+    accounts.create(session, "ann", "Ann", ["candidate"], email="ann@example.org", now=NOW)
+    assert _sign_ups(session) == ["Bob@Example.org", "other@example.org"]
+    accounts.update(session, "ann", {"display_name": "Ann B."})  # no new address: nothing
+    assert _sign_ups(session) == ["Bob@Example.org", "other@example.org"]
+    accounts.update(session, "ann", {"email": "bob@example.org"})
+    assert _sign_ups(session) == ["other@example.org"]
 
 
 def test_a_deactivated_account_is_kept_and_can_come_back(session: Session) -> None:
