@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     mail_requests_per_ip: int = 20
     # How long the link that confirms a sign-up works (certflow.services.sign_ups).
     sign_up_confirm_hours: int = 24
+    # How long the link that confirms a person's new e-mail address works
+    # (certflow.services.email_changes).
+    email_change_confirm_hours: int = 24
     # argon2id cost (RFC 9106's second recommendation); tests lower it to stay fast.
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536

@@ -38,8 +38,8 @@ from certflow.registry import HandlerContext
 from certflow.services.accounts import Account, account_of, by_email
 from certflow.services.email import SendEmail, send_email
 from certflow.settings import Settings, get_settings
-from certflow.store.accounts import (ApiToken, MailRequest, PasswordReset, PendingSignUp,
-                                     SignInAttempt, WebSession)
+from certflow.store.accounts import (ApiToken, EmailChange, MailRequest, PasswordReset,
+                                     PendingSignUp, SignInAttempt, WebSession)
 from certflow.store.models import User
 
 MIN_PASSWORD = 10
@@ -231,9 +231,11 @@ def start_session(session: Session, settings: Settings, username: str, ip: str,
         last_seen_at=now, expires_at=_expiry(settings, now, now), ip=ip[:64],
     ))
     # Old, expired rows go when someone signs in: no sweeper needed. So do expired sign-ups
-    # (certflow.services.sign_ups): personal data of people who never confirmed them.
+    # (certflow.services.sign_ups): personal data of people who never confirmed them; and
+    # expired e-mail address changes (certflow.services.email_changes).
     session.execute(delete(WebSession).where(WebSession.expires_at < now))
     session.execute(delete(PendingSignUp).where(PendingSignUp.expires_at <= now))
+    session.execute(delete(EmailChange).where(EmailChange.expires_at <= now))
     session.flush()
     return cookie, csrf
 

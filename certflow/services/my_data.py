@@ -4,10 +4,11 @@ certflow keeps about them (GDPR art. 15/20: access and portability), as one JSON
 "Everything" means: the account (without password hashes or tokens), every case started by
 or about them with what they themselves entered, their documents (metadata and checksum; the
 files download one by one), invoices with lines and payments, certificates, the Register entry
-with its history, the emails sent to them, and their saved inbox filters and task drafts. Not
-a sign-up waiting with their address: that is someone's without an account, never theirs (an
-account getting an address deletes those; certflow.services.accounts.drop_sign_ups). Other
-people's verdicts about them stay out of the export as they stay out of the pages (issue 7 point 2);
+with its history, the emails sent to them, their saved inbox filters and task drafts, and a
+new e-mail address they asked for that waits for its link. Not a sign-up waiting with their
+address: that is someone's without an account, never theirs (an account getting an address
+deletes those; certflow.services.accounts.drop_sign_ups). Other people's
+verdicts about them stay out of the export as they stay out of the pages (issue 7 point 2);
 the office answers a request for those separately.
 """
 
@@ -24,6 +25,7 @@ from sqlalchemy.orm import Session
 from certflow.clock import CLOCK
 from certflow.errors import NotFound
 from certflow.services.viewer import Viewer
+from certflow.store.accounts import EmailChange
 from certflow.store.billing import Invoice, Payment
 from certflow.store.communications import EmailMessage
 from certflow.store.models import WITHOUT_STATE, AuditEvent, Instance, User
@@ -87,6 +89,10 @@ def export(s: Session, viewer: Viewer) -> dict[str, Any]:
             select(EmailMessage).where(EmailMessage.recipient == me).order_by(EmailMessage.created_at))],
         "saved_filters": [_row(f) for f in s.scalars(select(SavedFilter).where(SavedFilter.owner == me))],
         "task_drafts": [_row(d) for d in s.scalars(select(TaskDraft).where(TaskDraft.username == me))],
+        # A new address asked for on Mijn account, until its link is followed (without the
+        # link's hash: SECRET_MARKERS).
+        "email_changes": [_row(c) for c in s.scalars(select(EmailChange).where(
+            EmailChange.username == me))],
     }
     return plain(document)
 

@@ -10,9 +10,9 @@ on approval its service task runs ``anonymise``. What happens then:
   still running are kept (and named in the result, for the office to finish or cancel).
 - Emails sent to the person keep only their template name and date; a mail still queued for
   them is not sent (certflow.services.email refuses an erased account).
-- Saved filters and task drafts are deleted. (A sign-up waiting with the person's address is
-  not theirs but someone's without an account; there is none: an account getting an address
-  deletes those.)
+- Saved filters, task drafts and a new e-mail address waiting for its link are deleted. (A
+  sign-up waiting with the person's address is not theirs but someone's without an account;
+  there is none: an account getting an address deletes those.)
 - The account keeps its username (invoices and certificates refer to it) but loses its name,
   email, address and anything else personal, and can no longer sign in.
 """
@@ -28,6 +28,7 @@ from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from certflow.services import access, accounts
+from certflow.store.accounts import EmailChange
 from certflow.store.billing import Invoice
 from certflow.store.communications import EmailMessage
 from certflow.store.models import AuditEvent, Instance, User
@@ -79,6 +80,7 @@ def anonymise(session: Session, username: str, now: datetime) -> dict[str, Any]:
         message.body_text = message.body_html = ""
     session.execute(delete(SavedFilter).where(SavedFilter.owner == username))
     session.execute(delete(TaskDraft).where(TaskDraft.username == username))
+    session.execute(delete(EmailChange).where(EmailChange.username == username))
     _anonymise_account(user)
     access.expire_sessions(session, username)
     for token in access.list_tokens(session, username):

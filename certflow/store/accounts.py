@@ -1,5 +1,6 @@
 """Tables of access: API tokens, browser sessions, sign-in attempts, password resets,
-sign-ups waiting for their confirmation by mail, and the mail that anonymous forms asked for.
+sign-ups and e-mail address changes waiting for their confirmation by mail, and the mail that
+forms asked for.
 
 Every secret a person holds (API token, session cookie, reset or confirmation link) is stored
 only as its SHA-256, so a copy of the database lets no one in. Rows carry their own expiry; the
@@ -93,6 +94,20 @@ class PendingSignUp(Base):
     address: Mapped[dict[str, Any]]
     date_of_birth: Mapped[date | None] = mapped_column(Date)
     password_hash: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class EmailChange(Base):
+    """A person's own new e-mail address until the link mailed to it is followed
+    (certflow.services.email_changes). One per account: a newer request replaces the older.
+    Personal data of the account holder: in their export, erased with them."""
+
+    __tablename__ = "email_changes"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    username: Mapped[str] = mapped_column(ForeignKey("users.username"), unique=True)
+    new_email: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime] = mapped_column(index=True)
 

@@ -11,8 +11,9 @@ from sqlalchemy import select
 
 from certflow.engine.errors import Conflict, InvalidInput
 from certflow.services import case_documents as documents
-from certflow.services import task_drafts
-from certflow.store.accounts import PendingSignUp
+from certflow.services import email_changes, task_drafts
+from certflow.settings import get_settings
+from certflow.store.accounts import EmailChange, PendingSignUp
 from certflow.store.billing import Invoice
 from certflow.store.communications import EmailMessage
 from certflow.store.db import session_scope
@@ -61,6 +62,8 @@ def test_approved_request_anonymises_and_keeps_invoices(driver: Driver) -> None:
     assert task.context == {"candidate": "cas", "reason": "Weg ermee"}
     with session_scope() as s:  # a draft of some task kept on Mijn CMI: personal data too
         task_drafts.save(s, "cas", "some-task", {"knowledge": "mijn verhaal"}, driver.engine.now())
+        # and a new address she asked for, waiting for its link (certflow.services.email_changes)
+        email_changes.ask(s, get_settings(), "cas", "cas.new@example.org")
         # A sign-up waiting with her address is a stranger's, never hers (one left from before
         # an account getting an address deleted them): erasing her leaves it alone. Erasure
         # looked sign-ups up by address, so an account that had set its address to a
@@ -72,6 +75,7 @@ def test_approved_request_anonymises_and_keeps_invoices(driver: Driver) -> None:
     driver.do("olga", "review_erasure", {"approved": True, "note": ""})
     with session_scope() as s:
         assert task_drafts.load(s, "cas", "some-task") is None
+        assert s.scalars(select(EmailChange)).all() == []
         assert s.get(PendingSignUp, "stranger-sign-up") is not None
         user = s.get(User, "cas")
         assert user.display_name == "Geanonimiseerd" and user.address == {} and "cas" not in user.email

@@ -7,7 +7,8 @@ import json
 from datetime import timedelta
 
 from certflow.services import case_documents as documents
-from certflow.services import my_data, task_drafts
+from certflow.services import email_changes, my_data, task_drafts
+from certflow.settings import get_settings
 from certflow.store.accounts import PendingSignUp
 from certflow.store.db import session_scope
 from certflow.store.models import User
@@ -53,6 +54,8 @@ def test_export_holds_everything_about_me_and_nothing_secret_or_of_others(world:
     [dossier] = [t for t in world.engine.inbox(world.people["cas"]) if t.element_id == "write_dossier"]
     tx(task_drafts.save, "cas", dossier.id, {"knowledge": "half a draft"}, world.engine.now())
     with session_scope() as s:
+        # A new address she asked for, waiting for its link: hers.
+        email_changes.ask(s, get_settings(), "cas", "cas.new@example.org")
         # Sign-ups waiting for confirmation are someone's without an account, never hers: not
         # even one with her address (an account getting an address deletes those now; one
         # left from before, or from a moment's race, must still not show a stranger's data).
@@ -64,6 +67,8 @@ def test_export_holds_everything_about_me_and_nothing_secret_or_of_others(world:
                                 expires_at=world.engine.now() + timedelta(hours=24)))
     exported = json.loads(tx(my_data.export_json, world.people["cas"]))
     assert [d["data"] for d in exported["task_drafts"]] == [{"knowledge": "half a draft"}]
+    [change] = exported["email_changes"]
+    assert change["new_email"] == "cas.new@example.org" and "token_hash" not in change
     assert "pending_sign_ups" not in exported and "Stranger" not in json.dumps(exported)
     assert exported["account"]["username"] == "cas" and exported["account"]["address"]["city"] == "Utrecht"
     assert not any("hash" in key or "token" in key for key in exported["account"])
