@@ -81,6 +81,9 @@ def anonymise(session: Session, username: str, now: datetime) -> dict[str, Any]:
     session.execute(delete(SavedFilter).where(SavedFilter.owner == username))
     session.execute(delete(TaskDraft).where(TaskDraft.username == username))
     session.execute(delete(EmailChange).where(EmailChange.username == username))
+    # Failed sign-ins keep the address and the client's IP for the rate limit's window: not
+    # after the person is gone.
+    access.forget_failures(session, user.email)
     _anonymise_account(user)
     access.expire_sessions(session, username)
     for token in access.list_tokens(session, username):

@@ -11,9 +11,9 @@ from sqlalchemy import select
 
 from certflow.engine.errors import Conflict, InvalidInput
 from certflow.services import case_documents as documents
-from certflow.services import email_changes, task_drafts
+from certflow.services import access, email_changes, task_drafts
 from certflow.settings import get_settings
-from certflow.store.accounts import EmailChange, PendingSignUp
+from certflow.store.accounts import EmailChange, PendingSignUp, SignInAttempt
 from certflow.store.billing import Invoice
 from certflow.store.communications import EmailMessage
 from certflow.store.db import session_scope
@@ -72,11 +72,15 @@ def test_approved_request_anonymises_and_keeps_invoices(driver: Driver) -> None:
                             display_name="Stranger", language="nl", address={"city": "Utrecht"},
                             date_of_birth=None, password_hash="x", created_at=driver.engine.now(),
                             expires_at=driver.engine.now() + timedelta(hours=24)))
+        # A wrong password of hers a minute ago: her address and IP, kept for the rate limit.
+        access.sign_in(s, get_settings(), "CAS@example.org", "not her password", "10.0.0.7")
+        assert s.scalars(select(SignInAttempt.ip)).all() == ["10.0.0.7"]
     driver.do("olga", "review_erasure", {"approved": True, "note": ""})
     with session_scope() as s:
         assert task_drafts.load(s, "cas", "some-task") is None
         assert s.scalars(select(EmailChange)).all() == []
         assert s.get(PendingSignUp, "stranger-sign-up") is not None
+        assert s.scalars(select(SignInAttempt)).all() == []
         user = s.get(User, "cas")
         assert user.display_name == "Geanonimiseerd" and user.address == {} and "cas" not in user.email
         assert s.get(Instance, application) is None
