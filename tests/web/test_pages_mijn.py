@@ -236,7 +236,7 @@ def test_the_certificate_card_says_until_when_and_what_comes_next(site: dict[str
     assert "Registernummer RL-2026-00007" in text
     # No internal key, no waits that contradict each other, no first application offered.
     assert "lifecycle-cas" not in page.text
-    assert "We wachten tot uw hercertificering" not in page.text
+    assert "wachten tot uw hercertificering" not in page.text
     assert "Eerste certificering aanvragen" not in page.text
     case = re.search(r'<a href="/mijn/cases/([0-9a-f]+)">Uw certificaat</a>', page.text).group(1)
     case_page = b.get(f"/mijn/cases/{case}")
