@@ -3,12 +3,14 @@ with the page's CSRF token. webB's page tests use these too; browser tests are t
 
 from __future__ import annotations
 
+import mailbox
 import re
 from typing import Any
 
 import httpx
 from fastapi.testclient import TestClient
 
+from certflow.settings import get_settings
 from certflow.store.db import session_scope
 from certflow.web.app import create_app
 from tests.support import create_user
@@ -25,6 +27,25 @@ def person(username: str, roles: list[str], *, staff: bool | None = None, **extr
                     is_staff=bool(staff) if staff is not None else False, password=PASSWORD,
                     **extra)
     return f"{username}@example.org"
+
+
+def mails(to: str) -> list[tuple[str, str]]:
+    """(subject, plain text) of every mail to ``to`` in the maildir, oldest first."""
+    box = mailbox.Maildir(get_settings().var_dir / "mail", create=True)
+    # A maildir key starts with the second and microsecond it was written: "1700000000.M5P..."
+    found = [(tuple(int(n) for n in re.findall(r"^(\d+)\.M(\d+)", key)[0]), m["Subject"],
+              m.get_payload()[0].get_payload(decode=True).decode())
+             for key, m in box.items() if to.lower() in m["To"].lower()]
+    return [(subject, text) for _, subject, text in sorted(found)]
+
+
+def mailed_link(to: str, path: str) -> str:
+    """The newest link to ``path`` (``/sign-up/confirm/``) mailed to ``to``, as a path on the
+    site (mails link to the configured public URL)."""
+    public = re.escape(get_settings().public_url.rstrip("/"))
+    links = re.findall(public + "(" + re.escape(path) + r"\S+)", "\n".join(t for _, t in mails(to)))
+    assert links, mails(to)
+    return str(links[-1])
 
 
 def csrf_of(html: str) -> str:

@@ -16,7 +16,7 @@ from certflow.services import access, accounts, sign_ups
 from certflow.settings import get_settings
 from certflow.store.accounts import MailRequest, PasswordReset, PendingSignUp, WebSession
 from certflow.store.db import session_scope
-from tests.web.pages_support import ADDRESS, PASSWORD, Browser, csrf_of, person
+from tests.web.pages_support import ADDRESS, PASSWORD, Browser, csrf_of, mailed_link, mails, person
 
 
 @pytest.fixture
@@ -149,20 +149,11 @@ SIGN_UP = {"display_name": "Anna de Vries", "email": "Anna@Example.nl", "date_of
 
 
 def _mails(to: str) -> list[tuple[str, str]]:
-    """(subject, plain text) of every mail to ``to`` in the maildir, oldest first."""
-    box = mailbox.Maildir(get_settings().var_dir / "mail", create=True)
-    # A maildir key starts with the second and microsecond it was written: "1700000000.M5P..."
-    found = [(tuple(int(n) for n in re.findall(r"^(\d+)\.M(\d+)", key)[0]), m["Subject"],
-              m.get_payload()[0].get_payload(decode=True).decode())
-             for key, m in box.items() if to.lower() in m["To"].lower()]
-    return [(subject, text) for _, subject, text in sorted(found)]
+    return mails(to)
 
 
 def _confirm_link(to: str) -> str:
-    public = re.escape(get_settings().public_url.rstrip("/"))
-    links = re.findall(public + r"(/sign-up/confirm/\S+)", "\n".join(t for _, t in _mails(to)))
-    assert links, _mails(to)
-    return links[-1]
+    return mailed_link(to, "/sign-up/confirm/")
 
 
 def _confirm(b: Browser, link: str, password: str = SIGN_UP["password"]) -> httpx.Response:

@@ -5,8 +5,6 @@ account meanwhile), the old address is told; staff still change someone's addres
 
 from __future__ import annotations
 
-import mailbox
-import re
 from datetime import timedelta
 
 import pytest
@@ -16,7 +14,7 @@ from certflow.services import access, accounts
 from certflow.settings import get_settings
 from certflow.store.accounts import EmailChange, PendingSignUp
 from certflow.store.db import session_scope
-from tests.web.pages_support import ADDRESS, PASSWORD, Browser, person
+from tests.web.pages_support import ADDRESS, PASSWORD, Browser, mailed_link, mails, person
 
 CONFIRM = "/account/email/confirm/"
 
@@ -47,20 +45,8 @@ def _email(username: str) -> str:
         return accounts.get(s, username).email
 
 
-def _mails(to: str) -> list[tuple[str, str]]:
-    """(subject, plain text) of every mail to ``to`` in the maildir, oldest first."""
-    box = mailbox.Maildir(get_settings().var_dir / "mail", create=True)
-    found = [(tuple(int(n) for n in re.findall(r"^(\d+)\.M(\d+)", key)[0]), m["Subject"],
-              m.get_payload()[0].get_payload(decode=True).decode())
-             for key, m in box.items() if to.lower() in m["To"].lower()]
-    return [(subject, text) for _, subject, text in sorted(found)]
-
-
 def _link(to: str) -> str:
-    public = re.escape(get_settings().public_url.rstrip("/"))
-    links = re.findall(public + "(" + re.escape(CONFIRM) + r"\S+)", "\n".join(t for _, t in _mails(to)))
-    assert links, _mails(to)
-    return links[-1]
+    return mailed_link(to, CONFIRM)
 
 
 def _changes() -> int:
@@ -90,17 +76,17 @@ def test_the_answer_is_the_same_whether_or_not_the_new_address_has_an_account(
         assert f'name="email" type="email" value="{people[who]}"' in page  # still the old one
     # Only the owners learn more, in their mail: the free address its link, the taken one's
     # owner a notice without one (nothing to confirm: it can never be).
-    [(subject, text)] = _mails("bea.new@example.org")
+    [(subject, text)] = mails("bea.new@example.org")
     assert subject == "Bevestig uw nieuwe e-mailadres"
     # No name in it: the account's name is typed by its holder, and the address may be a
     # stranger's (as a sign-up's mail).
     assert text.startswith("Beste heer/mevrouw,") and "Bea" not in text
-    [(subject, text)] = _mails(people["olga"])
+    [(subject, text)] = mails(people["olga"])
     assert subject == "Iemand probeerde uw e-mailadres voor een ander account te gebruiken"
     assert CONFIRM not in text and "cas" not in text.lower()  # nor who asked
     # A second try the same day does not mail the owner again (no flood from a script).
     signed_in(people["cas"]).post("/account", _form("cas", email=people["olga"]))
-    assert len(_mails(people["olga"])) == 1
+    assert len(mails(people["olga"])) == 1
 
 
 def test_the_old_address_is_told_and_the_other_fields_save_at_once(people: dict[str, str]) -> None:
@@ -112,13 +98,13 @@ def test_the_old_address_is_told_and_the_other_fields_save_at_once(people: dict[
         account = accounts.get(s, "cas")
     assert (account.display_name, account.address["city"], account.email) == \
         ("Cas Nieuw", "Zwolle", people["cas"])
-    [(subject, text)] = _mails(people["cas"])
+    [(subject, text)] = mails(people["cas"])
     assert subject == "Er is gevraagd om uw e-mailadres te wijzigen"
     assert "cas.new@example.org" in text and CONFIRM not in text
-    assert len(_mails("cas.new@example.org")) == 1
+    assert len(mails("cas.new@example.org")) == 1
     # Saving without a new address asks for nothing and mails nobody.
     cas.post("/account", _form("cas", display_name="Cas Tester", email=people["cas"].upper()))
-    assert len(_mails(people["cas"])) == 1 and _changes() == 1
+    assert len(mails(people["cas"])) == 1 and _changes() == 1
 
 
 def test_the_link_changes_the_address_once_and_only_for_its_owner(people: dict[str, str]) -> None:
@@ -207,7 +193,7 @@ def test_the_form_cannot_mail_an_address_over_and_over(people: dict[str, str]) -
         refused[who] = b.post("/account", _form(who, email=new, display_name="Changed"))
         assert refused[who].status_code == 429 and 'id="email-error"' in refused[who].text
         assert "wacht 60 minuten" in refused[who].text
-    assert len(_mails("nobody@example.org")) == limit and len(_mails(people["olga"])) == 1
+    assert len(mails("nobody@example.org")) == limit and len(mails(people["olga"])) == 1
     with session_scope() as s:  # nothing of the refused form was saved
         assert accounts.get(s, "cas").display_name == "Cas Tester"
 
@@ -228,7 +214,7 @@ def test_staff_still_change_a_persons_address_directly(people: dict[str, str]) -
     moved = office.post("/admin/people/cas", {**form, "email": "cas.office@example.org"},
                         form_page="/admin/people/cas", follow_redirects=False)
     assert moved.status_code == 303 and _email("cas") == "cas.office@example.org"
-    assert _mails("cas.office@example.org") == [] and _changes() == 0
+    assert mails("cas.office@example.org") == [] and _changes() == 0
     with session_scope() as s:
         assert s.scalars(select(PendingSignUp)).all() == []
     # A candidate cannot post the staff form.
