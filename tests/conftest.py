@@ -21,6 +21,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from certflow.bootstrap import build_engine, create_schema
+from certflow.bootstrap import engine as process_engine
 from certflow.clock import CLOCK
 from certflow.settings import reset_settings
 from certflow.store.db import reset_engines
@@ -173,9 +174,20 @@ def settings_env(var: Path, database_url: str, redis_url: str = "") -> dict[str,
 def use_env(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
+    forget_database()
+    CLOCK._offset = 0.0
+
+
+def forget_database() -> None:
+    """Drop what the process built from the settings in force: the settings, the database
+    pools, and the process's engine (certflow.bootstrap.engine: what the pages, the API and a
+    worker's jobs use, built once from the settings with its own sessions and settings). Kept,
+    that engine went on reading and writing the database of whichever earlier test built it
+    (a test that opened /inbox, say), and the next test's pages showed that database's rows.
+    The real function, not a test's stand-in for it (monkeypatch undoes those after this)."""
     reset_settings()
     reset_engines()
-    CLOCK._offset = 0.0
+    process_engine.cache_clear()
 
 
 def _use(monkeypatch: pytest.MonkeyPatch, var: Path, database_url: str, redis_url: str = "") -> None:
@@ -205,8 +217,7 @@ def sqlite_database(folder: Path, monkeypatch: pytest.MonkeyPatch, template: Pat
     try:
         yield url
     finally:
-        reset_engines()
-        reset_settings()
+        forget_database()
 
 
 @pytest.fixture
@@ -296,8 +307,7 @@ def pg_database(folder: Path, monkeypatch: pytest.MonkeyPatch, template: str | N
     try:
         yield url
     finally:
-        reset_engines()
-        reset_settings()
+        forget_database()
         if not keep:
             pg_drop(url)
 

@@ -5,6 +5,7 @@ to the end, the links behind the numbers, and a bad period refused with the reas
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -143,3 +144,25 @@ def test_in_english(finished: Driver) -> None:
     assert "Cycle time per step" in main and "Version 1" in main and "Where cases wait" in main
     dashboard = owner.get("/dashboard").text.split("<main", 1)[1]
     assert "unpaid invoices" in dashboard and "Open tasks per group" in dashboard
+
+
+def test_the_pages_read_the_database_of_the_test_that_opens_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test has a database of its own (tests/conftest.py): the process's engine the pages
+    use (certflow.bootstrap.engine, built by the first page that needs it) is one on that
+    database, not on the database of an earlier test that opened such a page. It was kept
+    from test to test, so this file's pages read another test's rows and passed only when that
+    test had made the same ones (run after a test opening /inbox: 400s and counts missing)."""
+    from tests.conftest import sqlite_database
+
+    for folder in ("earlier", "this"):
+        (tmp_path / folder).mkdir()
+    with sqlite_database(tmp_path / "earlier", monkeypatch):
+        owner = _signed_in("pia", ["process_owner"], True)
+        assert "Versie 1" not in owner.get("/analytics").text  # nothing deployed there
+    with sqlite_database(tmp_path / "this", monkeypatch):
+        h = Harness(build_engine())
+        h.engine.deploy(h.staff, PROCESSES, only=["certification"])
+        owner = _signed_in("pia", ["process_owner"], True)
+        page = owner.get("/analytics?process=certification")
+        assert page.status_code == 200, "the page asked the earlier database for the process"
+        assert "Versie 1" in page.text.split("<main", 1)[1]
