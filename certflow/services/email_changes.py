@@ -6,8 +6,9 @@ and mailing them), and the page's "an account with this address exists" told any
 an account. So:
 
 - ``ask`` keeps the new address in ``email_changes`` with a random token (only its SHA-256
-  stored; one change per account, a newer one replaces the older) and returns the token. The
-  page answers the same whatever the address, and calls ``mail`` after its answer.
+  stored; one change per account, a newer one replaces the older in one statement, so two at
+  once leave one) and returns the token. The page answers the same whatever the address, and
+  calls ``mail`` after its answer.
 - ``mail``: the new address gets a link to ``/account/email/confirm/<token>``, working
   ``settings.email_change_confirm_hours``; an address that has an account gets no link but a
   notice to its owner (at most one a day, as a sign-up's warning); the old address is told
@@ -31,6 +32,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from sqlalchemy import CursorResult, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from certflow.errors import Conflict
@@ -59,12 +61,17 @@ def ask(session: Session, settings: Settings, username: str, new_email: str,
     one); returns the token for ``mail``. Kept alike whoever has the address."""
     now = now or wall_now()
     prune(session, now)
-    session.execute(delete(EmailChange).where(EmailChange.username == username))
     token = secrets.token_urlsafe(32)
-    session.add(EmailChange(
-        token_hash=digest(token), username=username, new_email=new_email.strip().lower(),
-        created_at=now, expires_at=now + timedelta(hours=settings.email_change_confirm_hours)))
-    session.flush()
+    row = dict(token_hash=digest(token), username=username, new_email=new_email.strip().lower(),
+               created_at=now, expires_at=now + timedelta(hours=settings.email_change_confirm_hours))
+    # The earlier change is replaced in the same statement: a delete and an insert let two
+    # at once (a double click on "Opslaan") both insert, and the second broke the unique
+    # index, a 500 (on PostgreSQL it waits for the first's commit, then overwrites it here).
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = insert(EmailChange).values(**row)
+    session.execute(statement.on_conflict_do_update(
+        index_elements=[EmailChange.username],
+        set_={name: statement.excluded[name] for name in row if name != "username"}))
     return token
 
 

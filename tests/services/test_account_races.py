@@ -122,3 +122,32 @@ def test_two_sign_ups_of_one_address_at_once_leave_one_and_both_end_cleanly(
         [row] = s.scalars(select(PendingSignUp))
     first, newest = (link.rsplit("/", 1)[1] for link in links)  # in the order they were made
     assert row.display_name == "Ann de Vries-Bos" and row.token_hash == digest(newest) != digest(first)
+
+
+def test_two_address_changes_of_one_account_at_once_leave_one_and_both_end_cleanly(db: str) -> None:
+    """A double click on 'Opslaan' with a new address on "Mijn account" (only the address
+    changed, so the account's row is not written and locks nothing): the second request's
+    delete of the earlier change did not see the first one's row, its insert waited on the
+    one-change-per-account index and then broke it, a 500. The newer change replaces the
+    older in one statement; only its link works."""
+    from sqlalchemy import select
+
+    from certflow.services import email_changes
+    from certflow.services.access import digest
+    from certflow.settings import get_settings
+    from certflow.store.accounts import EmailChange
+    from certflow.store.db import session_scope
+
+    def ask(address: str) -> Callable[[Any], Any]:
+        return lambda s: email_changes.ask(s, get_settings(), "olga", address, now=NOW)
+
+    tokens: list[str] = []
+    newest = while_pending(lambda s: tokens.append(ask("olga@thuis.example")(s)),
+                           second(ask("olga@werk.example")))
+    assert isinstance(newest, str), newest
+    with session_scope() as s:
+        [row] = s.scalars(select(EmailChange))
+    assert (row.username, row.new_email, row.token_hash) == ("olga", "olga@werk.example", digest(newest))
+    with session_scope() as s:
+        assert email_changes.link(s, tokens[0], now=NOW) is None
+
