@@ -384,7 +384,7 @@ def complete_reset(session: Session, token: str, password: str,
                    now: datetime | None = None) -> Account:
     """Set the new password and use up the link (and every other open link of the account)."""
     now = now or wall_now()
-    row = _usable_reset(session, token, now)
+    row = _usable_reset(session, token, now, lock=True)
     if row is None:
         raise Forbidden(N_("This link has expired or was used already. Ask for a new one."))
     set_password(session, row.username, password)
@@ -395,8 +395,12 @@ def complete_reset(session: Session, token: str, password: str,
     return account_of(session.get(User, row.username))  # type: ignore[arg-type]
 
 
-def _usable_reset(session: Session, token: str, now: datetime) -> PasswordReset | None:
-    row = session.get(PasswordReset, digest(token))
+def _usable_reset(session: Session, token: str, now: datetime,
+                  lock: bool = False) -> PasswordReset | None:
+    """``lock``: held until commit, so of two uses at once (a double click on the reset form,
+    the link open in two tabs) the second waits and finds the link used (unlocked, both read
+    it unused and both set a password)."""
+    row = session.get(PasswordReset, digest(token), with_for_update=lock, populate_existing=lock)
     if row is None or row.used_at is not None or row.expires_at <= now:
         return None
     return row

@@ -151,3 +151,25 @@ def test_two_address_changes_of_one_account_at_once_leave_one_and_both_end_clean
     with session_scope() as s:
         assert email_changes.link(s, tokens[0], now=NOW) is None
 
+
+def test_one_reset_link_used_twice_at_once_sets_one_password(db: str) -> None:
+    """A double click on the reset page's 'Opslaan' (or the link open in two tabs): both
+    requests read the link unused, and both set a password and started a session, the
+    second signing out the first; a single-use link worked twice. The link is locked while
+    it is used: the second finds it used up."""
+    from certflow.errors import Forbidden
+    from certflow.services import access
+    from certflow.settings import get_settings
+    from certflow.store.db import session_scope
+    from certflow.store.models import User
+
+    with session_scope() as s:
+        account, token = access.request_reset(s, get_settings(), "olga@cmi.example", now=NOW)
+
+    def use(password: str) -> Callable[[Any], Any]:
+        return lambda s: access.complete_reset(s, token, password, now=NOW)
+
+    refused = while_pending(use("the first long passphrase"), second(use("the second long passphrase")))
+    assert isinstance(refused, Forbidden), refused
+    with session_scope() as s:
+        assert access.verify_password(s.get(User, "olga").password_hash, "the first long passphrase")
