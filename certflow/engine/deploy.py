@@ -30,6 +30,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.spiff.specs.defaults import ScriptTask, UserTask
 from sqlalchemy import func, select
+from sqlalchemy import text as sql
 from sqlalchemy.orm import Session
 
 from certflow.clock import CLOCK
@@ -420,10 +421,26 @@ def _store_shared(session: Session, processes_dir: Path, actor: str) -> list[Dep
     return done
 
 
+_DEPLOY_LOCK = sql("SELECT pg_advisory_xact_lock(hashtext('certflow:deploy'))")
+
+
+def take_deploy_lock(session: Session) -> None:
+    """Deploys take turns, until the deploying transaction ends: each reads the latest versions
+    and writes the next numbers, and two at once (a pipeline's deploy started twice, a studio
+    deploy beside the files') wrote the same numbers; for a process or table never deployed
+    there is no row to lock, so the lock is a named one (PostgreSQL's transaction advisory
+    lock). Taken again in one transaction it is held once more, harmlessly. SQLite needs none:
+    its writers are serialized (BEGIN IMMEDIATE, certflow.store.db). Unsafe if something writes
+    ``definitions`` or ``shared_tables`` without ``store_bundle``/``store_shared_table``."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(_DEPLOY_LOCK)
+
+
 def store_shared_table(session: Session, name: str, content: str, actor: str) -> DeployedVersion:
     """``content`` as the table's next version (or its latest, unchanged). Back to an earlier
     version's text (a studio deploy reverted, or the files deployed after one): that row is
     made the newest again under the next number, as (name, content_hash) is stored once."""
+    take_deploy_lock(session)
     digest = hashlib.sha256(content.encode()).hexdigest()
     latest = session.execute(select(SharedTable).where(SharedTable.name == name)
                              .order_by(SharedTable.version.desc()).limit(1)).scalar_one_or_none()
@@ -453,6 +470,7 @@ def shared_problems(processes_dir: Path, registry: HandlerRegistry) -> list[Prob
 
 
 def store_bundle(session: Session, bundle: Bundle, actor: str) -> DeployedVersion:
+    take_deploy_lock(session)
     latest = session.execute(
         select(Definition).where(Definition.process_id == bundle.process_id)
         .order_by(Definition.version.desc()).limit(1).with_for_update()
