@@ -88,6 +88,24 @@ def test_candidate_and_public_tables_are_cards_on_a_phone(people: App, ui: Calla
     assert row.bounding_box()["width"] <= PHONE["width"]
 
 
+@pytest.mark.parametrize("who,path", [
+    (None, "/sign-in"), (None, "/sign-up"), (None, "/password/forgot"), (None, "/register"),
+    ("pim", "/mijn"), ("pim", "/account"), ("pim", "/mijn/data"),
+])
+def test_a_candidates_and_a_visitors_pages_fit_a_phone(people: App, ui: Callable[..., UI],
+                                                       who: str | None, path: str) -> None:
+    """Candidates sign up, confirm and keep their data mostly on a phone: every field and button
+    fits the screen, nothing pans sideways."""
+    person = _on_phone(ui, who)
+    response = person.visit(path, shot="narrow" + path.replace("/", "-"))
+    assert response.status == 200
+    assert _page_width(person) <= PHONE["width"], f"{path} is wider than the phone"
+    for field in person.page.locator("main input:visible, main button:visible, main select:visible").all():
+        box = field.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], \
+            f"{path}: {field.evaluate('e => e.outerHTML')[:120]} runs off the screen"
+
+
 @pytest.mark.parametrize("path", ["/inbox", "/monitor", "/dashboard", "/dashboard/invoices", "/studio",
                                   "/studio/emails", "/analytics", "/escalations", "/admin/people"])
 def test_staff_tables_scroll_in_their_own_box_on_a_phone(people: App, ui: Callable[..., UI], path: str) -> None:
