@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.services.test_account_races import while_pending
+from tests.races import while_pending
 
 PROCESSES = Path(__file__).resolve().parents[2] / "processes"
 ONLY = ["certification", "orders"]

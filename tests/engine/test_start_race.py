@@ -5,14 +5,13 @@ no running case; the second one's insert waits for the first to commit, and was 
 
 from __future__ import annotations
 
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from certflow.engine.errors import Conflict
+from tests.races import while_pending
 
 PROCESSES = Path(__file__).resolve().parents[2] / "processes"
 APPLICATION = {"candidate": "cas", "eligibility_route": "hbo_diploma", "motivation": "graag"}
@@ -46,23 +45,13 @@ def test_the_second_of_two_simultaneous_applications_is_refused_not_a_500(engine
     from certflow.store.models import Instance
 
     cas = Actor("cas", ("candidate",), False)
-    outcome: dict[str, Any] = {}
+    second = while_pending(  # the first click's request, not committed yet
+        lambda first: engine.start_in(first, "cas", "certification", "cas:certification",
+                                      dict(APPLICATION), read_clock=True),
+        lambda: engine.start(cas, "certification", "cas:certification", dict(APPLICATION)),
+        opened=lambda: engine.session(clock=False))
 
-    def second_click() -> None:
-        try:
-            outcome["value"] = engine.start(cas, "certification", "cas:certification", dict(APPLICATION))
-        except Exception as exc:  # noqa: BLE001  (looked at below)
-            outcome["value"] = exc
-
-    with engine.session(clock=False) as first:  # the first click's request, not committed yet
-        engine.start_in(first, "cas", "certification", "cas:certification", dict(APPLICATION), read_clock=True)
-        thread = threading.Thread(target=second_click)
-        thread.start()
-        time.sleep(0.5)
-        assert thread.is_alive(), f"the second start did not wait for the first: {outcome}"
-    thread.join(10)
-
-    assert isinstance(outcome["value"], Conflict), outcome["value"]
-    assert "already running" in str(outcome["value"])
+    assert isinstance(second, Conflict), second
+    assert "already running" in str(second)
     with session_scope() as s:
         assert s.scalar(select(func.count()).select_from(Instance)) == 1

@@ -5,8 +5,6 @@ index, a 500; it is refused as the address check refuses a taken address, with t
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -14,32 +12,9 @@ from typing import Any
 import pytest
 
 from certflow.errors import Conflict
+from tests.races import while_pending
 
 NOW = datetime(2026, 12, 2, 12, tzinfo=UTC)
-
-
-def while_pending(first: Callable[[Any], Any], second: Callable[[], Any]) -> Any:
-    """``second`` while ``first``'s writes (in the session it is given) are flushed and not yet
-    committed; they commit once ``second`` waits on them. ``second``'s outcome or exception."""
-    from certflow.store.db import session_scope
-
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["value"] = second()
-        except Exception as exc:  # noqa: BLE001  (the test looks at it)
-            outcome["value"] = exc
-
-    with session_scope() as session:
-        first(session)
-        session.flush()
-        thread = threading.Thread(target=run)
-        thread.start()
-        time.sleep(0.5)
-        assert thread.is_alive(), f"the second request did not wait for the first: {outcome}"
-    thread.join(10)
-    return outcome["value"]
 
 
 @pytest.fixture

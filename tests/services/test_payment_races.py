@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.services.test_account_races import while_pending
+from tests.races import while_pending
 from tests.services.test_camt_rules import LATER, NOW, entry, statement
 
 pytestmark = pytest.mark.integration

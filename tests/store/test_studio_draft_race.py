@@ -8,10 +8,7 @@ save holds its insert uncommitted while the other runs, as it happens on the ser
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,41 +16,19 @@ from typing import Any
 import pytest
 
 from certflow.errors import DraftConflict
+from tests.races import while_pending
 
 PROCESSES = Path(__file__).resolve().parents[2] / "processes"
 TEMPLATE = "certification/application_received.nl.txt"
 NOW = datetime(2026, 12, 2, 12, tzinfo=UTC)
 
 
-@contextmanager
-def first_save_pending(model: type[Any], **row: Any) -> Iterator[None]:
-    """The other request's insert of ``row``: made, not yet committed; committed on leaving."""
-    from certflow.store.db import session_scope
-
-    with session_scope() as other:
-        other.add(model(saved_by="otto", saved_at=NOW, revision=1, **row))
-        other.flush()
-        yield
-
-
 def race(save: Callable[[], Any], model: type[Any], **row: Any) -> Any:
-    """Run ``save`` while another request's first save of the same draft is pending; the other
-    commits once ``save`` is waiting on it. ``save``'s outcome, or the exception it raised."""
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["value"] = save()
-        except Exception as exc:  # noqa: BLE001  (the test looks at it)
-            outcome["value"] = exc
-
-    with first_save_pending(model, **row):
-        thread = threading.Thread(target=run)
-        thread.start()
-        time.sleep(0.5)  # the save found no row and waits on the pending insert's key
-        assert thread.is_alive(), f"the save did not wait for the other insert: {outcome}"
-    thread.join(10)
-    return outcome["value"]
+    """Run ``save`` while another request's first save of the same draft is pending (made, not
+    yet committed); the other commits once ``save`` waits on its key. ``save``'s outcome, or
+    the exception it raised."""
+    return while_pending(lambda other: other.add(model(saved_by="otto", saved_at=NOW, revision=1, **row)),
+                         save)
 
 
 @pytest.fixture
@@ -120,28 +95,7 @@ def test_an_email_saved_twice_at_once_keeps_the_later_save(owners: Any) -> None:
 
 
 
-def deploy_twice(first: Callable[[Any], Any], second: Callable[[], Any]) -> Any:
-    """``second`` while ``first`` (the first click's deploy, in the session it is given) is
-    made and not yet committed; it commits once ``second`` waits on it. ``second``'s outcome,
-    or the exception it raised."""
-    from certflow.store.db import session_scope
-
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["value"] = second()
-        except Exception as exc:  # noqa: BLE001  (the test looks at it)
-            outcome["value"] = exc
-
-    with session_scope() as session:
-        first(session)
-        thread = threading.Thread(target=run)
-        thread.start()
-        time.sleep(0.5)
-        assert thread.is_alive(), f"the second deploy did not wait for the first: {outcome}"
-    thread.join(10)
-    return outcome["value"]
+deploy_twice = while_pending  # the first click's deploy pending while the second runs
 
 
 def test_an_email_deployed_twice_at_once_is_one_new_version(owners: Any) -> None:
