@@ -27,7 +27,6 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from certflow.clock import CLOCK, OFFSET_COLUMN
 from certflow.engine import rules
@@ -35,6 +34,7 @@ from certflow.engine.errors import CertflowError, Conflict
 from certflow.engine.projections import correlation_key, table_of
 from certflow.engine.timers import insert_audit, saved_row, write_instances
 from certflow.store.base import new_id
+from certflow.store.db import dialect_insert
 from certflow.store.models import Instance, Message, Subscription
 
 if TYPE_CHECKING:
@@ -487,9 +487,7 @@ def emit_many(session: Any, name: str, keyed: list[tuple[str, dict[str, Any]]], 
                  status="pending", created_at=now) for key, payload in fresh.items() if key not in known]
     if not rows:
         return 0
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = (insert(Message).on_conflict_do_nothing(index_elements=["idempotency_key"])
+    statement = (dialect_insert(session)(Message).on_conflict_do_nothing(index_elements=["idempotency_key"])
                  .returning(Message.id))
     queued = len(session.execute(statement, rows).all())
     session.info["emitted"] = session.info.get("emitted", 0) + queued  # drained after commit

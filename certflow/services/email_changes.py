@@ -32,7 +32,6 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from sqlalchemy import CursorResult, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from certflow.errors import Conflict
@@ -42,6 +41,7 @@ from certflow.services.access import digest, wall_now
 from certflow.services.email import SendEmail, send_email, send_to_address
 from certflow.settings import Settings
 from certflow.store.accounts import EmailChange
+from certflow.store.db import replace_row
 from certflow.store.models import User
 
 CONFIRM_PATH = "/account/email/confirm/"
@@ -64,14 +64,8 @@ def ask(session: Session, settings: Settings, username: str, new_email: str,
     token = secrets.token_urlsafe(32)
     row = dict(token_hash=digest(token), username=username, new_email=new_email.strip().lower(),
                created_at=now, expires_at=now + timedelta(hours=settings.email_change_confirm_hours))
-    # The earlier change is replaced in the same statement: a delete and an insert let two
-    # at once (a double click on "Opslaan") both insert, and the second broke the unique
-    # index, a 500 (on PostgreSQL it waits for the first's commit, then overwrites it here).
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = insert(EmailChange).values(**row)
-    session.execute(statement.on_conflict_do_update(
-        index_elements=[EmailChange.username],
-        set_={name: statement.excluded[name] for name in row if name != "username"}))
+    # The earlier change is replaced (a double click on "Opslaan" leaves one: the newest link).
+    replace_row(session, EmailChange, row, key="username")
     return token
 
 

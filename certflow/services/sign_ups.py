@@ -39,7 +39,6 @@ from datetime import date, datetime, timedelta
 from typing import Literal
 
 from sqlalchemy import CursorResult, delete
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from certflow.registry import HandlerContext
@@ -48,6 +47,7 @@ from certflow.services.access import digest, wall_now
 from certflow.services.email import SendEmail, send_email, send_to_address
 from certflow.settings import Settings
 from certflow.store.accounts import PendingSignUp
+from certflow.store.db import replace_row
 from certflow.store.models import User
 
 CONFIRM_PATH = "/sign-up/confirm/"
@@ -81,14 +81,8 @@ def start(session: Session, settings: Settings, sign_up: SignUp,
                language=sign_up.language, address=dict(sign_up.address),
                date_of_birth=sign_up.date_of_birth, password_hash=sign_up.password_hash,
                created_at=now, expires_at=now + timedelta(hours=settings.sign_up_confirm_hours))
-    # An earlier sign-up of the address is replaced in the same statement: a delete and an
-    # insert let two sign-ups at once both insert, and the second broke the unique index
-    # (on PostgreSQL it waits for the first's commit, then overwrites it here).
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = insert(PendingSignUp).values(**row)
-    session.execute(statement.on_conflict_do_update(
-        index_elements=[PendingSignUp.email],
-        set_={name: statement.excluded[name] for name in row if name != "email"}))
+    # An earlier sign-up of the address is replaced (two at once leave one: the newest link).
+    replace_row(session, PendingSignUp, row, key="email")
     # Mailed before the row is committed: a mail that fails leaves nothing behind. From the
     # configured address, never a request's Host header (the token would go to that server).
     # Greeting no one by name, and with no name beside the address: whoever signs up types

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
@@ -151,6 +152,21 @@ def one_snapshot(session: Session) -> None:
     Call it before the session's first statement; the pool resets the level on check-in."""
     if session.get_bind().dialect.name == "postgresql":
         session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+
+
+def dialect_insert(session: Session) -> Any:
+    """The INSERT of ``session``'s database, with ON CONFLICT (PostgreSQL and SQLite, the two
+    certflow runs on, say it the same way)."""
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+def replace_row(session: Session, model: type[Any], row: dict[str, Any], key: str) -> None:
+    """Insert ``row``, or overwrite the row with the same unique ``key`` in the same statement:
+    a delete and an insert let two requests at once both insert, and the second broke the
+    unique index (on PostgreSQL it waits for the first's commit, then overwrites it here)."""
+    statement = dialect_insert(session)(model).values(**row)
+    session.execute(statement.on_conflict_do_update(
+        index_elements=[key], set_={name: statement.excluded[name] for name in row if name != key}))
 
 
 @contextmanager

@@ -15,10 +15,10 @@ from __future__ import annotations
 import re
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from certflow.store.billing import InvoiceSequence
+from certflow.store.db import dialect_insert
 
 # Weights of the 15 reference digits, from the rightmost digit leftwards: 2**n mod 11.
 _WEIGHTS = (2, 4, 8, 5, 10, 9, 7, 3, 6, 1, 2, 4, 8, 5, 10)
@@ -56,8 +56,7 @@ def allocate_number(session: Session, year: int) -> int:
 def _ensure_row(session: Session, year: int) -> None:
     """Create the year's row if missing, without failing when another worker just did
     (PostgreSQL and SQLite, the two databases certflow runs on, say it the same way)."""
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    session.execute(insert(InvoiceSequence).values(year=year, last_seq=0)
+    session.execute(dialect_insert(session)(InvoiceSequence).values(year=year, last_seq=0)
                     .on_conflict_do_nothing(index_elements=["year"]))
 
 
