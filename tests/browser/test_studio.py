@@ -10,6 +10,7 @@ from typing import Any, Callable
 import pytest
 
 from tests.browser.conftest import UI, App
+from tests.browser.studio_support import select
 
 pytestmark = pytest.mark.browser
 
@@ -35,15 +36,8 @@ print(json.dumps(max(d["version"] for d in engine().definitions() if d["process_
 
 
 def _select(page: Any, element: str) -> None:
-    """Bring the element into view and select it (what clicking it does)."""
-    page.evaluate("""(id) => {
-        const modeler = window.certflowStudio.modeler;
-        const canvas = modeler.get('canvas');
-        const shape = modeler.get('elementRegistry').get(id);
-        canvas.zoom(1);
-        canvas.scrollToElement(shape, { top: 150, bottom: 150, left: 350, right: 350 });
-        modeler.get('selection').select(shape);
-    }""", element)
+    """Select the element and wait for certflow's group in the panel."""
+    select(page, element)
     page.wait_for_selector('#studio-panel [data-group-id="group-certflow"]')
 
 

@@ -14,6 +14,7 @@ import pytest
 from lxml import etree
 
 from tests.browser.conftest import UI, App
+from tests.browser.studio_support import open_studio, select
 
 pytestmark = pytest.mark.browser
 
@@ -40,29 +41,14 @@ DEFAULT = '[data-entry-id="certflow-default-flow"]'
 
 
 def _open(owner: UI) -> Any:
-    errors: list[str] = []
-    owner.page.on("pageerror", lambda error: errors.append(str(error)))
-    owner.visit("/studio/register_fee")
-    owner.page.wait_for_selector("#studio[data-ready='1']", state="attached")
-    assert not errors, errors
-    owner.page.set_viewport_size({"width": 1280, "height": 1100})  # the panel's groups in the screenshots
-    return owner.page
+    page = open_studio(owner, "register_fee")
+    page.set_viewport_size({"width": 1280, "height": 1100})  # the panel's groups in the screenshots
+    return page
 
 
 def _select(page: Any, element: str) -> None:
-    """Bring the flow into view, select it, and wait for the panel's routing group."""
-    page.evaluate("""(id) => {
-        const modeler = window.certflowStudio.modeler;
-        const canvas = modeler.get('canvas');
-        const shape = modeler.get('elementRegistry').get(id);
-        canvas.zoom(1);
-        canvas.scrollToElement(shape, { top: 150, bottom: 150, left: 350, right: 350 });
-        modeler.get('selection').select(shape);
-    }""", element)
-    page.wait_for_function("""(id) => {
-        const input = document.querySelector('#studio-panel [data-entry-id="id"] input');
-        return input && input.value === id;
-    }""", arg=element)
+    """Select the flow and wait for the panel's routing group."""
+    select(page, element)
     page.wait_for_selector('#studio-panel [data-group-id="group-certflow-routing"]')
 
 

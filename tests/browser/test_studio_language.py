@@ -11,6 +11,7 @@ from typing import Any, Callable
 import pytest
 
 from tests.browser.conftest import ARTIFACTS, UI, App
+from tests.browser.studio_support import open_studio, select
 
 pytestmark = pytest.mark.browser
 
@@ -29,31 +30,6 @@ ELEMENTS = {
     "flow_eligible_yes": "Volgordestroom",
     "wait_payment": "Ontvangsttaak",
 }
-
-
-def _open_studio(owner: UI) -> Any:
-    errors: list[str] = []
-    owner.page.on("pageerror", lambda error: errors.append(str(error)))
-    owner.visit("/studio/certification")
-    owner.page.wait_for_selector("#studio[data-ready='1']", state="attached")
-    assert not errors, errors
-    return owner.page
-
-
-def _select(page: Any, element: str) -> None:
-    """Select the element (nothing for ""), in view, and wait for the panel to show it."""
-    page.evaluate("""(id) => {
-        const modeler = window.certflowStudio.modeler;
-        const canvas = modeler.get('canvas');
-        const shape = id && modeler.get('elementRegistry').get(id);
-        canvas.zoom(1);
-        if (shape) canvas.scrollToElement(shape, { top: 150, bottom: 150, left: 350, right: 350 });
-        modeler.get('selection').select(shape || []);
-    }""", element)
-    page.wait_for_function("""(id) => {
-        const input = document.querySelector('#studio-panel [data-entry-id="id"] input');
-        return !id || (input && input.value === id);
-    }""", arg=element)
 
 
 def _texts(page: Any, selector: str) -> list[str]:
@@ -88,14 +64,14 @@ def _replace_menu(page: Any) -> list[str]:
 def test_the_modeler_speaks_dutch_to_a_dutch_process_owner(app: App, ui: Callable[..., UI]) -> None:
     app.person("studio_nl", ["process_owner"], is_staff=True)
     owner = ui("studio_nl")
-    page = _open_studio(owner)
+    page = open_studio(owner, "certification")
 
     palette = _palette(page)
     assert {"Startgebeurtenis maken", "Taak maken", "Gateway maken", "Eindgebeurtenis maken",
             "Lasso: elementen selecteren"} <= set(palette), palette
     assert "Create start event" not in palette
 
-    _select(page, "check_eligibility")
+    select(page, "check_eligibility")
     panel = _panel(page)
     assert panel["type"] == "Gebruikerstaak"
     assert panel["groups"][:3] == ["Algemeen", "certflow", "Documentatie"], panel
@@ -116,12 +92,12 @@ def test_the_modeler_speaks_dutch_to_a_dutch_process_owner(app: App, ui: Callabl
     page.locator('#studio-panel [data-entry-id="id"] input').fill("start")
     page.locator("#studio-panel .bio-properties-panel-error:has-text('moet uniek zijn')").wait_for()
 
-    _select(page, "participant_certification")
+    select(page, "participant_certification")
     assert {"Naam van de deelnemer", "Proces-ID", "Procesnaam", "Uitvoerbaar"} <= set(_panel(page)["labels"])
 
     page.set_viewport_size({"width": 1280, "height": 1600})  # the whole panel in the screenshots
     for element, kind in ELEMENTS.items():
-        _select(page, element)
+        select(page, element)
         panel = _panel(page)
         assert panel["type"] == kind, (element, panel)
         if page.locator('.djs-context-pad .entry[data-action="replace"]').count():
@@ -136,7 +112,7 @@ def test_the_modeler_speaks_dutch_to_a_dutch_process_owner(app: App, ui: Callabl
     page.locator("#studio-panel :text('Er zijn meerdere elementen geselecteerd')").wait_for()
     assert "Elementen uitlijnen" in _titles(page, ".djs-context-pad .entry[title]")
 
-    _select(page, "timer_payment_deadline")
+    select(page, "timer_payment_deadline")
     assert "45 dagen, of tot en met de eerstvolgende werkdag" in page.locator("#studio-panel").inner_text()
     untranslated = page.evaluate("() => [ ...window.certflowStudio.untranslated ]")
     assert untranslated == [], untranslated
@@ -152,12 +128,12 @@ def test_the_modeler_speaks_dutch_to_a_dutch_process_owner(app: App, ui: Callabl
 def test_the_same_modeler_speaks_english_to_an_english_process_owner(app: App, ui: Callable[..., UI]) -> None:
     app.person("studio_en", ["process_owner"], is_staff=True, language="en")
     owner = ui("studio_en")
-    page = _open_studio(owner)
+    page = open_studio(owner, "certification")
 
     palette = _palette(page)
     assert {"Create start event", "Create task", "Create gateway"} <= set(palette), palette
 
-    _select(page, "check_eligibility")
+    select(page, "check_eligibility")
     panel = _panel(page)
     assert panel["type"] == "User Task"
     assert panel["groups"][:3] == ["General", "certflow", "Documentation"], panel
@@ -165,7 +141,7 @@ def test_the_same_modeler_speaks_english_to_an_english_process_owner(app: App, u
     assert "Append end event" in _titles(page, ".djs-context-pad .entry[title]")
     assert "Service task" in _replace_menu(page)
 
-    _select(page, "timer_payment_deadline")
+    select(page, "timer_payment_deadline")
     assert _panel(page)["type"] == "Timer Boundary Event"
     assert "45 days, or through the next working day" in page.locator("#studio-panel").inner_text()
     owner.check("studio-en-timer")
