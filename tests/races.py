@@ -11,10 +11,12 @@ from typing import Any
 
 
 def while_pending(first: Callable[[Any], Any], second: Callable[[], Any],
-                  opened: Callable[[], AbstractContextManager[Any]] | None = None) -> Any:
+                  opened: Callable[[], AbstractContextManager[Any]] | None = None,
+                  then: Callable[[Any], Any] | None = None) -> Any:
     """``second`` while ``first``'s writes (in the session it is given: ``opened()``, by default
     a ``session_scope``) are flushed and not yet committed; they commit once ``second`` is seen
-    waiting on them (it must wait: otherwise the test proves nothing). Returns ``second``'s
+    waiting on them (it must wait: otherwise the test proves nothing); ``then``: more of the
+first's work, in its session, once the second waits (to take a lock the second holds). Returns ``second``'s
     outcome, or the exception it raised."""
     from certflow.store.db import session_scope
 
@@ -33,5 +35,8 @@ def while_pending(first: Callable[[Any], Any], second: Callable[[], Any],
         thread.start()
         time.sleep(0.5)
         assert thread.is_alive(), f"the second request did not wait for the first: {outcome}"
+        if then is not None:
+            then(session)
+            session.flush()
     thread.join(10)
     return outcome["value"]

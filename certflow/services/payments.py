@@ -79,27 +79,30 @@ class ImportResult:
         return [o.invoice_number for o in self.matched if o.invoice_paid and o.invoice_number]
 
 
-def _locked_invoice(session: Session, *conditions: Any) -> Invoice | None:
-    stmt = select(Invoice).where(*conditions).with_for_update()
+def _invoice(session: Session, *conditions: Any, lock: bool = True) -> Invoice | None:
+    stmt = select(Invoice).where(*conditions)
+    if lock:  # read again under the lock: the session may hold it as it was before the wait
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
     return session.execute(stmt).scalar_one_or_none()
 
 
 def find_invoice(session: Session, *, invoice_number: str | None = None,
-                 payment_reference: str | None = None) -> Invoice | None:
+                 payment_reference: str | None = None, lock: bool = True) -> Invoice | None:
     """The invoice a payment is for: by number, else by a betalingskenmerk or invoice number
     found anywhere in the reference text (payers write "factuur 2026-000012" or the kenmerk
-    in groups of four). Locked, since paying it changes its status."""
+    in groups of four). Locked, since paying it changes its status (``lock=False``: only
+    found, as ``import_camt053`` does before it locks them all)."""
     if invoice_number:
-        return _locked_invoice(session, Invoice.number == invoice_number.strip())
+        return _invoice(session, Invoice.number == invoice_number.strip(), lock=lock)
     text = payment_reference or ""
     for match in _REFERENCE.finditer(text):
         digits = re.sub(r"\D", "", match.group(1))
         if is_valid_payment_reference(digits):
-            found = _locked_invoice(session, Invoice.payment_reference == digits)
+            found = _invoice(session, Invoice.payment_reference == digits, lock=lock)
             if found is not None:
                 return found
     for match in _INVOICE_NUMBER.finditer(text):
-        found = _locked_invoice(session, Invoice.number == match.group(1))
+        found = _invoice(session, Invoice.number == match.group(1), lock=lock)
         if found is not None:
             return found
     return None
@@ -176,12 +179,25 @@ def import_camt053(session: Session, now: datetime, xml_bytes: bytes, actor: str
     """Register every incoming payment of a CAMT.053 statement. The whole file is parsed and
     checked first, so bad input raises ValueError with nothing written."""
     entries = parse_camt053(xml_bytes)
-    result = ImportResult()
-    for entry in entries:
-        result.add(register_payment(
+    # One lock order for every import, so that two at once wait for each other rather than
+    # deadlock (each holding what the other wants next: statements paying the same invoices,
+    # or sharing entries, in another order): first every invoice the statement pays, by id,
+    # then the entries booked by their bank id (a payment's key is locked by its insert).
+    # The outcomes are reported in the statement's order.
+    invoices = {invoice.id for entry in entries
+                if (invoice := find_invoice(session, payment_reference=entry.reference, lock=False))}
+    if invoices:
+        session.execute(select(Invoice.id).where(Invoice.id.in_(invoices)).order_by(Invoice.id).with_for_update())
+    booked = {}
+    for n in sorted(range(len(entries)), key=lambda n: entries[n].external_id):
+        entry = entries[n]
+        booked[n] = register_payment(
             session, now, payment_reference=entry.reference, amount=entry.amount, source="camt",
             external_id=entry.external_id, actor=actor, payer_name=entry.payer_name,
-            booked_date=entry.booked_date, currency=entry.currency))
+            booked_date=entry.booked_date, currency=entry.currency)
+    result = ImportResult()
+    for n in range(len(entries)):
+        result.add(booked[n])
     return result
 
 
