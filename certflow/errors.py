@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from certflow.i18n import Message, N_, joined
+
 
 class CertflowError(Exception):
     status = 400
@@ -51,13 +53,19 @@ class InvalidInput(CertflowError):
 
 @dataclass
 class Problem:
+    """What deploy refuses, where: ``message`` is a ``Message`` (English; a page translates it)."""
+
     file: str
     element: str | None
     message: str
 
     def __str__(self) -> str:
+        return str(self.said())
+
+    def said(self) -> Message:
+        """``str(self)``, its message translatable (the file and element stay as they are)."""
         where = f"{self.file}" + (f" [{self.element}]" if self.element else "")
-        return f"{where}: {self.message}"
+        return Message("%(where)s: %(message)s", where=where, message=self.message)
 
 
 @dataclass
@@ -65,6 +73,8 @@ class DeployError(CertflowError):
     problems: list[Problem] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        CertflowError.__init__(self, "deploy refused: " + "; ".join(str(p) for p in self.problems))
+        CertflowError.__init__(self, Message(N_("deploy refused: %(problems)s"),
+                                             problems=joined([p.said() if isinstance(p, Problem) else str(p)
+                                                              for p in self.problems])))
 
     status = 422

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import holidays
+from certflow.i18n import Message, N_
 from certflow.localtime import at_local_time, end_of_day, local_date, to_local
 
 CALENDAR_FILE = Path("shared") / "closing_days.json"
@@ -84,8 +85,8 @@ def parse_term(text: str) -> Term:
         parts = {k: int(v) for k, v in match.groupdict().items() if v}
         months = parts.pop("years", 0) * 12 + parts.pop("months", 0)
         return Term((months, timedelta(**parts)), None)  # weeks, days and less: timedelta's own
-    raise TermError(f"{text!r} is neither an ISO 8601 duration (P14D, PT4H, P1M) "
-                    f"nor a number of working days (10 werkdagen)")
+    raise TermError(Message(N_("%(term)r is neither an ISO 8601 duration (P14D, PT4H, P1M) "
+                               "nor a number of working days (10 werkdagen)"), term=text))
 
 
 @dataclass
@@ -171,16 +172,18 @@ def read_days(data: dict[str, Any], key: str, problems: list[str]) -> dict[date,
     days: dict[date, str] = {}
     entries = data.get(key, [])
     if not isinstance(entries, list):
-        problems.append(f"{key}: expected a list of {{date, name}}")
+        problems.append(Message(N_("%(key)s: expected a list of {date, name}"), key=key))
         return days
     for n, entry in enumerate(entries):
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not entry["name"]:
-            problems.append(f"{key}[{n}]: expected {{\"date\": \"YYYY-MM-DD\", \"name\": \"...\"}}")
+            problems.append(Message(N_('%(key)s[%(n)s]: expected {"date": "YYYY-MM-DD", "name": "..."}'),
+                                    key=key, n=n))
             continue
         try:
             days[date.fromisoformat(str(entry.get("date")))] = entry["name"]
         except ValueError:
-            problems.append(f"{key}[{n}]: {entry.get('date')!r} is not a date (YYYY-MM-DD)")
+            problems.append(Message(N_("%(key)s[%(n)s]: %(value)r is not a date (YYYY-MM-DD)"), key=key, n=n,
+                                    value=entry.get("date")))
     return days
 
 
@@ -192,18 +195,20 @@ def load(path: Path) -> tuple[Calendar, list[str]]:
     try:
         data = json.loads(path.read_bytes())  # UTF-8 (json detects it)
     except json.JSONDecodeError as exc:
-        return Calendar(), [f"not valid JSON: {exc}"]
+        return Calendar(), [Message(N_("not valid JSON: %(error)s"), error=str(exc))]
     if not isinstance(data, dict):  # a bare list of days would otherwise count for nothing, silently
-        return Calendar(), ["expected an object with equated_days and/or closing_days"]
+        return Calendar(), [Message(N_("expected an object with equated_days and/or closing_days"))]
     unknown = set(data) - {"$comment", "equated_days", "closing_days"}
     if unknown:
-        problems.append(f"unknown key(s) {sorted(unknown)}; expected equated_days, closing_days")
+        problems.append(Message(N_("unknown key(s) %(keys)s; expected equated_days, closing_days"),
+                                keys=str(sorted(unknown))))
     return Calendar(read_days(data, "equated_days", problems), read_days(data, "closing_days", problems)), problems
 
 
 def check_file(processes_dir: Path) -> list[str]:
     """Deploy-time check of the closing-days file, as ``file: problem`` lines."""
-    return [f"{CALENDAR_FILE}: {p}" for p in load(processes_dir / CALENDAR_FILE)[1]]
+    return [Message("%(file)s: %(problem)s", file=str(CALENDAR_FILE), problem=p)
+            for p in load(processes_dir / CALENDAR_FILE)[1]]
 
 
 def calendar(processes_dir: Path) -> Calendar:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from certflow.i18n import N_
+from certflow.i18n import Message, N_
 from certflow.services import email
 from certflow.services.email import SendEmail
 from handlers import HandlerContext, deploy_check, handler, shared_check
@@ -30,7 +30,7 @@ def send_email(ctx: HandlerContext, data: SendEmail) -> dict[str, Any]:
 def _template_exists(literals: dict[str, Any]) -> list[str]:
     template = literals.get("template")
     problem = email.unknown_template(template) if isinstance(template, str) else None
-    return [f"email/send: {problem}"] if problem else []
+    return [Message("email/send: %(problem)s", problem=problem)] if problem else []
 
 
 @shared_check("handlers/templates/email")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from certflow.i18n import N_
+from certflow.i18n import Message, N_
 from certflow.services.billing import fees, invoices
 from certflow.services.billing.invoices import CreateInvoiceInput, CreditNoteInput
 from handlers import HandlerContext, deploy_check, handler, shared_check
@@ -38,7 +38,7 @@ def _product_has_a_fee(literals: dict[str, Any]) -> list[str]:
     if isinstance(product, str):
         problem = invoices.unknown_product(get_settings().processes_dir, product)
         if problem:
-            return [f"invoicing/create_invoice: {problem}"]
+            return [Message("invoicing/create_invoice: %(problem)s", problem=problem)]
     return []
 
 

@@ -16,7 +16,8 @@ from typing import Literal, NamedTuple
 from lxml import etree
 
 from certflow.engine.errors import Problem
-from certflow.engine.sandbox import ScriptRejected, validate
+from certflow.engine.sandbox import ScriptRejected, rejected, validate
+from certflow.i18n import Message, N_
 
 BPMN_NS = "{http://www.omg.org/spec/BPMN/20100524/MODEL}"
 CONDITIONAL_SOURCES = {f"{BPMN_NS}exclusiveGateway", f"{BPMN_NS}inclusiveGateway"}
@@ -24,13 +25,21 @@ CONDITIONAL_SOURCES = {f"{BPMN_NS}exclusiveGateway", f"{BPMN_NS}inclusiveGateway
 
 class ConditionProblem(NamedTuple):
     """Why a condition would not run: it is not Python (``syntax``), or the sandbox refuses
-    a construct in it (``refused``); ``detail`` is Python's or the sandbox's own words."""
+    a construct in it (``refused``); ``detail`` is Python's or the sandbox's own words (the
+    sandbox's a ``Message``, translatable where shown)."""
 
     kind: Literal["syntax", "refused"]
     detail: str
 
     def __str__(self) -> str:
-        return f"not a Python expression ({self.detail})" if self.kind == "syntax" else self.detail
+        return str(self.message)
+
+    @property
+    def message(self) -> str:
+        """What deploy says of it, as a ``Message``."""
+        if self.kind == "syntax":
+            return Message(N_("not a Python expression (%(detail)s)"), detail=self.detail)
+        return self.detail
 
 
 def condition_problem(source: str) -> ConditionProblem | None:
@@ -41,7 +50,7 @@ def condition_problem(source: str) -> ConditionProblem | None:
     try:
         validate(source, "eval")
     except ScriptRejected as exc:
-        return ConditionProblem("refused", str(exc))
+        return ConditionProblem("refused", rejected(exc))
     except SyntaxError as exc:
         return ConditionProblem("syntax", str(exc.msg))
     return None
@@ -56,12 +65,14 @@ def condition_problems(root: etree._Element, file: str) -> list[Problem]:
         if expression is None or not (expression.text or "").strip():
             continue
         flow_id = flow.get("id")
-        what = f"condition of sequence flow {flow.get('name') or flow_id!r}"
+        flow_name = flow.get("name") or flow_id
         if tags.get(flow.get("sourceRef")) not in CONDITIONAL_SOURCES:
-            found.append(Problem(file, flow_id, f"{what}: only a flow out of an exclusive or inclusive "
-                                 "gateway is taken by its condition; route it through one"))
+            found.append(Problem(file, flow_id, Message(
+                N_("condition of sequence flow %(flow)r: only a flow out of an exclusive or inclusive "
+                   "gateway is taken by its condition; route it through one"), flow=flow_name)))
             continue
         problem = condition_problem(expression.text or "")
         if problem is not None:
-            found.append(Problem(file, flow_id, f"{what}: {problem}"))
+            found.append(Problem(file, flow_id, Message(N_("condition of sequence flow %(flow)r: %(problem)s"),
+                                                        flow=flow_name, problem=problem.message)))
     return found

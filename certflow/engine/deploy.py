@@ -40,8 +40,9 @@ from certflow.engine import policies
 from certflow.engine.conditions import condition_problems
 from certflow.engine.dto import DeployedVersion
 from certflow.engine.errors import DeployError, Problem
-from certflow.engine.sandbox import ScriptRejected, validate
+from certflow.engine.sandbox import ScriptRejected, rejected, validate
 from certflow.engine.spiff import AsyncServiceTask, make_parser, spec_to_dict
+from certflow.i18n import Message, N_
 from certflow.registry import HandlerRegistry
 from certflow.store.models import Definition, SharedTable
 from certflow.workdays import TermError, parse_term
@@ -70,7 +71,7 @@ class Bundle:
 
 def read_xml(path: Path | None, text: str) -> etree._Element:
     if "<!DOCTYPE" in text or "<!ENTITY" in text:
-        raise ValueError("DOCTYPE/ENTITY declarations are not allowed")
+        raise ValueError(Message(N_("DOCTYPE/ENTITY declarations are not allowed")))
     return etree.fromstring(text.encode("utf-8"), SAFE_PARSER)
 
 
@@ -84,8 +85,9 @@ def _sources(folder: Path, problems: list[Problem]) -> dict[str, str]:
         try:
             sources[name] = path.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
-            problems.append(Problem(name, None, f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
-                                    f"offset {exc.start}); save the file as UTF-8"))
+            problems.append(Problem(name, None, Message(
+                N_("not UTF-8 text (byte %(byte)s at offset %(offset)s); save the file as UTF-8"),
+                byte=f"0x{exc.object[exc.start]:02x}", offset=exc.start)))
     return sources
 
 
@@ -102,8 +104,10 @@ def flow_problems(root: etree._Element, file: str) -> list[Problem]:
             for end in ("sourceRef", "targetRef"):
                 ref = flow.get(end)
                 if ref not in ids:
-                    found.append(Problem(file, flow.get("id"), f"sequence flow {flow.get('id')!r}: {end} "
-                                         f"{ref!r} is not an element of process {process.get('id')!r}"))
+                    found.append(Problem(file, flow.get("id"), Message(
+                        N_("sequence flow %(flow)r: %(end)s %(ref)r is not an element of process "
+                           "%(process_id)r"), flow=flow.get("id"), end=end, ref=ref,
+                        process_id=process.get("id"))))
     return found
 
 
@@ -123,7 +127,8 @@ def _load_forms(sources: dict[str, str], problems: list[Problem]) -> dict[str, A
             schema = json.loads(text)
             Draft202012Validator.check_schema(schema)
         except (json.JSONDecodeError, SchemaError) as exc:
-            problems.append(Problem(name, None, f"not a valid JSON Schema: {exc}".split("\n")[0]))
+            problems.append(Problem(name, None, Message(N_("not a valid JSON Schema: %(error)s"),
+                                                        error=str(exc).split("\n")[0])))
             continue
         forms[name.removeprefix("forms/")] = schema
     return forms
@@ -151,36 +156,52 @@ def source_problems(sources: dict[str, str]) -> list[Problem]:
     """What makes a sources map unfit to parse at all: odd file names, too much text, a DTD,
     a .bpmn that is not BPMN. Reported per file before any parsing is tried."""
     if len(sources) > MAX_SOURCE_FILES:
-        return [Problem("(sources)", None, f"too many files ({len(sources)}, at most {MAX_SOURCE_FILES})")]
+        return [Problem("(sources)", None, Message(N_("too many files (%(count)s, at most %(limit)s)"),
+                                                   count=len(sources), limit=MAX_SOURCE_FILES))]
     total = sum(len(t) for t in sources.values() if isinstance(t, str))
     if total > MAX_SOURCES_CHARS:
-        return [Problem("(sources)", None, f"too large ({total:,} characters, at most {MAX_SOURCES_CHARS:,})")]
+        return [Problem("(sources)", None, too_large(total, MAX_SOURCES_CHARS))]
     found: list[Problem] = []
     for name, text in sorted(sources.items()):
         if not isinstance(text, str):
-            found.append(Problem(str(name), None, "not text"))
+            found.append(Problem(str(name), None, Message(N_("not text"))))
         elif not _SOURCE_NAME.match(name):
-            found.append(Problem(name, None, "file name not allowed (a .bpmn, .dmn or .json file, "
-                                 "forms/ as the only folder)"))
+            found.append(Problem(name, None, Message(N_("file name not allowed (a .bpmn, .dmn or .json "
+                                                        "file, forms/ as the only folder)"))))
         elif len(text) > MAX_SOURCE_CHARS:
-            found.append(Problem(name, None, f"too large ({len(text):,} characters, at most "
-                                 f"{MAX_SOURCE_CHARS:,})"))
+            found.append(Problem(name, None, too_large(len(text), MAX_SOURCE_CHARS)))
         elif name.endswith((".bpmn", ".dmn")):
             found += _xml_problems(name, text)
     if not any(n.endswith(".bpmn") for n in sources):
-        found.append(Problem("(sources)", None, "no .bpmn file"))
+        found.append(Problem("(sources)", None, Message(N_("no .bpmn file"))))
     return found
+
+
+def too_large(size: int, limit: int) -> Message:
+    """A text over its limit, both counted in characters."""
+    return Message(N_("too large (%(size)s characters, at most %(limit)s)"), size=f"{size:,}", limit=f"{limit:,}")
+
+
+def not_xml(exc: Exception) -> Message:
+    """XML that does not parse: the parser's words (English), or ours for a DTD refused."""
+    return Message(N_("not valid XML: %(error)s"), error=error_text(exc))
+
+
+def error_text(exc: Exception) -> str:
+    """An exception's text, kept translatable when it was raised with a ``Message``."""
+    first = exc.args[0] if len(exc.args) == 1 else None
+    return first if isinstance(first, Message) else str(exc)
 
 
 def _xml_problems(name: str, text: str) -> list[Problem]:
     try:
         root = read_xml(Path(name), text)
     except (etree.XMLSyntaxError, ValueError) as exc:
-        return [Problem(name, None, f"not valid XML: {exc}")]
+        return [Problem(name, None, not_xml(exc))]
     expected = BPMN_NS + "definitions" if name.endswith(".bpmn") else None
     if expected and root.tag != expected:
-        return [Problem(name, None, f"not a BPMN 2.0 file (root element {root.tag!r}, expected "
-                        f"bpmn:definitions)")]
+        return [Problem(name, None, Message(N_("not a BPMN 2.0 file (root element %(root)r, expected "
+                                               "bpmn:definitions)"), root=root.tag))]
     return []
 
 
@@ -204,7 +225,7 @@ def parse_sources(name: str, sources: dict[str, str], registry: HandlerRegistry 
                 else:
                     parser.add_dmn_xml(root, filename=file)
             except (etree.XMLSyntaxError, ValueError) as exc:
-                problems.append(Problem(file, None, f"not valid XML: {exc}"))
+                problems.append(Problem(file, None, not_xml(exc)))
             except ValidationException as exc:
                 problems.append(Problem(file, getattr(exc, "id", None), _spiff_message(exc)))
     bundle = Bundle(name, name, Path(name), dict(sources), _hash(sources), {}, forms, {}, problems,
@@ -222,14 +243,14 @@ def _spiff_message(exc: Exception) -> str:
 def _build_spec(parser: Any, bundle: Bundle) -> None:
     bpmn_file = next((n for n in bundle.sources if n.endswith(".bpmn")), None)
     if bpmn_file is None:
-        bundle.problems.append(Problem(bundle.folder.name, None, "no .bpmn file in the folder"))
+        bundle.problems.append(Problem(bundle.folder.name, None, Message(N_("no .bpmn file in the folder"))))
         return
     ids = parser.get_process_ids()
     process_id = bundle.folder.name if bundle.folder.name in ids else (ids[0] if len(ids) == 1 else None)
     if process_id is None:
         bundle.problems.append(
-            Problem(bpmn_file, None, f"expected one executable process (or one with id "
-                    f"{bundle.folder.name!r}), found {sorted(ids)}")
+            Problem(bpmn_file, None, Message(N_("expected one executable process (or one with id %(folder)r), "
+                                                "found %(found)s"), folder=bundle.folder.name, found=str(sorted(ids))))
         )
         return
     try:
@@ -248,14 +269,17 @@ def _build_spec(parser: Any, bundle: Bundle) -> None:
 
 
 def _check_script(bundle: Bundle, file: str, element: str, source: str | None, mode: str, what: str) -> None:
+    """``what`` names the script (``Message``s below: "prescript", "property 'due'")."""
     if source is None or source.strip() == "":
         return
     try:
         validate(source, mode)
     except ScriptRejected as exc:
-        bundle.problems.append(Problem(file, element, f"{what}: {exc}"))
+        bundle.problems.append(Problem(file, element, Message("%(what)s: %(reason)s", what=what,
+                                                              reason=rejected(exc))))
     except SyntaxError as exc:
-        bundle.problems.append(Problem(file, element, f"{what} does not parse: {exc.msg}"))
+        bundle.problems.append(Problem(file, element, Message(N_("%(what)s does not parse: %(error)s"),
+                                                              what=what, error=exc.msg)))
 
 
 def _check_element(task_spec: Any, bundle: Bundle, file: str) -> None:
@@ -265,51 +289,57 @@ def _check_element(task_spec: Any, bundle: Bundle, file: str) -> None:
     meta = el.describe(task_spec)
     bundle.elements[element] = meta
     if not el.valid_priority(el.properties(task_spec).get("priority")):
-        bundle.problems.append(Problem(file, element, "property 'priority' must be a whole number"))
-    for when in ("prescript", "postscript"):
-        _check_script(bundle, file, element, getattr(task_spec, when, None), "exec", when)
+        bundle.problems.append(Problem(file, element, Message(N_("property 'priority' must be a whole number"))))
+    for when, what in (("prescript", Message(N_("prescript"))), ("postscript", Message(N_("postscript")))):
+        _check_script(bundle, file, element, getattr(task_spec, when, None), "exec", what)
     if isinstance(task_spec, ScriptTask):
-        _check_script(bundle, file, element, task_spec.script, "exec", "script")
+        _check_script(bundle, file, element, task_spec.script, "exec", Message(N_("script")))
     if isinstance(task_spec, UserTask):
         _check_user_task(task_spec, meta, bundle, file, element)
     if isinstance(task_spec, AsyncServiceTask):
         _check_service_task(task_spec, bundle, file, element)
     if meta.get("type") == "StartEvent" and meta.get("form") and meta["form"] not in bundle.forms:
-        bundle.problems.append(Problem(file, element, f"start form {meta['form']!r} not found in forms/"))
+        bundle.problems.append(Problem(file, element, Message(N_("start form %(form)r not found in forms/"),
+                                                              form=meta["form"])))
     guards = bundle.registry.guards
     if meta.get("guard") and meta["guard"] not in guards:
-        bundle.problems.append(Problem(file, element, f"unknown start guard {meta['guard']!r} "
-                                       f"(known: {', '.join(sorted(guards)) or 'none'})"))
+        bundle.problems.append(Problem(file, element, Message(N_("unknown start guard %(guard)r (known: %(known)s)"),
+                                                              guard=meta["guard"], known=known(guards))))
     definition = getattr(task_spec, "event_definition", None)
     if isinstance(definition, TimerEventDefinition):
         _check_timer(definition, bundle, file, element)
     if isinstance(definition, MessageEventDefinition) and not definition.name:
-        bundle.problems.append(Problem(file, element, "message event without a message"))
+        bundle.problems.append(Problem(file, element, Message(N_("message event without a message"))))
 
 
 def _check_user_task(task_spec: Any, meta: dict[str, Any], bundle: Bundle, file: str, element: str) -> None:
     if not meta.get("lane"):
-        bundle.problems.append(Problem(file, element, "user task outside any lane (the lane is its candidate group)"))
+        bundle.problems.append(Problem(file, element, Message(
+            N_("user task outside any lane (the lane is its candidate group)"))))
     form = meta.get("form")
     if not form:
-        bundle.problems.append(Problem(file, element, "user task without a 'form' property"))
+        bundle.problems.append(Problem(file, element, Message(N_("user task without a 'form' property"))))
     elif form not in bundle.forms:
-        bundle.problems.append(Problem(file, element, f"form {form!r} not found in forms/"))
+        bundle.problems.append(Problem(file, element, Message(N_("form %(form)r not found in forms/"), form=form)))
     for prop in ("assignee", "due"):
-        _check_script(bundle, file, element, meta.get(prop), "eval", f"property {prop!r}")
+        _check_script(bundle, file, element, meta.get(prop), "eval",
+                      Message(N_("property %(property)r"), property=prop))
     rule = meta.get("assignment_rule")
     if rule and rule not in bundle.registry.conflict_rules:
-        known = ", ".join(sorted(bundle.registry.conflict_rules)) or "none"
-        bundle.problems.append(Problem(file, element, f"unknown assignment rule {rule!r} (known: {known})"))
+        bundle.problems.append(Problem(file, element, Message(
+            N_("unknown assignment rule %(rule)r (known: %(known)s)"), rule=rule,
+            known=known(bundle.registry.conflict_rules))))
     if rule and not meta.get("assignee"):
-        bundle.problems.append(Problem(file, element, "an assignment rule needs an 'assignee' property"))
+        bundle.problems.append(Problem(file, element, Message(
+            N_("an assignment rule needs an 'assignee' property"))))
     if meta.get("due"):
         literal = _literal(meta["due"])
         if literal is not None:
             try:
                 parse_term(literal)
             except TermError as exc:
-                bundle.problems.append(Problem(file, element, f"due: {exc}"))
+                bundle.problems.append(Problem(file, element, Message(N_("due: %(reason)s"),
+                                                                      reason=error_text(exc))))
 
 
 def _has_boundary_events(task_spec: Any) -> bool:
@@ -321,7 +351,8 @@ def _check_service_task(task_spec: AsyncServiceTask, bundle: Bundle, file: str, 
     operator = task_spec.operation_name
     handler = registry.handlers.get(operator)
     if handler is None:
-        bundle.problems.append(Problem(file, element, f"unknown handler {operator!r} (known: {', '.join(registry)})"))
+        bundle.problems.append(Problem(file, element, Message(N_("unknown handler %(handler)r (known: %(known)s)"),
+                                                              handler=operator, known=", ".join(registry))))
         return
     # Decided here, from the handler's declaration: a worker runs a database-only handler
     # inside the advance that reaches its task (certflow.engine.inline); an outbox handler's
@@ -331,7 +362,7 @@ def _check_service_task(task_spec: AsyncServiceTask, bundle: Bundle, file: str, 
     # (property ``wait``): a step after it needs the effect to have happened first.
     wait = el.properties(task_spec).get("wait", "false").strip().lower()
     if wait not in ("true", "false"):
-        bundle.problems.append(Problem(file, element, "property 'wait' must be true or false"))
+        bundle.problems.append(Problem(file, element, Message(N_("property 'wait' must be true or false"))))
     bundle.elements[element]["inline"] = handler.in_transaction
     bundle.elements[element]["detached"] = (handler.detached and wait != "true"
                                             and not _has_boundary_events(task_spec))
@@ -340,11 +371,14 @@ def _check_service_task(task_spec: AsyncServiceTask, bundle: Bundle, file: str, 
     missing = fields - handler.optional - given
     unknown = given - fields
     if missing:
-        bundle.problems.append(Problem(file, element, f"{operator}: missing parameter(s) {sorted(missing)}"))
+        bundle.problems.append(Problem(file, element, Message(N_("%(handler)s: missing parameter(s) %(names)s"),
+                                                              handler=operator, names=str(sorted(missing)))))
     if unknown:
-        bundle.problems.append(Problem(file, element, f"{operator}: unknown parameter(s) {sorted(unknown)}"))
+        bundle.problems.append(Problem(file, element, Message(N_("%(handler)s: unknown parameter(s) %(names)s"),
+                                                              handler=operator, names=str(sorted(unknown)))))
     for name, param in task_spec.operation_params.items():
-        _check_script(bundle, file, element, param["value"], "eval", f"parameter {name!r}")
+        _check_script(bundle, file, element, param["value"], "eval",
+                      Message(N_("parameter %(parameter)r"), parameter=name))
     check = registry.deploy_checks.get(operator)
     if check is not None:
         literals = {name: _literal_value(param["value"]) for name, param in task_spec.operation_params.items()}
@@ -369,9 +403,14 @@ def _literal(expression: str) -> str | None:
     return None
 
 
+def known(names: Any) -> str:
+    """What a diagram may name instead, for "(known: ...)": the names, or "none"."""
+    return ", ".join(sorted(names)) or Message(N_("none"))
+
+
 def _check_timer(definition: TimerEventDefinition, bundle: Bundle, file: str, element: str) -> None:
     expression = definition.expression or ""
-    _check_script(bundle, file, element, expression, "eval", "timer expression")
+    _check_script(bundle, file, element, expression, "eval", Message(N_("timer expression")))
     literal = _literal(expression)
     if literal is None:
         return  # computed from data at run time; syntax checked above
@@ -381,7 +420,8 @@ def _check_timer(definition: TimerEventDefinition, bundle: Bundle, file: str, el
         else:
             TimerEventDefinition.parse_time_or_duration(literal)
     except Exception:
-        bundle.problems.append(Problem(file, element, f"timer {expression} is not an ISO 8601 date, duration or cycle"))
+        bundle.problems.append(Problem(file, element, Message(
+            N_("timer %(expression)s is not an ISO 8601 date, duration or cycle"), expression=expression)))
 
 
 def discover(processes_dir: Path) -> list[Path]:
@@ -399,7 +439,7 @@ def validated(processes_dir: Path, registry: HandlerRegistry, only: list[str] | 
     """Every (or each named) process folder parsed and checked; DeployError lists all problems."""
     folders = [f for f in discover(processes_dir) if only is None or f.name in only]
     if not folders:
-        raise DeployError([Problem(str(processes_dir), None, "no process folders with a .bpmn file")])
+        raise DeployError([Problem(str(processes_dir), None, Message(N_("no process folders with a .bpmn file")))])
     bundles = [parse_folder(folder, registry) for folder in folders]
     problems = [p for b in bundles for p in b.problems] + shared_problems(processes_dir, registry)
     if problems:

@@ -288,7 +288,7 @@ def _new_due(due: str, now: datetime, cal: workdays.Calendar, policy: dict[str, 
             try:
                 new_due = policies.due_at(policy, due, now, cal)
             except workdays.TermError as exc:
-                raise InvalidInput(Message(N_("due: %(problem)s (or a date YYYY-MM-DD)"), problem=str(exc)),
+                raise InvalidInput(Message(N_("due: %(problem)s (or a date YYYY-MM-DD)"), problem=exc.args[0]),
                                    field="due") from exc
     except (OverflowError, ValueError) as exc:  # a date or a term beyond the calendar
         raise too_far from exc

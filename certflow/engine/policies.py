@@ -28,6 +28,7 @@ from functools import lru_cache
 from typing import Any
 
 from certflow.engine.errors import Problem
+from certflow.i18n import Message, N_
 from certflow.workdays import Calendar, Term, TermError, parse_term
 
 FILE = "escalation.json"
@@ -110,18 +111,19 @@ def attach(process_id: str, sources: dict[str, str], elements: dict[str, Any]) -
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        return [Problem(f"{process_id}/{FILE}", None, f"not valid JSON: {exc}")]
+        return [Problem(f"{process_id}/{FILE}", None, Message(N_("not valid JSON: %(error)s"), error=str(exc)))]
     if not isinstance(data, dict) or set(data) - {"$comment", "defaults", "tasks"}:
-        return [Problem(f"{process_id}/{FILE}", None, "expected an object with 'defaults' and/or 'tasks'")]
+        return [Problem(f"{process_id}/{FILE}", None, Message(N_("expected an object with 'defaults' and/or 'tasks'")))]
     defaults = {**DEFAULT, **_checked(data.get("defaults", {}), None, problems)}
     tasks = data.get("tasks", {})
     if not isinstance(tasks, dict):
-        return [Problem(f"{process_id}/{FILE}", None, "'tasks' must map user-task ids to policies")]
+        return [Problem(f"{process_id}/{FILE}", None, Message(N_("'tasks' must map user-task ids to policies")))]
     overrides: dict[str, dict[str, Any]] = {}
     for element, override in tasks.items():
         if element not in user_tasks:
-            problems.append((element, f"no user task {element!r} in {process_id} "
-                                       f"(user tasks: {', '.join(sorted(user_tasks)) or 'none'})"))
+            problems.append((element, Message(N_("no user task %(task)r in %(process_id)s (user tasks: %(tasks)s)"),
+                                              task=element, process_id=process_id,
+                                              tasks=", ".join(sorted(user_tasks)) or Message(N_("none")))))
             continue
         overrides[element] = _checked(override, element, problems)
     for element in user_tasks:
@@ -132,26 +134,30 @@ def attach(process_id: str, sources: dict[str, str], elements: dict[str, Any]) -
 
 
 def _checked(policy: Any, element: str | None, problems: list[tuple[str | None, str]]) -> dict[str, Any]:
-    where = f"policy of {element}" if element else "defaults"
+    # "defaults" is the file's own key, so it stays as it is in every language.
+    where = Message(N_("policy of %(task)s"), task=element) if element else "defaults"
     if not isinstance(policy, dict):
-        problems.append((element, f"{where}: expected an object"))
+        problems.append((element, Message(N_("%(where)s: expected an object"), where=where)))
         return {}
     for key in sorted(set(policy) - KEYS):
-        problems.append((element, f"{where}: unknown key {key!r} (known: {', '.join(sorted(KEYS))})"))
+        problems.append((element, Message(N_("%(where)s: unknown key %(key)r (known: %(known)s)"),
+                                          where=where, key=key, known=", ".join(sorted(KEYS)))))
     for key in ("remind_before", "second_level_after"):
         if policy.get(key) is not None:
             try:
                 term(str(policy[key]))
             except TermError as exc:
-                problems.append((element, f"{where}: {key}: {exc}"))
+                problems.append((element, Message("%(where)s: %(key)s: %(reason)s", where=where, key=key,
+                                                  reason=exc.args[0] if exc.args else str(exc))))
     for key in ("escalate_to", "second_level_to"):
         if policy.get(key) is not None and (not isinstance(policy[key], str) or not policy[key].strip()):
-            problems.append((element, f"{where}: {key} must name a group"))
+            problems.append((element, Message(N_("%(where)s: %(key)s must name a group"), where=where, key=key)))
     action = policy.get("on_escalation", "keep")
     if not isinstance(action, str) or not (action in ("keep", "return_to_group")
                                            or (action.startswith("reassign:") and len(action) > 9)):
-        problems.append((element, f"{where}: on_escalation must be keep, return_to_group "
-                                f"or reassign:<username>, not {action!r}"))
+        problems.append((element, Message(N_("%(where)s: on_escalation must be keep, return_to_group "
+                                             "or reassign:<username>, not %(action)r"), where=where, action=action)))
     if not isinstance(policy.get("move_to_working_day", False), bool):
-        problems.append((element, f"{where}: move_to_working_day must be true or false"))
+        problems.append((element, Message(N_("%(where)s: move_to_working_day must be true or false"),
+                                          where=where)))
     return {k: v for k, v in policy.items() if k in KEYS}

@@ -49,6 +49,7 @@ from certflow.engine import evaluator
 from certflow.engine import sandbox_builtins as sb
 from certflow.engine.sandbox_bounds import check_data, is_bounded, script_is_bounded
 from certflow.engine.sandbox_builtins import ScriptLimitExceeded
+from certflow.i18n import Message, N_
 
 __all__ = [
     "ScriptLimitExceeded", "ScriptRejected", "SandboxEnvironment", "SandboxScriptEngine",
@@ -90,16 +91,18 @@ _ALLOWED_NODES: tuple[type[ast.AST], ...] = (
     ast.UAdd, ast.USub, ast.Not, ast.Invert, ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt,
     ast.GtE, ast.Is, ast.IsNot, ast.In, ast.NotIn,
 )
+# What a refused construct is called in "... is not allowed" (a process owner's words, translated
+# where shown); Python's own keywords stay as they are.
 _FRIENDLY = {
-    "Import": "an import statement", "ImportFrom": "an import statement", "Lambda": "a lambda",
-    "FunctionDef": "a function definition", "AsyncFunctionDef": "a function definition",
-    "ClassDef": "a class definition", "While": "a while loop (use 'for ... in range(...)')",
-    "Try": "a try statement", "TryStar": "a try statement", "With": "a with statement",
-    "AsyncWith": "a with statement", "AsyncFor": "an async for loop", "Global": "'global'",
+    "Import": N_("an import statement"), "ImportFrom": N_("an import statement"), "Lambda": N_("a lambda"),
+    "FunctionDef": N_("a function definition"), "AsyncFunctionDef": N_("a function definition"),
+    "ClassDef": N_("a class definition"), "While": N_("a while loop (use 'for ... in range(...)')"),
+    "Try": N_("a try statement"), "TryStar": N_("a try statement"), "With": N_("a with statement"),
+    "AsyncWith": N_("a with statement"), "AsyncFor": N_("an async for loop"), "Global": "'global'",
     "Nonlocal": "'nonlocal'", "Yield": "'yield'", "YieldFrom": "'yield'", "Await": "'await'",
-    "NamedExpr": "an assignment expression (:=)", "Return": "'return'", "Raise": "'raise'",
-    "Assert": "'assert'", "AnnAssign": "an annotated assignment", "MatMult": "the @ operator",
-    "Match": "a match statement",
+    "NamedExpr": N_("an assignment expression (:=)"), "Return": "'return'", "Raise": "'raise'",
+    "Assert": "'assert'", "AnnAssign": N_("an annotated assignment"), "MatMult": N_("the @ operator"),
+    "Match": N_("a match statement"),
 }
 _FORMAT_SPEC = re.compile(r"\d{4,}")
 _NO_SERVICES = "service tasks are dispatched by certflow, not the script engine"  # f"{x:>1000000000}" would allocate a huge string
@@ -119,32 +122,41 @@ class ScriptRejected(SyntaxError):
         return f"{self.msg} (line {self.lineno})" if self.lineno else str(self.msg)
 
 
+def rejected(exc: ScriptRejected) -> str:
+    """``str(exc)`` as a ``Message``, translatable where a process owner reads it."""
+    if not exc.lineno:
+        return exc.msg if isinstance(exc.msg, Message) else str(exc.msg)
+    return Message(N_("%(reason)s (line %(line)s)"), reason=exc.msg, line=exc.lineno)
+
+
 def _reject(lineno: int, message: str) -> NoReturn:
     # ``lineno`` is the node's own line, or its statement's for nodes without one (``_check_tree``)
     raise ScriptRejected(message, lineno)
 
 
 def _check_name(lineno: int, name: str | None, what: str) -> None:
+    """``what``: the kind of name, an ``N_`` text ("attribute")."""
     if name is not None and name.startswith("_"):
-        _reject(lineno, f"{what} {name!r} is not allowed (names starting with '_' are reserved)")
+        _reject(lineno, Message(N_("%(what)s %(name)r is not allowed (names starting with '_' are reserved)"),
+                                what=Message(what), name=name))
 
 
 def _check_attribute(node: ast.Attribute, lineno: int) -> None:
-    _check_name(lineno, node.attr, "attribute")
+    _check_name(lineno, node.attr, N_("attribute"))
     if node.attr in ("format", "format_map"):
-        _reject(lineno, f"str.{node.attr}() is not allowed; use an f-string")
+        _reject(lineno, Message(N_("str.%(method)s() is not allowed; use an f-string"), method=node.attr))
     if node.attr not in SAFE_ATTRIBUTES:
-        _reject(lineno, f"attribute {node.attr!r} is not allowed")
+        _reject(lineno, Message(N_("attribute %(name)r is not allowed"), name=node.attr))
     if not isinstance(node.ctx, ast.Load):
-        _reject(lineno, f"assigning or deleting attribute {node.attr!r} is not allowed")
+        _reject(lineno, Message(N_("assigning or deleting attribute %(name)r is not allowed"), name=node.attr))
 
 
 def _check_call(node: ast.Call, lineno: int) -> None:
     func = node.func
     if isinstance(func, ast.Name) and func.id not in CALLABLE_NAMES and not func.id.startswith("_"):
-        _reject(lineno, f"calling {func.id}() is not allowed")
+        _reject(lineno, Message(N_("calling %(function)s() is not allowed"), function=func.id))
     if not isinstance(func, (ast.Name, ast.Attribute)):
-        _reject(lineno, "only whitelisted functions and methods can be called")
+        _reject(lineno, Message(N_("only whitelisted functions and methods can be called")))
 
 
 def _check_format_spec(node: ast.FormattedValue, lineno: int) -> None:
@@ -153,31 +165,33 @@ def _check_format_spec(node: ast.FormattedValue, lineno: int) -> None:
         return
     texts = [str(p.value) for p in spec.values if isinstance(p, ast.Constant)]
     if len(texts) != len(spec.values):
-        _reject(lineno, "f-string format specs must be literal (no nested {...})")
+        _reject(lineno, Message(N_("f-string format specs must be literal (no nested {...})")))
     if any(_FORMAT_SPEC.search(text) for text in texts):
-        _reject(lineno, "f-string format width/precision must be below 1000")
+        _reject(lineno, Message(N_("f-string format width/precision must be below 1000")))
 
 
 def _check_node(node: ast.AST, lineno: int) -> None:
     if not isinstance(node, _ALLOWED_NODES):
         kind = type(node).__name__
-        _reject(lineno, f"{_FRIENDLY.get(kind, f'the {kind} construct')} is not allowed")
+        construct = (Message(_FRIENDLY[kind]) if kind in _FRIENDLY
+                     else Message(N_("the %(kind)s construct"), kind=kind))
+        _reject(lineno, Message(N_("%(construct)s is not allowed"), construct=construct))
     if isinstance(node, ast.Name):
-        _check_name(lineno, node.id, "name")
+        _check_name(lineno, node.id, N_("name"))
     elif isinstance(node, ast.Attribute):
         _check_attribute(node, lineno)
     elif isinstance(node, ast.Call):
         _check_call(node, lineno)
     elif isinstance(node, ast.keyword):
-        _check_name(lineno, node.arg, "keyword argument")
+        _check_name(lineno, node.arg, N_("keyword argument"))
     elif isinstance(node, ast.comprehension) and node.is_async:
-        _reject(lineno, "async comprehensions are not allowed")
+        _reject(lineno, Message(N_("async comprehensions are not allowed")))
     elif isinstance(node, ast.FormattedValue):
         _check_format_spec(node, lineno)
     elif isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Slice) and isinstance(node.ctx, ast.Store):
         # Every target, not only an assignment's: ``a, l[:0] = 1, l`` or ``for l[:0] in ...``
         # doubles a list in place, past the size guards.
-        _reject(lineno, "assigning to a slice is not allowed")
+        _reject(lineno, Message(N_("assigning to a slice is not allowed")))
 
 
 def _check_tree(node: ast.AST, lineno: int = 1) -> None:
@@ -192,13 +206,13 @@ def _parse(source: str, mode: str) -> ast.AST:
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
     if len(source) > MAX_SOURCE_LENGTH:
-        raise ScriptRejected(f"script is longer than {MAX_SOURCE_LENGTH} characters", 1)
+        raise ScriptRejected(Message(N_("script is longer than %(limit)s characters"), limit=MAX_SOURCE_LENGTH), 1)
     try:
         # The parser too gives up on deep nesting (``-`` * 3000) with a RecursionError.
         tree = ast.parse(source.strip() if mode == "eval" else source, SCRIPT_FILENAME, mode)
         _check_tree(tree)
     except RecursionError:
-        raise ScriptRejected("script is nested too deeply", 1) from None
+        raise ScriptRejected(Message(N_("script is nested too deeply")), 1) from None
     return tree
 
 

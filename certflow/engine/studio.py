@@ -25,6 +25,7 @@ from certflow.engine import diagram_diff, rules
 from certflow.engine.conditions import ConditionProblem, condition_problem
 from certflow.engine.dto import DeployedVersion
 from certflow.engine.errors import DeployError, Forbidden, NotFound, Problem
+from certflow.i18n import Message, N_
 from certflow.store.models import Definition
 from certflow.store.studio import StudioDraft, next_revision, save_into
 
@@ -165,9 +166,9 @@ class StudioMixin:
         bundle = deploying.parse_sources(process_id, sources, self.registry)
         problems = list(bundle.problems)
         if not problems and bundle.process_id != process_id:
-            problems.append(Problem(next(n for n in sources if n.endswith(".bpmn")), None,
-                                    f"the executable process has id {bundle.process_id!r}; "
-                                    f"expected {process_id!r}"))
+            problems.append(Problem(next(n for n in sources if n.endswith(".bpmn")), None, Message(
+                N_("the executable process has id %(found)r; expected %(expected)r"),
+                found=bundle.process_id, expected=process_id)))
         problems += deploying.shared_problems(self.settings.processes_dir, self.registry)
         return bundle, problems
 
@@ -182,7 +183,7 @@ class StudioMixin:
             if revision is not None:
                 next_revision(draft, revision, process_id)
             if draft is None:
-                raise NotFound(f"no draft of {process_id!r} to deploy")
+                raise NotFound(Message(N_("no draft of %(process_id)r to deploy"), process_id=process_id))
             bundle, problems = self._problems(process_id, dict(draft.sources))
             if problems:
                 raise DeployError(problems)

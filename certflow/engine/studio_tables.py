@@ -30,6 +30,7 @@ from certflow.engine.dto import DeployedVersion
 from certflow.engine.errors import DeployError, NotFound, Problem
 from certflow.engine.studio import studio_only
 from certflow.engine.table_diff import TableDiff
+from certflow.i18n import Message, N_
 from certflow.store.models import SharedTable
 from certflow.store.studio import save_into
 from certflow.store.studio_texts import StudioSharedDraft
@@ -59,15 +60,15 @@ class TableSpace:
 def table_problems(name: str, content: str) -> list[Problem]:
     """Why ``content`` cannot even be kept as a draft of table ``name``."""
     if name not in TABLES:
-        return [Problem(name, None, f"not a shared table (known: {', '.join(TABLES)})")]
+        return [Problem(name, None, Message(N_("not a shared table (known: %(known)s)"), known=", ".join(TABLES)))]
     if len(content) > MAX_TABLE_CHARS:
-        return [Problem(name, None, f"too large ({len(content):,} characters, at most {MAX_TABLE_CHARS:,})")]
+        return [Problem(name, None, deploying.too_large(len(content), MAX_TABLE_CHARS))]
     try:
         root = deploying.read_xml(None, content)
     except (etree.XMLSyntaxError, ValueError) as exc:
-        return [Problem(name, None, f"not valid XML: {exc}")]
+        return [Problem(name, None, deploying.not_xml(exc))]
     if etree.QName(root).localname != "definitions" or DMN_NS not in (etree.QName(root).namespace or ""):
-        return [Problem(name, None, "not a DMN file (expected a DMN <definitions> root element)")]
+        return [Problem(name, None, Message(N_("not a DMN file (expected a DMN <definitions> root element)")))]
     return []
 
 
@@ -175,7 +176,7 @@ class TableStudioMixin:
             drafts = {d.name: d for d in session.scalars(select(StudioSharedDraft).where(
                 StudioSharedDraft.name.in_(TABLES)).with_for_update())}
             if not drafts:
-                raise NotFound("no fee or VAT table draft to deploy")
+                raise NotFound(Message(N_("no fee or VAT table draft to deploy")))
             problems = self._check(self._contents(session, None))
             if problems:
                 raise DeployError(problems)

@@ -86,6 +86,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import Session, joinedload, make_transient_to_detached, undefer_group
 
+from certflow.i18n import Message, N_
 from certflow.registry import HandlerContext, HandlerError, PermanentError
 from certflow.services.accounts import is_erased
 from certflow.settings import ROOT, Settings
@@ -280,10 +281,11 @@ def check_templates(template_dir: Path = TEMPLATE_DIR, overrides: Overrides | No
     except (OSError, ValueError) as exc:
         return [f"samples.json: {exc}"]
     names = _template_names(template_dir)
-    problems = [f"samples.json: no template {n!r}" for n in sorted(set(samples) - names)]
+    problems: list[str] = [Message(N_("samples.json: no template %(template)r"), template=n)
+                           for n in sorted(set(samples) - names)]
     for name in sorted(names):
         if name not in samples:
-            problems.append(f"{name}: no sample context in samples.json")
+            problems.append(Message(N_("%(template)s: no sample context in samples.json"), template=name))
             continue
         for lang in LANGUAGES:
             try:
@@ -291,7 +293,8 @@ def check_templates(template_dir: Path = TEMPLATE_DIR, overrides: Overrides | No
                 values.update(portal_links(SAMPLE_PUBLIC_URL, values))
                 render(name, lang, values, template_dir, fallback=False, overrides=overrides)
             except TemplateNotFound as exc:
-                problems.append(f"{name}.{lang}: missing {exc.name}")
+                problems.append(Message(N_("%(template)s: missing %(file)s"), template=f"{name}.{lang}",
+                                        file=exc.name))
             except RENDER_ERRORS as exc:
                 problems.append(f"{name}.{lang}: {exc}")
     return problems
@@ -749,4 +752,4 @@ def unknown_template(template: str, template_dir: Path = TEMPLATE_DIR) -> str | 
     """Why no letter can be written from ``template`` (it does not exist), or None."""
     if template in _template_names(template_dir):
         return None
-    return f"no template {template!r} in handlers/templates/email"
+    return Message(N_("no template %(template)r in handlers/templates/email"), template=template)

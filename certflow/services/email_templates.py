@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from certflow.errors import DraftConflict
+from certflow.i18n import Message, N_
 from certflow.services import email
 from certflow.store.studio import save_into
 from certflow.store.studio_texts import EmailTemplate, StudioSharedDraft
@@ -114,13 +115,15 @@ def overview(session: Session) -> list[dict[str, Any]]:
 
 def syntax_problems(name: str, content: str) -> list[str]:
     if len(content) > MAX_TEMPLATE_CHARS:
-        return [f"{name}: too large ({len(content):,} characters, at most {MAX_TEMPLATE_CHARS:,})"]
+        too_large = Message(N_("too large (%(size)s characters, at most %(limit)s)"),
+                            size=f"{len(content):,}", limit=f"{MAX_TEMPLATE_CHARS:,}")
+        return [Message("%(file)s: %(problem)s", file=name, problem=too_large)]
     try:
         email._environment(email.TEMPLATE_DIR).parse(content)
     except TemplateSyntaxError as exc:
-        return [f"{name}, line {exc.lineno}: {exc.message}"]
+        return [Message(N_("%(file)s, line %(line)s: %(error)s"), file=name, line=exc.lineno, error=exc.message)]
     if name.endswith(".txt") and not content.startswith("Subject:"):
-        return [f"{name}: the first line must be 'Subject: ...'"]
+        return [Message(N_("%(file)s: the first line must be 'Subject: ...'"), file=name)]
     return []
 
 
@@ -198,7 +201,7 @@ def deploy(session: Session, who: str, now: datetime, seen: str | None = None) -
     if seen is not None:
         _still_as_seen(drafts, seen)
     if not drafts:
-        raise TemplateRefused(["no email text draft to deploy"])
+        raise TemplateRefused([Message(N_("no email text draft to deploy"))])
     problems = check(session)
     if problems:
         raise TemplateRefused(problems)

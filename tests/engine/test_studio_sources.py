@@ -107,3 +107,39 @@ def test_a_priority_that_is_no_number_is_a_problem_not_a_crash() -> None:
     problems = parse_sources("certification", sources, handlers.load_all()).problems
     assert [(p.element, p.message) for p in problems] == [
         ("check_eligibility", "property 'priority' must be a whole number")]
+
+
+def test_every_problem_the_check_finds_is_said_in_dutch_too() -> None:
+    """A process owner on a Dutch page reads the deploy check in Dutch: each problem is a
+    ``Message`` (its English text unchanged, for the CLI and the API) whose words the catalogue
+    translates. Only the ids, the names in the diagram and Python's own words stay as they are."""
+    from certflow.i18n import Message, translate
+
+    sources = _folder_sources()
+    text = sources["certification.bpmn"].replace(
+        '<spiffworkflow:property name="form" value="eligibility_check.json"/>',
+        '<spiffworkflow:property name="priority" value="high"/>'
+        '<spiffworkflow:property name="assignment_rule" value="nope"/>', 1)
+    text = text.replace('value="&quot;P5D&quot;"', 'value="&quot;soon&quot;"', 1)
+    text = text.replace('<spiffworkflow:parameter id="recipient" type="str"',
+                        '<spiffworkflow:parameter id="recipent" type="str"', 1)
+    text = text.replace("'certification/application_received'", "'certification/nope'", 1)
+    text = text.replace('>"P90D"<', '>"P90X"<', 1)
+    sources["certification.bpmn"] = text.replace(YES, YES.replace("eligible == True", "eligible.__class__"))
+    sources["escalation.json"] = '{"defaults": {"remind_before": "2 dagen", "on_escalation": "later"}}'
+    problems = parse_sources("certification", sources, handlers.load_all()).problems
+    said = {p.message: translate("nl", p.message) for p in problems}
+    assert len(said) == 12, list(said)
+    assert all(isinstance(message, Message) for message in said), [m for m in said if not isinstance(m, Message)]
+    english = {m for m, dutch in said.items() if dutch == m}
+    assert not english, english
+    assert said["condition of sequence flow 'Ja': attribute '__class__' is not allowed (names starting with '_' "
+                "are reserved) (line 1)"] == ("voorwaarde van volgordestroom 'Ja': attribuut '__class__' is niet "
+                                              "toegestaan (namen die met '_' beginnen zijn gereserveerd) (regel 1)")
+    assert said["email/send: missing parameter(s) ['recipient']"] == "email/send: ontbrekende parameter(s) ['recipient']"
+    assert said["email/send: no template 'certification/nope' in handlers/templates/email"] == \
+        "email/send: geen e-mailsjabloon 'certification/nope' in handlers/templates/email"
+    assert said["defaults: remind_before: '2 dagen' is neither an ISO 8601 duration (P14D, PT4H, P1M) nor a "
+                "number of working days (10 werkdagen)"] == \
+        "defaults: remind_before: '2 dagen' is geen ISO 8601-duur (P14D, PT4H, P1M) en geen aantal werkdagen " \
+        "(10 werkdagen)"

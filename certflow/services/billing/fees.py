@@ -19,6 +19,8 @@ from typing import Any, Callable, TypeVar
 
 from lxml import etree
 
+from certflow.i18n import Message, N_
+
 FEES_FILE = "fees.dmn"
 VAT_FILE = "vat.dmn"
 SHARED = "shared"
@@ -99,7 +101,8 @@ class FeeTables:
         for row in self.vat:
             if row.category == category and row.valid_from <= on <= row.valid_until:
                 return row.rate
-        raise NoPriceError(f"{VAT_FILE}: no VAT rate for category {category!r} on {on}")
+        raise NoPriceError(Message(N_("%(file)s: no VAT rate for category %(category)r on %(day)s"),
+                                   file=VAT_FILE, category=category, day=str(on)))
 
     def price(self, product: str, on: date) -> Price:
         for row in self.fees:
@@ -113,7 +116,8 @@ class FeeTables:
                     vat_inclusive=row.vat_inclusive,
                 )
         known = ", ".join(sorted(self.products))
-        raise NoPriceError(f"{FEES_FILE}: no fee for product {product!r} on {on} (known: {known})")
+        raise NoPriceError(Message(N_("%(file)s: no fee for product %(product)r on %(day)s (known: %(known)s)"),
+                                   file=FEES_FILE, product=product, day=str(on), known=known))
 
 
 _Row = TypeVar("_Row", "FeeRow", "VatRow")
@@ -152,25 +156,29 @@ def _read_rules(path: Path, columns: tuple[str, ...]) -> tuple[list[_Rule], list
     try:
         root = _parse_xml(path)
     except (OSError, etree.XMLSyntaxError) as exc:
-        return [], [f"{path.name}: malformed file: {exc}"]
+        return [], [Message(N_("%(file)s: malformed file: %(error)s"), file=path.name, error=str(exc))]
     ns = etree.QName(root).namespace or ""
     if _local(root) != "definitions" or "omg.org/spec/DMN/" not in ns:
-        return [], [f"{path.name}: malformed file: root is not a DMN <definitions> element"]
+        return [], [Message(N_("%(file)s: malformed file: root is not a DMN <definitions> element"),
+                            file=path.name)]
     tables = [t for t in root.iter() if _local(t) == "decisionTable"]
     if len(tables) != 1:
-        return [], [f"{path.name}: malformed file: expected one decisionTable, found {len(tables)}"]
+        return [], [Message(N_("%(file)s: malformed file: expected one decisionTable, found %(count)s"),
+                            file=path.name, count=len(tables))]
     table = tables[0]
     names = [_input_name(i) for i in _children(table, "input")]
     names += [o.get("name", "") for o in _children(table, "output")]
     if sorted(names) != sorted(columns):
-        return [], [f"{path.name}: malformed file: columns {names}, expected {list(columns)}"]
-    rules, problems = [], []
+        return [], [Message(N_("%(file)s: malformed file: columns %(columns)s, expected %(expected)s"),
+                            file=path.name, columns=str(names), expected=str(list(columns)))]
+    rules: list[_Rule] = []
+    problems: list[str] = []
     for row, rule in enumerate(_children(table, "rule"), start=1):
         texts = [_cell_text(e) for e in rule if _local(e) in ("inputEntry", "outputEntry")]
         rule_id = rule.get("id") or f"#{row}"
         if len(texts) != len(names):
-            problems.append(f"{path.name}: rule {rule_id!r} (row {row}): has {len(texts)} cells, "
-                            f"expected {len(names)}")
+            problems.append(Message(N_("%(where)s: has %(cells)s cells, expected %(expected)s"),
+                                    where=_rule(path.name, rule_id, row), cells=len(texts), expected=len(names)))
             continue
         rules.append(_Rule(rule_id, row, dict(zip(names, texts))))
     return rules, problems
@@ -190,29 +198,30 @@ def _cell_text(el: etree._Element) -> str:
 def _string(text: str) -> str:
     match = _STRING.match(text)
     if not match:
-        raise ValueError(f"expected a quoted string, got {text!r}")
+        raise ValueError(Message(N_("expected a quoted string, got %(text)r"), text=text))
     return re.sub(r"\\(.)", r"\1", match.group(1))
 
 
 def _number(text: str) -> Decimal:
     if not _NUMBER.match(text):
-        raise ValueError(f"expected a decimal number, got {text!r}")
+        raise ValueError(Message(N_("expected a decimal number, got %(text)r"), text=text))
     return Decimal(text)
 
 
 def _boolean(text: str) -> bool:
     if text not in ("true", "false"):
-        raise ValueError(f"expected true or false, got {text!r}")
+        raise ValueError(Message(N_("expected true or false, got %(text)r"), text=text))
     return text == "true"
 
 
 def _date_range(text: str) -> tuple[date, date]:
     match = _DATE_RANGE.match(text)
     if not match:
-        raise ValueError(f'expected [date("YYYY-MM-DD")..date("YYYY-MM-DD")], got {text!r}')
+        raise ValueError(Message(N_('expected [date("YYYY-MM-DD")..date("YYYY-MM-DD")], got %(text)r'), text=text))
     start, end = date.fromisoformat(match.group(1)), date.fromisoformat(match.group(2))
     if end < start:
-        raise ValueError(f"range ends ({end}) before it starts ({start})")
+        raise ValueError(Message(N_("range ends (%(end)s) before it starts (%(start)s)"),
+                                 end=str(end), start=str(start)))
     return start, end
 
 
@@ -221,7 +230,7 @@ def _fee_row(rule: _Rule) -> FeeRow:
     start, end = _date_range(c["date"])
     net = _number(c["net"])
     if net < 0:
-        raise ValueError(f"net must not be negative, got {net}")
+        raise ValueError(Message(N_("net must not be negative, got %(net)s"), net=str(net)))
     return FeeRow(rule.rule_id, rule.row, _string(c["product"]), start, end, net,
                   _string(c["vat_category"]), _boolean(c["vat_inclusive"]),
                   _string(c["description_nl"]), _string(c["description_en"]))
@@ -232,12 +241,18 @@ def _vat_row(rule: _Rule) -> VatRow:
     start, end = _date_range(c["date"])
     rate = _number(c["rate"])
     if not Decimal(0) <= rate < Decimal(100):
-        raise ValueError(f"rate must be a percentage 0..100, got {rate}")
+        raise ValueError(Message(N_("rate must be a percentage 0..100, got %(rate)s"), rate=str(rate)))
     return VatRow(rule.rule_id, rule.row, _string(c["category"]), start, end, rate)
 
 
-def _where(fname: str, row: FeeRow | VatRow) -> str:
-    return f"{fname}: rule {row.rule_id!r} (row {row.row})"
+def _where(fname: str, row: FeeRow | VatRow) -> Message:
+    return _rule(fname, row.rule_id, row.row)
+
+
+def _rule(fname: str, rule_id: str, row: int) -> Message:
+    """Where a problem is: the file, the rule's id and its row (dates in the messages stay
+    YYYY-MM-DD, as the table writes them)."""
+    return Message(N_("%(file)s: rule %(rule)r (row %(row)s)"), file=fname, rule=rule_id, row=row)
 
 
 def _period_problems(fname: str, rows: list[FeeRow] | list[VatRow]) -> list[str]:
@@ -245,32 +260,39 @@ def _period_problems(fname: str, rows: list[FeeRow] | list[VatRow]) -> list[str]
     groups: dict[str, list[FeeRow | VatRow]] = {}
     for r in rows:
         groups.setdefault(r.product if isinstance(r, FeeRow) else r.category, []).append(r)
-    problems = []
+    problems: list[str] = []
     for key, group in groups.items():
         group.sort(key=lambda r: r.valid_from)
         for a, b in zip(group, group[1:]):
             if b.valid_from <= a.valid_until:
-                problems.append(f"{_where(fname, b)}: {key!r} from {b.valid_from} overlaps rule "
-                                f"{a.rule_id!r} (row {a.row}) which runs until {a.valid_until}")
+                problems.append(Message(N_("%(where)s: %(key)r from %(start)s overlaps rule %(other)r "
+                                           "(row %(row)s) which runs until %(until)s"),
+                                        where=_where(fname, b), key=key, start=str(b.valid_from),
+                                        other=a.rule_id, row=a.row, until=str(a.valid_until)))
             elif b.valid_from > a.valid_until + timedelta(days=1):
-                problems.append(f"{_where(fname, b)}: gap for {key!r}: rule {a.rule_id!r} "
-                                f"(row {a.row}) ends {a.valid_until} but this starts {b.valid_from}")
+                problems.append(Message(N_("%(where)s: gap for %(key)r: rule %(other)r (row %(row)s) ends "
+                                           "%(until)s but this starts %(start)s"),
+                                        where=_where(fname, b), key=key, other=a.rule_id, row=a.row,
+                                        until=str(a.valid_until), start=str(b.valid_from)))
     return problems
 
 
 def _vat_coverage_problems(fees: list[FeeRow], vat: list[VatRow]) -> list[str]:
     """Every fee must have a VAT rate for its category throughout its period."""
-    problems = []
+    problems: list[str] = []
     for fee in fees:
         spans = [v for v in vat if v.category == fee.vat_category]
         if not spans:
             known = ", ".join(sorted({v.category for v in vat}))
-            problems.append(f"{_where(FEES_FILE, fee)}: unknown VAT category "
-                            f"{fee.vat_category!r} (known in {VAT_FILE}: {known})")
+            problems.append(Message(N_("%(where)s: unknown VAT category %(category)r (known in %(file)s: "
+                                       "%(known)s)"), where=_where(FEES_FILE, fee), category=fee.vat_category,
+                                    file=VAT_FILE, known=known))
         elif (min(v.valid_from for v in spans) > fee.valid_from
               or max(v.valid_until for v in spans) < fee.valid_until):
-            problems.append(f"{_where(FEES_FILE, fee)}: {VAT_FILE} has no {fee.vat_category!r} "
-                            f"rate for all of {fee.valid_from}..{fee.valid_until}")
+            problems.append(Message(N_("%(where)s: %(file)s has no %(category)r rate for all of "
+                                       "%(start)s..%(end)s"), where=_where(FEES_FILE, fee), file=VAT_FILE,
+                                    category=fee.vat_category, start=str(fee.valid_from),
+                                    end=str(fee.valid_until)))
     return problems
 
 
@@ -282,7 +304,9 @@ def _convert(fname: str, rules: list[_Rule], convert: Callable[[_Rule], _Row],
         try:
             out.append(convert(rule))
         except ValueError as exc:
-            problems.append(f"{fname}: rule {rule.rule_id!r} (row {rule.row}): {exc}")
+            reason = exc.args[0] if len(exc.args) == 1 and isinstance(exc.args[0], Message) else str(exc)
+            problems.append(Message("%(where)s: %(reason)s", where=_rule(fname, rule.rule_id, rule.row),
+                                    reason=reason))
     return out
 
 

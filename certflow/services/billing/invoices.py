@@ -30,6 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
+from certflow.i18n import Message, N_
 from certflow.localtime import LOCAL_TZ as AMSTERDAM
 from certflow.services.billing.fees import (
     FeeTableError,
@@ -310,5 +311,5 @@ def unknown_product(processes_dir: Path, product: str) -> str | None:
     known = cached_tables(processes_dir).products
     if product in known:
         return None
-    return (f"product {product!r} has no fee in processes/shared/fees.dmn "
-            f"(known: {', '.join(sorted(known))})")
+    return Message(N_("product %(product)r has no fee in processes/shared/fees.dmn (known: %(known)s)"),
+                   product=product, known=", ".join(sorted(known)))
