@@ -160,7 +160,7 @@ def test_a_condition_that_is_not_python_is_flagged_and_not_deployed(app: App, ui
         assert error.inner_text() == "Geen geldige Python-expressie (invalid syntax)."
         _type(page, "flow_action_suspend", "action.__class__ == 'suspend'")
         page.locator(f"#studio-panel {CONDITION} .bio-properties-panel-error:has-text("
-                     "'Niet toegestaan in een voorwaarde: attribute')").wait_for()
+                     "'Niet toegestaan in een voorwaarde: attribuut')").wait_for()
         _type(page, "flow_action_suspend", "action = 'suspend'")
         error.wait_for()
         owner.check("studio-condition-error")
@@ -168,7 +168,8 @@ def test_a_condition_that_is_not_python_is_flagged_and_not_deployed(app: App, ui
         page.get_by_role("button", name="Controleren").click()
         badge = page.locator('.studio-error[data-element="flow_action_suspend"]')
         badge.wait_for()
-        assert badge.inner_text() == "condition of sequence flow 'Schorsen': not a Python expression (invalid syntax)"
+        assert badge.inner_text() == ("voorwaarde van volgordestroom 'Schorsen': geen geldige Python-expressie "
+                                      "(invalid syntax)")
         assert "register_fee.bpmn [flow_action_suspend]" in page.locator("#studio-problem-list").inner_text()
 
         page.get_by_role("button", name="Uitrollen als nieuwe versie").click()

@@ -43,7 +43,7 @@ def test_form_label_change_shows_in_the_preview(app: App, ui: Callable[..., UI])
 
     source.fill(source.input_value().replace('"type": "boolean"', '"type": "yes-or-no"', 1))
     page.locator("#form-preview [data-schema-errors]").wait_for()
-    assert "not a valid JSON Schema at properties → eligible → type" in page.locator("#form-preview").inner_text()
+    assert "geen geldig JSON Schema bij properties → eligible → type" in page.locator("#form-preview").inner_text()
     owner.check("studio-form-schema-error")
     assert not errors, errors
 
@@ -74,7 +74,7 @@ def test_fee_table_edit_prices_the_preview_invoice(app: App, ui: Callable[..., U
 
     page.get_by_label("Factuurdatum").fill("2014-06-01")
     page.locator("#invoice-preview [data-preview-problems]").wait_for()
-    assert "no fee for product 'certification' on 2014-06-01" in page.locator("#invoice-preview").inner_text()
+    assert "geen tarief voor product 'certification' op 2014-06-01" in page.locator("#invoice-preview").inner_text()
 
     page.get_by_role("button", name="Concept opslaan").click()
     page.get_by_text("Tabel als concept bewaard").wait_for()

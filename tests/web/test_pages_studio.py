@@ -153,8 +153,9 @@ def test_a_bad_condition_is_named_on_its_flow_and_not_deployed(site: dict[str, A
     sources = owner.sources()
     sources[BPMN] = sources[BPMN].replace(">eligible == True<", ">eligible = True<", 1)
     problems = owner.post("/studio/certification/check", {"sources": sources}).json()["problems"]
-    assert problems == [{"file": BPMN, "element": "flow_eligible_yes",
-                         "message": "condition of sequence flow 'Ja': not a Python expression (invalid syntax)"}]
+    assert problems == [{"file": BPMN, "element": "flow_eligible_yes",  # Python's own words stay English
+                         "message": "voorwaarde van volgordestroom 'Ja': geen geldige Python-expressie "
+                                    "(invalid syntax)"}]
     assert owner.post("/studio/certification/draft", {"sources": sources}).status_code == 200
     refused = owner.post("/studio/certification/deploy")
     assert refused.status_code == 422 and refused.json()["problems"] == problems
@@ -166,12 +167,12 @@ def test_a_bad_condition_is_named_on_its_flow_and_not_deployed(site: dict[str, A
     ("  not approved\n", None),
     ("", None),
     ("verdict = 'approved'", {"kind": "syntax", "detail": "invalid syntax",
-                              "message": "not a Python expression (invalid syntax)"}),
+                              "message": "geen geldige Python-expressie (invalid syntax)"}),
     ("verdict.__class__", {"kind": "refused",
-                           "detail": "attribute '__class__' is not allowed (names starting with '_' are reserved) "
-                                     "(line 1)",
-                           "message": "attribute '__class__' is not allowed (names starting with '_' are "
-                                      "reserved) (line 1)"}),
+                           "detail": "attribuut '__class__' is niet toegestaan (namen die met '_' beginnen zijn "
+                                     "gereserveerd) (regel 1)",
+                           "message": "attribuut '__class__' is niet toegestaan (namen die met '_' beginnen zijn "
+                                      "gereserveerd) (regel 1)"}),
 ])
 def test_the_panel_asks_whether_a_condition_would_run(site: dict[str, Any], expression: str,
                                                       problem: dict[str, str] | None) -> None:
@@ -203,8 +204,9 @@ def _broken(sources: dict[str, str], kind: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("kind,reason", [
-    ("not_bpmn", "not valid XML"), ("other_xml", "not a BPMN 2.0 file"),
-    ("doctype", "DOCTYPE"), ("too_large", "too large"), ("bad_name", "file name not allowed"),
+    ("not_bpmn", "geen geldige XML"), ("other_xml", "geen BPMN 2.0-bestand"),
+    ("doctype", "DOCTYPE- en ENTITY-declaraties zijn niet toegestaan"), ("too_large", "te groot"),
+    ("bad_name", "deze bestandsnaam mag niet"),
 ])
 def test_bad_drafts_are_refused_with_the_reason(site: dict[str, Any], kind: str, reason: str) -> None:
     owner = Studio(site, "petra")
@@ -252,15 +254,16 @@ def test_a_draft_breaking_a_convention_is_not_deployed(site: dict[str, Any]) -> 
         '<spiffworkflow:property name="form" value="eligibility_check.json"/>', "", 1)
     assert owner.post("/studio/certification/draft", {"sources": sources}).status_code == 200
     refused = owner.post("/studio/certification/deploy").json()
-    assert {"element": "check_eligibility", "message": "user task without a 'form' property"}.items() \
+    assert {"element": "check_eligibility",
+            "message": "gebruikerstaak zonder eigenschap 'form' (het formulier dat de taak toont)"}.items() \
         <= refused["problems"][0].items()
     assert _versions() == 1
 
 
 @pytest.mark.parametrize("content,reason", [
-    (b"\x89PNG\r\n\x1a\n", "not UTF-8"),
+    (b"\x89PNG\r\n\x1a\n", "geen UTF-8-tekst"),
     (b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY e SYSTEM "file:///etc/passwd">]><d>&e;</d>', "DOCTYPE"),
-    (b"<bpmn>" + b"x" * 2_000_001 + b"</bpmn>", "too large"),
+    (b"<bpmn>" + b"x" * 2_000_001 + b"</bpmn>", "te groot (meer dan 2,000,000 bytes)"),
 ])
 def test_bad_uploads_are_refused_on_the_page(site: dict[str, Any], content: bytes, reason: str) -> None:
     owner = Studio(site, "petra")
@@ -287,6 +290,61 @@ def test_the_studio_speaks_english_too(site: dict[str, Any]) -> None:
     assert "Save draft" in editor and "Deploy as new version" in editor and "Studio" in editor
     assert "Deployed as version {v}" in editor  # the script's texts, in the page's language
     assert "Versions of certification" in pete.b.get("/studio/certification/versions").text
+
+
+def _three_problems(sources: dict[str, str]) -> dict[str, str]:
+    """A user task without its form, a handler the server does not know, a due term that is
+    not one."""
+    text = sources[BPMN].replace('<spiffworkflow:property name="form" value="eligibility_check.json"/>', "", 1)
+    text = text.replace('<spiffworkflow:serviceTaskOperator id="email/send" resultVariable="confirmation_email">',
+                        '<spiffworkflow:serviceTaskOperator id="email/sent" resultVariable="confirmation_email">', 1)
+    return {**sources, BPMN: text.replace(DUE, DUE.replace("P5D", "soon"), 1)}
+
+
+def test_the_deploy_check_speaks_the_owners_language(site: dict[str, Any]) -> None:
+    """What the deploy check finds is said in the owner's language, on the diagram and when a
+    deploy is refused: Dutch for a Dutch owner, English for an English one; the file, the
+    element ids, the handler's and the term's own words stay as they are."""
+    person("pete", ["process_owner"], staff=True, language="en")
+    petra, pete = Studio(site, "petra"), Studio({"pete": "pete@example.org"}, "pete")
+    sources = _three_problems(petra.sources())
+
+    def found(owner: Studio) -> list[tuple[str, str]]:
+        answer = owner.post("/studio/certification/check", {"sources": sources})
+        assert answer.status_code == 200 and {p["file"] for p in answer.json()["problems"]} == {BPMN}
+        return sorted((p["element"], p["message"]) for p in answer.json()["problems"])
+
+    dutch, english = found(petra), found(pete)
+    unknown = english[-1][1]
+    assert unknown.startswith("unknown handler 'email/sent' (known: ") and unknown.endswith(")")
+    known = unknown.removeprefix("unknown handler 'email/sent' (known: ")[:-1]
+    assert "email/send" in known.split(", ")
+    assert english == [
+        ("check_eligibility", "due: 'soon' is neither an ISO 8601 duration (P14D, PT4H, P1M) nor a number "
+                              "of working days (10 werkdagen)"),
+        ("check_eligibility", "user task without a 'form' property"),
+        ("send_confirmation", f"unknown handler 'email/sent' (known: {known})"),
+    ]
+    assert dutch == [
+        ("check_eligibility", "gebruikerstaak zonder eigenschap 'form' (het formulier dat de taak toont)"),
+        ("check_eligibility", "termijn (due): 'soon' is geen ISO 8601-duur (P14D, PT4H, P1M) en geen "
+                              "aantal werkdagen (10 werkdagen)"),
+        ("send_confirmation", f"onbekende handler 'email/sent' (bekend: {known})"),
+    ]
+
+    # Deploying the draft anyway: refused, in the same words.
+    assert petra.post("/studio/certification/draft", {"sources": sources}).status_code == 200
+    for owner, said, refused in ((petra, dutch, "uitrollen geweigerd: "), (pete, english, "deploy refused: ")):
+        answer = owner.post("/studio/certification/deploy").json()
+        assert sorted((p["element"], p["message"]) for p in answer["problems"]) == said
+        assert answer["error"].startswith(refused + f"{BPMN} [")
+        assert all(f"{BPMN} [{element}]: {message}" in answer["error"] for element, message in said)
+    assert _versions() == 1
+
+    # The condition the panel asks about as the owner types: the sandbox's refusal too.
+    refusal = petra.post("/studio/condition", {"expression": "verdict.__class__"}).json()["problem"]
+    assert refusal["detail"] == ("attribuut '__class__' is niet toegestaan (namen die met '_' beginnen "
+                                 "zijn gereserveerd) (regel 1)")
 
 
 def test_each_handler_and_its_parameters_are_explained_in_the_owners_language(site: dict[str, Any]) -> None:

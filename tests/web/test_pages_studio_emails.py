@@ -75,9 +75,9 @@ def test_preview_renders_the_mail_on_sample_data(site: dict[str, Any]) -> None: 
 
 
 @pytest.mark.parametrize("content,reason", [
-    ("Subject: x\n{% if %}", "line 2: Expected an expression"),
-    ("Subject: x\n{{ recipient_name }", "line 2"),
-    ("Beste {{ recipient_name }}", "the first line must be"),
+    ("Subject: x\n{% if %}", "regel 2: Expected an expression"),  # Jinja's own words stay English
+    ("Subject: x\n{{ recipient_name }", "regel 2"),
+    ("Beste {{ recipient_name }}", "de eerste regel moet &#39;Subject: ...&#39; zijn"),
 ])
 def test_syntax_errors_are_shown_and_refused(site: dict[str, Any], content: str, reason: str) -> None:  # noqa: F811
     owner = Studio(site, "petra")
@@ -145,7 +145,7 @@ def test_unknown_templates_and_deploy_without_drafts(site: dict[str, Any]) -> No
     assert owner.b.get("/studio/emails/edit/../../settings.py").status_code == 404
     assert _post(owner, "/studio/emails/save/samples.json", content="{}").status_code == 404
     refused = _post(owner, "/studio/emails/deploy")
-    assert refused.status_code == 422 and "no email text draft" in refused.text
+    assert refused.status_code == 422 and "er is geen concept van een e-mailtekst om uit te rollen" in refused.text
 
 
 def _deploy_form_drafts(owner: Studio) -> str:

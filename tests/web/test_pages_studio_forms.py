@@ -49,14 +49,15 @@ def test_preview_is_the_assignees_form_in_either_language(site: dict[str, Any]) 
 
 
 @pytest.mark.parametrize("schema,reason", [
-    ('{"type": "object", "properties": {', "not valid JSON: line 1, column"),
-    ('["a list"]', "a form is a JSON object"),
-    ('{"type": "object", "properties": {"x": {"type": "text"}}}', "not a valid JSON Schema at properties → x → type"),
-    ('{"type": "string"}', "must be of type object, not string"),
+    ('{"type": "object", "properties": {', "geen geldige JSON: regel 1, kolom"),
+    ('["a list"]', "een formulier is een JSON-object"),
+    ('{"type": "object", "properties": {"x": {"type": "text"}}}',
+     "geen geldig JSON Schema bij properties → x → type"),
+    ('{"type": "string"}', "moet van type object zijn, niet string"),
     # Deep JSON ran the parser, the schema check or drawing the form out of stack: a 500.
-    ("[" * 100_000 + "]" * 100_000, "nested deeper than 64 levels"),
-    ('{"type": "object", "properties": {"a": ' * 300 + "{}" + "}}" * 300, "nested deeper than 64 levels"),
-    ('{"type": "object", "title": "a\\u0000b"}', "a control character (such as \\u0000) at title"),
+    ("[" * 100_000 + "]" * 100_000, "dieper genest dan 64 niveaus"),
+    ('{"type": "object", "properties": {"a": ' * 300 + "{}" + "}}" * 300, "dieper genest dan 64 niveaus"),
+    ('{"type": "object", "title": "a\\u0000b"}', "een stuurteken (zoals \\u0000) bij title"),
 ])
 def test_a_broken_schema_is_shown_and_refused(site: dict[str, Any], schema: str, reason: str) -> None:  # noqa: F811
     owner = Studio(site, "petra")
@@ -92,14 +93,15 @@ def test_unknown_forms_and_deploy_without_a_draft(site: dict[str, Any]) -> None:
     assert owner.b.get("/studio/certification/forms/nope.json").status_code == 404
     assert _post(owner, "/studio/certification/forms/..%2Fcertification.bpmn", schema="{}").status_code == 404
     refused = _post(owner, FORM + "/deploy")
-    assert refused.status_code == 422 and "no draft" in refused.text
+    assert refused.status_code == 422 and "er is geen concept van &#39;certification&#39; om uit te rollen" \
+        in refused.text
     assert _versions() == 1
 
 
 def test_deploy_takes_the_form_as_on_screen(site: dict[str, Any]) -> None:  # noqa: F811
     engine, owner = site["engine"], Studio(site, "petra")
     refused = _post(owner, FORM + "/deploy", schema='{"type": "object", "properties": {')
-    assert refused.status_code == 422 and "not valid JSON" in refused.text
+    assert refused.status_code == 422 and "geen geldige JSON" in refused.text
     assert _draft() is None and _versions() == 1
     changed = _text(owner).replace(LABEL, "Voldoet / Meets the requirements")
     assert _post(owner, FORM + "/deploy", schema=changed).status_code == 303

@@ -57,7 +57,7 @@ def test_deploy_review_shows_the_changes_and_deploys_nothing(site: dict[str, Any
     assert done.status_code == 303 and _state() == (2, 0)
     # A broken table goes back to the table page with the problem, as deploy would refuse it.
     broken = _post(owner, PAGE + "/deploy/review", content=raised(text, close=False), revision="0")
-    assert broken.status_code == 422 and "overlaps rule" in broken.text
+    assert broken.status_code == 422 and "overlapt met regel" in broken.text
 
 
 def test_versions_compare_row_by_row(site: dict[str, Any]) -> None:  # noqa: F811

@@ -20,6 +20,7 @@ from certflow.store.db import session_scope
 from certflow.store.models import SharedTable
 from certflow.store.studio_texts import StudioSharedDraft
 from tests.processes.driver import PROCESSES
+from tests.web.pages_support import person
 from tests.web.test_pages_studio import Studio, site  # noqa: F401  (fixture)
 
 PAGE = "/studio/shared/fees.dmn"
@@ -104,9 +105,9 @@ def test_preview_prices_from_the_edited_table(site: dict[str, Any]) -> None:  # 
     assert "€ 786,50" in on_2026.text
     overlap = _post(owner, PAGE + "/preview", content=raised(fees_file(), close=False),
                     product="certification", on="2027-01-01")
-    assert "certification_2027" in overlap.text and "overlaps" in overlap.text
+    assert "certification_2027" in overlap.text and "overlapt met regel" in overlap.text
     unknown = _post(owner, PAGE + "/preview", content=text, product="tulip", on="2027-01-01")
-    assert "no fee for product" in unknown.text
+    assert "geen tarief voor product &#39;tulip&#39; op 2027-01-01" in unknown.text
     assert _state() == (1, 0)  # previews save nothing
 
 
@@ -140,11 +141,11 @@ def test_save_check_deploy_makes_the_next_version_invoices_use(site: dict[str, A
 
 
 @pytest.mark.parametrize("kind,reason,status", [
-    ("overlap", "overlaps rule", 422),
-    ("gap", "gap for &#39;certification&#39;", 422),
-    ("not_dmn", "not a DMN file", 422),
+    ("overlap", "overlapt met regel", 422),
+    ("gap", "gat voor &#39;certification&#39;", 422),
+    ("not_dmn", "geen DMN-bestand", 422),
     ("doctype", "DOCTYPE", 422),
-    ("not_xml", "not valid XML", 422),
+    ("not_xml", "geen geldige XML", 422),
 ])
 def test_broken_tables_are_refused_with_the_reason(
         site: dict[str, Any], kind: str, reason: str, status: int) -> None:  # noqa: F811
@@ -171,11 +172,28 @@ def test_broken_tables_are_refused_with_the_reason(
     assert _live_price(date(2027, 1, 1)) == Decimal("650.00")
 
 
+def test_table_problems_are_said_in_the_owners_language(site: dict[str, Any]) -> None:  # noqa: F811
+    """The rule, its row and the dates as the table writes them; the rest in the owner's words."""
+    person("pete", ["process_owner"], staff=True, language="en")
+    overlap = raised(_fees(Studio(site, "petra")), close=False)
+    said = {}
+    for who, owner in (("nl", Studio(site, "petra")), ("en", Studio({"pete": "pete@example.org"}, "pete"))):
+        checked = _post(owner, PAGE + "/check", content=overlap)
+        assert checked.status_code == 422
+        said[who] = re.findall(r"<li><code>shared</code>: (.*?)</li>", checked.text)
+    assert said == {
+        "nl": ["fees.dmn: regel &#39;certification_2027&#39; (rij 6): &#39;certification&#39; vanaf 2027-01-01 "
+               "overlapt met regel &#39;certification_2015&#39; (rij 1), die loopt tot en met 9999-12-31"],
+        "en": ["fees.dmn: rule &#39;certification_2027&#39; (row 6): &#39;certification&#39; from 2027-01-01 "
+               "overlaps rule &#39;certification_2015&#39; (row 1) which runs until 9999-12-31"],
+    }
+
+
 def test_unknown_table_and_deploy_without_drafts(site: dict[str, Any]) -> None:  # noqa: F811
     owner = Studio(site, "petra")
     assert owner.b.get("/studio/shared/closing_days.json").status_code == 404
     refused = _post(owner, PAGE + "/deploy")
-    assert refused.status_code == 422 and "no fee or VAT table draft" in refused.text
+    assert refused.status_code == 422 and "er is geen concept van de tarieven- of btw-tabel" in refused.text
     assert _state() == (1, 0)
 
 
@@ -183,7 +201,7 @@ def test_deploy_takes_the_table_as_on_screen_and_refuses_it_whole(site: dict[str
     owner = Studio(site, "petra")
     text = _fees(owner)
     refused = _post(owner, PAGE + "/deploy", content=raised(text, close=False))
-    assert refused.status_code == 422 and "overlaps rule" in refused.text
+    assert refused.status_code == 422 and "overlapt met regel" in refused.text
     assert _state() == (1, 0)  # not even a draft
     done = _post(owner, PAGE + "/deploy", content=raised(text))
     assert done.status_code == 303 and _state() == (2, 0)

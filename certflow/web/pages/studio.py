@@ -20,7 +20,7 @@ from certflow.engine.errors import CertflowError, DeployError, Problem
 from certflow.engine.studio import ROLE, Workspace
 from certflow.errors import DraftConflict
 from certflow import i18n
-from certflow.i18n import N_
+from certflow.i18n import Message, N_
 from certflow.services.accounts import ROLES, Account
 from certflow.web.deps import PathId, actor_of, get_engine
 from certflow.web.pages.deps import require_role, visitor_of
@@ -35,13 +35,18 @@ Owner = Annotated[Account, Depends(require_role(ROLE))]
 MAX_UPLOAD_BYTES = 2_000_000
 
 
-def _problems(problems: list[Problem]) -> list[dict[str, Any]]:
-    return [{"file": p.file, "element": p.element, "message": p.message} for p in problems]
+def _problems(problems: list[Problem], language: str) -> list[dict[str, Any]]:
+    """The problems as the editor lists and marks them, each said in the owner's language (the
+    file and element ids stay as they are)."""
+    return [{"file": p.file, "element": p.element, "message": i18n.translate(language, p.message)}
+            for p in problems]
 
 
-def _refusal(exc: CertflowError) -> JSONResponse:
+def _refusal(request: Request, exc: CertflowError) -> JSONResponse:
+    language = visitor_of(request).language
     problems = exc.problems if isinstance(exc, DeployError) else []
-    return JSONResponse({"error": exc.message, "problems": _problems(problems)}, status_code=exc.status)
+    return JSONResponse({"error": i18n.translate(language, exc.message), "problems": _problems(problems, language)},
+                        status_code=exc.status)
 
 
 async def _json(request: Request, empty: bytes = b"") -> Any:
@@ -113,7 +118,9 @@ async def condition(request: Request, user: Owner) -> JSONResponse:
     if not isinstance(expression, str):
         return JSONResponse({"error": "expected {\"expression\": text}"}, status_code=422)
     found = get_engine().condition_problem(actor_of(user), expression)
-    return JSONResponse({"problem": found and {"kind": found.kind, "detail": found.detail, "message": str(found)}})
+    language = visitor_of(request).language
+    return JSONResponse({"problem": found and {"kind": found.kind, "detail": i18n.translate(language, found.detail),
+                                               "message": i18n.translate(language, found.message)}})
 
 
 @router.get("/{process_id}")
@@ -153,8 +160,9 @@ async def save_draft(request: Request, process_id: str, user: Owner) -> JSONResp
 
 @router.post("/{process_id}/check")
 async def check(request: Request, process_id: str, user: Owner) -> JSONResponse:
+    language = visitor_of(request).language
     return await _with_sources(request, lambda sources, _: {"problems": _problems(
-        get_engine().check_sources(actor_of(user), process_id, sources))})
+        get_engine().check_sources(actor_of(user), process_id, sources), language)})
 
 
 @router.post("/{process_id}/changes")
@@ -167,7 +175,7 @@ async def changes(request: Request, process_id: str, user: Owner) -> Response:
     try:
         change = get_engine().draft_changes(actor_of(user), process_id, body[0])
     except CertflowError as exc:
-        return _refusal(exc)
+        return _refusal(request, exc)
     return render(request, "studio/_changes.html", {"change": change, "process_id": process_id})
 
 
@@ -182,7 +190,7 @@ async def _with_sources(request: Request, action: Callable[[dict[str, str], int 
     except DraftConflict as exc:
         return conflict_json(request, exc)
     except CertflowError as exc:
-        return _refusal(exc)
+        return _refusal(request, exc)
 
 
 def _saved(space: Workspace) -> dict[str, Any]:
@@ -204,7 +212,7 @@ async def deploy(request: Request, process_id: str, user: Owner) -> JSONResponse
     except DraftConflict as exc:
         return conflict_json(request, exc)
     except CertflowError as exc:
-        return _refusal(exc)
+        return _refusal(request, exc)
     return JSONResponse({"process_id": done.process_id, "version": done.version, "created": done.created})
 
 
@@ -221,12 +229,12 @@ async def upload(request: Request, process_id: str, user: Owner, diagram: Upload
     problems: list[Problem] = []
     if len(data) > MAX_UPLOAD_BYTES:
         problems = [Problem(diagram.filename or "upload", None,
-                            f"too large (more than {MAX_UPLOAD_BYTES:,} bytes)")]
+                            Message(N_("too large (more than %(limit)s bytes)"), limit=f"{MAX_UPLOAD_BYTES:,}"))]
     else:
         try:
             get_engine().upload_diagram(actor_of(user), process_id, data.decode("utf-8"))
         except UnicodeDecodeError:
-            problems = [Problem(diagram.filename or "upload", None, "not UTF-8 text")]
+            problems = [Problem(diagram.filename or "upload", None, Message(N_("not UTF-8 text")))]
         except DeployError as exc:
             problems = exc.problems
     if problems:

@@ -23,7 +23,8 @@ from jsonschema.exceptions import SchemaError
 from certflow.engine.errors import CertflowError, DeployError, NotFound
 from certflow.errors import DraftConflict
 from certflow.engine.studio import ROLE, Workspace
-from certflow.i18n import N_
+from certflow.engine.deploy import too_large
+from certflow.i18n import Message, N_
 from certflow.services.accounts import Account
 from certflow.web import schema_forms
 from certflow.web.json_bodies import MAX_JSON_DEPTH, json_depth_problem
@@ -42,37 +43,40 @@ MAX_FORM_CHARS = 200_000
 def schema_problems(text: str) -> tuple[dict[str, Any] | None, list[str]]:
     """The schema, or why a task form cannot be made from ``text`` (each with where)."""
     if len(text) > MAX_FORM_CHARS:
-        return None, [f"too large ({len(text):,} characters, at most {MAX_FORM_CHARS:,})"]
+        return None, [too_large(len(text), MAX_FORM_CHARS)]
     try:
         schema = json.loads(text)
     except json.JSONDecodeError as exc:
-        return None, [f"not valid JSON: line {exc.lineno}, column {exc.colno}: {exc.msg}"]
+        return None, [Message(N_("not valid JSON: line %(line)s, column %(column)s: %(error)s"),
+                              line=exc.lineno, column=exc.colno, error=exc.msg)]
     except RecursionError:  # the parser's own stack, some 100,000 levels down
-        return None, [f"nested deeper than {MAX_JSON_DEPTH} levels"]
+        return None, [Message(N_("nested deeper than %(limit)s levels"), limit=MAX_JSON_DEPTH)]
     # A deep schema exhausts the stack of the schema check and of drawing the form (a 500).
     where = json_depth_problem(schema)
     if where is not None:
-        return None, [f"nested deeper than {MAX_JSON_DEPTH} levels (at {where})"]
+        return None, [Message(N_("nested deeper than %(limit)s levels (at %(where)s)"), limit=MAX_JSON_DEPTH,
+                              where=where)]
     where = control_path(schema)
     if where is not None:
-        return None, [f"a control character (such as \\u0000) at {where}, which no form shows"]
+        return None, [Message(N_("a control character (such as \\u0000) at %(where)s, which no form shows"),
+                              where=where)]
     if not isinstance(schema, dict):
-        return None, ["a form is a JSON object ({...}) with \"type\": \"object\" and its \"properties\""]
+        return None, [Message(N_("a form is a JSON object ({...}) with \"type\": \"object\" and its \"properties\""))]
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
-        where = " → ".join(str(p) for p in exc.absolute_path) or "(top)"
-        return None, [f"not a valid JSON Schema at {where}: {exc.message}"]
-    problems = []
+        path = " → ".join(str(p) for p in exc.absolute_path) or Message(N_("(top)"))
+        return None, [Message(N_("not a valid JSON Schema at %(where)s: %(error)s"), where=path, error=exc.message)]
+    problems: list[str] = []
     if schema.get("type", "object") != "object":
-        problems.append(f"a task form must be of type object, not {schema.get('type')}")
+        problems.append(Message(N_("a task form must be of type object, not %(type)s"), type=schema.get("type")))
     elif not isinstance(schema.get("properties", {}), dict):
-        problems.append("\"properties\" must be an object of fields")
+        problems.append(Message(N_("\"properties\" must be an object of fields")))
     else:
         try:
             schema_forms.fields(schema, {}, {}, "nl")
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
-            problems.append(f"the form cannot be drawn: {exc}")
+            problems.append(Message(N_("the form cannot be drawn: %(error)s"), error=str(exc)))
     return (None, problems) if problems else (schema, [])
 
 

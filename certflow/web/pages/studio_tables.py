@@ -23,7 +23,7 @@ from certflow.engine.errors import CertflowError, DeployError, NotFound, Problem
 from certflow.engine.studio import ROLE
 from certflow.engine.studio_tables import TABLES
 from certflow.errors import DraftConflict
-from certflow.i18n import N_
+from certflow.i18n import Message, N_
 from certflow.services.accounts import Account
 from certflow.services.billing import fees, totals
 from certflow.web.deps import QueryId, actor_of, get_engine
@@ -49,7 +49,7 @@ def invoice_preview(contents: dict[str, str], product: str, on: str) -> dict[str
     try:
         day = date.fromisoformat(on)
     except ValueError:
-        return {"problems": [f"not a date: {on!r} (expected YYYY-MM-DD)"], "products": []}
+        return {"problems": [Message(N_("not a date: %(text)r (expected YYYY-MM-DD)"), text=on)], "products": []}
     with tempfile.TemporaryDirectory(prefix="certflow-preview-") as tmp:
         for name, text in contents.items():
             (Path(tmp) / name).write_text(text, encoding="utf-8")
@@ -61,7 +61,7 @@ def invoice_preview(contents: dict[str, str], product: str, on: str) -> dict[str
     try:
         price = tables.price(product, day)
     except fees.NoPriceError as exc:
-        return {"problems": [str(exc)], "products": products}
+        return {"problems": [exc.args[0] if len(exc.args) == 1 else str(exc)], "products": products}
     line = totals.price_line(price, 1)
     # A priced line has every field an invoice line has; the protocol only asks them settable.
     sums = totals.totals([cast(totals.LineLike, line)])
