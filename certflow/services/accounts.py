@@ -339,8 +339,7 @@ def create(session: Session, username: str, display_name: str, roles: Iterable[s
         groups=role_list, address=address or {}, date_of_birth=date_of_birth,
         password_hash=password_hash, created_at=now,
     )
-    session.add(user)
-    _write(session)
+    _write(session, user)
     drop_sign_ups(session, address_email)
     return account_of(user)
 
@@ -355,13 +354,17 @@ def drop_sign_ups(session: Session, email: str) -> None:
         func.lower(PendingSignUp.email) == email.strip().lower()))
 
 
-def _write(session: Session) -> None:
+def _write(session: Session, new: User | None = None) -> None:
     """Flush an account's row. The checks before it read what was committed: a username or
     address another request takes at the same moment (two clicks on "Aanmaken", two accounts
     saved at once) only shows here, as the second insert waits for the first one's commit.
-    Refused as those checks refuse it, in a savepoint so that the caller's session goes on."""
+    Refused as those checks refuse it, in a savepoint so that the caller's session goes on;
+    ``new``, an account being made, is added in it, so that a refused one leaves the session
+    with the savepoint (it is not inserted again by the caller's next flush)."""
     try:
         with session.begin_nested():
+            if new is not None:
+                session.add(new)
             session.flush()
     except IntegrityError as exc:
         text = str(exc.orig)

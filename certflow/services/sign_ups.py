@@ -41,6 +41,7 @@ from typing import Literal
 from sqlalchemy import CursorResult, delete
 from sqlalchemy.orm import Session
 
+from certflow.errors import Conflict
 from certflow.registry import HandlerContext
 from certflow.services import access, accounts
 from certflow.services.access import digest, wall_now
@@ -155,10 +156,23 @@ def confirm(session: Session, settings: Settings, token: str, password: str, ip:
     if gone.rowcount != 1 or accounts.by_email(session, email) is not None:
         return NotConfirmed("gone")
     access.forget_failures(session, email)
-    return accounts.create(
-        session, accounts.free_username(session, email), name, ["candidate"], email=email,
-        is_staff=False, language=language, address=address, date_of_birth=born,
-        password_hash=password_hash, now=now)
+    for attempt in range(USERNAME_TRIES):
+        try:
+            return accounts.create(
+                session, accounts.free_username(session, email), name, ["candidate"], email=email,
+                is_staff=False, language=language, address=address, date_of_birth=born,
+                password_hash=password_hash, now=now)
+        except Conflict as exc:
+            # The username was free when picked and another confirmation took it meanwhile
+            # (ann@example.nl and ann@elders.nl at the same moment): pick again, as a moment
+            # later would have. The person never chose it; refusing them for it was wrong.
+            fields = exc.details.get("fields")
+            if not isinstance(fields, dict) or "username" not in fields or attempt == USERNAME_TRIES - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+USERNAME_TRIES = 3
 
 
 def prune(session: Session, now: datetime) -> int:

@@ -148,3 +148,35 @@ def test_one_reset_link_used_twice_at_once_sets_one_password(db: str) -> None:
     assert isinstance(refused, Forbidden), refused
     with session_scope() as s:
         assert access.verify_password(s.get(User, "olga").password_hash, "the first long passphrase")
+
+
+def test_two_sign_ups_whose_addresses_give_one_username_both_confirm_at_once(
+        db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ann@example.nl and ann@elders.nl confirm their sign-ups at the same moment: both are
+    offered the username "ann". The second waited for the first and was refused "username
+    taken" (409): a stranger's confirmation failed for a name they never chose. It gets a
+    numbered one instead, as it would have a moment later."""
+    from certflow.services import accounts, sign_ups
+    from certflow.services.access import hash_password
+    from certflow.settings import get_settings
+    from certflow.store.db import session_scope
+
+    links: dict[str, str] = {}
+    monkeypatch.setattr(sign_ups, "send_to_address",
+                        lambda *_, address, context, **__: links.__setitem__(address, context["confirm_url"]))
+    password = "een lang wachtwoord"
+    for email in ("ann@example.nl", "ann@elders.nl"):
+        with session_scope() as s:
+            sign_ups.start(s, get_settings(), sign_ups.SignUp(
+                email=email, display_name="Ann", language="nl", address={}, date_of_birth=None,
+                password_hash=hash_password(password)), now=NOW)
+
+    def confirm(email: str) -> Callable[[Any], Any]:
+        token = links[email].rsplit("/", 1)[1]
+        return lambda s: sign_ups.confirm(s, get_settings(), token, password, "10.0.0.1", now=NOW)
+
+    made = while_pending(confirm("ann@example.nl"), second(confirm("ann@elders.nl")))
+    assert isinstance(made, accounts.Account), made
+    assert made.username.startswith("ann") and made.username != "ann" and made.email == "ann@elders.nl"
+    with session_scope() as s:
+        assert accounts.get(s, "ann").email == "ann@example.nl"
