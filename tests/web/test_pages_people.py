@@ -162,3 +162,23 @@ def test_a_reset_link_asked_for_before_an_e_mail_change_is_void_after_it(people:
         accounts.update(s, "cas", {"email": "cas.elsewhere@example.org"})
     with session_scope() as s:
         assert access.reset_account(s, token) is None
+
+
+@pytest.mark.parametrize("roles", [["assessor", "committee"], ["mentor"], ["supervisor"]])
+def test_the_office_cannot_change_the_address_of_someone_who_judges_cases(
+        people: dict[str, str], roles: list[str]) -> None:
+    """An assessor, committee member, mentor or supervisor is no staff, but their verdicts
+    decide certifications: the office setting their address to its own, then asking a reset
+    link, signed in as them. An admin's to change, as a staff member's."""
+    person("eva", roles)
+    office = signed_in(people["olga"])
+    assert 'name="email"' not in office.get("/admin/people/eva").text
+    eva = _account("eva")
+    refused = office.post("/admin/people/eva", _person_form(eva, email="olga.private@example.net"),
+                          form_page="/admin/people/eva")
+    assert refused.status_code == 422 and "Alleen een beheerder" in refused.text
+    assert _account("eva").email == eva.email
+    admin = signed_in(people["ada"])
+    moved = admin.post("/admin/people/eva", _person_form(eva, email="eva.new@example.org", roles=roles[0]),
+                       form_page="/admin/people/eva", follow_redirects=False)
+    assert moved.status_code == 303 and _account("eva").email == "eva.new@example.org"

@@ -96,9 +96,11 @@ def _values(person: Account) -> dict[str, str]:
 
 def may_change_email(user: Account, person: Account) -> bool:
     """The office completes people's data, but the e-mail address is where a password reset
-    goes: changing a staff member's or an admin's would hand their account to whoever changed
-    it. So that is an admin's to do; anyone's own address is theirs (Mijn account)."""
-    return user.has_role("admin") or not (person.is_staff or person.has_role("admin"))
+    goes: changing the address of anyone who works on cases would hand their account to
+    whoever changed it (staff, an admin, and equally an assessor or committee member, whose
+    verdicts the audit then records under their name). So that is an admin's to do; the
+    office changes a candidate's; anyone's own address is theirs (Mijn account)."""
+    return user.has_role("admin") or set(person.roles) <= {"candidate"}
 
 
 def _context(user: Account, person: Account, **extra: object) -> dict[str, object]:
@@ -154,7 +156,7 @@ async def save_person(request: Request, username: str, user: PeopleClerk) -> Res
     clean.update(customer)
     errors.update(customer_errors)
     if email_refused:
-        errors["email"] = N_("Only an admin can change the e-mail address of a staff account.")
+        errors["email"] = N_("Only an admin can change the e-mail address of someone who works on cases: staff, mentors, assessors, committee members and supervisors.")
     may_set_roles = user.has_role("admin")
     if may_set_roles and not roles:
         errors["roles"] = N_("Choose at least one role.")
