@@ -16,6 +16,9 @@ from decimal import Decimal
 from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.orm import Session
 
+from certflow.errors import Forbidden
+from certflow.i18n import N_, Message
+from certflow.roles import Asking, sees_case_data
 from certflow.services.viewer import Viewer, require_staff
 from certflow.store.billing import Invoice
 from certflow.store.models import User
@@ -82,9 +85,11 @@ def _money(total: Decimal | None) -> Decimal:
     return total if total is not None else Decimal("0.00")
 
 
-def unpaid_invoices(session: Session, viewer: Viewer, today: date, overdue_only: bool = False) -> list[UnpaidInvoice]:
-    """Oldest due first."""
-    require_staff(viewer, "see unpaid invoices")
+def unpaid_invoices(session: Session, viewer: Asking, today: date, overdue_only: bool = False) -> list[UnpaidInvoice]:
+    """Oldest due first. Who owes money is personal data: staff who see case data only (a
+    process owner sees the figures, ``receivables``, not the people)."""
+    if not sees_case_data(viewer):
+        raise Forbidden(Message(N_("only staff may %(what)s"), what=Message(N_("see who has not paid"))))
     query = select(Invoice).where(*_unpaid())
     if overdue_only:
         query = query.where(Invoice.due_date < today)

@@ -136,6 +136,16 @@ def test_a_day_outside_the_calendar_s_sane_years_is_refused(sqlite_url: str, per
     assert "Vul een datum in met dag, maand en jaar" in page.text
 
 
+def test_a_process_owner_sees_the_figures_but_not_who_owes(finished: Driver) -> None:
+    """Who has not paid is personal data (certflow.roles): the office's list. A process owner
+    has the dashboard's figures, without the list of debtors behind them."""
+    owner = _signed_in("pia", ["process_owner"], True)
+    page = owner.get("/dashboard").text.split("<main", 1)[1]
+    assert "onbetaalde facturen" in page and 'href="/dashboard/invoices' not in page
+    refused = owner.get("/dashboard/invoices")
+    assert refused.status_code == 403 and "Bea" not in refused.text
+
+
 def test_in_english(finished: Driver) -> None:
     email = person("pete", ["process_owner"], staff=True, language="en")
     owner = Browser()

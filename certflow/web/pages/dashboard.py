@@ -18,6 +18,7 @@ from certflow import i18n
 from certflow.engine.analytics import GroupQueue
 from certflow.i18n import N_
 from certflow.localtime import local_date
+from certflow.roles import sees_case_data
 from certflow.services import office_figures
 from certflow.services.accounts import ROLE_LABELS, Account
 from certflow.store.db import session_scope
@@ -49,6 +50,7 @@ def dashboard(request: Request, account: Office) -> Response:
     return render(request, "dashboard/dashboard.html", {
         "now": now, "queues": queues, "owed": owed, "expiring": expiring,
         "months": office_figures.EXPIRY_WINDOW_MONTHS,
+        "debtors": sees_case_data(actor),  # who owes: not a process owner's to see
         "monitor": "/monitor" if routed(request, "/monitor") else None,
         "chart": _queue_chart(queues.groups, visitor_of(request).language),
     })
