@@ -29,6 +29,7 @@ from certflow.engine import assignment, policies, queue
 from certflow.engine.dto import EscalationView
 from certflow.engine.errors import Forbidden, InvalidInput, NotFound
 from certflow.localtime import end_of_day
+from certflow.roles import sees_case_data
 from certflow.store.models import AuditEvent, HumanTask, Instance, User
 from certflow.i18n import Message, N_
 
@@ -126,10 +127,12 @@ class EscalationMixin(_Base):
 
     # -- the escalation inbox --------------------------------------------------------------------
     def escalations(self, actor: "Actor", group: str | None = None) -> list[EscalationView]:
-        """Tasks escalated to one of my groups (staff may name any group), longest waiting first."""
-        groups = [group] if group and (actor.is_staff or group in actor.groups) else list(actor.groups)
-        if group and group not in groups:
+        """Tasks escalated to one of my groups, longest waiting first. Another group's only for
+        the staff who see case data (``roles.sees_case_data``): an escalated task shows its
+        case's personal data, which a process owner or certifier does not see by that role."""
+        if group and group not in actor.groups and not sees_case_data(actor):
             raise Forbidden(Message(N_("you are not in group '%(group)s'"), group=group))
+        groups = [group] if group else list(actor.groups)
         with self.session() as session:
             entries = session.scalars(select(HumanTask).where(HumanTask.escalated_to.in_(groups or [""]))
                                       .order_by(HumanTask.escalated_at).limit(500)).all()
@@ -213,6 +216,11 @@ class EscalationMixin(_Base):
 
     def escalation_take_over(self, actor: "Actor", task_id: str, reason: str = "") -> EscalationView:
         def op(session: Session, entry: HumanTask, now: datetime) -> dict[str, Any]:
+            # Only a member of the task's group does its work (a coordinator does not decide a
+            # mentor's review, nor a process owner the office's check): as a reassignment.
+            if entry.candidate_group not in actor.groups:
+                raise InvalidInput(Message(N_("%(user)s is not in group '%(group)s'"), user=actor.username,
+                                           group=entry.candidate_group), field="reason")
             # Not a candidate's own task, nor an assessor's verdict against the conflict rules.
             assignment.may_hold(self, session, entry, actor.username)
             before, entry.assignee, entry.claimed_at = entry.assignee, actor.username, now
@@ -264,7 +272,8 @@ def due_steps(now: datetime, size: int) -> Select[tuple[HumanTask, int]]:
 
 
 def _may_handle(entry: HumanTask, actor: "Actor") -> None:
-    if not actor.is_staff and (entry.escalated_to is None or entry.escalated_to not in actor.groups):
+    """The group it escalated to, or staff who see case data: the view shows the case's data."""
+    if not sees_case_data(actor) and (entry.escalated_to is None or entry.escalated_to not in actor.groups):
         raise Forbidden(Message(N_("task %(task)s is not escalated to a group of yours"), task=entry.id))
     if entry.escalated_to is None:
         raise InvalidInput(Message(N_("task %(task)s is not escalated"), task=entry.id))

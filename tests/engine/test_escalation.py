@@ -191,10 +191,13 @@ def test_coordinators_reassign_extend_or_take_over_in_one_step(h: Harness) -> No
 
     travel(local(EASTER + timedelta(days=60), 9))
     h.engine.sweep_escalations()
-    [again] = h.engine.escalations(Actor("mo", ("office_manager",), True))
-    taken = h.engine.escalation_take_over(Actor("mo", ("office_manager",), True), again.task.id)
-    assert taken.task.assignee == "mo"
-    h.engine.complete(Actor("mo", ("office_manager",), True), again.task.id, {"done": True})
+    mo = Actor("mo", ("office_manager",), True)
+    [again] = h.engine.escalations(mo)
+    # An assessor's work is not the office manager's to take over (and then complete).
+    with pytest.raises(InvalidInput, match="^mo is not in group 'assessor'$"):
+        h.engine.escalation_take_over(mo, again.task.id)
+    assert h.engine.escalation(mo, again.task.id).task.assignee == "abe"
+    h.engine.complete(Actor("abe", ("assessor",)), again.task.id, {"done": True})
     with session_scope() as s:
         completed = s.scalars(select(AuditEvent).where(AuditEvent.action == "task_completed_by_user")).one()
     assert completed.detail["due_at"] == again.task.due_at.isoformat()  # the due time outlives the task

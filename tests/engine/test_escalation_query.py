@@ -137,7 +137,7 @@ def test_eight_managers_taking_over_one_escalation_at_once_get_it_once(case: Any
     h, db, instance = case
     _tasks(db, instance, ["taken"], escalated_to=lambda n: "office_manager", escalated_at=lambda n: NOW,
            due_at=lambda n: NOW - timedelta(days=1))
-    managers = [h.user(f"mo{i}", ["office_manager"], staff=True) for i in range(8)]
+    managers = [h.user(f"mo{i}", ["office_manager", "assessor"], staff=True) for i in range(8)]
     barrier = threading.Barrier(8)
     results: list[str] = [""] * 8
 

@@ -126,7 +126,11 @@ def test_each_level_once_at_its_planned_time_audited_with_policy_level_and_both_
     assert view.why == f"due {due.isoformat()} passed; policy casework/defaults, level 3"
     assert [e["action"] for e in view.history] == ["escalation_reminder", "task_escalated", "task_escalated"]
     assert h.engine.escalations(COR) == []
-    assert h.engine.escalation_take_over(MO, view.task.id).task.assignee == "mo"
+    # Taking it over is for a manager who is an assessor too: the assessment is the group's work.
+    with pytest.raises(InvalidInput, match="^mo is not in group 'assessor'$"):
+        h.engine.escalation_take_over(MO, view.task.id)
+    mo_assessor = Actor("mo", ("office_manager", "assessor"), True)
+    assert h.engine.escalation_take_over(mo_assessor, view.task.id).task.assignee == "mo"
     assert audit("escalation_taken_over")[0].detail == {"from": "ada", "to": "mo", "reason": "",
                                                         "escalated_to": "office_manager"}
 
@@ -294,7 +298,9 @@ def test_only_the_group_it_escalated_to_may_open_or_handle_it(h: Harness) -> Non
     with pytest.raises(Forbidden):
         h.engine.escalation_take_over(ADA, assess.id)
     assert h.engine.escalation(COCO, assess.id).escalated_to == "coordinator"
-    taken = h.engine.escalation_take_over(COCO, assess.id, "I know the case")
+    with pytest.raises(InvalidInput, match="^coco is not in group 'assessor'$"):  # not an assessor
+        h.engine.escalation_take_over(COCO, assess.id, "I know the case")
+    taken = h.engine.escalation_take_over(Actor("coco", ("coordinator", "assessor")), assess.id, "I know the case")
     assert taken.task.assignee == "coco" and taken.escalated_to is None
     assert {k: taken.history[-1][k] for k in ("actor", "action")} == {"actor": "coco", "action": "escalation_taken_over"}
     [row] = audit("escalation_taken_over")

@@ -51,7 +51,7 @@ class TakeOverIn(BaseModel):
 
 @router.get("")
 def escalations(actor: ActorDep, engine: EngineDep, group: str | None = None) -> list[Escalation]:
-    """Tasks escalated to my groups (staff may name any group), longest waiting first."""
+    """Tasks escalated to my groups (staff who see case data may name any group), longest waiting first."""
     return to_json(engine.escalations(actor, group))
 
 

@@ -125,5 +125,5 @@ async def resolve(request: Request, task_id: str, action: str, account: Coordina
 
 
 def _errors_of(exc: CertflowError, action: str) -> dict[str, Any]:
-    default = {"reassign": "assignee", "extend": "due"}.get(action, "reason")
+    default = {"reassign": "assignee", "extend": "due", "take-over": "take_over_reason"}.get(action, "reason")
     return field_errors(exc, str(exc.details.get("field") or default))
