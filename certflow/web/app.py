@@ -16,7 +16,9 @@ from certflow.errors import CertflowError
 from certflow.web import pages
 from certflow.web import ops
 from certflow.web.api import api_router
+from certflow.settings import get_settings
 from certflow.web.docs import add_docs
+from certflow.web.headers import SecurityHeaders
 from certflow.web.json_bodies import body_refusal
 from certflow.web.limits import BodyLimit, BodyTooLarge, refusal
 from certflow.web.text_input import ControlCharacters
@@ -56,7 +58,8 @@ def create_app(lifespan: Lifespan | None = None) -> FastAPI:
     app.include_router(api_router)
     pages.install(app)  # the browser application: pages, static files, HTML error pages
     app.add_middleware(BodyLimit)
-    app.add_middleware(ControlCharacters)  # outermost: before any route reads a parameter
+    app.add_middleware(ControlCharacters)  # before any route reads a parameter
+    app.add_middleware(SecurityHeaders, https=get_settings().public_url.startswith("https://"))
     ops.install(app)
     return app
 

@@ -58,7 +58,10 @@ class Browser:
     """One browser (cookie jar) on the app: get a page, post its form."""
 
     def __init__(self, client: TestClient | None = None) -> None:
-        self.client = client or TestClient(create_app())
+        # As a visitor comes: over https when the site is published there (its cookies are
+        # Secure then, and an http client would not send them back).
+        scheme = "https" if get_settings().public_url.startswith("https://") else "http"
+        self.client = client or TestClient(create_app(), base_url=f"{scheme}://testserver")
         self.last: httpx.Response | None = None
 
     def get(self, url: str, **kw: Any) -> httpx.Response:

@@ -82,8 +82,11 @@ class Visitor:
         self._set.pop(name, None)
 
     def apply_cookies(self, request: Request, response: Response) -> None:
-        # Secure where the page is served over https; plain http://127.0.0.1 must keep working.
-        secure = request.url.scheme == "https"
+        # Secure where the page is served over https, or the site is (``public_url``): behind
+        # a proxy that ends TLS the request itself may look like http (FORWARDED_ALLOW_IPS not
+        # set), and the session cookie must still never go over http. Plain
+        # http://127.0.0.1 (the embedded default) must keep working.
+        secure = request.url.scheme == "https" or get_settings().public_url.startswith("https://")
         for name, (value, max_age) in self._set.items():
             response.set_cookie(name, value, max_age=max_age, httponly=True, secure=secure,
                                 samesite="lax", path="/")
