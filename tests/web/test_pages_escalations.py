@@ -117,7 +117,9 @@ def test_the_office_manager_gets_the_second_level_and_sees_overdue_tasks(api: Ap
     assert f'href="/escalations/{task_id}"' in listed
     overdue = listed.split("Te laat, niet naar u geëscaleerd")[-1]
     assert "C-2" in overdue and task_id not in overdue
-    # The assessment is an assessor's work: an office manager who is none may not take it over.
+    # The assessment is an assessor's work: an office manager who is none may not take it over,
+    # and is not offered to (a form that could only be refused).
+    assert f"/escalations/{task_id}/take-over" not in mo.get(f"/escalations/{task_id}").text
     refused = mo.post(f"/escalations/{task_id}/take-over", {"take_over_reason": "I will do it"},
                       form_page=f"/escalations/{task_id}")
     assert refused.status_code == 422 and "mo zit niet in de groep" in refused.text
@@ -125,6 +127,7 @@ def test_the_office_manager_gets_the_second_level_and_sees_overdue_tasks(api: Ap
     api.person("mia", ["office_manager", "assessor"], True)  # one who is an assessor too may
     with session_scope() as s:
         access.set_password(s, "mia", PASSWORD)
+    assert f"/escalations/{task_id}/take-over" in browser(api, "mia").get(f"/escalations/{task_id}").text
     taken = browser(api, "mia").post(f"/escalations/{task_id}/take-over", {"take_over_reason": "I will do it"},
                                      form_page=f"/escalations/{task_id}")
     assert taken.status_code == 200 and "De taak is nu van u" in taken.text

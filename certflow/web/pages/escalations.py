@@ -70,6 +70,9 @@ def _page(request: Request, account: Account, item: EscalationView,
     return render(request, "escalations/task.html", {
         "item": item, "task": item.task, "steps": STEPS, "values": values or {},
         "errors": errors or {}, "open_form": form,
+        # Only someone of the task's group takes it over (the engine refuses anyone else):
+        # the form is not offered to a coordinator outside it, who reassigns instead.
+        "may_take_over": item.task.candidate_group in account.roles or form == "take-over",
     }, status_code=status_code)
 
 
