@@ -39,21 +39,31 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-def readyz() -> JSONResponse:
-    results = checks.readiness(get_settings())
+def readyz(authorization: str | None = Header(default=None)) -> JSONResponse:
+    """Each check's status for anyone (a load balancer); its detail and fix (the database's
+    host or file, the broker's address, the migration heads, an exception's text) only with
+    the metrics token: that is for the operator, not for whoever finds the site."""
+    settings = get_settings()
+    results = checks.readiness(settings)
     ready = all(c.ok for c in results)
+    detailed = bool(settings.metrics_token) and _has_token(settings.metrics_token, authorization)
     body = {"status": "ready" if ready else "unready",
-            "checks": {c.name: {"status": c.status, "detail": c.detail, **({"fix": c.fix} if c.fix else {})}
+            "checks": {c.name: {"status": c.status, **({"detail": c.detail, **({"fix": c.fix} if c.fix else {})}
+                                                       if detailed else {})}
                        for c in results}}
     return JSONResponse(body, status_code=200 if ready else 503)
+
+
+def _has_token(token: str, authorization: str | None) -> bool:
+    given = authorization.removeprefix("Bearer ").strip() if authorization else ""
+    return secrets.compare_digest(given, token)
 
 
 @router.get("/metrics", response_class=Response)
 def metrics_endpoint(authorization: str | None = Header(default=None)) -> Response:
     settings = get_settings()
     if settings.metrics_token:
-        given = authorization.removeprefix("Bearer ").strip() if authorization else ""
-        if not secrets.compare_digest(given, settings.metrics_token):
+        if not _has_token(settings.metrics_token, authorization):
             raise HTTPException(401, "metrics need the metrics token")
     body, content_type = metrics.render(DatabaseCollector(settings))
     return Response(body, media_type=content_type)

@@ -49,23 +49,31 @@ def test_healthz_and_readyz_on_a_migrated_database(migrated: TestClient) -> None
         "database": "ok", "migrations": "ok", "broker": "ok"}
 
 
-def test_readyz_is_503_and_says_to_migrate_when_the_schema_is_not_at_head(sqlite_url: str) -> None:
+def test_readyz_is_503_and_says_to_migrate_when_the_schema_is_not_at_head(
+        sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CERTFLOW_METRICS_TOKEN", "ops-token")
+    reset_settings()
     with TestClient(create_app()) as client:
-        ready = client.get("/readyz")
+        ready = client.get("/readyz", headers={"Authorization": "Bearer ops-token"})
+        public = client.get("/readyz")
     assert ready.status_code == 503
     migrations = ready.json()["checks"]["migrations"]
     assert migrations["status"] == "fail" and "certflow migrate" in migrations["fix"]
     assert ready.json()["checks"]["database"]["status"] == "ok"
+    # Whoever finds the site learns that it is not ready, not where its database is.
+    assert public.status_code == 503 and public.json()["checks"]["migrations"] == {"status": "fail"}
+    assert sqlite_url.rsplit("/", 1)[-1] not in public.text and "detail" not in public.text
 
 
 def test_readyz_is_503_when_the_database_is_unreachable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CERTFLOW_VAR_DIR", str(tmp_path / "var"))
     monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://nobody:secret@127.0.0.1:1/none")
+    monkeypatch.setenv("CERTFLOW_METRICS_TOKEN", "ops-token")
     reset_settings()
     reset_engines()
     try:
         with TestClient(create_app()) as client:
-            ready = client.get("/readyz")
+            ready = client.get("/readyz", headers={"Authorization": "Bearer ops-token"})
             assert client.get("/healthz").status_code == 200  # up, just not ready
     finally:
         reset_engines()
