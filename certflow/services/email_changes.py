@@ -19,6 +19,11 @@ an account. So:
   voids open reset links and deletes sign-ups waiting with the new address; unless the
   address got an account meanwhile, when nothing changes.
 
+Staff (the office, an admin) change someone's address directly, on the person's page: that
+takes effect at once, and ``tell_old_address`` then tells the old address, which no longer
+gets the account's mail (a person whose address was changed behind their back, by a mistaken
+or a deceived office, hears of it where they still read).
+
 A pending change is the account holder's personal data: it is in their export
 (certflow.services.my_data) and erased with them (certflow.services.privacy). Expired ones are
 deleted by the next request, confirmation or sign-in (``prune``), so no sweeper is needed.
@@ -97,6 +102,18 @@ def mail(session: Session, settings: Settings, token: str,
                     context={"confirm_url": site + CONFIRM_PATH + token,
                              "valid_hours": settings.email_change_confirm_hours})
     return "link"
+
+
+def tell_old_address(session: Session, settings: Settings, username: str, old_email: str) -> None:
+    """Staff set ``username``'s address directly: mail the old one (``old_email``) that it no
+    longer gets the account's mail, and to which address it now goes. Sent after the change
+    is saved; the old address has no account, so the mail is not kept (``send_to_address``)."""
+    user = session.get(User, username)
+    if user is None or accounts.is_erased(user) or user.email.lower() == old_email.lower():
+        return
+    send_to_address(session, settings, wall_now(), address=old_email, name=user.display_name,
+                    language=user.language, template="accounts/email_changed_by_staff",
+                    context={"new_email": user.email})
 
 
 def _tell_owner(session: Session, settings: Settings, owner: User, now: datetime) -> None:

@@ -215,6 +215,14 @@ def test_staff_still_change_a_persons_address_directly(people: dict[str, str]) -
                         form_page="/admin/people/cas", follow_redirects=False)
     assert moved.status_code == 303 and _email("cas") == "cas.office@example.org"
     assert mails("cas.office@example.org") == [] and _changes() == 0
+    # The old address hears where the account's mail goes now; the refused change told nobody.
+    [(subject, text)] = mails(people["cas"])
+    assert subject == "Uw e-mailadres bij ons is gewijzigd"
+    assert "cas.office@example.org" in text and "Antwoord dan op deze e-mail" in text
+    # Saving the person again with the same address (any case) tells nobody.
+    office.post("/admin/people/cas", {**form, "email": "CAS.office@example.org", "city": "Zwolle"},
+                form_page="/admin/people/cas")
+    assert len(mails(people["cas"])) == 1 and mails("cas.office@example.org") == []
     with session_scope() as s:
         assert s.scalars(select(PendingSignUp)).all() == []
     # A candidate cannot post the staff form.

@@ -4,16 +4,18 @@ sets roles and deactivates or reactivates accounts."""
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Request
 from fastapi.responses import Response
 
 from certflow.errors import CertflowError
 from certflow.i18n import N_
-from certflow.services import access, accounts
+from certflow.services import access, accounts, email_changes
 from certflow.services.accounts import Account
+from certflow.settings import get_settings
 from certflow.store.db import session_scope
 from certflow.web.pages.account import PERSON_FIELDS, person_values
 from certflow.web.pages.deps import (
@@ -26,6 +28,7 @@ from certflow.web.pages.deps import (
 from certflow.web.pages.rendering import redirect, render
 
 router = APIRouter(prefix="/admin/people")
+log = logging.getLogger(__name__)
 
 PeopleClerk = Annotated[Account, Depends(require_role("admin", "office", "coordinator"))]
 Admin = Annotated[Account, Depends(require_role("admin"))]
@@ -140,7 +143,8 @@ async def set_active(request: Request, username: str, user: Admin) -> Response:
 
 
 @router.post("/{username}")
-async def save_person(request: Request, username: str, user: PeopleClerk) -> Response:
+async def save_person(request: Request, username: str, user: PeopleClerk,
+                      background: BackgroundTasks) -> Response:
     person = _load(username)
     form = await form_values(request)
     roles = (await form_lists(request)).get("roles", [])
@@ -169,7 +173,19 @@ async def save_person(request: Request, username: str, user: PeopleClerk) -> Res
         except CertflowError as exc:
             errors.update(field_errors(exc, "email"))
         else:
+            if clean.get("email", person.email).lower() != person.email.lower():
+                background.add_task(_tell_old_address, username, person.email)
             return redirect(request, f"/admin/people/{username}?saved=1")
     return render(request, "admin/person.html", {
         **_context(user, person), "values": values,
         "roles": roles if may_set_roles else person.roles, "errors": errors}, status_code=422)
+
+
+def _tell_old_address(username: str, old_email: str) -> None:
+    """After the answer has gone out: the person hears at the old address that their mail now
+    goes elsewhere (certflow.services.email_changes.tell_old_address)."""
+    try:
+        with session_scope() as session:
+            email_changes.tell_old_address(session, get_settings(), username, old_email)
+    except Exception:  # noqa: BLE001  (the change is saved; a mail server down loses only this notice)
+        log.exception("the notice to %s's old e-mail address could not be sent", username)
