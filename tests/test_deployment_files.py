@@ -98,6 +98,14 @@ def test_secrets_only_from_the_environment() -> None:
         assert "password@" not in str(service.get("environment", {})).lower()
 
 
+def test_web_believes_forwarded_headers_only_from_the_configured_proxy() -> None:
+    """Behind a TLS proxy the limits must count the client's IP: web is told the proxy's
+    address, settable per deployment, and trusts no one else by default (never ``*``)."""
+    web = _compose()["services"]["web"]["environment"]
+    assert web["FORWARDED_ALLOW_IPS"] == "${FORWARDED_ALLOW_IPS:-127.0.0.1}"
+    assert web["DATABASE_URL"] == _compose()["services"]["worker"]["environment"]["DATABASE_URL"]
+
+
 def test_long_running_services_restart_and_have_limits_and_dev_tools_are_in_a_profile() -> None:
     for name, service in _compose()["services"].items():
         limits = service.get("deploy", {}).get("resources", {}).get("limits", {})
