@@ -22,9 +22,10 @@ the password chosen at sign-up is typed there. The link alone is not enough, bec
 signs up chooses the address: with someone else's address and a password of their own, a
 link that made the account would hand them the account its owner then used, and a link sent
 to someone signed in would sign them into the sender's account. And a mail scanner that
-fetches every link must not use it up. Wrong passwords count against the sign-in limit
-(certflow.services.access); at the per-address limit the sign-up is dropped, and its
-person signs up again.
+fetches every link must not use it up. Wrong passwords count against the client's sign-in
+limit (certflow.services.access) and against the link itself: at the per-address limit
+(``sign_in_max_failures_per_email``) of wrong ones over the link's whole life, not per window,
+the sign-up is dropped, and its person signs up again.
 
 A pending sign-up is personal data of someone without an account: it is deleted when
 confirmed, and once expired (``settings.sign_up_confirm_hours``) by the next sign-up,
@@ -38,7 +39,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import CursorResult, delete
+from sqlalchemy import CursorResult, delete, update
 from sqlalchemy.orm import Session
 
 from certflow.errors import Conflict
@@ -81,7 +82,8 @@ def start(session: Session, settings: Settings, sign_up: SignUp,
     row = dict(token_hash=digest(token), email=sign_up.email, display_name=sign_up.display_name,
                language=sign_up.language, address=dict(sign_up.address),
                date_of_birth=sign_up.date_of_birth, password_hash=sign_up.password_hash,
-               created_at=now, expires_at=now + timedelta(hours=settings.sign_up_confirm_hours))
+               created_at=now, expires_at=now + timedelta(hours=settings.sign_up_confirm_hours),
+               failed_attempts=0)
     # An earlier sign-up of the address is replaced (two at once leave one: the newest link).
     replace_row(session, PendingSignUp, row, key="email")
     # Mailed before the row is committed: a mail that fails leaves nothing behind. From the
@@ -140,10 +142,15 @@ def confirm(session: Session, settings: Settings, token: str, password: str, ip:
         return NotConfirmed("wait", settings.sign_in_window_minutes)
     email = row.email
     if not access.verify_password(row.password_hash, password):
-        access.record_failure(session, settings, email, ip, now)
-        # Counted from this sign-up on: a new sign-up of the address starts afresh.
-        since = max(now - timedelta(minutes=settings.sign_in_window_minutes), row.created_at)
-        if access.failures(session, since, email=email) < settings.sign_in_max_failures_per_email:
+        access.record_failure(session, settings, email, ip, now)  # the client's limit
+        # Counted over the link's whole life, not per sign-in window (that allowed 5 guesses
+        # every 15 minutes for a day); one statement, so two guesses at once both count. A new
+        # sign-up of the address starts afresh.
+        failed = session.scalar(update(PendingSignUp)
+                                .where(PendingSignUp.token_hash == digest(token))
+                                .values(failed_attempts=PendingSignUp.failed_attempts + 1)
+                                .returning(PendingSignUp.failed_attempts))
+        if failed is not None and failed < settings.sign_in_max_failures_per_email:
             return NotConfirmed("wrong")
         session.execute(delete(PendingSignUp).where(PendingSignUp.token_hash == digest(token)))
         return NotConfirmed("dropped")

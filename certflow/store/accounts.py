@@ -96,6 +96,8 @@ class PendingSignUp(Base):
     password_hash: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime] = mapped_column(index=True)
+    # Wrong passwords given at the link, over its whole life (at the limit it is deleted).
+    failed_attempts: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class EmailChange(Base):

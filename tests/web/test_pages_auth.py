@@ -14,7 +14,7 @@ from sqlalchemy import func, select, update
 
 from certflow.services import access, accounts, sign_ups
 from certflow.settings import get_settings
-from certflow.store.accounts import MailRequest, PasswordReset, PendingSignUp, WebSession
+from certflow.store.accounts import MailRequest, PasswordReset, PendingSignUp, SignInAttempt, WebSession
 from certflow.store.db import session_scope
 from tests.web.pages_support import ADDRESS, PASSWORD, Browser, csrf_of, mailed_link, mails, person
 
@@ -353,6 +353,22 @@ def test_wrong_passwords_at_the_link_are_limited_and_then_drop_the_sign_up(sqlit
     Browser().post("/sign-up", SIGN_UP)
     assert _confirm(Browser(), _confirm_link("anna@example.nl"), "a typo").status_code == 422
     assert _confirm(Browser(), _confirm_link("anna@example.nl")).status_code == 303
+
+
+def test_a_links_wrong_passwords_add_up_over_its_whole_life(sqlite_url: str) -> None:
+    """Waiting out the sign-in window between guesses does not give a guesser more: the link
+    takes so many wrong passwords in all, then the sign-up is gone."""
+    Browser().post("/sign-up", SIGN_UP)
+    link = _confirm_link("anna@example.nl")
+    window = timedelta(minutes=get_settings().sign_in_window_minutes + 1)
+    for n in range(get_settings().sign_in_max_failures_per_email - 1):
+        assert _confirm(Browser(), link, f"guess number {n}").status_code == 422
+        with session_scope() as s:  # the window passes: those failed sign-ins count no more
+            for attempt in s.scalars(select(SignInAttempt)):
+                attempt.at -= window
+    dropped = _confirm(Browser(), link, "one guess too many")
+    assert dropped.status_code == 410 and "te vaak een verkeerd wachtwoord" in dropped.text
+    assert _pending() == 0 and _accounts_with("anna@example.nl") == []
 
 
 def test_a_client_with_too_many_wrong_passwords_waits_at_the_link_too(
