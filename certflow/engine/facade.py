@@ -26,7 +26,7 @@ from certflow.engine import rules
 from certflow.engine.rules import SCHEDULE
 from certflow.engine import queue
 from certflow.engine.dto import Completed, DeployedVersion, InboxPage, InstanceView, JobMessage, TaskView
-from certflow.engine.errors import Conflict, InvalidInput, NotFound
+from certflow.engine.errors import Conflict, Forbidden, InvalidInput, NotFound
 from certflow.engine.inbox import PAGE_SIZE
 from certflow.engine.inline import InlineMixin
 from certflow.engine.escalation import EscalationMixin
@@ -152,6 +152,27 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
         views: list[InstanceView] = []
         self._start(actor.username, process_id, business_key, data, view=(actor, views))
         return views[0]
+
+    def start_refusal(self, actor: Actor, process_id: str, data: dict[str, Any] | None = None) -> str | None:
+        """Why ``actor`` could not start ``process_id`` for themselves now, or None: the start
+        rules ``start`` applies before anything moves (who may start it, the start event's
+        guard on ``data``), asked before a person answers any question (Mijn CMI's sign-up for
+        recertification tells someone not in the register at once, not after the last
+        question). Changes nothing; ``start`` still checks all of it."""
+        data = dict(data or {})
+        rules.bounded(data, "data")
+        with self.session() as session:
+            definition = self.definition(session, rules.latest_id(session, process_id))
+            try:
+                rules.may_start(definition.elements, actor, process_id)
+            except Forbidden as exc:
+                return exc.message
+            data[rules.subject_variable(definition.elements)] = actor.username
+            try:
+                rules.check_guards(session, self.registry, definition.elements, self.now(), data)
+            except InvalidInput as exc:
+                return exc.message
+        return None
 
     def start_by_message(self, process_id: str, business_key: str, message: str,
                          payload: dict[str, Any], message_id: int | None = None, inline: bool = False) -> str:

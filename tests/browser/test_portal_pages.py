@@ -44,16 +44,15 @@ def test_candidate_pages_and_refusals(app: App, ui: Callable[..., UI]) -> None:
     response = ria.visit(case_url.replace(app.url, ""), shot="pages-other-case-refused")
     assert response.status in (403, 404)
     assert "Toelaatbaarheid" not in ria.page.inner_text("main")
-    # Recertification without a certificate: the guard's refusal and what to do instead.
-    rob.visit("/mijn/recertify", shot="pages-recertify")
-    rob.page.get_by_label(re.compile("Schriftelijk")).check()
-    rob.click("Verder")
-    rob.page.get_by_label("Ja, hetzelfde niveau").check()
-    rob.click("Verder")
-    rob.check("pages-recertify-check")
-    rob.click("Versturen")
+    # Recertification without a certificate: not offered, and its address says at once why
+    # not and what to do instead, before any question.
+    rob.visit("/mijn")
+    assert rob.page.get_by_role("link", name="Het Engelstalige certificaat of het boek bestellen").count() == 1
+    assert rob.page.get_by_role("link", name="Aanmelden voor hercertificering").count() == 0
+    rob.visit("/mijn/recertify")
     rob.page.wait_for_selector("text=Dit is niet mogelijk")
-    assert "first certification" in rob.page.inner_text("main").lower() or "eerste" in rob.page.inner_text("main").lower()
+    assert "Vraag eerst de eerste certificering aan." in rob.page.inner_text("main")
+    assert rob.page.get_by_role("link", name="Opnieuw beginnen").count() == 0
     rob.check("pages-recertify-refused")
     # The book: how many, check, send.
     rob.visit("/mijn/order", shot="pages-order")

@@ -23,7 +23,7 @@ from certflow.settings import get_settings, reset_settings
 from certflow.store.communications import EmailMessage
 from certflow.store.db import session_scope
 from certflow.store.models import Instance, User
-from certflow.store.register import Certificate
+from certflow.store.register import Certificate, RegisterEntry
 from handlers import REGISTRY
 from tests.processes.driver import PROCESSES
 from tests.support import Harness
@@ -100,13 +100,38 @@ def test_apply_then_follow_the_case_and_add_documents(site: dict[str, str], harn
 
 def test_recertification_refused_with_what_to_do_instead(site: dict[str, str]) -> None:
     b = signed_in(site, "cas")
-    b.post("/mijn/recertify", {"step": "0", "route": "written"}, form_page="/mijn/recertify")
+    # Not in the register: not offered on Mijn CMI, and told at once, before any question.
+    assert 'href="/mijn/recertify"' not in b.get("/mijn").text
+    at_once = b.get("/mijn/recertify")
+    assert at_once.status_code == 200
+    assert "U staat niet in het register. Vraag eerst de eerste certificering aan." in at_once.text
+    assert "Hoe wilt u hercertificeren?" not in at_once.text and "Opnieuw beginnen" not in at_once.text
+    # Posting the answers anyway: the start refuses them still.
+    b.post("/mijn/recertify", {"step": "0", "route": "written"}, form_page="/mijn/apply")
     refused = b.post("/mijn/recertify", {"submit": "yes", "route": "written", "level": "same"},
-                     form_page="/mijn/recertify")
+                     form_page="/mijn/apply")
     assert refused.status_code == 422
     # The start guard's refusal, in Dutch: what to do instead.
     assert "U staat niet in het register. Vraag eerst de eerste certificering aan." in refused.text
     assert "You are not in the register" not in refused.text
+
+
+def test_a_certificate_holder_is_offered_recertification_and_asked_the_first_question(
+        site: dict[str, str]) -> None:
+    now = datetime.now(UTC)
+    with session_scope() as session:
+        session.add(Certificate(id="c-bea", idempotency_key="k-bea", holder="bea", register_number="RL-2026-00008",
+                                level="RL", valid_from=date(2026, 1, 2), valid_until=date(2029, 1, 2),
+                                status="valid", language="nl", created_at=now))
+        session.flush()
+        session.add(RegisterEntry(id="e-bea", holder="bea", register_number="RL-2026-00008",
+                                  certificate_id="c-bea", status="valid", valid_until=date(2029, 1, 2),
+                                  updated_at=now))
+    bea = signed_in(site, "bea")
+    assert 'href="/mijn/recertify"' in bea.get("/mijn").text
+    first = bea.get("/mijn/recertify")
+    assert first.status_code == 200 and "Hoe wilt u hercertificeren?" in first.text
+    assert "Dit is niet mogelijk" not in first.text
 
 
 def test_export_and_erasure_request(site: dict[str, str], harness: Harness) -> None:

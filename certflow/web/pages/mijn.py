@@ -105,6 +105,9 @@ def overview(request: Request, account: Candidate) -> Response:
         "certificate": certificate,
         # Someone certified recertifies; someone applying waits for that application.
         "may_apply": not applying and not (certificate and certificate["status"] in HOLDING),
+        # Recertification is for a certificate held (a suspended one: its page says why not
+        # now); one already running is among the cases above.
+        "may_recertify": bool(certificate and certificate["status"] in ("valid", "suspended")),
     })
 
 

@@ -117,6 +117,13 @@ def _page(request: Request, flow: str, answers: dict[str, str], step: int | None
 def start(request: Request, flow: str, account: Candidate) -> Response:
     if flow not in FLOWS:
         return RedirectResponse("/mijn", status_code=303)
+    if flow == "recertify":
+        # Both routes refuse alike whoever is not (or no longer) in the register, or has a
+        # recertification running: say so before the first question, not after the last.
+        refusal = get_engine().start_refusal(actor_of(account), "recertification_written", {"level": "same"})
+        if refusal:
+            return render(request, "mijn/refused.html", {"title": TITLES[flow], "message": refusal,
+                                                         "flow": flow, "again": False})
     answers = {k: v for k, v in request.query_params.items() if k in {q.name for q in FLOWS[flow]}}
     return _page(request, flow, answers, _step(request.query_params.get("step", ""), _asked(flow, answers)))
 
