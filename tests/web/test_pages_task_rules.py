@@ -57,6 +57,7 @@ def test_a_verdict_is_its_assessors_alone_on_the_pages(api: Api) -> None:
     listed = bob.get("/inbox").text
     assert second["id"] in listed and first["id"] not in listed
     peek = bob.get(f"/inbox/tasks/{first['id']}")
+    assert peek.status_code == 403  # it answered 200, with the refusal in the panel
     assert 'name="passed"' not in peek.text and "task-title\">Verdict (assessor 1)" not in peek.text
     grabbed = bob.post(f"/inbox/tasks/{first['id']}/claim", {}, form_page="/inbox")
     assert grabbed.status_code == 403 and "Er is niets gewijzigd." in grabbed.text

@@ -82,6 +82,9 @@ def _workspace(request: Request, account: Account, task_id: str | None = None,
     task_id = task_id or params.get("task")
     if panel is None and task_id:
         panel = _panel(account, task_id)
+        # A task one may not see (or that is gone) is answered as such, not 200: the list
+        # still shows, the panel says why, and no case data is in it.
+        status_code = panel.get("status", status_code)
     holders = [t.assignee for t in tasks]
     if panel and panel.get("task") is not None:
         holders.append(panel["task"].assignee)
@@ -161,7 +164,7 @@ def _panel(account: Account, task_id: str, values: dict[str, Any] | None = None,
     try:
         task = get_engine().task(actor_of(account), task_id)
     except CertflowError as exc:
-        return {"task": None, "message": message or exc.message}
+        return {"task": None, "message": message or exc.message, "status": exc.status}
     return _panel_of(account, task, values, errors, message)
 
 
