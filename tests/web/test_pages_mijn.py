@@ -191,6 +191,20 @@ def test_the_invoice_mail_links_to_that_invoice_in_mijn_cmi(site: dict[str, str]
     assert page.status_code == 200 and row and f"/mijn/invoices/{number}/pdf" in row.group(1)
 
 
+def test_an_order_the_start_would_refuse_is_refused_before_the_check_page(site: dict[str, str]) -> None:
+    """No valid certificate, no English one: said when the product is chosen, with the way
+    back to choose again (the book), not after the check page's "Versturen"."""
+    b = signed_in(site, "cas")
+    refused = b.post("/mijn/order", {"step": "0", "product": "english_certificate"}, form_page="/mijn/order")
+    assert refused.status_code == 422 and "Dit is niet mogelijk" in refused.text
+    assert "alleen worden besteld door wie een geldig certificaat" in refused.text
+    assert 'href="/mijn/order"' in refused.text and 'name="submit"' not in refused.text
+    with session_scope() as session:
+        assert session.scalar(select(func.count()).select_from(Instance)) == 0
+    book = b.post("/mijn/order", {"step": "1", "product": "book", "quantity": "2"}, form_page="/mijn/order")
+    assert book.status_code == 200 and 'name="submit"' in book.text
+
+
 @pytest.mark.parametrize("digit", ["²", "٣", "1" * 30])
 def test_a_step_or_quantity_that_is_no_plain_number_is_asked_again(site: dict[str, str], digit: str) -> None:
     """``"²".isdigit()`` is true and int("²") raises (a 500); "٣" (Arabic-Indic 3) was read as 3

@@ -151,6 +151,13 @@ async def answer(request: Request, flow: str, account: Candidate) -> Response:
     for later, question in enumerate(asked[step + 1:], start=step + 1):
         if question.name not in answers:
             return _page(request, flow, answers, later)
+    # Every question answered: what the start would refuse (an English certificate without a
+    # valid one, a supervisor who is none) is said now, not after "Versturen" on the check page.
+    process_id, data = _start_data(flow, account, answers)
+    refusal = get_engine().start_refusal(actor_of(account), process_id, data)
+    if refusal:
+        return render(request, "mijn/refused.html", {"title": TITLES[flow], "message": refusal, "flow": flow},
+                      status_code=422)
     return _page(request, flow, answers, None)
 
 
