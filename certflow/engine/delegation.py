@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from certflow.engine import assignment
+from certflow.engine import assignment, queue
 from certflow.engine.dto import TaskView
 from certflow.engine.errors import CertflowError, Forbidden, InvalidInput, NotFound
 from certflow.store.models import HumanTask, Instance, User
@@ -43,6 +43,8 @@ def delegate(session: Session, entry: HumanTask, actor: "Actor", to: str, now: d
              elements: dict[str, Any]) -> None:
     if entry.assignee != actor.username and not actor.is_staff:
         raise Forbidden(Message(N_("only the person holding task %(task)s (or staff) may delegate it"), task=entry.id))
+    if entry.assignee != actor.username:
+        queue.may_hand_over(entry, actor)
     if not actor.is_staff and (elements.get(entry.element_id) or {}).get("assignee"):
         raise Forbidden(Message(N_("task %(task)s is assigned to you by the process; ask the office to reassign it"),
                                 task=entry.id))

@@ -171,6 +171,15 @@ def may_see(entry: HumanTask, actor: "Actor") -> None:
     raise Forbidden(Message(N_("task %(task)s is not yours to see"), task=entry.id))
 
 
+def may_hand_over(entry: HumanTask, actor: "Actor") -> None:
+    """Assigning, releasing or passing on someone else's task: staff who see case data, or
+    staff of the task's own group. Not a process owner or certifier outside it: they may not
+    see the task (``may_see``), and the answer to handing it over is the task with its case
+    data; nor is handing the office's or a mentor's work around theirs to do."""
+    if not (actor.is_staff and (sees_case_data(actor) or entry.candidate_group in actor.groups)):
+        raise Forbidden(Message(N_("task %(task)s is not yours to see"), task=entry.id))
+
+
 def may_complete(entry: HumanTask | Row[Any], actor: "Actor") -> None:
     # Outsiders first: "claimed by X" would tell them the task exists and who works on it.
     if entry.assignee != actor.username and entry.candidate_group not in actor.groups and not actor.is_staff:
@@ -200,12 +209,15 @@ def unclaim(session: Session, entry: HumanTask, actor: "Actor", now: datetime) -
     if entry.assignee != actor.username and not actor.is_staff:
         raise Forbidden(Message(N_("task %(task)s is claimed by %(who)s; only they or staff may release it"),
                                 task=entry.id, who=entry.assignee))
+    if entry.assignee != actor.username:
+        may_hand_over(entry, actor)
     entry.assignee, entry.claimed_at = None, None
 
 
 def assign(session: Session, entry: HumanTask, actor: "Actor", assignee: str, now: datetime) -> None:
     if not actor.is_staff:
         raise Forbidden(Message(N_("only staff may assign tasks")))
+    may_hand_over(entry, actor)
     user = session.get(User, assignee)
     if user is None:
         raise NotFound(Message(N_("no user '%(user)s'"), user=assignee), field="assignee")

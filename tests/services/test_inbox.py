@@ -98,6 +98,26 @@ def test_the_holder_delegates_to_a_colleague_in_the_group(world: Driver) -> None
     assert [h["detail"]["assignee"] for h in history if h["action"] == "delegated"] == ["otto"]
 
 
+def test_only_staff_who_may_see_a_task_hand_it_over(world: Driver) -> None:
+    """A process owner is staff, but not of the office and without its case data: he could
+    assign, release and delegate the office's tasks, and the answer was the task with its
+    case data (the candidate's motivation), which he may not open."""
+    apply(world, "cas")
+    olga, otto, engine = world.people["olga"], world.people["otto"], world.engine
+    pia = world.person("pia", ["process_owner"], staff=True)
+    task = engine.inbox(olga)[0]
+    with pytest.raises(Forbidden):
+        engine.assign(pia, task.id, "otto")
+    engine.claim(olga, task.id)
+    with pytest.raises(Forbidden):
+        engine.unclaim(pia, task.id)
+    with pytest.raises(Forbidden):
+        engine.delegate(pia, task.id, "otto")
+    assert [o.ok for o in engine.assign_many(pia, [task.id], "otto")] == [False]
+    assert engine.task(olga, task.id).assignee == "olga"
+    assert engine.assign(otto, task.id, "otto").assignee == "otto"  # the office's to do
+
+
 def test_a_task_the_process_assigned_cannot_be_delegated_by_its_holder(world: Driver) -> None:
     to_dossier(world, "cas")
     cas = world.people["cas"]

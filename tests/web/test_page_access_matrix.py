@@ -67,8 +67,6 @@ ALLOWED: dict[str, set[str]] = {
     "case": {"cas", "mila"} | CASE_DATA_STAFF,
     # A task (mila's review of cas's dossier): its holder and the staff who see case data.
     "task": {"mila"} | CASE_DATA_STAFF,
-    # Claiming a task: a member of its group (the office's eligibility check: olga).
-    "task_group": {"olga"},
     # The inbox: everyone who works on cases; the list shows each what is theirs.
     "worker": {"olga", "cor", "petra", "adam", "mila"},
     "staff": {"olga", "cor", "petra", "adam"},
@@ -80,7 +78,8 @@ ALLOWED: dict[str, set[str]] = {
     "escalation": {"cor"},
     # The dashboard and analytics: figures for the office and process owners.
     "office_figures": {"olga", "cor", "petra", "adam"},
-    # Lists of people with what they owe: staff who see case data.
+    # Staff who see case data (certflow.roles.sees_case_data): who owes what, and handing tasks
+    # to people.
     "case_data_staff": CASE_DATA_STAFF,
     # The monitor (a process owner sees cases without their data: certflow.engine.monitor).
     "monitor": {"olga", "cor", "petra", "adam"},
@@ -137,7 +136,9 @@ PAGE_RULES: dict[str, str] = {
     # -- the inbox ---------------------------------------------------------------------------
     "GET /inbox": "worker",
     "GET /inbox/tasks/{task_id}": "task",
-    "POST /inbox/tasks/{task_id}/{action}": "task_group",
+    # Handing a task to someone (assign, release, delegate): staff who see case data, or staff
+    # of its own group; not a process owner outside it (certflow.engine.queue.may_hand_over).
+    "POST /inbox/tasks/{task_id}/{action}": "case_data_staff",
     "POST /inbox/assign": "staff",
     "POST /inbox/filters": "worker",
     "POST /inbox/filters/{filter_id}/delete": "filter_owner",
@@ -220,7 +221,7 @@ DEFAULT_FILL = {
 }
 FILLS: dict[str, dict[str, str]] = {
     "/account/email/confirm/{token}": {"token": "email_token"},
-    "/inbox/tasks/{task_id}/{action}": {"task_id": "office_task", "action": "claim"},
+    "/inbox/tasks/{task_id}/{action}": {"task_id": "office_task", "action": "assign"},
     "/escalations/{task_id}": {"task_id": "office_task"},
     "/escalations/{task_id}/{action}": {"task_id": "office_task", "action": "extend"},
     "/mijn/tasks/{task_id}": {"task_id": "dossier_task"},
@@ -233,7 +234,7 @@ FILLS: dict[str, dict[str, str]] = {
 FRESH = {"POST /monitor/instances/{instance_id}/cancel": "instance_id"}
 # Routes whose allowed askers change what others need: last, in this order.
 CHANGING = (
-    "POST /inbox/tasks/{task_id}/{action}",  # claims the office's task
+    "POST /inbox/tasks/{task_id}/{action}",  # assigns the office's task
     "POST /escalations/{task_id}/{action}",  # extends it: no longer escalated
     "POST /inbox/filters/{filter_id}/delete",
     "POST /mijn/data/erasure",
@@ -247,6 +248,7 @@ BODIES: dict[str, dict[str, Any]] = {
     "POST /language": {"language": "nl", "back": "/"},
     "POST /account/password": {"current_password": PASSWORD, "new_password": "x", "new_password_again": "x"},
     "POST /admin/people/{username}/active": {"active": "1"},
+    "POST /inbox/tasks/{task_id}/{action}": {"assignee": "olga"},
     "POST /inbox/filters": {"name": "matrix", "candidate": "cas"},
     "POST /escalations/{task_id}/{action}": {"due": "5 werkdagen", "reason": "matrix"},
     "POST /mijn/tasks/{task_id}": {"draft": "1", "knowledge": "matrix"},
