@@ -69,6 +69,8 @@ ALLOWED: dict[str, set[str]] = {
     "task": {"mila"} | CASE_DATA_STAFF,
     # The inbox: everyone who works on cases; the list shows each what is theirs.
     "worker": {"olga", "cor", "petra", "adam", "mila"},
+    # Bulk assignment takes any staff's list; each task in it is then the engine's to allow
+    # (certflow.engine.queue.may_hand_over), as on the task page.
     "staff": {"olga", "cor", "petra", "adam"},
     # A saved filter is deleted by whoever saved it (olga; shared with the office).
     "filter_owner": {"olga"},
