@@ -10,7 +10,10 @@ invoice's XML. So:
   before routing: JSON naming the parameter for the API (``{"error": ..., "field": ...}``, as
   every ``CertflowError``), a page for the browser;
 - a page form field with one: ``certflow.web.pages.deps.form_values``/``form_lists`` raise
-  ``TextRefused`` (422, naming the field; a page in the visitor's language);
+  ``TextRefused`` (422, naming the field; a page in the visitor's language). Except the
+  vertical tab and the form feed there, read as the line breaks they are (``line_breaks``):
+  Word and PowerPoint end a line inside a paragraph with a vertical tab, and a dossier written
+  there and pasted into a task's form must not be refused for it;
 - a JSON body with one in any string, key or value: ``certflow.web.json_bodies`` raises
   ``TextRefused`` naming the JSON path (``data.motivation``).
 
@@ -37,6 +40,15 @@ CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
 REFUSAL_PAGE = "/refused/control-character"
 REFUSED = N_("%(field)s contains a control character (such as a NUL byte), which no field "
              "accepts. Nothing has changed. Go back, retype the text and try again.")
+
+
+# Word's line break inside a paragraph (Shift+Enter) is a vertical tab; a form feed a page break.
+_AS_LINE_BREAKS = str.maketrans({"\x0b": "\n", "\x0c": "\n"})
+
+
+def line_breaks(text: str) -> str:
+    """``text`` with its vertical tabs and form feeds as line feeds (a page form's values)."""
+    return text.translate(_AS_LINE_BREAKS)
 
 
 class TextRefused(InvalidInput):

@@ -2,7 +2,8 @@
 at the edge, naming the field, and changes nothing: on PostgreSQL a NUL was a 500 (psycopg's
 DataError) and, where it got stored, broke the pages and jobs that read it later (a saved
 inbox filter, the analytics' JSON, an invoice's XML). Tab, line feed and carriage return stay
-allowed: they are how a textarea's lines arrive."""
+allowed: they are how a textarea's lines arrive; in a page's form a vertical tab or form feed is
+read as a line break (Word ends a line inside a paragraph with a vertical tab)."""
 
 from __future__ import annotations
 
@@ -137,3 +138,29 @@ def test_an_application_with_one_starts_nothing(any_db: str) -> None:
                         form_page="/mijn/apply")
     assert page.status_code == 422 and "motivation bevat een controleteken" in page.text
     assert _rows() == (0, 0)
+
+
+def test_a_line_break_pasted_from_word_is_a_line_break_in_a_page_form(any_db: str) -> None:
+    """Word's Shift+Enter is a vertical tab: a motivation written there and pasted in is taken,
+    with its lines; in a one-line field it is the field's own error, on the form again."""
+    from certflow.bootstrap import build_engine
+    from tests.processes.driver import PROCESSES
+    from tests.support import Harness
+
+    h = Harness(build_engine())
+    h.engine.deploy(h.staff, PROCESSES, only=["certification"])
+    browser = Browser()
+    browser.sign_in(person("cas", ["candidate"], address=ADDRESS, date_of_birth=datetime.date(1980, 1, 1)))
+    sent = browser.post("/mijn/apply", {"eligibility_route": "hbo_diploma", "submit": "yes",
+                                        "motivation": "Regel een\x0bregel twee\x0cregel drie"},
+                        form_page="/mijn/apply")
+    assert sent.status_code == 200
+    with session_scope() as s:
+        [instance] = s.scalars(select(Instance)).all()
+        started = s.scalars(select(AuditEvent).where(AuditEvent.instance_id == instance.id,
+                                                     AuditEvent.action == "instance_started")).one()
+    assert started.detail["data"]["motivation"] == "Regel een\nregel twee\nregel drie"
+    page = browser.post("/account", {"display_name": "Cas\x0bTester", "email": "cas@example.org",
+                                     "date_of_birth": "1980-01-01", "language": "nl", **ADDRESS},
+                        form_page="/account")
+    assert page.status_code == 422 and 'id="display_name-error"' in page.text

@@ -37,7 +37,7 @@ from certflow.services import access
 from certflow.services.accounts import Account
 from certflow.settings import get_settings
 from certflow.store.db import session_scope
-from certflow.web.text_input import refuse_control
+from certflow.web.text_input import line_breaks, refuse_control
 from certflow.web.deps import actor_of  # noqa: F401  (re-exported for page routers)
 
 SESSION_COOKIE = "certflow_session"
@@ -192,17 +192,18 @@ async def csrf_protect(request: Request) -> None:
 async def form_values(request: Request) -> dict[str, str]:
     """The posted form as {name: value} (the last value of a repeated name; see form_lists),
     without the CSRF token, values stripped. A field with a control character is refused
-    (``TextRefused``: a 422 page naming it), every value of it, before the route acts."""
+    (``TextRefused``: a 422 page naming it), every value of it, before the route acts; a
+    vertical tab or form feed (Word's line break, pasted) is read as a line break."""
     form = await request.form()
-    refuse_control((k, v) for k, v in form.multi_items() if isinstance(v, str))
-    return {k: v.strip() for k, v in form.items() if isinstance(v, str) and k != CSRF_FIELD}
+    refuse_control((k, line_breaks(v)) for k, v in form.multi_items() if isinstance(v, str))
+    return {k: line_breaks(v).strip() for k, v in form.items() if isinstance(v, str) and k != CSRF_FIELD}
 
 
 async def form_lists(request: Request) -> dict[str, list[str]]:
     """Repeated names (checkbox groups, multi-selects) as lists; refused as form_values is."""
     form = await request.form()
-    refuse_control((k, v) for k, v in form.multi_items() if isinstance(v, str))
-    return {k: [v for v in form.getlist(k) if isinstance(v, str)] for k in form.keys()
+    refuse_control((k, line_breaks(v)) for k, v in form.multi_items() if isinstance(v, str))
+    return {k: [line_breaks(v) for v in form.getlist(k) if isinstance(v, str)] for k in form.keys()
             if k != CSRF_FIELD}
 
 
