@@ -290,6 +290,11 @@ class Engine(MonitorMixin, StudioMixin, TableStudioMixin, AnalyticsMixin, Handov
     def cancel(self, actor: Actor, instance_id: str, reason: str = "") -> InstanceView:
         rules.staff_only(actor, "cancel an instance")
         with self.advancing(instance_id, actor.username) as adv:
+            # Ending someone's case is for the staff who handle cases; any other staff member
+            # (a process owner trying out a version) ends only what they started themselves.
+            if not sees_case_data(actor) and adv.instance.started_by != actor.username:
+                raise Forbidden(Message(N_("only the office, coordinators and admins cancel a case; you may "
+                                           "cancel only what you started yourself")))
             if adv.instance.status != "running":
                 raise Conflict(Message(N_("instance %(instance)s is %(status)s"), instance=instance_id,
                                       status=adv.instance.status))

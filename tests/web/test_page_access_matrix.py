@@ -175,7 +175,8 @@ PAGE_RULES: dict[str, str] = {
     "GET /monitor/instances/{instance_id}": "monitor",
     "GET /monitor/instances/{instance_id}/diagram.bpmn": "monitor",
     "POST /monitor/instances/{instance_id}/incidents/{incident_id}/{action}": "monitor",
-    "POST /monitor/instances/{instance_id}/cancel": "monitor",
+    # Ending a case: the staff who handle cases (a process owner only what he started himself).
+    "POST /monitor/instances/{instance_id}/cancel": "case_data_staff",
     "POST /monitor/instances/{instance_id}/migrate": "migrate",
     # -- the studio: process owners only -------------------------------------------------------
     "GET /studio": "process_owner",

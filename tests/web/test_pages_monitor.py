@@ -134,6 +134,24 @@ def test_a_mail_incident_says_the_case_went_on_and_do_not_send_leaves_it_unsent(
     assert h.run_jobs() == [] and emails() == []
 
 
+def test_a_process_owner_cancels_only_what_he_started(h: Harness) -> None:
+    """Ending someone's case is for the staff who handle cases: a process owner sees the case
+    in the monitor without the form, and a forged post changes nothing; his own try-out he ends."""
+    theirs = start(h)
+    pim = signed_in("pim")
+    url = f"/monitor/instances/{theirs}"
+    page = pim.get(url)
+    assert page.status_code == 200 and "Zaak annuleren" not in page.text and 'action="' + url + '/cancel"' not in page.text
+    forged = pim.post(url + "/cancel", {"reason": "weg ermee", "confirm": "yes"}, form_page="/monitor")
+    assert forged.status_code == 403
+    assert h.engine.instance(h.staff, theirs).status == "running"
+    own = h.engine.start(Actor("pim", ("process_owner",), True), "flow", "TRY-1", {"key": "TRY-1"}).id
+    done = pim.post(f"/monitor/instances/{own}/cancel", {"reason": "proef", "confirm": "yes"},
+                    form_page=f"/monitor/instances/{own}")
+    assert done.status_code == 200 and h.engine.instance(h.staff, own).status == "cancelled"
+    assert 'action="' + url + '/cancel"' in signed_in("olga").get(url).text  # the office may
+
+
 def test_cancel_needs_a_reason_and_a_confirmation(h: Harness) -> None:
     instance_id = start(h)
     b = signed_in("olga")

@@ -135,6 +135,8 @@ def _detail_page(request: Request, account: Account, instance_id: str, message: 
         "candidate_name": _names({subject}).get(subject, "") if subject else "",
         "may_migrate": account.has_role(*MIGRATE_ROLES),
         "sees_data": account.has_role(*DATA_ROLES),
+        # As the engine's cancel: the staff who handle cases, or whoever started this one.
+        "may_cancel": account.has_role(*DATA_ROLES) or detail.instance.started_by == account.username,
         "markers": {"active": detail.active, "done": detail.done, "incident": detail.incident_elements,
                     "refused": detail.migration.elements},
     }, status_code=status_code)
