@@ -1,40 +1,35 @@
-"""Payments coming in: registered by a caller, or imported from a bank's CAMT.053 statement;
-and the office's queue of payments that matched no invoice exactly (staff only).
+"""Payments coming in through the API: registered by a caller, or imported from a bank's
+CAMT.053 statement; and the office's queue of payments that matched no invoice exactly
+(staff only).
 
-A payment is committed first and only then delivered to the process waiting on its invoice,
+What happens to the money is certflow.web.incoming_payments' (shared with the office's pages):
+a payment is committed first and only then delivered to the process waiting on its invoice,
 so a process that no longer waits never undoes money received. Registering is idempotent on
 ``external_id``; a retry that finds its invoice paid and a process still waiting (the first call
-died between commit and delivery) delivers then.
+died between commit and delivery) delivers then. Here: the bodies, the checks and the answers.
 """
 
-from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from certflow.engine.facade import Actor, Engine
-from certflow.errors import CertflowError, Conflict, InvalidInput
+from certflow.errors import CertflowError, InvalidInput
 from certflow.services import payments
-from certflow.services.payments import Delivery, ImportResult
 from certflow.services.viewer import require_staff
+from certflow.web import incoming_payments
 from certflow.web.deps import ActorDep, EngineDep
 from certflow.web.json_bodies import JsonRoute
 
 router = APIRouter(prefix="/api/payments", tags=["payments"], route_class=JsonRoute)
 
-MAX_STATEMENT_BYTES = 5 * 1024 * 1024
+MAX_STATEMENT_BYTES = incoming_payments.MAX_STATEMENT_BYTES
 XML_TYPES = ("application/xml", "text/xml")
-MESSAGE = "payment_received"
 MAX_AMOUNT = Decimal(10) ** 9
-# A payment can land before its process waits for it (the invoice email still sending): kept
-# this long, and delivered once when the process reaches its wait (message buffering).
-PAYMENT_TTL = timedelta(days=90)
 BUFFERED = "True when no process waited yet: the payment is kept and delivered when one does."
 
 
@@ -138,57 +133,24 @@ class Payment(BaseModel):
     created_at: str
 
 
-# -- registering: one transaction, then delivery --------------------------------------------------
-def _deliver(engine: Engine, actor: Actor, deliveries: list[Delivery]) -> list[dict[str, Any]]:
-    """After commit. The payment stands whatever happens here."""
-    results = []
-    for number, payload in deliveries:
-        try:
-            ids = engine.deliver_message(actor, MESSAGE, payload, {"invoice_number": number},
-                                         ttl=PAYMENT_TTL)
-            if ids:
-                results.append({"invoice_number": number, "delivered": True, "instances": ids})
-            else:  # the process has not reached its wait yet (the invoice email still sending)
-                results.append({"invoice_number": number, "delivered": False, "buffered": True,
-                                "reason": f"no process waits for invoice {number} yet: the payment "
-                                          f"is kept {PAYMENT_TTL.days} days and delivered when one does"})
-        except CertflowError as exc:  # nobody waits (any more), or the diagram refused it
-            results.append({"invoice_number": number, "delivered": False, "reason": exc.message})
-    return results
-
-
-def _registering(engine: Engine, work: Callable[[Session], Any]) -> tuple[Any, list[Delivery]]:
-    """Run ``work`` in one transaction and collect what to deliver once it committed."""
-    try:
-        with engine.session() as session:
-            result = work(session)
-            batch = isinstance(result, ImportResult)
-            outcomes = result.matched + result.duplicates if batch else [result]
-            return result, payments.deliverable(session, outcomes)
-    except ValueError as exc:  # the services' word for bad input; rolled back, nothing written
-        raise InvalidInput(str(exc)) from exc
-    except IntegrityError as exc:  # the same external_id inserted concurrently
-        raise Conflict("the same payment is being registered right now; retry") from exc
-
-
+# -- the answers: what certflow.web.incoming_payments did, as JSON ---------------------------------
 def record_payment(engine: Engine, actor: Actor, body: PaymentIn,
                    response: Response) -> dict[str, Any]:
     require_staff(actor, "register payments")
-    outcome, deliveries = _registering(engine, lambda s: payments.register_payment(
-        s, engine.now(), invoice_number=body.invoice_number,
-        payment_reference=body.payment_reference, amount=Decimal(body.amount), source="api",
-        external_id=body.external_id, actor=actor.username, payer_name=body.payer_name,
-        booked_date=body.booked_date, currency=body.currency))
+    recorded = incoming_payments.record(
+        engine, actor, invoice_number=body.invoice_number, payment_reference=body.payment_reference,
+        amount=Decimal(body.amount), source="api", external_id=body.external_id,
+        payer_name=body.payer_name, booked_date=body.booked_date, currency=body.currency)
+    outcome, sent = recorded.outcome, recorded.told
     response.status_code = 200 if outcome.duplicate else 201
-    [sent] = _deliver(engine, actor, deliveries) or [{"delivered": False}]
-    if sent["delivered"]:
-        return {"payment": outcome.as_dict(), "delivered": True, "instances": sent["instances"]}
+    if sent is not None and sent.delivered:
+        return {"payment": outcome.as_dict(), "delivered": True, "instances": sent.instances}
     if outcome.duplicate:
         reason = f"payment {outcome.external_id!r} was registered before: nothing new to deliver"
     else:
-        reason = sent.get("reason") or f"payment is {outcome.status}: the invoice is not paid by it"
+        reason = (sent.reason if sent else None) or f"payment is {outcome.status}: the invoice is not paid by it"
     return {"payment": outcome.as_dict(), "delivered": False, "instances": [], "reason": reason,
-            **({"buffered": True} if sent.get("buffered") else {})}
+            **({"buffered": True} if sent is not None and sent.buffered else {})}
 
 
 async def _statement_body(request: Request) -> bytes:
@@ -211,12 +173,11 @@ async def _statement_body(request: Request) -> bytes:
 
 
 def import_statement(engine: Engine, actor: Actor, xml: bytes) -> dict[str, Any]:
-    result, deliveries = _registering(
-        engine, lambda s: payments.import_camt053(s, engine.now(), xml, actor.username))
+    imported = incoming_payments.import_statement(engine, actor, xml)
     buckets = ("matched", "partial", "overpaid", "unmatched", "duplicates")
-    out: dict[str, Any] = {"counts": {b: len(getattr(result, b)) for b in buckets}}
-    out.update({b: [o.as_dict() for o in getattr(result, b)] for b in buckets})
-    out["deliveries"] = _deliver(engine, actor, deliveries)
+    out: dict[str, Any] = {"counts": {b: len(getattr(imported.result, b)) for b in buckets}}
+    out.update({b: [o.as_dict() for o in getattr(imported.result, b)] for b in buckets})
+    out["deliveries"] = [told.as_dict() for told in imported.told]
     return out
 
 
