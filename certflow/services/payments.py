@@ -6,9 +6,12 @@ Public functions (plain Python, called by the web and engine code; no operators 
 ``register_payment(session, now, *, invoice_number=None | payment_reference=None, amount,
 source, external_id, actor, payer_name="", booked_date=None, currency="EUR") -> PaymentOutcome``
 ``import_camt053(session, now, xml_bytes, actor) -> ImportResult``
+``link_payment(session, now, payment_id, invoice_number, actor) -> PaymentOutcome``: the office
+names the invoice of an unmatched payment, which is then settled as a matched one is.
 ``open_payment_issues(session) -> list[Payment]``; ``payment_issues(session, viewer)`` the
 office queue as JSON (staff); ``deliverable(session, outcomes)`` the invoices to tell their
-process about once the payments are committed.
+process about once the payments are committed. The office's page reads the queue through
+certflow.services.payment_queue, where a payment is also marked handled.
 
 A payment that completes its invoice marks it paid and says so (``invoice_paid`` with the
 ``invoice_number``): the caller then delivers the ``payment_received`` message to the process
@@ -30,6 +33,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from certflow.errors import Conflict, InvalidInput, NotFound
+from certflow.i18n import N_, Message
 from certflow.services.viewer import Viewer, require_staff
 from certflow.store.billing import Invoice, Payment
 from certflow.services.camt import parse_camt053
@@ -201,9 +206,47 @@ def import_camt053(session: Session, now: datetime, xml_bytes: bytes, actor: str
     return result
 
 
+def link_payment(session: Session, now: datetime, payment_id: int, invoice_number: str,
+                 actor: str) -> PaymentOutcome:
+    """Settle an unmatched payment (its payer quoted nothing usable) against the invoice the
+    office names, exactly as a payment that quoted it: it may pay the invoice (``invoice_paid``:
+    deliver ``payment_received``), be partial, or be overpaid (the invoice was settled).
+
+    Locks in the order every import takes (the invoice, then the payments), so a link while a
+    statement pays the same invoice waits for it and then sees the invoice as it is; and
+    the payment is read again under its lock, so a second click finds it linked (Conflict)
+    instead of settling it twice. ``InvalidInput`` on ``invoice_number`` for an invoice that
+    cannot take it; nothing is written then."""
+    number = invoice_number.strip()
+    invoice = find_invoice(session, invoice_number=number) if number else None
+    payment = session.execute(select(Payment).where(Payment.id == payment_id).with_for_update()
+                              .execution_options(populate_existing=True)).scalar_one_or_none()
+    if payment is None:
+        raise NotFound(Message(N_("There is no payment %(id)s."), id=payment_id))
+    if payment.status != "unmatched" or payment.handled_at is not None:
+        raise Conflict(Message(N_("This payment is no longer waiting for an invoice: it was linked or "
+                                  "handled meanwhile.")), field="invoice_number")
+    if invoice is None:
+        raise InvalidInput(Message(N_("There is no invoice %(number)s. Check the number on the invoice, "
+                                      "such as 2026-000012."), number=number or "-"), field="invoice_number")
+    if invoice.kind != "invoice":
+        raise InvalidInput(Message(N_("%(number)s is a credit note, not an invoice: a payment cannot pay it."),
+                                   number=invoice.number), field="invoice_number")
+    if invoice.currency != payment.currency:
+        raise InvalidInput(Message(N_("Invoice %(number)s is in %(invoice)s and the payment in %(payment)s."),
+                                   number=invoice.number, invoice=invoice.currency,
+                                   payment=payment.currency), field="invoice_number")
+    payment.status, paid = _settle(session, now, invoice, payment.amount, payment.currency)
+    payment.invoice, payment.linked_by, payment.linked_at = invoice, actor, now
+    session.flush()
+    return _outcome(payment, invoice_paid=paid, duplicate=False)
+
+
 def open_payment_issues(session: Session) -> list[Payment]:
-    """Payments the office must look at: unmatched, partial or overpaid, oldest first."""
-    stmt = select(Payment).where(Payment.status.in_(ISSUES)).order_by(Payment.created_at, Payment.id)
+    """Payments the office must look at: unmatched, partial or overpaid and not handled,
+    oldest first."""
+    stmt = (select(Payment).where(Payment.status.in_(ISSUES), Payment.handled_at.is_(None))
+            .order_by(Payment.created_at, Payment.id))
     return list(session.execute(stmt).scalars())
 
 

@@ -161,6 +161,11 @@ class Payment(Base):
     status: ``matched`` | ``partial`` (less than the invoice total so far) | ``unmatched`` (no
     invoice recognised) | ``overpaid`` (for an invoice already paid, credited or cancelled: a
     refund to decide on).
+
+    Handled (``handled_at`` set, with who and a note): the office dealt with it outside
+    certflow (an overpayment refunded, money that was not for us sent back) and it left the
+    queue. A state beside the status, not a status of its own: a partial payment handled still
+    counts towards its invoice, and the status still says what the money did.
     """
 
     __tablename__ = "payments"
@@ -181,5 +186,11 @@ class Payment(Base):
     status: Mapped[str] = mapped_column(String(20), index=True)
     registered_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime]
+    # The office named the invoice of a payment that quoted nothing usable (who, when).
+    linked_by: Mapped[str | None] = mapped_column(String(100))
+    linked_at: Mapped[datetime | None]
+    handled_by: Mapped[str | None] = mapped_column(String(100))
+    handled_at: Mapped[datetime | None]
+    handled_note: Mapped[str] = mapped_column(Text, default="", server_default="")
 
     invoice: Mapped[Invoice | None] = relationship()

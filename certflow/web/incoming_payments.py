@@ -1,5 +1,6 @@
 """Money coming in, as the JSON API (certflow.web.api.payments) and the office's pages take
-it: a payment registered, a CAMT.053 statement imported.
+it: a payment registered, a CAMT.053 statement imported, an unmatched payment linked to the
+invoice the office names.
 
 Each is one transaction (certflow.services.payments settles the money), and only after it
 committed is ``payment_received`` delivered to the process waiting on each invoice it paid:
@@ -23,7 +24,8 @@ from sqlalchemy.orm import Session
 
 from certflow.engine.facade import Actor, Engine
 from certflow.errors import CertflowError, Conflict, InvalidInput
-from certflow.services import payments
+from certflow.i18n import N_
+from certflow.services import payment_queue, payments
 from certflow.services.payments import Delivery, ImportResult, PaymentOutcome
 
 MESSAGE = "payment_received"
@@ -129,3 +131,9 @@ def import_statement(engine: Engine, actor: Actor, xml: bytes) -> Imported:
         engine, lambda s: payments.import_camt053(s, engine.now(), xml, actor.username))
     return Imported(result, deliver(engine, actor, deliveries))
 
+
+def link(engine: Engine, actor: Actor, payment_id: int, invoice_number: str) -> Recorded:
+    """Settle an unmatched payment against ``invoice_number`` (staff who see case data)."""
+    payment_queue.require_case_data(actor, N_("link payments to invoices"))
+    return _one(engine, actor, lambda s: payments.link_payment(
+        s, engine.now(), payment_id, invoice_number, actor.username))

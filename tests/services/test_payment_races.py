@@ -137,3 +137,77 @@ def test_two_statements_paying_the_same_invoices_in_opposite_order_both_book(
     assert not isinstance(second, Exception), second
     assert second["counts"] == {"matched": 0, "partial": 2, "overpaid": 0, "unmatched": 0, "duplicates": 1}
     assert counts() == (5, ["open", "open"])
+
+
+# -- the office's page: linking an unmatched payment, marking one handled -----------------------
+def unmatched(amount: str = "786.50", external_id: str = "U-1") -> int:
+    """A payment whose payer quoted nothing usable, committed: the office's to link."""
+    from decimal import Decimal
+
+    from certflow.services.payments import register_payment
+    from certflow.store.db import session_scope
+
+    with session_scope() as s:
+        return register_payment(s, LATER, payment_reference="geen idee", amount=Decimal(amount),
+                                source="camt", external_id=external_id, actor="olga").payment_id
+
+
+def test_a_payment_linked_twice_at_once_pays_its_invoice_once(engine: Any, invoices: list[str]) -> None:
+    """The office's double click on "Betaling koppelen": the second waits for the first (on the
+    invoice), then finds the payment linked and is refused; the invoice is paid once and its
+    process is told by the first alone."""
+    from certflow.engine.facade import Actor
+    from certflow.errors import Conflict
+    from certflow.services.payments import link_payment
+    from certflow.web.incoming_payments import link
+
+    office = Actor("olga", ("office",), True)
+    payment_id = unmatched()
+    second = while_pending(lambda s: link_payment(s, LATER, payment_id, invoices[0], "olga"),
+                           lambda: link(engine, office, payment_id, invoices[0]))
+    assert isinstance(second, Conflict), second
+    assert counts() == (1, ["paid", "open"])
+
+
+def test_a_link_while_a_statement_pays_the_same_invoice_finds_it_paid(engine: Any, invoices: list[str]) -> None:
+    """The statement that pays the invoice is being imported while the office links another
+    payment to it: the link waits, then settles against the invoice as it is by then (paid),
+    so the payment is overpaid, for a refund, and the invoice is not paid twice."""
+    from certflow.engine.facade import Actor
+    from certflow.services.payments import import_camt053
+    from certflow.web.incoming_payments import link
+
+    office = Actor("olga", ("office",), True)
+    payment_id = unmatched()
+    xml = statement(entry("786.50", f"factuur {invoices[0]}", ref="R-1"))
+    second = while_pending(lambda s: import_camt053(s, LATER, xml, "olga"),
+                           lambda: link(engine, office, payment_id, invoices[0]))
+    assert not isinstance(second, Exception), second
+    assert (second.outcome.status, second.outcome.invoice_paid, second.told) == ("overpaid", False, None)
+    assert counts() == (2, ["paid", "open"])
+
+
+def test_marking_handled_while_it_is_linked_is_refused(engine: Any, invoices: list[str]) -> None:
+    """One clerk links the payment (it pays the invoice) while another marks it handled: the
+    second waits for the first (on the payment) and is told it left the queue; no note on a
+    settled payment."""
+    from sqlalchemy import select
+
+    from certflow.engine.facade import Actor
+    from certflow.errors import Conflict
+    from certflow.services.payment_queue import mark_handled
+    from certflow.services.payments import link_payment
+    from certflow.store.billing import Payment
+    from certflow.store.db import session_scope
+
+    payment_id = unmatched("756.25")  # all of invoices[1]
+
+    def handle() -> Any:
+        with session_scope() as s:
+            return mark_handled(s, LATER, Actor("otto", ("office",), True), payment_id, "teruggestort")
+
+    second = while_pending(lambda s: link_payment(s, LATER, payment_id, invoices[1], "olga"), handle)
+    assert isinstance(second, Conflict), second
+    with session_scope() as s:
+        payment = s.get(Payment, payment_id)
+        assert payment is not None and (payment.status, payment.handled_at) == ("matched", None)

@@ -1,6 +1,6 @@
 """Payments coming in through the API: registered by a caller, or imported from a bank's
-CAMT.053 statement; and the office's queue of payments that matched no invoice exactly
-(staff only).
+CAMT.053 statement; and the office's queue of payments that matched no invoice exactly and
+were not handled yet (staff only).
 
 What happens to the money is certflow.web.incoming_payments' (shared with the office's pages):
 a payment is committed first and only then delivered to the process waiting on its invoice,
