@@ -17,7 +17,8 @@ writes the description there in the MT940 form ``/NAME/.../REMI/...``). The matc
 betalingskenmerk or invoice number anywhere in it.
 
 The file comes from outside: the parser expands no entities and fetches nothing, and any
-malformed input raises ValueError before anything is written.
+malformed input raises ValueError before anything is written (``NotXml`` for a file that is no
+XML at all, ``NotCamt053`` for XML of another kind, so a page can say which).
 """
 
 from __future__ import annotations
@@ -35,6 +36,14 @@ VERSIONS = range(2, 14)  # camt.053.001.02 .. .13
 MAX_ID = 200
 REFERENCE_SEPARATOR = " | "
 _MT940_NAME = re.compile(r"/NAME/([^/]+)")
+
+
+class NotXml(ValueError):
+    """The file is not well-formed XML (a PDF or CSV export, a download cut off)."""
+
+
+class NotCamt053(ValueError):
+    """Well-formed XML, but not a CAMT.053 statement of a version read here."""
 
 
 @dataclass(frozen=True)
@@ -76,16 +85,16 @@ def _parse_document(xml_bytes: bytes) -> tuple[etree._Element, int]:
     try:
         root = etree.fromstring(xml_bytes, parser)
     except etree.XMLSyntaxError as exc:
-        raise ValueError(f"CAMT.053: not well-formed XML: {exc}") from exc
+        raise NotXml(f"CAMT.053: not well-formed XML: {exc}") from exc
     namespace = etree.QName(root).namespace or ""
     match = NAMESPACE.match(namespace)
     if match is None or int(match.group(1)) not in VERSIONS:
-        raise ValueError(f"CAMT.053: unsupported document namespace {namespace!r}; expected "
+        raise NotCamt053(f"CAMT.053: unsupported document namespace {namespace!r}; expected "
                          "urn:iso:std:iso:20022:tech:xsd:camt.053.001.02 up to .13")
     for el in root.iter(etree.Element):
         el.tag = etree.QName(el).localname
     if root.tag != "Document" or root.find("BkToCstmrStmt/Stmt") is None:
-        raise ValueError("CAMT.053: no Document/BkToCstmrStmt/Stmt element found")
+        raise NotCamt053("CAMT.053: no Document/BkToCstmrStmt/Stmt element found")
     return root, int(match.group(1))
 
 

@@ -28,6 +28,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 DEFAULT_LIMIT = 1024 * 1024  # JSON bodies: forms, messages, payments
 LIMITS: dict[str, int] = {
     "/api/payments/camt053": 5 * 1024 * 1024,  # a bank statement (payments.MAX_STATEMENT_BYTES)
+    # The same statement uploaded on the office's page, plus its multipart envelope: the page
+    # itself refuses what is over 5 MB, next to the file field.
+    "/payments/import": 6 * 1024 * 1024,
     # A dossier document (case_documents.MAX_BYTES, 10 MB) plus its multipart envelope: the page
     # itself refuses what is over 10 MB, with a message the candidate can act on.
     "/mijn/cases/": 11 * 1024 * 1024,

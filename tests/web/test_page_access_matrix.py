@@ -170,6 +170,15 @@ PAGE_RULES: dict[str, str] = {
     # Names, register numbers and valid-until dates: what the public register shows of each.
     "GET /dashboard/certificates": "office_figures",
     "GET /analytics": "office_figures",
+    # -- payments: payers and amounts, for the staff who see case data -----------------------
+    "GET /payments": "case_data_staff",
+    "POST /payments/import": "case_data_staff",
+    "GET /payments/new": "case_data_staff",
+    "POST /payments/new": "case_data_staff",
+    "GET /payments/{payment_id}": "case_data_staff",
+    "POST /payments/{payment_id}/link": "case_data_staff",
+    "POST /payments/{payment_id}/handled": "case_data_staff",
+    "GET /payments/invoices/{number}/pdf": "case_data_staff",
     # -- the monitor -------------------------------------------------------------------------
     "GET /monitor": "monitor",
     "GET /monitor/instances/{instance_id}": "monitor",
@@ -221,6 +230,7 @@ DEFAULT_FILL = {
     "kind": "pdf", "certificate_id": "certificate", "username": "cas", "filter_id": "filter",
     "token": "no-such-token", "flow": "apply", "process_id": "certification", "version": "1",
     "incident_id": "incident", "action": "retry", "name": "eligibility_check.json",
+    "payment_id": "1",
 }
 FILLS: dict[str, dict[str, str]] = {
     "/account/email/confirm/{token}": {"token": "email_token"},

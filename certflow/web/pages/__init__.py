@@ -45,7 +45,7 @@ from certflow.i18n import N_
 from certflow.settings import ROOT
 from certflow.web.limits import BodyTooLarge, is_page_form
 from certflow.web.pages import (account, admin, analytics, auth, dashboard, escalations, inbox, mijn,
-                                mijn_apply, monitor, refusals, register, studio, studio_emails,
+                                mijn_apply, monitor, payments, refusals, register, studio, studio_emails,
                                 studio_forms, studio_tables)
 from certflow.web.pages.deps import (
     PageDeps,
@@ -72,7 +72,8 @@ BAD_REQUEST = N_("This page did not get what it needs: a field or file is missin
 
 ROUTERS: list[APIRouter] = [auth.router, account.router, admin.router, register.router,
                             inbox.router, escalations.router, mijn.router, mijn_apply.router,
-                            dashboard.router, analytics.router, studio_forms.router, studio_tables.router,
+                            dashboard.router, payments.router, analytics.router, studio_forms.router,
+                            studio_tables.router,
                             studio_emails.router,
                             studio.router,
                             monitor.router, refusals.router]

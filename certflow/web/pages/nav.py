@@ -11,6 +11,7 @@ from fastapi import Request
 
 from certflow.engine.monitor import MONITOR_ROLES
 from certflow.i18n import N_
+from certflow.roles import CASE_DATA_ROLES
 from certflow.services.accounts import Account
 
 WORK_ROLES = ("office", "coordinator", "office_manager", "mentor", "assessor", "committee", "certifier",
@@ -32,6 +33,8 @@ class NavItem:
 NAV: list[NavItem] = [
     NavItem(N_("Inbox"), "/inbox", WORK_ROLES),
     NavItem(N_("Escalations"), "/escalations", ("coordinator", "office_manager")),
+    # Payers and amounts: the staff who see case data (certflow.web.pages.payments).
+    NavItem(N_("Payments"), "/payments", CASE_DATA_ROLES),
     NavItem(N_("My CMI"), "/mijn", CANDIDATE_ROLES),
     NavItem(N_("Dashboard"), "/dashboard", OFFICE_ROLES),
     NavItem(N_("People"), "/admin/people", ("admin", "office", "coordinator")),
