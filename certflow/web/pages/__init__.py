@@ -38,6 +38,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from python_multipart.exceptions import FormParserError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from certflow.errors import CertflowError
@@ -181,6 +182,15 @@ def _install_error_pages(app: FastAPI) -> None:
         assert api_invalid is not None
         return await api_invalid(request, exc)  # type: ignore[misc]
 
+    async def unreadable_form(request: Request, exc: Exception) -> Any:
+        # A multipart body python-multipart itself cannot parse (a part's headers past its
+        # limit, a broken boundary): Starlette answers 400 only for its own MultiPartException,
+        # and this came through as a 500 from every page form, first read for its CSRF token.
+        if _is_page(request) or _is_page_route(request):
+            return render(request, "errors/error.html", {"message": BAD_REQUEST}, status_code=400)
+        return JSONResponse({"error": f"the form could not be read: {exc}"}, status_code=400)
+
+    app.add_exception_handler(FormParserError, unreadable_form)
     app.add_exception_handler(RequestValidationError, invalid)
     app.add_exception_handler(BodyTooLarge, too_large)
     app.add_exception_handler(SignInRequired, sign_in_required)
