@@ -88,6 +88,17 @@ def test_save_then_deploy_makes_a_new_version_new_tasks_use(site: dict[str, Any]
     assert json.loads(_text(owner)) == live
 
 
+def test_a_preview_language_not_offered_does_not_go_into_the_address(site: dict[str, Any]) -> None:  # noqa: F811
+    """The saved form's page opens in the preview's language, taken from the form: anything
+    else went into the redirect as it came (100,000 characters: an address no browser takes)."""
+    owner = Studio(site, "petra")
+    for odd in ("x" * 100_000, "en&saved=0#top", ""):
+        saved = _post(owner, FORM, schema=_text(owner), preview_lang=odd)
+        assert saved.status_code == 303
+        assert saved.headers["location"] == FORM + "?saved=1&lang=nl"  # petra's own language
+    assert _post(owner, FORM, schema=_text(owner), preview_lang="en").headers["location"].endswith("&lang=en")
+
+
 def test_unknown_forms_and_deploy_without_a_draft(site: dict[str, Any]) -> None:  # noqa: F811
     owner = Studio(site, "petra")
     assert owner.b.get("/studio/certification/forms/nope.json").status_code == 404

@@ -140,7 +140,9 @@ async def save(request: Request, process_id: str, name: str, user: Owner) -> Res
     space = engine.workspace(actor, process_id)
     path = _form_name(space, name)
     values = await form_values(request)
-    text, language = values.get("schema", ""), values.get("preview_lang", user.language)
+    text, language = values.get("schema", ""), values.get("preview_lang", "")
+    # Back into the page's address after saving: only a language the preview offers.
+    language = language if language in ("nl", "en") else user.language
     revision = revision_of(values.get("revision"))
     schema, problems = schema_problems(text)
     if schema is None:
