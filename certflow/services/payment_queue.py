@@ -111,6 +111,13 @@ def queue(session: Session, viewer: Member) -> list[QueuedPayment]:
     return _views(session, open_payment_issues(session)[:MAX_LIST])
 
 
+def waiting_count(session: Session, viewer: Member) -> int:
+    """How many payments wait for the office (the dashboard's figure): one count."""
+    require_case_data(viewer, N_("see the payments to match"))
+    return session.scalar(select(func.count()).select_from(Payment).where(
+        Payment.status.in_(ISSUES), Payment.handled_at.is_(None))) or 0
+
+
 def payment(session: Session, viewer: Member, payment_id: int) -> QueuedPayment:
     """One payment, in the queue or not (a link to it outlives its being settled)."""
     require_case_data(viewer, N_("see the payments to match"))

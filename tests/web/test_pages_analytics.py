@@ -5,6 +5,7 @@ to the end, the links behind the numbers, and a bad period refused with the reas
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -97,6 +98,17 @@ def test_dashboard_counts_link_to_their_lists(finished: Driver) -> None:
     main = invoices.split("<main", 1)[1]
     assert "Bea" in main and "Cas" not in main  # bea has not paid, cas has
     assert office.get("/dashboard/certificates").status_code == 200
+    # Payments waiting for the office: none yet; then one that named no invoice.
+    assert re.search(r'href="/payments"><span class="figure-number">0</span>\s*'
+                     r'<span class="figure-label">betalingen te bekijken', text)
+    from certflow.services import payments
+    from certflow.store.db import session_scope
+
+    with session_scope() as s:
+        payments.register_payment(s, finished.engine.now(), payment_reference="lidmaatschap", amount=Decimal("50"),
+                                  source="api", external_id="bank-2", actor="otto")
+    assert re.search(r'href="/payments"><span class="figure-number">1</span>\s*'
+                     r'<span class="figure-label">betaling te bekijken', office.get("/dashboard").text)
 
 
 def test_analytics_shows_the_finished_case_per_version(finished: Driver) -> None:
@@ -142,6 +154,7 @@ def test_a_process_owner_sees_the_figures_but_not_who_owes(finished: Driver) -> 
     owner = _signed_in("pia", ["process_owner"], True)
     page = owner.get("/dashboard").text.split("<main", 1)[1]
     assert "onbetaalde facturen" in page and 'href="/dashboard/invoices' not in page
+    assert 'href="/payments"' not in page and "te bekijken" not in page
     refused = owner.get("/dashboard/invoices")
     assert refused.status_code == 403 and "Bea" not in refused.text
 

@@ -1,7 +1,7 @@
 """The office dashboard: what needs attention today, each number a link to the list behind it.
 
 Open and overdue tasks per group (links into the inbox's filters), tasks escalated to a group,
-incidents, unpaid invoices and certificates that expire within four months (their lists are
+incidents, unpaid invoices, payments waiting for the office (/payments) and certificates that expire within four months (their lists are
 here too: /dashboard/invoices, /dashboard/certificates). Every figure is one aggregate query
 (certflow.engine.analytics, certflow.services.office_figures), never a walk over cases.
 """
@@ -19,7 +19,7 @@ from certflow.engine.analytics import GroupQueue
 from certflow.i18n import N_
 from certflow.localtime import local_date
 from certflow.roles import sees_case_data
-from certflow.services import office_figures
+from certflow.services import office_figures, payment_queue
 from certflow.services.accounts import ROLE_LABELS, Account
 from certflow.store.db import session_scope
 from certflow.web.deps import actor_of, get_engine
@@ -44,13 +44,15 @@ def dashboard(request: Request, account: Office) -> Response:
     now = engine.now()
     today = local_date(now)
     queues = engine.queue_figures(actor)
+    debtors = sees_case_data(actor)  # who owes, who paid: not a process owner's to see
     with session_scope() as session:
         owed = office_figures.receivables(session, actor, today)
         expiring = office_figures.expiring_count(session, actor, today)
+        payments = payment_queue.waiting_count(session, actor) if debtors else None
     return render(request, "dashboard/dashboard.html", {
-        "now": now, "queues": queues, "owed": owed, "expiring": expiring,
+        "now": now, "queues": queues, "owed": owed, "expiring": expiring, "payments": payments,
         "months": office_figures.EXPIRY_WINDOW_MONTHS,
-        "debtors": sees_case_data(actor),  # who owes: not a process owner's to see
+        "debtors": debtors,
         "monitor": "/monitor" if routed(request, "/monitor") else None,
         "chart": _queue_chart(queues.groups, visitor_of(request).language),
     })
