@@ -211,6 +211,11 @@ def _parse(source: str, mode: str) -> ast.AST:
         # The parser too gives up on deep nesting (``-`` * 3000) with a RecursionError.
         tree = ast.parse(source.strip() if mode == "eval" else source, SCRIPT_FILENAME, mode)
         _check_tree(tree)
+    except ValueError:
+        # A lone surrogate (JSON's "\ud800", in a condition the studio checks): the parser
+        # raises UnicodeEncodeError, a ValueError (as it did for a NUL byte before 3.11.4). The
+        # character is not repeated: it would fail again wherever the message is written.
+        raise SyntaxError("a character that is not text (a lone surrogate)") from None
     except RecursionError:
         raise ScriptRejected(Message(N_("script is nested too deeply")), 1) from None
     return tree

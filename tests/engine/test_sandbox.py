@@ -243,6 +243,16 @@ def test_unparseable_source_is_a_plain_syntax_error() -> None:
     assert not isinstance(info.value, ScriptRejected)
 
 
+@pytest.mark.parametrize("source", ["a\ud800b", "x == '\udfff'"])
+def test_a_lone_surrogate_is_a_plain_syntax_error(source: str) -> None:
+    """ast.parse raises UnicodeEncodeError (a ValueError) for it: the studio's condition check
+    answered a 500 for a lone surrogate in its JSON."""
+    with pytest.raises(SyntaxError, match="not text") as info:
+        validate(source, "eval")
+    assert not isinstance(info.value, ScriptRejected)
+    assert not any("\ud800" <= c <= "\udfff" for c in str(info.value))
+
+
 def test_underscore_names_in_task_data_cannot_reach_internals(env: SandboxEnvironment) -> None:
     # Task data keys are only reachable as names, and '_' names never validate.
     with pytest.raises(ScriptRejected):
