@@ -17,6 +17,12 @@ invoice's XML. So:
 - a JSON body with one in any string, key or value: ``certflow.web.json_bodies`` raises
   ``TextRefused`` naming the JSON path (``data.motivation``).
 
+Lone surrogates (U+D800-U+DFFF) are refused with them: no text holds one, and a browser's form
+cannot send one (it is decoded as U+FFFD), but JSON's ``"\\ud800"`` escape makes one. Stored,
+it failed every answer that showed it, which cannot be encoded: a candidate's motivation made
+the office's inbox a 500, page and API alike; a studio form's title its preview. PostgreSQL's
+text columns refuse it too.
+
 Numbers typed as text are read with ``whole_number``: ``"²".isdigit()`` is true and
 ``int("²")`` raises, and ``"٣"`` (Arabic-Indic 3) reads as 3.
 """
@@ -36,10 +42,11 @@ from certflow.errors import InvalidInput
 from certflow.i18n import N_, Message
 from certflow.web.limits import is_page_path
 
-CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
 REFUSAL_PAGE = "/refused/control-character"
-REFUSED = N_("%(field)s contains a control character (such as a NUL byte), which no field "
-             "accepts. Nothing has changed. Go back, retype the text and try again.")
+REFUSED = N_("%(field)s contains a control character (such as a NUL byte) or a lone surrogate "
+             "(such as \\ud800), which no field accepts. Nothing has changed. Go back, retype the text "
+             "and try again.")
 
 
 # Word's line break inside a paragraph (Shift+Enter) is a vertical tab; a form feed a page break.

@@ -8,6 +8,7 @@ read as a line break (Word ends a line inside a paragraph with a vertical tab)."
 from __future__ import annotations
 
 import datetime
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -56,6 +57,22 @@ def test_a_json_body_with_one_anywhere_is_422_naming_it(api: Api, body: dict[str
     assert response.status_code == 422, response.text
     assert response.json()["field"] == field
     assert "control character" in response.json()["error"]
+    assert _rows() == before
+
+
+@pytest.mark.parametrize(("key", "motivation", "field"), [
+    ("APP-\ud800", "Ik wil", "business_key"), ("APP-1", "a\ud800b", "data.motivation")])
+def test_a_lone_surrogate_in_a_json_body_is_422_naming_it(api: Api, key: str, motivation: str, field: str) -> None:
+    """JSON's "\\ud800" escape makes a lone surrogate, which no text holds. A motivation with one
+    was stored, and every answer showing it failed to encode it: the office's inbox, through
+    the API and on its pages, answered 500."""
+    before = _rows()
+    body = json.dumps({"process_id": "certification", "business_key": key,
+                       "data": {**APPLICATION, "candidate": "cas", "motivation": motivation}})
+    response = api.post("/api/instances", "cas", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == field
+    assert "lone surrogate" in response.json()["error"]
     assert _rows() == before
 
 

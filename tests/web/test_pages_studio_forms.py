@@ -57,7 +57,9 @@ def test_preview_is_the_assignees_form_in_either_language(site: dict[str, Any]) 
     # Deep JSON ran the parser, the schema check or drawing the form out of stack: a 500.
     ("[" * 100_000 + "]" * 100_000, "dieper genest dan 64 niveaus"),
     ('{"type": "object", "properties": {"a": ' * 300 + "{}" + "}}" * 300, "dieper genest dan 64 niveaus"),
-    ('{"type": "object", "title": "a\\u0000b"}', "een stuurteken (zoals \\u0000) bij title"),
+    ('{"type": "object", "title": "a\\u0000b"}', "een stuurteken (zoals \\u0000) of een los surrogaatteken"),
+    # JSON's escape of a lone surrogate: the preview could not be encoded (a 500), nor a task page.
+    ('{"type": "object", "title": "a\\ud800b"}', "(zoals \\ud800) bij title"),
 ])
 def test_a_broken_schema_is_shown_and_refused(site: dict[str, Any], schema: str, reason: str) -> None:  # noqa: F811
     owner = Studio(site, "petra")

@@ -58,8 +58,8 @@ def schema_problems(text: str) -> tuple[dict[str, Any] | None, list[str]]:
                               where=where)]
     where = control_path(schema)
     if where is not None:
-        return None, [Message(N_("a control character (such as \\u0000) at %(where)s, which no form shows"),
-                              where=where)]
+        return None, [Message(N_("a control character (such as \\u0000) or a lone surrogate (such as \\ud800) "
+                                 "at %(where)s, which no form shows"), where=where)]
     if not isinstance(schema, dict):
         return None, [Message(N_("a form is a JSON object ({...}) with \"type\": \"object\" and its \"properties\""))]
     try:
