@@ -33,10 +33,12 @@ def wait_for(what: str, probe: Callable[[], object], timeout: float = 240, app: 
     raise AssertionError(f"timed out waiting for {what}" + (f"\n{app.logs()}" if app else ""))
 
 
-def open_task(person: UI, title: str, shot: str) -> None:
-    """From the inbox, open the first task with this title (reloading until it is there)."""
+def open_task(person: UI, title: str, shot: str, candidate: str | None = None) -> None:
+    """From the inbox, open the first task with this title (reloading until it is there); with
+    ``candidate``, of that candidate's case only (the inbox's filter): the browser tests share
+    one app, and an earlier test's cases wait in the same queues."""
     def listed() -> bool:
-        person.visit("/inbox")
+        person.visit("/inbox" + (f"?candidate={candidate}" if candidate else ""))
         return person.page.get_by_role("link", name=title).count() > 0
     wait_for(f"{title!r} in the inbox", listed, app=person.app)
     person.page.get_by_role("link", name=title).first.click()
@@ -161,7 +163,7 @@ def test_first_certification_in_the_browser(app: App, ui: Callable[..., UI],
     open_task(office, "Toelaatbaarheid beoordelen", "portal-inbox-task")
     office.visit("/inbox", shot="portal-inbox")
     assert "Bea" in office.page.inner_text("main") or username in office.page.inner_text("main")
-    open_task(office, "Toelaatbaarheid beoordelen", "portal-inbox-eligibility")
+    open_task(office, "Toelaatbaarheid beoordelen", "portal-inbox-eligibility", candidate=username)
 
     office.click("In behandeling nemen")
     office.page.get_by_role("button", name="Taak afronden").wait_for()
@@ -175,7 +177,7 @@ def test_first_certification_in_the_browser(app: App, ui: Callable[..., UI],
     settle(app)
 
     pay(app, username)
-    open_task(office, "Mentor toewijzen", "portal-inbox-assign-mentor")
+    open_task(office, "Mentor toewijzen", "portal-inbox-assign-mentor", candidate=username)
     claim_and_complete(office, "portal-inbox-assign-mentor-filled",
                        lambda p: p.fill("Mentor (gebruikersnaam)", "milou"))
     settle(app)
@@ -206,7 +208,7 @@ def test_first_certification_in_the_browser(app: App, ui: Callable[..., UI],
     settle(app)
 
     mentor = ui("milou")
-    open_task(mentor, "Dossier beoordelen (mentor)", "portal-mentor-task")
+    open_task(mentor, "Dossier beoordelen (mentor)", "portal-mentor-task", candidate=username)
     assert "mijn dossier.pdf" in mentor.page.inner_text("main")
     assert "Mijn antwoorden op de kennisvragen." in mentor.page.inner_text("main")  # the dossier, shown
     doc_href = mentor.page.get_by_role("link", name="mijn dossier.pdf").get_attribute("href")
@@ -220,13 +222,13 @@ def test_first_certification_in_the_browser(app: App, ui: Callable[..., UI],
     other.check("portal-other-mentor-refused")
 
     committee = ui("koen")
-    open_task(committee, "Mondeling assessment", "portal-committee-task")
+    open_task(committee, "Mondeling assessment", "portal-committee-task", candidate=username)
     claim_and_complete(committee, "portal-committee-filled",
                        lambda p: (p.page.get_by_role("radio", name="positief").check(),
                                   p.fill("Verslag", "Overtuigend gesprek.")))
     settle(app)
     certifier = ui("carla")
-    open_task(certifier, "Besluit certificering", "portal-certifier-task")
+    open_task(certifier, "Besluit certificering", "portal-certifier-task", candidate=username)
     claim_and_complete(certifier, "portal-certifier-filled",
                        lambda p: (p.page.get_by_role("radio", name="Ja").check(), p.fill("Motivering", "Voldoet.")))
     settle(app)
