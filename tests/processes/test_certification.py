@@ -131,6 +131,9 @@ def test_granted_path(cert: Driver) -> None:
     assert invoice.customer_username == "cas" and invoice.status == "open"
     assert cert.emails("cas")[-1] == "certification/invoice_sent"
     pay(cert)
+    # Choosing a mentor, the office sees whom for: it said "Deze taak toont geen zaakgegevens".
+    [assign] = cert.inbox("olga")
+    assert assign.context == {"candidate": "cas", "eligibility_route": "hbo_diploma", "motivation": "Ik wil"}
     cert.do("olga", "assign_mentor", {"mentor": "mila"})
     assert cert.emails("cas")[-1] == "certification/mentor_assigned"
     letter = email_text("certification/mentor_assigned")
@@ -228,7 +231,9 @@ def test_late_dossier_reminder_escalation_extend_then_cancel(cert: Driver) -> No
     assert [t.element_id for t in cert.inbox("cas")] == ["write_dossier"]
     later(cert, "P30D")  # day 121: the coordinator takes over
     assert cert.inbox("cas") == []
-    assert [t.element_id for t in cert.inbox("cor")] == ["handle_overdue_dossier"]
+    [overdue] = cert.inbox("cor")
+    assert overdue.element_id == "handle_overdue_dossier"
+    assert overdue.context == {"candidate": "cas", "mentor": "mila"}  # whose dossier, and who guides it
     cert.do("cor", "handle_overdue_dossier", {"decision": "extend", "new_due_note": "Tot na de zomer"})
     [again] = cert.inbox("cas")
     assert again.element_id == "write_dossier"
